@@ -1,0 +1,40 @@
+# Two entry points, each doing all of its own set-up on a fresh machine:
+#   make demo   - the whole pipeline end to end on a local Kafka broker it starts itself
+#   make test   - lint, types, import boundaries, unit/contract tests and the real-broker tier
+# The first interpreter that actually runs and is 3.11+ (pyenv shims may exist but fail).
+PYTHON ?= $(shell for p in python3 python3.11 python3.12 python3.13; do \
+	$$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && { command -v $$p; break; }; done)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test install kafka-jars lint clean
+
+$(BIN)/python:
+	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required (none found on PATH)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+kafka-jars: install
+	$(BIN)/warroom kafka fetch
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: kafka-jars lint
+	$(BIN)/pytest
+
+demo: kafka-jars
+	$(BIN)/warroom demo --duration 90
+
+clean:
+	rm -rf .warroom .pytest_cache .mypy_cache .ruff_cache

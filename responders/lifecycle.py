@@ -1,0 +1,282 @@
+"""The incident lifecycle: inputs in, timeline events and effects out, state as their fold.
+
+Every change to an incident is an :class:`~schemas.IncidentEvent`; :func:`apply` folds events into
+the incident, so the incident table is a projection of ``incidents.events.v1`` and replaying the
+timeline rebuilds it exactly. :func:`on_detection` and :func:`on_command` are total: illegal
+inputs come back as a rejection with a reason, never as an exception.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from responders.paging import pages_for
+from schemas import (
+    Catalog,
+    Command,
+    CommandKind,
+    Detection,
+    DetectionSeverity,
+    Incident,
+    IncidentEvent,
+    IncidentEventKind,
+    IncidentStatus,
+    Page,
+    Severity,
+)
+
+_NAMESPACE = uuid.UUID("6f1d3c2e-8a4b-4f0e-9c57-0d6a1f2b3c4d")
+_KEEP_DETECTION_IDS = 64
+_MAX_FUTURE = timedelta(minutes=1)
+
+S = IncidentStatus
+C = CommandKind
+E = IncidentEventKind
+
+#: (status, command) -> (new status, event kind). Pairs not listed are illegal.
+TRANSITIONS: dict[tuple[IncidentStatus, CommandKind], tuple[IncidentStatus, IncidentEventKind]] = {
+    (S.TRIGGERED, C.ACKNOWLEDGE): (S.ACKNOWLEDGED, E.ACKNOWLEDGED),
+    (S.TRIGGERED, C.MITIGATE): (S.MITIGATED, E.MITIGATED),
+    (S.TRIGGERED, C.RESOLVE): (S.RESOLVED, E.RESOLVED),
+    (S.ACKNOWLEDGED, C.MITIGATE): (S.MITIGATED, E.MITIGATED),
+    (S.ACKNOWLEDGED, C.RESOLVE): (S.RESOLVED, E.RESOLVED),
+    (S.MITIGATED, C.RESOLVE): (S.RESOLVED, E.RESOLVED),
+    (S.MITIGATED, C.REOPEN): (S.TRIGGERED, E.REOPENED),
+    (S.RESOLVED, C.REOPEN): (S.TRIGGERED, E.REOPENED),
+}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What an input did: the incident after it, its new events, pages to send, or a rejection."""
+
+    incident: Incident | None
+    events: tuple[IncidentEvent, ...] = ()
+    pages: tuple[Page, ...] = ()
+    rejection: str | None = None
+    opened: bool = field(default=False)
+
+
+def routing_key(detection: Detection) -> str:
+    """The correlation group of a detection: one open incident per service."""
+    return detection.service
+
+
+def incident_id_for(key: str, opening_detection_id: str) -> str:
+    """Deterministic, so a replayed detection maps to the incident it already opened."""
+    return "inc-" + uuid.uuid5(_NAMESPACE, f"{key}\x00{opening_detection_id}").hex[:16]
+
+
+def severity_for(detection: DetectionSeverity, tier: int) -> Severity:
+    """SEV1-4 from the detection's severity and the service tier (tier 1 = most critical).
+
+    >>> severity_for(DetectionSeverity.CRITICAL, 1), severity_for(DetectionSeverity.ERROR, 3)
+    (<Severity.SEV1: 'SEV1'>, <Severity.SEV3: 'SEV3'>)
+    """
+    base = {
+        DetectionSeverity.CRITICAL: 1,
+        DetectionSeverity.ERROR: 2,
+        DetectionSeverity.WARNING: 3,
+        DetectionSeverity.INFO: 4,
+    }[detection]
+    return Severity(f"SEV{min(4, base + (1 if tier >= 3 else 0))}")
+
+
+def _event(
+    incident_id: str,
+    key: str,
+    seq: int,
+    kind: IncidentEventKind,
+    at: datetime,
+    actor: str,
+    cause: str | None,
+    data: dict[str, object] | None = None,
+) -> IncidentEvent:
+    return IncidentEvent(
+        id=f"{incident_id}:{seq}",
+        incident_id=incident_id,
+        routing_key=key,
+        seq=seq,
+        kind=kind,
+        at=at,
+        actor=actor,
+        cause=cause,
+        data=data or {},
+    )
+
+
+def on_detection(
+    current: Incident | None, detection: Detection, catalog: Catalog, now: datetime
+) -> Outcome:
+    """Open an incident for the detection's group, or attach it to the open one.
+
+    ``current`` is the group's open (not resolved) incident, if any. A detection already seen
+    (by id) changes nothing, so replays are harmless.
+    """
+    key = routing_key(detection)
+    if current is not None and current.status is not S.RESOLVED:
+        if detection.id in current.detection_ids:
+            return Outcome(current)
+        event = _event(
+            current.id,
+            key,
+            current.last_seq + 1,
+            E.DETECTION_ATTACHED,
+            now,
+            "warroom",
+            detection.id,
+            {
+                "detection_id": detection.id,
+                "signal": detection.signal,
+                "detector": detection.detector,
+                "score": detection.score,
+                "detected_at": detection.ts.isoformat(),
+            },
+        )
+        return Outcome(apply(current, event), (event,))
+
+    incident_id = incident_id_for(key, detection.id)
+    team = catalog.team_for(detection.service)
+    impact = detection.impact_started_at or detection.ts
+    opened = Incident(
+        id=incident_id,
+        routing_key=key,
+        service=detection.service,
+        title=f"{detection.service}: {detection.signal} anomalous ({detection.detector})",
+        status=S.TRIGGERED,
+        severity=severity_for(detection.severity, catalog.tier_for(detection.service)),
+        team=team,
+        impact_started_at=min(impact, detection.ts),
+        detected_at=detection.ts,
+        opened_at=now,
+        detection_count=1,
+        detection_ids=(detection.id,),
+        signals=(detection.signal,),
+        last_seq=1,
+    )
+    events = [
+        _event(
+            incident_id,
+            key,
+            1,
+            E.OPENED,
+            now,
+            "warroom",
+            detection.id,
+            {"incident": opened.model_dump(mode="json")},
+        )
+    ]
+    pages = pages_for(opened, catalog, step=0, now=now)
+    incident = opened
+    if pages:
+        paged = _event(
+            incident_id,
+            key,
+            2,
+            E.PAGED,
+            now,
+            "warroom",
+            None,
+            {"step": 0, "recipients": sorted({p.recipient for p in pages})},
+        )
+        events.append(paged)
+        incident = apply(incident, paged)
+    return Outcome(incident, tuple(events), pages, opened=True)
+
+
+def on_command(
+    current: Incident | None,
+    command: Command,
+    now: datetime,
+    open_in_group: str | None = None,
+) -> Outcome:
+    """Apply a person's command, or reject it with the reason (unknown, illegal, bad time).
+
+    ``open_in_group`` is the id of the group's open incident, if any: a resolved incident is not
+    reopened while another one is open for the same group.
+    """
+    if current is None:
+        return Outcome(None, rejection=f"incident {command.incident_id!r} not found")
+    at = command.at or command.issued_at
+    if at > now + _MAX_FUTURE:
+        return Outcome(current, rejection="'at' is in the future")
+    seq = current.last_seq + 1
+    if command.kind is C.NOTE:
+        if not command.text:
+            return Outcome(current, rejection="a note needs text")
+        event = _event(
+            current.id, current.routing_key, seq, E.NOTE, at, command.actor, command.id,
+            {"text": command.text},
+        )  # fmt: skip
+        return Outcome(apply(current, event), (event,))
+    target = TRANSITIONS.get((current.status, command.kind))
+    if target is None:
+        return Outcome(
+            current,
+            rejection=f"cannot {command.kind.value} an incident that is {current.status.value}",
+        )
+    if command.kind is C.REOPEN and open_in_group not in (None, current.id):
+        return Outcome(
+            current, rejection=f"incident {open_in_group} is already open for this group"
+        )
+    floor = current.opened_at if command.kind is C.ACKNOWLEDGE else current.impact_started_at
+    if command.kind is not C.REOPEN and at < floor:
+        return Outcome(current, rejection=f"'at' is before the incident started ({floor})")
+    _, kind = target
+    data: dict[str, object] = {"text": command.text} if command.text else {}
+    event = _event(current.id, current.routing_key, seq, kind, at, command.actor, command.id, data)
+    return Outcome(apply(current, event), (event,))
+
+
+def apply(incident: Incident | None, event: IncidentEvent) -> Incident:
+    """Fold one timeline event into the incident; events already applied (by seq) are ignored."""
+    if incident is None:
+        if event.kind is not E.OPENED:
+            raise ValueError(f"the first event of an incident must be 'opened', not {event.kind}")
+        return Incident.model_validate(event.data["incident"])
+    if event.seq <= incident.last_seq:
+        return incident
+    changes: dict[str, object] = {"last_seq": event.seq}
+    at = event.at
+    match event.kind:
+        case E.DETECTION_ATTACHED:
+            detection_id = str(event.data.get("detection_id", event.cause))
+            signal = str(event.data.get("signal", ""))
+            changes["detection_count"] = incident.detection_count + 1
+            changes["detection_ids"] = (*incident.detection_ids, detection_id)[
+                -_KEEP_DETECTION_IDS:
+            ]
+            if signal and signal not in incident.signals:
+                changes["signals"] = (*incident.signals, signal)
+        case E.PAGED:
+            if incident.first_paged_at is None:
+                changes["first_paged_at"] = at
+        case E.ACKNOWLEDGED:
+            changes["status"] = S.ACKNOWLEDGED
+            changes["acknowledged_at"] = at
+        case E.MITIGATED:
+            changes["status"] = S.MITIGATED
+            changes["mitigated_at"] = at
+        case E.RESOLVED:
+            changes["status"] = S.RESOLVED
+            changes["resolved_at"] = at
+            if incident.mitigated_at is None:
+                changes["mitigated_at"] = at
+        case E.REOPENED:
+            changes["status"] = S.TRIGGERED
+            changes["mitigated_at"] = None
+            changes["resolved_at"] = None
+        case _:
+            pass
+    return incident.model_copy(update=changes)
+
+
+def replay(events: Iterable[IncidentEvent]) -> dict[str, Incident]:
+    """Rebuild every incident from a timeline (any order across incidents, seq order within)."""
+    incidents: dict[str, Incident] = {}
+    for event in sorted(events, key=lambda e: (e.incident_id, e.seq)):
+        incidents[event.incident_id] = apply(incidents.get(event.incident_id), event)
+    return incidents

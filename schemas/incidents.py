@@ -1,0 +1,72 @@
+"""Incidents and ``incidents.events.v1``, the append-only timeline they are projected from."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import Field
+
+from schemas.common import Name, Severity, Timestamp, WireModel
+
+
+class IncidentStatus(StrEnum):
+    """Lifecycle: triggered, acknowledged, mitigated (service restored), resolved (fixed)."""
+
+    TRIGGERED = "triggered"
+    ACKNOWLEDGED = "acknowledged"
+    MITIGATED = "mitigated"
+    RESOLVED = "resolved"
+
+
+class IncidentEventKind(StrEnum):
+    """Past-tense names of everything that can happen to an incident."""
+
+    OPENED = "opened"
+    DETECTION_ATTACHED = "detection_attached"
+    PAGED = "paged"
+    ACKNOWLEDGED = "acknowledged"
+    ESCALATED = "escalated"
+    STATUS_CHANGED = "status_changed"
+    NOTE = "note"
+    TASK_DONE = "task_done"
+    MITIGATED = "mitigated"
+    RESOLVED = "resolved"
+    REOPENED = "reopened"
+
+
+class Incident(WireModel):
+    """The current state of one incident: a projection of its events."""
+
+    id: Name
+    routing_key: Name
+    service: Name
+    title: str
+    status: IncidentStatus
+    severity: Severity
+    team: str | None = None
+    impact_started_at: Timestamp
+    detected_at: Timestamp
+    opened_at: Timestamp
+    first_paged_at: Timestamp | None = None
+    acknowledged_at: Timestamp | None = None
+    mitigated_at: Timestamp | None = None
+    resolved_at: Timestamp | None = None
+    detection_count: int = 0
+    detection_ids: tuple[str, ...] = ()
+    signals: tuple[str, ...] = ()
+    last_seq: int = 0
+
+
+class IncidentEvent(WireModel):
+    """One entry of an incident's timeline; ``id`` is ``<incident_id>:<seq>``, so replays dedup."""
+
+    id: Name
+    incident_id: Name
+    routing_key: Name
+    seq: int = Field(ge=1)
+    kind: IncidentEventKind
+    at: Timestamp
+    actor: Name
+    cause: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)

@@ -1,0 +1,1 @@
+"""One agent per module; each exposes ``attach(pipeline)``."""

@@ -1,0 +1,167 @@
+"""Composition root: one Faust app, its topics and tables, the notifiers, and the agents.
+
+Tests and production build the pipeline through the same :func:`build`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import faust
+import yaml
+from pydantic import ValidationError
+
+from schemas import Catalog, Channel, format_errors
+from streams.deadletter import DeadLetters
+from streams.notifiers.console import ConsoleNotifier
+from streams.notifiers.webhook import WebhookNotifier
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class ConfigError(ValueError):
+    """Configuration that cannot be used, with the field and the problem."""
+
+
+def load_catalog(path: Path | None) -> Catalog:
+    """Read and validate the catalog YAML (an empty catalog if no path is configured)."""
+    if path is None:
+        return Catalog()
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except OSError as exc:
+        raise ConfigError(f"catalog {path}: cannot read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"catalog {path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"catalog {path}: expected a mapping at the top level")
+    try:
+        return Catalog.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"catalog {path}: {format_errors(exc)}") from None
+
+
+@dataclass
+class Topics:
+    """Faust topic objects; every one reads and writes raw bytes (our codec validates)."""
+
+    metrics: Any
+    detections: Any
+    commands: Any
+    incident_inputs: Any
+    events: Any
+    pages: Any
+    receipts: Any
+    aggregates: Any
+
+
+@dataclass
+class Tables:
+    """Changelog-backed tables; names are kebab-case nouns."""
+
+    detector_state: Any
+    incidents: Any
+    open_incidents: Any
+    notification_log: Any
+    incident_projection: Any
+    timelines: Any
+    mttr_by_service: Any
+
+
+@dataclass
+class Pipeline:
+    """Everything the agents and the web API share."""
+
+    settings: Settings
+    catalog: Catalog
+    app: Any
+    topics: Topics
+    tables: Tables
+    dead_letters: DeadLetters
+    notifiers: dict[Channel, Any]
+    ready: bool = False
+    counters: dict[str, int] = field(default_factory=dict)
+
+    def count(self, name: str, n: int = 1) -> None:
+        self.counters[name] = self.counters.get(name, 0) + n
+
+
+def build(settings: Settings, catalog: Catalog) -> Pipeline:
+    """Create the Faust app with its topics, tables and agents."""
+    app = faust.App(
+        settings.app_id,
+        broker=settings.broker_urls(),
+        store="memory://",
+        datadir=str(settings.data_dir),
+        autodiscover=False,
+        web_enabled=False,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        topic_allow_declare=True,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        table_standby_replicas=0,
+        broker_commit_interval=1.0,
+        logging_config=None,
+    )
+    names = settings.topics
+
+    def topic(*topic_names: str) -> Any:
+        return app.topic(
+            *topic_names,
+            partitions=settings.partitions,
+            key_serializer="raw",
+            value_serializer="raw",
+        )
+
+    def table(name: str) -> Any:
+        # No key/value types: Faust serializes both as JSON (str keys, plain-data values).
+        return app.Table(name, partitions=settings.partitions)
+
+    topics = Topics(
+        metrics=topic(names.metrics),
+        detections=topic(names.detections),
+        commands=topic(names.commands),
+        incident_inputs=topic(names.detections, names.commands),
+        events=topic(names.events),
+        pages=topic(names.pages),
+        receipts=topic(names.receipts),
+        aggregates=topic(names.aggregates),
+    )
+    tables = Tables(
+        detector_state=table("detector-state"),
+        incidents=table("incidents"),
+        open_incidents=table("open-incidents"),
+        notification_log=table("notification-log"),
+        incident_projection=table("incident-projection"),
+        timelines=table("incident-timelines"),
+        mttr_by_service=table("mttr-by-service"),
+    )
+    pipeline = Pipeline(
+        settings=settings,
+        catalog=catalog,
+        app=app,
+        topics=topics,
+        tables=tables,
+        dead_letters=DeadLetters(app),
+        notifiers={
+            Channel.CONSOLE: ConsoleNotifier(),
+            Channel.WEBHOOK: WebhookNotifier(timeout_s=settings.notifier_timeout_s),
+        },
+    )
+    from streams.agents import aggregate, deliver_pages, detect, open_incidents
+
+    for agent in (detect, open_incidents, deliver_pages, aggregate):
+        agent.attach(pipeline)
+
+    @app.task
+    async def mark_ready() -> None:
+        # Faust starts app tasks once table recovery has completed.
+        pipeline.ready = True
+        log.info("worker ready: tables recovered, agents running")
+
+    return pipeline

@@ -1,0 +1,167 @@
+"""The ``warroom`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from schemas import format_errors
+
+
+def _settings() -> object:
+    from streams.settings import Settings
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise SystemExit(f"warroom: invalid settings: {format_errors(exc, 'WARROOM')}") from None
+
+
+def _kafka(args: argparse.Namespace) -> int:
+    from streams.kafka_local import BrokerError, LocalBroker, fetch_jars
+
+    broker = LocalBroker(Path(args.home))
+    try:
+        if args.action == "fetch":
+            print(fetch_jars())
+        elif args.action == "start":
+            print(broker.start())
+        elif args.action == "stop":
+            print("stopped" if broker.stop() else "not running")
+        else:
+            state = broker.status()
+            print(json.dumps(state) if state else "not running")
+            return 0 if state else 1
+    except BrokerError as exc:
+        print(f"warroom kafka: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from streams.app import ConfigError
+    from streams.settings import Settings
+    from streams.worker import run_worker
+
+    settings = _settings()
+    assert isinstance(settings, Settings)
+    try:
+        run_worker(settings)
+    except ConfigError as exc:
+        print(f"warroom worker: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from streams.demo import run_demo
+
+    return run_demo(duration_s=args.duration)
+
+
+def _config_check(args: argparse.Namespace) -> int:
+    from streams.app import ConfigError, load_catalog
+
+    try:
+        catalog = load_catalog(Path(args.catalog))
+    except ConfigError as exc:
+        print(f"invalid: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"ok: {len(catalog.services)} services, {len(catalog.teams)} teams, "
+        f"{len(catalog.people)} people"
+    )
+    return 0
+
+
+def _detect(args: argparse.Namespace) -> int:
+    from streams.backtest import BacktestError, run_backtest
+
+    try:
+        rows = run_backtest(Path(args.input), Path(args.output), args.detector, args.param)
+    except BacktestError as exc:
+        print(f"warroom detect: {exc}", file=sys.stderr)
+        return 2
+    print(f"scored {rows} rows -> {args.output}", file=sys.stderr)
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    if args.bench == "nab":
+        from streams.bench.nab import main as nab_main
+
+        return nab_main(args)
+    if args.bench == "loghub":
+        from streams.bench.loghub import main as loghub_main
+
+        return loghub_main(args)
+    print(f"warroom bench: unknown benchmark {args.bench!r}", file=sys.stderr)
+    return 2
+
+
+def _logs(args: argparse.Namespace) -> int:
+    from streams.logtemplates import main as templates_main
+
+    return templates_main(args)
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="warroom", description=__doc__)
+    sub = root.add_subparsers(dest="command", required=True)
+
+    kafka = sub.add_parser("kafka", help="a local single-node Kafka broker for development")
+    kafka.add_argument("action", choices=["start", "stop", "status", "fetch"])
+    kafka.add_argument("--home", default=".warroom/kafka", help="broker data and logs")
+    kafka.set_defaults(func=_kafka)
+
+    worker = sub.add_parser("worker", help="run a stream worker with the HTTP API")
+    worker.set_defaults(func=_worker)
+
+    demo = sub.add_parser("demo", help="broker, worker, generator and responders, end to end")
+    demo.add_argument("--duration", type=float, default=90.0, help="seconds at most")
+    demo.set_defaults(func=_demo)
+
+    config = sub.add_parser("config", help="configuration")
+    config_sub = config.add_subparsers(dest="config_command", required=True)
+    check = config_sub.add_parser("check", help="validate a catalog YAML file")
+    check.add_argument("catalog")
+    check.set_defaults(func=_config_check)
+
+    detect = sub.add_parser("detect", help="score a timestamp,value CSV offline")
+    detect.add_argument("--input", required=True)
+    detect.add_argument("--output", required=True)
+    detect.add_argument("--detector", default=None)
+    detect.add_argument("--param", action="append", default=[], metavar="K=V")
+    detect.set_defaults(func=_detect)
+
+    bench = sub.add_parser("bench", help="benchmarks that print figures")
+    bench_sub = bench.add_subparsers(dest="bench", required=True)
+    nab = bench_sub.add_parser("nab", help="NAB score of the metric detectors")
+    nab.add_argument("--root", default="../shared/nab", help="NAB corpus (data, labels, config)")
+    nab.add_argument("--detector", action="append", default=[], help="only these (repeatable)")
+    nab.set_defaults(func=_bench)
+    loghub = bench_sub.add_parser("loghub", help="log template mining accuracy on Loghub-2k")
+    loghub.add_argument("--root", default="../shared/loghub", help="Loghub-2k systems")
+    loghub.set_defaults(func=_bench)
+
+    logs = sub.add_parser("logs", help="log template mining")
+    logs_sub = logs.add_subparsers(dest="logs_command", required=True)
+    templates = logs_sub.add_parser("templates", help="mine templates from a file of messages")
+    templates.add_argument("--input", required=True, help="one message per line")
+    templates.add_argument("--output", required=True, help="CSV: line,template_id,template")
+    templates.set_defaults(func=_logs)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

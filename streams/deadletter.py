@@ -1,0 +1,59 @@
+"""Dead-lettering: the original key and bytes, where they came from, the stage and the reason."""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
+from schemas import DeadLetter
+from streams.codec import encode
+from streams.settings import TopicNames
+
+log = logging.getLogger(__name__)
+
+_PREVIEW = 512
+
+
+class DeadLetters:
+    """Sends dead letters to ``<source topic>.dlq`` and counts them by topic and stage."""
+
+    def __init__(self, app: Any) -> None:
+        self._app = app
+        self.counts: Counter[tuple[str, str]] = Counter()
+
+    async def send(
+        self,
+        message: Any,
+        stage: str,
+        error: str,
+        payload: bytes | None = None,
+    ) -> None:
+        """Dead-letter ``payload`` (default: the whole message value) read from ``message``."""
+        value = payload if payload is not None else (message.value or b"")
+        key = message.key if isinstance(message.key, bytes) else None
+        letter = DeadLetter(
+            source_topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            key_b64=base64.b64encode(key).decode() if key is not None else None,
+            value_b64=base64.b64encode(value).decode(),
+            value_preview=value[:_PREVIEW].decode("utf-8", errors="replace"),
+            stage=stage,
+            error=error,
+            at=datetime.now(tz=UTC),
+        )
+        self.counts[(message.topic, stage)] += 1
+        log.warning(
+            "dead-lettered %s[%s]@%s at %s: %s",
+            message.topic, message.partition, message.offset, stage, error,
+        )  # fmt: skip
+        await self._app.send(
+            TopicNames.dlq(message.topic),
+            key=key,
+            value=encode(letter),
+            key_serializer="raw",
+            value_serializer="raw",
+        )

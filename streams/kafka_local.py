@@ -1,0 +1,269 @@
+"""A local single-node Apache Kafka broker (KRaft) from Maven Central, for development and tests.
+
+``warroom kafka start|stop|status`` and the test harness both use :class:`LocalBroker`. The jars are
+fetched once with Maven through ``streams/kafka/pom.xml`` into an ignored cache folder and reused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+KAFKA_VERSION = "4.1.2"
+_POM = Path(__file__).with_name("kafka") / "pom.xml"
+_LOG4J = Path(__file__).with_name("kafka") / "log4j2.properties"
+_REPO_ROOT = Path(__file__).resolve().parents[1]
+
+Progress = Callable[[str], None]
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+class BrokerError(RuntimeError):
+    """The local broker could not be fetched, started or reached."""
+
+
+def cache_dir() -> Path:
+    """Where the broker jars live: ``$WARROOM_CACHE_DIR`` or ``.cache`` in the source tree."""
+    configured = os.environ.get("WARROOM_CACHE_DIR")
+    return Path(configured) if configured else _REPO_ROOT / ".cache"
+
+
+def fetch_jars(progress: Progress = _stderr) -> Path:
+    """Download Apache Kafka and its logging binding with Maven, once; return the jar folder."""
+    libs = cache_dir() / "kafka" / KAFKA_VERSION / "libs"
+    if (libs / f"kafka_2.13-{KAFKA_VERSION}.jar").exists():
+        return libs
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise BrokerError("Maven ('mvn') is needed once to fetch the Kafka jars; install it first")
+    java = shutil.which("java")
+    if java is None:
+        raise BrokerError("Java 17+ is needed to run the local Kafka broker; install it first")
+    staging = libs.with_name(f"libs.partial-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    progress(f"downloading Apache Kafka {KAFKA_VERSION} from Maven Central into {libs.parent} ...")
+    cmd = [
+        mvn, "-B", "-f", str(_POM),
+        f"-Dkafka.version={KAFKA_VERSION}",
+        "dependency:copy-dependencies",
+        f"-DoutputDirectory={staging}",
+        "-DincludeScope=runtime",
+    ]  # fmt: skip
+    started = time.monotonic()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    downloaded = 0
+    tail: list[str] = []
+    for line in proc.stdout:
+        tail = [*tail[-30:], line.rstrip()]
+        if "Downloaded from" in line:
+            downloaded += 1
+            if downloaded % 10 == 0:
+                elapsed = time.monotonic() - started
+                progress(f"  {downloaded} files downloaded ({elapsed:.0f}s)")
+    if proc.wait() != 0:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise BrokerError("Maven could not fetch the Kafka jars:\n" + "\n".join(tail))
+    shutil.rmtree(libs, ignore_errors=True)
+    staging.rename(libs)
+    jars = len(list(libs.glob("*.jar")))
+    progress(f"  {jars} jars ready in {time.monotonic() - started:.1f}s")
+    return libs
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _cluster_id() -> str:
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+async def metadata_ready(bootstrap: str, timeout_s: float = 3.0) -> bool:
+    """True when the broker answers a metadata request with itself in the cluster."""
+    from aiokafka.client import AIOKafkaClient
+
+    # Refused connections are expected while the broker boots; don't print each one.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
+    try:
+        await asyncio.wait_for(client.bootstrap(), timeout_s)
+        metadata = await asyncio.wait_for(client.fetch_all_metadata(), timeout_s)
+        return bool(metadata.brokers())
+    except Exception:
+        return False
+    finally:
+        await client.close()
+        logging.getLogger("aiokafka").setLevel(logging.NOTSET)
+
+
+@dataclass
+class LocalBroker:
+    """A broker whose data, config, logs and PID live in ``home``."""
+
+    home: Path
+    heap: str = "512m"
+
+    @property
+    def _state_file(self) -> Path:
+        return self.home / "broker.json"
+
+    def status(self) -> dict[str, object] | None:
+        """The running broker's PID and bootstrap address, or None if it is not running."""
+        try:
+            state: dict[str, object] = json.loads(self._state_file.read_text())
+        except (OSError, ValueError):
+            return None
+        pid = state.get("pid")
+        if not isinstance(pid, int) or not _is_our_broker(pid):
+            return None
+        return state
+
+    @property
+    def bootstrap(self) -> str:
+        state = self.status()
+        if state is None:
+            raise BrokerError(f"no broker is running in {self.home}")
+        return str(state["bootstrap"])
+
+    def start(self, timeout_s: float = 120.0, progress: Progress = _stderr) -> str:
+        """Start a fresh broker (wiping old data) and wait until it answers metadata requests."""
+        running = self.status()
+        if running is not None:
+            progress(f"broker already running (pid {running['pid']})")
+            return str(running["bootstrap"])
+        libs = fetch_jars(progress)
+        shutil.rmtree(self.home / "data", ignore_errors=True)
+        (self.home / "logs").mkdir(parents=True, exist_ok=True)
+        port, controller = free_port(), free_port()
+        while controller == port:
+            controller = free_port()
+        bootstrap = f"127.0.0.1:{port}"
+        props = self.home / "server.properties"
+        props.write_text(
+            "\n".join(
+                [
+                    "process.roles=broker,controller",
+                    "node.id=1",
+                    f"controller.quorum.voters=1@127.0.0.1:{controller}",
+                    f"listeners=PLAINTEXT://{bootstrap},CONTROLLER://127.0.0.1:{controller}",
+                    f"advertised.listeners=PLAINTEXT://{bootstrap}",
+                    "controller.listener.names=CONTROLLER",
+                    "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                    "inter.broker.listener.name=PLAINTEXT",
+                    f"log.dirs={self.home / 'data'}",
+                    "num.partitions=1",
+                    "offsets.topic.replication.factor=1",
+                    "offsets.topic.num.partitions=4",
+                    "transaction.state.log.replication.factor=1",
+                    "transaction.state.log.min.isr=1",
+                    "group.initial.rebalance.delay.ms=0",
+                    "auto.create.topics.enable=false",
+                    "log.retention.hours=168",
+                    "",
+                ]
+            )
+        )
+        classpath = f"{libs}/*"
+        java = shutil.which("java") or "java"
+        jvm = [
+            java, f"-Xmx{self.heap}", "-Xms128m", "-XX:+UseSerialGC",
+            "-XX:TieredStopAtLevel=1", "-Djava.awt.headless=true",
+            f"-Dkafka.logs.dir={self.home / 'logs'}",
+            f"-Dlog4j2.configurationFile={_LOG4J}",
+            "-cp", classpath,
+        ]  # fmt: skip
+        started = time.monotonic()
+        fmt = subprocess.run(
+            [*jvm, "kafka.tools.StorageTool", "format",
+             f"--cluster-id={_cluster_id()}", "-c", str(props)],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if fmt.returncode != 0:
+            raise BrokerError(f"formatting the broker storage failed:\n{fmt.stderr or fmt.stdout}")
+        out = (self.home / "logs" / "stdout.log").open("ab")
+        proc = subprocess.Popen(
+            [*jvm, "kafka.Kafka", str(props)],
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
+        out.close()
+        self._state_file.write_text(json.dumps({"pid": proc.pid, "bootstrap": bootstrap}))
+        progress(f"waiting for the broker at {bootstrap} to answer metadata requests ...")
+        deadline = started + timeout_s
+        next_note = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise BrokerError(
+                    f"the broker exited with code {proc.returncode}; see {self.home / 'logs'}"
+                )
+            if asyncio.run(metadata_ready(bootstrap, timeout_s=2.0)):
+                progress(f"broker ready at {bootstrap} in {time.monotonic() - started:.1f}s")
+                return bootstrap
+            if time.monotonic() > next_note:
+                progress(f"  still waiting ({time.monotonic() - started:.0f}s)")
+                next_note += 10
+            time.sleep(0.2)
+        self.stop()
+        raise BrokerError(f"the broker did not become ready within {timeout_s:.0f}s")
+
+    def stop(self, timeout_s: float = 30.0) -> bool:
+        """Stop the broker by its PID (SIGTERM, then SIGKILL); False if none was running."""
+        state = self.status()
+        if state is None:
+            return False
+        pid = int(str(state["pid"]))
+        _signal(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and _is_our_broker(pid):
+            time.sleep(0.1)
+        if _is_our_broker(pid):
+            _signal(pid, signal.SIGKILL)
+            while _is_our_broker(pid):
+                time.sleep(0.05)
+        self._state_file.unlink(missing_ok=True)
+        return True
+
+    def kill(self) -> None:
+        """SIGKILL the broker (fault tests)."""
+        state = self.status()
+        if state is not None:
+            _signal(int(str(state["pid"])), signal.SIGKILL)
+
+
+def _signal(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+
+
+def _is_our_broker(pid: int) -> bool:
+    """True if ``pid`` is alive and is a Kafka broker (guards against a reused PID)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    # A zombie (state Z) has exited but not been reaped by its parent yet.
+    state = stat.rsplit(")", 1)[-1].split()[0]
+    return state != "Z" and b"kafka.Kafka" in cmdline

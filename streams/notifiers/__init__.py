@@ -1,0 +1,1 @@
+"""Notifier adapters: the shell's implementations of ``responders.ports.Notifier``."""

@@ -1,0 +1,210 @@
+"""The HTTP API on loopback: health, incidents, timelines, lifecycle commands and MTTR.
+
+Reads come from the worker's tables; writes become commands on ``incidents.commands.v1`` after a
+pre-check against the same pure transition the agent applies (404, 409 with the reason). Every
+error is JSON with a message, never a traceback. Writes need ``Authorization: Bearer <token>``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from mode import Service
+from pydantic import ValidationError
+
+from responders.lifecycle import on_command
+from schemas import Command, CommandKind, Incident, format_errors
+from streams.codec import encode
+
+if TYPE_CHECKING:
+    from streams.app import Pipeline
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_ACTIONS = {
+    "acknowledge": CommandKind.ACKNOWLEDGE,
+    "mitigate": CommandKind.MITIGATE,
+    "resolve": CommandKind.RESOLVE,
+    "reopen": CommandKind.REOPEN,
+    "notes": CommandKind.NOTE,
+}
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return _error(exc.status, exc.reason or "error")
+    except Exception:
+        log.exception("unhandled error serving %s %s", request.method, request.path)
+        return _error(500, "internal error; see the worker log")
+
+
+class Api:
+    """Route handlers over a pipeline."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.p = pipeline
+
+    def app(self) -> web.Application:
+        app = web.Application(
+            middlewares=[_errors], client_max_size=self.p.settings.web_max_body_bytes
+        )
+        app.router.add_get("/healthz", self.healthz)
+        app.router.add_get("/readyz", self.readyz)
+        app.router.add_get("/api/incidents", self.list_incidents)
+        app.router.add_get("/api/incidents/{id}", self.get_incident)
+        app.router.add_get("/api/incidents/{id}/timeline", self.timeline)
+        app.router.add_post("/api/incidents/{id}/{action}", self.command)
+        app.router.add_get("/api/mttr", self.mttr)
+        return app
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        app = self.p.app
+        if not self.p.ready or app.rebalancing or getattr(app, "in_recovery", False):
+            return web.json_response({"status": "starting"}, status=503)
+        return web.json_response({"status": "ready"})
+
+    def _incident(self, incident_id: str) -> Incident | None:
+        data = self.p.tables.incidents.get(incident_id)
+        return Incident.model_validate(data) if data is not None else None
+
+    async def list_incidents(self, request: web.Request) -> web.Response:
+        status = request.query.get("status")
+        service = request.query.get("service")
+        rows = [Incident.model_validate(v) for v in list(self.p.tables.incidents.values())]
+        if status == "open":
+            rows = [i for i in rows if i.status.value != "resolved"]
+        elif status:
+            rows = [i for i in rows if i.status.value == status]
+        if service:
+            rows = [i for i in rows if i.service == service]
+        rows.sort(key=lambda i: i.opened_at, reverse=True)
+        return web.json_response({"incidents": [i.model_dump(mode="json") for i in rows]})
+
+    async def get_incident(self, request: web.Request) -> web.Response:
+        incident = self._incident(request.match_info["id"])
+        if incident is None:
+            return _error(404, f"incident {request.match_info['id']!r} not found")
+        return web.json_response(incident.model_dump(mode="json"))
+
+    async def timeline(self, request: web.Request) -> web.Response:
+        incident_id = request.match_info["id"]
+        events = self.p.tables.timelines.get(incident_id)
+        if events is None:
+            if self._incident(incident_id) is None:
+                return _error(404, f"incident {incident_id!r} not found")
+            events = []
+        return web.json_response({"incident_id": incident_id, "events": events})
+
+    async def mttr(self, request: web.Request) -> web.Response:
+        return web.json_response({"aggregates": self._aggregates(request.query.get("service"))})
+
+    def _aggregates(self, service: str | None) -> list[dict[str, Any]]:
+        from responders.mttr import Durations, aggregate
+
+        now = datetime.now(tz=UTC)
+        out = []
+        for name, rows in sorted(self.p.tables.mttr_by_service.items()):
+            if service and name != service:
+                continue
+            per = {k: Durations.from_list(v) for k, v in rows.items()}
+            out.append(aggregate("service", name, per, now).model_dump(mode="json"))
+        return out
+
+    def _authorized(self, request: web.Request) -> web.Response | None:
+        token = self.p.settings.api_token
+        if token is None:
+            return _error(403, "writes are disabled: set WARROOM_API_TOKEN on the worker")
+        header = request.headers.get("Authorization", "")
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() != "bearer" or not given:
+            return _error(401, "missing bearer token (Authorization: Bearer <token>)")
+        if not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
+            return _error(401, "invalid token")
+        return None
+
+    async def command(self, request: web.Request) -> web.Response:
+        denied = self._authorized(request)
+        if denied is not None:
+            return denied
+        action = request.match_info["action"]
+        kind = _ACTIONS.get(action)
+        if kind is None:
+            return _error(404, f"unknown action {action!r}; one of {', '.join(_ACTIONS)}")
+        body: dict[str, Any] = {}
+        if request.can_read_body:
+            try:
+                loaded = json.loads(await request.read() or b"{}")
+            except (ValueError, UnicodeDecodeError):
+                return _error(400, "body is not JSON")
+            if not isinstance(loaded, dict):
+                return _error(400, "body must be a JSON object")
+            body = loaded
+        incident = self._incident(request.match_info["id"])
+        if incident is None:
+            return _error(404, f"incident {request.match_info['id']!r} not found")
+        now = datetime.now(tz=UTC)
+        try:
+            cmd = Command.model_validate(
+                {
+                    "id": f"cmd-{uuid.uuid4().hex[:20]}",
+                    "kind": kind,
+                    "incident_id": incident.id,
+                    "routing_key": incident.routing_key,
+                    "actor": body.get("actor", "api"),
+                    "issued_at": now,
+                    "at": body.get("at"),
+                    "text": body.get("text"),
+                }
+            )
+        except ValidationError as exc:
+            return _error(400, format_errors(exc))
+        open_id = self.p.tables.open_incidents.get(incident.routing_key)
+        outcome = on_command(incident, cmd, now, open_id)
+        if outcome.rejection:
+            return _error(409, outcome.rejection)
+        await self.p.topics.commands.send(key=incident.routing_key.encode(), value=encode(cmd))
+        return web.json_response(
+            {"accepted": True, "command_id": cmd.id, "incident_id": incident.id}, status=202
+        )
+
+
+class WebServer(Service):
+    """Runs the API inside the worker; bound to loopback unless configured otherwise."""
+
+    def __init__(self, pipeline: Pipeline, **kwargs: Any) -> None:
+        self.pipeline = pipeline
+        self._runner: web.AppRunner | None = None
+        super().__init__(**kwargs)
+
+    async def on_start(self) -> None:
+        s = self.pipeline.settings
+        self._runner = web.AppRunner(Api(self.pipeline).app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, s.web_bind, s.web_port)
+        await site.start()
+        log.info("HTTP API on http://%s:%s", s.web_bind, s.web_port)
+
+    async def on_stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
