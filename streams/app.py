@@ -50,6 +50,7 @@ class Topics:
     """Faust topic objects; every one reads and writes raw bytes (our codec validates)."""
 
     metrics: Any
+    logs: Any
     detections: Any
     commands: Any
     incident_inputs: Any
@@ -64,6 +65,7 @@ class Tables:
     """Changelog-backed tables; names are kebab-case nouns."""
 
     detector_state: Any
+    log_state: Any
     incidents: Any
     open_incidents: Any
     notification_log: Any
@@ -124,6 +126,7 @@ def build(settings: Settings, catalog: Catalog) -> Pipeline:
 
     topics = Topics(
         metrics=topic(names.metrics),
+        logs=topic(names.logs),
         detections=topic(names.detections),
         commands=topic(names.commands),
         incident_inputs=topic(names.detections, names.commands),
@@ -134,6 +137,7 @@ def build(settings: Settings, catalog: Catalog) -> Pipeline:
     )
     tables = Tables(
         detector_state=table("detector-state"),
+        log_state=table("log-state"),
         incidents=table("incidents"),
         open_incidents=table("open-incidents"),
         notification_log=table("notification-log"),

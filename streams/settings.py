@@ -25,7 +25,7 @@ class TopicNames(BaseModel):
 
     def inbound(self) -> list[str]:
         """Topics read by agents; each has a dead-letter topic."""
-        return [self.metrics, self.detections, self.commands, self.events, self.pages]
+        return [self.metrics, self.logs, self.detections, self.commands, self.events, self.pages]
 
     def all(self) -> list[str]:
         names = list(self.model_dump().values())
