@@ -1,0 +1,158 @@
+"""Replays do not duplicate incidents; detector state survives a worker restart."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.harness import (
+    Api,
+    RunningWorker,
+    consume,
+    consumed_all,
+    eventually,
+    produce,
+    read_all,
+)
+
+pytestmark = pytest.mark.broker
+
+
+def detection(det_id: str, at: float, service: str = "auth") -> bytes:
+    return json.dumps(
+        {
+            "id": det_id,
+            "ts": at,
+            "service": service,
+            "signal": "errors",
+            "detector": "manual",
+            "score": 1.0,
+            "severity": "error",
+        }
+    ).encode()
+
+
+async def test_replayed_detections_open_one_incident(
+    start_worker: Callable[..., RunningWorker],
+) -> None:
+    worker = start_worker()
+    api = Api(worker)
+    now = time.time()
+    first = detection("d-1", now - 30)
+    # The same detection three times (a producer retry, a replay), then a second one.
+    await produce(
+        worker.bootstrap,
+        worker.topics.detections,
+        [
+            (b"auth", first),
+            (b"auth", first),
+            (b"auth", detection("d-2", now - 20)),
+            (b"auth", first),
+        ],
+    )
+
+    async def attached() -> list[Any] | None:
+        _, body = await api.get("/api/incidents")
+        rows = body["incidents"]
+        return rows if rows and rows[0]["detection_count"] >= 2 else None
+
+    await eventually(attached, 30, "the second detection to attach")
+    await eventually(
+        lambda: _true_or_none(
+            consumed_all(worker.bootstrap, worker.app_id, worker.topics.detections)
+        ),
+        20,
+        "all detections consumed",
+    )
+    _, body = await api.get("/api/incidents")
+    [incident] = body["incidents"]
+    assert incident["detection_count"] == 2
+    assert incident["detection_ids"] == ["d-1", "d-2"]
+
+    # Resolve it; replaying the opening detection afterwards still opens nothing new.
+    path = f"/api/incidents/{incident['id']}"
+    assert (await api.post(f"{path}/resolve"))[0] == 202
+
+    async def resolved() -> bool | None:
+        _, inc = await api.get(path)
+        return True if inc["status"] == "resolved" else None
+
+    await eventually(resolved, 15, "resolved")
+    await produce(worker.bootstrap, worker.topics.detections, [(b"auth", first)])
+    await produce(worker.bootstrap, worker.topics.detections, [(b"auth", detection("d-3", now))])
+
+    async def two() -> list[Any] | None:
+        _, body = await api.get("/api/incidents")
+        return body["incidents"] if len(body["incidents"]) >= 2 else None
+
+    rows = await eventually(two, 20, "a new incident for a new detection after resolve")
+    await eventually(
+        lambda: _true_or_none(
+            consumed_all(worker.bootstrap, worker.app_id, worker.topics.detections)
+        ),
+        20,
+        "all detections consumed",
+    )
+    _, body = await api.get("/api/incidents")
+    assert len(body["incidents"]) == 2
+    assert {r["detection_ids"][0] for r in rows} == {"d-1", "d-3"}
+
+
+async def _true_or_none(done: Any) -> bool | None:
+    return True if await done else None
+
+
+async def test_detector_state_survives_a_restart(
+    start_worker: Callable[..., RunningWorker],
+) -> None:
+    worker = start_worker(detector="median_mad", detector_params={"window": 60, "warmup": 30})
+    base = float(int(time.time()) - 600)
+    warm = [
+        {"ts": base + i, "service": "billing", "metric": "latency_ms", "value": 80.0 + (i % 4)}
+        for i in range(40)
+    ]
+    await produce(
+        worker.bootstrap,
+        worker.topics.metrics,
+        [(b"billing", json.dumps({"points": warm}).encode())],
+    )
+    await eventually(
+        lambda: _true_or_none(consumed_all(worker.bootstrap, worker.app_id, worker.topics.metrics)),
+        30,
+        "the warm-up points consumed",
+    )
+    worker.restart()
+
+    # After the restart: more normal points (no burst of false detections), then a spike
+    # that must be detected at once (a re-warmed detector would need 30 points first).
+    after = [
+        {"ts": base + 40 + i, "service": "billing", "metric": "latency_ms", "value": 80.0 + (i % 4)}
+        for i in range(10)
+    ] + [
+        {"ts": base + 50 + i, "service": "billing", "metric": "latency_ms", "value": 900.0}
+        for i in range(3)
+    ]
+    await produce(
+        worker.bootstrap,
+        worker.topics.metrics,
+        [(b"billing", json.dumps({"points": after}).encode())],
+    )
+    detections = await consume(
+        worker.bootstrap, worker.topics.detections, lambda v: len(v) >= 1, timeout_s=30
+    )
+    await eventually(
+        lambda: _true_or_none(consumed_all(worker.bootstrap, worker.app_id, worker.topics.metrics)),
+        30,
+        "all points consumed",
+    )
+    detections = await read_all(worker.bootstrap, worker.topics.detections)
+    assert len(detections) == 1, detections
+    [found] = detections
+    assert found["context"]["value"] == 900.0
+    assert found["impact_started_at"].startswith(
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(base + 50))
+    )

@@ -1,0 +1,62 @@
+"""Test harness: one real Kafka broker per session, and workers started as real processes.
+
+Fixtures:
+
+- ``kafka_bootstrap``: the ``host:port`` of an Apache Kafka broker this session started itself
+  (``streams.kafka_local.LocalBroker``, the code behind ``warroom kafka start``). If it cannot
+  start, tests that use it fail; they never skip.
+- ``start_worker(catalog=None, **settings)``: starts ``warroom worker`` as a subprocess with a
+  fresh app id, fresh topic names and its own data dir, waits until ``/readyz`` answers, and
+  returns a :class:`tests.harness.RunningWorker` (``base_url``, ``token``, ``settings``,
+  ``topics``, ``log_tail()``, ``stop()``, ``kill()``, ``restart()``). Stopped after the test.
+- ``webhook_server``: a real local HTTP server recording every request it receives
+  (:class:`tests.harness.WebhookServer`: ``url``, ``requests``, ``wait_for(n, timeout_s)``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streams.kafka_local import LocalBroker
+from tests.harness import RunningWorker, WebhookServer, new_worker
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    broker = LocalBroker(tmp_path_factory.mktemp("kafka"))
+    bootstrap = broker.start(timeout_s=180)
+    try:
+        yield bootstrap
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def start_worker(
+    kafka_bootstrap: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., RunningWorker]]:
+    started: list[RunningWorker] = []
+
+    def start(catalog: dict[str, Any] | None = None, **settings: Any) -> RunningWorker:
+        worker = new_worker(kafka_bootstrap, tmp_path, request.node.name, catalog, settings)
+        started.append(worker)
+        worker.start()
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture
+async def webhook_server() -> AsyncIterator[WebhookServer]:
+    server = WebhookServer()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
