@@ -159,9 +159,7 @@ async def _respond(demo: Demo, incident_id: str, service: str) -> None:
     demo.say(f"ACK   {incident_id} by on-call (via POST /api/incidents/{{id}}/acknowledge)")
     await _command(demo, incident_id, "acknowledge", "looking")
     if service == FAULT_SERVICE:
-        while not demo.fault_over:
-            await asyncio.sleep(0.2)
-        await asyncio.sleep(2.0)
+        await asyncio.sleep(max(0.0, demo.fault[1] - time.monotonic()) + 2.0)
         note = "rolled back the bad deploy"
     else:
         await asyncio.sleep(2.0)
@@ -188,9 +186,9 @@ async def _watch(demo: Demo) -> None:
                 for record in records:
                     if record.value is not None:
                         _on_record(demo, record.topic, json.loads(record.value), responders)
-            if demo.opened and demo.fault_over and demo.resolved >= set(demo.opened):
-                if all(a["open_incidents"] == 0 for a in demo.aggregates.values()):
-                    demo.done.set()
+            settled = all(a["open_incidents"] == 0 for a in demo.aggregates.values())
+            if demo.opened and demo.fault_over and demo.resolved >= set(demo.opened) and settled:
+                demo.done.set()
     finally:
         for task in responders:
             task.cancel()
@@ -276,7 +274,6 @@ async def _wait_ready(demo: Demo, proc: subprocess.Popen[bytes], timeout_s: floa
 
 
 async def _run(demo: Demo, external: bool) -> dict[str, Any]:
-    HOME.mkdir(parents=True, exist_ok=True)
     receiver = await _receiver(demo)
     hook_port = free_port()
     await web.TCPSite(receiver, "127.0.0.1", hook_port).start()
@@ -333,6 +330,7 @@ def run_demo(duration_s: float = 90.0) -> int:
         demo.bootstrap = broker.start()
         broker_s = time.monotonic() - t0
         demo.say(f"local Kafka broker at {demo.bootstrap} ({broker_s:.1f}s)")
+    HOME.mkdir(parents=True, exist_ok=True)
     try:
         extra = asyncio.run(_run(demo, external))
     finally:

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -114,7 +114,7 @@ def _ready(base_url: str) -> bool:
     import urllib.request
 
     try:
-        with urllib.request.urlopen(f"{base_url}/readyz", timeout=1) as response:  # noqa: S310
+        with urllib.request.urlopen(f"{base_url}/readyz", timeout=1) as response:
             return bool(response.status == 200)
     except (urllib.error.URLError, OSError):
         return False
@@ -166,7 +166,9 @@ def new_worker(
     )
 
 
-async def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes]]) -> None:
+async def produce(
+    bootstrap: str, topic: str, messages: Sequence[tuple[bytes | None, bytes]]
+) -> None:
     """Send (key, value) pairs in order and wait until the broker has them all."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
@@ -315,9 +317,11 @@ class Api:
         self.worker = worker
 
     async def get(self, path: str) -> tuple[int, Any]:
-        async with aiohttp.ClientSession() as session:
-            async with session.get(self.worker.base_url + path) as response:
-                return response.status, await response.json()
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(self.worker.base_url + path) as response,
+        ):
+            return response.status, await response.json()
 
     async def post(
         self, path: str, body: dict[str, Any] | None = None, token: str | None = "default"
@@ -327,8 +331,8 @@ class Api:
             headers = self.worker.headers()
         elif token is not None:
             headers = {"Authorization": f"Bearer {token}"}
-        async with aiohttp.ClientSession() as session:
-            async with session.post(
-                self.worker.base_url + path, json=body, headers=headers
-            ) as response:
-                return response.status, await response.json()
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(self.worker.base_url + path, json=body, headers=headers) as response,
+        ):
+            return response.status, await response.json()

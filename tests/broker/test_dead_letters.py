@@ -1,4 +1,4 @@
-"""Bad input lands on ``<topic>.dlq`` with its reason and bytes; the next valid input is processed."""
+"""Bad input lands on ``<topic>.dlq`` with its reason and bytes; valid input is still processed."""
 
 from __future__ import annotations
 
