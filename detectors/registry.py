@@ -1,17 +1,39 @@
-"""Detectors by name, so configuration and the CLI can pick one."""
+"""Detectors by name, so configuration and the CLI can pick one, streaming or batched."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from detectors.base import Detector
-from detectors.robust import MedianMad
+import numpy as np
 
-DETECTORS: Mapping[str, type[Any]] = {MedianMad.name: MedianMad}
+from detectors.base import Detector
+from detectors.changepoint import Cusum
+from detectors.ensemble import SurpriseEnsemble
+from detectors.ewma import EwmaZ, RateOfChange
+from detectors.multivariate import RiverHalfSpaceTrees
+from detectors.robust import MedianMad
+from detectors.rules import Absence, SloBurnRate, StaticThreshold
+from detectors.seasonal import Seasonal
+from detectors.vector import BatchDetector, Floats, Mask, OneSeries
+
+_CLASSES: list[type[Any]] = [
+    SurpriseEnsemble,
+    MedianMad,
+    EwmaZ,
+    RateOfChange,
+    Seasonal,
+    Cusum,
+    StaticThreshold,
+    SloBurnRate,
+    Absence,
+    RiverHalfSpaceTrees,
+]
+
+DETECTORS: Mapping[str, type[Any]] = {cls.name: cls for cls in _CLASSES}
 """Every registered detector class, by its ``name``."""
 
-DEFAULT_DETECTOR = MedianMad.name
+DEFAULT_DETECTOR = SurpriseEnsemble.name
 
 
 def make_detector(name: str = DEFAULT_DETECTOR, **params: Any) -> Detector:
@@ -20,7 +42,7 @@ def make_detector(name: str = DEFAULT_DETECTOR, **params: Any) -> Detector:
     >>> make_detector("nope")
     Traceback (most recent call last):
     ...
-    ValueError: unknown detector 'nope'; known: median_mad
+    ValueError: unknown detector 'nope'; known: ...
     """
     try:
         cls: Callable[..., Detector] = DETECTORS[name]
@@ -40,3 +62,48 @@ def restore_detector(state: dict[str, Any]) -> Detector:
         raise ValueError(f"state names unknown detector {name!r}")
     detector: Detector = DETECTORS[name].from_state(state)
     return detector
+
+
+class LoopBatch(BatchDetector):
+    """The batch form of a detector that has no vectorized kernel: one instance per series."""
+
+    def __init__(self, n: int, cls: type[Any], **params: Any) -> None:
+        super().__init__(n)
+        self._cls = cls
+        self._params = params
+        self.items: list[Detector] = [cls(**params) for _ in range(n)]
+        self.name = cls.name  # type: ignore[misc]
+        self.state_version = cls.state_version  # type: ignore[misc]
+        self.threshold = cls.threshold  # type: ignore[misc]
+
+    def warmed_up_many(self) -> Mask:
+        return np.array([d.warmed_up for d in self.items], dtype=np.bool_)
+
+    def score_many(self, values: Floats, ts: Floats, mask: Mask | None = None) -> Floats:
+        out = np.zeros(self.n)
+        for i, d in enumerate(self.items):
+            if mask is None or mask[i]:
+                out[i] = d.score_one(float(values[i]), float(ts[i]))
+        return out
+
+    def learn_many(self, values: Floats, ts: Floats, mask: Mask | None = None) -> None:
+        for i, d in enumerate(self.items):
+            if mask is None or mask[i]:
+                d.learn_one(float(values[i]), float(ts[i]))
+
+    def row_state(self, i: int) -> dict[str, Any]:
+        return self.items[i].to_state()
+
+    def load_row(self, i: int, state: dict[str, Any]) -> None:
+        self.items[i] = self._cls.from_state(state)
+
+
+def make_batch(name: str, n: int, **params: Any) -> BatchDetector:
+    """The batch form of detector ``name`` for ``n`` series with the same hyperparameters."""
+    if name not in DETECTORS:
+        known = ", ".join(sorted(DETECTORS))
+        raise ValueError(f"unknown detector {name!r}; known: {known}")
+    cls = DETECTORS[name]
+    if issubclass(cls, OneSeries):
+        return cls.batch_cls(n, **params)
+    return LoopBatch(n, cls, **params)

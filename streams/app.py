@@ -157,9 +157,9 @@ def build(settings: Settings, catalog: Catalog) -> Pipeline:
             Channel.WEBHOOK: WebhookNotifier(timeout_s=settings.notifier_timeout_s),
         },
     )
-    from streams.agents import aggregate, deliver_pages, detect, open_incidents
+    from streams.agents import aggregate, deliver_pages, detect, mine_logs, open_incidents
 
-    for agent in (detect, open_incidents, deliver_pages, aggregate):
+    for agent in (detect, mine_logs, open_incidents, deliver_pages, aggregate):
         agent.attach(pipeline)
 
     @app.task
