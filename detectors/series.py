@@ -44,7 +44,13 @@ class SeriesDetector:
     def create(
         cls, detector: str, detector_params: dict[str, Any], policy_params: dict[str, Any]
     ) -> SeriesDetector:
-        return cls(make_detector(detector, **detector_params), ThresholdPolicy(**policy_params))
+        """A fresh series; the policy defaults to the detector's recommended decision settings."""
+        model = make_detector(detector, **detector_params)
+        recommended = {
+            "threshold": getattr(model, "threshold", 0.9999),
+            "for_points": getattr(model, "for_points", 2),
+        }
+        return cls(model, ThresholdPolicy(**{**recommended, **policy_params}))
 
     def observe(self, point: MetricPoint) -> Observation:
         """Score, learn and decide one point (score before learning)."""

@@ -1,0 +1,136 @@
+"""The default detector: the strongest of several robust surprises, reported once per episode.
+
+Three views of each point are scored against exponentially weighted baselines: its level against a
+slow baseline, its level against a fast one, and its step from the previous point against typical
+steps. The largest of the three z-scores is the point's surprise. A surprise that does not exceed
+the (slowly decaying) peak of recent surprises is discounted, so an episode scores high when it
+starts and not on every later point of it: an alert says something new happened.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+from detectors.vector import BatchDetector, Floats, Mask, OneSeries, masked_update, z_to_score
+
+
+class SurpriseEnsembleBatch(BatchDetector):
+    """Max of level (slow, fast) and step z-scores, with episode suppression."""
+
+    name: ClassVar[str] = "surprise"
+    state_version: ClassVar[int] = 1
+    threshold: ClassVar[float] = 0.5
+    #: It scores an episode once, where it starts: decide on a single point.
+    for_points: ClassVar[int] = 1
+
+    def __init__(
+        self,
+        n: int = 1,
+        slow_alpha: float = 0.02,
+        fast_alpha: float = 0.1,
+        warmup: int = 20,
+        clip: float = 3.0,
+        peak_decay: float = 0.999,
+        rel_floor: float = 0.001,
+        abs_floor: float = 1e-9,
+        z_half: float = 6.0,
+    ) -> None:
+        super().__init__(n)
+        self.slow_alpha, self.fast_alpha = slow_alpha, fast_alpha
+        self.warmup, self.clip, self.peak_decay = warmup, clip, peak_decay
+        self.rel_floor, self.abs_floor, self.z_half = rel_floor, abs_floor, z_half
+        self._m = np.zeros((n, 3))  # slow mean, fast mean, mean step
+        self._v = np.zeros((n, 3))  # their variances
+        self._prev = np.zeros(n)
+        self._peak = np.zeros(n)
+        self._count = np.zeros(n, dtype=np.int64)
+        self._alpha = np.array([slow_alpha, fast_alpha, slow_alpha])
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "slow_alpha": self.slow_alpha,
+            "fast_alpha": self.fast_alpha,
+            "warmup": self.warmup,
+            "clip": self.clip,
+            "peak_decay": self.peak_decay,
+            "rel_floor": self.rel_floor,
+            "abs_floor": self.abs_floor,
+            "z_half": self.z_half,
+        }
+
+    def arrays(self) -> dict[str, NDArray[Any]]:
+        return {
+            "mean": self._m,
+            "var": self._v,
+            "prev": self._prev,
+            "peak": self._peak,
+            "count": self._count,
+        }
+
+    def warmed_up_many(self) -> Mask:
+        return self._count >= self.warmup
+
+    def _features(self, x: Floats) -> Floats:
+        return np.stack([x, x, x - self._prev], axis=1)
+
+    def _scale(self) -> Floats:
+        sd = np.sqrt(self._v)
+        level_floor = np.maximum(self.rel_floor * np.abs(self._m[:, :1]), self.abs_floor)
+        # The fast baseline is judged with the slow spread: its own shrinks in quiet spells.
+        sd = np.maximum(sd, sd[:, :1] * np.array([0.0, 1.0, 0.0]))
+        out: Floats = np.maximum(sd, level_floor)
+        return out
+
+    def _surprise(self, x: Floats) -> Floats:
+        z = np.abs(self._features(x) - self._m) / self._scale()
+        z[:, 2] = np.where(self._count >= 2, z[:, 2], 0.0)
+        out: Floats = np.max(z, axis=1)
+        return out
+
+    def _score(self, x: Floats, ts: Floats) -> Floats:
+        z = self._surprise(x)
+        fresh = np.maximum(z - self._peak, 0.0)
+        return z_to_score(fresh, self.z_half)
+
+    def _learn(self, x: Floats, ts: Floats, mask: Mask) -> None:
+        ok = mask & np.isfinite(x)
+        z = self._surprise(x)
+        peak = np.maximum(self._peak * self.peak_decay, np.where(self.warmed_up_many(), z, 0.0))
+        f = self._features(x)
+        first = (self._count == 0)[:, None]
+        diff = f - self._m
+        lim = self.clip * self._scale()
+        diff = np.where(self._count[:, None] < 3, diff, np.clip(diff, -lim, lim))
+        incr = self._alpha * diff
+        m = np.where(first, f, self._m + incr)
+        v = np.where(first, 0.0, (1.0 - self._alpha) * (self._v + diff * incr))
+        # The step statistics start with the second point.
+        second = (self._count == 1)[:, None] & np.array([False, False, True])
+        m = np.where(second, f, m)
+        v = np.where(second, 0.0, v)
+        masked_update(ok, m, self._m)
+        masked_update(ok, v, self._v)
+        masked_update(ok, x, self._prev)
+        masked_update(ok, peak, self._peak)
+        self._count += ok
+
+
+class SurpriseEnsemble(OneSeries):
+    """One series of ``SurpriseEnsembleBatch``.
+
+    >>> import random
+    >>> rng = random.Random(7)
+    >>> d = SurpriseEnsemble()
+    >>> quiet = []
+    >>> for t in range(200):
+    ...     v = 100.0 + rng.gauss(0.0, 3.0)
+    ...     quiet.append(d.score_one(v, float(t)))
+    ...     d.learn_one(v, float(t))
+    >>> max(quiet) < SurpriseEnsemble.threshold, d.score_one(400.0, 200.0) >= d.threshold
+    (True, True)
+    """
+
+    batch_cls = SurpriseEnsembleBatch

@@ -1,0 +1,157 @@
+"""Vectorized detectors: one state array row per series, and the one-series form built on it.
+
+A batch detector holds the state of ``n`` series as numpy arrays and scores one point per series
+per call (``score_many`` then ``learn_many``); a ``mask`` leaves series without a point untouched.
+``OneSeries`` wraps a batch of one, so the streaming form and the batch form cannot disagree.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Self
+
+import numpy as np
+from numpy.typing import NDArray
+
+from detectors.base import check_version
+
+Floats = NDArray[np.float64]
+Mask = NDArray[np.bool_]
+
+
+def z_to_score(z: Floats, z_half: float = 4.0) -> Floats:
+    """``r / (1 + r)`` with ``r = (z / z_half)**2``: 0.5 at ``z_half`` sigmas.
+
+    Unlike ``erf`` it does not round to exactly 1.0 beyond about 8 sigmas, so scores keep
+    ranking large deviations against each other.
+    """
+    return ratio_to_score(np.square(np.asarray(z, dtype=np.float64) / z_half))
+
+
+def ratio_to_score(r: Floats) -> Floats:
+    """``r / (1 + r)`` for ``r >= 0``: 0.5 exactly where a rule's ratio reaches 1."""
+    r = np.maximum(r, 0.0)
+    return np.asarray(r / (1.0 + r), dtype=np.float64)
+
+
+class BatchDetector:
+    """State of ``n`` series in arrays; subclasses define the hyperparameters and the math."""
+
+    name: ClassVar[str]
+    state_version: ClassVar[int]
+    threshold: ClassVar[float]
+
+    def __init__(self, n: int = 1) -> None:
+        if n < 1:
+            raise ValueError("n must be at least 1")
+        self.n = n
+
+    def params(self) -> dict[str, Any]:
+        """The hyperparameters, under their constructor names."""
+        raise NotImplementedError
+
+    def arrays(self) -> dict[str, NDArray[Any]]:
+        """The learned state: arrays whose first axis is the series."""
+        raise NotImplementedError
+
+    def warmed_up_many(self) -> Mask:
+        raise NotImplementedError
+
+    def _score(self, x: Floats, ts: Floats) -> Floats:
+        raise NotImplementedError
+
+    def _learn(self, x: Floats, ts: Floats, mask: Mask) -> None:
+        raise NotImplementedError
+
+    def score_many(self, values: Floats, ts: Floats, mask: Mask | None = None) -> Floats:
+        """One score per series, 0 where warming up or masked out."""
+        x = np.asarray(values, dtype=np.float64)
+        t = np.asarray(ts, dtype=np.float64)
+        ok = self.warmed_up_many() if mask is None else self.warmed_up_many() & mask
+        out = np.clip(np.nan_to_num(self._score(x, t), nan=0.0), 0.0, 1.0)
+        return np.where(ok, out, 0.0)
+
+    def learn_many(self, values: Floats, ts: Floats, mask: Mask | None = None) -> None:
+        """Learn one point per series (only where ``mask`` is true)."""
+        m = np.ones(self.n, dtype=np.bool_) if mask is None else np.asarray(mask, dtype=np.bool_)
+        self._learn(np.asarray(values, dtype=np.float64), np.asarray(ts, dtype=np.float64), m)
+
+    def row_state(self, i: int) -> dict[str, Any]:
+        """Series ``i`` as plain JSON-able data."""
+        return {
+            "name": self.name,
+            "version": self.state_version,
+            "params": self.params(),
+            "state": {k: v[i].tolist() for k, v in self.arrays().items()},
+        }
+
+    def load_row(self, i: int, state: dict[str, Any]) -> None:
+        """Overwrite series ``i`` from ``row_state`` output of the same detector."""
+        check_version(state, self.name, self.state_version)
+        arrays = self.arrays()
+        for key, arr in arrays.items():
+            arr[i] = np.asarray(state["state"][key], dtype=arr.dtype)
+
+    @classmethod
+    def from_rows(cls, states: list[dict[str, Any]]) -> Self:
+        """A batch of ``len(states)`` series from per-series states with equal parameters."""
+        if not states:
+            raise ValueError("no states")
+        check_version(states[0], cls.name, cls.state_version)
+        batch = cls(len(states), **states[0]["params"])
+        for i, state in enumerate(states):
+            batch.load_row(i, state)
+        return batch
+
+
+def _where(mask: Mask, new: NDArray[Any], old: NDArray[Any]) -> None:
+    """``old[mask] = new[mask]`` in place."""
+    np.copyto(old, new, where=mask.reshape(mask.shape + (1,) * (old.ndim - 1)))
+
+
+class OneSeries:
+    """The streaming form of a batch detector: a batch of one series."""
+
+    batch_cls: ClassVar[type[BatchDetector]]
+    name: ClassVar[str]
+    state_version: ClassVar[int]
+    threshold: ClassVar[float]
+    for_points: ClassVar[int]
+
+    def __init__(self, **params: Any) -> None:
+        self._batch = self.batch_cls(1, **params)
+        self._ts = np.zeros(1)
+        self._x = np.zeros(1)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.name = cls.batch_cls.name
+        cls.state_version = cls.batch_cls.state_version
+        cls.threshold = cls.batch_cls.threshold
+        cls.for_points = getattr(cls.batch_cls, "for_points", 2)
+
+    @property
+    def warmed_up(self) -> bool:
+        return bool(self._batch.warmed_up_many()[0])
+
+    def score_one(self, value: float, ts: float) -> float:
+        self._x[0], self._ts[0] = value, ts
+        return float(self._batch.score_many(self._x, self._ts)[0])
+
+    def learn_one(self, value: float, ts: float) -> None:
+        self._x[0], self._ts[0] = value, ts
+        self._batch.learn_many(self._x, self._ts)
+
+    def to_state(self) -> dict[str, Any]:
+        return self._batch.row_state(0)
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Self:
+        check_version(state, cls.name, cls.state_version)
+        detector = cls(**state["params"])
+        detector._batch.load_row(0, state)
+        return detector
+
+
+def masked_update(mask: Mask, new: NDArray[Any], old: NDArray[Any]) -> None:
+    """Write ``new`` into ``old`` for the series selected by ``mask``."""
+    _where(mask, new, old)

@@ -1,0 +1,146 @@
+"""``warroom bench nab``: NAB scores, windows found, false positives and cost of each detector."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from detectors.nab import LabelledFile, profiles_from_config, score_corpus, window_rows
+from detectors.registry import DEFAULT_DETECTOR, DETECTORS, make_batch
+from streams.backtest import parse_time
+
+
+@dataclass(frozen=True)
+class Series:
+    """One corpus file: its labels, values and event times in row order."""
+
+    file: LabelledFile
+    values: NDArray[np.float64]
+    ts: NDArray[np.float64]
+
+
+def _label_key(text: str) -> str:
+    return text.strip().split(".")[0]
+
+
+def load_corpus(root: Path) -> list[Series]:
+    """Every data file named in the labels, read from ``root`` (never copied)."""
+    windows: dict[str, list[list[str]]] = json.loads(
+        (root / "labels" / "combined_windows.json").read_text()
+    )
+    out: list[Series] = []
+    for rel in sorted(windows):
+        path = root / "data" / rel
+        if not path.exists():
+            continue
+        stamps: list[str] = []
+        values: list[float] = []
+        with path.open(newline="") as fh:
+            for row in csv.DictReader(fh):
+                stamps.append(_label_key(row["timestamp"]))
+                values.append(float(row["value"]))
+        rows = window_rows(stamps, [(_label_key(a), _label_key(b)) for a, b in windows[rel]])
+        out.append(
+            Series(
+                LabelledFile(rel, len(stamps), tuple(rows)),
+                np.asarray(values, dtype=np.float64),
+                np.asarray([parse_time(s) for s in stamps], dtype=np.float64),
+            )
+        )
+    return out
+
+
+def run_detector(name: str, corpus: list[Series]) -> tuple[list[NDArray[np.float64]], float]:
+    """Score every file as one batch of series stepping row by row; returns scores, seconds."""
+    n = len(corpus)
+    length = max(s.file.n_rows for s in corpus)
+    values = np.zeros((length, n))
+    stamps = np.zeros((length, n))
+    active = np.zeros((length, n), dtype=np.bool_)
+    for j, s in enumerate(corpus):
+        k = s.file.n_rows
+        values[:k, j], stamps[:k, j], active[:k, j] = s.values, s.ts, True
+    scores = np.zeros((length, n))
+    batch = make_batch(name, n)
+    started = time.perf_counter()
+    for i in range(length):
+        scores[i] = batch.score_many(values[i], stamps[i], active[i])
+        batch.learn_many(values[i], stamps[i], active[i])
+    elapsed = time.perf_counter() - started
+    return [scores[: s.file.n_rows, j].copy() for j, s in enumerate(corpus)], elapsed
+
+
+def state_bytes(name: str, corpus: list[Series]) -> int:
+    """Bytes of one series' ``to_state`` JSON after it has learned a corpus file."""
+    longest = max(corpus, key=lambda s: s.file.n_rows)
+    batch = make_batch(name, 1)
+    for v, t in zip(longest.values[:2000], longest.ts[:2000], strict=True):
+        batch.score_many(np.array([v]), np.array([t]))
+        batch.learn_many(np.array([v]), np.array([t]))
+    return len(json.dumps(batch.row_state(0)))
+
+
+def main(args: argparse.Namespace) -> int:
+    root = Path(args.root)
+    try:
+        profiles = profiles_from_config(json.loads((root / "config" / "profiles.json").read_text()))
+        corpus = load_corpus(root)
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"warroom bench nab: {root}: {exc}", file=sys.stderr)
+        return 2
+    if not corpus:
+        print(f"warroom bench nab: no data files under {root}", file=sys.stderr)
+        return 2
+    names: list[str] = list(args.detector) or sorted(DETECTORS)
+    unknown = [d for d in names if d not in DETECTORS]
+    if unknown:
+        print(f"warroom bench nab: unknown detector(s) {', '.join(unknown)}", file=sys.stderr)
+        return 2
+    points = sum(s.file.n_rows for s in corpus)
+    print(f"NAB corpus: {len(corpus)} files, {points} points, root {root}")
+    header = (
+        f"{'detector':<16} {'standard':>8} {'low_FP':>8} {'low_FN':>8} {'windows':>9} "
+        f"{'FP':>5} {'time_s':>7} {'us/pt':>7} {'state_B':>8}"
+    )
+    print(header)
+    print("-" * len(header))
+    figures: dict[str, Any] = {}
+    for name in names:
+        scores, elapsed = run_detector(name, corpus)
+        results = {p.name: score_corpus([s.file for s in corpus], scores, p) for p in profiles}
+        std = results.get("standard") or next(iter(results.values()))
+        size = state_bytes(name, corpus)
+        us = 1e6 * elapsed / points
+        figures[name] = {
+            "default": name == DEFAULT_DETECTOR,
+            **{f"score_{k}": round(r.score, 2) for k, r in results.items()},
+            **{
+                f"threshold_{k}": (r.threshold if r.threshold != float("inf") else None)
+                for k, r in results.items()
+            },
+            "windows_found": std.found,
+            "windows": std.windows,
+            "false_positives": std.false_positives,
+            "seconds": round(elapsed, 3),
+            "us_per_point": round(us, 3),
+            "state_json_bytes": size,
+        }
+        sc = [results[p.name].score for p in profiles]
+        label = name + (" *" if name == DEFAULT_DETECTOR else "")
+        print(
+            f"{label:<16} {sc[0]:>8.1f} {sc[1]:>8.1f} {sc[2]:>8.1f} "
+            f"{std.found:>4}/{std.windows:<4} {std.false_positives:>5} {elapsed:>7.2f} "
+            f"{us:>7.2f} {size:>8}",
+            flush=True,
+        )
+    print(json.dumps({"files": len(corpus), "points": points, "detectors": figures}))
+    return 0
