@@ -1,0 +1,373 @@
+"""Online log template mining (Drain-style): masked token sequences grouped by similarity.
+
+Messages are masked (:mod:`detectors.logs.masks`) and compared with the templates of the same
+token count: the message joins the template whose constant tokens it matches best, if it matches
+at least ``similarity`` of them, and the positions where it differs become ``<*>``. Otherwise it
+starts a new template. Templates that differ in a single word are merged once ``siblings`` of
+them exist (a value such as a user name), not before (an enumeration such as a state).
+
+Template ids are a hash of the tokens that created the template, so they are stable across
+restarts and replays; ``max_templates`` bounds memory by evicting the rarest.
+
+>>> miner = TemplateMiner()
+>>> a = miner.add("Found child 6725 in scoreboard slot 10", ts=0.0)
+>>> b = miner.add("Found child 6726 in scoreboard slot 7", ts=1.0)
+>>> a.template_id == b.template_id, b.template
+(True, 'Found child <*> in scoreboard slot <*>')
+>>> users = [miner.add(f"session opened for user {u} by ssh", ts=2.0) for u in ["al", "bo", "cy"]]
+>>> len({m.template_id for m in users}), users[-1].template
+(3, 'session opened for user cy by ssh')
+>>> fourth = miner.add("session opened for user di by ssh", ts=3.0)
+>>> fourth.template, fourth.template_id == users[0].template_id, len(fourth.merged)
+('session opened for user <*> by ssh', True, 3)
+>>> restored = TemplateMiner.from_state(miner.to_state())
+>>> restored.add("session opened for user ed by ssh").template_id == users[0].template_id
+True
+>>> restored.resolve(users[2].template_id) == users[0].template_id
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Self
+
+from detectors.logs.masks import WILDCARD, Masker, MaskRule
+
+_MEMO_LIMIT = 100_000
+# A position is a candidate value only among more than this many constant tokens: short
+# messages that differ in one word ("boot" / "halt") are different events.
+_SIBLING_CONTEXT = 3
+
+
+@dataclass(frozen=True)
+class MinerConfig:
+    """Mining parameters; the defaults are meant to work for any source without tuning."""
+
+    similarity: float = 0.9
+    siblings: int = 4
+    max_templates: int = 2000
+    masks: tuple[MaskRule, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.similarity <= 1.0:
+            raise ValueError("similarity must be in (0, 1]")
+        if self.siblings < 2:
+            raise ValueError("siblings must be at least 2")
+        if self.max_templates < 1:
+            raise ValueError("max_templates must be at least 1")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "similarity": self.similarity,
+            "siblings": self.siblings,
+            "max_templates": self.max_templates,
+            "masks": [[m.pattern, m.replacement] for m in self.masks],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> MinerConfig:
+        return cls(
+            similarity=float(data.get("similarity", cls.similarity)),
+            siblings=int(data.get("siblings", cls.siblings)),
+            max_templates=int(data.get("max_templates", cls.max_templates)),
+            masks=tuple(MaskRule(str(p), str(r)) for p, r in data.get("masks", ())),
+        )
+
+    def with_overrides(self, overrides: Mapping[str, Any] | None) -> MinerConfig:
+        """This configuration with a source's overrides applied (extra masks are appended).
+
+        >>> MinerConfig().with_overrides({"masks": [["user \\\\w+", "user <*>"]]}).masks
+        (MaskRule(pattern='user \\\\w+', replacement='user <*>'),)
+        """
+        if not overrides:
+            return self
+        unknown = set(overrides) - {"similarity", "siblings", "max_templates", "masks"}
+        if unknown:
+            raise ValueError(f"unknown miner settings: {', '.join(sorted(unknown))}")
+        extra = tuple(MaskRule(str(p), str(r)) for p, r in overrides.get("masks", ()))
+        return replace(
+            self,
+            similarity=float(overrides.get("similarity", self.similarity)),
+            siblings=int(overrides.get("siblings", self.siblings)),
+            max_templates=int(overrides.get("max_templates", self.max_templates)),
+            masks=self.masks + extra,
+        )
+
+
+def template_text(tokens: tuple[str, ...] | list[str]) -> str:
+    """A template's text: tokens joined by spaces, runs of ``<*>`` written once."""
+    out: list[str] = []
+    for token in tokens:
+        if token == WILDCARD and out and out[-1] == WILDCARD:
+            continue
+        out.append(token)
+    return " ".join(out)
+
+
+def template_id(tokens: tuple[str, ...]) -> str:
+    """A stable id for the template that ``tokens`` created."""
+    digest = hashlib.blake2b("\x1f".join(tokens).encode(), digest_size=6).hexdigest()
+    return "tpl-" + digest
+
+
+@dataclass
+class Template:
+    """A mined template: its tokens (``<*>`` where values vary) and how often it was seen."""
+
+    id: str
+    tokens: list[str]
+    count: int = 0
+    first_ts: float = 0.0
+    last_ts: float = 0.0
+    seq: int = 0
+    text: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        self.text = template_text(self.tokens)
+
+
+@dataclass(frozen=True)
+class Match:
+    """Where one message went: its template, and whether the template is new or changed.
+
+    ``merged`` lists templates folded into this one by the message (their ids now resolve here).
+    """
+
+    template_id: str
+    template: str
+    created: bool = False
+    changed: bool = False
+    merged: tuple[str, ...] = ()
+
+
+def _similarity(template: list[str], tokens: tuple[str, ...]) -> tuple[float, int]:
+    const = same = 0
+    for a, b in zip(template, tokens, strict=True):
+        if a == WILDCARD:
+            continue
+        const += 1
+        if a == b:
+            same += 1
+    return (same / const if const else 1.0), same
+
+
+def _sibling_keys(tokens: list[str]) -> list[tuple[str, ...]]:
+    # Only a position among at least _SIBLING_CONTEXT other constant tokens can be a value.
+    constants = sum(WILDCARD not in token for token in tokens)
+    if constants < _SIBLING_CONTEXT:
+        return []
+    keys = []
+    for i, token in enumerate(tokens):
+        if token == WILDCARD or (WILDCARD not in token and constants > _SIBLING_CONTEXT):
+            keys.append((str(i), *tokens[:i], WILDCARD, *tokens[i + 1 :]))
+    return keys
+
+
+class TemplateMiner:
+    """Mine templates from a stream of messages, one message at a time.
+
+    A message joins the best template of its length whose constant tokens it matches in at least
+    ``similarity`` of the positions. Templates that differ in one position only are kept apart
+    (an enumeration such as ``VM Started`` / ``VM Stopped`` is usually meaningful) until
+    ``siblings`` of them exist: then that position holds a value and they merge into the oldest.
+    """
+
+    state_version = 1
+
+    def __init__(self, config: MinerConfig | None = None) -> None:
+        self.config = config or MinerConfig()
+        self._masker = Masker(self.config.masks)
+        self._templates: dict[str, Template] = {}
+        self._aliases: dict[str, str] = {}
+        self._buckets: dict[int, list[Template]] = {}
+        self._siblings: dict[tuple[str, ...], list[Template]] = {}
+        self._memo: dict[int, dict[tuple[str, ...], Template]] = {}
+        self._memo_size = 0
+        self._next_seq = 0
+
+    @property
+    def templates(self) -> list[Template]:
+        """Every template, in order of creation."""
+        return sorted(self._templates.values(), key=lambda t: t.seq)
+
+    def resolve(self, template_id: str) -> str:
+        """The current id of a template, following merges (unknown ids come back as given)."""
+        return self._aliases.get(template_id, template_id)
+
+    def get(self, template_id: str) -> Template | None:
+        return self._templates.get(self.resolve(template_id))
+
+    def tokens(self, message: str) -> tuple[str, ...]:
+        return self._masker.tokens(message)
+
+    def _best(self, tokens: tuple[str, ...]) -> Template | None:
+        best: Template | None = None
+        best_key = (-1.0, -1)
+        for candidate in self._buckets.get(len(tokens), ()):
+            key = _similarity(candidate.tokens, tokens)
+            if key > best_key:
+                best, best_key = candidate, key
+        if best is None or best_key[0] < self.config.similarity:
+            return None
+        return best
+
+    def _forget(self, length: int) -> None:
+        memo = self._memo.pop(length, None)
+        if memo:
+            self._memo_size -= len(memo)
+
+    def match(self, message: str) -> Template | None:
+        """The template ``message`` belongs to, without learning from it."""
+        tokens = self._masker.tokens(message)
+        found = self._memo.get(len(tokens), {}).get(tokens)
+        return found if found is not None else self._best(tokens)
+
+    def add(self, message: str, ts: float = 0.0) -> Match:
+        """Mine one message observed at epoch second ``ts``."""
+        tokens = self._masker.tokens(message)
+        n = len(tokens)
+        memo = self._memo.get(n)
+        found = memo.get(tokens) if memo is not None else None
+        created = changed = False
+        merged: list[str] = []
+        if found is None:
+            found = self._best(tokens)
+            if found is None:
+                found = self._create(tokens, ts)
+                created = True
+            else:
+                generalized = [
+                    a if a == b else WILDCARD for a, b in zip(found.tokens, tokens, strict=True)
+                ]
+                if generalized != found.tokens:
+                    self._retokenize(found, generalized)
+                    changed = True
+            found = self._merge_siblings(found, merged)
+            changed = changed or bool(merged)
+            if self._memo_size >= _MEMO_LIMIT:
+                self._memo.clear()
+                self._memo_size = 0
+            self._memo.setdefault(n, {})[tokens] = found
+            self._memo_size += 1
+        found.count += 1
+        found.last_ts = max(found.last_ts, ts)
+        return Match(found.id, found.text, created, changed, tuple(merged))
+
+    def _index(self, template: Template) -> None:
+        for key in _sibling_keys(template.tokens):
+            self._siblings.setdefault(key, []).append(template)
+
+    def _unindex(self, template: Template) -> None:
+        for key in _sibling_keys(template.tokens):
+            members = self._siblings.get(key)
+            if members is not None:
+                members.remove(template)
+                if not members:
+                    del self._siblings[key]
+
+    def _retokenize(self, template: Template, tokens: list[str]) -> None:
+        self._unindex(template)
+        template.tokens = tokens
+        template.text = template_text(tokens)
+        self._index(template)
+        self._forget(len(tokens))
+
+    def _merge_siblings(self, template: Template, merged: list[str]) -> Template:
+        """Fold ``template`` and its siblings together once there are enough of them."""
+        while True:
+            group = next(
+                (
+                    members
+                    for key in _sibling_keys(template.tokens)
+                    if self._mergeable(key, members := self._siblings.get(key, []))
+                ),
+                None,
+            )
+            if group is None:
+                return template
+            members = sorted(group, key=lambda t: t.seq)
+            target = members[0]
+            tokens = list(target.tokens)
+            for other in members[1:]:
+                tokens = [
+                    a if a == b else WILDCARD for a, b in zip(tokens, other.tokens, strict=True)
+                ]
+                target.count += other.count
+                target.first_ts = min(target.first_ts, other.first_ts)
+                target.last_ts = max(target.last_ts, other.last_ts)
+                self._remove(other)
+                self._aliases[other.id] = target.id
+                for old, new in list(self._aliases.items()):
+                    if new == other.id:
+                        self._aliases[old] = target.id
+                merged.append(other.id)
+            self._retokenize(target, tokens)
+            template = target
+
+    def _mergeable(self, key: tuple[str, ...], members: list[Template]) -> bool:
+        """Enough siblings, or one of them already holds a value in the differing position."""
+        if len(members) >= self.config.siblings:
+            return True
+        position = int(key[0])
+        return len(members) >= 2 and any(m.tokens[position] == WILDCARD for m in members)
+
+    def _create(self, tokens: tuple[str, ...], ts: float) -> Template:
+        template = Template(template_id(tokens), list(tokens), 0, ts, ts, self._next_seq)
+        self._next_seq += 1
+        self._add(template)
+        self._forget(len(tokens))
+        if len(self._templates) > self.config.max_templates:
+            self._evict(keep=template)
+        return template
+
+    def _add(self, template: Template) -> None:
+        self._templates[template.id] = template
+        self._buckets.setdefault(len(template.tokens), []).append(template)
+        self._index(template)
+
+    def _remove(self, template: Template) -> None:
+        del self._templates[template.id]
+        n = len(template.tokens)
+        self._buckets[n].remove(template)
+        if not self._buckets[n]:
+            del self._buckets[n]
+        self._unindex(template)
+        self._forget(n)
+
+    def _evict(self, keep: Template) -> None:
+        victim = min(
+            (t for t in self._templates.values() if t is not keep),
+            key=lambda t: (t.count, t.last_ts, t.seq),
+        )
+        self._remove(victim)
+        self._aliases = {k: v for k, v in self._aliases.items() if v != victim.id}
+
+    def to_state(self) -> dict[str, Any]:
+        """Versioned plain data: the configuration, every template and the merged ids."""
+        return {
+            "version": self.state_version,
+            "config": self.config.to_dict(),
+            "next_seq": self._next_seq,
+            "templates": [
+                [t.id, list(t.tokens), t.count, t.first_ts, t.last_ts, t.seq]
+                for t in self.templates
+            ],
+            "aliases": dict(self._aliases),
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> Self:
+        if state.get("version") != cls.state_version:
+            raise ValueError(f"template miner state version {state.get('version')!r} is unknown")
+        miner = cls(MinerConfig.from_dict(state["config"]))
+        for tid, tokens, count, first_ts, last_ts, seq in state["templates"]:
+            words = [str(t) for t in tokens]
+            miner._add(
+                Template(str(tid), words, int(count), float(first_ts), float(last_ts), int(seq))
+            )
+        miner._aliases = {str(k): str(v) for k, v in state.get("aliases", {}).items()}
+        miner._next_seq = int(state["next_seq"])
+        return miner

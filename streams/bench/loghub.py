@@ -1,0 +1,220 @@
+"""``warroom bench loghub``: template mining accuracy on Loghub-2k and log detection on BGL.
+
+For each system under ``--root`` with a corrected ground truth
+(``<S>/<S>_2k.log_structured_corrected.csv``), every line's ``Content`` is mined in order with
+the one default configuration, then scored: grouping accuracy (GA), parsing accuracy (PA), and
+the F1 of exactly-right groups (FGA) and of exactly-right groups with the right template (FTA).
+Then the log detectors run over BGL_2k and are scored per window of 20 lines against its alert
+labels. The last output line is one JSON object with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import re
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Hashable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from detectors.logs import LogSource, TemplateMiner
+from schemas import LogRecord
+
+_TRUTH = "_2k.log_structured_corrected.csv"
+_SPACES = re.compile(r"\s+")
+_WILDCARDS = re.compile(r"<\*>(?:\s*<\*>)+")
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    """Template mining accuracy of one system."""
+
+    lines: int
+    truth_groups: int
+    mined_groups: int
+    ga: float
+    pa: float
+    fga: float
+    fta: float
+
+
+def normalize_template(template: str) -> str:
+    """Whitespace collapsed and runs of ``<*>`` written once, for comparing templates.
+
+    >>> normalize_template("a  <*> <*>  b")
+    'a <*> b'
+    """
+    return _WILDCARDS.sub("<*>", _SPACES.sub(" ", template.strip()))
+
+
+def _f1(correct: int, predicted: int, truth: int) -> float:
+    p = correct / predicted if predicted else 0.0
+    r = correct / truth if truth else 0.0
+    return 2 * p * r / (p + r) if p + r else 0.0
+
+
+def accuracy(
+    truth_groups: Sequence[Hashable],
+    truth_templates: Sequence[str],
+    mined_groups: Sequence[Hashable],
+    mined_templates: Sequence[str],
+) -> Accuracy:
+    """GA, PA, FGA and FTA of mined groups and templates against the ground truth, line by line.
+
+    A line is grouped right when its mined group holds exactly the lines of its true group, and
+    parsed right when its mined template equals its true one (after :func:`normalize_template`).
+
+    >>> acc = accuracy(["A", "A", "B", "C"], ["x <*>", "x <*>", "y", "z"],
+    ...                [1, 1, 2, 2], ["x <*>", "x <*>", "<*>", "<*>"])
+    >>> acc.ga, acc.pa, acc.fga, acc.fta
+    (0.5, 0.5, 0.4, 0.4)
+    """
+    n = len(truth_groups)
+    if not n == len(truth_templates) == len(mined_groups) == len(mined_templates):
+        raise ValueError("ground truth and mined results must have one entry per line")
+    truth_members: dict[Hashable, list[int]] = defaultdict(list)
+    mined_members: dict[Hashable, list[int]] = defaultdict(list)
+    for i, (t, m) in enumerate(zip(truth_groups, mined_groups, strict=True)):
+        truth_members[t].append(i)
+        mined_members[m].append(i)
+    grouped_right = right_groups = right_templates = 0
+    for lines in mined_members.values():
+        truths = {truth_groups[i] for i in lines}
+        if len(truths) == 1 and len(truth_members[truths.pop()]) == len(lines):
+            grouped_right += len(lines)
+            right_groups += 1
+            first = lines[0]
+            if normalize_template(mined_templates[first]) == normalize_template(
+                truth_templates[first]
+            ):
+                right_templates += 1
+    parsed_right = sum(
+        normalize_template(a) == normalize_template(b)
+        for a, b in zip(truth_templates, mined_templates, strict=True)
+    )
+    return Accuracy(
+        lines=n,
+        truth_groups=len(truth_members),
+        mined_groups=len(mined_members),
+        ga=grouped_right / n if n else 0.0,
+        pa=parsed_right / n if n else 0.0,
+        fga=_f1(right_groups, len(mined_members), len(truth_members)),
+        fta=_f1(right_templates, len(mined_members), len(truth_members)),
+    )
+
+
+def _read_truth(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def mine_system(rows: list[dict[str, str]]) -> tuple[Accuracy, float]:
+    """Accuracy of the default miner on one system, and the seconds spent mining."""
+    messages = [row["Content"] for row in rows]
+    miner = TemplateMiner()
+    started = time.perf_counter()
+    ids = [miner.add(message).template_id for message in messages]
+    elapsed = time.perf_counter() - started
+    # Each line is scored with the template its group ended up in (groups merge as values show).
+    ids = [miner.resolve(i) for i in ids]
+    final = {t.id: t.text for t in miner.templates}
+    templates = [final.get(i, "") for i in ids]
+    acc = accuracy(
+        [row["EventId"] for row in rows], [row["EventTemplate"] for row in rows], ids, templates
+    )
+    return acc, elapsed
+
+
+@dataclass(frozen=True)
+class WindowScore:
+    """Detections against alert labels, per window of consecutive lines."""
+
+    windows: int
+    alert_windows: int
+    flagged_windows: int
+    precision: float
+    recall: float
+    detections: dict[str, int]
+
+
+def detect_windows(rows: list[dict[str, str]], window: int = 20) -> WindowScore:
+    """Run the log detectors over labelled rows (``Label`` '-' is normal) and score per window.
+
+    A window is an alert window if any of its lines carries an alert label, and flagged if any of
+    its lines triggered a detection.
+    """
+    source = LogSource.create()
+    flagged: set[int] = set()
+    by_kind: dict[str, int] = defaultdict(int)
+    service = "bench"
+    for i, row in enumerate(rows):
+        record = LogRecord(
+            ts=float(row["Timestamp"]), service=service, level=row["Level"], message=row["Content"]
+        )
+        for detection in source.observe(record)[1]:
+            flagged.add(i // window)
+            by_kind[detection.detector] += 1
+    alerts = {i // window for i, row in enumerate(rows) if row["Label"] != "-"}
+    windows = (len(rows) + window - 1) // window
+    hits = len(alerts & flagged)
+    return WindowScore(
+        windows=windows,
+        alert_windows=len(alerts),
+        flagged_windows=len(flagged),
+        precision=hits / len(flagged) if flagged else 0.0,
+        recall=hits / len(alerts) if alerts else 0.0,
+        detections=dict(sorted(by_kind.items())),
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    root = Path(args.root)
+    found = root.iterdir() if root.is_dir() else iter(())
+    systems = sorted(p.name for p in found if (p / f"{p.name}{_TRUTH}").is_file())
+    if not systems:
+        print(f"warroom bench loghub: no Loghub-2k systems under {root}", file=sys.stderr)
+        return 1
+    results: dict[str, Accuracy] = {}
+    total_lines, total_s = 0, 0.0
+    names = ("lines", "truth", "mined", "GA", "PA", "FGA", "FTA")
+    print(f"{'system':<12} " + " ".join(f"{n:>6}" for n in names) + f" {'lines/s':>9}")
+    for system in systems:
+        rows = _read_truth(root / system / f"{system}{_TRUTH}")
+        acc, elapsed = mine_system(rows)
+        results[system] = acc
+        total_lines += acc.lines
+        total_s += elapsed
+        rate = acc.lines / elapsed if elapsed else 0.0
+        print(
+            f"{system:<12} {acc.lines:>6} {acc.truth_groups:>6} {acc.mined_groups:>6} "
+            f"{acc.ga:>6.3f} {acc.pa:>6.3f} {acc.fga:>6.3f} {acc.fta:>6.3f} {rate:>9.0f}"
+        )
+    avg = {
+        k: sum(getattr(a, k) for a in results.values()) / len(results)
+        for k in ("ga", "pa", "fga", "fta")
+    }
+    throughput = total_lines / total_s if total_s else 0.0
+    print(
+        f"{'average':<12} {total_lines:>6} {'':>6} {'':>6} {avg['ga']:>6.3f} {avg['pa']:>6.3f} "
+        f"{avg['fga']:>6.3f} {avg['fta']:>6.3f} {throughput:>9.0f}"
+    )
+    summary: dict[str, object] = {
+        "systems": {s: asdict(a) for s, a in results.items()},
+        "average": avg,
+        "lines_per_s": round(throughput),
+    }
+    bgl = root / "BGL" / f"BGL{_TRUTH}"
+    if bgl.is_file():
+        score = detect_windows(_read_truth(bgl))
+        print(
+            f"BGL detection, windows of 20 lines: {score.alert_windows}/{score.windows} with "
+            f"alerts, {score.flagged_windows} flagged, precision {score.precision:.3f}, "
+            f"recall {score.recall:.3f}, detections {score.detections}"
+        )
+        summary["bgl_detection"] = asdict(score)
+    print(json.dumps(summary, sort_keys=True))
+    return 0

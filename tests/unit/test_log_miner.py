@@ -1,0 +1,124 @@
+"""Template mining: grouping, stable ids across a state round trip, and the template cap."""
+
+from __future__ import annotations
+
+import pytest
+
+from detectors.logs import MinerConfig, TemplateMiner
+
+GROUPING = [
+    (
+        "numbers-vary",
+        ["Found child 6725 in slot 10", "Found child 6726 in slot 7"],
+        [0, 0],
+        ["Found child <*> in slot <*>"],
+    ),
+    (
+        "enumeration-stays-apart",
+        ["VM Started (Lifecycle Event)", "VM Stopped (Lifecycle Event)"],
+        [0, 1],
+        ["VM Started (Lifecycle Event)", "VM Stopped (Lifecycle Event)"],
+    ),
+    (
+        "values-merge-once-enough-siblings",
+        [f"session opened for user {u} by ssh" for u in ["al", "bo", "cy", "di"]],
+        [0, 0, 0, 0],
+        ["session opened for user <*> by ssh"],
+    ),
+    (
+        "long-message-one-word-differs",
+        [
+            "Receiving block blk_1 src: /10.0.0.1:5 dest: /10.0.0.2 from the node alpha, all ok",
+            "Receiving block blk_2 src: /10.0.0.3:5 dest: /10.0.0.4 from the node beta, all ok",
+        ],
+        [0, 0],
+        ["Receiving block <*> src: <*> dest: <*> from the node <*> all ok"],
+    ),
+    (
+        "masked-value-joins-a-word-sibling",
+        ["Invalid user webmaster from 1.2.3.4", "Invalid user test9 from 1.2.3.5"],
+        [0, 0],
+        ["Invalid user <*> from <*>"],
+    ),
+    (
+        "short-messages-stay-apart",
+        ["running", "blocked", "halt"],
+        [0, 1, 2],
+        ["running", "blocked", "halt"],
+    ),
+    (
+        "different-lengths",
+        ["connection closed", "connection closed by peer"],
+        [0, 1],
+        ["connection closed", "connection closed by peer"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("messages", "groups", "templates"), [g[1:] for g in GROUPING], ids=[g[0] for g in GROUPING]
+)
+def test_grouping(messages: list[str], groups: list[int], templates: list[str]) -> None:
+    miner = TemplateMiner()
+    ids = [miner.add(m, ts=float(i)).template_id for i, m in enumerate(messages)]
+    ids = [miner.resolve(i) for i in ids]
+    first_seen = list(dict.fromkeys(ids))
+    assert [first_seen.index(i) for i in ids] == groups
+    assert [t.text for t in miner.templates] == templates
+
+
+STREAM = [
+    "PacketResponder 1 for block blk_38865049064139660 terminating",
+    "Receiving block blk_-1608999687919862906 src: /10.250.19.102:54106 dest: /10.250.19.102:50010",
+    "session opened for user cyrus by (uid=0)",
+    "session opened for user news by (uid=0)",
+    "session opened for user test by (uid=509)",
+    "PacketResponder 0 for block blk_-6952295868487656571 terminating",
+]
+LATER = [
+    "session opened for user root by (uid=0)",
+    "PacketResponder 2 for block blk_1 terminating",
+    "Receiving block blk_2 src: /10.0.0.1:1 dest: /10.0.0.2:2",
+    "a brand new kind of message",
+]
+
+
+def test_state_round_trip_keeps_template_ids() -> None:
+    miner = TemplateMiner()
+    for i, message in enumerate(STREAM):
+        miner.add(message, ts=float(i))
+    restored = TemplateMiner.from_state(miner.to_state())
+    assert restored.to_state() == miner.to_state()
+    original = [miner.add(m).template_id for m in LATER]
+    again = [restored.add(m).template_id for m in LATER]
+    assert original == again
+    assert restored.to_state() == miner.to_state()
+
+
+def test_ids_do_not_depend_on_the_process() -> None:
+    a, b = TemplateMiner(), TemplateMiner()
+    assert [a.add(m).template_id for m in STREAM] == [b.add(m).template_id for m in STREAM]
+
+
+def test_state_is_versioned() -> None:
+    state = TemplateMiner().to_state()
+    with pytest.raises(ValueError, match="version"):
+        TemplateMiner.from_state({**state, "version": 99})
+
+
+@pytest.mark.parametrize("cap", [2, 3, 10], ids=["cap-2", "cap-3", "cap-10"])
+def test_eviction_cap_keeps_the_frequent(cap: int) -> None:
+    miner = TemplateMiner(MinerConfig(max_templates=cap))
+    for i in range(50):
+        miner.add("heartbeat ok", ts=float(i))
+    for i in range(30):
+        miner.add(f"rare event kind{chr(97 + i % 26)}{chr(97 + i // 26)} happened", ts=100.0 + i)
+    assert len(miner.templates) <= cap
+    assert "heartbeat ok" in [t.text for t in miner.templates]
+
+
+def test_overrides_apply_per_source() -> None:
+    config = MinerConfig().with_overrides({"masks": [[r"user \w+", "user <*>"]], "siblings": 9})
+    assert config.siblings == 9 and len(config.masks) == 1
+    with pytest.raises(ValueError, match="unknown"):
+        MinerConfig().with_overrides({"depth": 4})
