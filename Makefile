@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install kafka-jars lint clean
+.PHONY: demo test install kafka-jars browser lint clean
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required (none found on PATH)"; exit 1; }
@@ -30,7 +30,7 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: kafka-jars lint
+test: kafka-jars browser lint
 	$(BIN)/pytest
 
 demo: kafka-jars
@@ -38,3 +38,12 @@ demo: kafka-jars
 
 clean:
 	rm -rf .warroom .pytest_cache .mypy_cache .ruff_cache
+
+# Debian's Chromium and ChromeDriver for the dashboard's browser test.
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; else \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  echo "installing Debian's chromium and chromium-driver ..."; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	fi

@@ -149,6 +149,7 @@ def on_detection(
         status=S.TRIGGERED,
         severity=severity_for(detection.severity, catalog.tier_for(detection.service)),
         team=team,
+        detector=detection.detector,
         impact_started_at=min(impact, detection.ts),
         detected_at=detection.ts,
         opened_at=now,

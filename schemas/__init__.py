@@ -3,7 +3,7 @@
 Pure: imports only the standard library and pydantic, does no I/O and never reads the clock.
 """
 
-from schemas.aggregates import DurationStats, MttrAggregate
+from schemas.aggregates import DurationStats, MttrAggregate, MttrContribution
 from schemas.catalog import Catalog, ContactMethod, EscalationStep, Person, Service, Team
 from schemas.commands import Command, CommandKind
 from schemas.common import Severity, Timestamp, WireModel, format_errors
@@ -34,6 +34,7 @@ __all__ = [
     "MetricBatch",
     "MetricPoint",
     "MttrAggregate",
+    "MttrContribution",
     "Page",
     "Person",
     "Receipt",

@@ -45,6 +45,7 @@ class Incident(WireModel):
     status: IncidentStatus
     severity: Severity
     team: str | None = None
+    detector: str | None = None
     impact_started_at: Timestamp
     detected_at: Timestamp
     opened_at: Timestamp

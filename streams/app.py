@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from schemas import Catalog, Channel, format_errors
 from streams.deadletter import DeadLetters
+from streams.live import Live
 from streams.notifiers.console import ConsoleNotifier
 from streams.notifiers.webhook import WebhookNotifier
 from streams.settings import Settings
@@ -58,6 +59,11 @@ class Topics:
     pages: Any
     receipts: Any
     aggregates: Any
+    contributions: Any
+    otlp_metrics: Any
+    otlp_logs: Any
+    prometheus: Any
+    json_logs: Any
 
 
 @dataclass
@@ -71,7 +77,8 @@ class Tables:
     notification_log: Any
     incident_projection: Any
     timelines: Any
-    mttr_by_service: Any
+    mttr_rows: Any
+    mttr_latest: Any
 
 
 @dataclass
@@ -85,6 +92,7 @@ class Pipeline:
     tables: Tables
     dead_letters: DeadLetters
     notifiers: dict[Channel, Any]
+    live: Live = field(default_factory=Live)
     ready: bool = False
     counters: dict[str, int] = field(default_factory=dict)
 
@@ -92,11 +100,28 @@ class Pipeline:
         self.counters[name] = self.counters.get(name, 0) + n
 
 
+def broker_credentials(settings: Settings) -> Any:
+    """Faust's ``broker_credentials`` for the configured security protocol (None: plaintext)."""
+    context = settings.ssl_context()
+    if settings.security_protocol.startswith("SASL_"):
+        assert settings.sasl_password is not None
+        return faust.SASLCredentials(
+            username=settings.sasl_username,
+            password=settings.sasl_password.get_secret_value(),
+            ssl_context=context,
+            mechanism=settings.sasl_mechanism,
+        )
+    if context is not None:
+        return faust.SSLCredentials(context)
+    return None
+
+
 def build(settings: Settings, catalog: Catalog) -> Pipeline:
     """Create the Faust app with its topics, tables and agents."""
     app = faust.App(
         settings.app_id,
         broker=settings.broker_urls(),
+        broker_credentials=broker_credentials(settings),
         store="memory://",
         datadir=str(settings.data_dir),
         autodiscover=False,
@@ -108,6 +133,8 @@ def build(settings: Settings, catalog: Catalog) -> Pipeline:
         producer_acks=-1,
         table_standby_replicas=0,
         broker_commit_interval=1.0,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=settings.session_timeout_s / 10,
         logging_config=None,
     )
     names = settings.topics
@@ -134,6 +161,11 @@ def build(settings: Settings, catalog: Catalog) -> Pipeline:
         pages=topic(names.pages),
         receipts=topic(names.receipts),
         aggregates=topic(names.aggregates),
+        contributions=topic(names.contributions),
+        otlp_metrics=topic(names.otlp_metrics),
+        otlp_logs=topic(names.otlp_logs),
+        prometheus=topic(names.prometheus),
+        json_logs=topic(names.json_logs),
     )
     tables = Tables(
         detector_state=table("detector-state"),
@@ -143,7 +175,8 @@ def build(settings: Settings, catalog: Catalog) -> Pipeline:
         notification_log=table("notification-log"),
         incident_projection=table("incident-projection"),
         timelines=table("incident-timelines"),
-        mttr_by_service=table("mttr-by-service"),
+        mttr_rows=table("mttr-rows"),
+        mttr_latest=table("mttr-latest"),
     )
     pipeline = Pipeline(
         settings=settings,
@@ -157,9 +190,22 @@ def build(settings: Settings, catalog: Catalog) -> Pipeline:
             Channel.WEBHOOK: WebhookNotifier(timeout_s=settings.notifier_timeout_s),
         },
     )
-    from streams.agents import aggregate, deliver_pages, detect, mine_logs, open_incidents
+    from streams.agents import (
+        aggregate_mttr,
+        deliver_pages,
+        detect,
+        ingest_jsonlogs,
+        ingest_otlp,
+        ingest_prometheus,
+        mine_logs,
+        open_incidents,
+        project_timeline,
+    )
 
-    for agent in (detect, mine_logs, open_incidents, deliver_pages, aggregate):
+    for agent in (
+        detect, mine_logs, open_incidents, deliver_pages, project_timeline, aggregate_mttr,
+        ingest_otlp, ingest_prometheus, ingest_jsonlogs,
+    ):  # fmt: skip
         agent.attach(pipeline)
 
     @app.task

@@ -28,9 +28,11 @@ import aiohttp
 import yaml
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from pydantic import ValidationError
 
+from schemas import format_errors
 from streams.kafka_local import LocalBroker, free_port
-from streams.settings import TopicNames
+from streams.settings import Settings, TopicNames
 
 HOME = Path(".warroom/demo")
 TICK_S = 0.2
@@ -76,6 +78,7 @@ class Demo:
     started: float = field(default_factory=time.monotonic)
     topics: TopicNames = field(default_factory=TopicNames)
     bootstrap: str = ""
+    client: dict[str, Any] = field(default_factory=dict)
     api: str = ""
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
     fault: tuple[float, float] = (0.0, 0.0)
@@ -84,6 +87,7 @@ class Demo:
     pages_received: int = 0
     pages_delivered: int = 0
     aggregates: dict[str, dict[str, Any]] = field(default_factory=dict)
+    shown: dict[str, dict[str, Any]] = field(default_factory=dict)
     aggregate_messages: int = 0
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -113,7 +117,7 @@ async def _receiver(demo: Demo) -> web.AppRunner:
 
 
 async def _generate(demo: Demo) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=demo.bootstrap, linger_ms=5)
+    producer = AIOKafkaProducer(**demo.client, linger_ms=5)
     await producer.start()
     rng = random.Random(42)
     try:
@@ -175,7 +179,7 @@ async def _watch(demo: Demo) -> None:
     t = demo.topics
     consumer = AIOKafkaConsumer(
         t.events, t.receipts, t.aggregates,
-        bootstrap_servers=demo.bootstrap, group_id=None, auto_offset_reset="earliest",
+        **demo.client, group_id=None, auto_offset_reset="earliest",
     )  # fmt: skip
     await consumer.start()
     responders: list[asyncio.Task[None]] = []
@@ -186,7 +190,7 @@ async def _watch(demo: Demo) -> None:
                 for record in records:
                     if record.value is not None:
                         _on_record(demo, record.topic, json.loads(record.value), responders)
-            settled = all(a["open_incidents"] == 0 for a in demo.aggregates.values())
+            settled = all(a["open_incidents"] == 0 for a in demo.shown.values())
             if demo.opened and demo.fault_over and demo.resolved >= set(demo.opened) and settled:
                 demo.done.set()
     finally:
@@ -213,13 +217,14 @@ def _on_record(demo: Demo, topic: str, value: dict[str, Any], tasks: list[Any]) 
             demo.pages_delivered += 1
     elif topic == t.aggregates:
         demo.aggregate_messages += 1
-        previous = demo.aggregates.get(value["key"])
         demo.aggregates[value["key"]] = value
-        if previous is not None and {**previous, "updated_at": None} == {
-            **value,
-            "updated_at": None,
-        }:
+        # Print the per-service 24h view when it changes; all keys are counted in the summary.
+        if value["dimension"] != "service" or value["window"] != "24h":
             return
+        shown = {k: v for k, v in value.items() if k not in ("window_start", "window_end")}
+        if demo.shown.get(value["key"]) == shown:
+            return
+        demo.shown[value["key"]] = shown
 
         def mean(name: str) -> str:
             m = value[name]["mean_s"]
@@ -236,7 +241,8 @@ def _on_record(demo: Demo, topic: str, value: dict[str, Any], tasks: list[Any]) 
 def _start_worker(
     demo: Demo, catalog_path: Path, port: int, external: bool
 ) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WARROOM_")}
+    # With an external broker its connection settings (security, credentials) pass through.
+    env = {k: v for k, v in os.environ.items() if external or not k.startswith("WARROOM_")}
     app_id = f"warroom-demo-{uuid.uuid4().hex[:6]}" if external else "warroom-demo"
     env.update(
         {
@@ -289,7 +295,8 @@ async def _run(demo: Demo, external: bool) -> dict[str, Any]:
             demo.say("the worker did not become ready; see .warroom/demo/worker.log")
             return summary
         ready_at = time.monotonic() - demo.started
-        demo.say(f"worker ready; API at {demo.api}; streaming metrics for {', '.join(SERVICES)}")
+        demo.say(f"worker ready; dashboard and API at {demo.api}/")
+        demo.say(f"streaming metrics for {', '.join(SERVICES)}")
         start = time.monotonic() + 12.0
         demo.fault = (start, start + 20.0)
         demo.say(f"fault: {FAULT_SERVICE} latency x6 from +12s for 20s")
@@ -319,7 +326,13 @@ def run_demo(duration_s: float = 90.0) -> int:
     broker: LocalBroker | None = None
     broker_s = 0.0
     if external:
-        demo.bootstrap = os.environ["WARROOM_BOOTSTRAP_SERVERS"]
+        try:
+            settings = Settings()
+        except ValidationError as exc:
+            print(f"warroom demo: invalid settings: {format_errors(exc, 'WARROOM')}")
+            return 2
+        demo.bootstrap = settings.bootstrap_servers
+        demo.client = settings.kafka_client_kwargs()
         run = uuid.uuid4().hex[:6]
         demo.topics = TopicNames(
             **{k: f"demo-{run}.{v}" for k, v in TopicNames().model_dump().items()}
@@ -328,6 +341,7 @@ def run_demo(duration_s: float = 90.0) -> int:
         broker = LocalBroker(HOME / "kafka")
         t0 = time.monotonic()
         demo.bootstrap = broker.start()
+        demo.client = {"bootstrap_servers": demo.bootstrap}
         broker_s = time.monotonic() - t0
         demo.say(f"local Kafka broker at {demo.bootstrap} ({broker_s:.1f}s)")
     HOME.mkdir(parents=True, exist_ok=True)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -22,10 +23,20 @@ class TopicNames(BaseModel):
     pages: str = "mobilization.pages.v1"
     receipts: str = "mobilization.receipts.v1"
     aggregates: str = "aggregates.mttr.v1"
+    contributions: str = "aggregates.mttr-contributions.v1"
+    # Foreign formats, decoded by the ingest agents into ``metrics`` and ``logs``. The OTLP
+    # defaults are the OpenTelemetry Collector kafka exporter's own default topic names.
+    otlp_metrics: str = "otlp_metrics"
+    otlp_logs: str = "otlp_logs"
+    prometheus: str = "prometheus.metrics.v1"
+    json_logs: str = "logs.json.v1"
 
     def inbound(self) -> list[str]:
         """Topics read by agents; each has a dead-letter topic."""
-        return [self.metrics, self.logs, self.detections, self.commands, self.events, self.pages]
+        return [
+            self.metrics, self.logs, self.detections, self.commands, self.events, self.pages,
+            self.otlp_metrics, self.otlp_logs, self.prometheus, self.json_logs,
+        ]  # fmt: skip
 
     def all(self) -> list[str]:
         names = list(self.model_dump().values())
@@ -34,6 +45,36 @@ class TopicNames(BaseModel):
     @staticmethod
     def dlq(topic: str) -> str:
         return f"{topic}.dlq"
+
+
+class IngestMappings(BaseModel):
+    """Where the ingest decoders find time, message, level and service in foreign records.
+
+    Field names are tried in order; a dotted name matches a flat key (``"log.level"``) or a
+    nested path (``{"log": {"level": ...}}``).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    prometheus_service_labels: tuple[str, ...] = ("job", "service")
+    json_time_fields: tuple[str, ...] = ("timestamp", "@timestamp", "time", "date")
+    json_message_fields: tuple[str, ...] = ("message", "msg", "log")
+    json_level_fields: tuple[str, ...] = ("level", "severity", "log.level")
+    json_service_fields: tuple[str, ...] = (
+        "service",
+        "service.name",
+        "kubernetes.labels.app",
+        "kubernetes.labels.app.kubernetes.io/name",
+        "kubernetes.labels.k8s-app",
+        "kubernetes.container_name",
+        "host",
+    )
+    default_service: str | None = Field(default=None, min_length=1)
+    """Service for entries that name none (OTLP without ``service.name``, ...); None rejects."""
+
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 
 class Settings(BaseSettings):
@@ -61,6 +102,19 @@ class Settings(BaseSettings):
     delivery_attempts: int = Field(default=4, ge=1, le=20)
     delivery_backoff_s: float = Field(default=0.5, ge=0)
     log_level: str = "info"
+    session_timeout_s: float = Field(
+        default=30.0, ge=6.0, le=300.0, description="How soon a dead worker's partitions move."
+    )
+    ingest: IngestMappings = IngestMappings()
+    # Kafka connection security, for Faust and for every plain aiokafka client.
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: SaslMechanism = "PLAIN"
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_check_hostname: bool = True
 
     @field_validator("bootstrap_servers")
     @classmethod
@@ -70,6 +124,62 @@ class Settings(BaseSettings):
             if not host or not port.isdigit():
                 raise ValueError(f"{server!r} is not host:port")
         return value
+
+    @model_validator(mode="after")
+    def _security(self) -> Settings:
+        if self.security_protocol.startswith("SASL_") and (
+            not self.sasl_username or self.sasl_password is None
+        ):
+            raise ValueError(
+                f"security_protocol {self.security_protocol} needs sasl_username and sasl_password"
+            )
+        if self.ssl_keyfile is not None and self.ssl_certfile is None:
+            raise ValueError("ssl_keyfile needs ssl_certfile (the client certificate)")
+        return self
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.security_protocol in ("SSL", "SASL_SSL")
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context for broker connections (None without TLS).
+
+        Verifies the broker against ``ssl_cafile`` (or the system store), checks its host name
+        unless ``ssl_check_hostname`` is off, and presents a client certificate if one is set.
+        """
+        if not self.uses_tls:
+            return None
+        context = ssl.create_default_context(
+            ssl.Purpose.SERVER_AUTH,
+            cafile=str(self.ssl_cafile) if self.ssl_cafile is not None else None,
+        )
+        context.check_hostname = self.ssl_check_hostname
+        if self.ssl_certfile is not None:
+            context.load_cert_chain(
+                str(self.ssl_certfile),
+                str(self.ssl_keyfile) if self.ssl_keyfile is not None else None,
+            )
+        return context
+
+    def kafka_client_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for plain aiokafka clients (producer, consumer, admin).
+
+        >>> Settings(bootstrap_servers="k:9092").kafka_client_kwargs()
+        {'bootstrap_servers': 'k:9092', 'security_protocol': 'PLAINTEXT'}
+        """
+        kwargs: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap_servers,
+            "security_protocol": self.security_protocol,
+        }
+        context = self.ssl_context()
+        if context is not None:
+            kwargs["ssl_context"] = context
+        if self.security_protocol.startswith("SASL_"):
+            assert self.sasl_password is not None
+            kwargs["sasl_mechanism"] = self.sasl_mechanism
+            kwargs["sasl_plain_username"] = self.sasl_username
+            kwargs["sasl_plain_password"] = self.sasl_password.get_secret_value()
+        return kwargs
 
     def broker_urls(self) -> str:
         """Faust's broker URL form: ``kafka://h1:p1;kafka://h2:p2``."""

@@ -18,7 +18,7 @@ _COMPACTED = {"aggregates"}
 
 async def ensure_topics(settings: Settings) -> None:
     """Create every warroom topic that does not exist yet, with ``settings.partitions``."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    admin = AIOKafkaAdminClient(**settings.kafka_client_kwargs())
     await admin.start()
     try:
         existing = set(await admin.list_topics())

@@ -7,21 +7,25 @@ error is JSON with a message, never a traceback. Writes need ``Authorization: Be
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from mode import Service
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import ValidationError
 
 from responders.lifecycle import on_command
 from schemas import Command, CommandKind, Incident, format_errors
 from streams.codec import encode
+from streams.metrics import render_metrics
 
 if TYPE_CHECKING:
     from streams.app import Pipeline
@@ -29,6 +33,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_DASHBOARD = Path(__file__).with_name("static") / "dashboard.html"
+_CLOSE = "\x00close"
 
 _ACTIONS = {
     "acknowledge": CommandKind.ACKNOWLEDGE,
@@ -61,6 +68,7 @@ class Api:
 
     def __init__(self, pipeline: Pipeline) -> None:
         self.p = pipeline
+        self.closing = False
 
     def app(self) -> web.Application:
         app = web.Application(
@@ -73,6 +81,10 @@ class Api:
         app.router.add_get("/api/incidents/{id}/timeline", self.timeline)
         app.router.add_post("/api/incidents/{id}/{action}", self.command)
         app.router.add_get("/api/mttr", self.mttr)
+        app.router.add_get("/api/events", self.recent_events)
+        app.router.add_get("/api/stream", self.stream)
+        app.router.add_get("/metrics", self.metrics)
+        app.router.add_get("/", self.dashboard)
         return app
 
     async def healthz(self, request: web.Request) -> web.Response:
@@ -117,19 +129,69 @@ class Api:
         return web.json_response({"incident_id": incident_id, "events": events})
 
     async def mttr(self, request: web.Request) -> web.Response:
-        return web.json_response({"aggregates": self._aggregates(request.query.get("service"))})
+        """Latest aggregates; filters: ``dimension``, ``value`` (or ``service``), ``window``."""
+        q = request.query
+        dimension = q.get("dimension") or ("service" if "service" in q else None)
+        value = q.get("value") or q.get("service")
+        window = q.get("window")
+        rows = [
+            a
+            for a in list(self.p.tables.mttr_latest.values())
+            if (dimension is None or a["dimension"] == dimension)
+            and (value is None or a["value"] == value)
+            and (window is None or a["window"] == window)
+        ]
+        rows.sort(key=lambda a: (a["dimension"], a["value"], a["window"], a["window_start"]))
+        return web.json_response({"aggregates": rows})
 
-    def _aggregates(self, service: str | None) -> list[dict[str, Any]]:
-        from responders.mttr import Durations, aggregate
+    async def recent_events(self, request: web.Request) -> web.Response:
+        """The newest timeline events across incidents (``limit``, default 50, at most 500)."""
+        try:
+            limit = min(500, max(1, int(request.query.get("limit", "50"))))
+        except ValueError:
+            return _error(400, "limit must be an integer")
+        events = [e for tl in list(self.p.tables.timelines.values()) for e in tl]
+        events.sort(key=lambda e: (e["at"], e["seq"]), reverse=True)
+        return web.json_response({"events": events[:limit]})
 
-        now = datetime.now(tz=UTC)
-        out = []
-        for name, rows in sorted(self.p.tables.mttr_by_service.items()):
-            if service and name != service:
-                continue
-            per = {k: Durations.from_list(v) for k, v in rows.items()}
-            out.append(aggregate("service", name, per, now).model_dump(mode="json"))
-        return out
+    async def metrics(self, request: web.Request) -> web.Response:
+        body = render_metrics(self.p)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def dashboard(self, request: web.Request) -> web.Response:
+        return web.Response(
+            text=_DASHBOARD.read_text(),
+            content_type="text/html",
+            headers={"Cache-Control": "no-cache"},
+        )
+
+    async def stream(self, request: web.Request) -> web.StreamResponse:
+        """Server-sent events: ``incident``, ``event`` and ``aggregate`` messages as they happen."""
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream",
+                "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no",
+            }
+        )
+        await response.prepare(request)
+        queue = self.p.live.subscribe()
+        try:
+            await response.write(b"event: hello\ndata: {}\n\n")
+            while not self.closing:
+                try:
+                    message = await asyncio.wait_for(queue.get(), timeout=15.0)
+                except TimeoutError:
+                    await response.write(b": keep-alive\n\n")
+                    continue
+                if message == _CLOSE:
+                    break
+                await response.write(f"data: {message}\n\n".encode())
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            self.p.live.unsubscribe(queue)
+        return response
 
     def _authorized(self, request: web.Request) -> web.Response | None:
         token = self.p.settings.api_token
@@ -195,16 +257,19 @@ class WebServer(Service):
     def __init__(self, pipeline: Pipeline, **kwargs: Any) -> None:
         self.pipeline = pipeline
         self._runner: web.AppRunner | None = None
+        self._api = Api(pipeline)
         super().__init__(**kwargs)
 
     async def on_start(self) -> None:
         s = self.pipeline.settings
-        self._runner = web.AppRunner(Api(self.pipeline).app(), access_log=None)
+        self._runner = web.AppRunner(self._api.app(), access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, s.web_bind, s.web_port)
         await site.start()
         log.info("HTTP API on http://%s:%s", s.web_bind, s.web_port)
 
     async def on_stop(self) -> None:
+        self._api.closing = True
+        self.pipeline.live.close_all(_CLOSE)
         if self._runner is not None:
             await self._runner.cleanup()

@@ -147,6 +147,8 @@ def new_worker(
             "WARROOM_API_TOKEN": token,
             "WARROOM_TOPICS": topics.model_dump_json(),
             "WARROOM_DELIVERY_BACKOFF_S": "0.05",
+            # A killed worker's partitions move to its replacement after this long.
+            "WARROOM_SESSION_TIMEOUT_S": "6",
         }
     )
     if catalog is not None:

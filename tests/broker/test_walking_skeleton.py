@@ -122,11 +122,12 @@ async def test_metric_to_incident_page_lifecycle_and_mttr(
     aggregates = await consume(
         worker.bootstrap,
         worker.topics.aggregates,
-        lambda vs: any(v["time_to_resolve"]["count"] == 1 for v in vs),
+        lambda vs: any(
+            v["key"] == "service=checkout|24h" and v["time_to_resolve"]["count"] == 1 for v in vs
+        ),
         timeout_s=20,
     )
-    final = aggregates[-1]
-    assert final["key"] == "service=checkout|window=all"
+    [final] = [v for v in aggregates if v["key"] == "service=checkout|24h"][-1:]
     assert final["incidents"] == 1 and final["open_incidents"] == 0
     opened, acked = ts(incident["opened_at"]), ts(incident["acknowledged_at"])
     mitigated, resolved = ts(incident["mitigated_at"]), ts(incident["resolved_at"])
@@ -141,7 +142,7 @@ async def test_metric_to_incident_page_lifecycle_and_mttr(
         assert final[name]["mean_s"] == pytest.approx(seconds, abs=1e-6), name
         assert final[name]["p99_s"] == pytest.approx(seconds, abs=1e-6), name
     assert expected["time_to_detect"] == 1.0
-    _, mttr = await api.get("/api/mttr")
+    _, mttr = await api.get("/api/mttr?service=checkout&window=24h")
     assert mttr["aggregates"][0]["time_to_resolve"]["mean_s"] == pytest.approx(
         expected["time_to_resolve"], abs=1e-6
     )

@@ -6,8 +6,17 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from responders.mttr import Durations, aggregate, durations, percentile, stats
-from schemas import Incident
+from responders.mttr import (
+    Durations,
+    aggregate,
+    durations,
+    fold,
+    percentile,
+    rolling_aggregates,
+    row_keys,
+    stats,
+)
+from schemas import Incident, MttrContribution
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -48,11 +57,49 @@ def test_durations_of_an_incident() -> None:
 
 
 def test_aggregate_counts_open_incidents() -> None:
-    rows = {
-        "a": Durations(10.0, 60.0, 100.0, 200.0, open=False),
-        "b": Durations(30.0, None, None, None, open=True),
-    }
-    agg = aggregate("service", "api", rows, T0)
-    assert agg.key == "service=api|window=all"
+    rows = [
+        Durations(10.0, 60.0, 100.0, 200.0, open=False),
+        Durations(30.0, None, None, None, open=True),
+    ]
+    agg = aggregate("service", "api", "24h", T0 - timedelta(hours=24), T0, rows)
+    assert agg.key == "service=api|24h"
     assert agg.incidents == 2 and agg.open_incidents == 1
     assert agg.time_to_detect.mean_s == 20.0 and agg.time_to_acknowledge.count == 1
+
+
+def contribution(
+    incident: str, opened: datetime, resolve_s: float | None = None, **kw: object
+) -> MttrContribution:
+    return MttrContribution.model_validate(
+        {"incident_id": incident, "dimension": "service", "value": "api", "opened_at": opened,
+         "resolve_s": resolve_s, "open": resolve_s is None, **kw}
+    )  # fmt: skip
+
+
+def test_windows_of_a_contribution() -> None:
+    c = contribution("i1", datetime(2026, 11, 27, 19, 5, tzinfo=UTC))
+    assert row_keys(c) == [
+        "service=api|hour@2026-11-27T19:00:00+00:00",
+        "service=api|day@2026-11-27T00:00:00+00:00",
+        "service=api|week@2026-11-23T00:00:00+00:00",
+        "service=api|rolling",
+    ]
+
+
+def test_fold_is_idempotent_and_removals_remove() -> None:
+    c = contribution("i1", T0, resolve_s=60.0)
+    once = fold({}, c, rolling=False)
+    assert fold(once, c, rolling=False) == once
+    assert fold(once, contribution("i1", T0, removed=True), rolling=False) == {}
+
+
+def test_rolling_windows_end_at_the_newest_opening_and_prune_old_rows() -> None:
+    rows: dict[str, list[float | bool | None]] = {}
+    for i, (age_days, resolve) in enumerate([(40, 1.0), (20, 2.0), (3, 3.0), (0.5, 4.0), (0, 5.0)]):
+        rows = fold(rows, contribution(f"i{i}", T0 - timedelta(days=age_days), resolve), True)
+    assert "i0" not in rows  # older than 30 days before the newest opening
+    by_window = {a.window: a for a in rolling_aggregates("service=api", rows)}
+    assert by_window["24h"].incidents == 2 and by_window["24h"].time_to_resolve.mean_s == 4.5
+    assert by_window["7d"].incidents == 3 and by_window["30d"].incidents == 4
+    assert by_window["24h"].window_end == T0
+    assert by_window["30d"].time_to_resolve.p50_s == 3.0

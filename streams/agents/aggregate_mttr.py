@@ -1,0 +1,45 @@
+"""``aggregate_mttr``: contributions in, windowed MTTR aggregates out (``aggregates.mttr.v1``).
+
+Keeps each group's rows (one per incident) per tumbling window and a 30-day rolling set in the
+``mttr-rows`` table, recomputes the affected windows exactly, stores the latest value of each in
+``mttr-latest`` (read by the API and ``/metrics``) and publishes it, keyed by aggregate key.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from responders.mttr import ROLLING_ROWS, fold, rolling_aggregates, row_keys, tumbling_aggregate
+from schemas import MttrAggregate, MttrContribution
+from streams.codec import decode_one, encode
+
+if TYPE_CHECKING:
+    from streams.app import Pipeline
+
+
+def attach(p: Pipeline) -> None:
+    rows_table, latest = p.tables.mttr_rows, p.tables.mttr_latest
+
+    async def publish(agg: MttrAggregate) -> None:
+        value = agg.model_dump(mode="json")
+        latest[agg.key] = value
+        p.live.publish("aggregate", value)
+        await p.topics.aggregates.send(key=agg.key.encode(), value=encode(agg))
+
+    @p.app.agent(p.topics.contributions, name="aggregate_mttr")
+    async def aggregate_mttr(stream: Any) -> None:
+        async for event in stream.events():
+            decoded = decode_one(event.value, MttrContribution)
+            if decoded.rejected:
+                await p.dead_letters.send(event.message, "decode", decoded.rejected[0].reason)
+                continue
+            c = decoded.items[0]
+            for key in row_keys(c):
+                rolling = key.endswith(f"|{ROLLING_ROWS}")
+                rows = fold(rows_table.get(key) or {}, c, rolling)
+                rows_table[key] = rows
+                if rolling:
+                    for agg in rolling_aggregates(c.group, rows):
+                        await publish(agg)
+                else:
+                    await publish(tumbling_aggregate(key, rows))

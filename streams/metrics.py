@@ -1,0 +1,109 @@
+"""``GET /metrics``: the worker's counters and the MTTR aggregates in Prometheus text format.
+
+Aggregates are exported for the rolling windows (24h, 7d, 30d) only, to keep label
+cardinality bounded; tumbling windows are on ``aggregates.mttr.v1`` and ``/api/mttr``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from responders.mttr import ROLLING
+
+if TYPE_CHECKING:
+    from streams.app import Pipeline
+
+_STAGES = {
+    "detect": "time_to_detect",
+    "acknowledge": "time_to_acknowledge",
+    "restore": "time_to_restore",
+    "resolve": "time_to_resolve",
+}
+_STATS = {"mean": "mean_s", "p50": "p50_s", "p90": "p90_s", "p99": "p99_s"}
+_COUNTERS = {
+    "points_processed": "Metric points scored by the detectors.",
+    "detections_emitted": "Detections sent to detections.v1.",
+    "incidents_opened": "Incidents opened by this worker.",
+    "pages_delivered": "Pages delivered by a notifier.",
+    "pages_dead_lettered": "Pages dead-lettered after the last retry.",
+    "log_records_processed": "Log records mined.",
+}
+
+
+class _PipelineCollector(Collector):
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.p = pipeline
+
+    def collect(self) -> Iterator[Metric]:
+        p = self.p
+        yield GaugeMetricFamily("warroom_ready", "1 when tables are recovered.", value=p.ready)
+        for name, doc in _COUNTERS.items():
+            yield CounterMetricFamily(f"warroom_{name}", doc, value=p.counters.get(name, 0))
+        dlq = CounterMetricFamily(
+            "warroom_dead_letters", "Messages dead-lettered.", labels=["topic", "stage"]
+        )
+        for (topic, stage), count in sorted(p.dead_letters.counts.items()):
+            dlq.add_metric([topic, stage], count)
+        yield dlq
+        yield from self._incidents()
+        yield from self._aggregates()
+
+    def _incidents(self) -> Iterator[Metric]:
+        gauge = GaugeMetricFamily(
+            "warroom_open_incidents_current",
+            "Incidents not yet resolved, by service, severity and status.",
+            labels=["service", "severity", "status"],
+        )
+        counts: dict[tuple[str, str, str], int] = {}
+        for value in list(self.p.tables.incidents.values()):
+            if value["status"] != "resolved":
+                key = (value["service"], value["severity"], value["status"])
+                counts[key] = counts.get(key, 0) + 1
+        for labels, count in sorted(counts.items()):
+            gauge.add_metric(list(labels), count)
+        yield gauge
+
+    def _aggregates(self) -> Iterator[Metric]:
+        labels = ["dimension", "value", "window"]
+        incidents = GaugeMetricFamily(
+            "warroom_mttr_incidents", "Incidents opened in the window.", labels=labels
+        )
+        still_open = GaugeMetricFamily(
+            "warroom_mttr_open_incidents", "Of those, not yet resolved.", labels=labels
+        )
+        seconds = GaugeMetricFamily(
+            "warroom_mttr_seconds",
+            "Time to detect/acknowledge/restore/resolve: mean and exact percentiles.",
+            labels=[*labels, "stage", "stat"],
+        )
+        counted = GaugeMetricFamily(
+            "warroom_mttr_count",
+            "Incidents that reached the stage, in the window.",
+            labels=[*labels, "stage"],
+        )
+        rows: list[dict[str, Any]] = [
+            a for a in list(self.p.tables.mttr_latest.values()) if a["window"] in ROLLING
+        ]
+        for a in sorted(rows, key=lambda a: a["key"]):
+            base = [a["dimension"], a["value"], a["window"]]
+            incidents.add_metric(base, a["incidents"])
+            still_open.add_metric(base, a["open_incidents"])
+            for stage, field in _STAGES.items():
+                stats = a[field]
+                counted.add_metric([*base, stage], stats["count"])
+                for stat, key in _STATS.items():
+                    if stats[key] is not None:
+                        seconds.add_metric([*base, stage, stat], stats[key])
+        yield from (incidents, still_open, seconds, counted)
+
+
+def render_metrics(pipeline: Pipeline) -> bytes:
+    """The exposition text for one scrape."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_PipelineCollector(pipeline))
+    return generate_latest(registry)
