@@ -12,6 +12,8 @@ import contextlib
 import json
 import logging
 import os
+import re
+import secrets
 import shutil
 import signal
 import socket
@@ -19,8 +21,9 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 KAFKA_VERSION = "4.1.2"
@@ -118,12 +121,52 @@ async def metadata_ready(bootstrap: str, timeout_s: float = 3.0) -> bool:
         logging.getLogger("aiokafka").setLevel(logging.NOTSET)
 
 
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+_SAFE = re.compile(r"^[A-Za-z0-9._-]+$")
+
+
+@dataclass(frozen=True)
+class SaslSslListener:
+    """An extra SASL_SSL listener: TLS with a self-signed CA made at start, and these users.
+
+    Every user can log in with PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 (SCRAM credentials are
+    written into the KRaft metadata when the storage is formatted).
+    """
+
+    users: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.users:
+            raise ValueError("a SASL_SSL listener needs at least one user")
+        for name, password in self.users.items():
+            if not _SAFE.match(name) or not _SAFE.match(password):
+                raise ValueError("SASL user names and passwords must match [A-Za-z0-9._-]+")
+
+
 @dataclass
 class LocalBroker:
-    """A broker whose data, config, logs and PID live in ``home``."""
+    """A broker whose data, config, logs and PID live in ``home``.
+
+    With ``sasl_ssl`` set, the broker also listens for SASL_SSL on a second port
+    (:attr:`sasl_ssl_bootstrap`), with a certificate for 127.0.0.1 / localhost signed by a CA
+    made at start (:attr:`ca_file`). Without it, nothing changes.
+    """
 
     home: Path
     heap: str = "512m"
+    sasl_ssl: SaslSslListener | None = None
+
+    @property
+    def ca_file(self) -> Path:
+        """The PEM file of the CA that signed the SASL_SSL listener's certificate."""
+        return self.home / "tls" / "ca.pem"
+
+    @property
+    def sasl_ssl_bootstrap(self) -> str:
+        state = self.status()
+        if state is None or "sasl_ssl_bootstrap" not in state:
+            raise BrokerError(f"no broker with a SASL_SSL listener is running in {self.home}")
+        return str(state["sasl_ssl_bootstrap"])
 
     @property
     def _state_file(self) -> Path:
@@ -160,6 +203,28 @@ class LocalBroker:
         while controller == port:
             controller = free_port()
         bootstrap = f"127.0.0.1:{port}"
+        listeners = f"PLAINTEXT://{bootstrap},CONTROLLER://127.0.0.1:{controller}"
+        advertised = f"PLAINTEXT://{bootstrap}"
+        protocols = "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+        extra: list[str] = []
+        format_args: list[str] = []
+        state: dict[str, object] = {"bootstrap": bootstrap}
+        if self.sasl_ssl is not None:
+            secure = free_port()
+            while secure in (port, controller):
+                secure = free_port()
+            state["sasl_ssl_bootstrap"] = f"127.0.0.1:{secure}"
+            state["ca_file"] = str(self.ca_file)
+            listeners += f",SASL_SSL://127.0.0.1:{secure}"
+            advertised += f",SASL_SSL://127.0.0.1:{secure}"
+            protocols += ",SASL_SSL:SASL_SSL"
+            extra = self._sasl_ssl_properties(self.sasl_ssl)
+            format_args = [
+                arg
+                for mechanism in SASL_MECHANISMS[1:]
+                for name, password in self.sasl_ssl.users.items()
+                for arg in ("--add-scram", f"{mechanism}=[name={name},password={password}]")
+            ]
         props = self.home / "server.properties"
         props.write_text(
             "\n".join(
@@ -167,10 +232,10 @@ class LocalBroker:
                     "process.roles=broker,controller",
                     "node.id=1",
                     f"controller.quorum.voters=1@127.0.0.1:{controller}",
-                    f"listeners=PLAINTEXT://{bootstrap},CONTROLLER://127.0.0.1:{controller}",
-                    f"advertised.listeners=PLAINTEXT://{bootstrap}",
+                    f"listeners={listeners}",
+                    f"advertised.listeners={advertised}",
                     "controller.listener.names=CONTROLLER",
-                    "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                    f"listener.security.protocol.map={protocols}",
                     "inter.broker.listener.name=PLAINTEXT",
                     f"log.dirs={self.home / 'data'}",
                     "num.partitions=1",
@@ -181,6 +246,7 @@ class LocalBroker:
                     "group.initial.rebalance.delay.ms=0",
                     "auto.create.topics.enable=false",
                     "log.retention.hours=168",
+                    *extra,
                     "",
                 ]
             )
@@ -197,7 +263,7 @@ class LocalBroker:
         started = time.monotonic()
         fmt = subprocess.run(
             [*jvm, "kafka.tools.StorageTool", "format",
-             f"--cluster-id={_cluster_id()}", "-c", str(props)],
+             f"--cluster-id={_cluster_id()}", "-c", str(props), *format_args],
             capture_output=True, text=True, check=False,
         )  # fmt: skip
         if fmt.returncode != 0:
@@ -209,7 +275,7 @@ class LocalBroker:
             start_new_session=True,
         )  # fmt: skip
         out.close()
-        self._state_file.write_text(json.dumps({"pid": proc.pid, "bootstrap": bootstrap}))
+        self._state_file.write_text(json.dumps({"pid": proc.pid, **state}))
         progress(f"waiting for the broker at {bootstrap} to answer metadata requests ...")
         deadline = started + timeout_s
         next_note = time.monotonic() + 10
@@ -227,6 +293,27 @@ class LocalBroker:
             time.sleep(0.2)
         self.stop()
         raise BrokerError(f"the broker did not become ready within {timeout_s:.0f}s")
+
+    def _sasl_ssl_properties(self, listener: SaslSslListener) -> list[str]:
+        """Make the CA and the broker's keystore; the listener's TLS and SASL settings."""
+        tls = self.home / "tls"
+        keystore, password = _make_keystore(tls, self.ca_file)
+        prefix = "listener.name.sasl_ssl"
+        plain_users = " ".join(f'user_{n}="{p}"' for n, p in listener.users.items())
+        scram = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        return [
+            f"sasl.enabled.mechanisms={','.join(SASL_MECHANISMS)}",
+            f"{prefix}.sasl.enabled.mechanisms={','.join(SASL_MECHANISMS)}",
+            f"{prefix}.plain.sasl.jaas.config="
+            f"org.apache.kafka.common.security.plain.PlainLoginModule required {plain_users};",
+            f"{prefix}.scram-sha-256.sasl.jaas.config={scram}",
+            f"{prefix}.scram-sha-512.sasl.jaas.config={scram}",
+            f"{prefix}.ssl.keystore.type=PKCS12",
+            f"{prefix}.ssl.keystore.location={keystore}",
+            f"{prefix}.ssl.keystore.password={password}",
+            f"{prefix}.ssl.key.password={password}",
+            f"{prefix}.ssl.client.auth=none",
+        ]
 
     def stop(self, timeout_s: float = 30.0) -> bool:
         """Stop the broker by its PID (SIGTERM, then SIGKILL); False if none was running."""
@@ -250,6 +337,85 @@ class LocalBroker:
         state = self.status()
         if state is not None:
             _signal(int(str(state["pid"])), signal.SIGKILL)
+
+
+def _make_keystore(folder: Path, ca_file: Path) -> tuple[Path, str]:
+    """A fresh CA (``ca_file``) and a PKCS#12 keystore for 127.0.0.1 / localhost signed by it.
+
+    Returns the keystore's path and password. Needs the ``cryptography`` package.
+    """
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import pkcs12
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    folder.mkdir(parents=True, exist_ok=True)
+    now = datetime.now(tz=UTC)
+    valid = (now - timedelta(hours=1), now + timedelta(days=30))
+
+    def name(common: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(name("warroom local CA"))
+        .issuer_name(name("warroom local CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(valid[0])
+        .not_valid_after(valid[1])
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name("localhost"))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(valid[0])
+        .not_valid_after(valid[1])
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    password = secrets.token_urlsafe(16)
+    keystore = folder / "broker.p12"
+    keystore.write_bytes(
+        pkcs12.serialize_key_and_certificates(
+            b"broker",
+            key,
+            cert,
+            [ca_cert],
+            serialization.BestAvailableEncryption(password.encode()),
+        )
+    )
+    return keystore, password
 
 
 def _signal(pid: int, sig: signal.Signals) -> None:
