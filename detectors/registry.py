@@ -11,6 +11,7 @@ from detectors.base import Detector
 from detectors.changepoint import Cusum
 from detectors.ensemble import SurpriseEnsemble
 from detectors.ewma import EwmaZ, RateOfChange
+from detectors.knn import PatternKnn
 from detectors.multivariate import RiverHalfSpaceTrees
 from detectors.robust import MedianMad
 from detectors.rules import Absence, SloBurnRate, StaticThreshold
@@ -18,6 +19,7 @@ from detectors.seasonal import Seasonal
 from detectors.vector import BatchDetector, Floats, Mask, OneSeries
 
 _CLASSES: list[type[Any]] = [
+    PatternKnn,
     SurpriseEnsemble,
     MedianMad,
     EwmaZ,
