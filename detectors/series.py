@@ -33,12 +33,20 @@ class SeriesDetector:
 
     state_version = 1
 
+    #: Recent points kept for the detection's context (the chart in the review).
+    recent_points = 16
+
     def __init__(
-        self, detector: Detector, policy: ThresholdPolicy, last_ts: float | None = None
+        self,
+        detector: Detector,
+        policy: ThresholdPolicy,
+        last_ts: float | None = None,
+        recent: list[list[float]] | None = None,
     ) -> None:
         self.detector = detector
         self.policy = policy
         self.last_ts = last_ts
+        self.recent: list[list[float]] = recent or []
 
     @classmethod
     def create(
@@ -60,6 +68,7 @@ class SeriesDetector:
         score = self.detector.score_one(point.value, ts)
         self.detector.learn_one(point.value, ts)
         self.last_ts = ts
+        self.recent = [*self.recent[-(self.recent_points - 1) :], [ts, point.value]]
         decision = self.policy.decide(score, ts)
         if decision is None:
             return Observation(score, None)
@@ -74,7 +83,12 @@ class SeriesDetector:
             severity=decision.severity,
             impact_started_at=datetime.fromtimestamp(decision.impact_started_at, tz=UTC),
             labels=point.labels,
-            context={"series": series, "value": point.value, "repeat": decision.repeat},
+            context={
+                "series": series,
+                "value": point.value,
+                "repeat": decision.repeat,
+                "recent": [list(p) for p in self.recent],
+            },
         )
         return Observation(score, detection)
 
@@ -84,6 +98,7 @@ class SeriesDetector:
             "detector": self.detector.to_state(),
             "policy": self.policy.to_state(),
             "last_ts": self.last_ts,
+            "recent": self.recent,
         }
 
     @classmethod
@@ -94,4 +109,5 @@ class SeriesDetector:
             restore_detector(state["detector"]),
             ThresholdPolicy.from_state(state["policy"]),
             state["last_ts"],
+            [list(p) for p in state.get("recent", [])],
         )

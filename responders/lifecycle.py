@@ -134,6 +134,7 @@ def on_detection(
                 "detector": detection.detector,
                 "score": detection.score,
                 "detected_at": detection.ts.isoformat(),
+                "context": detection.context,
             },
         )
         return Outcome(apply(current, event), (event,))
@@ -167,7 +168,10 @@ def on_detection(
             now,
             "warroom",
             detection.id,
-            {"incident": opened.model_dump(mode="json")},
+            {
+                "incident": opened.model_dump(mode="json"),
+                "detection": detection.model_dump(mode="json"),
+            },
         )
     ]
     pages = pages_for(opened, catalog, step=0, now=now)
