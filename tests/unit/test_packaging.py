@@ -36,3 +36,20 @@ def test_compose_worker_environment_is_valid_settings(monkeypatch: Any) -> None:
     assert settings.web_bind == "0.0.0.0"
     mounted = compose()["services"]["worker"]["volumes"][0].split(":")[0]
     assert load_catalog(ROOT / mounted).services
+
+
+def test_grafana_dashboard_queries_only_exported_metrics() -> None:
+    import json
+    import re
+
+    from streams.metrics import _COUNTERS
+
+    dashboard = json.loads((ROOT / "grafana" / "warroom-dashboard.json").read_text())
+    exported = {f"warroom_{name}_total" for name in _COUNTERS} | {
+        "warroom_dead_letters_total", "warroom_open_incidents_current", "warroom_mttr_incidents",
+        "warroom_mttr_open_incidents", "warroom_mttr_seconds", "warroom_mttr_count",
+        "warroom_ready",
+    }  # fmt: skip
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    used = {m for e in exprs for m in re.findall(r"warroom_[a-z_]+", e)}
+    assert used and used <= exported, used - exported
