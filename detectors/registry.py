@@ -9,6 +9,7 @@ import numpy as np
 
 from detectors.base import Detector
 from detectors.changepoint import Cusum
+from detectors.context import ContextAnomalyDetector
 from detectors.ensemble import SurpriseEnsemble
 from detectors.ewma import EwmaZ, RateOfChange
 from detectors.knn import PatternKnn
@@ -21,6 +22,7 @@ from detectors.vector import BatchDetector, Floats, Mask, OneSeries
 _CLASSES: list[type[Any]] = [
     PatternKnn,
     SurpriseEnsemble,
+    ContextAnomalyDetector,
     MedianMad,
     EwmaZ,
     RateOfChange,
