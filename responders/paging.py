@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from responders.oncall import policy_for, targets_for_step
 from schemas import Catalog, Incident, Page
 
 
@@ -13,10 +14,13 @@ def dedup_key(incident_id: str, step: int, recipient: str, channel: str) -> str:
 
 
 def pages_for(incident: Incident, catalog: Catalog, step: int, now: datetime) -> tuple[Page, ...]:
-    """Pages for escalation ``step`` of the incident's team; none if the team or step is unknown."""
-    team_name = incident.team
-    team = catalog.teams.get(team_name) if team_name else None
-    if team is None or step >= len(team.escalation):
+    """Pages for plan step ``step`` (counting repeats) of the escalation policy that pages for the
+    incident's service; none if there is no policy or the plan has no such step."""
+    found = policy_for(catalog, incident.service)
+    if found is None:
+        return ()
+    people = targets_for_step(catalog, found[0], step, now, incident.id)
+    if not people:
         return ()
     subject = f"[{incident.severity.value}] {incident.title}"
     body = (
@@ -29,7 +33,7 @@ def pages_for(incident: Incident, catalog: Catalog, step: int, now: datetime) ->
     if runbook is not None and runbook.runbook:
         body += f" Runbook: {runbook.runbook}"
     pages = []
-    for recipient in team.escalation[step].targets:
+    for recipient in people:
         for contact in catalog.people[recipient].contacts:
             pages.append(
                 Page(

@@ -1,4 +1,5 @@
-"""The operational catalog (one YAML file): services, teams, people and how to reach them.
+"""The operational catalog (one YAML file): services, teams, people and how to reach them,
+on-call schedules, escalation policies, and which policy pages for which service.
 
 Validated here so that every reference error names its field:
 
@@ -8,17 +9,36 @@ Traceback (most recent call last):
 pydantic_core._pydantic_core.ValidationError: 1 validation error for Catalog
 services.api.team
   Value error, unknown team 'ops' [type=value_error, input_value='ops', input_type=str]
+
+Schedules hand off at local wall-clock time in their IANA time zone; who is on call at a given
+moment, and whom each escalation step pages, is computed in ``responders.oncall``.
 """
 
 from __future__ import annotations
 
-from typing import Self
+import re
+from datetime import date, time
+from typing import Annotated, Any, Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
 
-from schemas.common import Name
+from schemas.common import Name, Timestamp
 from schemas.mobilization import Channel
+from schemas.runbooks import Runbook
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+"""Weekday names in ``datetime.weekday()`` order (Monday is 0)."""
+
+MIN_ESCALATION_DELAY_S = 60.0
+"""Policy steps after the first wait at least this long: nobody escalates in under a minute."""
+
+INLINE_POLICY_PREFIX = "team:"
+"""A team's inline ``escalation`` is the policy named ``team:<team>``; no policy may use it."""
+
+_EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 
 
 class _Config(BaseModel):
@@ -27,8 +47,27 @@ class _Config(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+def _wall_clock(value: Any) -> Any:
+    if isinstance(value, bool | int | float):
+        raise ValueError(
+            "a local wall-clock time is written 'HH:MM' (quote it in YAML: unquoted 17:00 "
+            "is read as a number)"
+        )
+    return value
+
+
+def _no_offset(value: time) -> time:
+    if value.tzinfo is not None:
+        raise ValueError("a local wall-clock time has no UTC offset: the time zone says which")
+    return value
+
+
+LocalTime = Annotated[time, BeforeValidator(_wall_clock)]
+"""``HH:MM[:SS]`` on the local wall clock of the schedule's time zone."""
+
+
 class ContactMethod(_Config):
-    """One way to reach a person."""
+    """One way to reach a person: console, a webhook URL, a Slack incoming webhook, an email."""
 
     channel: Channel
     address: str = ""
@@ -37,6 +76,12 @@ class ContactMethod(_Config):
     def _address_fits_channel(self) -> Self:
         if self.channel is Channel.WEBHOOK and not self.address.startswith(("http://", "https://")):
             raise ValueError("a webhook contact needs an http:// or https:// address")
+        if self.channel is Channel.SLACK and not self.address.startswith("https://"):
+            raise ValueError("a slack contact needs its incoming-webhook https:// URL as address")
+        if self.channel is Channel.EMAIL and not _EMAIL.match(self.address):
+            raise ValueError(
+                f"an email contact needs an address like name@example.com, got {self.address!r}"
+            )
         return self
 
 
@@ -48,26 +93,172 @@ class Person(_Config):
 
 
 class EscalationStep(_Config):
-    """Who is paged at this step, and how long after the previous one."""
+    """Who is paged at this step, and how long after the previous one (a team's inline form)."""
 
     delay_s: float = Field(default=0.0, ge=0.0)
     targets: tuple[Name, ...] = Field(min_length=1)
 
 
+class Restriction(_Config):
+    """A window of local wall-clock time in which a layer may be on call.
+
+    ``daily``: from ``start`` to ``end`` on each of ``days`` (every day if empty); an ``end`` at
+    or before ``start`` ends the next day. ``weekly``: from ``start_day`` ``start`` to
+    ``end_day`` ``end``, e.g. fri 17:00 to mon 09:00.
+    """
+
+    type: Literal["daily", "weekly"] = "daily"
+    start: LocalTime
+    end: LocalTime
+    days: tuple[Weekday, ...] = ()
+    start_day: Weekday | None = None
+    end_day: Weekday | None = None
+
+    @field_validator("start", "end")
+    @classmethod
+    def _local(cls, value: time) -> time:
+        return _no_offset(value)
+
+    @model_validator(mode="after")
+    def _fields_fit_type(self) -> Self:
+        if self.type == "weekly":
+            if self.start_day is None or self.end_day is None:
+                raise ValueError("a weekly restriction needs start_day and end_day")
+            if self.days:
+                raise ValueError("days belongs to daily restrictions; weekly ones use start_day")
+        elif self.start_day is not None or self.end_day is not None:
+            raise ValueError("start_day and end_day belong to weekly restrictions (type: weekly)")
+        return self
+
+
+class Layer(_Config):
+    """One rotation: participants take turns, handing off at ``handoff`` local time.
+
+    ``rotation`` with ``length`` says how long a turn is: ``weekly`` (``length`` weeks, handing
+    off on ``start``'s weekday), ``daily`` (``length`` days) or ``hourly`` (``length`` hours of
+    elapsed time from ``start`` at ``handoff``). ``participants[0]`` takes the first turn on
+    ``start``; nobody is on call in this layer before then, nor outside its restrictions.
+    """
+
+    name: str = ""
+    participants: tuple[Name, ...] = Field(min_length=1)
+    rotation: Literal["hourly", "daily", "weekly"] = "weekly"
+    length: int = Field(default=1, ge=1, le=1000)
+    start: date
+    handoff: LocalTime
+    restrictions: tuple[Restriction, ...] = ()
+
+    @field_validator("handoff")
+    @classmethod
+    def _local(cls, value: time) -> time:
+        return _no_offset(value)
+
+
+class Override(_Config):
+    """``person`` is on call from ``start`` to ``end`` instead of every layer."""
+
+    person: Name
+    start: Timestamp
+    end: Timestamp
+
+    @model_validator(mode="after")
+    def _ends_after_start(self) -> Self:
+        if self.end <= self.start:
+            raise ValueError("an override's end must be after its start")
+        return self
+
+
+class Schedule(_Config):
+    """Who is on call when: ``layers`` listed lowest first (a later layer with someone on call
+    overrides earlier ones), and ``overrides`` above them all."""
+
+    description: str = ""
+    time_zone: str
+    layers: tuple[Layer, ...] = Field(min_length=1)
+    overrides: tuple[Override, ...] = ()
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            raise ValueError(
+                f"unknown time zone {value!r} (an IANA name such as Europe/Berlin)"
+            ) from None
+        return value
+
+
+class Target(_Config):
+    """Who a policy step pages: exactly one of a person, a schedule's on-call, or a team (its
+    schedule if it has one, else its members). A bare string is a person."""
+
+    person: Name | None = None
+    schedule: Name | None = None
+    team: Name | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_person(cls, value: Any) -> Any:
+        return {"person": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        if sum(x is not None for x in (self.person, self.schedule, self.team)) != 1:
+            raise ValueError("a target names exactly one of person, schedule or team")
+        return self
+
+
+class PolicyStep(_Config):
+    """One escalation step: paged ``delay_s`` after the previous step (the first: after the
+    incident opens), notifying everyone it resolves to, or one of them in turn."""
+
+    delay_s: float = Field(default=0.0, ge=0.0)
+    targets: tuple[Target, ...] = Field(min_length=1)
+    notify: Literal["all", "round_robin"] = "all"
+
+
+class EscalationPolicy(_Config):
+    """Ordered steps, run ``repeat`` more times while nobody acknowledges.
+
+    A repeated pass starts ``repeat_delay_s`` after the previous pass's last step (by default
+    the last step's own delay). The catalog checks the delays: at least a minute after the
+    first step, and between passes.
+    """
+
+    description: str = ""
+    steps: tuple[PolicyStep, ...] = Field(min_length=1)
+    repeat: int = Field(default=0, ge=0, le=9)
+    repeat_delay_s: float | None = Field(default=None, ge=MIN_ESCALATION_DELAY_S)
+
+    @property
+    def pass_delay_s(self) -> float:
+        """How long after a pass's last step the next pass begins."""
+        return self.repeat_delay_s if self.repeat_delay_s is not None else self.steps[-1].delay_s
+
+
 class Team(_Config):
-    """A team owns services and is paged through its escalation steps."""
+    """A team owns services; it is paged through ``escalation_policy`` or its inline
+    ``escalation`` steps. As a policy target, a team is its ``schedule``'s on-call if it has
+    one, else all its members."""
 
     members: tuple[Name, ...] = ()
-    escalation: tuple[EscalationStep, ...] = Field(min_length=1)
+    escalation: tuple[EscalationStep, ...] = ()
+    escalation_policy: Name | None = None
+    schedule: Name | None = None
 
 
 class Service(_Config):
-    """A service that emits signals; ``tier`` 1 is the most critical."""
+    """A service that emits signals; ``tier`` 1 is the most critical.
+
+    ``escalation_policy`` routes its incidents to a policy; without one, its team's applies.
+    """
 
     team: Name
     tier: int = Field(default=3, ge=1, le=4)
     runbook: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
+    escalation_policy: Name | None = None
 
 
 class Catalog(_Config):
@@ -76,6 +267,9 @@ class Catalog(_Config):
     services: dict[Name, Service] = Field(default_factory=dict)
     teams: dict[Name, Team] = Field(default_factory=dict)
     people: dict[Name, Person] = Field(default_factory=dict)
+    schedules: dict[Name, Schedule] = Field(default_factory=dict)
+    escalation_policies: dict[Name, EscalationPolicy] = Field(default_factory=dict)
+    runbooks: dict[Name, Runbook] = Field(default_factory=dict)
     default_team: Name | None = None
 
     @model_validator(mode="after")
@@ -91,26 +285,144 @@ class Catalog(_Config):
                 )
             )
 
+        def known(
+            loc: tuple[str | int, ...], value: str | None, names: dict[str, Any], kind: str
+        ) -> None:
+            if value is not None and value not in names:
+                fail(loc, value, f"unknown {kind} {value!r}")
+
         for name, service in self.services.items():
             if service.team not in self.teams:
                 fail(("services", name, "team"), service.team, f"unknown team {service.team!r}")
+            elif service.escalation_policy is None and not self._team_pages(service.team):
+                fail(
+                    ("services", name, "escalation_policy"),
+                    None,
+                    f"team {service.team!r} has no escalation or escalation_policy; "
+                    "name an escalation_policy for this service",
+                )
+            known(
+                ("services", name, "escalation_policy"),
+                service.escalation_policy,
+                self.escalation_policies,
+                "escalation policy",
+            )
         for name, team in self.teams.items():
             for i, member in enumerate(team.members):
-                if member not in self.people:
-                    fail(("teams", name, "members", i), member, f"unknown person {member!r}")
+                known(("teams", name, "members", i), member, self.people, "person")
             for s, step in enumerate(team.escalation):
                 for t, target in enumerate(step.targets):
-                    if target not in self.people:
-                        fail(
-                            ("teams", name, "escalation", s, "targets", t),
-                            target,
-                            f"unknown person {target!r}",
-                        )
-        if self.default_team is not None and self.default_team not in self.teams:
-            fail(("default_team",), self.default_team, f"unknown team {self.default_team!r}")
+                    known(
+                        ("teams", name, "escalation", s, "targets", t),
+                        target,
+                        self.people,
+                        "person",
+                    )
+            known(
+                ("teams", name, "escalation_policy"),
+                team.escalation_policy,
+                self.escalation_policies,
+                "escalation policy",
+            )
+            known(("teams", name, "schedule"), team.schedule, self.schedules, "schedule")
+        for name, schedule in self.schedules.items():
+            for n, layer in enumerate(schedule.layers):
+                for i, person in enumerate(layer.participants):
+                    known(
+                        ("schedules", name, "layers", n, "participants", i),
+                        person,
+                        self.people,
+                        "person",
+                    )
+            for o, override in enumerate(schedule.overrides):
+                known(
+                    ("schedules", name, "overrides", o, "person"),
+                    override.person,
+                    self.people,
+                    "person",
+                )
+        for name, policy in self.escalation_policies.items():
+            self._check_policy(name, policy, fail)
+        self._check_runbooks(fail)
+        if self.default_team is not None:
+            if self.default_team not in self.teams:
+                fail(("default_team",), self.default_team, f"unknown team {self.default_team!r}")
+            elif not self._team_pages(self.default_team):
+                fail(
+                    ("default_team",),
+                    self.default_team,
+                    f"team {self.default_team!r} has no escalation or escalation_policy",
+                )
         if errors:
             raise ValidationError.from_exception_data(type(self).__name__, errors)
         return self
+
+    def _team_pages(self, team: str) -> bool:
+        found = self.teams[team]
+        return bool(found.escalation) or found.escalation_policy is not None
+
+    def _check_policy(self, name: str, policy: EscalationPolicy, fail: Any) -> None:
+        at: tuple[str | int, ...] = ("escalation_policies", name)
+        if name.startswith(INLINE_POLICY_PREFIX):
+            fail(at, name, f"policy names starting {INLINE_POLICY_PREFIX!r} are reserved")
+        for s, step in enumerate(policy.steps):
+            first = s == 0
+            if step.delay_s < MIN_ESCALATION_DELAY_S and not (first and step.delay_s == 0):
+                fail(
+                    (*at, "steps", s, "delay_s"),
+                    step.delay_s,
+                    f"delay_s must be at least {MIN_ESCALATION_DELAY_S:g}"
+                    + (" (or 0 for the first step)" if first else ""),
+                )
+            for t, target in enumerate(step.targets):
+                loc = (*at, "steps", s, "targets", t)
+                kinds: dict[str, dict[str, Any]] = {
+                    "person": self.people,
+                    "schedule": self.schedules,
+                    "team": self.teams,
+                }
+                for kind, names in kinds.items():
+                    value = getattr(target, kind)
+                    if value is not None and value not in names:
+                        fail((*loc, kind), value, f"unknown {kind} {value!r}")
+                team = self.teams.get(target.team or "")
+                if team is not None and team.schedule is None and not team.members:
+                    fail(
+                        (*loc, "team"),
+                        target.team,
+                        f"team {target.team!r} has no schedule or members",
+                    )
+        if policy.repeat > 0 and policy.pass_delay_s < MIN_ESCALATION_DELAY_S:
+            fail(
+                (*at, "repeat_delay_s"),
+                policy.repeat_delay_s,
+                f"a policy that repeats waits at least {MIN_ESCALATION_DELAY_S:g} s between "
+                "passes: set repeat_delay_s (its last step's delay is shorter)",
+            )
+
+    def _check_runbooks(self, fail: Any) -> None:
+        """Runbooks name known services, and no two apply to exactly the same incidents."""
+        claimed: dict[tuple[frozenset[str], ...], str] = {}
+        for name, runbook in self.runbooks.items():
+            match = runbook.applies_to
+            for i, service in enumerate(match.services):
+                if service not in self.services:
+                    fail(
+                        ("runbooks", name, "applies_to", "services", i),
+                        service,
+                        f"unknown service {service!r}",
+                    )
+            same = tuple(
+                frozenset(str(v) for v in values)
+                for values in (match.services, match.signals, match.detectors, match.severities)
+            )
+            if same in claimed:
+                fail(
+                    ("runbooks", name, "applies_to"),
+                    match.model_dump(mode="json"),
+                    f"runbook {claimed[same]!r} applies to exactly the same incidents",
+                )
+            claimed.setdefault(same, name)
 
     def team_for(self, service: str) -> str | None:
         """The owning team of a service, or the default team for services not listed."""

@@ -10,10 +10,12 @@ from schemas.common import Name, Severity, Timestamp, WireModel
 
 
 class Channel(StrEnum):
-    """How a person is reached."""
+    """How a person is reached: a log line, a JSON POST, a Slack incoming webhook, or email."""
 
     CONSOLE = "console"
     WEBHOOK = "webhook"
+    SLACK = "slack"
+    EMAIL = "email"
 
 
 class Page(WireModel):

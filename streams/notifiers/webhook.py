@@ -1,41 +1,42 @@
-"""Generic webhook channel: the page as a JSON POST, with its dedup key in a header."""
+"""Generic webhook channel: the page as a JSON POST, with its dedup key and a signature in headers.
+
+With a shared secret, ``X-Warroom-Signature: sha256=<hex>`` is the HMAC-SHA256 of the exact body
+bytes, so a receiver can check that the page came from warroom and was not altered:
+
+>>> signature(b'{"a":1}', "s3cret")
+'sha256=5910e62016ef5034272c926c27071992a465c2335cecf41851bda071577f4f6d'
+"""
 
 from __future__ import annotations
 
-import aiohttp
+import hashlib
+import hmac
 
 from responders.ports import DeliveryResult
 from schemas import Page
+from streams.notifiers.http import JsonPoster
+
+SIGNATURE_HEADER = "X-Warroom-Signature"
+
+
+def signature(body: bytes, secret: str) -> str:
+    """The ``X-Warroom-Signature`` value for a body."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
 class WebhookNotifier:
-    """POSTs ``Page`` JSON to the contact's address; 5xx, 429 and timeouts are retryable."""
+    """POSTs ``Page`` JSON to the contact's address; 5xx, 408, 429 and timeouts are retryable."""
 
-    def __init__(self, timeout_s: float = 5.0) -> None:
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
-        self._session: aiohttp.ClientSession | None = None
+    def __init__(self, timeout_s: float = 5.0, secret: str | None = None) -> None:
+        self._poster = JsonPoster(timeout_s)
+        self._secret = secret
 
     async def deliver(self, page: Page) -> DeliveryResult:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
-        headers = {
-            "Content-Type": "application/json",
-            "Idempotency-Key": page.dedup_key,
-            "X-Warroom-Dedup-Key": page.dedup_key,
-        }
-        try:
-            async with self._session.post(
-                page.address, data=page.model_dump_json(), headers=headers
-            ) as response:
-                if 200 <= response.status < 300:
-                    return DeliveryResult(delivered=True, detail=f"HTTP {response.status}")
-                retryable = response.status >= 500 or response.status in (408, 429)
-                return DeliveryResult(False, retryable, f"HTTP {response.status}")
-        except TimeoutError:
-            return DeliveryResult(False, True, "timed out")
-        except aiohttp.ClientError as exc:
-            return DeliveryResult(False, True, f"{type(exc).__name__}: {exc}")
+        body = page.model_dump_json().encode()
+        headers = {"Idempotency-Key": page.dedup_key, "X-Warroom-Dedup-Key": page.dedup_key}
+        if self._secret:
+            headers[SIGNATURE_HEADER] = signature(body, self._secret)
+        return await self._poster.post(page.address, body, headers)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        await self._poster.close()

@@ -1,0 +1,69 @@
+"""Slack channel: the page as an incoming-webhook message (fallback text plus Block Kit blocks).
+
+The contact's address is the incoming-webhook URL Slack gave for a channel. Slack answers 200
+``ok``; 5xx, 408, 429 and timeouts are retryable, other 4xx (``invalid_payload``, ``no_service``,
+``channel_is_archived``, ...) are not.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from responders.ports import DeliveryResult
+from schemas import Page
+from streams.notifiers.http import JsonPoster
+from streams.notifiers.links import links_for
+
+
+def _escape(text: str) -> str:
+    """Slack's mrkdwn escaping: only ``&``, ``<`` and ``>`` are special."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def slack_message(page: Page, incident_url: str | None = None) -> dict[str, Any]:
+    """The incoming-webhook payload for a page: ``text`` (notifications and fallback) and blocks
+    with the title, severity, service, incident, escalation step, body and links."""
+    links = links_for(page.body, page.incident_id, incident_url)
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": _clip(page.subject, 150)}},
+        {
+            "type": "section",
+            "fields": [
+                {"type": "mrkdwn", "text": f"*Severity*\n{page.severity.value}"},
+                {"type": "mrkdwn", "text": f"*Service*\n{_escape(page.routing_key)}"},
+                {"type": "mrkdwn", "text": f"*Incident*\n{_escape(page.incident_id)}"},
+                {"type": "mrkdwn", "text": f"*Escalation step*\n{page.step}"},
+            ],
+        },
+        {"type": "section", "text": {"type": "mrkdwn", "text": _clip(_escape(page.body), 3000)}},
+    ]
+    if links:
+        text = " · ".join(f"<{url}|{label}>" for label, url in links)
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text}})
+    blocks.append(
+        {
+            "type": "context",
+            "elements": [{"type": "mrkdwn", "text": f"dedup key `{_escape(page.dedup_key)}`"}],
+        }
+    )
+    return {"text": _clip(f"{page.subject} ({page.routing_key})", 3000), "blocks": blocks}
+
+
+class SlackNotifier:
+    """POSTs a Slack incoming-webhook message to the contact's webhook URL."""
+
+    def __init__(self, timeout_s: float = 5.0, incident_url: str | None = None) -> None:
+        self._poster = JsonPoster(timeout_s)
+        self._incident_url = incident_url
+
+    async def deliver(self, page: Page) -> DeliveryResult:
+        body = json.dumps(slack_message(page, self._incident_url)).encode()
+        return await self._poster.post(page.address, body, {})
+
+    async def close(self) -> None:
+        await self._poster.close()

@@ -1,0 +1,71 @@
+"""``warroom oncall SERVICE``: the escalation policy that pages for a service, and who each of
+its steps would page if an incident opened at ``--at`` (default: now) and nobody acknowledged."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import TypeAdapter, ValidationError
+
+from responders.oncall import escalation_plan, policy_for
+from schemas import Timestamp, format_errors
+
+
+def _offset(seconds: float) -> str:
+    """``+0s``, ``+5m``, ``+1h30m``, ``+90s``."""
+    whole = int(seconds)
+    if whole % 60 or whole == 0:
+        return f"+{whole}s"
+    hours, minutes = divmod(whole // 60, 60)
+    if hours and minutes:
+        return f"+{hours}h{minutes}m"
+    return f"+{hours}h" if hours else f"+{minutes}m"
+
+
+def main(args: argparse.Namespace) -> int:
+    from streams.app import ConfigError, load_catalog
+    from streams.settings import Settings
+
+    try:
+        at = TypeAdapter(Timestamp).validate_python(args.at) if args.at else datetime.now(UTC)
+    except ValidationError as exc:
+        print(
+            f"warroom oncall: --at: {format_errors(exc).removeprefix('(message): ')}",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        path = Path(args.catalog) if args.catalog else Settings().catalog_path
+    except ValidationError as exc:
+        print(f"warroom oncall: invalid settings: {format_errors(exc, 'WARROOM')}", file=sys.stderr)
+        return 2
+    if path is None:
+        print(
+            "warroom oncall: no catalog (--catalog FILE or WARROOM_CATALOG_PATH)", file=sys.stderr
+        )
+        return 2
+    try:
+        catalog = load_catalog(path)
+    except ConfigError as exc:
+        print(f"warroom oncall: {exc}", file=sys.stderr)
+        return 2
+    found = policy_for(catalog, args.service)
+    if found is None:
+        print(f"warroom oncall: no escalation policy pages for {args.service!r}", file=sys.stderr)
+        return 1
+    name, policy = found
+    team = catalog.team_for(args.service)
+    repeats = f", repeated {policy.repeat}x" if policy.repeat else ""
+    print(f"{args.service} (team {team}): policy {name}, {len(policy.steps)} step(s){repeats}")
+    print(f"if opened at {at.isoformat()}:")
+    for planned in escalation_plan(catalog, args.service, at, args.incident):
+        passes, index = divmod(planned.step, len(policy.steps))
+        notify = policy.steps[index].notify.replace("_", "-")
+        where = f"step {index}" + (f" (pass {passes + 1})" if passes else "")
+        who = ", ".join(planned.people) or "(nobody on call)"
+        offset = _offset((planned.due_at - at).total_seconds())
+        print(f"  {where:<16} {offset:>8}  {planned.due_at.isoformat()}  {notify:<11}  {who}")
+    return 0
