@@ -14,6 +14,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from responders.paging import pages_for
+from responders.runbooks import (
+    AUTOMATION,
+    DONE,
+    FAILED,
+    attached_data,
+    find_task,
+    initial_tasks,
+    runbook_for,
+    succeeded,
+    task_key,
+)
 from schemas import (
     Catalog,
     Command,
@@ -25,6 +36,7 @@ from schemas import (
     IncidentEventKind,
     IncidentStatus,
     Page,
+    Runbook,
     Severity,
 )
 
@@ -60,9 +72,21 @@ class Outcome:
     opened: bool = field(default=False)
 
 
-def routing_key(detection: Detection) -> str:
-    """The correlation group of a detection: one open incident per service."""
-    return detection.service
+def routing_key(detection: Detection, group_by: tuple[str, ...] = ("service",)) -> str:
+    """The correlation group of a detection: its ``dedup_key`` if it has one, else its values of
+    the ``group_by`` labels (``service`` is the detection's service).
+
+    >>> d = Detection(id="d", ts=0, service="api", signal="s", detector="x", score=1,
+    ...               labels={"region": "eu"})
+    >>> routing_key(d), routing_key(d, ("service", "region"))
+    ('api', 'service=api|region=eu')
+    """
+    if detection.dedup_key:
+        return f"dedup:{detection.dedup_key}"
+    if group_by == ("service",):
+        return detection.service
+    values = {**detection.labels, "service": detection.service}
+    return "|".join(f"{label}={values.get(label, '')}" for label in group_by)
 
 
 def incident_id_for(key: str, opening_detection_id: str) -> str:
@@ -85,7 +109,7 @@ def severity_for(detection: DetectionSeverity, tier: int) -> Severity:
     return Severity(f"SEV{min(4, base + (1 if tier >= 3 else 0))}")
 
 
-def _event(
+def make_event(
     incident_id: str,
     key: str,
     seq: int,
@@ -109,18 +133,22 @@ def _event(
 
 
 def on_detection(
-    current: Incident | None, detection: Detection, catalog: Catalog, now: datetime
+    current: Incident | None,
+    detection: Detection,
+    catalog: Catalog,
+    now: datetime,
+    key: str | None = None,
 ) -> Outcome:
     """Open an incident for the detection's group, or attach it to the open one.
 
     ``current`` is the group's open (not resolved) incident, if any. A detection already seen
     (by id) changes nothing, so replays are harmless.
     """
-    key = routing_key(detection)
+    key = key or (current.routing_key if current is not None else routing_key(detection))
     if current is not None and current.status is not S.RESOLVED:
         if detection.id in current.detection_ids:
             return Outcome(current)
-        event = _event(
+        event = make_event(
             current.id,
             key,
             current.last_seq + 1,
@@ -160,7 +188,7 @@ def on_detection(
         last_seq=1,
     )
     events = [
-        _event(
+        make_event(
             incident_id,
             key,
             1,
@@ -176,11 +204,16 @@ def on_detection(
     ]
     pages = pages_for(opened, catalog, step=0, now=now)
     incident = opened
+    found = runbook_for(catalog, opened)
+    if found is not None:
+        attached = runbook_attached(incident, *found, now)
+        events.append(attached)
+        incident = apply(incident, attached)
     if pages:
-        paged = _event(
+        paged = make_event(
             incident_id,
             key,
-            2,
+            incident.last_seq + 1,
             E.PAGED,
             now,
             "warroom",
@@ -190,6 +223,16 @@ def on_detection(
         events.append(paged)
         incident = apply(incident, paged)
     return Outcome(incident, tuple(events), pages, opened=True)
+
+
+def runbook_attached(
+    incident: Incident, name: str, runbook: Runbook, at: datetime
+) -> IncidentEvent:
+    """The ``runbook_attached`` event that gives the incident the runbook's tasks."""
+    return make_event(
+        incident.id, incident.routing_key, incident.last_seq + 1, E.RUNBOOK_ATTACHED, at,
+        "warroom", name, attached_data(name, runbook),
+    )  # fmt: skip
 
 
 def on_command(
@@ -209,10 +252,14 @@ def on_command(
     if at > now + _MAX_FUTURE:
         return Outcome(current, rejection="'at' is in the future")
     seq = current.last_seq + 1
+    if command.kind in (C.SET_SEVERITY, C.ASSIGN_ROLE):
+        return _people_change(current, command, at, seq)
+    if command.kind is C.COMPLETE_TASK:
+        return _complete_task(current, command, at, seq)
     if command.kind is C.NOTE:
         if not command.text:
             return Outcome(current, rejection="a note needs text")
-        event = _event(
+        event = make_event(
             current.id, current.routing_key, seq, E.NOTE, at, command.actor, command.id,
             {"text": command.text},
         )  # fmt: skip
@@ -232,8 +279,79 @@ def on_command(
         return Outcome(current, rejection=f"'at' is before the incident started ({floor})")
     _, kind = target
     data: dict[str, object] = {"text": command.text} if command.text else {}
-    event = _event(current.id, current.routing_key, seq, kind, at, command.actor, command.id, data)
+    event = make_event(
+        current.id, current.routing_key, seq, kind, at, command.actor, command.id, data
+    )
     return Outcome(apply(current, event), (event,))
+
+
+#: Roles people take in an incident (Dispatch and PagerDuty's response roles).
+ROLES = ("commander", "scribe", "communications", "responder", "subject_matter_expert")
+
+
+def _people_change(current: Incident, command: Command, at: datetime, seq: int) -> Outcome:
+    """Severity changes and role assignments: allowed until the incident is resolved."""
+    if current.status is S.RESOLVED:
+        return Outcome(current, rejection=f"cannot {command.kind.value} a resolved incident")
+    if command.kind is C.SET_SEVERITY:
+        if command.severity is None:
+            return Outcome(current, rejection="severity: required (SEV1 to SEV4)")
+        if command.severity is current.severity:
+            return Outcome(current, rejection=f"the severity is already {current.severity.value}")
+        data: dict[str, object] = {
+            "from": current.severity.value, "to": command.severity.value, "text": command.text,
+        }  # fmt: skip
+        kind = E.SEVERITY_CHANGED
+    else:
+        if command.role not in ROLES:
+            return Outcome(current, rejection=f"role: one of {', '.join(ROLES)}")
+        if not command.person:
+            return Outcome(current, rejection="person: required")
+        previous = current.roles.get(command.role)
+        if previous == command.person:
+            return Outcome(current, rejection=f"{command.person} is already {command.role}")
+        # A hand-off names who hands over, so the timeline shows who held the role when.
+        data = {"role": command.role, "person": command.person, "previous": previous}
+        kind = E.ROLE_ASSIGNED
+    ev = make_event(current.id, current.routing_key, seq, kind, at, command.actor, command.id, data)
+    return Outcome(apply(current, ev), (ev,))
+
+
+def _complete_task(current: Incident, command: Command, at: datetime, seq: int) -> Outcome:
+    """A runbook task done: by a person (done), or by automation (done or failed, from its
+    result). A failed task may be completed again, by hand; a done one may not."""
+    if current.status is S.RESOLVED:
+        return Outcome(current, rejection="cannot complete a task of a resolved incident")
+    if not command.task:
+        return Outcome(current, rejection="task: required (a task id of the incident's runbook)")
+    found = find_task(current.tasks, command.task)
+    if found is None:
+        if not current.tasks:
+            return Outcome(current, rejection="the incident has no runbook tasks")
+        known = ", ".join(key.partition("/")[2] for key in current.tasks)
+        return Outcome(current, rejection=f"unknown task {command.task!r}; one of {known}")
+    phase, state = found
+    if state == DONE:
+        return Outcome(current, rejection=f"task {command.task!r} is already done")
+    if at < current.opened_at:
+        return Outcome(
+            current, rejection=f"'at' is before the runbook was attached ({current.opened_at})"
+        )
+    automated = command.actor == AUTOMATION
+    data: dict[str, object] = {
+        "task_id": command.task,
+        "task": command.task,
+        "phase": phase,
+        "outcome": DONE if not automated or succeeded(command.text) else FAILED,
+        # The runbook is attached when the incident opens.
+        "duration_s": (at - current.opened_at).total_seconds(),
+    }
+    if command.text:
+        data["result" if automated else "text"] = command.text
+    ev = make_event(
+        current.id, current.routing_key, seq, E.TASK_DONE, at, command.actor, command.id, data
+    )
+    return Outcome(apply(current, ev), (ev,))
 
 
 def apply(incident: Incident | None, event: IncidentEvent) -> Incident:
@@ -261,7 +379,8 @@ def apply(incident: Incident | None, event: IncidentEvent) -> Incident:
                 changes["first_paged_at"] = at
         case E.ACKNOWLEDGED:
             changes["status"] = S.ACKNOWLEDGED
-            changes["acknowledged_at"] = at
+            # Time to acknowledge counts from the first acknowledgement.
+            changes["acknowledged_at"] = incident.acknowledged_at or at
         case E.MITIGATED:
             changes["status"] = S.MITIGATED
             changes["mitigated_at"] = at
@@ -274,6 +393,20 @@ def apply(incident: Incident | None, event: IncidentEvent) -> Incident:
             changes["status"] = S.TRIGGERED
             changes["mitigated_at"] = None
             changes["resolved_at"] = None
+        case E.STATUS_CHANGED:
+            changes["status"] = S(str(event.data["to"]))
+        case E.SEVERITY_CHANGED:
+            changes["severity"] = Severity(str(event.data["to"]))
+        case E.RUNBOOK_ATTACHED:
+            changes["tasks"] = initial_tasks(event.data)
+        case E.TASK_DONE if "task_id" in event.data and "phase" in event.data:
+            key = task_key(str(event.data["phase"]), str(event.data["task_id"]))
+            changes["tasks"] = {**incident.tasks, key: str(event.data.get("outcome", DONE))}
+        case E.ROLE_ASSIGNED:
+            changes["roles"] = {
+                **incident.roles,
+                str(event.data["role"]): str(event.data["person"]),
+            }
         case _:
             pass
     return incident.model_copy(update=changes)

@@ -8,13 +8,15 @@ from schemas.catalog import Catalog, ContactMethod, EscalationStep, Person, Serv
 from schemas.commands import Command, CommandKind
 from schemas.common import Severity, Timestamp, WireModel, format_errors
 from schemas.deadletter import DeadLetter
-from schemas.detections import Detection, DetectionSeverity
+from schemas.detections import Detection, DetectionSeverity, DetectionStatus
 from schemas.incidents import Incident, IncidentEvent, IncidentEventKind, IncidentStatus
 from schemas.logs import LogBatch, LogRecord
 from schemas.metrics import MetricBatch, MetricPoint
 from schemas.mobilization import Channel, Page, Receipt, ReceiptOutcome
+from schemas.runbooks import PHASES, Runbook, TaskKind
 
 __all__ = [
+    "PHASES",
     "Catalog",
     "Channel",
     "Command",
@@ -23,6 +25,7 @@ __all__ = [
     "DeadLetter",
     "Detection",
     "DetectionSeverity",
+    "DetectionStatus",
     "DurationStats",
     "EscalationStep",
     "Incident",
@@ -39,8 +42,10 @@ __all__ = [
     "Person",
     "Receipt",
     "ReceiptOutcome",
+    "Runbook",
     "Service",
     "Severity",
+    "TaskKind",
     "Team",
     "Timestamp",
     "WireModel",

@@ -6,7 +6,7 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from schemas.common import Name, Timestamp, WireModel
+from schemas.common import Name, Severity, Timestamp, WireModel
 
 
 class CommandKind(StrEnum):
@@ -17,6 +17,12 @@ class CommandKind(StrEnum):
     RESOLVE = "resolve"
     REOPEN = "reopen"
     NOTE = "note"
+    SET_SEVERITY = "set_severity"
+    ASSIGN_ROLE = "assign_role"
+    #: Mark a task of the incident's runbook done (``task``; ``text`` a note or the result).
+    COMPLETE_TASK = "complete_task"
+    #: Internal: the worker's timer asking a correlation group to act on its due deadlines.
+    TICK = "tick"
 
 
 class Command(WireModel):
@@ -32,3 +38,7 @@ class Command(WireModel):
         default=None, description="When it happened, if earlier than issued_at (backfill)."
     )
     text: str | None = Field(default=None, max_length=10_000)
+    severity: Severity | None = None
+    role: str | None = Field(default=None, pattern=r"^[a-z][a-z_]{0,39}$")
+    person: Name | None = None
+    task: str | None = Field(default=None, max_length=63, description="A runbook task's id.")

@@ -19,8 +19,20 @@ class DetectionSeverity(StrEnum):
     INFO = "info"
 
 
+class DetectionStatus(StrEnum):
+    """A detection says a signal is anomalous (firing) or has recovered (resolved)."""
+
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
 class Detection(WireModel):
-    """A detection event, keyed by service on the topic."""
+    """A detection event, keyed by its correlation group (by default the service) on the topic.
+
+    ``dedup_key`` (PagerDuty's) puts the detection in the group of that key instead of the
+    service's. ``auto_resolve`` says that when every signal of an incident has recovered the
+    incident is resolved (alerts from Alertmanager or PagerDuty), rather than only suggested.
+    """
 
     id: Name
     ts: Timestamp
@@ -32,3 +44,6 @@ class Detection(WireModel):
     impact_started_at: Timestamp | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     context: dict[str, Any] = Field(default_factory=dict)
+    status: DetectionStatus = DetectionStatus.FIRING
+    dedup_key: str | None = Field(default=None, max_length=255)
+    auto_resolve: bool = False

@@ -29,10 +29,14 @@ class IncidentEventKind(StrEnum):
     ESCALATED = "escalated"
     STATUS_CHANGED = "status_changed"
     NOTE = "note"
+    RUNBOOK_ATTACHED = "runbook_attached"
     TASK_DONE = "task_done"
     MITIGATED = "mitigated"
     RESOLVED = "resolved"
     REOPENED = "reopened"
+    SIGNALS_RECOVERED = "signals_recovered"
+    SEVERITY_CHANGED = "severity_changed"
+    ROLE_ASSIGNED = "role_assigned"
 
 
 class Incident(WireModel):
@@ -56,7 +60,15 @@ class Incident(WireModel):
     detection_count: int = 0
     detection_ids: tuple[str, ...] = ()
     signals: tuple[str, ...] = ()
+    roles: dict[str, str] = Field(default_factory=dict)
+    #: The attached runbook's tasks, ``<phase>/<task id>`` -> pending, done or failed.
+    tasks: dict[str, str] = Field(default_factory=dict)
     last_seq: int = 0
+
+    @property
+    def commander(self) -> str | None:
+        """The incident commander, if one has been assigned."""
+        return self.roles.get("commander")
 
 
 class IncidentEvent(WireModel):

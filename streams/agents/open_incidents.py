@@ -1,17 +1,30 @@
 """``open_incidents``: detections and commands in, incident state and timeline events out.
 
-Reads ``detections.v1`` and ``incidents.commands.v1`` (both keyed by routing key), keeps the write
-model in the ``incidents`` and ``open-incidents`` tables, and sends each new timeline event to
-``incidents.events.v1`` and each page to ``mobilization.pages.v1``.
+Reads ``detections.v1`` and ``incidents.commands.v1`` (both keyed by correlation group), keeps the
+write model in the ``incidents`` table and each group's state (open incident, held detections,
+timers) in ``open-incidents``, and sends each new timeline event to ``incidents.events.v1`` and each
+page to ``mobilization.pages.v1``. A timer sends a ``tick`` command to each group whose deadline
+(group wait, update interval, repeat) has come, so timed work also happens inside the stream.
 """
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from responders.lifecycle import Outcome, incident_id_for, on_command, on_detection, routing_key
-from schemas import Command, Detection, Incident
+from responders.correlation import (
+    Group,
+    Step,
+    Timing,
+    on_command_in_group,
+    on_detection_in_group,
+    on_tick,
+)
+from responders.lifecycle import incident_id_for, routing_key
+from responders.silences import SilenceState, silenced_by, state
+from schemas import Command, CommandKind, Detection, DetectionStatus, Incident
 from streams.codec import decode_one, encode
 
 if TYPE_CHECKING:
@@ -19,54 +32,104 @@ if TYPE_CHECKING:
 
 
 def attach(p: Pipeline) -> None:
-    incidents, open_by_key = p.tables.incidents, p.tables.open_incidents
+    incidents, groups, s = p.tables.incidents, p.tables.open_incidents, p.settings
+    timing = Timing(
+        s.group_wait_s, s.group_interval_s, s.repeat_interval_s, s.ack_timeout_s, s.auto_resolve_s
+    )
+    ticked: dict[str, datetime] = {}
 
     def load(incident_id: str | None) -> Incident | None:
         data = incidents.get(incident_id) if incident_id else None
         return Incident.model_validate(data) if data is not None else None
 
-    def handle(raw: bytes | None, topic: str, now: datetime) -> tuple[Outcome | None, str | None]:
-        if topic == p.settings.topics.detections:
+    def group(key: str) -> Group:
+        return Group.from_dict(key, groups.get(key))
+
+    def muted(incident_id: str | None, now: datetime) -> bool:
+        """An active silence "until resolved" for this incident stops its paging timers."""
+        return incident_id is not None and any(
+            silence.until_resolved == incident_id
+            and state(silence, now, p.directory.resolved) is SilenceState.ACTIVE
+            for silence in p.directory.active_silences()
+        )
+
+    def handle(raw: bytes | None, topic: str, now: datetime) -> tuple[Step | None, str | None]:
+        if topic == s.topics.detections:
             det = decode_one(raw, Detection)
             if det.rejected:
                 return None, det.rejected[0].reason
             d = det.items[0]
-            seen = load(incident_id_for(routing_key(d), d.id))
-            if seen is not None:  # this detection already opened an incident: a replay
-                return Outcome(seen), None
-            return on_detection(load(open_by_key.get(routing_key(d))), d, p.catalog, now), None
+            key = routing_key(d, s.group_by)
+            if load(incident_id_for(key, d.id)) is not None:  # it already opened one: a replay
+                return Step(group(key)), None
+            g = group(key)
+            directory = p.directory
+            if d.status is DetectionStatus.FIRING and silenced_by(
+                d, directory.active_silences(), now, directory.resolved
+            ):
+                p.count("detections_silenced")
+                return Step(g), None
+            return on_detection_in_group(g, load(g.incident_id), d, p.catalog, timing, now), None
         cmd = decode_one(raw, Command)
         if cmd.rejected:
             return None, cmd.rejected[0].reason
         c = cmd.items[0]
-        return on_command(load(c.incident_id), c, now, open_by_key.get(c.routing_key)), None
+        g = group(c.routing_key)
+        if c.kind is CommandKind.TICK:
+            ticked.pop(c.routing_key, None)
+            if muted(g.incident_id, now):
+                return Step(g), None
+            return on_tick(g, load(g.incident_id), p.catalog, timing, now), None
+        return on_command_in_group(g, load(c.incident_id), c, now), None
 
     @p.app.agent(p.topics.incident_inputs, name="open_incidents")
     async def open_incidents(stream: Any) -> None:
         async for event in stream.events():
             message = event.message
             try:
-                outcome, problem = handle(event.value, message.topic, datetime.now(tz=UTC))
+                step, problem = handle(event.value, message.topic, datetime.now(tz=UTC))
             except Exception as exc:
-                outcome, problem = None, f"{type(exc).__name__}: {exc}"
-            if outcome is None or outcome.rejection:
+                step, problem = None, f"{type(exc).__name__}: {exc}"
+            if step is None or step.outcome.rejection:
                 stage, reason = (
-                    ("decode", problem) if outcome is None else ("lifecycle", outcome.rejection)
+                    ("decode", problem) if step is None else ("lifecycle", step.outcome.rejection)
                 )
                 await p.dead_letters.send(message, stage, reason or "rejected")
                 continue
+            g, outcome = step.group, step.outcome
+            # Send first and wait for the broker, then write the tables: after a crash in
+            # between, the input is processed again and sends the same events (same ids and
+            # sequence numbers, which the projection ignores) instead of losing them.
+            sent = [
+                await p.topics.events.send(key=ev.routing_key.encode(), value=encode(ev))
+                for ev in outcome.events
+            ] + [
+                await p.topics.pages.send(key=page.incident_id.encode(), value=encode(page))
+                for page in outcome.pages
+            ]
+            if sent:
+                await asyncio.gather(*sent)
             incident = outcome.incident
-            if incident is None or not outcome.events:
-                continue
-            incidents[incident.id] = incident.model_dump(mode="json")
-            if incident.status.value == "resolved":
-                if open_by_key.get(incident.routing_key) == incident.id:
-                    del open_by_key[incident.routing_key]
-            else:
-                open_by_key[incident.routing_key] = incident.id
+            if incident is not None and outcome.events:
+                incidents[incident.id] = incident.model_dump(mode="json")
+                if incident.status.value == "resolved" and g.incident_id == incident.id:
+                    g = Group(g.key, held=g.held, held_since=g.held_since, seen=g.seen)
             p.count("incidents_opened", int(outcome.opened))
-            key = incident.routing_key.encode()
-            for ev in outcome.events:
-                await p.topics.events.send(key=key, value=encode(ev))
-            for page in outcome.pages:
-                await p.topics.pages.send(key=incident.id.encode(), value=encode(page))
+            p.count("flaps_suppressed", int(step.suppressed))
+            if g.to_dict() != groups.get(g.key):
+                groups[g.key] = g.to_dict()
+
+    @p.app.timer(interval=1.0)
+    async def tick_due_groups() -> None:
+        now = datetime.now(tz=UTC)
+        for key, value in list(groups.items()):
+            g = Group.from_dict(key, value)
+            due = g.due(timing, load(g.incident_id), p.catalog)
+            if due is None or due > now or ticked.get(key) == due:
+                continue
+            ticked[key] = due
+            tick = Command(
+                id=f"tick-{uuid.uuid4().hex[:12]}", kind=CommandKind.TICK, incident_id="-",
+                routing_key=key, actor="warroom", issued_at=now,
+            )  # fmt: skip
+            await p.topics.commands.send(key=key.encode(), value=encode(tick))

@@ -97,7 +97,8 @@ def test_detections_attach_once() -> None:
 
 
 S, C = IncidentStatus, CommandKind
-ALL_PAIRS = list(itertools.product(list(S), [c for c in C if c is not C.NOTE]))
+LIFECYCLE = [C.ACKNOWLEDGE, C.MITIGATE, C.RESOLVE, C.REOPEN]
+ALL_PAIRS = list(itertools.product(list(S), LIFECYCLE))
 
 
 def at_status(status: IncidentStatus) -> Incident:
@@ -191,3 +192,27 @@ def test_replaying_the_timeline_rebuilds_the_incident_exactly() -> None:
     rebuilt = replay([*reversed(events), *events])
     assert rebuilt == {incident.id: incident}
     assert apply(incident, events[-1]) == incident
+
+
+def test_severity_changes_and_role_hand_offs() -> None:
+    incident = opened()
+    now = T0 + timedelta(minutes=10)
+    raised = on_command(incident, command(C.SET_SEVERITY, incident, severity="SEV1"), now)
+    assert raised.incident is not None and raised.incident.severity.value == "SEV1"
+    assert raised.events[0].data["from"] == "SEV2"
+    same = on_command(
+        raised.incident, command(C.SET_SEVERITY, raised.incident, severity="SEV1"), now
+    )
+    assert same.rejection is not None and "already" in same.rejection
+    ic = on_command(raised.incident, command(C.ASSIGN_ROLE, raised.incident, role="commander",
+                                             person="ann"), now)  # fmt: skip
+    assert ic.incident is not None and ic.incident.commander == "ann"
+    handoff = on_command(ic.incident, command(C.ASSIGN_ROLE, ic.incident, role="commander",
+                                              person="bo"), now)  # fmt: skip
+    assert handoff.incident is not None and handoff.incident.commander == "bo"
+    assert handoff.events[0].data == {"role": "commander", "person": "bo", "previous": "ann"}
+    bad = on_command(ic.incident, command(C.ASSIGN_ROLE, ic.incident, role="boss", person="x"), now)
+    assert bad.rejection is not None and "role: one of" in bad.rejection
+    resolved = at_status(S.RESOLVED)
+    late = on_command(resolved, command(C.SET_SEVERITY, resolved, severity="SEV1"), now)
+    assert late.rejection is not None and "resolved" in late.rejection

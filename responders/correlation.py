@@ -1,0 +1,444 @@
+"""Correlation and noise control: detections grouped into incidents with Alertmanager's timing.
+
+A correlation group (by default one per service; PagerDuty's ``dedup_key`` makes its own group)
+holds at most one open incident. Timing follows Alertmanager's route options and defaults:
+
+- ``group_wait`` (30 s): the first firing detection of a new group is held this long, so that a
+  burst opens one incident with all of it. If every held signal resolves within the wait, nothing
+  opens: the flap is suppressed.
+- ``group_interval`` (5 min): new signals joining an open incident notify its responders at most
+  this often.
+- ``repeat_interval`` (4 h): an incident nobody has acknowledged is paged again this often.
+
+When every firing signal of an open incident has recovered, a ``signals_recovered`` event suggests
+mitigation; for alerts that ask for it (``auto_resolve``, as Alertmanager's and PagerDuty's do) the
+incident is resolved instead. Timers are deadlines in the group state; the shell asks for them to
+be acted on with :func:`on_tick`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from responders.lifecycle import Outcome, apply, make_event, on_command, on_detection
+from responders.oncall import next_due, policy_for
+from responders.paging import pages_for
+from schemas import (
+    Catalog,
+    Command,
+    Detection,
+    DetectionStatus,
+    Incident,
+    IncidentEvent,
+    IncidentEventKind,
+    IncidentStatus,
+    Page,
+)
+
+E = IncidentEventKind
+SEEN_KEPT = 128
+#: Detections a group holds during its group wait; in a storm, the rest are dropped.
+HELD_KEPT = 200
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Alertmanager's route timing options, with its defaults."""
+
+    group_wait_s: float = 30.0
+    group_interval_s: float = 300.0
+    repeat_interval_s: float = 4 * 3600.0
+    #: PagerDuty's acknowledgement timeout: an acknowledged incident not mitigated this long
+    #: after its last acknowledgement is triggered again (None: never).
+    ack_timeout_s: float | None = None
+    #: PagerDuty's auto-resolve: an open incident without detections this long is resolved.
+    auto_resolve_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Group:
+    """The state of one correlation group (stored in the ``open-incidents`` table)."""
+
+    key: str
+    incident_id: str | None = None
+    held: tuple[Detection, ...] = ()
+    held_since: datetime | None = None
+    firing: tuple[str, ...] = ()
+    auto_resolve: bool = False
+    last_paged_at: datetime | None = None
+    repeats: int = 0
+    last_update_at: datetime | None = None
+    updates: int = 0
+    unannounced: tuple[str, ...] = ()
+    step: int = 0
+    step_paged_at: datetime | None = None
+    acked_at: datetime | None = None
+    retriggers: int = 0
+    last_detection_at: datetime | None = None
+    #: Ids of the latest detections and commands applied: inputs delivered again (a replay after
+    #: a crash may come after the incident they joined was resolved) change nothing.
+    seen: tuple[str, ...] = ()
+
+    def remember(self, input_id: str) -> Group:
+        return replace(self, seen=(*self.seen, input_id)[-SEEN_KEPT:])
+
+    def due(
+        self, timing: Timing, incident: Incident | None, catalog: Catalog | None = None
+    ) -> datetime | None:
+        """The earliest deadline this group has, if any."""
+        deadlines = []
+        escalation = self._next_step(incident, catalog) if catalog is not None else None
+        if escalation is not None:
+            deadlines.append(escalation[1])
+        acked = incident is not None and incident.status is IncidentStatus.ACKNOWLEDGED
+        if acked and timing.ack_timeout_s is not None and self.acked_at is not None:
+            deadlines.append(self.acked_at + timedelta(seconds=timing.ack_timeout_s))
+        live = incident is not None and incident.status is not IncidentStatus.RESOLVED
+        if live and timing.auto_resolve_s is not None and self.last_detection_at is not None:
+            deadlines.append(self.last_detection_at + timedelta(seconds=timing.auto_resolve_s))
+        if self.held and self.held_since is not None:
+            deadlines.append(self.held_since + timedelta(seconds=timing.group_wait_s))
+        unacknowledged = incident is not None and incident.status is IncidentStatus.TRIGGERED
+        if unacknowledged and self.last_paged_at is not None and escalation is None:
+            deadlines.append(self.last_paged_at + timedelta(seconds=timing.repeat_interval_s))
+        if incident is not None and self.unannounced and self.last_update_at is not None:
+            deadlines.append(self.last_update_at + timedelta(seconds=timing.group_interval_s))
+        return min(deadlines) if deadlines else None
+
+    def _next_step(
+        self, incident: Incident | None, catalog: Catalog
+    ) -> tuple[int, datetime] | None:
+        """The next escalation step and when it is due, while nobody has acknowledged."""
+        if incident is None or incident.status is not IncidentStatus.TRIGGERED:
+            return None
+        if self.step_paged_at is None:
+            return None
+        found = policy_for(catalog, incident.service)
+        if found is None:
+            return None
+        return next_due(catalog, found[0], self.step, self.step_paged_at)
+
+    def to_dict(self) -> dict[str, Any]:
+        def iso(t: datetime | None) -> str | None:
+            return t.isoformat() if t is not None else None
+
+        return {
+            "key": self.key,
+            "incident_id": self.incident_id,
+            "held": [d.model_dump(mode="json") for d in self.held],
+            "held_since": iso(self.held_since),
+            "firing": list(self.firing),
+            "auto_resolve": self.auto_resolve,
+            "last_paged_at": iso(self.last_paged_at),
+            "repeats": self.repeats,
+            "last_update_at": iso(self.last_update_at),
+            "updates": self.updates,
+            "unannounced": list(self.unannounced),
+            "step": self.step,
+            "step_paged_at": iso(self.step_paged_at),
+            "acked_at": iso(self.acked_at),
+            "retriggers": self.retriggers,
+            "last_detection_at": iso(self.last_detection_at),
+            "seen": list(self.seen),
+        }
+
+    @classmethod
+    def from_dict(cls, key: str, data: dict[str, Any] | str | None) -> Group:
+        if data is None:
+            return cls(key)
+        if isinstance(data, str):  # an older form: just the open incident's id
+            return cls(key, incident_id=data)
+
+        def when(name: str) -> datetime | None:
+            value = data.get(name)
+            return datetime.fromisoformat(value) if isinstance(value, str) else None
+
+        return cls(
+            key=key,
+            incident_id=data.get("incident_id"),
+            held=tuple(Detection.model_validate(d) for d in data.get("held", [])),
+            held_since=when("held_since"),
+            firing=tuple(data.get("firing", [])),
+            auto_resolve=bool(data.get("auto_resolve", False)),
+            last_paged_at=when("last_paged_at"),
+            repeats=int(data.get("repeats", 0)),
+            last_update_at=when("last_update_at"),
+            updates=int(data.get("updates", 0)),
+            unannounced=tuple(data.get("unannounced", [])),
+            step=int(data.get("step", 0)),
+            step_paged_at=when("step_paged_at"),
+            acked_at=when("acked_at"),
+            retriggers=int(data.get("retriggers", 0)),
+            last_detection_at=when("last_detection_at"),
+            seen=tuple(data.get("seen", [])),
+        )
+
+
+@dataclass(frozen=True)
+class Step:
+    """What one input did to a group: its new state, and the incident outcome (if any)."""
+
+    group: Group
+    outcome: Outcome = field(default_factory=lambda: Outcome(None))
+    suppressed: bool = False
+
+
+def _live(incident: Incident | None) -> Incident | None:
+    """The incident if it is still open."""
+    if incident is None or incident.status is IncidentStatus.RESOLVED:
+        return None
+    return incident
+
+
+def _signal(d: Detection) -> str:
+    return d.dedup_key or d.signal
+
+
+def _open(group: Group, catalog: Catalog, now: datetime) -> Step:
+    """Open the incident for everything held, in arrival order."""
+    first, *rest = group.held
+    outcome = on_detection(None, first, catalog, now, key=group.key)
+    incident = outcome.incident
+    assert incident is not None
+    events, pages = list(outcome.events), list(outcome.pages)
+    for d in rest:
+        more = on_detection(incident, d, catalog, now)
+        incident = more.incident or incident
+        events += more.events
+    firing = tuple(dict.fromkeys(_signal(d) for d in group.held))
+    g = replace(
+        group,
+        incident_id=incident.id,
+        held=(),
+        held_since=None,
+        firing=firing,
+        auto_resolve=all(d.auto_resolve for d in group.held),
+        last_paged_at=now if pages else None,
+        repeats=0,
+        last_update_at=now,
+        updates=0,
+        unannounced=(),
+        step=0,
+        step_paged_at=now,
+        acked_at=None,
+        retriggers=0,
+        last_detection_at=now,
+    )
+    return Step(g, Outcome(incident, tuple(events), tuple(pages), opened=True))
+
+
+def on_detection_in_group(
+    group: Group,
+    incident: Incident | None,
+    detection: Detection,
+    catalog: Catalog,
+    timing: Timing,
+    now: datetime,
+) -> Step:
+    """Feed one detection to its group. ``incident`` is the group's open incident, if any."""
+    if detection.id in group.seen:
+        return Step(group)
+    step = _detection(group, incident, detection, catalog, timing, now)
+    if step.group is group and not step.outcome.events:
+        return step  # nothing happened (e.g. dropped in a storm): a redelivery may still count
+    return replace(step, group=step.group.remember(detection.id))
+
+
+def _detection(
+    group: Group,
+    incident: Incident | None,
+    detection: Detection,
+    catalog: Catalog,
+    timing: Timing,
+    now: datetime,
+) -> Step:
+    live = (
+        incident
+        if incident is not None and incident.status is not IncidentStatus.RESOLVED
+        else None
+    )
+    signal = _signal(detection)
+    if detection.status is DetectionStatus.RESOLVED:
+        return _recovered(group, live, signal, detection, now)
+    if live is not None:
+        outcome = on_detection(live, detection, catalog, now)
+        firing = group.firing if signal in group.firing else (*group.firing, signal)
+        new_signal = signal not in live.signals and signal not in group.unannounced
+        unannounced = (*group.unannounced, signal) if new_signal else group.unannounced
+        g = replace(group, firing=firing, unannounced=unannounced, last_detection_at=now)
+        return _announce(g, outcome, catalog, timing, now)
+    if any(d.id == detection.id for d in group.held):
+        return Step(group)
+    if len(group.held) >= HELD_KEPT:  # a storm: the incident opens with the first ones
+        return Step(group)
+    held = (*group.held, detection)
+    g = replace(group, incident_id=None, held=held, held_since=group.held_since or now)
+    if timing.group_wait_s <= 0:
+        return _open(g, catalog, now)
+    return Step(g)
+
+
+def _recovered(
+    group: Group, incident: Incident | None, signal: str, detection: Detection, now: datetime
+) -> Step:
+    if any(_signal(d) == signal for d in group.held):
+        held = tuple(d for d in group.held if _signal(d) != signal)
+        g = replace(group, held=held, held_since=group.held_since if held else None)
+        return Step(g, suppressed=not held)
+    if incident is None or signal not in group.firing:
+        return Step(group)
+    firing = tuple(s for s in group.firing if s != signal)
+    g = replace(group, firing=firing)
+    if firing:
+        return Step(g, Outcome(incident))
+    seq = incident.last_seq + 1
+    if group.auto_resolve and detection.auto_resolve:
+        ev = make_event(
+            incident.id, incident.routing_key, seq, E.RESOLVED, detection.ts,
+            detection.detector, detection.id, {"text": "every signal recovered"},
+        )  # fmt: skip
+        if ev.at < incident.impact_started_at:
+            ev = ev.model_copy(update={"at": now})
+    else:
+        ev = make_event(
+            incident.id, incident.routing_key, seq, E.SIGNALS_RECOVERED, now,
+            "warroom", detection.id, {"suggestion": "mitigate", "signal": signal},
+        )  # fmt: skip
+    return Step(g, Outcome(apply(incident, ev), (ev,)))
+
+
+def _announce(
+    group: Group, outcome: Outcome, catalog: Catalog, timing: Timing, now: datetime
+) -> Step:
+    """Notify responders of new signals, no more often than ``group_interval``."""
+    incident = outcome.incident
+    if incident is None or not group.unannounced:
+        return Step(group, outcome)
+    last = group.last_update_at
+    if last is not None and now < last + timedelta(seconds=timing.group_interval_s):
+        return Step(group, outcome)
+    n = group.updates + 1
+    signals = ", ".join(group.unannounced)
+    pages = tuple(
+        p.model_copy(
+            update={
+                "dedup_key": f"{p.dedup_key}#update{n}",
+                "subject": f"[update] {p.subject}: new signals {signals}",
+            }
+        )
+        for p in pages_for(incident, catalog, step=0, now=now)
+    )
+    seq = incident.last_seq + 1
+    data = {
+        "update": n,
+        "signals": list(group.unannounced),
+        "recipients": sorted({p.recipient for p in pages}),
+    }
+    ev = make_event(incident.id, incident.routing_key, seq, E.PAGED, now, "warroom", None, data)
+    g = replace(group, last_update_at=now, updates=n, unannounced=())
+    return Step(
+        g,
+        Outcome(apply(incident, ev), (*outcome.events, ev), (*outcome.pages, *pages)),
+    )
+
+
+def on_command_in_group(
+    group: Group, incident: Incident | None, command: Command, now: datetime
+) -> Step:
+    """A person's command, with what it means for the group's timers: an acknowledgement stops
+    escalation and starts the acknowledgement timeout; a reopen starts escalation over. A command
+    applied before (by id) changes nothing."""
+    if command.id in group.seen:
+        return Step(group, Outcome(incident))
+    outcome = on_command(incident, command, now, group.incident_id)
+    kinds = {e.kind for e in outcome.events}
+    g = group
+    if E.ACKNOWLEDGED in kinds:
+        g = replace(g, acked_at=now)
+    if E.REOPENED in kinds and outcome.incident is not None:
+        g = replace(
+            g, incident_id=outcome.incident.id, step=0, step_paged_at=now, acked_at=None,
+            last_paged_at=now, last_detection_at=now,
+        )  # fmt: skip
+    if outcome.events:
+        g = g.remember(command.id)
+    return Step(g, outcome)
+
+
+def _with(step: Step, group: Group, incident: Incident, event: IncidentEvent,
+          pages: tuple[Page, ...] = ()) -> Step:  # fmt: skip
+    """``step`` followed by one more timeline event (and its pages)."""
+    return Step(
+        group,
+        Outcome(
+            apply(incident, event), (*step.outcome.events, event), (*step.outcome.pages, *pages)
+        ),
+    )
+
+
+def _past(deadline_from: datetime | None, seconds: float | None, now: datetime) -> bool:
+    return (
+        deadline_from is not None
+        and seconds is not None
+        and now >= deadline_from + timedelta(seconds=seconds)
+    )
+
+
+def on_tick(
+    group: Group, incident: Incident | None, catalog: Catalog, timing: Timing, now: datetime
+) -> Step:
+    """Act on the group's deadlines that are due at ``now``: open what the group wait held,
+    announce new signals, auto-resolve a quiet incident, re-trigger an acknowledgement that
+    timed out, escalate to the next step, or page again after ``repeat_interval``."""
+    live = _live(incident)
+    if group.held and group.held_since is not None and live is None:
+        if _past(group.held_since, timing.group_wait_s, now):
+            return _open(group, catalog, now)
+        return Step(group)
+    if live is None:
+        return Step(group)
+    step = Step(group, Outcome(live))
+    if group.unannounced:
+        step = _announce(group, Outcome(live), catalog, timing, now)
+    inc = step.outcome.incident or live
+    g = step.group
+    seq = inc.last_seq + 1
+
+    def ev(kind: IncidentEventKind, data: dict[str, object]) -> IncidentEvent:
+        return make_event(inc.id, inc.routing_key, seq, kind, now, "warroom", None, data)
+
+    if _past(g.last_detection_at, timing.auto_resolve_s, now):
+        text = f"auto-resolved: no detections for {timing.auto_resolve_s:.0f}s"
+        return _with(step, g, inc, ev(E.RESOLVED, {"text": text}))
+    if inc.status is IncidentStatus.ACKNOWLEDGED and _past(g.acked_at, timing.ack_timeout_s, now):
+        n = g.retriggers + 1
+        changed = ev(E.STATUS_CHANGED, {"from": "acknowledged", "to": "triggered",
+                                        "reason": "acknowledgement timed out"})  # fmt: skip
+        pages = tuple(
+            p.model_copy(update={"dedup_key": f"{p.dedup_key}#retrigger{n}"})
+            for p in pages_for(apply(inc, changed), catalog, step=g.step, now=now)
+        )
+        g = replace(g, retriggers=n, acked_at=None, step_paged_at=now, last_paged_at=now)
+        return _with(step, g, inc, changed, pages)
+    escalation = g._next_step(inc, catalog)
+    if escalation is not None:
+        if now < escalation[1]:
+            return step
+        n = escalation[0]
+        pages = pages_for(inc, catalog, step=n, now=now)
+        escalated = ev(E.ESCALATED, {"step": n, "recipients": sorted({p.recipient for p in pages})})
+        return _with(step, replace(g, step=n, step_paged_at=now, last_paged_at=now), inc,
+                     escalated, pages)  # fmt: skip
+    if inc.status is IncidentStatus.TRIGGERED and _past(
+        g.last_paged_at, timing.repeat_interval_s, now
+    ):
+        n = g.repeats + 1
+        pages = tuple(
+            p.model_copy(update={"dedup_key": f"{p.dedup_key}#repeat{n}"})
+            for p in pages_for(inc, catalog, step=g.step, now=now)
+        )
+        paged = ev(E.PAGED, {"repeat": n, "recipients": sorted({p.recipient for p in pages})})
+        return _with(step, replace(g, last_paged_at=now, repeats=n), inc, paged, pages)
+    return step

@@ -1,0 +1,65 @@
+"""Inbound alert formats: Alertmanager's webhook payload and PagerDuty's Events API v2."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.common import Timestamp
+
+
+class _Inbound(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+
+class AlertmanagerAlert(_Inbound):
+    """One alert of a webhook notification."""
+
+    status: str = Field(pattern="^(firing|resolved)$")
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    starts_at: Timestamp = Field(alias="startsAt")
+    ends_at: str | None = Field(default=None, alias="endsAt")
+    generator_url: str | None = Field(default=None, alias="generatorURL")
+    fingerprint: str | None = None
+
+
+class AlertmanagerWebhook(_Inbound):
+    """Alertmanager's webhook payload (version 4)."""
+
+    version: str = "4"
+    group_key: str | None = Field(default=None, alias="groupKey")
+    status: str = Field(pattern="^(firing|resolved)$")
+    receiver: str | None = None
+    external_url: str | None = Field(default=None, alias="externalURL")
+    alerts: list[AlertmanagerAlert] = Field(min_length=1, max_length=10_000)
+
+
+class PagerDutyAction(StrEnum):
+    TRIGGER = "trigger"
+    ACKNOWLEDGE = "acknowledge"
+    RESOLVE = "resolve"
+
+
+class PagerDutyPayload(_Inbound):
+    summary: str = Field(min_length=1, max_length=1024)
+    source: str = Field(min_length=1, max_length=255)
+    severity: str = Field(pattern="^(critical|error|warning|info)$")
+    timestamp: Timestamp | None = None
+    component: str | None = None
+    group: str | None = None
+    class_: str | None = Field(default=None, alias="class")
+    custom_details: dict[str, Any] | None = None
+
+
+class PagerDutyEvent(_Inbound):
+    """An Events API v2 event."""
+
+    routing_key: str | None = None
+    event_action: PagerDutyAction
+    dedup_key: str | None = Field(default=None, max_length=255)
+    payload: PagerDutyPayload | None = None
+    client: str | None = None
+    client_url: str | None = None

@@ -1,0 +1,100 @@
+"""``POST /api/alerts/alertmanager`` and ``POST /api/alerts/pagerduty``: other tools' alerts in.
+
+Alertmanager's webhook payload and PagerDuty Events API v2 events become detections on
+``detections.v1`` (keyed by correlation group); a PagerDuty ``acknowledge`` becomes a command for
+the open incident of its ``dedup_key``, and is dropped when there is none, as PagerDuty does.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from responders.correlation import Group
+from responders.inbound import from_alertmanager, from_pagerduty, pagerduty_dedup_key
+from responders.lifecycle import routing_key
+from schemas import Command, CommandKind, format_errors
+from schemas.alerts import AlertmanagerWebhook, PagerDutyAction, PagerDutyEvent
+from streams.codec import encode
+
+if TYPE_CHECKING:
+    from streams.web import Api
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+async def _body(request: web.Request, model: type[BaseModel]) -> Any:
+    try:
+        data = json.loads(await request.read() or b"null")
+    except (ValueError, UnicodeDecodeError):
+        return _error(400, "body is not JSON")
+    if not isinstance(data, dict):
+        return _error(400, "body must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        return _error(400, format_errors(exc))
+
+
+def routes(api: Api) -> list[web.RouteDef]:
+    p = api.p
+
+    async def send_detections(detections: list[Any]) -> None:
+        for d in detections:
+            key = routing_key(d, p.settings.group_by)
+            await p.topics.detections.send(key=key.encode(), value=encode(d))
+
+    async def alertmanager(request: web.Request) -> web.Response:
+        denied = api._authorized(request)
+        if denied is not None:
+            return denied
+        payload = await _body(request, AlertmanagerWebhook)
+        if isinstance(payload, web.Response):
+            return payload
+        detections = from_alertmanager(payload, datetime.now(tz=UTC))
+        await send_detections(detections)
+        return web.json_response({"accepted": len(detections)}, status=202)
+
+    async def pagerduty(request: web.Request) -> web.Response:
+        event = await _body(request, PagerDutyEvent)
+        if isinstance(event, web.Response):
+            return event
+        token = p.settings.api_token
+        keyed = token is not None and event.routing_key == token.get_secret_value()
+        denied = None if keyed else api._authorized(request)
+        if denied is not None:
+            return denied
+        action = event.event_action
+        if action is PagerDutyAction.TRIGGER and event.payload is None:
+            return _error(400, "payload: a trigger needs a payload")
+        if action is not PagerDutyAction.TRIGGER and not event.dedup_key:
+            return _error(400, f"dedup_key: {action.value} needs the dedup_key")
+        dedup_key = pagerduty_dedup_key(event)
+        answer = {"status": "success", "message": "Event processed", "dedup_key": dedup_key}
+        if action is PagerDutyAction.ACKNOWLEDGE:
+            key = f"dedup:{dedup_key}"
+            group = Group.from_dict(key, p.tables.open_incidents.get(key))
+            if group.incident_id is None:
+                answer["message"] = "No open incident for this dedup_key; dropped"
+                return web.json_response(answer, status=202)
+            now = datetime.now(tz=UTC)
+            cmd = Command(
+                id=f"cmd-{uuid.uuid4().hex[:20]}", kind=CommandKind.ACKNOWLEDGE,
+                incident_id=group.incident_id, routing_key=key, actor="pagerduty", issued_at=now,
+            )  # fmt: skip
+            await p.topics.commands.send(key=key.encode(), value=encode(cmd))
+            return web.json_response(answer, status=202)
+        await send_detections([from_pagerduty(event, datetime.now(tz=UTC))])
+        return web.json_response(answer, status=202)
+
+    return [
+        web.post("/api/alerts/alertmanager", alertmanager),
+        web.post("/api/alerts/pagerduty", pagerduty),
+    ]

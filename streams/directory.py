@@ -1,0 +1,103 @@
+"""What every worker must see whole, whatever partitions it owns: silences (``silences.v1``) and
+which incidents have been resolved (``incidents.events.v1``), read by a plain consumer from the
+beginning. It also announces silences as they start and expire."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import OrderedDict
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from aiokafka import AIOKafkaConsumer
+from mode import Service
+from pydantic import ValidationError
+
+from responders.silences import SilenceState, transitions
+from schemas.silences import Silence
+
+if TYPE_CHECKING:
+    from streams.live import Live
+    from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_RESOLVED_KEPT = 100_000
+
+
+class Directory(Service):
+    """Silences and resolved incident ids, kept up to date in memory."""
+
+    def __init__(self, settings: Settings, live: Live, **kwargs: Any) -> None:
+        self.settings = settings
+        self.live = live
+        self.silences: dict[str, Silence] = {}
+        self.resolved: OrderedDict[str, None] = OrderedDict()
+        self.known: dict[str, SilenceState] = {}
+        super().__init__(**kwargs)
+
+    def active_silences(self) -> list[Silence]:
+        return list(self.silences.values())
+
+    def _apply(self, topic: str, key: bytes | None, value: bytes | None) -> None:
+        if topic == self.settings.topics.silences:
+            silence_id = key.decode() if key else None
+            if value is None:
+                if silence_id:
+                    self.silences.pop(silence_id, None)
+                return
+            try:
+                silence = Silence.model_validate_json(value)
+            except ValidationError:
+                log.warning("ignoring an invalid silence on %s", topic)
+                return
+            self.silences[silence.id] = silence
+            return
+        try:
+            event = json.loads(value or b"null")
+        except ValueError:
+            return
+        if isinstance(event, dict) and event.get("kind") == "resolved":
+            self.resolved[str(event.get("incident_id"))] = None
+            while len(self.resolved) > _RESOLVED_KEPT:
+                self.resolved.popitem(last=False)
+        elif isinstance(event, dict) and event.get("kind") == "reopened":
+            self.resolved.pop(str(event.get("incident_id")), None)
+
+    @Service.task
+    async def _follow(self) -> None:
+        topics = (self.settings.topics.silences, self.settings.topics.events)
+        while not self.should_stop:
+            consumer = AIOKafkaConsumer(
+                *topics, **self.settings.kafka_client_kwargs(),
+                group_id=None, auto_offset_reset="earliest", enable_auto_commit=False,
+            )  # fmt: skip
+            try:
+                await consumer.start()
+                while not self.should_stop:
+                    batch = await consumer.getmany(timeout_ms=500)
+                    for records in batch.values():
+                        for r in records:
+                            self._apply(r.topic, r.key, r.value)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("directory consumer failed; reconnecting")
+                await self.sleep(2.0)
+            finally:
+                await consumer.stop()
+
+    @Service.timer(1.0)
+    async def _announce(self) -> None:
+        now = datetime.now(tz=UTC)
+        for silence, current in transitions(self.active_silences(), self.known, now, self.resolved):
+            previous = self.known.get(silence.id)
+            self.known[silence.id] = current
+            if previous is None and current is SilenceState.PENDING:
+                continue
+            what = {"active": "started", "expired": "expired", "pending": "scheduled"}[current]
+            log.warning("silence %s %s: %s (by %s)", silence.id, what, silence.comment,
+                        silence.created_by)  # fmt: skip
+            self.live.publish("silence", {**silence.model_dump(mode="json"), "state": current})

@@ -1,0 +1,130 @@
+"""``/api/silences``: create, list and expire silences and maintenance windows.
+
+A new silence goes to ``silences.v1`` (compacted, keyed by id), which every worker follows.
+Body of ``POST``: ``matchers`` (``[{"name", "value", "regex"}]`` or a ``{"label": "value"}``
+object), ``comment``, and either ``ends_at``, ``duration_s`` or ``until_resolved`` (an incident
+id); ``starts_at`` defaults to now, ``created_by`` to the actor. ``maintenance: true`` marks a
+planned window.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from pydantic import TypeAdapter, ValidationError
+
+from responders.silences import state
+from schemas import Timestamp, format_errors
+from schemas.silences import Silence
+
+if TYPE_CHECKING:
+    from streams.web import Api
+
+
+_TIME: TypeAdapter[datetime] = TypeAdapter(Timestamp)
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def routes(api: Api) -> list[web.RouteDef]:
+    p = api.p
+
+    def view(silence: Silence, now: datetime) -> dict[str, Any]:
+        current = state(silence, now, p.directory.resolved)
+        return {**silence.model_dump(mode="json"), "state": current.value}
+
+    async def publish(silence: Silence) -> None:
+        await p.app.send(
+            p.settings.topics.silences,
+            key=silence.id.encode(),
+            value=silence.model_dump_json().encode(),
+            key_serializer="raw",
+            value_serializer="raw",
+        )
+        # Seen at once by this worker's API; the directory confirms it from the topic.
+        p.directory.silences[silence.id] = silence
+
+    async def create(request: web.Request) -> web.Response:
+        denied = api._authorized(request)
+        if denied is not None:
+            return denied
+        try:
+            body = json.loads(await request.read() or b"null")
+        except (ValueError, UnicodeDecodeError):
+            return _error(400, "body is not JSON")
+        if not isinstance(body, dict):
+            return _error(400, "body must be a JSON object")
+        now = datetime.now(tz=UTC)
+        matchers = body.get("matchers")
+        if isinstance(matchers, dict):
+            matchers = [{"name": k, "value": v} for k, v in matchers.items()]
+        data = {
+            "id": f"sil-{uuid.uuid4().hex[:16]}",
+            "matchers": matchers,
+            "starts_at": body.get("starts_at") or now,
+            "ends_at": body.get("ends_at"),
+            "until_resolved": body.get("until_resolved"),
+            "created_by": body.get("created_by") or body.get("actor") or "api",
+            "comment": body.get("comment"),
+            "created_at": now,
+            "maintenance": bool(body.get("maintenance", False)),
+        }
+        duration = body.get("duration_s")
+        if duration is not None:
+            if not isinstance(duration, int | float) or isinstance(duration, bool) or duration <= 0:
+                return _error(400, "duration_s: must be a positive number of seconds")
+            if data["ends_at"] is not None:
+                return _error(400, "give ends_at or duration_s, not both")
+            starts = data["starts_at"]
+            start_at = starts if isinstance(starts, datetime) else None
+            try:
+                start_at = (
+                    start_at
+                    or Silence.model_validate(
+                        {**data, "ends_at": None, "until_resolved": "x"}
+                    ).starts_at
+                )
+            except ValidationError as exc:
+                return _error(400, format_errors(exc))
+            data["ends_at"] = start_at + timedelta(seconds=float(duration))
+        try:
+            silence = Silence.model_validate(data)
+        except ValidationError as exc:
+            return _error(400, format_errors(exc))
+        await publish(silence)
+        return web.json_response(view(silence, now), status=201)
+
+    async def listing(request: web.Request) -> web.Response:
+        now = datetime.now(tz=UTC)
+        rows = [view(s, now) for s in p.directory.active_silences()]
+        wanted = request.query.get("state")
+        if wanted:
+            rows = [r for r in rows if r["state"] == wanted]
+        rows.sort(key=lambda r: r["starts_at"])
+        return web.json_response({"silences": rows})
+
+    async def expire(request: web.Request) -> web.Response:
+        denied = api._authorized(request)
+        if denied is not None:
+            return denied
+        silence = p.directory.silences.get(request.match_info["id"])
+        if silence is None:
+            return _error(404, f"silence {request.match_info['id']!r} not found")
+        now = datetime.now(tz=UTC)
+        if silence.expired_at is not None:
+            return _error(409, "the silence has already been expired")
+        expired = silence.model_copy(update={"expired_at": now})
+        await publish(expired)
+        return web.json_response(view(expired, now))
+
+    return [
+        web.post("/api/silences", create),
+        web.get("/api/silences", listing),
+        web.delete("/api/silences/{id}", expire),
+    ]

@@ -1,0 +1,147 @@
+"""The incident engine on the real broker: bursts, replays, a SIGKILL mid-burst, and alerts
+from Alertmanager and PagerDuty opening and closing incidents."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.harness import Api, RunningWorker, consumed_all, eventually, produce, read_all
+
+pytestmark = pytest.mark.broker
+
+
+def detection(n: int, service: str, at: float) -> tuple[bytes, bytes]:
+    body = {
+        "id": f"det-{service}-{n}", "ts": at, "service": service, "signal": f"sig-{n % 7}",
+        "detector": "surprise", "score": 0.99, "severity": "error",
+    }  # fmt: skip
+    return service.encode(), json.dumps(body).encode()
+
+
+async def incidents(api: Api) -> list[dict[str, Any]]:
+    _, body = await api.get("/api/incidents")
+    rows: list[dict[str, Any]] = body["incidents"]
+    return rows
+
+
+async def test_burst_across_two_services_with_replay_and_a_kill(
+    start_worker: Callable[..., RunningWorker],
+) -> None:
+    worker = start_worker(group_wait_s="1")
+    api = Api(worker)
+    now = time.time() - 120
+    burst = [detection(n, svc, now + n * 0.1) for n in range(60) for svc in ("cart", "pay")]
+    await produce(worker.bootstrap, worker.topics.detections, burst[:50])
+
+    async def some_opened() -> bool | None:
+        return True if await incidents(api) else None
+
+    await eventually(some_opened, 30, "an incident from the first part of the burst")
+    worker.kill()  # mid-burst
+    worker.start()
+    # The rest, then the whole burst again (a producer retrying everything).
+    await produce(worker.bootstrap, worker.topics.detections, burst[50:] + burst)
+
+    async def settled() -> list[dict[str, Any]] | None:
+        if not await consumed_all(worker.bootstrap, worker.app_id, worker.topics.detections):
+            return None
+        rows = await incidents(api)
+        done = len(rows) >= 2 and all(r["detection_count"] >= 60 for r in rows)
+        return rows if done else None
+
+    rows = await eventually(settled, 60, "both incidents with every detection")
+    assert sorted(r["service"] for r in rows) == ["cart", "pay"]  # no duplicate, none lost
+    for r in rows:
+        assert r["detection_count"] == 60, r  # every detection attached exactly once
+    events = await read_all(worker.bootstrap, worker.topics.events)
+    opened = {e["incident_id"] for e in events if e["kind"] == "opened"}
+    assert opened == {r["id"] for r in rows}
+    attached = [e["data"]["detection_id"] for e in events if e["kind"] == "detection_attached"]
+    # Re-sent events after the kill carry the same ids; the distinct ones are exactly 59 each.
+    assert len(set(attached)) == 2 * 59
+
+
+ALERT = {
+    "status": "firing",
+    "labels": {"alertname": "HighErrorRate", "service": "checkout", "severity": "critical"},
+    "annotations": {"summary": "5xx above 5%"},
+    "startsAt": "2026-11-27T10:00:00Z",
+    "endsAt": "0001-01-01T00:00:00Z",
+    "generatorURL": "http://prometheus/graph",
+    "fingerprint": "c0ffee",
+}
+
+
+async def test_alertmanager_webhook_opens_and_resolves(
+    start_worker: Callable[..., RunningWorker],
+) -> None:
+    worker = start_worker()
+    api = Api(worker)
+    firing = {"version": "4", "status": "firing", "receiver": "warroom", "alerts": [ALERT]}
+    assert (await api.post("/api/alerts/alertmanager", firing, token=None))[0] == 401
+    code, body = await api.post("/api/alerts/alertmanager", firing)
+    assert (code, body) == (202, {"accepted": 1})
+    assert (await api.post("/api/alerts/alertmanager", firing))[0] == 202  # redelivered
+
+    async def one(status: str) -> dict[str, Any] | None:
+        rows = await incidents(api)
+        return rows[0] if len(rows) == 1 and rows[0]["status"] == status else None
+
+    incident = await eventually(lambda: one("triggered"), 20, "an incident from the alert")
+    assert incident["service"] == "checkout" and incident["severity"] == "SEV2"
+    resolved_alert = {**ALERT, "status": "resolved", "endsAt": "2026-11-27T10:20:00Z"}
+    resolved = {**firing, "status": "resolved", "alerts": [resolved_alert]}
+    assert (await api.post("/api/alerts/alertmanager", resolved))[0] == 202
+    incident = await eventually(lambda: one("resolved"), 20, "the incident resolved by the alert")
+    assert incident["resolved_at"].startswith("2026-11-27T10:20:00")
+    code, body = await api.post("/api/alerts/alertmanager", {"status": "firing", "alerts": []})
+    assert code == 400 and "alerts" in body["error"]
+
+
+async def test_pagerduty_trigger_acknowledge_resolve(
+    start_worker: Callable[..., RunningWorker],
+) -> None:
+    worker = start_worker()
+    api = Api(worker)
+    trigger: dict[str, Any] = {
+        "routing_key": "integration-key", "event_action": "trigger", "dedup_key": "disk-full-db1",
+        "payload": {"summary": "Disk full on db1", "source": "db1", "severity": "critical",
+                    "component": "postgres"},
+    }  # fmt: skip
+    ack = {"event_action": "acknowledge", "dedup_key": "disk-full-db1"}
+    code, body = await api.post("/api/alerts/pagerduty", ack)
+    assert code == 202 and "dropped" in body["message"]  # nothing open yet
+    code, body = await api.post("/api/alerts/pagerduty", trigger)
+    assert code == 202 and body["dedup_key"] == "disk-full-db1"
+
+    async def one(status: str) -> dict[str, Any] | None:
+        rows = await incidents(api)
+        return rows[0] if len(rows) == 1 and rows[0]["status"] == status else None
+
+    incident = await eventually(lambda: one("triggered"), 20, "an incident from the trigger")
+    assert incident["routing_key"] == "dedup:disk-full-db1" and incident["service"] == "postgres"
+    assert (await api.post("/api/alerts/pagerduty", trigger))[0] == 202  # joins, opens nothing
+    assert (await api.post("/api/alerts/pagerduty", ack))[0] == 202
+    await eventually(lambda: one("acknowledged"), 20, "acknowledged through PagerDuty's event")
+    resolve = {"event_action": "resolve", "dedup_key": "disk-full-db1"}
+    assert (await api.post("/api/alerts/pagerduty", resolve))[0] == 202
+    await eventually(lambda: one("resolved"), 20, "resolved through PagerDuty's event")
+    # After resolve, a new trigger with the same key opens a new incident.
+    later = {**trigger, "payload": {**trigger["payload"], "summary": "Disk full again"}}
+    assert (await api.post("/api/alerts/pagerduty", later))[0] == 202
+
+    async def two() -> list[dict[str, Any]] | None:
+        rows = await incidents(api)
+        return rows if len(rows) == 2 else None
+
+    rows = await eventually(two, 20, "a second incident for the same dedup_key")
+    assert sorted(r["status"] for r in rows) == ["resolved", "triggered"]
+    code, body = await api.post("/api/alerts/pagerduty", {"event_action": "resolve"})
+    assert code == 400 and "dedup_key" in body["error"]
+    code, body = await api.post("/api/alerts/pagerduty", {"event_action": "explode"})
+    assert code == 400 and "event_action" in body["error"]

@@ -1,0 +1,266 @@
+"""The post-incident review, rendered from a hand-built timeline."""
+
+from __future__ import annotations
+
+import random
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from responders.lifecycle import on_detection
+from responders.review import build_review, follow_ups, render_review
+from schemas import Catalog, Detection, IncidentEvent, IncidentEventKind
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+SVG = "{http://www.w3.org/2000/svg}"
+CATALOG = Catalog.model_validate(
+    {
+        "services": {"api": {"team": "core", "tier": 1}},
+        "teams": {"core": {"escalation": [{"targets": ["alice"]}]}},
+        "people": {"alice": {"contacts": [{"channel": "console"}]}},
+    }
+)
+RECENT = [[(T0 + timedelta(seconds=s)).timestamp(), v] for s, v in [(-6, 100.0), (-4, 101.0)]]
+RECENT += [[(T0 + timedelta(seconds=s)).timestamp(), v] for s, v in [(-2, 99.0), (0, 400.0)]]
+RECENT += [[(T0 + timedelta(seconds=4)).timestamp(), 420.0]]
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def timeline(resolved: bool = True) -> list[IncidentEvent]:
+    """Impact at T0, detected +4s, opened and paged +5s, acknowledged +65s, restored +185s,
+    resolved +305s; a later detection, a role, a runbook task and two follow-up notes."""
+    detection = Detection(
+        id="d1",
+        ts=at(4),
+        service="api",
+        signal="latency_ms",
+        detector="median_mad",
+        score=0.999,
+        severity="error",
+        impact_started_at=T0,
+        context={"series": "api/latency_ms", "value": 420.0, "recent": RECENT},
+    )
+    opening = on_detection(None, detection, CATALOG, now=at(5))
+    assert opening.incident is not None
+    inc = opening.incident
+    events = list(opening.events)
+
+    def add(kind: str, seconds: float, actor: str, **data: Any) -> None:
+        seq = len(events) + 1
+        events.append(
+            IncidentEvent(
+                id=f"{inc.id}:{seq}",
+                incident_id=inc.id,
+                routing_key=inc.routing_key,
+                seq=seq,
+                kind=IncidentEventKind(kind),
+                at=at(seconds),
+                actor=actor,
+                cause=f"cmd-{seq}" if actor != "warroom" else None,
+                data=data,
+            )
+        )
+
+    add(
+        "detection_attached", 20, "warroom", detection_id="d2", signal="latency_ms",
+        detector="median_mad", score=0.98, detected_at=at(20).isoformat(),
+        context={"series": "api/latency_ms", "value": 380.0,
+                 "recent": [[at(12).timestamp(), 390.0], [at(20).timestamp(), 380.0]]},
+    )  # fmt: skip
+    add("acknowledged", 65, "ann", text="looking", role="incident commander")
+    add("note", 90, "ann", text="follow-up: add a canary stage for api")
+    add("task_done", 150, "bob", task="roll back the deploy", owner="bob", duration_s=90)
+    add("note", 160, "bob", text="TODO write the | capacity plan")
+    add("note", 170, "bob", text="error rate is back to normal")
+    add("mitigated", 185, "bob", text="rolled back")
+    if resolved:
+        add("resolved", 305, "ann", text="fixed")
+    return events
+
+
+def lines(markdown: str, section: str) -> list[str]:
+    """The non-empty lines of one ``## section``."""
+    body = markdown.split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
+    return [line for line in body.splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize(
+    ("stage", "row"),
+    [
+        ("detect", "| detect | impact start | detected | 4.0s | 4.000 |"),
+        ("mobilize", "| mobilize | opened | first page | 0.0s | 0.000 |"),
+        ("acknowledge", "| acknowledge | opened | acknowledged | 1m 00s | 60.000 |"),
+        ("restore", "| restore | impact start | mitigated | 3m 05s | 185.000 |"),
+        ("resolve", "| resolve | impact start | resolved | 5m 05s | 305.000 |"),
+    ],
+    ids=lambda v: str(v)[:12],
+)
+def test_stage_durations(stage: str, row: str) -> None:
+    assert row in lines(render_review(timeline()), "Stage durations")
+
+
+def test_an_open_incident_has_stages_not_yet_reached() -> None:
+    stages = lines(render_review(timeline(resolved=False)), "Stage durations")
+    assert "| resolve | impact start | resolved | not yet |  |" in stages
+    assert "| restore | impact start | mitigated | 3m 05s | 185.000 |" in stages
+
+
+def test_summary_and_impact_window() -> None:
+    md = render_review(timeline())
+    assert md.startswith("# Post-incident review: api: latency_ms anomalous (median_mad)\n")
+    summary = lines(md, "Summary")
+    for row in ["| service | api |", "| severity | SEV2 |", "| status | resolved |",
+                "| team | core |", "| detector | median_mad |", "| signals | latency_ms |",
+                "| detections | 2 |", "| mitigation | rolled back (bob) |"]:  # fmt: skip
+        assert row in summary
+    [window, resolved] = lines(md, "Impact window")
+    assert window == (
+        "From 2026-03-01 12:00:00.000 UTC to 2026-03-01 12:03:05.000 UTC "
+        "(service restored): **3m 05s**."
+    )
+    assert resolved == "Resolved at 2026-03-01 12:05:05.000 UTC, 5m 05s after impact."
+
+
+def test_timeline_rows_are_in_seq_order_whatever_the_input_order() -> None:
+    events = timeline()
+    shuffled = events[:]
+    random.Random(3).shuffle(shuffled)
+    md = render_review(shuffled)
+    assert md == render_review(events)  # deterministic, order-independent
+    rows = lines(md, "Timeline")[2:]
+    assert [int(r.split("|")[1]) for r in rows] == list(range(1, len(events) + 1))
+    kinds = [r.split("|")[4].strip() for r in rows]
+    assert kinds == [e.kind.value for e in events]
+    assert rows[3] == (
+        "| 4 | 2026-03-01 12:01:05.000 | +1m 05s | acknowledged | ann | looking | cmd-4 |"
+    )
+    assert "| 2 | 2026-03-01 12:00:05.000 | +5.0s | paged | warroom | step 0: alice |  |" in rows
+    assert r"TODO write the \| capacity plan" in rows[6]  # pipes escaped in cells
+
+
+def test_the_chart_is_well_formed_svg_with_the_signal_and_the_marks() -> None:
+    review = build_review(timeline(), chart_path="chart.svg")
+    assert review.chart_svg is not None
+    root = ET.fromstring(review.chart_svg)
+    assert root.tag == f"{SVG}svg"
+    [polyline] = root.iter(f"{SVG}polyline")
+    # Points from both detections' context, deduplicated by time.
+    assert len(polyline.attrib["points"].split()) == 7
+    assert len(list(root.iter(f"{SVG}circle"))) == 2
+    texts = [t.text for t in root.iter(f"{SVG}text")]
+    assert "impact start" in texts and "detected" in texts
+    assert "![api latency_ms around the incident](chart.svg)" in review.markdown
+
+
+def test_without_a_chart_path_the_markdown_has_a_sparkline_and_no_image() -> None:
+    md = render_review(timeline())
+    assert ".svg" not in md and "<svg" not in md
+    detections = lines(md, "Detections")
+    assert detections[-1] == (
+        "| api/latency_ms | 7 | 2026-03-01 11:59:54.000 | 2026-03-01 12:00:20.000 | 99 | 420 "
+        "| `▁▁▁██▇▇` |"
+    )
+    assert (
+        "| 2026-03-01 12:00:04.000 | latency_ms | median_mad | 0.999 | 420 | opened the incident |"
+        in detections
+    )
+
+
+def test_each_series_gets_a_row_and_a_gap_in_the_data_breaks_the_line() -> None:
+    events = timeline(resolved=False)
+
+    def attached(seconds: float, signal: str, recent: list[tuple[float, float]]) -> None:
+        seq = len(events) + 1
+        data = {
+            "detection_id": f"d{seq}", "signal": signal, "detector": "median_mad", "score": 0.9,
+            "detected_at": at(seconds).isoformat(),
+            "context": {"series": f"api/{signal}", "value": recent[-1][1],
+                        "recent": [[at(t).timestamp(), v] for t, v in recent]},
+        }  # fmt: skip
+        update = {"id": f"{events[0].incident_id}:{seq}", "seq": seq, "at": at(seconds)}
+        events.append(events[2].model_copy(update={**update, "data": data}))
+
+    attached(121, "latency_ms", [(119, 110.0), (121, 105.0)])
+    attached(122, "error_rate", [(118, 0.5), (120, 0.6), (122, 7.5)])
+    review = build_review(events, chart_path="chart.svg")
+    rows = [r for r in lines(review.markdown, "Detections") if r.startswith("| api/")]
+    assert [r.split("|")[1:3] for r in rows] == [
+        [" api/latency_ms ", " 9 "],
+        [" api/error_rate ", " 3 "],
+    ]
+    assert review.chart_svg is not None
+    polylines = list(ET.fromstring(review.chart_svg).iter(f"{SVG}polyline"))
+    assert [len(p.attrib["points"].split()) for p in polylines] == [7, 2]
+
+
+def test_roles_follow_hand_offs() -> None:
+    events = timeline(resolved=False)[:4]  # ann said she was incident commander at #4
+
+    def assign(role: str, person: str, previous: str | None) -> None:
+        seq = len(events) + 1
+        data = {"role": role, "person": person, "previous": previous}
+        update = {"id": f"{events[0].incident_id}:{seq}", "seq": seq, "data": data}
+        events.append(events[3].model_copy(update={**update, "kind": IncidentEventKind.NOTE}))
+
+    assign("commander", "carol", None)
+    assign("scribe", "dan", None)
+    assign("commander", "erin", "carol")
+    md = render_review(events)
+    people = {
+        r.split("|")[1].strip(): r.split("|")[2].strip()
+        for r in lines(md, "Participants and roles")[2:]
+    }
+    assert people["ann"] == "incident commander"
+    assert people["carol"] == "commander until #7"
+    assert people["dan"] == "scribe" and people["erin"] == "commander"
+    assert "| commander: erin (from carol) |" in md
+
+
+def test_participants_roles_and_runbook_tasks() -> None:
+    md = render_review(timeline())
+    people = lines(md, "Participants and roles")
+    assert people[2].startswith("| warroom | system | - | opened, paged, detection_attached |")
+    assert "| alice | - | step 0 | - | +5.0s |" in people
+    assert any(
+        r.startswith("| ann | incident commander | - | acknowledged, note, ") for r in people
+    )
+    assert any(
+        r.startswith("| bob | task owner | - | task_done, note (2), mitigated ") for r in people
+    )
+    tasks = lines(md, "Runbook tasks")
+    assert tasks[2] == "| roll back the deploy | bob | bob | 2026-03-01 12:02:30.000 | 1m 30s |"
+    assert lines(render_review(timeline()[:2]), "Runbook tasks") == ["None recorded."]
+
+
+def test_follow_ups_come_from_notes_plus_the_standard_questions() -> None:
+    assert [text for text, _ in follow_ups(timeline())] == [
+        "add a canary stage for api",
+        "write the | capacity plan",
+    ]
+    items = [line for line in lines(render_review(timeline()), "Follow-ups") if "- [ ]" in line]
+    assert items[:2] == [
+        "- [ ] add a canary stage for api (noted by ann, #5)",
+        "- [ ] write the | capacity plan (noted by bob, #7)",
+    ]
+    assert len(items) > 2  # the standard prompts follow
+
+
+@pytest.mark.parametrize(
+    ("events", "message"),
+    [
+        ([], "no timeline events"),
+        (timeline()[1:], "not 'opened'"),
+        ([*timeline()[:2], timeline()[0].model_copy(update={"incident_id": "inc-x"})], "several"),
+    ],
+    ids=["empty", "no-opened", "mixed"],
+)
+def test_bad_timelines_are_refused_with_the_reason(
+    events: list[IncidentEvent], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        render_review(events)

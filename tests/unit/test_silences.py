@@ -1,0 +1,98 @@
+"""Silences and maintenance windows: matching, states, and the notices they give."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from responders.silences import SilenceState, silenced_by, state, transitions
+from schemas import Detection, format_errors
+from schemas.silences import Silence
+
+T0 = datetime(2026, 6, 1, 12, tzinfo=UTC)
+
+
+def silence(**kw: Any) -> Silence:
+    base: dict[str, Any] = {
+        "id": "s1", "matchers": [{"name": "service", "value": "api"}], "starts_at": T0,
+        "ends_at": T0 + timedelta(hours=1), "created_by": "ann", "comment": "deploy",
+        "created_at": T0,
+    }  # fmt: skip
+    return Silence.model_validate({**base, **kw})
+
+
+def detection(**kw: Any) -> Detection:
+    base: dict[str, Any] = {
+        "id": "d", "ts": T0, "service": "api", "signal": "latency", "detector": "surprise",
+        "score": 1.0, "labels": {"region": "eu"},
+    }  # fmt: skip
+    return Detection.model_validate({**base, **kw})
+
+
+@pytest.mark.parametrize(
+    ("matchers", "det", "muted"),
+    [
+        ([{"name": "service", "value": "api"}], {}, True),
+        ([{"name": "service", "value": "web"}], {}, False),
+        ([{"name": "service", "value": "a.*", "regex": True}], {}, True),
+        ([{"name": "service", "value": "a", "regex": True}], {}, False),  # full match only
+        ([{"name": "region", "value": "eu"}, {"name": "signal", "value": "latency"}], {}, True),
+        ([{"name": "region", "value": "eu"}, {"name": "signal", "value": "errors"}], {}, False),
+        ([{"name": "team", "value": "x"}], {}, False),  # a label the detection lacks
+    ],
+    ids=["exact", "other", "regex", "regex-full", "all-match", "one-differs", "missing-label"],
+)
+def test_matching(matchers: list[dict[str, Any]], det: dict[str, Any], muted: bool) -> None:
+    s = silence(matchers=matchers)
+    assert (silenced_by(detection(**det), [s], T0 + timedelta(minutes=1)) is not None) is muted
+
+
+@pytest.mark.parametrize(
+    ("kw", "at", "resolved", "expected"),
+    [
+        ({}, -1, (), SilenceState.PENDING),
+        ({}, 0, (), SilenceState.ACTIVE),
+        ({}, 3600, (), SilenceState.EXPIRED),
+        ({"expired_at": T0 + timedelta(minutes=5)}, 600, (), SilenceState.EXPIRED),
+        ({"ends_at": None, "until_resolved": "inc-1"}, 99_999, (), SilenceState.ACTIVE),
+        ({"ends_at": None, "until_resolved": "inc-1"}, 10, ("inc-1",), SilenceState.EXPIRED),
+    ],
+    ids=["pending", "active", "ended", "expired-early", "until-resolved", "resolved"],
+)
+def test_states(
+    kw: dict[str, Any], at: float, resolved: tuple[str, ...], expected: SilenceState
+) -> None:
+    assert state(silence(**kw), T0 + timedelta(seconds=at), resolved) is expected
+
+
+@pytest.mark.parametrize(
+    ("kw", "error"),
+    [
+        ({"ends_at": None}, "a silence needs ends_at or until_resolved"),
+        ({"ends_at": T0}, "ends_at must be after starts_at"),
+        ({"matchers": []}, "matchers: Tuple should have at least 1 item"),
+        (
+            {"matchers": [{"name": "service", "value": "(", "regex": True}]},
+            "not a regular expression",
+        ),
+        ({"comment": ""}, "comment: String should have at least 1 character"),
+    ],
+    ids=["no-end", "end-before-start", "no-matchers", "bad-regex", "no-comment"],
+)
+def test_invalid_silences_say_why(kw: dict[str, Any], error: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        silence(**kw)
+    assert error in format_errors(caught.value)
+
+
+def test_notices_when_silences_start_and_expire() -> None:
+    s = silence(starts_at=T0 + timedelta(minutes=10))
+    known: dict[str, SilenceState] = {}
+    for minutes, want in [(0, "pending"), (5, None), (10, "active"), (70, "expired"), (80, None)]:
+        changed = transitions([s], known, T0 + timedelta(minutes=minutes))
+        got = changed[0][1].value if changed else None
+        assert got == want, minutes
+        known.update({c.id: st for c, st in changed})
