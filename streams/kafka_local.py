@@ -332,6 +332,41 @@ class LocalBroker:
         self._state_file.unlink(missing_ok=True)
         return True
 
+    def restart(self, timeout_s: float = 120.0, progress: Progress = _stderr) -> str:
+        """Stop the running broker and start it again on the same ports with the same data."""
+        state = self.status()
+        if state is None:
+            raise BrokerError(f"no broker is running in {self.home}")
+        self.stop()
+        libs = fetch_jars(progress)
+        props = self.home / "server.properties"
+        java = shutil.which("java") or "java"
+        out = (self.home / "logs" / "stdout.log").open("ab")
+        proc = subprocess.Popen(
+            [java, f"-Xmx{self.heap}", "-Xms128m", "-XX:+UseSerialGC",
+             "-XX:TieredStopAtLevel=1", "-Djava.awt.headless=true",
+             f"-Dkafka.logs.dir={self.home / 'logs'}",
+             f"-Dlog4j2.configurationFile={_LOG4J}",
+             "-cp", f"{libs}/*", "kafka.Kafka", str(props)],
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
+        out.close()
+        self._state_file.write_text(json.dumps({**state, "pid": proc.pid}))
+        bootstrap = str(state["bootstrap"])
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise BrokerError(
+                    f"the broker exited with code {proc.returncode}; see {self.home / 'logs'}"
+                )
+            if asyncio.run(metadata_ready(bootstrap, timeout_s=2.0)):
+                progress(f"broker restarted at {bootstrap}")
+                return bootstrap
+            time.sleep(0.2)
+        self.stop()
+        raise BrokerError(f"the broker did not come back within {timeout_s:.0f}s")
+
     def kill(self) -> None:
         """SIGKILL the broker (fault tests)."""
         state = self.status()

@@ -62,7 +62,7 @@ def attach(p: Pipeline) -> None:
                 await receipt(page, ReceiptOutcome.FAILED, attempt, detail)
                 if last:
                     break
-                backoff = s.delivery_backoff_s * 2 ** (attempt - 1)
+                backoff = min(s.delivery_backoff_s * 2 ** (attempt - 1), s.delivery_backoff_max_s)
                 await asyncio.sleep(backoff * (0.5 + random.random() / 2))
             if log_table.get(page.dedup_key) is None:
                 await receipt(page, ReceiptOutcome.DEAD_LETTERED, attempt, detail)

@@ -1,0 +1,619 @@
+"""``warroom bench throughput``: points per second through ``detect`` against the raw ceiling.
+
+Against a real broker (a local one started in a temporary folder, or
+``WARROOM_BOOTSTRAP_SERVERS``), in one run:
+
+(a) raw ceiling: a plain aiokafka consumer reads and JSON-decodes the points topic, no processing;
+(b) pipeline: a real ``warroom worker`` process scores the same points, timed from its first to
+    its last processed point (its ``warroom_points_processed_total`` counter, polled);
+(c) end-to-end latency at a fixed offered load: from an anomalous point being produced (its ``ts``
+    is the wall clock at production) to its detection on ``detections.v1``, to the ``opened``
+    event on ``incidents.events.v1`` and to the page reaching a local webhook server;
+(d) memory per series: the worker's RSS growth after warming 10k and 100k series, and the JSON
+    size of one series' checkpointed detector state with a full window.
+
+Prints a table, and as its last line one JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import yaml
+from aiohttp import web
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from streams.kafka_local import LocalBroker, free_port
+from streams.settings import TopicNames
+
+PARTITIONS = 4
+POLL_S = 0.05
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def machine() -> dict[str, Any]:
+    model = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version()}
+
+
+@dataclass
+class Worker:
+    """A ``warroom worker`` subprocess with its own app id, topics, data dir and port."""
+
+    bootstrap: str
+    home: Path
+    settings: dict[str, Any] = field(default_factory=dict)
+    catalog: dict[str, Any] | None = None
+    app_id: str = field(default_factory=lambda: f"bench-{uuid.uuid4().hex[:8]}")
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def topics(self) -> TopicNames:
+        names = TopicNames().model_dump()
+        return TopicNames(**{k: f"{self.app_id}.{v}" for k, v in names.items()})
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        folder = self.home / self.app_id
+        folder.mkdir(parents=True, exist_ok=True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WARROOM_")}
+        env.update(
+            {
+                "WARROOM_APP_ID": self.app_id,
+                "WARROOM_BOOTSTRAP_SERVERS": self.bootstrap,
+                "WARROOM_PARTITIONS": str(PARTITIONS),
+                "WARROOM_DATA_DIR": str(folder / "data"),
+                "WARROOM_WEB_PORT": str(self.port),
+                "WARROOM_API_TOKEN": uuid.uuid4().hex,
+                "WARROOM_TOPICS": self.topics.model_dump_json(),
+                "WARROOM_LOG_LEVEL": "warning",
+                # Configured waits are not part of the measured latency.
+                "WARROOM_GROUP_WAIT_S": "0",
+            }
+        )
+        if self.catalog is not None:
+            path = folder / "catalog.yaml"
+            path.write_text(yaml.safe_dump(self.catalog))
+            env["WARROOM_CATALOG_PATH"] = str(path)
+        for key, value in self.settings.items():
+            env[f"WARROOM_{key.upper()}"] = value if isinstance(value, str) else json.dumps(value)
+        log = (folder / "worker.log").open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        log.close()
+
+    async def wait_ready(self, timeout_s: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        async with aiohttp.ClientSession() as session:
+            while time.monotonic() < deadline:
+                assert self.proc is not None
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"worker exited; see {self.home / self.app_id}")
+                try:
+                    async with session.get(f"{self.base_url}/readyz") as response:
+                        if response.status == 200:
+                            return
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.1)
+        raise RuntimeError(f"worker not ready within {timeout_s}s")
+
+    async def processed(self, session: aiohttp.ClientSession) -> int:
+        try:
+            async with session.get(f"{self.base_url}/metrics") as response:
+                text = await response.text()
+        except aiohttp.ClientError:
+            return 0
+        found = re.search(r"^warroom_points_processed_total (\S+)$", text, re.MULTILINE)
+        return int(float(found.group(1))) if found else 0
+
+    def rss_bytes(self) -> int:
+        assert self.proc is not None
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        return 0
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def series_name(s: int, services: int) -> tuple[str, str]:
+    return f"svc{s % services:04d}", f"m{s // services}"
+
+
+def workload(
+    n: int, k: int, batch: int, base: float, services: int
+) -> Iterator[tuple[bytes, bytes, int]]:
+    """(key, value, points) messages: ``n`` points over ``k`` series, ``batch`` per message.
+
+    Each service's points go out in time order, chunked into messages of ``batch`` points.
+    """
+    rng = random.Random(1)
+    per_service: list[list[int]] = [[] for _ in range(services)]
+    for s in range(k):
+        per_service[s % services].append(s)
+    rounds = max(1, n // k)
+    pending: dict[int, list[dict[str, Any]]] = {i: [] for i in range(services)}
+    sent = 0
+    for r in range(rounds):
+        for svc, members in enumerate(per_service):
+            for s in members:
+                if sent >= n:
+                    break
+                service, metric = series_name(s, services)
+                value = 100.0 + rng.gauss(0, 5)
+                pending[svc].append({"ts": base + r, "service": service, "metric": metric,
+                                     "value": round(value, 3)})  # fmt: skip
+                sent += 1
+                if len(pending[svc]) == batch:
+                    yield _message(service, pending[svc])
+                    pending[svc] = []
+    for svc, rest in pending.items():
+        if rest:
+            yield _message(series_name(svc, services)[0], rest)
+
+
+def _message(service: str, points: list[dict[str, Any]]) -> tuple[bytes, bytes, int]:
+    body = points[0] if len(points) == 1 else {"points": points}
+    return service.encode(), json.dumps(body, separators=(",", ":")).encode(), len(points)
+
+
+Messages = Iterator[tuple[bytes, bytes, int]]
+
+
+async def produce_workload(bootstrap: str, topic: str, messages: Messages) -> int:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=20, max_batch_size=512 * 1024
+    )
+    await producer.start()
+    total = 0
+    try:
+        futures = []
+        for key, value, count in messages:
+            futures.append(await producer.send(topic, value, key=key))
+            total += count
+            if len(futures) >= 5000:
+                await asyncio.gather(*futures)
+                futures = []
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return total
+
+
+async def raw_ceiling(bootstrap: str, topic: str) -> tuple[int, float]:
+    """Read and JSON-decode the whole topic with a plain consumer; (points, seconds)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
+        max_partition_fetch_bytes=4 * 1024 * 1024, fetch_max_bytes=16 * 1024 * 1024,
+    )  # fmt: skip
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        points = 0
+        started = time.perf_counter()
+        remaining = {tp for tp in tps if ends[tp] > 0}
+        while remaining:
+            batch = await consumer.getmany(timeout_ms=500, max_records=10_000)
+            for tp, records in batch.items():
+                for r in records:
+                    assert r.value is not None
+                    data = json.loads(r.value)
+                    points += len(data["points"]) if "points" in data else 1
+                if records and records[-1].offset + 1 >= ends[tp]:
+                    remaining.discard(tp)
+        return points, time.perf_counter() - started
+    finally:
+        await consumer.stop()
+
+
+async def pipeline_rate(worker: Worker, expected: int, timeout_s: float) -> tuple[int, float]:
+    """Poll the worker's counter from its first processed point to ``expected``."""
+    samples: list[tuple[float, int]] = []
+    deadline = time.monotonic() + timeout_s
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            count = await worker.processed(session)
+            samples.append((time.perf_counter(), count))
+            if count >= expected:
+                break
+            await asyncio.sleep(POLL_S)
+    started = [i for i, (_, c) in enumerate(samples) if c > 0]
+    if not started:
+        return 0, 0.0
+    # From the last sample with nothing processed (upper bound of the start) to the end.
+    first = max(0, started[0] - 1)
+    t0, c0 = samples[first]
+    t1, c1 = samples[-1]
+    return c1 - c0, t1 - t0
+
+
+async def throughput(
+    bootstrap: str, home: Path, n: int, k: int, batch: int, settings: dict[str, Any]
+) -> dict[str, Any]:
+    worker = Worker(bootstrap, home, settings={"detector": "median_mad", **settings})
+    topic = worker.topics.metrics
+    from streams.settings import Settings
+    from streams.topics import ensure_topics
+
+    await ensure_topics(
+        Settings(bootstrap_servers=bootstrap, partitions=PARTITIONS, topics=worker.topics)
+    )
+    services = min(k, 200)
+    sent = await produce_workload(
+        bootstrap, topic, workload(n, k, batch, time.time() - n // k - 10, services)
+    )
+    raw_points, raw_s = await raw_ceiling(bootstrap, topic)
+    worker.start()
+    try:
+        await worker.wait_ready()
+        done, took = await pipeline_rate(worker, sent, timeout_s=600)
+    finally:
+        worker.stop()
+    return {
+        "batch": batch,
+        "points": sent,
+        "series": k,
+        "raw_points_per_s": raw_points / raw_s if raw_s else 0.0,
+        "points_per_s": done / took if took else 0.0,
+        "processed": done,
+    }
+
+
+def _catalog(hook: str, services: list[str]) -> dict[str, Any]:
+    return {
+        "services": {s: {"team": "ops", "tier": 1} for s in services},
+        "teams": {"ops": {"members": ["oncall"], "escalation": [{"targets": ["oncall"]}]}},
+        "people": {"oncall": {"contacts": [{"channel": "webhook", "address": hook}]}},
+    }
+
+
+def _pct(values: list[float], p: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, round(p / 100 * len(ordered) + 0.5) - 1))]
+
+
+def _ts(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+async def latency(
+    bootstrap: str, home: Path, rate: float, k: int, batch: int, duration_s: float
+) -> dict[str, Any]:
+    """Offer ``rate`` points/s over ``k`` series; inject anomalies, one per service."""
+    services = [f"lat{i:03d}" for i in range(20)]  # 20 anomalies, one per service
+    pages: dict[str, float] = {}
+
+    async def hook(request: web.Request) -> web.Response:
+        page = await request.json()
+        pages.setdefault(page["incident_id"], time.time())
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    worker = Worker(
+        bootstrap, home,
+        settings={"detector": "median_mad", "policy_params": {"for_points": 2}},
+        catalog=_catalog(f"http://127.0.0.1:{port}/hook", services),
+    )  # fmt: skip
+    from streams.settings import Settings
+    from streams.topics import ensure_topics
+
+    await ensure_topics(
+        Settings(bootstrap_servers=bootstrap, partitions=PARTITIONS, topics=worker.topics)
+    )
+    worker.start()
+    detections: dict[str, float] = {}
+    opened: dict[str, float] = {}
+    detected_at: dict[str, float] = {}
+    stop = asyncio.Event()
+
+    async def watch(topic: str, into: dict[str, float], opened_only: bool) -> None:
+        consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
+                                    auto_offset_reset="earliest")  # fmt: skip
+        await consumer.start()
+        try:
+            while not stop.is_set():
+                got = await consumer.getmany(timeout_ms=20)
+                now = time.time()
+                for records in got.values():
+                    for r in records:
+                        assert r.value is not None
+                        v = json.loads(r.value)
+                        if opened_only:
+                            if v["kind"] == "opened":
+                                inc = v["data"]["incident"]
+                                detected_at.setdefault(inc["id"], _ts(inc["detected_at"]))
+                                into.setdefault(inc["id"], now - detected_at[inc["id"]])
+                        else:
+                            into.setdefault(v["service"], now - _ts(v["ts"]))
+        finally:
+            await consumer.stop()
+
+    try:
+        await worker.wait_ready()
+        watchers = [
+            asyncio.create_task(watch(worker.topics.detections, detections, False)),
+            asyncio.create_task(watch(worker.topics.events, opened, True)),
+        ]
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
+        await producer.start()
+        rng = random.Random(3)
+        per_service = max(1, k // len(services))
+        anomalous: dict[str, int] = {}  # service -> anomalous points still to send
+        injected = 0
+        sent = 0
+        started = time.monotonic()
+        warm_s = 25 / (rate / k)  # every series past its 20-point warm-up
+        next_anomaly = started + warm_s
+        spacing = (duration_s - warm_s) / len(services)
+        order = list(services)
+        try:
+            while time.monotonic() - started < duration_s:
+                t0 = time.monotonic()
+                if t0 >= next_anomaly and order:
+                    anomalous[order.pop(0)] = 2
+                    injected += 1
+                    next_anomaly += spacing
+                now = time.time()
+                for service in services:
+                    points = []
+                    spike = anomalous.get(service, 0) > 0
+                    for m in range(min(batch, per_service)):
+                        value = 100.0 + rng.gauss(0, 5)
+                        if spike and m == 0:
+                            value = 1000.0
+                        points.append({"ts": now, "service": service, "metric": f"m{m}",
+                                       "value": value})  # fmt: skip
+                    if spike:
+                        anomalous[service] -= 1
+                    body = {"points": points}
+                    await producer.send(worker.topics.metrics, json.dumps(body).encode(),
+                                        key=service.encode())  # fmt: skip
+                    sent += len(points)
+                wait = started + sent / rate - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+            offered = sent / (time.monotonic() - started)
+            await producer.flush()
+        finally:
+            await producer.stop()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(pages) < injected:  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
+        stop.set()
+        await asyncio.gather(*watchers)
+    finally:
+        worker.stop()
+        await runner.cleanup()
+    page_lat = [at - detected_at[i] for i, at in pages.items() if i in detected_at]
+    return {
+        "offered_points_per_s": offered,
+        "series": k,
+        "anomalies": injected,
+        "detection_s": list(detections.values()),
+        "opened_s": list(opened.values()),
+        "page_s": page_lat,
+    }
+
+
+async def memory(bootstrap: str, home: Path, counts: list[int], per_series: int) -> dict[str, Any]:
+    """RSS of one worker before and after warming each number of series."""
+    worker = Worker(bootstrap, home, settings={"detector": "median_mad"})
+    from streams.settings import Settings
+    from streams.topics import ensure_topics
+
+    await ensure_topics(
+        Settings(bootstrap_servers=bootstrap, partitions=PARTITIONS, topics=worker.topics)
+    )
+    worker.start()
+    rows: dict[str, Any] = {}
+    try:
+        await worker.wait_ready()
+        await asyncio.sleep(1.0)
+        baseline = worker.rss_bytes()
+        rows["baseline_rss"] = baseline
+        produced = 0
+        base = time.time() - 1000
+        for k in counts:
+            n = k * per_series
+            produced += await produce_workload(
+                bootstrap, worker.topics.metrics, workload(n, k, 100, base, min(k, 500))
+            )
+            base += per_series
+            async with aiohttp.ClientSession() as session:
+                deadline = time.monotonic() + 600
+                while time.monotonic() < deadline:
+                    if await worker.processed(session) >= produced:
+                        break
+                    await asyncio.sleep(0.2)
+            rss = worker.rss_bytes()
+            rows[str(k)] = {"rss": rss, "bytes_per_series": (rss - baseline) / k}
+    finally:
+        worker.stop()
+    return rows
+
+
+def state_json_size(points: int = 200) -> int:
+    """JSON bytes of one series' checkpointed state after ``points`` points (window full)."""
+    from detectors import SeriesDetector
+    from schemas import MetricPoint
+
+    series = SeriesDetector.create("median_mad", {}, {})
+    rng = random.Random(5)
+    for i in range(points):
+        p = MetricPoint(ts=1_700_000_000 + i, service="svc", metric="m",
+                        value=100.0 + rng.gauss(0, 5))  # fmt: skip
+        series.observe(p)
+    return len(json.dumps(series.to_state(), separators=(",", ":")))
+
+
+async def run(args: argparse.Namespace, bootstrap: str, home: Path) -> dict[str, Any]:
+    report: dict[str, Any] = {"machine": machine()}
+    _say(f"throughput: {args.points} points over {args.series} series, batch {args.batch}")
+    report["batched"] = await throughput(bootstrap, home, args.points, args.series, args.batch, {})
+    _say(f"  {report['batched']}")
+    single = max(1000, args.points // 10)
+    _say(f"throughput: {single} points, batch 1")
+    report["single"] = await throughput(bootstrap, home, single, args.series, 1, {})
+    _say(f"  {report['single']}")
+    _say(f"latency at {args.rate:.0f} points/s offered")
+    lat = await latency(bootstrap, home, args.rate, args.latency_series, args.batch,
+                        args.latency_duration)  # fmt: skip
+    report["latency"] = lat
+    _say(f"memory: {args.memory_series} series, {args.memory_points} points each")
+    report["memory"] = await memory(bootstrap, home, args.memory_series, args.memory_points)
+    report["state_json_bytes"] = state_json_size()
+    return report
+
+
+def _fmt(value: float | None, unit: str = "") -> str:
+    return (
+        "n/a" if value is None else f"{value:,.3f}{unit}" if value < 100 else f"{value:,.0f}{unit}"
+    )
+
+
+def summarize(report: dict[str, Any]) -> dict[str, Any]:
+    batched, single, lat, mem = (report[k] for k in ("batched", "single", "latency", "memory"))
+    counts = [k for k in mem if k != "baseline_rss"]
+    return {
+        "points_per_s": round(batched["points_per_s"], 1),
+        "raw_points_per_s": round(batched["raw_points_per_s"], 1),
+        "ratio": round(batched["points_per_s"] / batched["raw_points_per_s"], 4)
+        if batched["raw_points_per_s"]
+        else None,
+        "batch": batched["batch"],
+        "points": batched["points"],
+        "series": batched["series"],
+        "b1_points_per_s": round(single["points_per_s"], 1),
+        "b1_raw_points_per_s": round(single["raw_points_per_s"], 1),
+        "offered_points_per_s": round(lat["offered_points_per_s"], 1),
+        "anomalies": lat["anomalies"],
+        "pages": len(lat["page_s"]),
+        "latency_detect_p50_s": _round(_pct(lat["detection_s"], 50)),
+        "latency_detect_p99_s": _round(_pct(lat["detection_s"], 99)),
+        "latency_open_p50_s": _round(_pct(lat["opened_s"], 50)),
+        "latency_open_p99_s": _round(_pct(lat["opened_s"], 99)),
+        "latency_p50_s": _round(_pct(lat["page_s"], 50)),
+        "latency_p99_s": _round(_pct(lat["page_s"], 99)),
+        "bytes_per_series": round(mem[counts[-1]]["bytes_per_series"]) if counts else None,
+        "rss_bytes_per_series": {k: round(mem[k]["bytes_per_series"]) for k in counts},
+        "state_json_bytes_per_series": report["state_json_bytes"],
+        **{f"machine_{k}": v for k, v in report["machine"].items()},
+    }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def print_table(report: dict[str, Any], out: dict[str, Any]) -> None:
+    m = report["machine"]
+    rows = [
+        ("machine", f"{m['cpu']}, {m['cores']} cores, Python {m['python']}"),
+        (f"raw ceiling, B={out['batch']} (points/s)", _fmt(out["raw_points_per_s"])),
+        (f"pipeline, B={out['batch']} (points/s)", _fmt(out["points_per_s"])),
+        ("pipeline / raw", _fmt(out["ratio"])),
+        ("raw ceiling, B=1 (points/s)", _fmt(out["b1_raw_points_per_s"])),
+        ("pipeline, B=1 (points/s)", _fmt(out["b1_points_per_s"])),
+        ("offered load (points/s)", _fmt(out["offered_points_per_s"])),
+        ("anomalies injected / paged", f"{out['anomalies']} / {out['pages']}"),
+        ("point -> detection p50 / p99 (s)",
+         f"{_fmt(out['latency_detect_p50_s'])} / {_fmt(out['latency_detect_p99_s'])}"),
+        ("point -> incident opened p50 / p99 (s)",
+         f"{_fmt(out['latency_open_p50_s'])} / {_fmt(out['latency_open_p99_s'])}"),
+        ("point -> page at webhook p50 / p99 (s)",
+         f"{_fmt(out['latency_p50_s'])} / {_fmt(out['latency_p99_s'])}"),
+        *[(f"worker RSS growth per series, {k} series (bytes)", _fmt(float(v)))
+          for k, v in out["rss_bytes_per_series"].items()],
+        ("checkpointed state JSON per series, full window (bytes)",
+         _fmt(float(out["state_json_bytes_per_series"]))),
+    ]  # fmt: skip
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        print(f"{label:<{width}}  {value}")
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the benchmark; the last output line is one JSON object with the figures."""
+    configured = os.environ.get("WARROOM_BOOTSTRAP_SERVERS")
+    with tempfile.TemporaryDirectory(prefix="warroom-bench-") as tmp:
+        home = Path(tmp)
+        broker: LocalBroker | None = None
+        if configured:
+            bootstrap = configured
+        else:
+            broker = LocalBroker(home / "kafka")
+            bootstrap = broker.start(progress=_say)
+        try:
+            report = asyncio.run(run(args, bootstrap, home))
+        finally:
+            if broker is not None:
+                broker.stop()
+    out = summarize(report)
+    print_table(report, out)
+    print(json.dumps(out))
+    return 0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--points", type=int, default=200_000, help="points (B=1 runs a tenth)")
+    parser.add_argument("--series", type=int, default=1_000, help="series K")
+    parser.add_argument("--batch", type=int, default=100, help="points per message B")
+    parser.add_argument("--rate", type=float, default=10_000, help="offered points/s (latency)")
+    parser.add_argument("--latency-series", type=int, default=1_000)
+    parser.add_argument("--latency-duration", type=float, default=30.0, help="seconds")
+    parser.add_argument("--memory-series", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--memory-points", type=int, default=2, help="points per series")

@@ -1,0 +1,198 @@
+"""Faults: SIGKILLed workers, a restarted broker and a flapping webhook lose and duplicate nothing.
+
+Counted after each scenario: incidents (none lost, none twice), pages by dedup key at a real
+webhook server (each exactly once), and the MTTR aggregates against a batch recomputation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from responders.lifecycle import incident_id_for
+from streams.kafka_local import LocalBroker, free_port
+from tests.broker.test_mttr_exactness import batch_aggregates, converged
+from tests.harness import (
+    Api,
+    RunningWorker,
+    WebhookServer,
+    consumed_all,
+    eventually,
+    new_worker,
+    produce,
+    read_all,
+)
+
+pytestmark = pytest.mark.broker
+
+SERVICES = [f"svc{i}" for i in range(6)]
+
+
+def catalog(hook_url: str) -> dict[str, Any]:
+    return {
+        "services": {s: {"team": "ops", "tier": 1} for s in SERVICES},
+        "teams": {"ops": {"members": ["alice"], "escalation": [{"targets": ["alice"]}]}},
+        "people": {"alice": {"contacts": [{"channel": "webhook", "address": hook_url}]}},
+    }
+
+
+def detection(det_id: str, service: str, at: float) -> tuple[bytes, bytes]:
+    body = {"id": det_id, "ts": at, "service": service, "signal": "errors",
+            "detector": "manual", "score": 1.0, "severity": "error"}  # fmt: skip
+    return service.encode(), json.dumps(body).encode()
+
+
+def command(kind: str, service: str, at: float) -> tuple[bytes, bytes]:
+    body = {"id": f"cmd-{kind}-{service}", "kind": kind, "routing_key": service,
+            "incident_id": incident_id_for(service, f"d-{service}-1"), "actor": "alice",
+            "issued_at": at, "at": at}  # fmt: skip
+    return service.encode(), json.dumps(body).encode()
+
+
+def scenario(base: float) -> list[tuple[str, list[tuple[bytes, bytes]]]]:
+    """Five stages: detections open and grow incidents, commands drive them to resolved."""
+    return [
+        ("detections", [detection(f"d-{s}-1", s, base + i) for i, s in enumerate(SERVICES)]),
+        ("detections", [detection(f"d-{s}-2", s, base + 10 + i) for i, s in enumerate(SERVICES)]),
+        ("commands", [command("acknowledge", s, base + 60 + i) for i, s in enumerate(SERVICES)]),
+        ("commands", [command("mitigate", s, base + 120 + i) for i, s in enumerate(SERVICES)]),
+        ("commands", [command("resolve", s, base + 300 + i) for i, s in enumerate(SERVICES)]),
+    ]
+
+
+async def settled(worker: RunningWorker) -> None:
+    topics = worker.topics
+
+    async def probe() -> bool | None:
+        for topic in (topics.detections, topics.commands, topics.events, topics.pages):
+            if not await consumed_all(worker.bootstrap, worker.app_id, topic):
+                return None
+        return True
+
+    await eventually(probe, 90, "the worker to consume every input")
+
+
+async def check_outcome(worker: RunningWorker, webhook: WebhookServer, resolved: bool) -> None:
+    """No lost or duplicate incident, each page exactly once, aggregates = batch recomputation."""
+    expected_ids = {incident_id_for(s, f"d-{s}-1") for s in SERVICES}
+    await webhook.wait_for(len(SERVICES), timeout_s=60)
+    await settled(worker)
+    _, body = await Api(worker).get("/api/incidents")
+    ids = [i["id"] for i in body["incidents"]]
+    assert sorted(ids) == sorted(expected_ids), [
+        (i["id"], i["detection_ids"], i["status"]) for i in body["incidents"]
+    ]
+    for incident in body["incidents"]:
+        assert incident["detection_count"] == 2
+        assert incident["status"] == ("resolved" if resolved else "triggered")
+    events = {e["id"]: e for e in await read_all(worker.bootstrap, worker.topics.events)}
+    opened = Counter(e["incident_id"] for e in events.values() if e["kind"] == "opened")
+    assert set(opened) == expected_ids and set(opened.values()) == {1}
+    by_key = Counter(r["json"]["dedup_key"] for r in webhook.requests)
+    assert len(by_key) == len(SERVICES), by_key
+    assert [k for k, n in by_key.items() if n > 1] == [], "a page was delivered twice"
+    await converged(worker, batch_aggregates(list(events.values())))
+
+
+async def test_five_sigkills_lose_and_duplicate_nothing(
+    start_worker: Callable[..., RunningWorker], webhook_server: WebhookServer
+) -> None:
+    worker = start_worker(catalog(webhook_server.url))
+    rng = random.Random(20240909)
+    base = time.time() - 3600
+    kills = 0
+    for topic_name, messages in scenario(base):
+        topic = getattr(worker.topics, topic_name)
+        await produce(worker.bootstrap, topic, messages)
+        # SIGKILL at a random point of this stage's processing (seeded), then restart.
+        await asyncio.sleep(rng.uniform(0.0, 1.5))
+        worker.kill()
+        kills += 1
+        worker.start()
+    assert kills == 5
+    await check_outcome(worker, webhook_server, resolved=True)
+    assert worker.proc is not None and worker.proc.poll() is None
+
+
+@pytest.fixture
+async def own_broker(tmp_path: Path) -> AsyncIterator[LocalBroker]:
+    """A broker for this test alone, so restarting it leaves the session's broker untouched."""
+    broker = LocalBroker(tmp_path / "kafka")
+    await asyncio.to_thread(broker.start, 180)
+    try:
+        yield broker
+    finally:
+        await asyncio.to_thread(broker.stop)
+
+
+async def test_worker_recovers_without_loss_when_the_broker_restarts(
+    own_broker: LocalBroker, webhook_server: WebhookServer, tmp_path: Path
+) -> None:
+    bootstrap = own_broker.bootstrap
+    worker = new_worker(bootstrap, tmp_path, "broker-restart", catalog(webhook_server.url), {})
+    await asyncio.to_thread(worker.start)
+    try:
+        stages = scenario(time.time() - 3600)[:2]
+        await produce(bootstrap, worker.topics.detections, stages[0][1])
+        await webhook_server.wait_for(len(SERVICES), timeout_s=60)
+        assert await asyncio.to_thread(own_broker.restart) == bootstrap  # same port, same data
+        await produce(bootstrap, worker.topics.detections, stages[1][1])
+        await check_outcome(worker, webhook_server, resolved=False)
+        assert worker.proc is not None and worker.proc.poll() is None, "the worker died"
+        status, health = await Api(worker).get("/healthz")
+        assert (status, health["status"]) == (200, "ok")
+    finally:
+        await asyncio.to_thread(worker.stop)
+
+
+async def test_flapping_webhook_gets_each_page_once_and_receipts_show_failures(
+    start_worker: Callable[..., RunningWorker],
+) -> None:
+    attempts: Counter[str] = Counter()
+    accepted: Counter[str] = Counter()
+
+    async def flapping(request: web.Request) -> web.Response:
+        key = request.headers["Idempotency-Key"]
+        attempts[key] += 1
+        if attempts[key] <= 2:  # the first two attempts of every page fail
+            return web.Response(status=500, text="down")
+        accepted[key] += 1
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/hook", flapping)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        worker = start_worker(catalog(f"http://127.0.0.1:{port}/hook"))
+        stage = scenario(time.time() - 3600)[0]
+        await produce(worker.bootstrap, worker.topics.detections, stage[1])
+
+        async def all_delivered() -> bool | None:
+            return True if len(accepted) == len(SERVICES) else None
+
+        await eventually(all_delivered, 60, "every page to get through")
+        receipts = await read_all(worker.bootstrap, worker.topics.receipts)
+
+        async def receipts_done() -> list[Any] | None:
+            got = await read_all(worker.bootstrap, worker.topics.receipts)
+            return got if sum(r["outcome"] == "delivered" for r in got) >= len(SERVICES) else None
+
+        receipts = await eventually(receipts_done, 30, "the delivered receipts")
+        assert set(accepted.values()) == {1}, "a page was accepted twice"
+        for key in accepted:
+            mine = sorted((r["attempt"], r["outcome"]) for r in receipts if r["dedup_key"] == key)
+            assert mine == [(1, "failed"), (2, "failed"), (3, "delivered")], mine
+    finally:
+        await runner.cleanup()
