@@ -16,8 +16,11 @@ from pydantic import ValidationError
 
 from schemas import Catalog, Channel, format_errors
 from streams.deadletter import DeadLetters
+from streams.directory import Directory
 from streams.live import Live
 from streams.notifiers.console import ConsoleNotifier
+from streams.notifiers.email import EmailNotifier, SmtpConfig
+from streams.notifiers.slack import SlackNotifier
 from streams.notifiers.webhook import WebhookNotifier
 from streams.settings import Settings
 
@@ -79,6 +82,7 @@ class Tables:
     timelines: Any
     mttr_rows: Any
     mttr_latest: Any
+    automation_log: Any
 
 
 @dataclass
@@ -93,6 +97,7 @@ class Pipeline:
     dead_letters: DeadLetters
     notifiers: dict[Channel, Any]
     live: Live = field(default_factory=Live)
+    directory: Any = None
     ready: bool = False
     counters: dict[str, int] = field(default_factory=dict)
 
@@ -114,6 +119,12 @@ def broker_credentials(settings: Settings) -> Any:
     if context is not None:
         return faust.SSLCredentials(context)
     return None
+
+
+def _incident_url(settings: Settings) -> str:
+    """Where a page's reader finds the incident: ``public_url``, else this worker's HTTP API."""
+    base = settings.public_url or f"http://{settings.web_bind}:{settings.web_port}"
+    return f"{base.rstrip('/')}/api/incidents/{{incident_id}}"
 
 
 def build(settings: Settings, catalog: Catalog) -> Pipeline:
@@ -177,6 +188,7 @@ def build(settings: Settings, catalog: Catalog) -> Pipeline:
         timelines=table("incident-timelines"),
         mttr_rows=table("mttr-rows"),
         mttr_latest=table("mttr-latest"),
+        automation_log=table("automation-log"),
     )
     pipeline = Pipeline(
         settings=settings,
@@ -187,9 +199,32 @@ def build(settings: Settings, catalog: Catalog) -> Pipeline:
         dead_letters=DeadLetters(app),
         notifiers={
             Channel.CONSOLE: ConsoleNotifier(),
-            Channel.WEBHOOK: WebhookNotifier(timeout_s=settings.notifier_timeout_s),
+            Channel.WEBHOOK: WebhookNotifier(
+                timeout_s=settings.notifier_timeout_s,
+                secret=settings.webhook_secret.get_secret_value()
+                if settings.webhook_secret is not None
+                else None,
+            ),
+            Channel.SLACK: SlackNotifier(
+                timeout_s=settings.notifier_timeout_s, incident_url=_incident_url(settings)
+            ),
+            Channel.EMAIL: EmailNotifier(
+                SmtpConfig(
+                    host=settings.smtp_host,
+                    port=settings.smtp_port,
+                    sender=settings.smtp_from,
+                    starttls=settings.smtp_starttls,
+                    username=settings.smtp_username,
+                    password=settings.smtp_password.get_secret_value()
+                    if settings.smtp_password is not None
+                    else None,
+                    timeout_s=max(settings.notifier_timeout_s, 10.0),
+                ),
+                incident_url=_incident_url(settings),
+            ),
         },
     )
+    pipeline.directory = Directory(settings, pipeline.live)
     from streams.agents import (
         aggregate_mttr,
         deliver_pages,
@@ -200,11 +235,12 @@ def build(settings: Settings, catalog: Catalog) -> Pipeline:
         mine_logs,
         open_incidents,
         project_timeline,
+        run_automation,
     )
 
     for agent in (
         detect, mine_logs, open_incidents, deliver_pages, project_timeline, aggregate_mttr,
-        ingest_otlp, ingest_prometheus, ingest_jsonlogs,
+        ingest_otlp, ingest_prometheus, ingest_jsonlogs, run_automation,
     ):  # fmt: skip
         agent.attach(pipeline)
 

@@ -73,9 +73,22 @@ def _config_check(args: argparse.Namespace) -> int:
         return 1
     print(
         f"ok: {len(catalog.services)} services, {len(catalog.teams)} teams, "
-        f"{len(catalog.people)} people"
+        f"{len(catalog.people)} people, {len(catalog.schedules)} schedules, "
+        f"{len(catalog.escalation_policies)} escalation policies, {len(catalog.runbooks)} runbooks"
     )
     return 0
+
+
+def _oncall(args: argparse.Namespace) -> int:
+    from streams.oncall_cli import main as oncall_main
+
+    return oncall_main(args)
+
+
+def _runbook(args: argparse.Namespace) -> int:
+    from streams.rehearsal import main as rehearsal_main
+
+    return rehearsal_main(args)
 
 
 def _detect(args: argparse.Namespace) -> int:
@@ -99,6 +112,10 @@ def _bench(args: argparse.Namespace) -> int:
         from streams.bench.loghub import main as loghub_main
 
         return loghub_main(args)
+    if args.bench == "throughput":
+        from streams.bench.throughput import main as throughput_main
+
+        return throughput_main(args)
     print(f"warroom bench: unknown benchmark {args.bench!r}", file=sys.stderr)
     return 2
 
@@ -107,6 +124,43 @@ def _logs(args: argparse.Namespace) -> int:
     from streams.logtemplates import main as templates_main
 
     return templates_main(args)
+
+
+def _review(args: argparse.Namespace) -> int:
+    from streams.tools import ToolError, review
+
+    try:
+        return review(args.api, args.incident_id, Path(args.output) if args.output else None)
+    except ToolError as exc:
+        print(f"warroom review: {exc}", file=sys.stderr)
+        return 2
+
+
+def _incidents(args: argparse.Namespace) -> int:
+    from streams.tools import ToolError, incidents
+
+    try:
+        return incidents(args.api, args.status, args.service)
+    except ToolError as exc:
+        print(f"warroom incidents: {exc}", file=sys.stderr)
+        return 2
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from streams.settings import Settings
+    from streams.tools import replay_command
+
+    settings = _settings()
+    assert isinstance(settings, Settings)
+    return replay_command(
+        settings,
+        input_path=Path(args.input) if args.input else None,
+        topic=args.topic,
+        key_field=args.key_field,
+        rebuild_state=args.rebuild,
+        events_topic=args.events_topic,
+        compare_api=args.compare_api,
+    )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -131,6 +185,23 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument("catalog")
     check.set_defaults(func=_config_check)
 
+    oncall = sub.add_parser("oncall", help="who a service's escalation policy pages, and when")
+    oncall.add_argument("service")
+    oncall.add_argument("--at", default=None, help="RFC 3339 time the incident opens (now)")
+    oncall.add_argument("--catalog", default=None, help="catalog YAML (WARROOM_CATALOG_PATH)")
+    oncall.add_argument("--incident", default=None, help="incident key for round-robin picks")
+    oncall.set_defaults(func=_oncall)
+
+    runbook = sub.add_parser("runbook", help="runbooks")
+    runbook_sub = runbook.add_subparsers(dest="runbook_command", required=True)
+    rehearse = runbook_sub.add_parser(
+        "rehearse", help="run a runbook against a simulated incident (no broker, no paging)"
+    )
+    from streams.rehearsal import add_arguments as rehearsal_arguments
+
+    rehearsal_arguments(rehearse)
+    rehearse.set_defaults(func=_runbook)
+
     detect = sub.add_parser("detect", help="score a timestamp,value CSV offline")
     detect.add_argument("--input", required=True)
     detect.add_argument("--output", required=True)
@@ -147,6 +218,36 @@ def parser() -> argparse.ArgumentParser:
     loghub = bench_sub.add_parser("loghub", help="log template mining accuracy on Loghub-2k")
     loghub.add_argument("--root", default="../shared/loghub", help="Loghub-2k systems")
     loghub.set_defaults(func=_bench)
+    throughput = bench_sub.add_parser(
+        "throughput", help="points/s through the worker against the raw ceiling; latency; memory"
+    )
+    from streams.bench.throughput import add_arguments as throughput_arguments
+
+    throughput_arguments(throughput)
+    throughput.set_defaults(func=_bench)
+
+    api_help = "the worker's HTTP API (default http://127.0.0.1:8080)"
+    review = sub.add_parser("review", help="an incident's post-incident review (Markdown)")
+    review.add_argument("incident_id", metavar="ID")
+    review.add_argument("--api", default="http://127.0.0.1:8080", help=api_help)
+    review.add_argument("--output", help="write it here, with the chart as <stem>-chart.svg")
+    review.set_defaults(func=_review)
+
+    incidents = sub.add_parser("incidents", help="list incidents from a running worker")
+    incidents.add_argument("--api", default="http://127.0.0.1:8080", help=api_help)
+    incidents.add_argument("--status", help="open, triggered, acknowledged, mitigated, resolved")
+    incidents.add_argument("--service")
+    incidents.set_defaults(func=_incidents)
+
+    replay = sub.add_parser("replay", help="send a JSON-lines file, or rebuild incidents")
+    mode = replay.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--input", help="a JSON-lines file to send, one message a line")
+    mode.add_argument("--rebuild", action="store_true", help="fold the timeline topic")
+    replay.add_argument("--topic", help="where --input goes (a name, or metrics, events, ...)")
+    replay.add_argument("--key-field", help="message key from this field of each line")
+    replay.add_argument("--events-topic", help="the timeline topic (default from settings)")
+    replay.add_argument("--compare-api", metavar="URL", help="exit 1 unless it equals the API's")
+    replay.set_defaults(func=_replay)
 
     logs = sub.add_parser("logs", help="log template mining")
     logs_sub = logs.add_subparsers(dest="logs_command", required=True)

@@ -4,8 +4,9 @@ Starts a local broker (unless ``WARROOM_BOOTSTRAP_SERVERS`` is set), a worker pr
 webhook receiver standing in for people's phones, and a generator streaming realistic metrics
 for a few services; injects a latency fault into one of them; prints incidents as they open,
 pages as they arrive and aggregates as they change; drives each incident through acknowledge,
-mitigate and resolve over the HTTP API as responders would; then shuts everything down. The
-last line of output is one JSON object with the counts.
+mitigate and resolve over the HTTP API as responders would; saves each resolved incident's
+review (``.warroom/demo/review-<id>.md`` and its chart); then shuts everything down. The last
+line of output is one JSON object with the counts.
 """
 
 from __future__ import annotations
@@ -254,6 +255,8 @@ def _start_worker(
             "WARROOM_WEB_PORT": str(port),
             "WARROOM_API_TOKEN": demo.token,
             "WARROOM_TOPICS": demo.topics.model_dump_json(),
+            # Hold a new group's first detection briefly, so a burst opens one incident.
+            "WARROOM_GROUP_WAIT_S": "3",
         }
     )
     log = (HOME / "worker.log").open("wb")
@@ -277,6 +280,35 @@ async def _wait_ready(demo: Demo, proc: subprocess.Popen[bytes], timeout_s: floa
                 pass
             await asyncio.sleep(0.2)
     return False
+
+
+async def _save_reviews(demo: Demo) -> None:
+    """Write each resolved incident's review to ``review-<id>.md``, its chart to ``.svg``."""
+    async with aiohttp.ClientSession() as session:
+        for incident_id in sorted(demo.resolved):
+            url = f"{demo.api}/api/incidents/{incident_id}"
+            chart = HOME / f"review-{incident_id}.svg"
+            try:
+                deadline = time.monotonic() + 10.0  # the read model may trail the topic a little
+                while time.monotonic() < deadline:
+                    async with session.get(f"{url}/timeline") as response:
+                        kinds = [e["kind"] for e in (await response.json())["events"]]
+                    if "resolved" in kinds:
+                        break
+                    await asyncio.sleep(0.2)
+                async with session.get(f"{url}/review.svg") as response:
+                    svg = await response.text() if response.status == 200 else None
+                query = {"chart": chart.name} if svg else {}
+                async with session.get(f"{url}/review", params=query) as response:
+                    markdown = await response.text()
+                    response.raise_for_status()
+            except (aiohttp.ClientError, KeyError, ValueError) as exc:
+                demo.say(f"      review {incident_id}: not saved ({exc})")
+                continue
+            (HOME / f"review-{incident_id}.md").write_text(markdown)
+            if svg:
+                chart.write_text(svg)
+            demo.say(f"REVIEW {incident_id} -> {HOME}/review-{incident_id}.md")
 
 
 async def _run(demo: Demo, external: bool) -> dict[str, Any]:
@@ -308,6 +340,7 @@ async def _run(demo: Demo, external: bool) -> dict[str, Any]:
             demo.say("duration reached")
         demo.done.set()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await _save_reviews(demo)
         summary["worker_ready_s"] = round(ready_at, 1)
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -24,6 +24,7 @@ class TopicNames(BaseModel):
     receipts: str = "mobilization.receipts.v1"
     aggregates: str = "aggregates.mttr.v1"
     contributions: str = "aggregates.mttr-contributions.v1"
+    silences: str = "silences.v1"
     # Foreign formats, decoded by the ingest agents into ``metrics`` and ``logs``. The OTLP
     # defaults are the OpenTelemetry Collector kafka exporter's own default topic names.
     otlp_metrics: str = "otlp_metrics"
@@ -99,13 +100,26 @@ class Settings(BaseSettings):
     detector_params: dict[str, Any] = Field(default_factory=dict)
     policy_params: dict[str, Any] = Field(default_factory=dict)
     notifier_timeout_s: float = Field(default=5.0, gt=0)
-    delivery_attempts: int = Field(default=4, ge=1, le=20)
+    delivery_attempts: int = Field(default=8, ge=1, le=50)
     delivery_backoff_s: float = Field(default=0.5, ge=0)
+    delivery_backoff_max_s: float = Field(default=30.0, ge=0)
     log_level: str = "info"
+    group_by: tuple[str, ...] = ("service",)
+    group_wait_s: float = Field(default=30.0, ge=0.0, description="Alertmanager's group_wait.")
+    group_interval_s: float = Field(default=300.0, ge=1.0)
+    repeat_interval_s: float = Field(default=4 * 3600.0, ge=60.0)
+    ack_timeout_s: float | None = Field(default=None, gt=0.0)
+    auto_resolve_s: float | None = Field(default=None, gt=0.0)
     session_timeout_s: float = Field(
         default=30.0, ge=6.0, le=300.0, description="How soon a dead worker's partitions move."
     )
     ingest: IngestMappings = IngestMappings()
+    stall_after_s: float = Field(
+        default=60.0, gt=0, description="/healthz fails when a lagging partition is idle this long."
+    )
+    recovery_timeout_s: float = Field(
+        default=300.0, gt=0, description="/healthz fails when table recovery takes longer."
+    )
     # Kafka connection security, for Faust and for every plain aiokafka client.
     security_protocol: SecurityProtocol = "PLAINTEXT"
     sasl_mechanism: SaslMechanism = "PLAIN"
@@ -115,6 +129,17 @@ class Settings(BaseSettings):
     ssl_certfile: Path | None = None
     ssl_keyfile: Path | None = None
     ssl_check_hostname: bool = True
+    # Page delivery channels: the webhook signature secret, and the SMTP server for email.
+    webhook_secret: SecretStr | None = None
+    public_url: str | None = Field(
+        default=None, description="How people reach this API, for links in pages."
+    )
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_from: str = "warroom@localhost"
+    smtp_starttls: bool = False
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
 
     @field_validator("bootstrap_servers")
     @classmethod

@@ -13,7 +13,7 @@ from streams.settings import Settings
 log = logging.getLogger(__name__)
 
 # Compacted: the latest value per key is what readers need.
-_COMPACTED = {"aggregates"}
+_COMPACTED = {"aggregates", "silences"}
 
 
 async def ensure_topics(settings: Settings) -> None:

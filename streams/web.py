@@ -11,6 +11,7 @@ import asyncio
 import hmac
 import json
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -22,10 +23,15 @@ from mode import Service
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import ValidationError
 
+from responders.correlation import Group
 from responders.lifecycle import on_command
-from schemas import Command, CommandKind, Incident, format_errors
+from responders.review import build_review
+from schemas import Command, CommandKind, Incident, IncidentEvent, format_errors
+from streams.alerts_api import routes as alert_routes
 from streams.codec import encode
+from streams.liveness import Liveness, consumer_offsets
 from streams.metrics import render_metrics
+from streams.silences_api import routes as silence_routes
 
 if TYPE_CHECKING:
     from streams.app import Pipeline
@@ -43,6 +49,8 @@ _ACTIONS = {
     "resolve": CommandKind.RESOLVE,
     "reopen": CommandKind.REOPEN,
     "notes": CommandKind.NOTE,
+    "severity": CommandKind.SET_SEVERITY,
+    "roles": CommandKind.ASSIGN_ROLE,
 }
 
 
@@ -69,6 +77,8 @@ class Api:
     def __init__(self, pipeline: Pipeline) -> None:
         self.p = pipeline
         self.closing = False
+        s = pipeline.settings
+        self.liveness = Liveness(s.stall_after_s, s.recovery_timeout_s, time.monotonic())
 
     def app(self) -> web.Application:
         app = web.Application(
@@ -79,15 +89,28 @@ class Api:
         app.router.add_get("/api/incidents", self.list_incidents)
         app.router.add_get("/api/incidents/{id}", self.get_incident)
         app.router.add_get("/api/incidents/{id}/timeline", self.timeline)
+        app.router.add_get("/api/incidents/{id}/review", self.review)
+        app.router.add_get("/api/incidents/{id}/review.svg", self.review)
         app.router.add_post("/api/incidents/{id}/{action}", self.command)
+        app.router.add_post("/api/incidents/{id}/tasks/{task}", self.complete_task)
         app.router.add_get("/api/mttr", self.mttr)
         app.router.add_get("/api/events", self.recent_events)
         app.router.add_get("/api/stream", self.stream)
         app.router.add_get("/metrics", self.metrics)
         app.router.add_get("/", self.dashboard)
+        app.add_routes(alert_routes(self))
+        app.add_routes(silence_routes(self))
         return app
 
     async def healthz(self, request: web.Request) -> web.Response:
+        """503 with the reason when recovery hangs or a lagging partition stops moving."""
+        try:
+            offsets = consumer_offsets(self.p.app) if self.p.ready else {}
+        except Exception:  # the consumer is not there yet, or is being rebuilt
+            offsets = {}
+        reason = self.liveness.check(time.monotonic(), self.p.ready, offsets)
+        if reason is not None:
+            return web.json_response({"status": "unhealthy", "reason": reason}, status=503)
         return web.json_response({"status": "ok"})
 
     async def readyz(self, request: web.Request) -> web.Response:
@@ -127,6 +150,24 @@ class Api:
                 return _error(404, f"incident {incident_id!r} not found")
             events = []
         return web.json_response({"incident_id": incident_id, "events": events})
+
+    async def review(self, request: web.Request) -> web.Response:
+        """The post-incident review as Markdown, or its chart at ``review.svg``.
+
+        ``?chart=NAME`` makes the Markdown show the chart as an image at that relative path.
+        """
+        incident_id = request.match_info["id"]
+        saved = self.p.tables.timelines.get(incident_id) or []
+        if not saved:
+            return _error(404, f"incident {incident_id!r} not found")
+        review = build_review(
+            [IncidentEvent.model_validate(e) for e in saved], request.query.get("chart")
+        )
+        if not request.path.endswith(".svg"):
+            return web.Response(text=review.markdown, content_type="text/markdown")
+        if review.chart_svg is None:
+            return _error(404, f"incident {incident_id!r} has no signal points to chart")
+        return web.Response(text=review.chart_svg, content_type="image/svg+xml")
 
     async def mttr(self, request: web.Request) -> web.Response:
         """Latest aggregates; filters: ``dimension``, ``value`` (or ``service``), ``window``."""
@@ -213,6 +254,18 @@ class Api:
         kind = _ACTIONS.get(action)
         if kind is None:
             return _error(404, f"unknown action {action!r}; one of {', '.join(_ACTIONS)}")
+        return await self._submit(request, kind)
+
+    async def complete_task(self, request: web.Request) -> web.Response:
+        """Mark a runbook task done; body (optional) ``{"actor", "text"}``."""
+        denied = self._authorized(request)
+        if denied is not None:
+            return denied
+        return await self._submit(request, CommandKind.COMPLETE_TASK, request.match_info["task"])
+
+    async def _submit(
+        self, request: web.Request, kind: CommandKind, task: str | None = None
+    ) -> web.Response:
         body: dict[str, Any] = {}
         if request.can_read_body:
             try:
@@ -237,12 +290,18 @@ class Api:
                     "issued_at": now,
                     "at": body.get("at"),
                     "text": body.get("text"),
+                    "severity": body.get("severity"),
+                    "role": body.get("role"),
+                    "person": body.get("person"),
+                    "task": task,
                 }
             )
         except ValidationError as exc:
             return _error(400, format_errors(exc))
-        open_id = self.p.tables.open_incidents.get(incident.routing_key)
-        outcome = on_command(incident, cmd, now, open_id)
+        group = Group.from_dict(
+            incident.routing_key, self.p.tables.open_incidents.get(incident.routing_key)
+        )
+        outcome = on_command(incident, cmd, now, group.incident_id)
         if outcome.rejection:
             return _error(409, outcome.rejection)
         await self.p.topics.commands.send(key=incident.routing_key.encode(), value=encode(cmd))

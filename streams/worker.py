@@ -26,6 +26,7 @@ def run_worker(settings: Settings) -> None:
     worker = faust.Worker(
         pipeline.app,
         WebServer(pipeline, loop=loop),
+        pipeline.directory,
         loop=loop,
         loglevel=settings.log_level,
         redirect_stdouts=False,

@@ -149,6 +149,8 @@ def new_worker(
             "WARROOM_DELIVERY_BACKOFF_S": "0.05",
             # A killed worker's partitions move to its replacement after this long.
             "WARROOM_SESSION_TIMEOUT_S": "6",
+            # Open incidents at once unless a test is about grouping (the default is 30 s).
+            "WARROOM_GROUP_WAIT_S": "0",
         }
     )
     if catalog is not None:
@@ -294,11 +296,14 @@ class WebhookServer:
         return web.Response(status=self.status, text="ok")
 
     async def start(self) -> None:
+        await self.start_on(free_port())
+
+    async def start_on(self, port: int) -> None:
         app = web.Application()
         app.router.add_post("/hook", self._hook)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
-        self.port = free_port()
+        self.port = port
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
 
     async def stop(self) -> None:
@@ -322,6 +327,13 @@ class Api:
         async with (
             aiohttp.ClientSession() as session,
             session.get(self.worker.base_url + path) as response,
+        ):
+            return response.status, await response.json()
+
+    async def delete(self, path: str) -> tuple[int, Any]:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.delete(self.worker.base_url + path, headers=self.worker.headers()) as response,
         ):
             return response.status, await response.json()
 
