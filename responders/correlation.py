@@ -39,6 +39,8 @@ from schemas import (
 
 E = IncidentEventKind
 SEEN_KEPT = 128
+#: How often an inhibited incident looks whether its dependency's incident is still open.
+INHIBIT_CHECK = timedelta(seconds=5)
 #: Detections a group holds during its group wait; in a storm, the rest are dropped.
 HELD_KEPT = 200
 
@@ -80,6 +82,10 @@ class Group:
     #: Ids of the latest detections and commands applied: inputs delivered again (a replay after
     #: a crash may come after the incident they joined was resolved) change nothing.
     seen: tuple[str, ...] = ()
+    #: The open incident on a dependency that inhibits this group's incident, and when to look
+    #: again whether it is still open.
+    inhibited_by: str | None = None
+    inhibit_check_at: datetime | None = None
 
     def remember(self, input_id: str) -> Group:
         return replace(self, seen=(*self.seen, input_id)[-SEEN_KEPT:])
@@ -100,6 +106,8 @@ class Group:
             deadlines.append(self.last_detection_at + timedelta(seconds=timing.auto_resolve_s))
         if self.held and self.held_since is not None:
             deadlines.append(self.held_since + timedelta(seconds=timing.group_wait_s))
+        if self.inhibited_by is not None and self.inhibit_check_at is not None:
+            deadlines.append(self.inhibit_check_at)
         unacknowledged = incident is not None and incident.status is IncidentStatus.TRIGGERED
         if unacknowledged and self.last_paged_at is not None and escalation is None:
             deadlines.append(self.last_paged_at + timedelta(seconds=timing.repeat_interval_s))
@@ -142,6 +150,8 @@ class Group:
             "retriggers": self.retriggers,
             "last_detection_at": iso(self.last_detection_at),
             "seen": list(self.seen),
+            "inhibited_by": self.inhibited_by,
+            "inhibit_check_at": iso(self.inhibit_check_at),
         }
 
     @classmethod
@@ -173,6 +183,8 @@ class Group:
             retriggers=int(data.get("retriggers", 0)),
             last_detection_at=when("last_detection_at"),
             seen=tuple(data.get("seen", [])),
+            inhibited_by=data.get("inhibited_by"),
+            inhibit_check_at=when("inhibit_check_at"),
         )
 
 
@@ -196,10 +208,11 @@ def _signal(d: Detection) -> str:
     return d.dedup_key or d.signal
 
 
-def _open(group: Group, catalog: Catalog, now: datetime) -> Step:
-    """Open the incident for everything held, in arrival order."""
+def _open(group: Group, catalog: Catalog, now: datetime, inhibited_by: str | None = None) -> Step:
+    """Open the incident for everything held, in arrival order; if an incident on a dependency is
+    open (``inhibited_by``), link it and page nobody until that one is resolved."""
     first, *rest = group.held
-    outcome = on_detection(None, first, catalog, now, key=group.key)
+    outcome = on_detection(None, first, catalog, now, key=group.key, inhibited_by=inhibited_by)
     incident = outcome.incident
     assert incident is not None
     events, pages = list(outcome.events), list(outcome.pages)
@@ -221,10 +234,12 @@ def _open(group: Group, catalog: Catalog, now: datetime) -> Step:
         updates=0,
         unannounced=(),
         step=0,
-        step_paged_at=now,
+        step_paged_at=None if inhibited_by else now,
         acked_at=None,
         retriggers=0,
         last_detection_at=now,
+        inhibited_by=inhibited_by,
+        inhibit_check_at=now + INHIBIT_CHECK if inhibited_by else None,
     )
     return Step(g, Outcome(incident, tuple(events), tuple(pages), opened=True))
 
@@ -236,11 +251,13 @@ def on_detection_in_group(
     catalog: Catalog,
     timing: Timing,
     now: datetime,
+    inhibited_by: str | None = None,
 ) -> Step:
-    """Feed one detection to its group. ``incident`` is the group's open incident, if any."""
+    """Feed one detection to its group. ``incident`` is the group's open incident, if any;
+    ``inhibited_by`` an open incident on one of the service's dependencies, if any."""
     if detection.id in group.seen:
         return Step(group)
-    step = _detection(group, incident, detection, catalog, timing, now)
+    step = _detection(group, incident, detection, catalog, timing, now, inhibited_by)
     if step.group is group and not step.outcome.events:
         return step  # nothing happened (e.g. dropped in a storm): a redelivery may still count
     return replace(step, group=step.group.remember(detection.id))
@@ -253,6 +270,7 @@ def _detection(
     catalog: Catalog,
     timing: Timing,
     now: datetime,
+    inhibited_by: str | None = None,
 ) -> Step:
     live = (
         incident
@@ -276,7 +294,7 @@ def _detection(
     held = (*group.held, detection)
     g = replace(group, incident_id=None, held=held, held_since=group.held_since or now)
     if timing.group_wait_s <= 0:
-        return _open(g, catalog, now)
+        return _open(g, catalog, now, inhibited_by)
     return Step(g)
 
 
@@ -314,7 +332,7 @@ def _announce(
 ) -> Step:
     """Notify responders of new signals, no more often than ``group_interval``."""
     incident = outcome.incident
-    if incident is None or not group.unannounced:
+    if incident is None or not group.unannounced or group.inhibited_by is not None:
         return Step(group, outcome)
     last = group.last_update_at
     if last is not None and now < last + timedelta(seconds=timing.group_interval_s):
@@ -386,8 +404,33 @@ def _past(deadline_from: datetime | None, seconds: float | None, now: datetime) 
     )
 
 
+def _inhibition(
+    group: Group, incident: Incident, catalog: Catalog, now: datetime, still: str | None
+) -> Step:
+    """An inhibited incident: look again later, or, once the dependency's incident is resolved,
+    page its first step as it would have when it opened."""
+    if still is not None:
+        return Step(replace(group, inhibit_check_at=now + INHIBIT_CHECK), Outcome(incident))
+    pages = pages_for(incident, catalog, step=0, now=now)
+    released = make_event(
+        incident.id, incident.routing_key, incident.last_seq + 1, E.INHIBITION_RELEASED, now,
+        "warroom", group.inhibited_by,
+        {"by": group.inhibited_by, "recipients": sorted({p.recipient for p in pages})},
+    )  # fmt: skip
+    g = replace(
+        group, inhibited_by=None, inhibit_check_at=None, step=0, step_paged_at=now,
+        last_paged_at=now if pages else None,
+    )  # fmt: skip
+    return Step(g, Outcome(apply(incident, released), (released,), pages))
+
+
 def on_tick(
-    group: Group, incident: Incident | None, catalog: Catalog, timing: Timing, now: datetime
+    group: Group,
+    incident: Incident | None,
+    catalog: Catalog,
+    timing: Timing,
+    now: datetime,
+    inhibited_by: str | None = None,
 ) -> Step:
     """Act on the group's deadlines that are due at ``now``: open what the group wait held,
     announce new signals, auto-resolve a quiet incident, re-trigger an acknowledgement that
@@ -395,10 +438,12 @@ def on_tick(
     live = _live(incident)
     if group.held and group.held_since is not None and live is None:
         if _past(group.held_since, timing.group_wait_s, now):
-            return _open(group, catalog, now)
+            return _open(group, catalog, now, inhibited_by)
         return Step(group)
     if live is None:
         return Step(group)
+    if group.inhibited_by is not None:
+        return _inhibition(group, live, catalog, now, inhibited_by)
     step = Step(group, Outcome(live))
     if group.unannounced:
         step = _announce(group, Outcome(live), catalog, timing, now)

@@ -138,6 +138,7 @@ def on_detection(
     catalog: Catalog,
     now: datetime,
     key: str | None = None,
+    inhibited_by: str | None = None,
 ) -> Outcome:
     """Open an incident for the detection's group, or attach it to the open one.
 
@@ -209,6 +210,14 @@ def on_detection(
         attached = runbook_attached(incident, *found, now)
         events.append(attached)
         incident = apply(incident, attached)
+    if inhibited_by is not None:
+        # An incident on a dependency is open: record the link and page nobody (yet).
+        inhibited = make_event(
+            incident_id, key, incident.last_seq + 1, E.INHIBITED, now, "warroom", inhibited_by,
+            {"by": inhibited_by, "recipients_not_paged": sorted({p.recipient for p in pages})},
+        )  # fmt: skip
+        events.append(inhibited)
+        return Outcome(apply(incident, inhibited), tuple(events), (), opened=True)
     if pages:
         paged = make_event(
             incident_id,
@@ -393,6 +402,12 @@ def apply(incident: Incident | None, event: IncidentEvent) -> Incident:
             changes["status"] = S.TRIGGERED
             changes["mitigated_at"] = None
             changes["resolved_at"] = None
+        case E.INHIBITED:
+            changes["inhibited_by"] = str(event.data["by"])
+        case E.INHIBITION_RELEASED:
+            changes["inhibited_by"] = None
+            if incident.first_paged_at is None and event.data.get("recipients"):
+                changes["first_paged_at"] = at
         case E.STATUS_CHANGED:
             changes["status"] = S(str(event.data["to"]))
         case E.SEVERITY_CHANGED:

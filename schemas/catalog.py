@@ -259,6 +259,12 @@ class Service(_Config):
     runbook: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     escalation_policy: Name | None = None
+    #: Services this one depends on: while one of them has an open incident, this service's
+    #: new incidents are inhibited (opened and linked, but nobody is paged), as Alertmanager's
+    #: inhibition rules mute dependent alerts.
+    depends_on: tuple[Name, ...] = ()
+    #: People who get status notices (not pages) about this service's incidents.
+    stakeholders: tuple[Name, ...] = ()
 
 
 class Catalog(_Config):
@@ -307,6 +313,12 @@ class Catalog(_Config):
                 self.escalation_policies,
                 "escalation policy",
             )
+            for i, dependency in enumerate(service.depends_on):
+                known(("services", name, "depends_on", i), dependency, self.services, "service")
+                if dependency == name:
+                    fail(("services", name, "depends_on", i), dependency, "depends on itself")
+            for i, person in enumerate(service.stakeholders):
+                known(("services", name, "stakeholders", i), person, self.people, "person")
         for name, team in self.teams.items():
             for i, member in enumerate(team.members):
                 known(("teams", name, "members", i), member, self.people, "person")

@@ -36,6 +36,8 @@ class IncidentEventKind(StrEnum):
     REOPENED = "reopened"
     SIGNALS_RECOVERED = "signals_recovered"
     SEVERITY_CHANGED = "severity_changed"
+    INHIBITED = "inhibited"
+    INHIBITION_RELEASED = "inhibition_released"
     ROLE_ASSIGNED = "role_assigned"
 
 
@@ -61,6 +63,7 @@ class Incident(WireModel):
     detection_ids: tuple[str, ...] = ()
     signals: tuple[str, ...] = ()
     roles: dict[str, str] = Field(default_factory=dict)
+    inhibited_by: str | None = None
     #: The attached runbook's tasks, ``<phase>/<task id>`` -> pending, done or failed.
     tasks: dict[str, str] = Field(default_factory=dict)
     last_seq: int = 0

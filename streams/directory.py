@@ -1,6 +1,7 @@
-"""What every worker must see whole, whatever partitions it owns: silences (``silences.v1``) and
-which incidents have been resolved (``incidents.events.v1``), read by a plain consumer from the
-beginning. It also announces silences as they start and expire."""
+"""What every worker must see whole, whatever partitions it owns: silences (``silences.v1``), and
+which incidents are open or resolved (``incidents.events.v1``, for inhibition by dependencies and
+"until resolved" silences), read by a plain consumer from the beginning. It also announces
+silences as they start and expire."""
 
 from __future__ import annotations
 
@@ -36,7 +37,15 @@ class Directory(Service):
         self.silences: dict[str, Silence] = {}
         self.resolved: OrderedDict[str, None] = OrderedDict()
         self.known: dict[str, SilenceState] = {}
+        #: Open incidents by id, with their service (for inhibition by dependencies).
+        self.open_incidents: dict[str, str] = {}
+        self._services: OrderedDict[str, str] = OrderedDict()
         super().__init__(**kwargs)
+
+    def open_on(self, service: str) -> str | None:
+        """An open incident on ``service``, if any (the oldest id, deterministically)."""
+        ids = sorted(i for i, s in self.open_incidents.items() if s == service)
+        return ids[0] if ids else None
 
     def active_silences(self) -> list[Silence]:
         return list(self.silences.values())
@@ -59,12 +68,24 @@ class Directory(Service):
             event = json.loads(value or b"null")
         except ValueError:
             return
-        if isinstance(event, dict) and event.get("kind") == "resolved":
-            self.resolved[str(event.get("incident_id"))] = None
+        if not isinstance(event, dict):
+            return
+        kind, incident_id = event.get("kind"), str(event.get("incident_id"))
+        if kind == "opened":
+            service = str(((event.get("data") or {}).get("incident") or {}).get("service", ""))
+            self._services[incident_id] = service
+            while len(self._services) > _RESOLVED_KEPT:
+                self._services.popitem(last=False)
+            self.open_incidents[incident_id] = service
+        elif kind == "resolved":
+            self.open_incidents.pop(incident_id, None)
+            self.resolved[incident_id] = None
             while len(self.resolved) > _RESOLVED_KEPT:
                 self.resolved.popitem(last=False)
-        elif isinstance(event, dict) and event.get("kind") == "reopened":
-            self.resolved.pop(str(event.get("incident_id")), None)
+        elif kind == "reopened":
+            self.resolved.pop(incident_id, None)
+            if incident_id in self._services:
+                self.open_incidents[incident_id] = self._services[incident_id]
 
     @Service.task
     async def _follow(self) -> None:

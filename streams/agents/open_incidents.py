@@ -45,6 +45,15 @@ def attach(p: Pipeline) -> None:
     def group(key: str) -> Group:
         return Group.from_dict(key, groups.get(key))
 
+    def inhibitor(service: str | None) -> str | None:
+        """An open incident on one of the service's dependencies, if any."""
+        listed = p.catalog.services.get(service) if service else None
+        for dependency in listed.depends_on if listed is not None else ():
+            found = p.directory.open_on(dependency)
+            if found is not None:
+                return str(found)
+        return None
+
     def muted(incident_id: str | None, now: datetime) -> bool:
         """An active silence "until resolved" for this incident stops its paging timers."""
         return incident_id is not None and any(
@@ -69,7 +78,12 @@ def attach(p: Pipeline) -> None:
             ):
                 p.count("detections_silenced")
                 return Step(g), None
-            return on_detection_in_group(g, load(g.incident_id), d, p.catalog, timing, now), None
+            return (
+                on_detection_in_group(
+                    g, load(g.incident_id), d, p.catalog, timing, now, inhibitor(d.service)
+                ),
+                None,
+            )
         cmd = decode_one(raw, Command)
         if cmd.rejected:
             return None, cmd.rejected[0].reason
@@ -79,7 +93,9 @@ def attach(p: Pipeline) -> None:
             ticked.pop(c.routing_key, None)
             if muted(g.incident_id, now):
                 return Step(g), None
-            return on_tick(g, load(g.incident_id), p.catalog, timing, now), None
+            current = load(g.incident_id)
+            service = current.service if current else (g.held[0].service if g.held else None)
+            return on_tick(g, current, p.catalog, timing, now, inhibitor(service)), None
         return on_command_in_group(g, load(c.incident_id), c, now), None
 
     @p.app.agent(p.topics.incident_inputs, name="open_incidents")

@@ -10,7 +10,15 @@ from typing import Any
 
 import pytest
 
-from tests.harness import Api, RunningWorker, consumed_all, eventually, produce, read_all
+from tests.harness import (
+    Api,
+    RunningWorker,
+    WebhookServer,
+    consumed_all,
+    eventually,
+    produce,
+    read_all,
+)
 
 pytestmark = pytest.mark.broker
 
@@ -145,3 +153,44 @@ async def test_pagerduty_trigger_acknowledge_resolve(
     assert code == 400 and "dedup_key" in body["error"]
     code, body = await api.post("/api/alerts/pagerduty", {"event_action": "explode"})
     assert code == 400 and "event_action" in body["error"]
+
+
+async def test_an_incident_on_a_dependency_inhibits_its_dependents(
+    start_worker: Callable[..., RunningWorker], webhook_server: WebhookServer
+) -> None:
+    people = {"ann": {"contacts": [{"channel": "webhook", "address": webhook_server.url}]}}
+    catalog = {
+        "services": {
+            "db": {"team": "core", "tier": 1},
+            "api": {"team": "core", "tier": 1, "depends_on": ["db"]},
+        },
+        "teams": {"core": {"escalation": [{"targets": ["ann"]}]}},
+        "people": people,
+    }
+    worker = start_worker(catalog)
+    api = Api(worker)
+    now = time.time()
+    await produce(worker.bootstrap, worker.topics.detections, [detection(1, "db", now)])
+    [db_page] = await webhook_server.wait_for(1, timeout_s=20)
+    db_incident = db_page["json"]["incident_id"]
+    await produce(worker.bootstrap, worker.topics.detections, [detection(2, "api", now + 1)])
+
+    async def inhibited() -> dict[str, Any] | None:
+        rows = [r for r in await incidents(api) if r["service"] == "api"]
+        return rows[0] if rows and rows[0]["inhibited_by"] == db_incident else None
+
+    dependent = await eventually(inhibited, 20, "the dependent incident, inhibited")
+
+    async def kinds(n: int) -> list[str] | None:
+        _, timeline = await api.get(f"/api/incidents/{dependent['id']}/timeline")
+        got = [e["kind"] for e in timeline["events"]]
+        return got if len(got) >= n else None
+
+    assert await eventually(lambda: kinds(2), 20, "the timeline") == ["opened", "inhibited"]
+    assert len(webhook_server.requests) == 1  # nobody paged for the dependent yet
+    assert (await api.post(f"/api/incidents/{db_incident}/resolve"))[0] == 202
+    pages = await webhook_server.wait_for(2, timeout_s=30)
+    assert pages[1]["json"]["incident_id"] == dependent["id"]
+    assert await eventually(lambda: kinds(3), 20, "the release") == [
+        "opened", "inhibited", "inhibition_released",
+    ]  # fmt: skip

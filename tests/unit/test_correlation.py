@@ -252,3 +252,25 @@ def test_a_replayed_detection_after_resolve_opens_nothing() -> None:
     assert again.outcome.events == () and not again.outcome.opened
     twice = on_command_in_group(done.group, done.outcome.incident, resolve, T0)
     assert twice.outcome.events == () and twice.outcome.rejection is None
+
+
+def test_inhibited_by_a_dependency_until_its_incident_resolves() -> None:
+    timing = Timing(group_wait_s=0)
+    det = Detection(id="d1", ts=T0, service="api", signal="s", detector="x", score=1.0)
+    opened = on_detection_in_group(Group("api"), None, det, CATALOG, timing, T0, "inc-db")
+    incident = opened.outcome.incident
+    assert incident is not None and incident.inhibited_by == "inc-db"
+    assert [e.kind.value for e in opened.outcome.events] == ["opened", "inhibited"]
+    assert opened.outcome.pages == () and opened.outcome.events[1].data["by"] == "inc-db"
+    due = opened.group.due(timing, incident, CATALOG)
+    assert due == T0 + timedelta(seconds=5)
+    # Still inhibited: nothing happens but looking again later.
+    later = on_tick(opened.group, incident, CATALOG, timing, T0 + timedelta(seconds=5), "inc-db")
+    assert later.outcome.events == () and later.group.inhibit_check_at == T0 + timedelta(seconds=10)
+    # The dependency's incident resolved: page the first step now.
+    now = T0 + timedelta(seconds=10)
+    released = on_tick(later.group, incident, CATALOG, timing, now, None)
+    assert [e.kind.value for e in released.outcome.events] == ["inhibition_released"]
+    assert [p.recipient for p in released.outcome.pages] == ["ann"]
+    after = released.outcome.incident
+    assert after is not None and after.inhibited_by is None and after.first_paged_at == now
