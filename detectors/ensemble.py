@@ -77,7 +77,11 @@ class SurpriseEnsembleBatch(BatchDetector):
         return np.stack([x, x, x - self._prev], axis=1)
 
     def _scale(self) -> Floats:
-        sd = np.sqrt(self._v)
+        # An exponentially weighted variance that starts at zero underestimates the spread for
+        # its first ~1/alpha updates; divide by 1 - (1 - alpha)^k (k updates so far), as one
+        # corrects the bias of such averages, so a young series is not judged too strictly.
+        updates = np.maximum(self._count[:, None] - np.array([1, 1, 2]), 1)
+        sd = np.sqrt(self._v / (1.0 - (1.0 - self._alpha) ** updates))
         level_floor = np.maximum(self.rel_floor * np.abs(self._m[:, :1]), self.abs_floor)
         # The fast baseline is judged with the slow spread: its own shrinks in quiet spells.
         sd = np.maximum(sd, sd[:, :1] * np.array([0.0, 1.0, 0.0]))

@@ -22,6 +22,9 @@ class TopicNames(BaseModel):
     events: str = "incidents.events.v1"
     pages: str = "mobilization.pages.v1"
     receipts: str = "mobilization.receipts.v1"
+    #: Internal: pages (and digest flushes) re-keyed by ``<recipient>/<channel>``, so that each
+    #: destination's rate limit lives in one partition of the ``page-throttle`` table.
+    deliveries: str = "mobilization.deliveries.v1"
     aggregates: str = "aggregates.mttr.v1"
     contributions: str = "aggregates.mttr-contributions.v1"
     silences: str = "silences.v1"
@@ -36,7 +39,7 @@ class TopicNames(BaseModel):
         """Topics read by agents; each has a dead-letter topic."""
         return [
             self.metrics, self.logs, self.detections, self.commands, self.events, self.pages,
-            self.otlp_metrics, self.otlp_logs, self.prometheus, self.json_logs,
+            self.deliveries, self.otlp_metrics, self.otlp_logs, self.prometheus, self.json_logs,
         ]  # fmt: skip
 
     def all(self) -> list[str]:
@@ -96,7 +99,7 @@ class Settings(BaseSettings):
     web_max_body_bytes: int = Field(default=1_048_576, ge=1024)
     api_token: SecretStr | None = None
     topics: TopicNames = TopicNames()
-    detector: str = "median_mad"
+    detector: str = "surprise"
     detector_params: dict[str, Any] = Field(default_factory=dict)
     policy_params: dict[str, Any] = Field(default_factory=dict)
     notifier_timeout_s: float = Field(default=5.0, gt=0)
@@ -110,6 +113,13 @@ class Settings(BaseSettings):
     repeat_interval_s: float = Field(default=4 * 3600.0, ge=60.0)
     ack_timeout_s: float | None = Field(default=None, gt=0.0)
     auto_resolve_s: float | None = Field(default=None, gt=0.0)
+    stakeholder_update_interval_s: float = Field(
+        default=1800.0, ge=0.0, description="Status updates to stakeholders (0: none)."
+    )
+    page_rate_per_recipient: int = Field(
+        default=10, ge=0, description="Messages per destination per window (0: no limit)."
+    )
+    page_rate_window_s: float = Field(default=60.0, gt=0.0)
     session_timeout_s: float = Field(
         default=30.0, ge=6.0, le=300.0, description="How soon a dead worker's partitions move."
     )
