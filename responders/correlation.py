@@ -57,6 +57,9 @@ class Timing:
     ack_timeout_s: float | None = None
     #: PagerDuty's auto-resolve: an open incident without detections this long is resolved.
     auto_resolve_s: float | None = None
+    #: How often the service's stakeholders get a status update while the incident is open
+    #: (None: only when it opens and when it is resolved). See ``responders.stakeholders``.
+    stakeholder_update_interval_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,9 @@ class Group:
     #: Ids of the latest detections and commands applied: inputs delivered again (a replay after
     #: a crash may come after the incident they joined was resolved) change nothing.
     seen: tuple[str, ...] = ()
+    #: When the stakeholders last got a notice, and how many periodic updates they have had.
+    last_update_notice_at: datetime | None = None
+    update_notices: int = 0
     #: The open incident on a dependency that inhibits this group's incident, and when to look
     #: again whether it is still open.
     inhibited_by: str | None = None
@@ -113,6 +119,13 @@ class Group:
             deadlines.append(self.last_paged_at + timedelta(seconds=timing.repeat_interval_s))
         if incident is not None and self.unannounced and self.last_update_at is not None:
             deadlines.append(self.last_update_at + timedelta(seconds=timing.group_interval_s))
+        updates_s = timing.stakeholder_update_interval_s
+        if live and incident is not None and catalog is not None and updates_s is not None:
+            # The next stakeholder update; ``responders.stakeholders.follow_up`` sends it.
+            listed = catalog.services.get(incident.service)
+            if listed is not None and listed.stakeholders:
+                since = self.last_update_notice_at or incident.opened_at
+                deadlines.append(since + timedelta(seconds=updates_s))
         return min(deadlines) if deadlines else None
 
     def _next_step(
@@ -150,6 +163,8 @@ class Group:
             "retriggers": self.retriggers,
             "last_detection_at": iso(self.last_detection_at),
             "seen": list(self.seen),
+            "last_update_notice_at": iso(self.last_update_notice_at),
+            "update_notices": self.update_notices,
             "inhibited_by": self.inhibited_by,
             "inhibit_check_at": iso(self.inhibit_check_at),
         }
@@ -183,6 +198,8 @@ class Group:
             retriggers=int(data.get("retriggers", 0)),
             last_detection_at=when("last_detection_at"),
             seen=tuple(data.get("seen", [])),
+            last_update_notice_at=when("last_update_notice_at"),
+            update_notices=int(data.get("update_notices", 0)),
             inhibited_by=data.get("inhibited_by"),
             inhibit_check_at=when("inhibit_check_at"),
         )

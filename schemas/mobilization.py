@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import Field
 
@@ -18,8 +19,16 @@ class Channel(StrEnum):
     EMAIL = "email"
 
 
+PageKind = Literal["page", "notice", "digest"]
+"""``page``: someone must act; ``notice``: a status message for a stakeholder (nothing to do);
+``digest``: pages held back by a recipient's rate limit, folded into one message."""
+
+
 class Page(WireModel):
-    """One message per (incident, escalation step, recipient, channel); ``dedup_key`` says which."""
+    """One message per (incident, escalation step, recipient, channel); ``dedup_key`` says which.
+
+    Stakeholder notices and digests travel the same way, marked by ``kind`` (messages without
+    it are pages)."""
 
     dedup_key: Name
     incident_id: Name
@@ -32,6 +41,16 @@ class Page(WireModel):
     subject: str
     body: str
     created_at: Timestamp
+    kind: PageKind = "page"
+
+
+class FlushDigest(WireModel):
+    """Internal: ask the delivery stage to send the digest held for ``key`` if the recipient's
+    rate limit allows it now (sent by a timer, keyed by ``key`` like the pages it folds)."""
+
+    kind: Literal["flush"] = "flush"
+    key: Name
+    at: Timestamp
 
 
 class ReceiptOutcome(StrEnum):
@@ -41,6 +60,8 @@ class ReceiptOutcome(StrEnum):
     DUPLICATE = "duplicate"
     FAILED = "failed"
     DEAD_LETTERED = "dead_lettered"
+    #: Held by the recipient's rate limit and delivered inside a digest (``detail`` names it).
+    DIGESTED = "digested"
 
 
 class Receipt(WireModel):

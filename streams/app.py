@@ -67,6 +67,7 @@ class Topics:
     otlp_logs: Any
     prometheus: Any
     json_logs: Any
+    deliveries: Any = None
 
 
 @dataclass
@@ -83,6 +84,7 @@ class Tables:
     mttr_rows: Any
     mttr_latest: Any
     automation_log: Any
+    page_throttle: Any = None
 
 
 @dataclass
@@ -177,6 +179,7 @@ def build(settings: Settings, catalog: Catalog) -> Pipeline:
         otlp_logs=topic(names.otlp_logs),
         prometheus=topic(names.prometheus),
         json_logs=topic(names.json_logs),
+        deliveries=topic(names.deliveries),
     )
     tables = Tables(
         detector_state=table("detector-state"),
@@ -189,6 +192,7 @@ def build(settings: Settings, catalog: Catalog) -> Pipeline:
         mttr_rows=table("mttr-rows"),
         mttr_latest=table("mttr-latest"),
         automation_log=table("automation-log"),
+        page_throttle=table("page-throttle"),
     )
     pipeline = Pipeline(
         settings=settings,

@@ -24,7 +24,8 @@ from responders.correlation import (
 )
 from responders.lifecycle import incident_id_for, routing_key
 from responders.silences import SilenceState, silenced_by, state
-from schemas import Command, CommandKind, Detection, DetectionStatus, Incident
+from responders.stakeholders import follow_up
+from schemas import Command, CommandKind, Detection, DetectionStatus, Incident, IncidentEvent
 from streams.codec import decode_one, encode
 
 if TYPE_CHECKING:
@@ -34,8 +35,9 @@ if TYPE_CHECKING:
 def attach(p: Pipeline) -> None:
     incidents, groups, s = p.tables.incidents, p.tables.open_incidents, p.settings
     timing = Timing(
-        s.group_wait_s, s.group_interval_s, s.repeat_interval_s, s.ack_timeout_s, s.auto_resolve_s
-    )
+        s.group_wait_s, s.group_interval_s, s.repeat_interval_s, s.ack_timeout_s, s.auto_resolve_s,
+        stakeholder_update_interval_s=s.stakeholder_update_interval_s or None,
+    )  # fmt: skip
     ticked: dict[str, datetime] = {}
 
     def load(incident_id: str | None) -> Incident | None:
@@ -44,6 +46,15 @@ def attach(p: Pipeline) -> None:
 
     def group(key: str) -> Group:
         return Group.from_dict(key, groups.get(key))
+
+    def notify_stakeholders(step: Step, now: datetime) -> Step:
+        """Add the stakeholder notices the step calls for. The recent timeline is read from
+        ``incident-timelines``, which is co-partitioned with this stream (events and inputs are
+        both keyed by routing key); the step's own events are added by ``follow_up``."""
+        incident = step.outcome.incident
+        saved = p.tables.timelines.get(incident.id) if incident is not None else None
+        recent = tuple(IncidentEvent.model_validate(e) for e in (saved or [])[-20:])
+        return follow_up(step, p.catalog, timing, recent, now)
 
     def inhibitor(service: str | None) -> str | None:
         """An open incident on one of the service's dependencies, if any."""
@@ -112,6 +123,7 @@ def attach(p: Pipeline) -> None:
                 )
                 await p.dead_letters.send(message, stage, reason or "rejected")
                 continue
+            step = notify_stakeholders(step, datetime.now(tz=UTC))
             g, outcome = step.group, step.outcome
             # Send first and wait for the broker, then write the tables: after a crash in
             # between, the input is processed again and sends the same events (same ids and

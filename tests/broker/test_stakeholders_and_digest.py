@@ -1,0 +1,138 @@
+"""Stakeholder notices and the per-recipient rate limit on the real broker: a stakeholder hears
+when an incident opens, periodically while it is open, and when it is resolved; a storm of
+incidents reaches its responder as a few pages and one digest, every page accounted for."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from tests.harness import Api, RunningWorker, WebhookServer, eventually, produce, read_all
+
+pytestmark = pytest.mark.broker
+
+UPDATE_INTERVAL_S = 3
+
+
+def detection(det_id: str, service: str) -> tuple[bytes, bytes]:
+    body = {"id": det_id, "ts": time.time(), "service": service, "signal": "latency",
+            "detector": "surprise", "score": 0.99, "severity": "error"}  # fmt: skip
+    return service.encode(), json.dumps(body).encode()
+
+
+def catalog(hook: str, services: list[str], stakeholders: tuple[str, ...] = ()) -> dict[str, Any]:
+    people = ("ann", *stakeholders)
+    return {
+        "services": {
+            s: {"team": "core", "tier": 1, "stakeholders": list(stakeholders)} for s in services
+        },
+        "teams": {"core": {"members": ["ann"], "escalation": [{"targets": ["ann"]}]}},
+        "people": {
+            name: {"contacts": [{"channel": "webhook", "address": f"{hook}?to={name}"}]}
+            for name in people
+        },
+    }
+
+
+def received(server: WebhookServer) -> list[dict[str, Any]]:
+    return [r["json"] for r in server.requests]
+
+
+def _ts(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+async def test_stakeholder_gets_notice_updates_and_final_update(
+    start_worker: Callable[..., RunningWorker], webhook_server: WebhookServer
+) -> None:
+    worker = start_worker(
+        catalog(webhook_server.url, ["api"], stakeholders=("sue",)),
+        stakeholder_update_interval_s=str(UPDATE_INTERVAL_S),
+    )
+    api = Api(worker)
+    await produce(worker.bootstrap, worker.topics.detections, [detection("d-api", "api")])
+
+    def first(pred: Callable[[dict[str, Any]], bool]) -> Callable[[], Any]:
+        async def probe() -> dict[str, Any] | None:
+            return next((m for m in received(webhook_server) if pred(m)), None)
+
+        return probe
+
+    page = await eventually(first(lambda m: m["recipient"] == "ann"), 20, "ann's page")
+    incident = page["incident_id"]
+    assert page["kind"] == "page"
+    notice = await eventually(first(lambda m: m["recipient"] == "sue"), 20, "sue's notice")
+    assert notice["kind"] == "notice" and notice["subject"].startswith("[notice]")
+    assert notice["dedup_key"] == f"{incident}/notice/opened/sue/webhook"
+    assert "Conditions:" in notice["body"] and "no one has acknowledged yet" in notice["body"]
+
+    update = await eventually(
+        first(lambda m: "/notice/update1" in m["dedup_key"]),
+        UPDATE_INTERVAL_S + 20,
+        "the first periodic update",
+    )
+    assert update["recipient"] == "sue" and update["kind"] == "notice"
+    assert _ts(update["created_at"]) - _ts(notice["created_at"]) >= UPDATE_INTERVAL_S
+    assert "paged ann" in update["body"]  # actions, from the timeline
+
+    status, _ = await api.post(f"/api/incidents/{incident}/resolve", {"actor": "ann"})
+    assert status == 202
+    final = await eventually(
+        first(lambda m: "/notice/resolved@" in m["dedup_key"]), 20, "the final update"
+    )
+    assert final["recipient"] == "sue" and "resolved" in final["subject"]
+    assert "resolved by ann" in final["body"] and "Needs: nothing further" in final["body"]
+    # The on-call was paged, never sent notices; nothing was delivered twice.
+    assert {m["kind"] for m in received(webhook_server) if m["recipient"] == "ann"} == {"page"}
+    assert set(Counter(m["dedup_key"] for m in received(webhook_server)).values()) == {1}
+
+
+async def test_storm_is_three_pages_and_one_digest(
+    start_worker: Callable[..., RunningWorker], webhook_server: WebhookServer
+) -> None:
+    services = [f"svc{i:02d}" for i in range(12)]
+    worker = start_worker(
+        catalog(webhook_server.url, services),
+        page_rate_per_recipient="3",
+        page_rate_window_s="30",  # a token back every 10 s: the whole storm is held by then
+    )
+    await produce(
+        worker.bootstrap, worker.topics.detections, [detection(f"d-{s}", s) for s in services]
+    )
+
+    async def digest_arrived() -> dict[str, Any] | None:
+        return next((m for m in received(webhook_server) if m["kind"] == "digest"), None)
+
+    digest = await eventually(digest_arrived, 45, "the digest")
+    pages = [m for m in received(webhook_server) if m["kind"] == "page"]
+    assert len(pages) == 3
+    assert digest["recipient"] == "ann" and digest["subject"].startswith("[digest]")
+    listed = set(re.findall(r"\(incident (inc-[0-9a-f]+)\)", digest["body"]))
+    assert len(listed) == 9 and not listed & {p["incident_id"] for p in pages}
+
+    sent = await read_all(worker.bootstrap, worker.topics.pages)
+    assert len(sent) == 12 and len({p["incident_id"] for p in sent}) == 12
+    assert {p["incident_id"] for p in pages} | listed == {p["incident_id"] for p in sent}
+
+    async def accounted() -> dict[str, str] | None:
+        receipts = await read_all(worker.bootstrap, worker.topics.receipts)
+        final = {
+            r["dedup_key"]: r["outcome"]
+            for r in receipts
+            if r["outcome"] in ("delivered", "digested", "dead_lettered")
+        }
+        return final if all(p["dedup_key"] in final for p in sent) else None
+
+    outcomes = await eventually(accounted, 20, "a receipt for every page")
+    assert Counter(outcomes[p["dedup_key"]] for p in sent) == {"delivered": 3, "digested": 9}
+    assert outcomes[digest["dedup_key"]] == "delivered"
+    # Nothing delivered twice, and one digest for the whole storm.
+    assert set(Counter(m["dedup_key"] for m in received(webhook_server)).values()) == {1}
+    assert len(received(webhook_server)) == 4
