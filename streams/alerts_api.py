@@ -7,6 +7,7 @@ the open incident of its ``dedup_key``, and is dropped when there is none, as Pa
 
 from __future__ import annotations
 
+import hmac
 import json
 import uuid
 from datetime import UTC, datetime
@@ -33,7 +34,7 @@ def _error(status: int, message: str) -> web.Response:
 async def _body(request: web.Request, model: type[BaseModel]) -> Any:
     try:
         data = json.loads(await request.read() or b"null")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested too deeply
         return _error(400, "body is not JSON")
     if not isinstance(data, dict):
         return _error(400, "body must be a JSON object")
@@ -67,7 +68,14 @@ def routes(api: Api) -> list[web.RouteDef]:
         if isinstance(event, web.Response):
             return event
         token = p.settings.api_token
-        keyed = token is not None and event.routing_key == token.get_secret_value()
+        keyed = (
+            token is not None
+            and event.routing_key is not None
+            and hmac.compare_digest(
+                event.routing_key.encode("utf-8", "surrogatepass"),
+                token.get_secret_value().encode(),
+            )
+        )
         denied = None if keyed else api._authorized(request)
         if denied is not None:
             return denied

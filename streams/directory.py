@@ -66,7 +66,7 @@ class Directory(Service):
             return
         try:
             event = json.loads(value or b"null")
-        except ValueError:
+        except (ValueError, RecursionError):  # invalid input: the agents dead-letter it
             return
         if not isinstance(event, dict):
             return

@@ -56,7 +56,7 @@ def routes(api: Api) -> list[web.RouteDef]:
             return denied
         try:
             body = json.loads(await request.read() or b"null")
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested too deeply
             return _error(400, "body is not JSON")
         if not isinstance(body, dict):
             return _error(400, "body must be a JSON object")

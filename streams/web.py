@@ -242,7 +242,10 @@ class Api:
         scheme, _, given = header.partition(" ")
         if scheme.lower() != "bearer" or not given:
             return _error(401, "missing bearer token (Authorization: Bearer <token>)")
-        if not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
+        # Header values may hold any bytes (surrogate-escaped by aiohttp): encode losslessly.
+        if not hmac.compare_digest(
+            given.encode("utf-8", "surrogatepass"), token.get_secret_value().encode()
+        ):
             return _error(401, "invalid token")
         return None
 
@@ -270,7 +273,7 @@ class Api:
         if request.can_read_body:
             try:
                 loaded = json.loads(await request.read() or b"{}")
-            except (ValueError, UnicodeDecodeError):
+            except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested too deeply
                 return _error(400, "body is not JSON")
             if not isinstance(loaded, dict):
                 return _error(400, "body must be a JSON object")
