@@ -40,6 +40,7 @@ import yaml
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from detectors.registry import DEFAULT_DETECTOR
 from streams.kafka_local import LocalBroker, free_port
 from streams.settings import TopicNames
 
@@ -277,7 +278,7 @@ async def pipeline_rate(worker: Worker, expected: int, timeout_s: float) -> tupl
 async def throughput(
     bootstrap: str, home: Path, n: int, k: int, batch: int, settings: dict[str, Any]
 ) -> dict[str, Any]:
-    worker = Worker(bootstrap, home, settings={"detector": "median_mad", **settings})
+    worker = Worker(bootstrap, home, settings={"detector": DEFAULT_DETECTOR, **settings})
     topic = worker.topics.metrics
     from streams.settings import Settings
     from streams.topics import ensure_topics
@@ -345,7 +346,7 @@ async def latency(
     await web.TCPSite(runner, "127.0.0.1", port).start()
     worker = Worker(
         bootstrap, home,
-        settings={"detector": "median_mad", "policy_params": {"for_points": 2}},
+        settings={"detector": DEFAULT_DETECTOR},
         catalog=_catalog(f"http://127.0.0.1:{port}/hook", services),
     )  # fmt: skip
     from streams.settings import Settings
@@ -451,7 +452,7 @@ async def latency(
 
 async def memory(bootstrap: str, home: Path, counts: list[int], per_series: int) -> dict[str, Any]:
     """RSS of one worker before and after warming each number of series."""
-    worker = Worker(bootstrap, home, settings={"detector": "median_mad"})
+    worker = Worker(bootstrap, home, settings={"detector": DEFAULT_DETECTOR})
     from streams.settings import Settings
     from streams.topics import ensure_topics
 
@@ -491,7 +492,7 @@ def state_json_size(points: int = 200) -> int:
     from detectors import SeriesDetector
     from schemas import MetricPoint
 
-    series = SeriesDetector.create("median_mad", {}, {})
+    series = SeriesDetector.create(DEFAULT_DETECTOR, {}, {})
     rng = random.Random(5)
     for i in range(points):
         p = MetricPoint(ts=1_700_000_000 + i, service="svc", metric="m",
