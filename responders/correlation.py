@@ -289,11 +289,7 @@ def _detection(
     now: datetime,
     inhibited_by: str | None = None,
 ) -> Step:
-    live = (
-        incident
-        if incident is not None and incident.status is not IncidentStatus.RESOLVED
-        else None
-    )
+    live = _live(incident)
     signal = _signal(detection)
     if detection.status is DetectionStatus.RESOLVED:
         return _recovered(group, live, signal, detection, now)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from responders.oncall import policy_for, targets_for_step
-from schemas import Catalog, Incident, Page
+from schemas import Catalog, ContactMethod, Incident, Page
+from schemas.mobilization import PageKind
 
 
 def dedup_key(incident_id: str, step: int, recipient: str, channel: str) -> str:
@@ -35,19 +36,34 @@ def pages_for(incident: Incident, catalog: Catalog, step: int, now: datetime) ->
     pages = []
     for recipient in people:
         for contact in catalog.people[recipient].contacts:
-            pages.append(
-                Page(
-                    dedup_key=dedup_key(incident.id, step, recipient, contact.channel.value),
-                    incident_id=incident.id,
-                    routing_key=incident.routing_key,
-                    step=step,
-                    recipient=recipient,
-                    channel=contact.channel,
-                    address=contact.address,
-                    severity=incident.severity,
-                    subject=subject,
-                    body=body,
-                    created_at=now,
-                )
-            )
+            key = dedup_key(incident.id, step, recipient, contact.channel.value)
+            pages.append(page_to(incident, recipient, contact, key, subject, body, now, step=step))
     return tuple(pages)
+
+
+def page_to(
+    incident: Incident,
+    recipient: str,
+    contact: ContactMethod,
+    key: str,
+    subject: str,
+    body: str,
+    now: datetime,
+    step: int = 0,
+    kind: PageKind = "page",
+) -> Page:
+    """One message about ``incident`` to one contact method of ``recipient``."""
+    return Page(
+        dedup_key=key,
+        incident_id=incident.id,
+        routing_key=incident.routing_key,
+        step=step,
+        recipient=recipient,
+        channel=contact.channel,
+        address=contact.address,
+        severity=incident.severity,
+        subject=subject,
+        body=body,
+        created_at=now,
+        kind=kind,
+    )

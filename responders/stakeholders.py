@@ -23,6 +23,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from responders.correlation import Group, Step, Timing
+from responders.paging import page_to
 from schemas import Catalog, Incident, IncidentEvent, IncidentEventKind, IncidentStatus, Page
 from schemas.runbooks import PHASES
 
@@ -165,18 +166,14 @@ def notices_for(
     body = status_update(incident, recent_events, now)
     subject = f"[notice] [{incident.severity.value}] {incident.title}: {incident.status.value}"
     return tuple(
-        Page(
-            dedup_key=f"{incident.id}/notice/{reason}/{person}/{contact.channel.value}",
-            incident_id=incident.id,
-            routing_key=incident.routing_key,
-            step=0,
-            recipient=person,
-            channel=contact.channel,
-            address=contact.address,
-            severity=incident.severity,
-            subject=subject,
-            body=body,
-            created_at=now,
+        page_to(
+            incident,
+            person,
+            contact,
+            f"{incident.id}/notice/{reason}/{person}/{contact.channel.value}",
+            subject,
+            body,
+            now,
             kind="notice",
         )
         for person in dict.fromkeys(listed.stakeholders)
