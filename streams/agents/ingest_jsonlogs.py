@@ -8,10 +8,10 @@ one to ``<topic>.dlq`` and the good ones in the same message go on.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from streams.ingest import jsonlogs
-from streams.ingest.publish import publish
+from streams.ingest.publish import ingest_agent
 
 if TYPE_CHECKING:
     from streams.app import Pipeline
@@ -19,15 +19,8 @@ if TYPE_CHECKING:
 
 def attach(p: Pipeline) -> None:
     mappings = p.settings.ingest
-
-    @p.app.agent(p.topics.json_logs, name="ingest_jsonlogs")
-    async def ingest_jsonlogs(stream: Any) -> None:
-        async for event in stream.events():
-            message = event.message
-            try:
-                decoded = jsonlogs.decode(event.value, mappings, fallback_ts=message.timestamp)
-                await publish(p, message, "ingest_jsonlogs", decoded, p.topics.logs, "records")
-            except Exception as exc:
-                p.count("ingest_errors")
-                reason = f"{type(exc).__name__}: {exc}"
-                await p.dead_letters.send(message, "ingest_jsonlogs", reason)
+    ingest_agent(
+        p, p.topics.json_logs, "ingest_jsonlogs",
+        lambda m: jsonlogs.decode(m.value, mappings, fallback_ts=m.timestamp),
+        p.topics.logs, "records",
+    )  # fmt: skip

@@ -8,10 +8,10 @@ are dead-lettered one by one to ``<topic>.dlq``; the good ones in the same messa
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from streams.ingest import otlp
-from streams.ingest.publish import publish
+from streams.ingest.publish import ingest_agent
 
 if TYPE_CHECKING:
     from streams.app import Pipeline
@@ -19,25 +19,13 @@ if TYPE_CHECKING:
 
 def attach(p: Pipeline) -> None:
     mappings = p.settings.ingest
-
-    @p.app.agent(p.topics.otlp_metrics, name="ingest_otlp_metrics")
-    async def ingest_otlp_metrics(stream: Any) -> None:
-        async for event in stream.events():
-            message = event.message
-            try:
-                decoded = otlp.decode_metrics(event.value, mappings)
-                await publish(p, message, "ingest_otlp", decoded, p.topics.metrics, "points")
-            except Exception as exc:
-                p.count("ingest_errors")
-                await p.dead_letters.send(message, "ingest_otlp", f"{type(exc).__name__}: {exc}")
-
-    @p.app.agent(p.topics.otlp_logs, name="ingest_otlp_logs")
-    async def ingest_otlp_logs(stream: Any) -> None:
-        async for event in stream.events():
-            message = event.message
-            try:
-                decoded = otlp.decode_logs(event.value, mappings)
-                await publish(p, message, "ingest_otlp", decoded, p.topics.logs, "records")
-            except Exception as exc:
-                p.count("ingest_errors")
-                await p.dead_letters.send(message, "ingest_otlp", f"{type(exc).__name__}: {exc}")
+    ingest_agent(
+        p, p.topics.otlp_metrics, "ingest_otlp_metrics",
+        lambda m: otlp.decode_metrics(m.value, mappings), p.topics.metrics, "points",
+        stage="ingest_otlp",
+    )  # fmt: skip
+    ingest_agent(
+        p, p.topics.otlp_logs, "ingest_otlp_logs",
+        lambda m: otlp.decode_logs(m.value, mappings), p.topics.logs, "records",
+        stage="ingest_otlp",
+    )  # fmt: skip

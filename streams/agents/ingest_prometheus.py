@@ -7,10 +7,10 @@ Decoding lives in ``streams.ingest.prometheus``; bad samples are dead-lettered o
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from streams.ingest import prometheus
-from streams.ingest.publish import publish
+from streams.ingest.publish import ingest_agent
 
 if TYPE_CHECKING:
     from streams.app import Pipeline
@@ -18,15 +18,7 @@ if TYPE_CHECKING:
 
 def attach(p: Pipeline) -> None:
     mappings = p.settings.ingest
-
-    @p.app.agent(p.topics.prometheus, name="ingest_prometheus")
-    async def ingest_prometheus(stream: Any) -> None:
-        async for event in stream.events():
-            message = event.message
-            try:
-                decoded = prometheus.decode(event.value, mappings)
-                await publish(p, message, "ingest_prometheus", decoded, p.topics.metrics, "points")
-            except Exception as exc:
-                p.count("ingest_errors")
-                reason = f"{type(exc).__name__}: {exc}"
-                await p.dead_letters.send(message, "ingest_prometheus", reason)
+    ingest_agent(
+        p, p.topics.prometheus, "ingest_prometheus",
+        lambda m: prometheus.decode(m.value, mappings), p.topics.metrics, "points",
+    )  # fmt: skip
