@@ -6,6 +6,7 @@ Tests and production build the pipeline through the same :func:`build`.
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,26 @@ def load_catalog(path: Path | None) -> Catalog:
         return Catalog.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(f"catalog {path}: {format_errors(exc)}") from None
+
+
+def catalog_for_command(path: str | None, prog: str) -> Catalog | None:
+    """The catalog a command works on: ``path``, else ``WARROOM_CATALOG_PATH``; on any problem
+    the reason is printed to stderr (prefixed with ``prog``) and None returned."""
+    from streams.settings import Settings
+
+    try:
+        found = Path(path) if path else Settings().catalog_path
+    except ValidationError as exc:
+        print(f"{prog}: invalid settings: {format_errors(exc, 'WARROOM')}", file=sys.stderr)
+        return None
+    if found is None:
+        print(f"{prog}: no catalog (--catalog FILE or WARROOM_CATALOG_PATH)", file=sys.stderr)
+        return None
+    try:
+        return load_catalog(found)
+    except ConfigError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return None
 
 
 @dataclass

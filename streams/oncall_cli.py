@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -26,8 +25,7 @@ def _offset(seconds: float) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    from streams.app import ConfigError, load_catalog
-    from streams.settings import Settings
+    from streams.app import catalog_for_command
 
     try:
         at = TypeAdapter(Timestamp).validate_python(args.at) if args.at else datetime.now(UTC)
@@ -37,20 +35,8 @@ def main(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    try:
-        path = Path(args.catalog) if args.catalog else Settings().catalog_path
-    except ValidationError as exc:
-        print(f"warroom oncall: invalid settings: {format_errors(exc, 'WARROOM')}", file=sys.stderr)
-        return 2
-    if path is None:
-        print(
-            "warroom oncall: no catalog (--catalog FILE or WARROOM_CATALOG_PATH)", file=sys.stderr
-        )
-        return 2
-    try:
-        catalog = load_catalog(path)
-    except ConfigError as exc:
-        print(f"warroom oncall: {exc}", file=sys.stderr)
+    catalog = catalog_for_command(args.catalog, "warroom oncall")
+    if catalog is None:
         return 2
     found = policy_for(catalog, args.service)
     if found is None:

@@ -14,8 +14,6 @@ import asyncio
 import sys
 from datetime import UTC, datetime, timedelta
 
-from pydantic import ValidationError
-
 from responders.lifecycle import apply, on_command, on_detection, runbook_attached
 from responders.runbooks import AUTOMATION, PHASE_BEGINS
 from schemas import (
@@ -29,7 +27,6 @@ from schemas import (
     IncidentStatus,
     Runbook,
     TaskKind,
-    format_errors,
 )
 
 _STEP = timedelta(minutes=1)
@@ -139,27 +136,10 @@ def rehearse(
 
 
 def main(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from streams.app import catalog_for_command
 
-    from streams.app import ConfigError, load_catalog
-    from streams.settings import Settings
-
-    try:
-        path = Path(args.catalog) if args.catalog else Settings().catalog_path
-    except ValidationError as exc:
-        print(
-            f"warroom runbook: invalid settings: {format_errors(exc, 'WARROOM')}", file=sys.stderr
-        )
-        return 2
-    if path is None:
-        print(
-            "warroom runbook: no catalog (--catalog FILE or WARROOM_CATALOG_PATH)", file=sys.stderr
-        )
-        return 2
-    try:
-        catalog = load_catalog(path)
-    except ConfigError as exc:
-        print(f"warroom runbook: {exc}", file=sys.stderr)
+    catalog = catalog_for_command(args.catalog, "warroom runbook")
+    if catalog is None:
         return 2
     if args.name not in catalog.runbooks:
         known = ", ".join(sorted(catalog.runbooks)) or "none in this catalog"
