@@ -89,25 +89,29 @@ class SurpriseEnsembleBatch(BatchDetector):
         out: Floats = np.maximum(sd, level_floor)
         return out
 
-    def _surprise(self, x: Floats) -> Floats:
-        z = np.abs(self._features(x) - self._m) / self._scale()
+    def _surprise(self, x: Floats, scale: Floats) -> tuple[Floats, Floats, Floats]:
+        """The features, their deviations from the baselines, and the largest z-score."""
+        f = self._features(x)
+        diff = f - self._m
+        z = np.abs(diff) / scale
         z[:, 2] = np.where(self._count >= 2, z[:, 2], 0.0)
-        out: Floats = np.max(z, axis=1)
-        return out
+        return f, diff, np.max(z, axis=1)
 
     def _score(self, x: Floats, ts: Floats) -> Floats:
-        z = self._surprise(x)
-        fresh = np.maximum(z - self._peak, 0.0)
-        return z_to_score(fresh, self.z_half)
+        _, _, z = self._surprise(x, self._scale())
+        return z_to_score(np.maximum(z - self._peak, 0.0), self.z_half)
 
     def _learn(self, x: Floats, ts: Floats, mask: Mask) -> None:
+        self._score_learn(x, ts, mask)
+
+    def _score_learn(self, x: Floats, ts: Floats, mask: Mask) -> Floats:
+        scale = self._scale()
+        f, diff, z = self._surprise(x, scale)
+        score = z_to_score(np.maximum(z - self._peak, 0.0), self.z_half)
         ok = mask & np.isfinite(x)
-        z = self._surprise(x)
         peak = np.maximum(self._peak * self.peak_decay, np.where(self.warmed_up_many(), z, 0.0))
-        f = self._features(x)
         first = (self._count == 0)[:, None]
-        diff = f - self._m
-        lim = self.clip * self._scale()
+        lim = self.clip * scale
         diff = np.where(self._count[:, None] < 3, diff, np.clip(diff, -lim, lim))
         incr = self._alpha * diff
         m = np.where(first, f, self._m + incr)
@@ -121,6 +125,7 @@ class SurpriseEnsembleBatch(BatchDetector):
         masked_update(ok, x, self._prev)
         masked_update(ok, peak, self._peak)
         self._count += ok
+        return score
 
 
 class SurpriseEnsemble(OneSeries):

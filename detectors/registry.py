@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from detectors.base import Detector
 from detectors.changepoint import Cusum
@@ -95,8 +96,32 @@ class LoopBatch(BatchDetector):
             if mask is None or mask[i]:
                 d.learn_one(float(values[i]), float(ts[i]))
 
+    def score_learn_many(self, values: Floats, ts: Floats) -> Floats:
+        out = self.score_many(values, ts)
+        self.learn_many(values, ts)
+        return out
+
     def row_state(self, i: int) -> dict[str, Any]:
         return self.items[i].to_state()
+
+    def take(self, rows: NDArray[np.intp]) -> LoopBatch:
+        part = LoopBatch(1, self._cls, **self._params)
+        part.n, part.items = len(rows), [self.items[int(r)] for r in rows]
+        return part
+
+    def put(self, rows: NDArray[np.intp], part: BatchDetector) -> None:
+        """Nothing to copy: the instances were worked on in place."""
+
+    def grow(self, extra: int) -> None:
+        self.items.extend(self._cls(**self._params) for _ in range(extra))
+        self.n += extra
+
+    def block_state(self, start: int, stop: int) -> dict[str, Any]:
+        return {"items": [d.to_state() for d in self.items[start:stop]]}
+
+    def load_block(self, start: int, state: dict[str, Any]) -> None:
+        for i, item in enumerate(state["items"]):
+            self.items[start + i] = self._cls.from_state(item)
 
     def load_row(self, i: int, state: dict[str, Any]) -> None:
         self.items[i] = self._cls.from_state(state)
@@ -108,6 +133,9 @@ def make_batch(name: str, n: int, **params: Any) -> BatchDetector:
         known = ", ".join(sorted(DETECTORS))
         raise ValueError(f"unknown detector {name!r}; known: {known}")
     cls = DETECTORS[name]
-    if issubclass(cls, OneSeries):
-        return cls.batch_cls(n, **params)
-    return LoopBatch(n, cls, **params)
+    try:
+        if issubclass(cls, OneSeries):
+            return cls.batch_cls(n, **params)
+        return LoopBatch(n, cls, **params)
+    except TypeError as exc:
+        raise ValueError(f"bad parameters for detector {name!r}: {exc}") from None

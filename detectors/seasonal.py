@@ -49,7 +49,6 @@ class SeasonalBatch(BatchDetector):
         self._slot_n = np.zeros((n, slots), dtype=np.int64)
         self._g = np.zeros((n, 2))  # overall mean, variance
         self._count = np.zeros(n, dtype=np.int64)
-        self._rows = np.arange(n)
 
     def params(self) -> dict[str, Any]:
         return {
@@ -82,11 +81,11 @@ class SeasonalBatch(BatchDetector):
         return np.clip(idx, 0, slots - 1)
 
     def _score(self, x: Floats, ts: Floats) -> Floats:
-        s = self._slot(ts)
+        s, rows = self._slot(ts), np.arange(self.n)
         mean, var, seen = (
-            self._mean[self._rows, s],
-            self._var[self._rows, s],
-            self._slot_n[self._rows, s],
+            self._mean[rows, s],
+            self._var[rows, s],
+            self._slot_n[rows, s],
         )
         floor = np.maximum.reduce(
             [
@@ -100,7 +99,7 @@ class SeasonalBatch(BatchDetector):
 
     def _learn(self, x: Floats, ts: Floats, mask: Mask) -> None:
         ok = mask & np.isfinite(x)
-        rows, s = self._rows[ok], self._slot(ts)[ok]
+        rows, s = np.arange(self.n)[ok], self._slot(ts)[ok]
         xv = x[ok]
         seen = self._slot_n[rows, s]
         mean, var = self._mean[rows, s], self._var[rows, s]

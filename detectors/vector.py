@@ -7,6 +7,7 @@ per call (``score_many`` then ``learn_many``); a ``mask`` leaves series without 
 
 from __future__ import annotations
 
+import base64
 from typing import Any, ClassVar, Self
 
 import numpy as np
@@ -70,6 +71,21 @@ class BatchDetector:
         out = np.clip(np.nan_to_num(self._score(x, t), nan=0.0), 0.0, 1.0)
         return np.where(ok, out, 0.0)
 
+    def _score_learn(self, x: Floats, ts: Floats, mask: Mask) -> Floats:
+        """``_score`` then ``_learn``; a detector may fuse them to share the work."""
+        out = self._score(x, ts)
+        self._learn(x, ts, mask)
+        return out
+
+    def score_learn_many(self, values: Floats, ts: Floats) -> Floats:
+        """``score_many`` then ``learn_many`` for every series, in one step."""
+        x = np.asarray(values, dtype=np.float64)
+        t = np.asarray(ts, dtype=np.float64)
+        ok = self.warmed_up_many()
+        out = np.clip(np.nan_to_num(self._score_learn(x, t, np.ones(self.n, np.bool_)), nan=0.0),
+                      0.0, 1.0)  # fmt: skip
+        return np.where(ok, out, 0.0)
+
     def learn_many(self, values: Floats, ts: Floats, mask: Mask | None = None) -> None:
         """Learn one point per series (only where ``mask`` is true)."""
         m = np.ones(self.n, dtype=np.bool_) if mask is None else np.asarray(mask, dtype=np.bool_)
@@ -90,6 +106,46 @@ class BatchDetector:
         arrays = self.arrays()
         for key, arr in arrays.items():
             arr[i] = np.asarray(state["state"][key], dtype=arr.dtype)
+
+    # Many series at once, for a fleet held in one batch: take a subset of rows, work on it,
+    # put it back; grow the batch as series appear; checkpoint a block of rows as one value.
+
+    def take(self, rows: NDArray[np.intp]) -> Self:
+        """A batch of the series at ``rows`` (distinct), copied out of this one."""
+        part = type(self)(len(rows), **self.params())
+        mine = self.arrays()
+        for key, arr in part.arrays().items():
+            arr[...] = mine[key][rows]
+        return part
+
+    def put(self, rows: NDArray[np.intp], part: Self) -> None:
+        """Write back a batch made by ``take(rows)``."""
+        mine = self.arrays()
+        for key, arr in part.arrays().items():
+            mine[key][rows] = arr
+
+    def grow(self, extra: int) -> None:
+        """Append ``extra`` fresh series."""
+        bigger = type(self)(self.n + extra, **self.params())
+        for key, arr in self.arrays().items():
+            bigger.arrays()[key][: self.n] = arr
+        vars(self).update(vars(bigger))
+
+    def block_state(self, start: int, stop: int) -> dict[str, Any]:
+        """Rows ``start:stop`` as one compact JSON-able value (arrays as base64 bytes)."""
+        return {
+            "name": self.name,
+            "version": self.state_version,
+            "params": self.params(),
+            "arrays": {k: pack(v[start:stop]) for k, v in self.arrays().items()},
+        }
+
+    def load_block(self, start: int, state: dict[str, Any]) -> None:
+        """Overwrite the rows from ``start`` with a ``block_state`` of the same detector."""
+        check_version(state, self.name, self.state_version)
+        for key, arr in self.arrays().items():
+            block = unpack(state["arrays"][key])
+            arr[start : start + len(block)] = block
 
     @classmethod
     def from_rows(cls, states: list[dict[str, Any]]) -> Self:
@@ -155,3 +211,19 @@ class OneSeries:
 def masked_update(mask: Mask, new: NDArray[Any], old: NDArray[Any]) -> None:
     """Write ``new`` into ``old`` for the series selected by ``mask``."""
     _where(mask, new, old)
+
+
+def pack(arr: NDArray[Any]) -> dict[str, Any]:
+    """An array as JSON-able data: dtype, shape and base64 of its bytes."""
+    arr = np.ascontiguousarray(arr)
+    return {
+        "dtype": arr.dtype.str,
+        "shape": list(arr.shape),
+        "data": base64.b64encode(arr.tobytes()).decode(),
+    }
+
+
+def unpack(data: dict[str, Any]) -> NDArray[Any]:
+    """The array ``pack`` wrote."""
+    raw = base64.b64decode(data["data"])
+    return np.frombuffer(raw, dtype=np.dtype(data["dtype"])).reshape(data["shape"]).copy()

@@ -26,7 +26,7 @@ from pydantic import (
 
 # Accept timestamps from 1970 up to the year 2200: anything outside is a unit mistake
 # (milliseconds sent as seconds) and is rejected with the reason.
-_MAX_EPOCH_S = 7_258_118_400.0
+MAX_EPOCH_S = 7_258_118_400.0
 
 
 def _to_utc(value: Any) -> datetime:
@@ -36,7 +36,7 @@ def _to_utc(value: Any) -> datetime:
         seconds = float(value)
         if not math.isfinite(seconds):
             raise ValueError("timestamp must be a finite number of epoch seconds")
-        if seconds < 0 or seconds > _MAX_EPOCH_S:
+        if seconds < 0 or seconds > MAX_EPOCH_S:
             raise ValueError(
                 f"timestamp {value!r} is out of range for epoch seconds "
                 "(milliseconds or nanoseconds sent as seconds?)"

@@ -33,10 +33,14 @@ class MetricPoint(WireModel):
     @property
     def series_id(self) -> str:
         """Stable identity of the series: service, metric and sorted labels."""
-        base = f"{self.service}|{self.metric}"
-        if not self.labels:
-            return base
-        return base + "|" + ",".join(f"{k}={v}" for k, v in sorted(self.labels.items()))
+        return series_id(self.service, self.metric, self.labels)
+
+
+def series_id(service: str, metric: str, labels: dict[str, str]) -> str:
+    """``service|metric`` and, if any, ``|k=v,...`` with the labels sorted by key."""
+    if not labels:
+        return f"{service}|{metric}"
+    return f"{service}|{metric}|" + ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
 
 
 class MetricBatch(WireModel):

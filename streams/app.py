@@ -95,7 +95,7 @@ class Topics:
 class Tables:
     """Changelog-backed tables; names are kebab-case nouns."""
 
-    detector_state: Any
+    detector_blocks: Any
     log_state: Any
     incidents: Any
     open_incidents: Any
@@ -203,7 +203,7 @@ def build(settings: Settings, catalog: Catalog) -> Pipeline:
         deliveries=topic(names.deliveries),
     )
     tables = Tables(
-        detector_state=table("detector-state"),
+        detector_blocks=table("detector-blocks"),
         log_state=table("log-state"),
         incidents=table("incidents"),
         open_incidents=table("open-incidents"),

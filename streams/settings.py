@@ -102,6 +102,17 @@ class Settings(BaseSettings):
     detector: str = "surprise"
     detector_params: dict[str, Any] = Field(default_factory=dict)
     policy_params: dict[str, Any] = Field(default_factory=dict)
+    checkpoint_interval_s: float = Field(
+        default=1.0,
+        ge=0.0,
+        description="How often each partition's detector state is written to its table.",
+    )
+    detect_batch_messages: int = Field(
+        default=500, ge=1, description="Point messages scored together, at most."
+    )
+    detect_batch_wait_s: float = Field(
+        default=0.05, gt=0.0, description="How long a partial batch of point messages waits."
+    )
     notifier_timeout_s: float = Field(default=5.0, gt=0)
     delivery_attempts: int = Field(default=8, ge=1, le=50)
     delivery_backoff_s: float = Field(default=0.5, ge=0)
@@ -159,6 +170,16 @@ class Settings(BaseSettings):
             if not host or not port.isdigit():
                 raise ValueError(f"{server!r} is not host:port")
         return value
+
+    @model_validator(mode="after")
+    def _detector(self) -> Settings:
+        from detectors.bank import SeriesBank
+
+        try:
+            SeriesBank(self.detector, self.detector_params, self.policy_params, capacity=1)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"detector {self.detector!r}: {exc}") from None
+        return self
 
     @model_validator(mode="after")
     def _security(self) -> Settings:
