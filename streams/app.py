@@ -167,6 +167,8 @@ def build(settings: Settings, catalog: Catalog) -> Pipeline:
         producer_acks=-1,
         table_standby_replicas=0,
         broker_commit_interval=1.0,
+        # As much per partition and fetch as a plain consumer would take: points come in bulk.
+        consumer_max_fetch_size=4 * 1024 * 1024,
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.session_timeout_s / 10,
         logging_config=None,

@@ -3,7 +3,8 @@
 Against a real broker (a local one started in a temporary folder, or
 ``WARROOM_BOOTSTRAP_SERVERS``), in one run:
 
-(a) raw ceiling: a plain aiokafka consumer reads and JSON-decodes the points topic, no processing;
+(a) raw ceiling: a plain aiokafka consumer reads and JSON-decodes (msgspec) the points topic, no
+    processing;
 (b) pipeline: a real ``warroom worker`` process scores the same points, timed from its first to
     its last processed point (its ``warroom_points_processed_total`` counter, polled);
 (c) end-to-end latency at a fixed offered load: from an anomalous point being produced (its ``ts``
@@ -36,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import msgspec
 import numpy as np
 import yaml
 from aiohttp import web
@@ -227,7 +229,11 @@ async def produce_workload(bootstrap: str, topic: str, messages: Messages) -> in
 
 
 async def raw_ceiling(bootstrap: str, topic: str) -> tuple[int, float]:
-    """Read and JSON-decode the whole topic with a plain consumer; (points, seconds)."""
+    """Read and JSON-decode the whole topic with a plain consumer; (points, seconds).
+
+    Decoding uses the fastest JSON decoder at hand (msgspec, untyped: about three times faster
+    than ``json.loads``), so the ceiling is what reading alone allows.
+    """
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
         max_partition_fetch_bytes=4 * 1024 * 1024, fetch_max_bytes=16 * 1024 * 1024,
@@ -246,7 +252,7 @@ async def raw_ceiling(bootstrap: str, topic: str) -> tuple[int, float]:
             for tp, records in batch.items():
                 for r in records:
                     assert r.value is not None
-                    data = json.loads(r.value)
+                    data = msgspec.json.decode(r.value)
                     points += len(data["points"]) if "points" in data else 1
                 if records and records[-1].offset + 1 >= ends[tp]:
                     remaining.discard(tp)
