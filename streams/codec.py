@@ -7,6 +7,7 @@ bytes, so it can be dead-lettered on its own.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -188,24 +189,31 @@ def _fast_points(raw: bytes | None) -> PointColumns | None:
         ]
     elif not points:
         return None
-    series, stamps = [], []
-    for p in points:
-        t = p.ts
-        if isinstance(t, datetime):
-            if t.tzinfo is None:
-                return None
-            t = t.timestamp()
-        if not 0.0 <= t <= MAX_EPOCH_S:
-            return None
-        service, metric = p.service, p.metric
-        if not (_is_name(service) and _is_name(metric)):
-            return None
-        series.append(series_id(service, metric, p.labels))
-        stamps.append(t)
+    try:
+        ts = np.array([p.ts for p in points], dtype=np.float64)
+    except TypeError:  # some are RFC 3339 times
+        ts = np.array([_epoch(p.ts) for p in points], dtype=np.float64)
+    if not ((ts >= 0.0) & (ts <= MAX_EPOCH_S)).all():  # NaN fails too
+        return None
+    names = {p.service for p in points}
+    names.update(p.metric for p in points)
+    if not all(map(_is_name, names)):
+        return None
     values = np.array([p.value for p in points], dtype=np.float64)
     if not np.isfinite(values).all():
         return None
-    return PointColumns(points, series, values, np.array(stamps, dtype=np.float64))
+    series = [
+        series_id(p.service, p.metric, p.labels) if p.labels else f"{p.service}|{p.metric}"
+        for p in points
+    ]
+    return PointColumns(points, series, values, ts)
+
+
+def _epoch(ts: float | datetime) -> float:
+    if isinstance(ts, datetime):
+        # Without an offset the model way rejects it with the reason: NaN sends it there.
+        return math.nan if ts.tzinfo is None else ts.timestamp()
+    return ts
 
 
 def _is_name(text: str) -> bool:

@@ -80,8 +80,11 @@ def attach(p: Pipeline) -> None:
 
     async def observe(partition: int, batch: _Batch) -> None:
         cols = batch.columns
-        series = [sid for c in cols for sid in c.series]
-        points = [pt for c in cols for pt in c.points]
+        series: list[str] = []
+        points: list[Any] = []
+        for c in cols:
+            series += c.series
+            points += c.points
         values = np.concatenate([c.values for c in cols])
         ts = np.concatenate([c.ts for c in cols])
         bank = bank_for(partition)
