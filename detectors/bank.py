@@ -94,6 +94,9 @@ class SeriesBank:
         self.recent_ts = np.zeros((capacity, self.recent_points))
         self.recent_x = np.zeros((capacity, self.recent_points))
         self.dirty = np.zeros(capacity, dtype=np.bool_)
+        #: Some policy state changed since the last checkpoint (a run started, an episode is
+        #: active): worth writing at once, so a handover cannot drop a run in progress.
+        self.deciding = False
 
     def __len__(self) -> int:
         return len(self.index)
@@ -179,7 +182,9 @@ class SeriesBank:
         scores[idx] = score
         # A quiet point on an idle policy leaves it idle: only the others need deciding.
         hot = (score >= self.policy.threshold) | own["active"][rows] | (own["run"][rows] > 0)
-        for j in np.flatnonzero(hot):
+        decide = np.flatnonzero(hot)
+        self.deciding |= len(decide) > 0
+        for j in decide:
             decision = self._decide(int(rows[j]), float(score[j]), float(t[j]))
             if decision is not None:
                 fired.append(Fired(int(idx[j]), float(score[j]), decision, self.recent(rows[j])))
@@ -206,6 +211,7 @@ class SeriesBank:
         used = len(self.ids)
         blocks = np.unique(np.flatnonzero(self.dirty[:used]) // self.block_rows)
         self.dirty[:used] = False
+        self.deciding = False
         return {int(b): self.block_state(int(b)) for b in blocks}
 
     def block_state(self, block: int) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from streams.notifiers.email import EmailNotifier, SmtpConfig
 from streams.notifiers.slack import SlackNotifier
 from streams.notifiers.webhook import WebhookNotifier
 from streams.settings import Settings
+from streams.tables import OwnedTable
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +158,8 @@ def build(settings: Settings, catalog: Catalog) -> Pipeline:
         broker=settings.broker_urls(),
         broker_credentials=broker_credentials(settings),
         store="memory://",
+        # Rows of partitions given away in a rebalance are dropped, not served stale.
+        Table=OwnedTable,
         datadir=str(settings.data_dir),
         autodiscover=False,
         web_enabled=False,
@@ -167,8 +170,6 @@ def build(settings: Settings, catalog: Catalog) -> Pipeline:
         producer_acks=-1,
         table_standby_replicas=0,
         broker_commit_interval=1.0,
-        # As much per partition and fetch as a plain consumer would take: points come in bulk.
-        consumer_max_fetch_size=4 * 1024 * 1024,
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.session_timeout_s / 10,
         logging_config=None,

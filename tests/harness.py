@@ -170,6 +170,28 @@ def new_worker(
     )
 
 
+def same_group(worker: RunningWorker, home: Path, name: str) -> RunningWorker:
+    """Another worker of ``worker``'s app: same app id, topics, settings and consumer group,
+    with its own port, data dir and log, so the two share the partitions between them."""
+    port = free_port()
+    folder = home / f"{worker.app_id}-{name}"
+    folder.mkdir(parents=True)
+    env = {
+        **worker.env,
+        "WARROOM_WEB_PORT": str(port),
+        "WARROOM_DATA_DIR": str(folder / "data"),
+    }
+    return RunningWorker(
+        env=env,
+        topics=worker.topics,
+        app_id=worker.app_id,
+        bootstrap=worker.bootstrap,
+        base_url=f"http://127.0.0.1:{port}",
+        token=worker.token,
+        log_path=folder / "worker.log",
+    )
+
+
 async def produce(
     bootstrap: str, topic: str, messages: Sequence[tuple[bytes | None, bytes]]
 ) -> None:
@@ -272,6 +294,18 @@ async def consumed_all(bootstrap: str, group: str, topic: str) -> bool:
         return True
     finally:
         await consumer.stop()
+        await admin.close()
+
+
+async def group_state(bootstrap: str, group: str) -> tuple[str, int]:
+    """A consumer group's state (``Stable``, ``PreparingRebalance``, ...) and member count."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        [response] = await admin.describe_consumer_groups([group])
+        [described] = response.to_object()["groups"]
+        return str(described["state"]), len(described["members"])
+    finally:
         await admin.close()
 
 

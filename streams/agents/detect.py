@@ -8,8 +8,10 @@ of the array work is shared by every point of the batch, not paid per message.
 
 The bank is checkpointed to the ``detector-blocks`` table in blocks of rows (key
 ``"<partition>/<block>"``, on that partition of the changelog), every ``checkpoint_interval_s``
-and at once when a series fired. After a restart or a rebalance the bank is rebuilt from its
-blocks: a crash loses at most that interval of learning, never a detection. Points at or before a
+and at once when a series' policy state changed (a run of high scores started, an episode is
+active or fired). The checkpoint is written before the batch's offsets can be committed. After a
+restart or a rebalance the bank is rebuilt from its blocks: a crash loses at most that interval
+of the detectors' learning, never a run in progress or a detection. Points at or before a
 series' last checkpointed time are skipped and detection ids derive from the series and the
 point's time, so replayed points neither train twice nor page twice.
 """
@@ -70,12 +72,8 @@ def attach(p: Pipeline) -> None:
         return bank
 
     def checkpoint(partition: int, bank: SeriesBank) -> None:
-        # What ``blocks[key] = value`` does, with the changelog partition given explicitly:
-        # a batch holds events of several partitions, so there is no single current event.
         for block, value in bank.take_dirty_blocks().items():
-            key = f"{partition}/{block}"
-            blocks.send_changelog(partition, key, value)
-            blocks.data[key] = value
+            blocks.set_in_partition(partition, f"{partition}/{block}", value)
         saved_at[partition] = time.monotonic()
 
     async def observe(partition: int, batch: _Batch) -> None:
@@ -114,7 +112,8 @@ def attach(p: Pipeline) -> None:
             p.count("detections_emitted")
             key = routing_key(found, s.group_by)
             await p.topics.detections.send(key=key.encode(), value=encode(found))
-        if fired or time.monotonic() - saved_at.get(partition, -1e18) >= s.checkpoint_interval_s:
+        due = time.monotonic() - saved_at.get(partition, -1e18) >= s.checkpoint_interval_s
+        if fired or bank.deciding or due:
             checkpoint(partition, bank)
 
     @p.app.agent(p.topics.metrics, name="detect")

@@ -6,7 +6,9 @@ Against a real broker (a local one started in a temporary folder, or
 (a) raw ceiling: a plain aiokafka consumer reads and JSON-decodes (msgspec) the points topic, no
     processing;
 (b) pipeline: a real ``warroom worker`` process scores the same points, timed from its first to
-    its last processed point (its ``warroom_points_processed_total`` counter, polled);
+    its last processed point (its ``warroom_points_processed_total`` counter, polled); with
+    ``--workers N``, then N workers sharing one consumer group (a fresh app id) score the same
+    messages, timed from the first to the last point processed by any of them;
 (c) end-to-end latency at a fixed offered load: from an anomalous point being produced (its ``ts``
     is the wall clock at production) to its detection on ``detections.v1``, to the ``opened``
     event on ``incidents.events.v1`` and to the page reaching a local webhook server;
@@ -42,6 +44,7 @@ import numpy as np
 import yaml
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from detectors.registry import DEFAULT_DETECTOR
 from streams.kafka_local import LocalBroker, free_port
@@ -76,6 +79,8 @@ class Worker:
     settings: dict[str, Any] = field(default_factory=dict)
     catalog: dict[str, Any] | None = None
     app_id: str = field(default_factory=lambda: f"bench-{uuid.uuid4().hex[:8]}")
+    #: Tells apart the workers of one app id (their data dirs and logs).
+    instance: int = 0
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
 
@@ -88,8 +93,12 @@ class Worker:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def folder(self) -> Path:
+        return self.home / (f"{self.app_id}-{self.instance}" if self.instance else self.app_id)
+
     def start(self) -> None:
-        folder = self.home / self.app_id
+        folder = self.folder
         folder.mkdir(parents=True, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith("WARROOM_")}
         env.update(
@@ -128,7 +137,7 @@ class Worker:
             while time.monotonic() < deadline:
                 assert self.proc is not None
                 if self.proc.poll() is not None:
-                    raise RuntimeError(f"worker exited; see {self.home / self.app_id}")
+                    raise RuntimeError(f"worker exited; see {self.folder}")
                 try:
                     async with session.get(f"{self.base_url}/readyz") as response:
                         if response.status == 200:
@@ -137,6 +146,13 @@ class Worker:
                     pass
                 await asyncio.sleep(0.1)
         raise RuntimeError(f"worker not ready within {timeout_s}s")
+
+    async def ready(self, session: aiohttp.ClientSession) -> bool:
+        try:
+            async with session.get(f"{self.base_url}/readyz") as response:
+                return response.status == 200
+        except aiohttp.ClientError:
+            return False
 
     async def processed(self, session: aiohttp.ClientSession) -> int:
         try:
@@ -261,56 +277,138 @@ async def raw_ceiling(bootstrap: str, topic: str) -> tuple[int, float]:
         await consumer.stop()
 
 
-async def pipeline_rate(worker: Worker, expected: int, timeout_s: float) -> tuple[int, float]:
-    """Poll the worker's counter from its first processed point to ``expected``."""
-    samples: list[tuple[float, int]] = []
+async def pipeline_rate(
+    workers: list[Worker], expected: int, timeout_s: float
+) -> tuple[int, float, list[int]]:
+    """Poll the workers' counters from the first point any of them processed until together
+    they have processed ``expected``; (points, seconds, points by worker)."""
+    samples: list[tuple[float, list[int]]] = []
     deadline = time.monotonic() + timeout_s
     async with aiohttp.ClientSession() as session:
         while time.monotonic() < deadline:
-            count = await worker.processed(session)
-            samples.append((time.perf_counter(), count))
-            if count >= expected:
+            counts = list(await asyncio.gather(*(w.processed(session) for w in workers)))
+            samples.append((time.perf_counter(), counts))
+            if sum(counts) >= expected:
                 break
             await asyncio.sleep(POLL_S)
-    started = [i for i, (_, c) in enumerate(samples) if c > 0]
+    started = [i for i, (_, c) in enumerate(samples) if sum(c) > 0]
     if not started:
-        return 0, 0.0
+        return 0, 0.0, [0] * len(workers)
     # From the last sample with nothing processed (upper bound of the start) to the end.
     first = max(0, started[0] - 1)
     t0, c0 = samples[first]
     t1, c1 = samples[-1]
-    return c1 - c0, t1 - t0
+    return sum(c1) - sum(c0), t1 - t0, [b - a for a, b in zip(c0, c1, strict=True)]
 
 
-async def throughput(
-    bootstrap: str, home: Path, n: int, k: int, batch: int, settings: dict[str, Any]
-) -> dict[str, Any]:
-    worker = Worker(bootstrap, home, settings={"detector": DEFAULT_DETECTOR, **settings})
-    topic = worker.topics.metrics
+async def group_formed(bootstrap: str, workers: list[Worker], timeout_s: float = 120.0) -> None:
+    """Wait until every worker is ready and their consumer group is stable with all of them."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    deadline = time.monotonic() + timeout_s
+    try:
+        async with aiohttp.ClientSession() as session:
+            while time.monotonic() < deadline:
+                [response] = await admin.describe_consumer_groups([workers[0].app_id])
+                [group] = response.to_object()["groups"]
+                stable = group["state"] == "Stable" and len(group["members"]) == len(workers)
+                if stable and all(await asyncio.gather(*(w.ready(session) for w in workers))):
+                    return
+                await asyncio.sleep(0.2)
+    finally:
+        await admin.close()
+    raise RuntimeError(f"{len(workers)} workers did not form one group within {timeout_s}s")
+
+
+async def _ensure_topics(bootstrap: str, worker: Worker) -> None:
     from streams.settings import Settings
     from streams.topics import ensure_topics
 
     await ensure_topics(
         Settings(bootstrap_servers=bootstrap, partitions=PARTITIONS, topics=worker.topics)
     )
+
+
+async def throughput(
+    bootstrap: str,
+    home: Path,
+    n: int,
+    k: int,
+    batch: int,
+    settings: dict[str, Any],
+    workers: int = 1,
+) -> dict[str, Any]:
+    worker = Worker(bootstrap, home, settings={"detector": DEFAULT_DETECTOR, **settings})
+    topic = worker.topics.metrics
+    await _ensure_topics(bootstrap, worker)
     services = min(k, 200)
-    sent = await produce_workload(
-        bootstrap, topic, workload(n, k, batch, time.time() - n // k - 10, services)
-    )
+    base = time.time() - n // k - 10
+    sent = await produce_workload(bootstrap, topic, workload(n, k, batch, base, services))
     raw_points, raw_s = await raw_ceiling(bootstrap, topic)
     worker.start()
     try:
         await worker.wait_ready()
-        done, took = await pipeline_rate(worker, sent, timeout_s=600)
+        done, took, _ = await pipeline_rate([worker], sent, timeout_s=600)
     finally:
         worker.stop()
-    return {
+    result = {
         "batch": batch,
         "points": sent,
         "series": k,
         "raw_points_per_s": raw_points / raw_s if raw_s else 0.0,
         "points_per_s": done / took if took else 0.0,
         "processed": done,
+        "workers": 1,
+    }
+    if workers > 1:
+        result.update(await scale_out(bootstrap, home, (n, k, batch, base), sent, settings,
+                                      workers))  # fmt: skip
+    return result
+
+
+async def scale_out(
+    bootstrap: str,
+    home: Path,
+    shape: tuple[int, int, int, float],
+    expected: int,
+    settings: dict[str, Any],
+    workers: int,
+) -> dict[str, Any]:
+    """The same messages through ``workers`` workers of one fresh app id (one consumer group).
+
+    The workers start first, on an empty points topic, and the messages are sent once all of
+    them are ready and the group is stable: otherwise the first worker up would score much of
+    the backlog alone, and the measurement would be of start-up and rebalancing. Sending the
+    batched messages takes a small fraction of the time the workers need to score them.
+    """
+    n, k, batch, base = shape
+    app_id = f"bench-{uuid.uuid4().hex[:8]}"
+    group = [
+        Worker(bootstrap, home, settings={"detector": DEFAULT_DETECTOR, **settings},
+               app_id=app_id, instance=i + 1)
+        for i in range(workers)
+    ]  # fmt: skip
+    await _ensure_topics(bootstrap, group[0])
+    for w in group:
+        w.start()
+    try:
+        await group_formed(bootstrap, group)
+        sending = asyncio.ensure_future(
+            produce_workload(
+                bootstrap, group[0].topics.metrics, workload(n, k, batch, base, min(k, 200))
+            )
+        )
+        done, took, by_worker = await pipeline_rate(group, expected, timeout_s=600)
+        sent = await sending
+    finally:
+        for w in group:
+            w.stop()
+    return {
+        "workers": workers,
+        "points_workers": sent,
+        "processed_workers": done,
+        "processed_by_worker": by_worker,
+        "points_per_s_workers": done / took if took else 0.0,
     }
 
 
@@ -513,8 +611,13 @@ def state_size(series: int = 1024, points: int = 200) -> dict[str, float]:
 
 async def run(args: argparse.Namespace, bootstrap: str, home: Path) -> dict[str, Any]:
     report: dict[str, Any] = {"machine": machine()}
-    _say(f"throughput: {args.points} points over {args.series} series, batch {args.batch}")
-    report["batched"] = await throughput(bootstrap, home, args.points, args.series, args.batch, {})
+    _say(
+        f"throughput: {args.points} points over {args.series} series, batch {args.batch}"
+        + (f"; then {args.workers} workers in one group" if args.workers > 1 else "")
+    )
+    report["batched"] = await throughput(
+        bootstrap, home, args.points, args.series, args.batch, {}, workers=args.workers
+    )
     _say(f"  {report['batched']}")
     single = max(1000, args.points // 10)
     _say(f"throughput: {single} points, batch 1")
@@ -539,6 +642,8 @@ def _fmt(value: float | None, unit: str = "") -> str:
 def summarize(report: dict[str, Any]) -> dict[str, Any]:
     batched, single, lat, mem = (report[k] for k in ("batched", "single", "latency", "memory"))
     counts = [k for k in mem if k != "baseline_rss"]
+    # One worker: the N-worker figures are those of the one-worker run.
+    workers_rate = batched.get("points_per_s_workers", batched["points_per_s"])
     return {
         "points_per_s": round(batched["points_per_s"], 1),
         "raw_points_per_s": round(batched["raw_points_per_s"], 1),
@@ -548,6 +653,12 @@ def summarize(report: dict[str, Any]) -> dict[str, Any]:
         "batch": batched["batch"],
         "points": batched["points"],
         "series": batched["series"],
+        "workers": batched["workers"],
+        "points_per_s_workers": round(workers_rate, 1),
+        "scale_out_ratio": round(workers_rate / batched["points_per_s"], 3)
+        if batched["points_per_s"]
+        else None,
+        "processed_by_worker": batched.get("processed_by_worker", [batched["processed"]]),
         "b1_points_per_s": round(single["points_per_s"], 1),
         "b1_raw_points_per_s": round(single["raw_points_per_s"], 1),
         "offered_points_per_s": round(lat["offered_points_per_s"], 1),
@@ -578,6 +689,12 @@ def print_table(report: dict[str, Any], out: dict[str, Any]) -> None:
         (f"raw ceiling, B={out['batch']} (points/s)", _fmt(out["raw_points_per_s"])),
         (f"pipeline, B={out['batch']} (points/s)", _fmt(out["points_per_s"])),
         ("pipeline / raw", _fmt(out["ratio"])),
+        *([(f"pipeline, {out['workers']} workers in one group, B={out['batch']} (points/s)",
+            _fmt(out["points_per_s_workers"])),
+           (f"{out['workers']} workers / one worker", _fmt(out["scale_out_ratio"])),
+           ("points scored by each worker",
+            " / ".join(f"{c:,}" for c in out["processed_by_worker"]))]
+          if out["workers"] > 1 else []),
         ("raw ceiling, B=1 (points/s)", _fmt(out["b1_raw_points_per_s"])),
         ("pipeline, B=1 (points/s)", _fmt(out["b1_points_per_s"])),
         ("offered load (points/s)", _fmt(out["offered_points_per_s"])),
@@ -602,6 +719,9 @@ def print_table(report: dict[str, Any], out: dict[str, Any]) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Run the benchmark; the last output line is one JSON object with the figures."""
+    if args.workers < 1:
+        print("warroom bench throughput: --workers must be at least 1", file=sys.stderr)
+        return 2
     configured = os.environ.get("WARROOM_BOOTSTRAP_SERVERS")
     with tempfile.TemporaryDirectory(prefix="warroom-bench-") as tmp:
         home = Path(tmp)
@@ -626,6 +746,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--points", type=int, default=200_000, help="points (B=1 runs a tenth)")
     parser.add_argument("--series", type=int, default=1_000, help="series K")
     parser.add_argument("--batch", type=int, default=100, help="points per message B")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="then N workers in one group on the same points"
+    )
     parser.add_argument("--rate", type=float, default=10_000, help="offered points/s (latency)")
     parser.add_argument("--latency-series", type=int, default=1_000)
     parser.add_argument("--latency-duration", type=float, default=30.0, help="seconds")
