@@ -1,0 +1,72 @@
+"""Transition novelty: a new step between known levels fires; a wider range keeps the memory."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from detectors.transition import TransitionNovelty, TransitionNoveltyBatch, _carry
+
+
+def _feed(d: TransitionNovelty, values: list[float], start: int = 0) -> list[float]:
+    scores = []
+    for t, v in enumerate(values, start):
+        scores.append(d.score_one(v, float(t)))
+        d.learn_one(v, float(t))
+    return scores
+
+
+def _ramp(cycles: int) -> list[float]:
+    """A sawtooth over eight levels: 0, 1, ..., 7, 0, 1, ..."""
+    return [float(i % 8) + 0.5 for i in range(8 * cycles)]
+
+
+def test_a_new_step_between_known_levels_fires_once() -> None:
+    d = TransitionNovelty()
+    scores = _feed(d, _ramp(60))
+    assert max(scores[200:]) == 0.0
+    # Backwards: every level is known, every step is new.
+    backwards = _feed(d, [float(7 - i % 8) + 0.5 for i in range(200)], start=len(scores))
+    fired = [t for t, s in enumerate(backwards) if s >= TransitionNovelty.threshold]
+    assert fired and fired[0] == 0
+    rest = TransitionNoveltyBatch().rest_period
+    assert all(b - a >= rest for a, b in itertools.pairwise(fired))
+
+
+@pytest.mark.parametrize("beyond", [20.0, -12.0], ids=["above", "below"])
+def test_a_value_beyond_the_range_widens_it_and_keeps_what_was_learned(beyond: float) -> None:
+    d = TransitionNovelty()
+    # Two levels, far apart in the warm-up range.
+    values = [0.5 if i % 2 else 7.5 for i in range(400)]
+    assert max(_feed(d, values)[200:]) == 0.0
+    assert d.score_one(beyond, 400.0) >= TransitionNovelty.threshold
+    d.learn_one(beyond, 400.0)
+    # After the rest period the old alternation is still known in the doubled range.
+    after = _feed(d, values[:300], start=401)
+    assert max(after[150:]) == 0.0
+
+
+def test_carry_merges_pairs_of_levels() -> None:
+    carry = _carry(8, 1, 3)
+    assert carry[0].tolist() == [0, 0, 1, 1, 2, 2, 3, 3]  # one doubling upwards
+    assert carry[3].tolist() == [4, 4, 5, 5, 6, 6, 7, 7]  # one doubling downwards
+    assert carry[2].tolist() == [0] * 8 and carry[5].tolist() == [7] * 8
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"value_bits": 2}, {"order": 0}, {"warmup": 1, "order": 3}, {"novelty_alpha": 0.0}],
+    ids=["levels", "order", "warmup", "alpha"],
+)
+def test_bad_parameters_are_rejected(params: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        TransitionNoveltyBatch(1, **params)  # type: ignore[arg-type]
+
+
+def test_state_is_small() -> None:
+    batch = TransitionNoveltyBatch(1)
+    sizes = {k: v[0].nbytes for k, v in batch.arrays().items()}
+    assert sum(sizes.values()) <= 160
+    assert batch.arrays()["seen"].dtype == np.uint8
