@@ -169,6 +169,10 @@ class TransitionNoveltyBatch(BatchDetector):
         moves = self._doublings(x)
         lo, span, recent = self._widened(moves)
         _, index = self._sequences(x, lo, span, recent)
+        return self._novelty_of(x, moves, index)
+
+    def _novelty_of(self, x: Floats, moves: tuple[Ints, Ints] | None, index: Ints) -> Floats:
+        """``_novelty`` from the doublings and the table indexes it found for ``x``."""
         bits = self._seen[self._rows[:, None], index >> 3] >> (index & 7).astype(np.uint8)
         score = np.mean((bits & 1) == 0, axis=1)
         if moves is not None:
@@ -197,14 +201,18 @@ class TransitionNoveltyBatch(BatchDetector):
             self._seen[i] = np.packbits(bits, bitorder="little")
 
     def _learn(self, x: Floats, ts: Floats, mask: Mask) -> None:
+        self._score_learn(x, ts, mask)
+
+    def _score_learn(self, x: Floats, ts: Floats, mask: Mask) -> Floats:
         ok = mask & np.isfinite(x)
         warm = self.warmed_up_many()
-        novelty = self._novelty(x)
+        moves = self._doublings(x)
+        lo, span, recent = self._widened(moves)
+        level, index = self._sequences(x, lo, span, recent)
+        novelty = self._novelty_of(x, moves, index)
         score = np.where(warm & (self._quiet == 0), novelty * (1.0 - self._rate), 0.0)
         rate = self._rate + self.novelty_alpha * (novelty - self._rate)
         masked_update(ok & warm, rate, self._rate)
-        moves = self._doublings(x)
-        lo, span, recent = self._widened(moves)
         if moves is not None:
             self._carry_over(moves, ok)
         # Until the warm-up ends the range is the running minimum and maximum.
@@ -215,7 +223,7 @@ class TransitionNoveltyBatch(BatchDetector):
             floor = np.maximum(self.rel_floor * np.abs(low), self.abs_floor)
             lo = np.where(warm, lo, low)
             span = np.where(warm, span, np.maximum(high - low, floor))
-        level, index = self._sequences(x, lo, span, recent)
+            level, index = self._sequences(x, lo, span, recent)
         learn = self._rows[ok & warm]
         if learn.size:
             # Each sequence length has its own bytes (levels are 8 or 16), so no byte repeats.
@@ -230,6 +238,8 @@ class TransitionNoveltyBatch(BatchDetector):
         masked_update(ok, lo, self._lo)
         masked_update(ok, span, self._span)
         self._count += ok
+        out: Floats = score
+        return out
 
 
 class TransitionNovelty(OneSeries):

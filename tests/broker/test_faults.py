@@ -81,8 +81,9 @@ async def settled(worker: RunningWorker) -> None:
     await eventually(probe, 90, "the worker to consume every input")
 
 
-async def check_outcome(worker: RunningWorker, webhook: WebhookServer, resolved: bool) -> None:
-    """No lost or duplicate incident, each page exactly once, aggregates = batch recomputation."""
+async def check_outcome(worker: RunningWorker, webhook: WebhookServer, resolved: bool) -> str:
+    """No lost or duplicate incident, each page exactly once, aggregates = batch recomputation;
+    returns a one-line summary of what was compared."""
     expected_ids = {incident_id_for(s, f"d-{s}-1") for s in SERVICES}
     await webhook.wait_for(len(SERVICES), timeout_s=60)
     await settled(worker)
@@ -100,7 +101,14 @@ async def check_outcome(worker: RunningWorker, webhook: WebhookServer, resolved:
     by_key = Counter(r["json"]["dedup_key"] for r in webhook.requests)
     assert len(by_key) == len(SERVICES), by_key
     assert [k for k, n in by_key.items() if n > 1] == [], "a page was delivered twice"
-    await converged(worker, batch_aggregates(list(events.values())))
+    expected_aggregates = batch_aggregates(list(events.values()))
+    await converged(worker, expected_aggregates)
+    return (
+        f"{len(ids)} incidents (expected {len(expected_ids)}, each opened once), "
+        f"{sum(i['detection_count'] for i in body['incidents'])} detections attached, "
+        f"{len(by_key)} page keys delivered once each, "
+        f"{len(expected_aggregates)} aggregate keys equal to a batch recomputation"
+    )
 
 
 async def test_five_sigkills_lose_and_duplicate_nothing(
@@ -119,8 +127,9 @@ async def test_five_sigkills_lose_and_duplicate_nothing(
         kills += 1
         worker.start()
     assert kills == 5
-    await check_outcome(worker, webhook_server, resolved=True)
+    summary = await check_outcome(worker, webhook_server, resolved=True)
     assert worker.proc is not None and worker.proc.poll() is None
+    print(f"fault suite: {kills} SIGKILLs and restarts; {summary}")
 
 
 @pytest.fixture
@@ -146,8 +155,9 @@ async def test_worker_recovers_without_loss_when_the_broker_restarts(
         await webhook_server.wait_for(len(SERVICES), timeout_s=60)
         assert await asyncio.to_thread(own_broker.restart) == bootstrap  # same port, same data
         await produce(bootstrap, worker.topics.detections, stages[1][1])
-        await check_outcome(worker, webhook_server, resolved=False)
+        summary = await check_outcome(worker, webhook_server, resolved=False)
         assert worker.proc is not None and worker.proc.poll() is None, "the worker died"
+        print(f"broker restart: 1 restart mid-stream; {summary}")
         status, health = await Api(worker).get("/healthz")
         assert (status, health["status"]) == (200, "ok")
     finally:
