@@ -107,8 +107,9 @@ def main(args: argparse.Namespace) -> int:
         return 2
     points = sum(s.file.n_rows for s in corpus)
     print(f"NAB corpus: {len(corpus)} files, {points} points, root {root}")
+    width = max(len("detector"), *(len(n) + 2 for n in names))
     header = (
-        f"{'detector':<16} {'standard':>8} {'low_FP':>8} {'low_FN':>8} {'windows':>9} "
+        f"{'detector':<{width}} {'standard':>8} {'low_FP':>8} {'low_FN':>8} {'windows':>9} "
         f"{'FP':>5} {'time_s':>7} {'us/pt':>7} {'state_B':>8}"
     )
     print(header)
@@ -137,7 +138,7 @@ def main(args: argparse.Namespace) -> int:
         sc = [results[p.name].score for p in profiles]
         label = name + (" *" if name == DEFAULT_DETECTOR else "")
         print(
-            f"{label:<16} {sc[0]:>8.1f} {sc[1]:>8.1f} {sc[2]:>8.1f} "
+            f"{label:<{width}} {sc[0]:>8.1f} {sc[1]:>8.1f} {sc[2]:>8.1f} "
             f"{std.found:>4}/{std.windows:<4} {std.false_positives:>5} {elapsed:>7.2f} "
             f"{us:>7.2f} {size:>8}",
             flush=True,
