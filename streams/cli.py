@@ -116,6 +116,10 @@ def _bench(args: argparse.Namespace) -> int:
         from streams.bench.throughput import main as throughput_main
 
         return throughput_main(args)
+    if args.bench == "noise":
+        from streams.bench.noise import main as noise_main
+
+        return noise_main(args)
     print(f"warroom bench: unknown benchmark {args.bench!r}", file=sys.stderr)
     return 2
 
@@ -225,6 +229,11 @@ def parser() -> argparse.ArgumentParser:
 
     throughput_arguments(throughput)
     throughput.set_defaults(func=_bench)
+    noise = bench_sub.add_parser("noise", help="alerts per million points of pure noise")
+    from streams.bench.noise import add_arguments as noise_arguments
+
+    noise_arguments(noise)
+    noise.set_defaults(func=_bench)
 
     api_help = "the worker's HTTP API (default http://127.0.0.1:8080)"
     review = sub.add_parser("review", help="an incident's post-incident review (Markdown)")
