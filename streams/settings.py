@@ -107,12 +107,6 @@ class Settings(BaseSettings):
         ge=0.0,
         description="How often each partition's detector state is written to its table.",
     )
-    detect_batch_messages: int = Field(
-        default=500, ge=1, description="Point messages scored together, at most."
-    )
-    detect_batch_wait_s: float = Field(
-        default=0.05, gt=0.0, description="How long a partial batch of point messages waits."
-    )
     notifier_timeout_s: float = Field(default=5.0, gt=0)
     delivery_attempts: int = Field(default=8, ge=1, le=50)
     delivery_backoff_s: float = Field(default=0.5, ge=0)

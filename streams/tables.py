@@ -29,13 +29,6 @@ class OwnedTable(faust.Table):
         self._written_in[key] = self.partition_for_key(key)
         super().on_key_set(key, value)
 
-    def set_in_partition(self, partition: int, key: Any, value: Any) -> None:
-        """``table[key] = value`` with the changelog partition given, for a write made while
-        handling a batch of events of several partitions (no single current event)."""
-        self._written_in[key] = partition
-        self.send_changelog(partition, key, value)
-        self.data[key] = value
-
     def on_key_del(self, key: Any) -> None:
         self._written_in.pop(key, None)
         super().on_key_del(key)

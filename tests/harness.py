@@ -278,6 +278,12 @@ async def read_all(
 
 async def consumed_all(bootstrap: str, group: str, topic: str) -> bool:
     """True when ``group`` has committed offsets at the end of every partition of ``topic``."""
+    return not await lagging(bootstrap, group, topic)
+
+
+async def lagging(bootstrap: str, group: str, topic: str) -> dict[int, tuple[int, int]]:
+    """The partitions of ``topic`` where ``group`` has not committed up to the end:
+    partition -> (committed offset, end offset)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
     await admin.start()
@@ -286,12 +292,13 @@ async def consumed_all(bootstrap: str, group: str, topic: str) -> bool:
         tps = [TopicPartition(topic, p) for p in await partitions_of(bootstrap, topic)]
         ends = await consumer.end_offsets(tps)
         committed = await admin.list_consumer_group_offsets(group, partitions=tps)
+        behind = {}
         for tp in tps:
             meta = committed.get(tp)
             done = meta.offset if meta is not None and meta.offset >= 0 else 0
             if done < ends[tp]:
-                return False
-        return True
+                behind[tp.partition] = (done, ends[tp])
+        return behind
     finally:
         await consumer.stop()
         await admin.close()

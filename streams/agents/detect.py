@@ -2,14 +2,15 @@
 
 The series of each partition of the points topic (points are keyed by service, so a series stays
 on one partition) are held in one ``SeriesBank``: detector, policy and recent points of every
-series in arrays. Messages are taken in batches (up to ``detect_batch_messages``, waiting at most
-``detect_batch_wait_s``), and each partition's points of a batch are scored in one call: the cost
-of the array work is shared by every point of the batch, not paid per message.
+series in arrays, so a message's points are scored in a few vectorized steps, not one by one.
+(Messages are taken one at a time: Faust's ``take_events`` would share the array work between
+messages, but a worker using it stalled in table recovery after rebalances, in about one run in
+ten of the scale-out test.)
 
 The bank is checkpointed to the ``detector-blocks`` table in blocks of rows (key
 ``"<partition>/<block>"``, on that partition of the changelog), every ``checkpoint_interval_s``
 and at once when a series' policy state changed (a run of high scores started, an episode is
-active or fired). The checkpoint is written before the batch's offsets can be committed. After a
+active or fired). The checkpoint is written before the message's offset can be committed. After a
 restart or a rebalance the bank is rebuilt from its blocks: a crash loses at most that interval
 of the detectors' learning, never a run in progress or a detection. Points at or before a
 series' last checkpointed time are skipped and detection ids derive from the series and the
@@ -20,11 +21,8 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-
-import numpy as np
 
 from detectors.bank import SeriesBank, detection
 from responders.lifecycle import routing_key
@@ -34,14 +32,6 @@ if TYPE_CHECKING:
     from streams.app import Pipeline
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class _Batch:
-    """One partition's decoded messages of a batch, in offset order."""
-
-    events: list[Any]
-    columns: list[PointColumns]
 
 
 def attach(p: Pipeline) -> None:
@@ -73,18 +63,12 @@ def attach(p: Pipeline) -> None:
 
     def checkpoint(partition: int, bank: SeriesBank) -> None:
         for block, value in bank.take_dirty_blocks().items():
-            blocks.set_in_partition(partition, f"{partition}/{block}", value)
+            blocks[f"{partition}/{block}"] = value
         saved_at[partition] = time.monotonic()
 
-    async def observe(partition: int, batch: _Batch) -> None:
-        cols = batch.columns
-        series: list[str] = []
-        points: list[Any] = []
-        for c in cols:
-            series += c.series
-            points += c.points
-        values = np.concatenate([c.values for c in cols])
-        ts = np.concatenate([c.ts for c in cols])
+    async def observe(event: Any, points: PointColumns) -> None:
+        partition = event.message.partition
+        series, values, ts = points.series, points.values, points.ts
         bank = bank_for(partition)
         try:
             _, fired = bank.observe(series, values, ts)
@@ -92,13 +76,12 @@ def attach(p: Pipeline) -> None:
             # The bank may be half-updated: continue from its last checkpoint.
             banks.pop(partition, None)
             p.count("detect_errors")
-            for event in batch.events:
-                await p.dead_letters.send(event.message, "detect", f"{type(exc).__name__}: {exc}",
-                                          event.value or b"")  # fmt: skip
+            await p.dead_letters.send(event.message, "detect", f"{type(exc).__name__}: {exc}",
+                                      event.value or b"")  # fmt: skip
             return
         p.count("points_processed", len(series))
         for f in fired:
-            point = points[f.index]
+            point = points.points[f.index]
             found = detection(
                 f,
                 detector=s.detector,
@@ -118,16 +101,10 @@ def attach(p: Pipeline) -> None:
 
     @p.app.agent(p.topics.metrics, name="detect")
     async def detect(stream: Any) -> None:
-        async for events in stream.take_events(s.detect_batch_messages, s.detect_batch_wait_s):
-            by_partition: dict[int, _Batch] = {}
-            for event in events:
-                decoded = decode_points(event.value)
-                for bad in decoded.rejected:
-                    await p.dead_letters.send(event.message, "decode", bad.reason, bad.payload)
-                if decoded.series:
-                    batch = by_partition.setdefault(event.message.partition, _Batch([], []))
-                    batch.events.append(event)
-                    batch.columns.append(decoded)
-            for partition, batch in by_partition.items():
-                await observe(partition, batch)
+        async for event in stream.events():
+            decoded = decode_points(event.value)
+            for bad in decoded.rejected:
+                await p.dead_letters.send(event.message, "decode", bad.reason, bad.payload)
+            if decoded.series:
+                await observe(event, decoded)
             p.counters["last_point_processed_at"] = int(datetime.now(tz=UTC).timestamp())

@@ -31,9 +31,9 @@ from tests.harness import (
     Api,
     RunningWorker,
     WebhookServer,
-    consumed_all,
     eventually,
     group_state,
+    lagging,
     read_all,
     same_group,
 )
@@ -241,15 +241,23 @@ async def test_a_worker_joins_and_one_leaves_mid_scenario_without_loss_or_duplic
         # Pages: one per fault.
         await webhook_server.wait_for(len(SERVICES), timeout_s=30)
 
+        behind: dict[str, Any] = {}
+
         async def settled() -> bool | None:
             topics = b.topics
             for topic in (topics.metrics, topics.detections, topics.events, topics.pages,
                           topics.deliveries):  # fmt: skip
-                if not await consumed_all(b.bootstrap, b.app_id, topic):
+                lag = await lagging(b.bootstrap, b.app_id, topic)
+                if lag:
+                    behind.clear()
+                    behind[topic] = lag
                     return None
             return True
 
-        await eventually(settled, 30, "worker B to consume every input")
+        try:
+            await eventually(settled, 30, "worker B to consume every input")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; committed / end offsets behind: {behind}") from None
 
         # Detections: one (distinct id) per fault, none elsewhere, each where it was injected.
         detections = await read_all(b.bootstrap, b.topics.detections)
