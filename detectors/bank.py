@@ -170,9 +170,7 @@ class SeriesBank:
             idx, rows, x, t = idx[fresh], rows[fresh], x[fresh], t[fresh]
             if len(rows) == 0:
                 return
-        part = self.detector.take(rows)
-        score = part.score_learn_many(x, t)
-        self.detector.put(rows, part)
+        score = self.detector.score_learn_rows(rows, x, t)
         own["last_ts"][rows] = t
         slot = own["seen"][rows] % self.recent_points
         self.recent_ts[rows, slot] = t

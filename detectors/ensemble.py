@@ -127,6 +127,67 @@ class SurpriseEnsembleBatch(BatchDetector):
         self._count += ok
         return score
 
+    # A few series at a time, plain floats are several times cheaper than numpy arrays of a few
+    # elements; these follow the array code above step for step (the contract suite and the
+    # bank's tests check that both agree).
+
+    #: Up to this many series, ``score_learn_rows`` works row by row with plain floats.
+    scalar_rows: ClassVar[int] = 8
+
+    def score_learn_rows(self, rows: NDArray[np.intp], values: Floats, ts: Floats) -> Floats:
+        if len(rows) > self.scalar_rows:
+            return super().score_learn_rows(rows, values, ts)
+        return np.array(
+            [
+                self.step_row(i, x, learn=True)
+                for i, x in zip(rows.tolist(), values.tolist(), strict=True)
+            ]
+        )
+
+    def _row_scales(self, m: list[float], v: list[float], count: int) -> list[float]:
+        sd = [
+            math.sqrt(var / (1.0 - (1.0 - alpha) ** max(count - lag, 1)))
+            for var, alpha, lag in zip(
+                v, (self.slow_alpha, self.fast_alpha, self.slow_alpha), (1, 1, 2), strict=True
+            )
+        ]
+        sd[1] = max(sd[1], sd[0])
+        floor = max(self.rel_floor * abs(m[0]), self.abs_floor)
+        return [max(x, floor) for x in sd]
+
+    def step_row(self, i: int, value: float, learn: bool) -> float:
+        """Score ``value`` for series ``i`` (0 while warming up) and, with ``learn``, learn it."""
+        if not math.isfinite(value):
+            return 0.0
+        count = int(self._count[i])
+        m, v = self._m[i].tolist(), self._v[i].tolist()
+        prev, peak = float(self._prev[i]), float(self._peak[i])
+        scale = self._row_scales(m, v, count)
+        z_level = max(abs(value - m[0]) / scale[0], abs(value - m[1]) / scale[1])
+        z_step = abs((value - prev) - m[2]) / scale[2] if count >= 2 else 0.0
+        z = max(z_level, z_step)
+        score = 0.0
+        if count >= self.warmup:
+            r = (max(z - peak, 0.0) / self.z_half) ** 2
+            score = min(max(r / (1.0 + r), 0.0), 1.0) if math.isfinite(r) else 0.0
+        if not learn:
+            return score
+        peak = max(peak * self.peak_decay, z if count >= self.warmup else 0.0)
+        features = (value, value, value - prev)
+        alphas = (self.slow_alpha, self.fast_alpha, self.slow_alpha)
+        for j in range(3):
+            diff = features[j] - m[j]
+            if count >= 3:
+                lim = self.clip * scale[j]
+                diff = min(max(diff, -lim), lim)
+            incr = alphas[j] * diff
+            starts = count == 0 or (j == 2 and count == 1)
+            v[j] = 0.0 if starts else (1.0 - alphas[j]) * (v[j] + diff * incr)
+            m[j] = features[j] if starts else m[j] + incr
+        self._m[i], self._v[i] = m, v
+        self._prev[i], self._peak[i], self._count[i] = value, peak, count + 1
+        return score
+
 
 class SurpriseEnsemble(OneSeries):
     """One series of ``SurpriseEnsembleBatch``.
@@ -146,58 +207,8 @@ class SurpriseEnsemble(OneSeries):
     batch_cls = SurpriseEnsembleBatch
     _batch: SurpriseEnsembleBatch
 
-    # One series at a time, plain floats are several times cheaper than numpy arrays of one
-    # element; these follow SurpriseEnsembleBatch step for step (the contract suite checks
-    # that both forms agree).
-
-    def _scales(self, m: list[float], v: list[float], count: int) -> list[float]:
-        b = self._batch
-        sd = [
-            math.sqrt(var / (1.0 - (1.0 - alpha) ** max(count - lag, 1)))
-            for var, alpha, lag in zip(
-                v, (b.slow_alpha, b.fast_alpha, b.slow_alpha), (1, 1, 2), strict=True
-            )
-        ]
-        sd[1] = max(sd[1], sd[0])
-        floor = max(b.rel_floor * abs(m[0]), b.abs_floor)
-        return [max(x, floor) for x in sd]
-
-    def _z(self, x: float, m: list[float], v: list[float], prev: float, count: int) -> float:
-        scale = self._scales(m, v, count)
-        z_level = max(abs(x - m[0]) / scale[0], abs(x - m[1]) / scale[1])
-        z_step = abs((x - prev) - m[2]) / scale[2] if count >= 2 else 0.0
-        return max(z_level, z_step)
-
     def score_one(self, value: float, ts: float) -> float:
-        b = self._batch
-        count = int(b._count[0])
-        if count < b.warmup or not math.isfinite(value):
-            return 0.0
-        z = self._z(value, b._m[0].tolist(), b._v[0].tolist(), float(b._prev[0]), count)
-        fresh = max(z - float(b._peak[0]), 0.0)
-        r = (fresh / b.z_half) ** 2
-        score = r / (1.0 + r)
-        return min(max(score, 0.0), 1.0) if math.isfinite(score) else 0.0
+        return self._batch.step_row(0, value, learn=False)
 
     def learn_one(self, value: float, ts: float) -> None:
-        if not math.isfinite(value):
-            return
-        b = self._batch
-        m, v = b._m[0].tolist(), b._v[0].tolist()
-        prev, peak, count = float(b._prev[0]), float(b._peak[0]), int(b._count[0])
-        z = self._z(value, m, v, prev, count)
-        peak = max(peak * b.peak_decay, z if count >= b.warmup else 0.0)
-        features = (value, value, value - prev)
-        alphas = (b.slow_alpha, b.fast_alpha, b.slow_alpha)
-        scale = self._scales(m, v, count)
-        for j in range(3):
-            diff = features[j] - m[j]
-            if count >= 3:
-                lim = b.clip * scale[j]
-                diff = min(max(diff, -lim), lim)
-            incr = alphas[j] * diff
-            starts = count == 0 or (j == 2 and count == 1)
-            v[j] = 0.0 if starts else (1.0 - alphas[j]) * (v[j] + diff * incr)
-            m[j] = features[j] if starts else m[j] + incr
-        b._m[0], b._v[0] = m, v
-        b._prev[0], b._peak[0], b._count[0] = value, peak, count + 1
+        self._batch.step_row(0, value, learn=True)

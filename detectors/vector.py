@@ -118,6 +118,13 @@ class BatchDetector:
             arr[...] = mine[key][rows]
         return part
 
+    def score_learn_rows(self, rows: NDArray[np.intp], values: Floats, ts: Floats) -> Floats:
+        """``score_learn_many`` for the series at ``rows`` (distinct) only."""
+        part = self.take(rows)
+        out = part.score_learn_many(values, ts)
+        self.put(rows, part)
+        return out
+
     def put(self, rows: NDArray[np.intp], part: Self) -> None:
         """Write back a batch made by ``take(rows)``."""
         mine = self.arrays()

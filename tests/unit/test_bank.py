@@ -70,9 +70,19 @@ def _run(bank: SeriesBank, messages: Any) -> tuple[dict[str, list[float]], list[
     return scores, fired
 
 
+def _lockstep(n_series: int, n: int, seed: int) -> list[tuple[list[str], list[float], list[float]]]:
+    """Every message holds one point of every series: rounds as wide as the fleet."""
+    data = {f"svc|m{i}": _series(seed + i, n) for i in range(n_series)}
+    return [
+        (list(data), [v[k] for v, _ in data.values()], [t[k] for _, t in data.values()])
+        for k in range(n)
+    ]
+
+
+@pytest.mark.parametrize("wide", [False, True], ids=["few-series-rounds", "wide-rounds"])
 @pytest.mark.parametrize("name", NAMES)
-def test_bank_agrees_with_one_detector_per_series(name: str) -> None:
-    messages = _interleaved(5, 300, seed=11)
+def test_bank_agrees_with_one_detector_per_series(name: str, wide: bool) -> None:
+    messages = _lockstep(24, 200, seed=5) if wide else _interleaved(5, 300, seed=11)
     want_scores, want_fired = _reference(name, messages)
     got_scores, got_fired = _run(SeriesBank(name, PARAMS.get(name, {})), messages)
     assert set(got_scores) == set(want_scores)
