@@ -80,6 +80,7 @@ def attach(p: Pipeline) -> None:
                                       event.value or b"")  # fmt: skip
             return
         p.count("points_processed", len(series))
+        sent = []
         for f in fired:
             point = points.points[f.index]
             found = detection(
@@ -94,7 +95,11 @@ def attach(p: Pipeline) -> None:
             )
             p.count("detections_emitted")
             key = routing_key(found, s.group_by)
-            await p.topics.detections.send(key=key.encode(), value=encode(found))
+            sent.append(await p.topics.detections.send(key=key.encode(), value=encode(found)))
+        # The checkpoint records these points as seen: it must not reach the changelog before
+        # their detections reach the broker, or a crash in between would skip them for good.
+        for delivery in sent:
+            await delivery
         due = time.monotonic() - saved_at.get(partition, -1e18) >= s.checkpoint_interval_s
         if fired or bank.deciding or due:
             checkpoint(partition, bank)

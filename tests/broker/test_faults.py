@@ -12,6 +12,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -206,3 +207,66 @@ async def test_flapping_webhook_gets_each_page_once_and_receipts_show_failures(
             assert mine == [(1, "failed"), (2, "failed"), (3, "delivered")], mine
     finally:
         await runner.cleanup()
+
+
+def points_scenario(
+    base: float, fault_at: dict[str, int], n: int
+) -> list[list[tuple[bytes, bytes]]]:
+    """Five stages of metric points (noise around 100), 10 per message per service; each
+    service's fault is three points at nine times its level."""
+    rng = random.Random(5)
+    level = {s: [100.0 + rng.gauss(0.0, 3.0) for _ in range(n)] for s in SERVICES}
+    messages: list[tuple[bytes, bytes]] = []
+    for start in range(0, n, 10):
+        for s in SERVICES:
+            pts = [
+                {"ts": base + i, "service": s, "metric": "latency_ms",
+                 "value": 900.0 if fault_at[s] <= i < fault_at[s] + 3 else level[s][i]}
+                for i in range(start, min(n, start + 10))
+            ]  # fmt: skip
+            messages.append((s.encode(), json.dumps({"points": pts}).encode()))
+    size = -(-len(messages) // 5)
+    return [messages[k : k + size] for k in range(0, len(messages), size)]
+
+
+async def test_sigkills_while_points_are_scored_lose_and_duplicate_no_detection(
+    start_worker: Callable[..., RunningWorker], webhook_server: WebhookServer
+) -> None:
+    worker = start_worker(catalog(webhook_server.url))
+    rng = random.Random(20261127)
+    base = time.time() - 3600
+    fault_at = {s: 60 + 25 * k for k, s in enumerate(SERVICES)}  # after the 20-point warm-up
+    kills = 0
+    for stage in points_scenario(base, fault_at, n=240):
+        await produce(worker.bootstrap, worker.topics.metrics, stage)
+        await asyncio.sleep(rng.uniform(0.0, 1.5))
+        worker.kill()
+        kills += 1
+        worker.start()
+    assert kills == 5
+    await webhook_server.wait_for(len(SERVICES), timeout_s=60)
+
+    async def probe() -> bool | None:
+        for topic in (worker.topics.metrics, worker.topics.detections, worker.topics.events):
+            if not await consumed_all(worker.bootstrap, worker.app_id, topic):
+                return None
+        return True
+
+    await eventually(probe, 90, "the worker to consume every input")
+    detections = await read_all(worker.bootstrap, worker.topics.detections)
+    ids: dict[str, set[str]] = {}
+    for d in detections:
+        ids.setdefault(d["service"], set()).add(d["id"])
+        started = datetime.fromisoformat(d["impact_started_at"].replace("Z", "+00:00"))
+        assert abs(started.timestamp() - (base + fault_at[d["service"]])) < 1e-3, d
+    assert {s: len(v) for s, v in ids.items()} == dict.fromkeys(SERVICES, 1)
+    events = await read_all(worker.bootstrap, worker.topics.events)
+    opened = Counter(e["data"]["incident"]["service"] for e in events if e["kind"] == "opened")
+    assert opened == dict.fromkeys(SERVICES, 1)
+    by_key = Counter(r["json"]["dedup_key"] for r in webhook_server.requests)
+    assert len(by_key) == len(SERVICES) and set(by_key.values()) == {1}, by_key
+    print(
+        f"points under SIGKILL: {kills} kills; {len(detections)} detection messages, "
+        f"{sum(len(v) for v in ids.values())} distinct detections for {len(SERVICES)} faults, "
+        f"{sum(opened.values())} incidents opened, {len(by_key)} page keys delivered once each"
+    )
