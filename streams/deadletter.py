@@ -6,15 +6,18 @@ import base64
 import logging
 from collections import Counter
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from schemas import DeadLetter
-from streams.codec import encode
+from streams.codec import decode_one, encode
 from streams.settings import TopicNames
 
 log = logging.getLogger(__name__)
 
 _PREVIEW = 512
+M = TypeVar("M", bound=BaseModel)
 
 
 class DeadLetters:
@@ -57,3 +60,11 @@ class DeadLetters:
             key_serializer="raw",
             value_serializer="raw",
         )
+
+    async def decoded(self, event: Any, model: type[M]) -> M | None:
+        """The one ``model`` an event holds, or None once it is dead-lettered with the reason."""
+        decoded = decode_one(event.value, model)
+        if decoded.rejected:
+            await self.send(event.message, "decode", decoded.rejected[0].reason)
+            return None
+        return decoded.items[0]

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from responders.mttr import ROLLING_ROWS, fold, rolling_aggregates, row_keys, tumbling_aggregate
 from schemas import MttrAggregate, MttrContribution
-from streams.codec import decode_one, encode
+from streams.codec import encode
 
 if TYPE_CHECKING:
     from streams.app import Pipeline
@@ -29,11 +29,9 @@ def attach(p: Pipeline) -> None:
     @p.app.agent(p.topics.contributions, name="aggregate_mttr")
     async def aggregate_mttr(stream: Any) -> None:
         async for event in stream.events():
-            decoded = decode_one(event.value, MttrContribution)
-            if decoded.rejected:
-                await p.dead_letters.send(event.message, "decode", decoded.rejected[0].reason)
+            c = await p.dead_letters.decoded(event, MttrContribution)
+            if c is None:
                 continue
-            c = decoded.items[0]
             for key in row_keys(c):
                 rolling = key.endswith(f"|{ROLLING_ROWS}")
                 rows = fold(rows_table.get(key) or {}, c, rolling)

@@ -117,11 +117,10 @@ def attach(p: Pipeline) -> None:
     @p.app.agent(p.topics.pages, name="deliver_pages")
     async def deliver_pages(stream: Any) -> None:
         async for event in stream.events():
-            decoded = decode_one(event.value, Page)
-            if decoded.rejected:
-                await p.dead_letters.send(event.message, "decode", decoded.rejected[0].reason)
+            page = await p.dead_letters.decoded(event, Page)
+            if page is None:
                 continue
-            key = throttle_key(decoded.items[0]).encode()
+            key = throttle_key(page).encode()
             await p.topics.deliveries.send(key=key, value=event.value)
 
     @p.app.agent(p.topics.deliveries, name="deliver_to_recipients")
@@ -133,12 +132,10 @@ def attach(p: Pipeline) -> None:
                 if flush_request.items:
                     await on_flush(flush_request.items[0].key, event.message, now)
                     continue
-                decoded = decode_one(event.value, Page)
-                if decoded.rejected:
-                    reason = decoded.rejected[0].reason
-                    await p.dead_letters.send(event.message, "decode", reason)
+                page = await p.dead_letters.decoded(event, Page)
+                if page is None:
                     continue
-                await on_page(decoded.items[0], event.message, now)
+                await on_page(page, event.message, now)
             except Exception as exc:
                 p.count("delivery_errors")
                 await p.dead_letters.send(event.message, "deliver", f"{type(exc).__name__}: {exc}")

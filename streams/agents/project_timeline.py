@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from responders.lifecycle import apply
 from responders.mttr import contributions
 from schemas import Incident, IncidentEvent
-from streams.codec import decode_one, encode
+from streams.codec import encode
 
 if TYPE_CHECKING:
     from streams.app import Pipeline
@@ -25,11 +25,9 @@ def attach(p: Pipeline) -> None:
     @p.app.agent(p.topics.events, name="project_timeline")
     async def project_timeline(stream: Any) -> None:
         async for event in stream.events():
-            decoded = decode_one(event.value, IncidentEvent)
-            if decoded.rejected:
-                await p.dead_letters.send(event.message, "decode", decoded.rejected[0].reason)
+            ev = await p.dead_letters.decoded(event, IncidentEvent)
+            if ev is None:
                 continue
-            ev = decoded.items[0]
             saved = projection.get(ev.incident_id)
             try:
                 before = Incident.model_validate(saved) if saved is not None else None

@@ -21,7 +21,7 @@ import aiohttp
 from responders.lifecycle import apply
 from responders.runbooks import AUTOMATION, due_tasks, result_text
 from schemas import Command, CommandKind, Incident, IncidentEvent, IncidentEventKind
-from streams.codec import decode_one, encode
+from streams.codec import encode
 
 if TYPE_CHECKING:
     from streams.app import Pipeline
@@ -104,11 +104,9 @@ def attach(p: Pipeline) -> None:
     @p.app.agent(p.topics.events, name="run_automation")
     async def run_automation(stream: Any) -> None:
         async for event in stream.events():
-            decoded = decode_one(event.value, IncidentEvent)
-            if decoded.rejected:
-                await p.dead_letters.send(event.message, "decode", decoded.rejected[0].reason)
+            ev = await p.dead_letters.decoded(event, IncidentEvent)
+            if ev is None:
                 continue
-            ev = decoded.items[0]
             before = log_table.get(ev.incident_id)
             try:
                 entry = _follow(before, ev)
