@@ -65,11 +65,9 @@ class BatchDetector:
 
     def score_many(self, values: Floats, ts: Floats, mask: Mask | None = None) -> Floats:
         """One score per series, 0 where warming up or masked out."""
-        x = np.asarray(values, dtype=np.float64)
-        t = np.asarray(ts, dtype=np.float64)
         ok = self.warmed_up_many() if mask is None else self.warmed_up_many() & mask
-        out = np.clip(np.nan_to_num(self._score(x, t), nan=0.0), 0.0, 1.0)
-        return np.where(ok, out, 0.0)
+        x, t = np.asarray(values, dtype=np.float64), np.asarray(ts, dtype=np.float64)
+        return _scores(self._score(x, t), ok)
 
     def _score_learn(self, x: Floats, ts: Floats, mask: Mask) -> Floats:
         """``_score`` then ``_learn``; a detector may fuse them to share the work."""
@@ -79,12 +77,9 @@ class BatchDetector:
 
     def score_learn_many(self, values: Floats, ts: Floats) -> Floats:
         """``score_many`` then ``learn_many`` for every series, in one step."""
-        x = np.asarray(values, dtype=np.float64)
-        t = np.asarray(ts, dtype=np.float64)
-        ok = self.warmed_up_many()
-        out = np.clip(np.nan_to_num(self._score_learn(x, t, np.ones(self.n, np.bool_)), nan=0.0),
-                      0.0, 1.0)  # fmt: skip
-        return np.where(ok, out, 0.0)
+        ok = self.warmed_up_many()  # before learning, as score_many would see it
+        x, t = np.asarray(values, dtype=np.float64), np.asarray(ts, dtype=np.float64)
+        return _scores(self._score_learn(x, t, np.ones(self.n, np.bool_)), ok)
 
     def learn_many(self, values: Floats, ts: Floats, mask: Mask | None = None) -> None:
         """Learn one point per series (only where ``mask`` is true)."""
@@ -164,6 +159,11 @@ class BatchDetector:
         for i, state in enumerate(states):
             batch.load_row(i, state)
         return batch
+
+
+def _scores(raw: Floats, ok: Mask) -> Floats:
+    """Raw scores made valid: NaN as 0, clipped to [0, 1], 0 where ``ok`` is false."""
+    return np.where(ok, np.clip(np.nan_to_num(raw, nan=0.0), 0.0, 1.0), 0.0)
 
 
 def _where(mask: Mask, new: NDArray[Any], old: NDArray[Any]) -> None:

@@ -16,7 +16,8 @@ import time
 import numpy as np
 
 from detectors import SeriesBank
-from detectors.registry import DEFAULT_DETECTOR, DETECTORS, LoopBatch
+from detectors.registry import DEFAULT_DETECTOR, DETECTORS
+from detectors.vector import OneSeries
 
 KINDS = ("gaussian", "student_t5")
 
@@ -40,8 +41,7 @@ def default_detectors() -> list[str]:
     return sorted(
         n
         for n in DETECTORS
-        if DETECTORS[n].__module__ != "detectors.rules"
-        and not isinstance(SeriesBank(n, capacity=1).detector, LoopBatch)
+        if DETECTORS[n].__module__ != "detectors.rules" and issubclass(DETECTORS[n], OneSeries)
     )
 
 
