@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import numba
 import numpy as np
 from numpy.typing import NDArray
 
@@ -144,21 +145,73 @@ class SeriesBank:
         Points of one series are taken in the order given. Returns every point's score (0 for
         stale points) and what the policy fired on, in point order.
         """
-        n = len(series)
+        return self.observe_rows(self.rows_for(series), values, ts)
+
+    def rows_for(self, series: Sequence[str]) -> Rows:
+        """The row of each of ``series``; new series get fresh rows."""
+        get = self.index.get
+        rows = np.array([get(s, -1) for s in series], dtype=np.intp)
+        for i in np.flatnonzero(rows < 0):
+            rows[i] = self.row(series[int(i)])
+        return rows
+
+    def observe_rows(self, rows: Rows, values: Floats, ts: Floats) -> tuple[Floats, list[Fired]]:
+        """``observe`` for series given by their rows (``rows_for``)."""
+        n = len(rows)
         scores = np.zeros(n)
         fired: list[Fired] = []
         if n == 0:
             return scores, fired
         values = np.asarray(values, dtype=np.float64)
         ts = np.asarray(ts, dtype=np.float64)
-        get = self.index.get
-        rows = np.array([get(s, -1) for s in series], dtype=np.intp)
-        for i in np.flatnonzero(rows < 0):
-            rows[i] = self.row(series[int(i)])
+        rows = np.asarray(rows, dtype=np.intp)
+        sequence = getattr(self.detector, "score_learn_sequence", None)
+        if sequence is not None:
+            self._observe_sequence(sequence, rows, values, ts, scores, fired)
+            return scores, fired
         for idx in _rounds(rows):
             self._observe_round(idx, rows[idx], values[idx], ts[idx], scores, fired)
         fired.sort(key=lambda f: f.index)
         return scores, fired
+
+    def _observe_sequence(
+        self, sequence: Any, rows: Rows, x: Floats, t: Floats, scores: Floats, fired: list[Fired]
+    ) -> None:
+        """The points in order, for a detector with a compiled per-point kernel: same results
+        as the rounds, without their per-round array overhead."""
+        own = self.own
+        fresh = _fresh(rows, t, own["last_ts"])
+        idx = np.flatnonzero(fresh)
+        if len(idx) == 0:
+            return
+        frows = rows[idx]
+        score = sequence(frows, x[idx])
+        scores[idx] = score
+        threshold = self.policy.threshold
+        playing = own["active"][frows] | (own["run"][frows] > 0)
+        candidates = playing | (score >= threshold)
+        if candidates.any():
+            # Each such row's points in order; a quiet point on an idle policy leaves it idle.
+            self.deciding = True
+            decide = np.isin(frows, np.unique(frows[candidates]))
+            for j in np.flatnonzero(decide).tolist():
+                row, s = int(frows[j]), float(score[j])
+                if s < threshold and not own["active"][row] and own["run"][row] == 0:
+                    continue
+                decision = self._decide(row, s, float(t[idx[j]]))
+                if decision is not None:
+                    recent = self._recent_at(row, frows[: j + 1], idx[: j + 1], x, t)
+                    fired.append(Fired(int(idx[j]), s, decision, recent))
+        # The recent points move on only now: a detection's context ends at its own point.
+        _remember(frows, x[idx], t[idx], own["seen"], self.recent_ts, self.recent_x, self.dirty)
+
+    def _recent_at(
+        self, row: int, rows: Rows, idx: Rows, x: Floats, t: Floats
+    ) -> list[list[float]]:
+        """The row's recent points as of the batch point ``idx[-1]`` (before the ring moves)."""
+        mine = idx[rows == row]
+        points = self.recent(row) + [[float(t[i]), float(x[i])] for i in mine.tolist()]
+        return points[-self.recent_points :]
 
     def _observe_round(
         self, idx: Rows, rows: Rows, x: Floats, t: Floats, scores: Floats, fired: list[Fired]
@@ -260,6 +313,33 @@ class SeriesBank:
         return held / max(1, len(self.index))
 
 
+@numba.njit(cache=True, nogil=True)
+def _fresh(rows: Any, ts: Any, last_ts: Any) -> Any:
+    """Which points are later than their series' last time, taken in order (``last_ts`` moves)."""
+    out = np.zeros(rows.shape[0], dtype=np.bool_)
+    for i in range(rows.shape[0]):
+        r = rows[i]
+        if ts[i] > last_ts[r]:
+            last_ts[r] = ts[i]
+            out[i] = True
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _remember(
+    rows: Any, xs: Any, ts: Any, seen: Any, recent_ts: Any, recent_x: Any, dirty: Any
+) -> None:
+    """Append each (fresh) point to its row's ring of recent points."""
+    k = recent_ts.shape[1]
+    for i in range(rows.shape[0]):
+        r = rows[i]
+        slot = seen[r] % k
+        recent_ts[r, slot] = ts[i]
+        recent_x[r, slot] = xs[i]
+        seen[r] += 1
+        dirty[r] = True
+
+
 def _rounds(rows: Rows) -> list[Rows]:
     """Split point positions into rounds of distinct rows, keeping each row's points in order."""
     n = len(rows)
@@ -272,7 +352,8 @@ def _rounds(rows: Rows) -> list[Rows]:
     group_start = np.maximum.accumulate(np.where(first, np.arange(n), 0))
     occurrence = np.empty(n, dtype=np.intp)
     occurrence[order] = np.arange(n) - group_start
-    return [np.flatnonzero(occurrence == r) for r in range(int(occurrence.max()) + 1)]
+    by_round = np.argsort(occurrence, kind="stable")  # positions stay ascending in a round
+    return np.split(by_round, np.cumsum(np.bincount(occurrence))[:-1])
 
 
 def _opt(value: float) -> float | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar
 
+import numba
 import numpy as np
 from numpy.typing import NDArray
 
@@ -144,6 +145,19 @@ class SurpriseEnsembleBatch(BatchDetector):
             ]
         )
 
+    def score_learn_sequence(self, rows: NDArray[np.intp], values: Floats) -> Floats:
+        """Score then learn each point in turn, ``values[i]`` of series ``rows[i]``: points of
+        one series may repeat and are taken in the order given (compiled, see ``_sequence``)."""
+        out = np.empty(len(rows))
+        _sequence(
+            np.ascontiguousarray(rows, dtype=np.intp),
+            np.ascontiguousarray(values, dtype=np.float64),
+            self._m, self._v, self._prev, self._peak, self._count,
+            self.slow_alpha, self.fast_alpha, self.warmup, self.clip, self.peak_decay,
+            self.rel_floor, self.abs_floor, self.z_half, out,
+        )  # fmt: skip
+        return out
+
     def _row_scales(self, m: list[float], v: list[float], count: int) -> list[float]:
         sd = [
             math.sqrt(var / (1.0 - (1.0 - alpha) ** max(count - lag, 1)))
@@ -187,6 +201,53 @@ class SurpriseEnsembleBatch(BatchDetector):
         self._m[i], self._v[i] = m, v
         self._prev[i], self._peak[i], self._count[i] = value, peak, count + 1
         return score
+
+
+@numba.njit(cache=True, nogil=True)
+def _sequence(
+    rows: Any, xs: Any, m: Any, v: Any, prev: Any, peak: Any, count: Any,
+    slow_alpha: float, fast_alpha: float, warmup: int, clip: float, peak_decay: float,
+    rel_floor: float, abs_floor: float, z_half: float, out: Any,
+) -> None:  # fmt: skip
+    """``step_row`` (learning) for each point in turn, compiled: no rounds, no temporaries."""
+    alphas = (slow_alpha, fast_alpha, slow_alpha)
+    for i in range(rows.shape[0]):
+        r, x = rows[i], xs[i]
+        if not math.isfinite(x):
+            out[i] = 0.0
+            continue
+        c = count[r]
+        sd0 = math.sqrt(v[r, 0] / (1.0 - (1.0 - slow_alpha) ** float(max(c - 1, 1))))
+        sd1 = math.sqrt(v[r, 1] / (1.0 - (1.0 - fast_alpha) ** float(max(c - 1, 1))))
+        sd2 = math.sqrt(v[r, 2] / (1.0 - (1.0 - slow_alpha) ** float(max(c - 2, 1))))
+        sd1 = max(sd1, sd0)
+        floor = max(rel_floor * abs(m[r, 0]), abs_floor)
+        s0, s1, s2 = max(sd0, floor), max(sd1, floor), max(sd2, floor)
+        z = max(abs(x - m[r, 0]) / s0, abs(x - m[r, 1]) / s1)
+        if c >= 2:
+            z = max(z, abs((x - prev[r]) - m[r, 2]) / s2)
+        score = 0.0
+        if c >= warmup:
+            q = (max(z - peak[r], 0.0) / z_half) ** 2
+            score = min(max(q / (1.0 + q), 0.0), 1.0) if math.isfinite(q) else 0.0
+        out[i] = score
+        peak[r] = max(peak[r] * peak_decay, z if c >= warmup else 0.0)
+        scales = (s0, s1, s2)
+        for j in range(3):
+            f = x - prev[r] if j == 2 else x
+            diff = f - m[r, j]
+            if c >= 3:
+                lim = clip * scales[j]
+                diff = min(max(diff, -lim), lim)
+            incr = alphas[j] * diff
+            if c == 0 or (j == 2 and c == 1):
+                v[r, j] = 0.0
+                m[r, j] = f
+            else:
+                v[r, j] = (1.0 - alphas[j]) * (v[r, j] + diff * incr)
+                m[r, j] = m[r, j] + incr
+        prev[r] = x
+        count[r] = c + 1
 
 
 class SurpriseEnsemble(OneSeries):

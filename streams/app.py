@@ -5,8 +5,10 @@ Tests and production build the pipeline through the same :func:`build`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,7 @@ from streams.notifiers.email import EmailNotifier, SmtpConfig
 from streams.notifiers.slack import SlackNotifier
 from streams.notifiers.webhook import WebhookNotifier
 from streams.settings import Settings
-from streams.tables import OwnedTable
+from streams.tables import OwnedTable, RecoveryWatchdog
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +98,6 @@ class Topics:
 class Tables:
     """Changelog-backed tables; names are kebab-case nouns."""
 
-    detector_blocks: Any
     log_state: Any
     incidents: Any
     open_incidents: Any
@@ -122,6 +123,8 @@ class Pipeline:
     notifiers: dict[Channel, Any]
     live: Live = field(default_factory=Live)
     directory: Any = None
+    #: The ``detect`` service (points consumer and detector banks).
+    detect: Any = None
     ready: bool = False
     counters: dict[str, int] = field(default_factory=dict)
 
@@ -206,7 +209,6 @@ def build(settings: Settings, catalog: Catalog) -> Pipeline:
         deliveries=topic(names.deliveries),
     )
     tables = Tables(
-        detector_blocks=table("detector-blocks"),
         log_state=table("log-state"),
         incidents=table("incidents"),
         open_incidents=table("open-incidents"),
@@ -271,6 +273,22 @@ def build(settings: Settings, catalog: Catalog) -> Pipeline:
         ingest_otlp, ingest_prometheus, ingest_jsonlogs, run_automation,
     ):  # fmt: skip
         agent.attach(pipeline)
+
+    @app.task
+    async def restart_stalled_recovery() -> None:
+        dog = RecoveryWatchdog(settings.recovery_stall_s)
+        recovery: Any = getattr(app.tables, "recovery")  # noqa: B009 (not in Faust's types)
+        while not app.should_stop:
+            await asyncio.sleep(1.0)
+            remaining = recovery.active_remaining_total() if recovery.in_recovery else 0
+            if dog.check(time.monotonic(), recovery.in_recovery and remaining > 0, remaining):
+                log.warning(
+                    "table recovery made no progress for %gs with %d changelog records left "
+                    "to read; starting it over",
+                    settings.recovery_stall_s,
+                    remaining,
+                )
+                recovery.signal_recovery_start.set()
 
     @app.task
     async def mark_ready() -> None:

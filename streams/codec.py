@@ -11,6 +11,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import pairwise
 from typing import Any, Generic, Protocol, TypeVar
 
 import msgspec
@@ -120,7 +121,7 @@ class PointLike(Protocol):
     @property
     def value(self) -> float: ...
     @property
-    def labels(self) -> dict[str, str]: ...
+    def labels(self) -> dict[str, str] | None: ...
 
 
 class _WirePoint(msgspec.Struct, gc=False):
@@ -128,7 +129,7 @@ class _WirePoint(msgspec.Struct, gc=False):
     service: str
     metric: str
     value: float
-    labels: dict[str, str] = {}
+    labels: dict[str, str] | None = None  # not ``{}``: that default is a new dict per point
 
 
 class _WireMessage(msgspec.Struct, gc=False):
@@ -141,6 +142,10 @@ class _WireMessage(msgspec.Struct, gc=False):
 
 
 _POINTS = msgspec.json.Decoder(_WireMessage)
+# Series ids (``service|metric``) whose names were found valid: most points belong to a series
+# seen before, and checking its names again costs as much as decoding the point.
+_SEEN_SERIES: set[str] = set()
+_SEEN_MAX = 200_000
 _NAME_MAX = 200
 
 
@@ -158,8 +163,10 @@ class PointColumns:
 def decode_points(raw: bytes | None) -> PointColumns:
     """A ``metrics.points.v1`` message: one point or ``{"points": [...]}``."""
     fast = _fast_points(raw)
-    if fast is not None:
-        return fast
+    return fast if fast is not None else _model_points(raw)
+
+
+def _model_points(raw: bytes | None) -> PointColumns:
     decoded = decode_batchable(raw, MetricPoint, "points")
     items = decoded.items
     return PointColumns(
@@ -171,7 +178,8 @@ def decode_points(raw: bytes | None) -> PointColumns:
     )
 
 
-def _fast_points(raw: bytes | None) -> PointColumns | None:
+def _wire_points(raw: bytes | None) -> list[_WirePoint] | None:
+    """The message's points as msgspec decodes them, if it has the expected shape."""
     if raw is None:
         return None
     try:
@@ -184,23 +192,25 @@ def _fast_points(raw: bytes | None) -> PointColumns | None:
             return None
         if message.value is None:
             return None
-        points = [
+        return [
             _WirePoint(message.ts, message.service, message.metric, message.value, message.labels)
         ]
-    elif not points:
+    return points or None
+
+
+def _fast_points(raw: bytes | None) -> PointColumns | None:
+    points = _wire_points(raw)
+    if points is None:
+        return None
+    assert raw is not None
+    if not _valid_names(points):
         return None
     try:
         ts = np.array([p.ts for p in points], dtype=np.float64)
     except TypeError:  # some are RFC 3339 times
         ts = np.array([_epoch(p.ts) for p in points], dtype=np.float64)
-    if not ((ts >= 0.0) & (ts <= MAX_EPOCH_S)).all():  # NaN fails too
-        return None
-    names = {p.service for p in points}
-    names.update(p.metric for p in points)
-    if not all(map(_is_name, names)):
-        return None
     values = np.array([p.value for p in points], dtype=np.float64)
-    if not np.isfinite(values).all():
+    if not _valid_numbers(ts, values).all():
         return None
     series = [
         series_id(p.service, p.metric, p.labels) if p.labels else f"{p.service}|{p.metric}"
@@ -209,11 +219,105 @@ def _fast_points(raw: bytes | None) -> PointColumns | None:
     return PointColumns(points, series, values, ts)
 
 
+@dataclass
+class PointBatch:
+    """The valid points of several messages as one set of columns; message ``m``'s points are
+    ``spans[m]`` (start, stop), its rejected entries ``rejected[m]``."""
+
+    series: list[str]
+    values: NDArray[np.float64]
+    ts: NDArray[np.float64]
+    spans: list[tuple[int, int]]
+    rejected: list[list[Rejected]]
+
+
+def decode_points_many(raws: Sequence[bytes | None]) -> PointBatch:
+    """``decode_points`` for many messages, with the same results: the columns are built and
+    checked once for all of them (a message's points are most of a worker's work, and numpy's
+    fixed cost per call is large against a hundred points)."""
+    series: list[str] = []
+    times: list[Any] = []
+    values: list[float] = []
+    starts: list[int] = []
+    taken: list[list[_WirePoint] | None] = []
+    for raw in raws:
+        starts.append(len(series))
+        points = _wire_points(raw)
+        taken.append(points)
+        if points is not None:
+            times += [p.ts for p in points]
+            values += [p.value for p in points]
+            series += [
+                series_id(p.service, p.metric, p.labels) if p.labels else f"{p.service}|{p.metric}"
+                for p in points
+            ]
+    starts.append(len(series))
+    try:
+        ts = np.fromiter(times, dtype=np.float64, count=len(times))
+    except TypeError:  # some are RFC 3339 times
+        ts = np.array([_epoch(x) for x in times], dtype=np.float64)
+    x = np.fromiter(values, dtype=np.float64, count=len(values))
+    slow = [m for m, points in enumerate(taken) if points is None]
+    bad = np.flatnonzero(~_valid_numbers(ts, x))
+    slow += np.unique(np.searchsorted(starts, bad, side="right") - 1).tolist()
+    unseen = set(series).difference(_SEEN_SERIES)
+    if unseen:
+        for m, points in enumerate(taken):
+            mine = unseen.intersection(series[starts[m] : starts[m + 1]])
+            if not mine or points is None:
+                continue
+            if not _valid_names(points):
+                slow.append(m)
+                continue
+            _remember_valid(mine)
+    if not slow:
+        spans = list(pairwise(starts))
+        return PointBatch(series, x, ts, spans, [[] for _ in raws])
+    # Some messages go the model way: the columns are pieced together again, in order.
+    redo = set(slow)
+    out = PointBatch([], np.zeros(0), np.zeros(0), [], [])
+    pieces_x, pieces_ts = [], []
+    for m, raw in enumerate(raws):
+        at = len(out.series)
+        if m in redo:
+            model = _model_points(raw)
+            out.series += model.series
+            pieces_x.append(model.values)
+            pieces_ts.append(model.ts)
+            out.rejected.append(model.rejected)
+        else:
+            a, b = starts[m], starts[m + 1]
+            out.series += series[a:b]
+            pieces_x.append(x[a:b])
+            pieces_ts.append(ts[a:b])
+            out.rejected.append([])
+        out.spans.append((at, len(out.series)))
+    out.values, out.ts = np.concatenate(pieces_x), np.concatenate(pieces_ts)
+    return out
+
+
+def _valid_numbers(ts: NDArray[np.float64], values: NDArray[np.float64]) -> NDArray[np.bool_]:
+    return (ts >= 0.0) & (ts <= MAX_EPOCH_S) & np.isfinite(values)  # NaN times fail too
+
+
+def _remember_valid(series: set[str]) -> None:
+    if len(_SEEN_SERIES) > _SEEN_MAX:
+        _SEEN_SERIES.clear()
+    # Only ids that split one way: "a |b|c" could be ("a ", "b|c") as well as ("a |b", "c").
+    _SEEN_SERIES.update(s for s in series if s.count("|") == 1)
+
+
 def _epoch(ts: float | datetime) -> float:
     if isinstance(ts, datetime):
         # Without an offset the model way rejects it with the reason: NaN sends it there.
         return math.nan if ts.tzinfo is None else ts.timestamp()
     return ts
+
+
+def _valid_names(points: Sequence[_WirePoint]) -> bool:
+    names = {p.service for p in points}
+    names.update(p.metric for p in points)
+    return all(map(_is_name, names))
 
 
 def _is_name(text: str) -> bool:

@@ -132,6 +132,9 @@ class Settings(BaseSettings):
     stall_after_s: float = Field(
         default=60.0, gt=0, description="/healthz fails when a lagging partition is idle this long."
     )
+    recovery_stall_s: float = Field(
+        default=10.0, gt=0, description="A table recovery idle this long is started over."
+    )
     recovery_timeout_s: float = Field(
         default=300.0, gt=0, description="/healthz fails when table recovery takes longer."
     )
@@ -230,6 +233,16 @@ class Settings(BaseSettings):
             kwargs["sasl_plain_username"] = self.sasl_username
             kwargs["sasl_plain_password"] = self.sasl_password.get_secret_value()
         return kwargs
+
+    @property
+    def detect_group(self) -> str:
+        """The consumer group of ``detect``, which reads points outside Faust's group."""
+        return f"{self.app_id}-detect"
+
+    @property
+    def detector_blocks_topic(self) -> str:
+        """Compacted; partition ``p`` holds the detector state of points partition ``p``."""
+        return f"{self.app_id}-detector-blocks"
 
     def broker_urls(self) -> str:
         """Faust's broker URL form: ``kafka://h1:p1;kafka://h2:p2``."""

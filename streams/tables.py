@@ -41,3 +41,39 @@ class OwnedTable(faust.Table):
             # The store's own delete: a local forget, no tombstone on the changelog.
             self.data.pop(key, None)
         await super().on_recovery_completed(active_tps, standby_tps)
+
+
+class RecoveryWatchdog:
+    """Restarts a table recovery that has stopped making progress.
+
+    Faust's recovery after a rebalance can wait forever for changelog records that its consumer
+    never fetches (the "No event received for active tp" warning, then nothing). Asking the
+    recovery to start over, as a new rebalance would, seeks and resumes the changelog partitions
+    again. ``check`` is called about once a second with the remaining record count.
+    """
+
+    def __init__(self, stall_s: float) -> None:
+        self.stall_s = stall_s
+        self._last: tuple[int, float] | None = None
+
+    def check(self, now: float, in_recovery: bool, remaining: int) -> bool:
+        """True when the recovery should be restarted.
+
+        >>> dog = RecoveryWatchdog(stall_s=10)
+        >>> dog.check(0, True, 5), dog.check(4, True, 3), dog.check(13, True, 3)
+        (False, False, False)
+        >>> dog.check(15, True, 3), dog.check(16, True, 3)
+        (True, False)
+        >>> dog.check(17, False, 0), dog.check(40, True, 3)
+        (False, False)
+        """
+        if not in_recovery:
+            self._last = None
+            return False
+        if self._last is None or self._last[0] != remaining:
+            self._last = (remaining, now)
+            return False
+        if now - self._last[1] > self.stall_s:
+            self._last = (remaining, now)
+            return True
+        return False

@@ -17,12 +17,14 @@ _COMPACTED = {"aggregates", "silences"}
 
 
 async def ensure_topics(settings: Settings) -> None:
-    """Create every warroom topic that does not exist yet, with ``settings.partitions``."""
+    """Create every warroom topic that does not exist yet, with ``settings.partitions``
+    (also the detector checkpoint topic, which needs one partition per points partition)."""
     admin = AIOKafkaAdminClient(**settings.kafka_client_kwargs())
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         compacted = {getattr(settings.topics, f) for f in _COMPACTED}
+        compacted.add(settings.detector_blocks_topic)
         wanted = [
             NewTopic(
                 name=name,
@@ -30,7 +32,7 @@ async def ensure_topics(settings: Settings) -> None:
                 replication_factor=settings.replication_factor,
                 topic_configs={"cleanup.policy": "compact"} if name in compacted else {},
             )
-            for name in settings.topics.all()
+            for name in [*settings.topics.all(), settings.detector_blocks_topic]
             if name not in existing
         ]
         if not wanted:

@@ -108,14 +108,25 @@ class Api:
             offsets = consumer_offsets(self.p.app) if self.p.ready else {}
         except Exception:  # the consumer is not there yet, or is being rebuilt
             offsets = {}
-        reason = self.liveness.check(time.monotonic(), self.p.ready, offsets)
+        detect, now = self.p.detect, time.monotonic()
+        if detect is not None:
+            offsets.update(detect.offsets())
+            since = detect.restoring_since
+            if since is not None and now - since > self.p.settings.recovery_timeout_s:
+                stuck = (
+                    f"detector state recovery has not finished after {now - since:.0f}s "
+                    f"(recovery_timeout_s={self.p.settings.recovery_timeout_s:g})"
+                )
+                return web.json_response({"status": "unhealthy", "reason": stuck}, status=503)
+        reason = self.liveness.check(now, self.p.ready, offsets)
         if reason is not None:
             return web.json_response({"status": "unhealthy", "reason": reason}, status=503)
         return web.json_response({"status": "ok"})
 
     async def readyz(self, request: web.Request) -> web.Response:
         app = self.p.app
-        if not self.p.ready or app.rebalancing or getattr(app, "in_recovery", False):
+        restoring = self.p.detect is not None and self.p.detect.restoring_since is not None
+        if not self.p.ready or app.rebalancing or getattr(app, "in_recovery", False) or restoring:
             return web.json_response({"status": "starting"}, status=503)
         return web.json_response({"status": "ready"})
 

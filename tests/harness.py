@@ -55,6 +55,10 @@ class RunningWorker:
     log_path: Path
     proc: subprocess.Popen[bytes] | None = None
 
+    def group_of(self, topic: str) -> str:
+        """The consumer group that reads ``topic``: points have their own (``detect``)."""
+        return f"{self.app_id}-detect" if topic == self.topics.metrics else self.app_id
+
     def start(self, timeout_s: float = 90.0) -> None:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(

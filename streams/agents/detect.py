@@ -1,115 +1,409 @@
 """``detect``: metric points in (``metrics.points.v1``), detections out (``detections.v1``).
 
-The series of each partition of the points topic (points are keyed by service, so a series stays
-on one partition) are held in one ``SeriesBank``: detector, policy and recent points of every
-series in arrays, so a message's points are scored in a few vectorized steps, not one by one.
-(Messages are taken one at a time: Faust's ``take_events`` would share the array work between
-messages, but a worker using it stalled in table recovery after rebalances, in about one run in
-ten of the scale-out test.)
+Points are the one high-volume stream, so ``detect`` reads them with its own aiokafka consumer
+(group ``<app_id>-detect``) instead of a Faust agent: Faust hands an agent one message at a time
+at a fixed cost of about a hundred microseconds each, more than scoring a hundred points costs.
+Here each ``getmany`` batch is decoded into columns and every partition's points of the batch
+are scored together by that partition's ``SeriesBank`` (points are keyed by service, so a
+series stays on one partition), in a few vectorized rounds.
 
-The bank is checkpointed to the ``detector-blocks`` table in blocks of rows (key
-``"<partition>/<block>"``, on that partition of the changelog), every ``checkpoint_interval_s``
-and at once when a series' policy state changed (a run of high scores started, an episode is
-active or fired). The checkpoint is written before the message's offset can be committed. After a
-restart or a rebalance the bank is rebuilt from its blocks: a crash loses at most that interval
-of the detectors' learning, never a run in progress or a detection. Points at or before a
-series' last checkpointed time are skipped and detection ids derive from the series and the
-point's time, so replayed points neither train twice nor page twice.
+Exactly what a changelog-backed table gives, kept by hand because a Faust table can only be
+written while a Faust stream is processing an event of the same partition: each partition's bank
+is checkpointed in blocks of rows to partition ``p`` of the compacted topic
+``<app_id>-detector-blocks`` (key: the block number), and a partition newly assigned to this
+worker is rebuilt from that partition of the topic before its points are read.
+
+Per partition, in this order: the batch's detections are acknowledged by the broker; then the
+changed blocks are written (every ``checkpoint_interval_s``, and at once when a policy fired or
+is deciding, so a handover never drops a run in progress); then the partition's offset is
+committed. Committed offsets never run ahead of the checkpoint, so after a crash the points
+after it are read again and scored from the state before them; a checkpoint that got ahead of
+its commit is harmless too: points at or before a series' checkpointed time are skipped, and a
+detection's id derives from its series and time, so a replayed detection is the same one.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import time
+from bisect import bisect_right
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import mode
+import numpy as np
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import ConsumerStoppedError, KafkaError
+
 from detectors.bank import SeriesBank, detection
 from responders.lifecycle import routing_key
-from streams.codec import PointColumns, decode_points, encode
+from streams.codec import decode_points, decode_points_many, encode
 
 if TYPE_CHECKING:
     from streams.app import Pipeline
 
 log = logging.getLogger(__name__)
 
+# Messages per ``getmany``: enough for wide vectorized rounds, few enough that a batch takes a
+# fraction of a second.
+MAX_RECORDS = 1000
+FETCH_BYTES_PER_PARTITION = 4 * 1024 * 1024
+DECODE_MESSAGES = 50
+
 
 def attach(p: Pipeline) -> None:
-    s, blocks = p.settings, p.tables.detector_blocks
-    banks: dict[int, SeriesBank] = {}
-    saved_at: dict[int, float] = {}
+    s = p.settings
+    # A bank's first points compile its kernels (about a second): at start, not on live points.
+    SeriesBank(s.detector, s.detector_params, s.policy_params).observe(
+        ["warm-up|kernels"], np.zeros(1), np.zeros(1)
+    )
+    detect = Detect(p)
+    p.detect = detect
 
-    @p.app.on_partitions_revoked.connect
-    async def forget(app: Any, revoked: Any, **kwargs: Any) -> None:
-        banks.clear()
-        saved_at.clear()
+    @p.app.task
+    async def start_detect() -> None:
+        # Tasks start once the app runs: its producer (dead letters) is up by then.
+        await p.app.add_runtime_dependency(detect)
 
-    def bank_for(partition: int) -> SeriesBank:
-        bank = banks.get(partition)
-        if bank is None:
-            bank = SeriesBank(s.detector, s.detector_params, s.policy_params)
-            prefix = f"{partition}/"
-            found = {int(k[len(prefix) :]): v for k, v in blocks.items() if k.startswith(prefix)}
-            stale = bank.load_blocks(found)
-            if stale:
-                log.warning(
-                    "partition %d: %d detector blocks were written under another detector "
-                    "configuration; their series start afresh",
-                    partition,
-                    stale,
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, detect: Detect) -> None:
+        self.detect = detect
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self.detect.revoked({tp.partition for tp in revoked})
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self.detect.assigned({tp.partition for tp in assigned})
+
+
+class Detect(mode.Service):
+    """The points consumer, its banks (one per assigned partition) and their checkpoints."""
+
+    def __init__(self, p: Pipeline, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.p = p
+        s = p.settings
+        self.topic = s.topics.metrics
+        self.blocks_topic = s.detector_blocks_topic
+        self.banks: dict[int, SeriesBank] = {}
+        self._kept: dict[int, SeriesBank] = {}  # saved and committed at the last revocation
+        self._read: dict[int, int] = {}  # partition -> next offset, once processed
+        self._committed: dict[int, int] = {}
+        self._saved_at: dict[int, float] = {}
+        self._careful: dict[int, int] = {}  # partition -> last offset to take one at a time
+        self._lock = asyncio.Lock()
+        self._closing = False
+        #: When the current restore of detector state started (None: not restoring).
+        self.restoring_since: float | None = None
+        self._producer: AIOKafkaProducer
+        self._consumer: AIOKafkaConsumer
+        self._restorer: AIOKafkaConsumer
+
+    async def on_start(self) -> None:
+        s = self.p.settings
+        # aiokafka clients belong to the running loop: made here, not in __init__.
+        kw = s.kafka_client_kwargs()
+        self._producer = AIOKafkaProducer(acks="all", **kw)
+        self._consumer = AIOKafkaConsumer(
+            group_id=s.detect_group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=FETCH_BYTES_PER_PARTITION,
+            session_timeout_ms=int(s.session_timeout_s * 1000),
+            heartbeat_interval_ms=int(s.session_timeout_s * 100),
+            **kw,
+        )
+        self._restorer = AIOKafkaConsumer(
+            group_id=None, enable_auto_commit=False, auto_offset_reset="earliest", **kw
+        )
+        await self._producer.start()
+        await self._restorer.start()
+        await self._consumer.start()
+        self._consumer.subscribe([self.topic], listener=_Rebalance(self))
+
+    async def on_stop(self) -> None:
+        async with self._lock:
+            self._closing = True
+            try:
+                await self._save(set(self.banks))
+            except Exception:  # the broker may be gone; the next owner replays from the commit
+                log.exception("detect: final checkpoint failed")
+        await self._consumer.stop()
+        await self._restorer.stop()
+        await self._producer.stop()
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    @mode.Service.task
+    async def _run(self) -> None:
+        while not self.should_stop:
+            try:
+                batch = await self._consumer.getmany(timeout_ms=200, max_records=MAX_RECORDS)
+            except ConsumerStoppedError:
+                return
+            # Let the fetcher ask for more before this batch takes the loop: the broker reads
+            # the next records (on another core) while these are scored.
+            await asyncio.sleep(0)
+            async with self._lock:
+                if self._closing:
+                    return
+                try:
+                    await self._batch(batch)
+                except Exception:
+                    # Sending or checkpointing failed (the broker is away, say): the banks may
+                    # be ahead of what reached the broker, so every partition goes back to its
+                    # checkpoint and last commit and is read again.
+                    log.exception("detect: batch failed; rewinding to the last checkpoint")
+                    self.p.count("detect_errors")
+                    await self._rewind_all()
+
+    async def _batch(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        due = set()
+        for tp, records in batch.items():
+            if records and await self._partition(tp.partition, records):
+                due.add(tp.partition)
+        now = time.monotonic()
+        interval = self.p.settings.checkpoint_interval_s
+        due.update(
+            part
+            for part, offset in self._read.items()
+            if offset != self._committed.get(part)
+            and now - self._saved_at.get(part, -1e18) >= interval
+        )
+        await self._save(due)
+
+    async def _rewind_all(self) -> None:
+        while not self.should_stop:
+            try:
+                for part in list(self.banks):
+                    await self._rewind(part)
+                return
+            except Exception as exc:
+                log.warning("detect: rewind failed (%s); trying again", exc)
+                await asyncio.sleep(1.0)
+
+    async def _partition(self, partition: int, records: list[ConsumerRecord]) -> bool:
+        """Score one partition's records; True when they must be checkpointed at once."""
+        if partition not in self.banks:
+            return False  # given away while these were fetched: the new owner reads them
+        if partition in self._careful:
+            await self._one_by_one(partition, records)
+            return False
+        try:
+            urgent = await self._score(partition, records)
+        except _BankError as exc:
+            # The bank may be half-updated: go back to the checkpoint and take the records
+            # since the last commit one at a time, to find the one that fails.
+            log.error("detect: partition %d: %s; replaying from its checkpoint", partition, exc)
+            self.p.count("detect_errors")
+            await self._rewind(partition)
+            self._careful[partition] = records[-1].offset
+            return False
+        self._read[partition] = records[-1].offset + 1
+        return urgent
+
+    async def _one_by_one(self, partition: int, records: list[ConsumerRecord]) -> None:
+        last = self._careful[partition]
+        for record in records:
+            try:
+                await self._score(partition, [record])
+            except _BankError as exc:
+                self.p.count("detect_errors")
+                await self.p.dead_letters.send(record, "detect", str(exc))
+                self.banks[partition] = await self._restore(partition)
+            self._read[partition] = record.offset + 1
+            await self._save({partition})
+            if record.offset >= last:
+                del self._careful[partition]
+                return
+
+    async def _score(self, partition: int, records: list[ConsumerRecord]) -> bool:
+        """Decode, score and send the detections of ``records``; True if the policy is busy."""
+        p, s = self.p, self.p.settings
+        bank = self.banks[partition]
+        # Messages are reduced to arrays a few dozen at a time: holding thousands of decoded
+        # points at once costs more in cache misses than decoding them did.
+        taken: list[tuple[ConsumerRecord, int, int]] = []  # record, start of its points, count
+        rows, values, ts = [], [], []
+        at = 0
+        for i in range(0, len(records), DECODE_MESSAGES):
+            chunk = records[i : i + DECODE_MESSAGES]
+            decoded = decode_points_many([r.value for r in chunk])
+            for record, (a, b), rejected in zip(
+                chunk, decoded.spans, decoded.rejected, strict=True
+            ):
+                for bad in rejected:
+                    await p.dead_letters.send(record, "decode", bad.reason, bad.payload)
+                if b > a:
+                    taken.append((record, at + a, b - a))
+            at += len(decoded.series)
+            rows.append(bank.rows_for(decoded.series))
+            values.append(decoded.values)
+            ts.append(decoded.ts)
+        if not taken:
+            return False
+        at_rows, t_all = np.concatenate(rows), np.concatenate(ts)
+        try:
+            _, fired = bank.observe_rows(at_rows, np.concatenate(values), t_all)
+        except Exception as exc:
+            raise _BankError(f"{type(exc).__name__}: {exc}") from exc
+        p.count("points_processed", len(t_all))
+        p.counters["last_point_processed_at"] = int(datetime.now(tz=UTC).timestamp())
+        if fired:
+            starts = [start for _, start, _ in taken]
+            sent = []
+            for f in fired:
+                record, start, _ = taken[bisect_right(starts, f.index) - 1]
+                # Decoded again: only the few points that fire need their names and labels.
+                point = decode_points(record.value).points[f.index - start]
+                found = detection(
+                    f,
+                    detector=s.detector,
+                    series=bank.ids[int(at_rows[f.index])],
+                    service=point.service,
+                    metric=point.metric,
+                    labels=point.labels or {},
+                    ts=float(t_all[f.index]),
+                    value=point.value,
                 )
-            banks[partition] = bank
+                key = routing_key(found, s.group_by).encode()
+                sent.append(await self._producer.send(s.topics.detections, encode(found), key=key))
+                p.count("detections_emitted")
+            # The checkpoint records these points as seen: their detections reach the broker
+            # first, or a crash in between would skip them for good.
+            await asyncio.gather(*sent)
+        return bool(fired) or bank.deciding
+
+    # -- checkpoints and offsets -------------------------------------------------------------
+
+    async def _save(self, partitions: set[int]) -> None:
+        """Write the changed blocks of ``partitions``, then commit what they have processed."""
+        partitions = {part for part in partitions if part in self.banks}
+        if not partitions:
+            return
+        writes = []
+        for part in sorted(partitions):
+            for block, state in self.banks[part].take_dirty_blocks().items():
+                value = json.dumps(state, separators=(",", ":")).encode()
+                writes.append(
+                    await self._producer.send(
+                        self.blocks_topic, value, key=str(block).encode(), partition=part
+                    )
+                )
+        await asyncio.gather(*writes)
+        now = time.monotonic()
+        offsets = {}
+        for part in partitions:
+            self._saved_at[part] = now
+            read = self._read.get(part)
+            if read is not None and read != self._committed.get(part):
+                offsets[TopicPartition(self.topic, part)] = read
+        if not offsets:
+            return
+        try:
+            await self._consumer.commit(offsets)
+        except KafkaError as exc:
+            # The group moved on: the partitions' next owner replays from the last commit,
+            # and the checkpoint keeps those replayed points from training twice.
+            log.warning("detect: commit failed (%s); the next owner replays from the last", exc)
+            return
+        for tp, offset in offsets.items():
+            self._committed[tp.partition] = offset
+
+    async def _restore(self, partition: int) -> SeriesBank:
+        """The bank of ``partition`` as its latest blocks on the checkpoint topic left it."""
+        s = self.p.settings
+        tp = TopicPartition(self.blocks_topic, partition)
+        self._restorer.assign([tp])
+        await self._restorer.seek_to_beginning(tp)
+        end = (await self._restorer.end_offsets([tp]))[tp]
+        found: dict[int, bytes] = {}
+        while await self._restorer.position(tp) < end:
+            batch = await self._restorer.getmany(tp, timeout_ms=500)
+            for record in batch.get(tp, []):
+                if record.key is None:
+                    continue
+                if record.value is None:
+                    found.pop(int(record.key), None)
+                else:
+                    found[int(record.key)] = record.value
+        bank = SeriesBank(s.detector, s.detector_params, s.policy_params)
+        stale = bank.load_blocks({block: json.loads(v) for block, v in found.items()})
+        if stale:
+            log.warning(
+                "partition %d: %d detector blocks were written under another detector "
+                "configuration; their series start afresh",
+                partition,
+                stale,
+            )
         return bank
 
-    def checkpoint(partition: int, bank: SeriesBank) -> None:
-        for block, value in bank.take_dirty_blocks().items():
-            blocks[f"{partition}/{block}"] = value
-        saved_at[partition] = time.monotonic()
+    async def _rewind(self, partition: int) -> None:
+        """Back to the checkpoint: restored bank, consumer at the last committed offset."""
+        self.banks[partition] = await self._restore(partition)
+        tp = TopicPartition(self.topic, partition)
+        committed = self._committed.get(partition)
+        if committed is None:
+            committed = await self._consumer.committed(tp)
+        if committed is None:
+            await self._consumer.seek_to_beginning(tp)
+        else:
+            self._consumer.seek(tp, committed)
+        self._read.pop(partition, None)
 
-    async def observe(event: Any, points: PointColumns) -> None:
-        partition = event.message.partition
-        series, values, ts = points.series, points.values, points.ts
-        bank = bank_for(partition)
-        try:
-            _, fired = bank.observe(series, values, ts)
-        except Exception as exc:
-            # The bank may be half-updated: continue from its last checkpoint.
-            banks.pop(partition, None)
-            p.count("detect_errors")
-            await p.dead_letters.send(event.message, "detect", f"{type(exc).__name__}: {exc}",
-                                      event.value or b"")  # fmt: skip
-            return
-        p.count("points_processed", len(series))
-        sent = []
-        for f in fired:
-            point = points.points[f.index]
-            found = detection(
-                f,
-                detector=s.detector,
-                series=series[f.index],
-                service=point.service,
-                metric=point.metric,
-                labels=point.labels,
-                ts=float(ts[f.index]),
-                value=point.value,
-            )
-            p.count("detections_emitted")
-            key = routing_key(found, s.group_by)
-            sent.append(await p.topics.detections.send(key=key.encode(), value=encode(found)))
-        # The checkpoint records these points as seen: it must not reach the changelog before
-        # their detections reach the broker, or a crash in between would skip them for good.
-        for delivery in sent:
-            await delivery
-        due = time.monotonic() - saved_at.get(partition, -1e18) >= s.checkpoint_interval_s
-        if fired or bank.deciding or due:
-            checkpoint(partition, bank)
+    # -- rebalances --------------------------------------------------------------------------
 
-    @p.app.agent(p.topics.metrics, name="detect")
-    async def detect(stream: Any) -> None:
-        async for event in stream.events():
-            decoded = decode_points(event.value)
-            for bad in decoded.rejected:
-                await p.dead_letters.send(event.message, "decode", bad.reason, bad.payload)
-            if decoded.series:
-                await observe(event, decoded)
-            p.counters["last_point_processed_at"] = int(datetime.now(tz=UTC).timestamp())
+    async def revoked(self, partitions: set[int]) -> None:
+        async with self._lock:
+            self._kept.clear()
+            mine = partitions & set(self.banks)
+            try:
+                await self._save(mine)
+                committed = all(
+                    self._read.get(part) in (None, self._committed.get(part)) for part in mine
+                )
+            except KafkaError:
+                log.exception("detect: checkpoint on revocation failed")
+                committed = False
+            for part in mine:
+                bank = self.banks.pop(part)
+                if committed:
+                    # Saved and committed: if the same partition comes straight back, this
+                    # bank is what a restore would rebuild.
+                    self._kept[part] = bank
+            for state in (self._read, self._committed, self._saved_at, self._careful):
+                for part in partitions:
+                    state.pop(part, None)
+
+    async def assigned(self, partitions: set[int]) -> None:
+        async with self._lock:
+            kept, self._kept = self._kept, {}
+            self.restoring_since = time.monotonic()
+            try:
+                for part in sorted(partitions):
+                    bank = kept.get(part)
+                    self.banks[part] = bank if bank is not None else await self._restore(part)
+                    self._saved_at[part] = time.monotonic()
+            finally:
+                self.restoring_since = None
+            log.info("detect: partitions %s assigned", sorted(partitions))
+
+    # -- health ------------------------------------------------------------------------------
+
+    def offsets(self) -> dict[tuple[str, int], tuple[int | None, int]]:
+        """(next offset to read, high watermark) of each assigned points partition."""
+        out: dict[tuple[str, int], tuple[int | None, int]] = {}
+        for part in self.banks:
+            high = self._consumer.highwater(TopicPartition(self.topic, part))
+            read = self._read.get(part, self._committed.get(part))
+            if high is not None and read is not None:
+                out[(self.topic, part)] = (read, int(high))
+        return out
+
+
+class _BankError(Exception):
+    """The bank raised while scoring: a bug, not bad input (decoding rejects that)."""

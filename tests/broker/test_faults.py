@@ -75,7 +75,7 @@ async def settled(worker: RunningWorker) -> None:
 
     async def probe() -> bool | None:
         for topic in (topics.detections, topics.commands, topics.events, topics.pages):
-            if not await consumed_all(worker.bootstrap, worker.app_id, topic):
+            if not await consumed_all(worker.bootstrap, worker.group_of(topic), topic):
                 return None
         return True
 
@@ -248,7 +248,7 @@ async def test_sigkills_while_points_are_scored_lose_and_duplicate_no_detection(
 
     async def probe() -> bool | None:
         for topic in (worker.topics.metrics, worker.topics.detections, worker.topics.events):
-            if not await consumed_all(worker.bootstrap, worker.app_id, topic):
+            if not await consumed_all(worker.bootstrap, worker.group_of(topic), topic):
                 return None
         return True
 

@@ -488,7 +488,11 @@ async def test_fuzzed_bytes_on_every_inbound_topic_are_dead_lettered_or_processe
         topic = getattr(worker.topics, name)
 
         async def done(topic: str = topic) -> bool | None:
-            return True if await consumed_all(worker.bootstrap, worker.app_id, topic) else None
+            return (
+                True
+                if await consumed_all(worker.bootstrap, worker.group_of(topic), topic)
+                else None
+            )
 
         await eventually(done, 60, f"the worker to consume {name}")
         letters = [

@@ -56,7 +56,9 @@ async def test_burst_across_two_services_with_replay_and_a_kill(
     await produce(worker.bootstrap, worker.topics.detections, burst[50:] + burst)
 
     async def settled() -> list[dict[str, Any]] | None:
-        if not await consumed_all(worker.bootstrap, worker.app_id, worker.topics.detections):
+        if not await consumed_all(
+            worker.bootstrap, worker.group_of(worker.topics.detections), worker.topics.detections
+        ):
             return None
         rows = await incidents(api)
         done = len(rows) >= 2 and all(r["detection_count"] >= 60 for r in rows)

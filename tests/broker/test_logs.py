@@ -60,7 +60,9 @@ async def test_log_burst_gives_one_detection_with_its_template(
     async def all_consumed() -> bool | None:
         return (
             True
-            if await consumed_all(worker.bootstrap, worker.app_id, worker.topics.logs)
+            if await consumed_all(
+                worker.bootstrap, worker.group_of(worker.topics.logs), worker.topics.logs
+            )
             else None
         )
 

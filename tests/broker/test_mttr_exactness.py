@@ -117,7 +117,7 @@ async def converged(worker: RunningWorker, expected: dict[str, dict[str, Any]]) 
 
     async def probe() -> bool | None:
         for topic in (worker.topics.events, worker.topics.contributions):
-            if not await consumed_all(worker.bootstrap, worker.app_id, topic):
+            if not await consumed_all(worker.bootstrap, worker.group_of(topic), topic):
                 return None
         streamed = latest_per_key(await read_all(worker.bootstrap, worker.topics.aggregates))
         try:

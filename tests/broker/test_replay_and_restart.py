@@ -63,7 +63,11 @@ async def test_replayed_detections_open_one_incident(
     await eventually(attached, 30, "the second detection to attach")
     await eventually(
         lambda: _true_or_none(
-            consumed_all(worker.bootstrap, worker.app_id, worker.topics.detections)
+            consumed_all(
+                worker.bootstrap,
+                worker.group_of(worker.topics.detections),
+                worker.topics.detections,
+            )
         ),
         20,
         "all detections consumed",
@@ -92,7 +96,11 @@ async def test_replayed_detections_open_one_incident(
     rows = await eventually(two, 20, "a new incident for a new detection after resolve")
     await eventually(
         lambda: _true_or_none(
-            consumed_all(worker.bootstrap, worker.app_id, worker.topics.detections)
+            consumed_all(
+                worker.bootstrap,
+                worker.group_of(worker.topics.detections),
+                worker.topics.detections,
+            )
         ),
         20,
         "all detections consumed",
@@ -121,7 +129,11 @@ async def test_detector_state_survives_a_restart(
         [(b"billing", json.dumps({"points": warm}).encode())],
     )
     await eventually(
-        lambda: _true_or_none(consumed_all(worker.bootstrap, worker.app_id, worker.topics.metrics)),
+        lambda: _true_or_none(
+            consumed_all(
+                worker.bootstrap, worker.group_of(worker.topics.metrics), worker.topics.metrics
+            )
+        ),
         30,
         "the warm-up points consumed",
     )
@@ -145,7 +157,11 @@ async def test_detector_state_survives_a_restart(
         worker.bootstrap, worker.topics.detections, lambda v: len(v) >= 1, timeout_s=30
     )
     await eventually(
-        lambda: _true_or_none(consumed_all(worker.bootstrap, worker.app_id, worker.topics.metrics)),
+        lambda: _true_or_none(
+            consumed_all(
+                worker.bootstrap, worker.group_of(worker.topics.metrics), worker.topics.metrics
+            )
+        ),
         30,
         "all points consumed",
     )

@@ -132,7 +132,9 @@ async def test_runbook_attached_automation_recorded_and_task_completed(
 
     async def events_consumed() -> bool | None:
         # Offsets are committed once every agent reading the topic has handled the event.
-        done = await consumed_all(worker.bootstrap, worker.app_id, worker.topics.events)
+        done = await consumed_all(
+            worker.bootstrap, worker.group_of(worker.topics.events), worker.topics.events
+        )
         return True if done else None
 
     await eventually(events_consumed, 30, "every agent to handle every timeline event")

@@ -239,7 +239,28 @@ async def test_a_worker_joins_and_one_leaves_mid_scenario_without_loss_or_duplic
         scenario, marks = await play(a, b, base)
 
         # Pages: one per fault.
-        await webhook_server.wait_for(len(SERVICES), timeout_s=30)
+        try:
+            await webhook_server.wait_for(len(SERVICES), timeout_s=30)
+        except AssertionError:
+            paged = {r["json"]["dedup_key"].split("/")[2] for r in webhook_server.requests}
+            found = await read_all(b.bootstrap, b.topics.detections)
+            missing = sorted(set(SERVICES) - {p.removeprefix("oncall-") for p in paged})
+            detected = {d["service"] for d in found}
+            events = await read_all(b.bootstrap, b.topics.events)
+            pages = await read_all(b.bootstrap, b.topics.pages)
+            trail: list[tuple[Any, ...]] = [
+                (e["kind"], e["at"]) for e in events if e["routing_key"] in missing
+            ]
+            trail += [("page", p.get("dedup_key")) for p in pages
+                      if any(s in json.dumps(p) for s in missing)]  # fmt: skip
+            trail += [("detection", d["id"], d["ts"]) for d in found
+                      if d["service"] in missing]  # fmt: skip
+            raise AssertionError(
+                f"no page for {missing} (detected: {sorted(detected & set(missing))}); "
+                f"events and pages of theirs: {trail}; "
+                f"phases {scenario.phase_of}; marks {marks}\n"
+                f"--- A ---\n{a.log_tail(80)}\n--- B ---\n{b.log_tail(80)}"
+            ) from None
 
         behind: dict[str, Any] = {}
 
@@ -247,7 +268,7 @@ async def test_a_worker_joins_and_one_leaves_mid_scenario_without_loss_or_duplic
             topics = b.topics
             for topic in (topics.metrics, topics.detections, topics.events, topics.pages,
                           topics.deliveries):  # fmt: skip
-                lag = await lagging(b.bootstrap, b.app_id, topic)
+                lag = await lagging(b.bootstrap, b.group_of(topic), topic)
                 if lag:
                     behind.clear()
                     behind[topic] = lag
@@ -257,7 +278,9 @@ async def test_a_worker_joins_and_one_leaves_mid_scenario_without_loss_or_duplic
         try:
             await eventually(settled, 30, "worker B to consume every input")
         except AssertionError as exc:
-            raise AssertionError(f"{exc}; committed / end offsets behind: {behind}") from None
+            raise AssertionError(
+                f"{exc}; committed / end offsets behind: {behind}\n--- B ---\n{b.log_tail(150)}"
+            ) from None
 
         # Detections: one (distinct id) per fault, none elsewhere, each where it was injected.
         detections = await read_all(b.bootstrap, b.topics.detections)

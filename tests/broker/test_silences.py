@@ -37,7 +37,9 @@ async def test_silence_mutes_matching_detections_until_expired(
                   [detection("d1", "batch"), detection("d2", "web")])  # fmt: skip
 
     async def only_web() -> list[dict[str, Any]] | None:
-        if not await consumed_all(worker.bootstrap, worker.app_id, worker.topics.detections):
+        if not await consumed_all(
+            worker.bootstrap, worker.group_of(worker.topics.detections), worker.topics.detections
+        ):
             return None
         _, listed = await api.get("/api/incidents")
         return listed["incidents"] or None

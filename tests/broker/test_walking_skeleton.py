@@ -67,7 +67,9 @@ async def test_metric_to_incident_page_lifecycle_and_mttr(
     assert page["recipient"] == "alice" and page["step"] == 0
 
     async def all_points_consumed() -> bool | None:
-        done = await consumed_all(worker.bootstrap, worker.app_id, worker.topics.metrics)
+        done = await consumed_all(
+            worker.bootstrap, worker.group_of(worker.topics.metrics), worker.topics.metrics
+        )
         return True if done else None
 
     await eventually(all_points_consumed, 30, "the worker to consume every point")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from types import SimpleNamespace
 from typing import Any
 
@@ -65,7 +66,7 @@ async def test_healthz_answers_503_with_the_reason_when_the_consumer_stalls() ->
     settings = Settings(stall_after_s=0.001, recovery_timeout_s=3600)
     consumer = FakeConsumer(read=4, high=50)
     pipeline: Any = SimpleNamespace(
-        settings=settings, ready=True, app=SimpleNamespace(consumer=consumer)
+        settings=settings, ready=True, app=SimpleNamespace(consumer=consumer), detect=None
     )
     api = Api(pipeline)
     async with TestClient(TestServer(api.app())) as client:
@@ -86,7 +87,9 @@ async def test_healthz_answers_503_with_the_reason_when_the_consumer_stalls() ->
 
 async def test_healthz_answers_503_when_recovery_never_finishes() -> None:
     settings = Settings(recovery_timeout_s=5)
-    pipeline: Any = SimpleNamespace(settings=settings, ready=False, app=SimpleNamespace())
+    pipeline: Any = SimpleNamespace(
+        settings=settings, ready=False, app=SimpleNamespace(), detect=None
+    )
     api = Api(pipeline)
     async with TestClient(TestServer(api.app())) as client:
         assert (await client.get("/healthz")).status == 200
@@ -94,6 +97,45 @@ async def test_healthz_answers_503_when_recovery_never_finishes() -> None:
         response = await client.get("/healthz")
         body = await response.json()
         assert response.status == 503 and "table recovery has not finished" in body["reason"]
+
+
+async def test_healthz_answers_503_when_detector_state_recovery_never_finishes() -> None:
+    settings = Settings(stall_after_s=0.001, recovery_timeout_s=5)
+    consumer = FakeConsumer(read=50, high=50)
+    detect = SimpleNamespace(offsets=dict, restoring_since=None)
+    app = SimpleNamespace(consumer=consumer, rebalancing=False, in_recovery=False)
+    pipeline: Any = SimpleNamespace(settings=settings, ready=True, app=app, detect=detect)
+    api = Api(pipeline)
+    async with TestClient(TestServer(api.app())) as client:
+        detect.restoring_since = time.monotonic() - 1  # restoring, within the timeout
+        assert (await client.get("/healthz")).status == 200
+        detect.restoring_since = time.monotonic() - 10
+        response = await client.get("/healthz")
+        body = await response.json()
+        assert response.status == 503
+        assert "detector state recovery has not finished" in body["reason"]
+        assert (await client.get("/readyz")).status == 503  # and it is not ready meanwhile
+
+
+async def test_healthz_judges_the_points_consumer_by_its_own_offsets() -> None:
+    settings = Settings(stall_after_s=0.001, recovery_timeout_s=3600)
+    consumer = FakeConsumer(read=50, high=50)
+    lag = {("points", 0): (4, 50)}
+    detect = SimpleNamespace(offsets=lambda: dict(lag), restoring_since=None)
+    pipeline: Any = SimpleNamespace(
+        settings=settings, ready=True, app=SimpleNamespace(consumer=consumer), detect=detect
+    )
+    api = Api(pipeline)
+    async with TestClient(TestServer(api.app())) as client:
+        assert (await client.get("/healthz")).status == 200
+        for tp in list(api.liveness._last):
+            position, seen = api.liveness._last[tp]
+            api.liveness._last[tp] = (position, seen - 1.0)  # a second with no progress
+        response = await client.get("/healthz")
+        body = await response.json()
+        assert response.status == 503 and "points[0]" in body["reason"], body
+        lag[("points", 0)] = (50, 50)
+        assert (await client.get("/healthz")).status == 200
 
 
 def test_liveness_settings_have_defaults_and_reject_nonsense() -> None:

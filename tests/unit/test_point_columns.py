@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schemas import MetricPoint
-from streams.codec import decode_batchable, decode_points
+from streams.codec import decode_batchable, decode_points, decode_points_many
 
 
 def _model_way(raw: bytes) -> tuple[list[str], list[float], list[float], list[str]]:
@@ -27,7 +27,7 @@ def _model_way(raw: bytes) -> tuple[list[str], list[float], list[float], list[st
 def _agree(raw: bytes) -> None:
     got = decode_points(raw)
     series, values, ts, reasons = _model_way(raw)
-    assert [f"{s}/{p.service}/{p.metric}/{sorted(p.labels.items())}"
+    assert [f"{s}/{p.service}/{p.metric}/{sorted((p.labels or {}).items())}"
             for s, p in zip(got.series, got.points, strict=True)] == series  # fmt: skip
     assert got.values.tolist() == values
     np.testing.assert_allclose(got.ts, ts, rtol=0, atol=1e-6)
@@ -63,6 +63,34 @@ FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCh
 def test_any_points_decode_as_the_model_decodes_them(points: list[Any], single: bool) -> None:
     doc = points[0] if single else {"points": points}
     _agree(json.dumps(doc).encode())
+
+
+@FUZZ
+@given(
+    messages=st.lists(
+        st.one_of(
+            st.lists(point, min_size=1, max_size=4).map(lambda ps: json.dumps({"points": ps})),
+            point.map(json.dumps),
+            st.sampled_from(['{"points": []}', "not json", '{"ts": 1}']),
+        ).map(str.encode),
+        max_size=6,
+    ),
+    repeat=st.booleans(),
+)
+def test_many_messages_decode_as_each_one_does(messages: list[bytes], repeat: bool) -> None:
+    # Twice in one batch: the second time its series ids are known to be valid.
+    raws: list[bytes | None] = [*messages, *messages] if repeat else [*messages, None]
+    many = decode_points_many(raws)
+    at = 0
+    for raw, (start, stop), rejected in zip(raws, many.spans, many.rejected, strict=True):
+        one = decode_points(raw)
+        assert (start, stop) == (at, at + len(one.series))
+        assert many.series[start:stop] == one.series
+        assert many.values[start:stop].tolist() == one.values.tolist()
+        np.testing.assert_allclose(many.ts[start:stop], one.ts, rtol=0, atol=1e-6)
+        assert [r.reason for r in rejected] == [r.reason for r in one.rejected]
+        at = stop
+    assert at == len(many.series) == len(many.values) == len(many.ts)
 
 
 @FUZZ
