@@ -18,11 +18,12 @@ from detectors.multivariate import RiverHalfSpaceTrees
 from detectors.robust import MedianMad
 from detectors.rules import Absence, SloBurnRate, StaticThreshold
 from detectors.seasonal import Seasonal
-from detectors.transition import TransitionNovelty
+from detectors.transition import TolerantNovelty, TransitionNovelty
 from detectors.vector import BatchDetector, Floats, Mask, OneSeries
 
 _CLASSES: list[type[Any]] = [
     TransitionNovelty,
+    TolerantNovelty,
     PatternKnn,
     SurpriseEnsemble,
     ContextAnomalyDetector,

@@ -260,3 +260,140 @@ class TransitionNovelty(OneSeries):
     """
 
     batch_cls = TransitionNoveltyBatch
+
+
+_CODES = np.arange(8)
+
+
+class TolerantNoveltyBatch(TransitionNoveltyBatch):
+    """Transition novelty that the series' own step noise cannot explain.
+
+    Stationary noise keeps reaching rarely visited levels by ordinary steps, so plain transition
+    novelty fires on it for as long as the series runs. Here a sequence counts as new only if it
+    stays new within ``tolerance`` typical steps: every level within that distance of the value
+    is new after every previous level within it (the levels that come within the tolerance of the
+    centre of the remembered one), and a value beyond the range is new only if it is
+    beyond by more than the tolerance. The typical step is the mean absolute step of the series
+    (a plain mean for the first ``1 / step_alpha`` steps, then exponentially weighted; a step is
+    clipped at ``step_clip`` typical steps once warmed up, so one jump does not blind it). The
+    memory and its learning are those of ``TransitionNoveltyBatch``; only the question asked of
+    it changes. Eight levels, so the successors of each context are one byte.
+    """
+
+    name: ClassVar[str] = "tolerant_novelty"
+    state_version: ClassVar[int] = 1
+    threshold: ClassVar[float] = 0.6
+    for_points: ClassVar[int] = 1
+
+    def __init__(
+        self,
+        n: int = 1,
+        tolerance: float = 3.0,
+        step_alpha: float = 0.01,
+        step_clip: float = 3.0,
+        value_bits: int = 3,
+        order: int = 3,
+        warmup: int = 30,
+        base_threshold: float = 0.6,
+        rest_period: int = 120,
+        rel_floor: float = 0.001,
+        abs_floor: float = 1e-9,
+        novelty_alpha: float = 0.01,
+    ) -> None:
+        if value_bits != 3:
+            raise ValueError("value_bits must be 3: one byte holds a context's successors")
+        if tolerance < 0.0 or not 0.0 < step_alpha <= 1.0 or step_clip <= 0.0:
+            raise ValueError("tolerance must be >= 0, step_alpha in (0, 1], step_clip > 0")
+        super().__init__(
+            n,
+            value_bits=value_bits,
+            order=order,
+            warmup=warmup,
+            base_threshold=base_threshold,
+            rest_period=rest_period,
+            rel_floor=rel_floor,
+            abs_floor=abs_floor,
+            novelty_alpha=novelty_alpha,
+        )
+        self.tolerance, self.step_alpha, self.step_clip = tolerance, step_alpha, step_clip
+        self._prev = np.zeros(n)
+        self._step = np.zeros(n)  # mean absolute step
+
+    def params(self) -> dict[str, Any]:
+        return {
+            **super().params(),
+            "tolerance": self.tolerance,
+            "step_alpha": self.step_alpha,
+            "step_clip": self.step_clip,
+        }
+
+    def arrays(self) -> dict[str, NDArray[Any]]:
+        return {**super().arrays(), "prev": self._prev, "step": self._step}
+
+    def _novelty_of(self, x: Floats, moves: tuple[Ints, Ints] | None, index: Ints) -> Floats:
+        """Share of the sequence lengths at which ``x`` is new within the tolerance.
+
+        Asked of the memory as it is (before any widening), so ``moves`` and ``index`` are not
+        needed: a value that widens the range is judged against the range it widens.
+        """
+        span = np.where(self._span > 0, self._span, 1.0)
+        width = span / self._levels
+        delta = self.tolerance * self._step
+        beyond = (x - delta > self._lo + span) | (x + delta < self._lo)
+        top = self._levels - 1
+        first = np.clip(np.floor((x - delta - self._lo) / width), 0, top)
+        last = np.clip(np.floor((x + delta - self._lo) / width), 0, top)
+        near = (first[:, None] <= _CODES) & (last[:, None] >= _CODES)
+        mask = np.packbits(near, axis=1, bitorder="little")[:, 0]
+        # A previous value is taken at the centre of its remembered level: the levels that come
+        # within the tolerance of that centre.
+        reach = np.floor(delta / width + 0.5)
+        context = [
+            np.abs(_CODES - self._recent[:, j, None]) <= reach[:, None]
+            for j in range(self.order - 1)
+        ]
+        new = np.zeros(self.n)
+        for k in range(1, self.order + 1):
+            start = int(self._offsets[k - 1]) >> 3
+            block = self._seen[:, start : start + self._levels ** (k - 1)]
+            if k > 1:
+                chosen = context[self.order - k]  # the oldest previous level this length uses
+                for c in context[self.order - k + 1 :]:
+                    chosen = (chosen[:, :, None] & c[:, None, :]).reshape(self.n, -1)
+                block = np.where(chosen, block, 0)
+            successors = np.bitwise_or.reduce(block, axis=1)
+            new += (successors & mask) == 0
+        out: Floats = np.where(beyond, 1.0, new / self.order)
+        return np.where(np.isfinite(x), out, 0.0)
+
+    def _score_learn(self, x: Floats, ts: Floats, mask: Mask) -> Floats:
+        ok = mask & np.isfinite(x)
+        steps = self._count.copy()  # steps seen including this one, where there was a point
+        score = super()._score_learn(x, ts, mask)
+        size = np.abs(x - self._prev)
+        size = np.where(steps >= self.warmup, np.minimum(size, self.step_clip * self._step), size)
+        weight = np.maximum(self.step_alpha, 1.0 / np.maximum(steps, 1))
+        step = np.where(steps >= 1, self._step + weight * (size - self._step), 0.0)
+        masked_update(ok, step, self._step)
+        masked_update(ok, x, self._prev)
+        return score
+
+
+class TolerantNovelty(OneSeries):
+    """One series of ``TolerantNoveltyBatch``.
+
+    >>> import random
+    >>> rng = random.Random(7)
+    >>> d = TolerantNovelty()
+    >>> noise = []
+    >>> for t in range(2000):
+    ...     v = 100.0 + rng.gauss(0.0, 3.0)
+    ...     noise.append(d.score_one(v, float(t)))
+    ...     d.learn_one(v, float(t))
+    >>> max(noise) < TolerantNovelty.threshold
+    True
+    >>> d.score_one(160.0, 2000.0) >= TolerantNovelty.threshold
+    True
+    """
+
+    batch_cls = TolerantNoveltyBatch

@@ -7,7 +7,13 @@ import itertools
 import numpy as np
 import pytest
 
-from detectors.transition import TransitionNovelty, TransitionNoveltyBatch, _carry
+from detectors.transition import (
+    TolerantNovelty,
+    TolerantNoveltyBatch,
+    TransitionNovelty,
+    TransitionNoveltyBatch,
+    _carry,
+)
 
 
 def _feed(d: TransitionNovelty, values: list[float], start: int = 0) -> list[float]:
@@ -70,3 +76,62 @@ def test_state_is_small() -> None:
     sizes = {k: v[0].nbytes for k, v in batch.arrays().items()}
     assert sum(sizes.values()) <= 160
     assert batch.arrays()["seen"].dtype == np.uint8
+
+
+def _noise(n: int, seed: int) -> list[float]:
+    return (100.0 + 3.0 * np.random.default_rng(seed).standard_t(5, n)).tolist()
+
+
+def test_without_tolerance_it_scores_as_transition_novelty() -> None:
+    values = _noise(3000, 5) + [float(i % 8) * 10.0 for i in range(400)]
+    plain = _feed(TransitionNovelty(), values)
+    exact = _feed(TolerantNovelty(tolerance=0.0), values)  # type: ignore[arg-type]
+    assert plain == exact
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "student_t5"])
+def test_the_tolerance_keeps_it_quiet_on_noise_that_plain_novelty_fires_on(kind: str) -> None:
+    rng = np.random.default_rng(3)
+    series, points = 20, 3000
+    plain, tolerant = TransitionNoveltyBatch(series), TolerantNoveltyBatch(series)
+    fired = {"plain": 0, "tolerant": 0}
+    for t in range(points):
+        draw = rng.standard_normal(series) if kind == "gaussian" else rng.standard_t(5, series)
+        x, ts = 100.0 + 3.0 * draw, np.full(series, float(t))
+        fired["plain"] += int((plain.score_learn_many(x, ts) >= plain.threshold).sum())
+        fired["tolerant"] += int((tolerant.score_learn_many(x, ts) >= tolerant.threshold).sum())
+    assert fired["plain"] >= 20
+    assert fired["tolerant"] * 10 <= fired["plain"]
+
+
+def _staircase(order: list[float], dwell: int, cycles: int) -> list[float]:
+    """Levels held for ``dwell`` points each, in ``order``, ``cycles`` times."""
+    return [v + 0.01 * (i % 3) for _ in range(cycles) for v in order for i in range(dwell)]
+
+
+def test_the_tolerant_form_still_fires_on_a_new_step_and_beyond_the_range() -> None:
+    d = TolerantNovelty()
+    scores = _feed(d, _staircase([0.5, 3.5, 7.5], 20, 12))  # type: ignore[arg-type]
+    assert max(scores[200:]) == 0.0
+    # Every level is known; stepping down from the top to the middle is not.
+    down = _feed(d, _staircase([7.5, 3.5], 20, 1), start=len(scores))  # type: ignore[arg-type]
+    assert max(down) >= TolerantNovelty.threshold
+    d = TolerantNovelty()
+    values = [100.0 + (i % 5) * 0.1 for i in range(400)]
+    assert max(_feed(d, values)[200:]) == 0.0  # type: ignore[arg-type]
+    assert d.score_one(130.0, 400.0) >= TolerantNovelty.threshold
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"value_bits": 4}, {"tolerance": -1.0}, {"step_alpha": 0.0}, {"step_clip": 0.0}],
+    ids=["levels", "tolerance", "alpha", "clip"],
+)
+def test_bad_tolerant_parameters_are_rejected(params: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        TolerantNoveltyBatch(1, **params)  # type: ignore[arg-type]
+
+
+def test_tolerant_state_is_small() -> None:
+    batch = TolerantNoveltyBatch(1)
+    assert sum(v[0].nbytes for v in batch.arrays().values()) <= 180
