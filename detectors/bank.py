@@ -184,13 +184,16 @@ class SeriesBank:
         idx = np.flatnonzero(fresh)
         if len(idx) == 0:
             return
-        frows = rows[idx]
-        score = sequence(frows, x[idx])
+        if len(idx) == len(rows):  # the usual case: no stale points, no copies
+            frows, fx, ft = rows, x, t
+        else:
+            frows, fx, ft = rows[idx], x[idx], t[idx]
+        score = sequence(frows, fx)
         scores[idx] = score
         threshold = self.policy.threshold
-        playing = own["active"][frows] | (own["run"][frows] > 0)
-        candidates = playing | (score >= threshold)
-        if candidates.any():
+        if _any_hot(frows, score, threshold, own["active"], own["run"]):
+            playing = own["active"][frows] | (own["run"][frows] > 0)
+            candidates = playing | (score >= threshold)
             # Each such row's points in order; a quiet point on an idle policy leaves it idle.
             self.deciding = True
             decide = np.isin(frows, np.unique(frows[candidates]))
@@ -203,7 +206,7 @@ class SeriesBank:
                     recent = self._recent_at(row, frows[: j + 1], idx[: j + 1], x, t)
                     fired.append(Fired(int(idx[j]), s, decision, recent))
         # The recent points move on only now: a detection's context ends at its own point.
-        _remember(frows, x[idx], t[idx], own["seen"], self.recent_ts, self.recent_x, self.dirty)
+        _remember(frows, fx, ft, own["seen"], self.recent_ts, self.recent_x, self.dirty)
 
     def _recent_at(
         self, row: int, rows: Rows, idx: Rows, x: Floats, t: Floats
@@ -323,6 +326,16 @@ def _fresh(rows: Any, ts: Any, last_ts: Any) -> Any:
             last_ts[r] = ts[i]
             out[i] = True
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _any_hot(rows: Any, score: Any, threshold: float, active: Any, run: Any) -> bool:
+    """Whether any point needs the policy: a high score, or its series' policy is busy."""
+    for i in range(rows.shape[0]):
+        r = rows[i]
+        if score[i] >= threshold or active[r] or run[r] > 0:
+            return True
+    return False
 
 
 @numba.njit(cache=True, nogil=True)

@@ -9,6 +9,7 @@ starts and not on every later point of it: an alert says something new happened.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, ClassVar
 
@@ -153,8 +154,9 @@ class SurpriseEnsembleBatch(BatchDetector):
             np.ascontiguousarray(rows, dtype=np.intp),
             np.ascontiguousarray(values, dtype=np.float64),
             self._m, self._v, self._prev, self._peak, self._count,
-            self.slow_alpha, self.fast_alpha, self.warmup, self.clip, self.peak_decay,
-            self.rel_floor, self.abs_floor, self.z_half, out,
+            self.slow_alpha, self.fast_alpha, _debias(self.slow_alpha), _debias(self.fast_alpha),
+            self.warmup, self.clip, self.peak_decay, self.rel_floor, self.abs_floor, self.z_half,
+            out,
         )  # fmt: skip
         return out
 
@@ -203,11 +205,33 @@ class SurpriseEnsembleBatch(BatchDetector):
         return score
 
 
+@functools.cache
+def _debias(alpha: float) -> Floats:
+    """``1 - (1 - alpha)**k`` for k = 0, 1, ... until it is exactly 1.0 in floating point (at
+    most 2**20 entries), computed as ``step_row`` computes it: a lookup instead of a ``pow``."""
+    out, k = [], 0
+    while k < 1 << 20:
+        out.append(1.0 - (1.0 - alpha) ** float(k))
+        if out[-1] == 1.0 and k > 0:
+            break
+        k += 1
+    return np.array(out)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _table(debias: Any, alpha: float, k: int) -> float:
+    if k < debias.shape[0] - 1:
+        return float(debias[k])
+    # Past the table: 1.0 if the table ended there, else computed.
+    return 1.0 if debias[-1] == 1.0 else 1.0 - (1.0 - alpha) ** float(k)
+
+
 @numba.njit(cache=True, nogil=True)
 def _sequence(
     rows: Any, xs: Any, m: Any, v: Any, prev: Any, peak: Any, count: Any,
-    slow_alpha: float, fast_alpha: float, warmup: int, clip: float, peak_decay: float,
-    rel_floor: float, abs_floor: float, z_half: float, out: Any,
+    slow_alpha: float, fast_alpha: float, slow_debias: Any, fast_debias: Any,
+    warmup: int, clip: float, peak_decay: float, rel_floor: float, abs_floor: float,
+    z_half: float, out: Any,
 ) -> None:  # fmt: skip
     """``step_row`` (learning) for each point in turn, compiled: no rounds, no temporaries."""
     alphas = (slow_alpha, fast_alpha, slow_alpha)
@@ -217,9 +241,9 @@ def _sequence(
             out[i] = 0.0
             continue
         c = count[r]
-        sd0 = math.sqrt(v[r, 0] / (1.0 - (1.0 - slow_alpha) ** float(max(c - 1, 1))))
-        sd1 = math.sqrt(v[r, 1] / (1.0 - (1.0 - fast_alpha) ** float(max(c - 1, 1))))
-        sd2 = math.sqrt(v[r, 2] / (1.0 - (1.0 - slow_alpha) ** float(max(c - 2, 1))))
+        sd0 = math.sqrt(v[r, 0] / _table(slow_debias, slow_alpha, max(c - 1, 1)))
+        sd1 = math.sqrt(v[r, 1] / _table(fast_debias, fast_alpha, max(c - 1, 1)))
+        sd2 = math.sqrt(v[r, 2] / _table(slow_debias, slow_alpha, max(c - 2, 1)))
         sd1 = max(sd1, sd0)
         floor = max(rel_floor * abs(m[r, 0]), abs_floor)
         s0, s1, s2 = max(sd0, floor), max(sd1, floor), max(sd2, floor)

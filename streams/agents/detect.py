@@ -49,8 +49,8 @@ log = logging.getLogger(__name__)
 
 # Messages per ``getmany``: enough for wide vectorized rounds, few enough that a batch takes a
 # fraction of a second.
-MAX_RECORDS = 1000
-FETCH_BYTES_PER_PARTITION = 4 * 1024 * 1024
+MAX_RECORDS = 10000
+FETCH_BYTES_PER_PARTITION = 16 * 1024 * 1024
 DECODE_MESSAGES = 50
 
 
