@@ -121,7 +121,7 @@ class PointLike(Protocol):
     @property
     def value(self) -> float: ...
     @property
-    def labels(self) -> dict[str, str] | None: ...
+    def labels(self) -> dict[str, str] | msgspec.UnsetType: ...
 
 
 class _WirePoint(msgspec.Struct, gc=False):
@@ -129,7 +129,9 @@ class _WirePoint(msgspec.Struct, gc=False):
     service: str
     metric: str
     value: float
-    labels: dict[str, str] | None = None  # not ``{}``: that default is a new dict per point
+    # Not ``{}``: that default is a new dict per point. UNSET (falsy) when absent; null is
+    # refused, as the model refuses it.
+    labels: dict[str, str] | msgspec.UnsetType = msgspec.UNSET
 
 
 class _WireMessage(msgspec.Struct, gc=False):

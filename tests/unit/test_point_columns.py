@@ -127,3 +127,13 @@ def test_a_bad_entry_is_rejected_alone() -> None:
     assert got.series == ["api|lat"]
     [bad] = got.rejected
     assert "points.1.value" in bad.reason
+
+
+def test_null_labels_are_rejected_as_the_model_rejects_them() -> None:
+    raw = json.dumps({"points": [
+        {"ts": 0.0, "service": "api", "metric": "api", "value": 0.0},
+        {"ts": 0.0, "service": "api", "metric": "api", "value": 0.0, "labels": None},
+    ]}).encode()  # fmt: skip
+    _agree(raw)
+    many = decode_points_many([raw])
+    assert many.series == ["api|api"] and "labels" in many.rejected[0][0].reason
