@@ -44,6 +44,16 @@ class _PipelineCollector(Collector):
         yield GaugeMetricFamily("warroom_ready", "1 when tables are recovered.", value=p.ready)
         for name, doc in _COUNTERS.items():
             yield CounterMetricFamily(f"warroom_{name}", doc, value=p.counters.get(name, 0))
+        detect = p.detect
+        for name, at, doc in (
+            ("first", getattr(detect, "first_batch_at", None), "began scoring"),
+            ("last", getattr(detect, "last_batch_at", None), "was scored"),
+        ):
+            yield GaugeMetricFamily(
+                f"warroom_points_{name}_batch_at",
+                f"Unix time the {name} batch of points {doc} (0: none yet).",
+                value=at or 0.0,
+            )
         dlq = CounterMetricFamily(
             "warroom_dead_letters", "Messages dead-lettered.", labels=["topic", "stage"]
         )

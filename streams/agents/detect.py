@@ -99,6 +99,9 @@ class Detect(mode.Service):
         self._closing = False
         #: When the current restore of detector state started (None: not restoring).
         self.restoring_since: float | None = None
+        #: Wall-clock times: the first batch of points began scoring, the latest one ended.
+        self.first_batch_at: float | None = None
+        self.last_batch_at: float | None = None
         self._producer: AIOKafkaProducer
         self._consumer: AIOKafkaConsumer
         self._restorer: AIOKafkaConsumer
@@ -151,8 +154,12 @@ class Detect(mode.Service):
             async with self._lock:
                 if self._closing:
                     return
+                if batch and self.first_batch_at is None:
+                    self.first_batch_at = time.time()
                 try:
                     await self._batch(batch)
+                    if batch:
+                        self.last_batch_at = time.time()
                 except Exception:
                     # Sending or checkpointing failed (the broker is away, say): the banks may
                     # be ahead of what reached the broker, so every partition goes back to its

@@ -51,7 +51,7 @@ from streams.kafka_local import LocalBroker, free_port
 from streams.settings import TopicNames
 
 PARTITIONS = 4
-POLL_S = 0.05
+POLL_S = 0.2
 
 
 def _say(text: str) -> None:
@@ -162,6 +162,17 @@ class Worker:
             return 0
         found = re.search(r"^warroom_points_processed_total (\S+)$", text, re.MULTILINE)
         return int(float(found.group(1))) if found else 0
+
+    async def batch_times(self, session: aiohttp.ClientSession) -> tuple[float, float]:
+        """Unix times the worker's first batch of points began scoring and its last one ended."""
+        async with session.get(f"{self.base_url}/metrics") as response:
+            text = await response.text()
+        found = [
+            re.search(rf"^warroom_points_{name}_batch_at (\S+)$", text, re.MULTILINE)
+            for name in ("first", "last")
+        ]
+        first, last = (float(f.group(1)) if f else 0.0 for f in found)
+        return first, last
 
     def rss_bytes(self) -> int:
         assert self.proc is not None
@@ -280,8 +291,9 @@ async def raw_ceiling(bootstrap: str, topic: str) -> tuple[int, float]:
 async def pipeline_rate(
     workers: list[Worker], expected: int, timeout_s: float
 ) -> tuple[int, float, list[int]]:
-    """Poll the workers' counters from the first point any of them processed until together
-    they have processed ``expected``; (points, seconds, points by worker)."""
+    """Poll the workers' counters until together they have processed ``expected``; (points,
+    seconds from the first batch any of them began to the last one any finished, points by
+    worker)."""
     samples: list[tuple[float, list[int]]] = []
     deadline = time.monotonic() + timeout_s
     async with aiohttp.ClientSession() as session:
@@ -291,14 +303,15 @@ async def pipeline_rate(
             if sum(counts) >= expected:
                 break
             await asyncio.sleep(POLL_S)
-    started = [i for i, (_, c) in enumerate(samples) if sum(c) > 0]
-    if not started:
-        return 0, 0.0, [0] * len(workers)
-    # From the last sample with nothing processed (upper bound of the start) to the end.
-    first = max(0, started[0] - 1)
-    t0, c0 = samples[first]
-    t1, c1 = samples[-1]
-    return sum(c1) - sum(c0), t1 - t0, [b - a for a, b in zip(c0, c1, strict=True)]
+        if sum(samples[-1][1]) < expected:
+            return sum(samples[-1][1]), 0.0, samples[-1][1]
+        # The workers' own clocks: from the first batch any of them began to the last one
+        # any of them finished (polling only tells when the count was reached).
+        times = await asyncio.gather(*(w.batch_times(session) for w in workers))
+    counts = samples[-1][1]
+    began = min(first for first, _ in times if first > 0)
+    ended = max(last for _, last in times)
+    return sum(counts), max(ended - began, 1e-9), counts
 
 
 async def group_formed(bootstrap: str, workers: list[Worker], timeout_s: float = 120.0) -> None:
