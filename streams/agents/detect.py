@@ -95,6 +95,7 @@ class Detect(mode.Service):
         self._committed: dict[int, int] = {}
         self._saved_at: dict[int, float] = {}
         self._careful: dict[int, int] = {}  # partition -> last offset to take one at a time
+        self._unrestored: set[int] = set()  # assigned, but their state could not be read yet
         self._lock = asyncio.Lock()
         self._closing = False
         #: When the current restore of detector state started (None: not restoring).
@@ -196,7 +197,17 @@ class Detect(mode.Service):
     async def _partition(self, partition: int, records: list[ConsumerRecord]) -> bool:
         """Score one partition's records; True when they must be checkpointed at once."""
         if partition not in self.banks:
-            return False  # given away while these were fetched: the new owner reads them
+            if partition not in self._unrestored:
+                return False  # given away while these were fetched: the new owner reads them
+            try:
+                self.banks[partition] = await self._restore(partition)
+                self._unrestored.discard(partition)
+            except Exception as exc:
+                # Not scored without their state, and not skipped either: read again later.
+                log.warning("detect: partition %d: state still unreadable (%s)", partition, exc)
+                self._consumer.seek(TopicPartition(self.topic, partition), records[0].offset)
+                await asyncio.sleep(1.0)
+                return False
         if partition in self._careful:
             await self._one_by_one(partition, records)
             return False
@@ -352,6 +363,9 @@ class Detect(mode.Service):
     async def _rewind(self, partition: int) -> None:
         """Back to the checkpoint: restored bank, consumer at the last committed offset."""
         self.banks[partition] = await self._restore(partition)
+        await self._seek_committed(partition)
+
+    async def _seek_committed(self, partition: int) -> None:
         tp = TopicPartition(self.topic, partition)
         committed = self._committed.get(partition)
         if committed is None:
@@ -385,6 +399,7 @@ class Detect(mode.Service):
             for state in (self._read, self._committed, self._saved_at, self._careful):
                 for part in partitions:
                     state.pop(part, None)
+            self._unrestored -= partitions
 
     async def assigned(self, partitions: set[int]) -> None:
         async with self._lock:
@@ -392,9 +407,16 @@ class Detect(mode.Service):
             self.restoring_since = time.monotonic()
             try:
                 for part in sorted(partitions):
-                    bank = kept.get(part)
-                    self.banks[part] = bank if bank is not None else await self._restore(part)
                     self._saved_at[part] = time.monotonic()
+                    bank = kept.get(part)
+                    if bank is not None:
+                        self.banks[part] = bank
+                        continue
+                    try:
+                        self.banks[part] = await self._restore(part)
+                    except Exception as exc:  # the broker is away, say: tried again on use
+                        log.warning("detect: partition %d: cannot read its state (%s)", part, exc)
+                        self._unrestored.add(part)
             finally:
                 self.restoring_since = None
             log.info("detect: partitions %s assigned", sorted(partitions))
