@@ -204,21 +204,13 @@ def _fast_points(raw: bytes | None) -> PointColumns | None:
     points = _wire_points(raw)
     if points is None:
         return None
-    assert raw is not None
     if not _valid_names(points):
         return None
-    try:
-        ts = np.array([p.ts for p in points], dtype=np.float64)
-    except TypeError:  # some are RFC 3339 times
-        ts = np.array([_epoch(p.ts) for p in points], dtype=np.float64)
+    ts = _epochs([p.ts for p in points])
     values = np.array([p.value for p in points], dtype=np.float64)
     if not _valid_numbers(ts, values).all():
         return None
-    series = [
-        series_id(p.service, p.metric, p.labels) if p.labels else f"{p.service}|{p.metric}"
-        for p in points
-    ]
-    return PointColumns(points, series, values, ts)
+    return PointColumns(points, _series_ids(points), values, ts)
 
 
 @dataclass
@@ -249,15 +241,9 @@ def decode_points_many(raws: Sequence[bytes | None]) -> PointBatch:
         if points is not None:
             times += [p.ts for p in points]
             values += [p.value for p in points]
-            series += [
-                series_id(p.service, p.metric, p.labels) if p.labels else f"{p.service}|{p.metric}"
-                for p in points
-            ]
+            series += _series_ids(points)
     starts.append(len(series))
-    try:
-        ts = np.fromiter(times, dtype=np.float64, count=len(times))
-    except TypeError:  # some are RFC 3339 times
-        ts = np.array([_epoch(x) for x in times], dtype=np.float64)
+    ts = _epochs(times)
     x = np.fromiter(values, dtype=np.float64, count=len(values))
     slow = [m for m, points in enumerate(taken) if points is None]
     bad = np.flatnonzero(~_valid_numbers(ts, x))
@@ -307,6 +293,21 @@ def _remember_valid(series: set[str]) -> None:
         _SEEN_SERIES.clear()
     # Only ids that split one way: "a |b|c" could be ("a ", "b|c") as well as ("a |b", "c").
     _SEEN_SERIES.update(s for s in series if s.count("|") == 1)
+
+
+def _series_ids(points: Sequence[_WirePoint]) -> list[str]:
+    return [
+        series_id(p.service, p.metric, p.labels) if p.labels else f"{p.service}|{p.metric}"
+        for p in points
+    ]
+
+
+def _epochs(times: list[Any]) -> NDArray[np.float64]:
+    """Epoch seconds; RFC 3339 times without an offset become NaN (rejected with the reason)."""
+    try:
+        return np.fromiter(times, dtype=np.float64, count=len(times))
+    except TypeError:  # some are RFC 3339 times
+        return np.array([_epoch(x) for x in times], dtype=np.float64)
 
 
 def _epoch(ts: float | datetime) -> float:

@@ -245,7 +245,7 @@ class Detect(mode.Service):
         bank = self.banks[partition]
         # Messages are reduced to arrays a few dozen at a time: holding thousands of decoded
         # points at once costs more in cache misses than decoding them did.
-        taken: list[tuple[ConsumerRecord, int, int]] = []  # record, start of its points, count
+        taken: list[tuple[ConsumerRecord, int]] = []  # record, position of its first point
         rows, values, ts = [], [], []
         at = 0
         for i in range(0, len(records), DECODE_MESSAGES):
@@ -257,7 +257,7 @@ class Detect(mode.Service):
                 for bad in rejected:
                     await p.dead_letters.send(record, "decode", bad.reason, bad.payload)
                 if b > a:
-                    taken.append((record, at + a, b - a))
+                    taken.append((record, at + a))
             at += len(decoded.series)
             rows.append(bank.rows_for(decoded.series))
             values.append(decoded.values)
@@ -272,10 +272,10 @@ class Detect(mode.Service):
         p.count("points_processed", len(t_all))
         p.counters["last_point_processed_at"] = int(datetime.now(tz=UTC).timestamp())
         if fired:
-            starts = [start for _, start, _ in taken]
+            starts = [start for _, start in taken]
             sent = []
             for f in fired:
-                record, start, _ = taken[bisect_right(starts, f.index) - 1]
+                record, start = taken[bisect_right(starts, f.index) - 1]
                 # Decoded again: only the few points that fire need their names and labels.
                 point = decode_points(record.value).points[f.index - start]
                 found = detection(

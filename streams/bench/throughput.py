@@ -294,21 +294,19 @@ async def pipeline_rate(
     """Poll the workers' counters until together they have processed ``expected``; (points,
     seconds from the first batch any of them began to the last one any finished, points by
     worker)."""
-    samples: list[tuple[float, list[int]]] = []
+    counts = [0] * len(workers)
     deadline = time.monotonic() + timeout_s
     async with aiohttp.ClientSession() as session:
         while time.monotonic() < deadline:
             counts = list(await asyncio.gather(*(w.processed(session) for w in workers)))
-            samples.append((time.perf_counter(), counts))
             if sum(counts) >= expected:
                 break
             await asyncio.sleep(POLL_S)
-        if sum(samples[-1][1]) < expected:
-            return sum(samples[-1][1]), 0.0, samples[-1][1]
+        if sum(counts) < expected:
+            return sum(counts), 0.0, counts
         # The workers' own clocks: from the first batch any of them began to the last one
         # any of them finished (polling only tells when the count was reached).
         times = await asyncio.gather(*(w.batch_times(session) for w in workers))
-    counts = samples[-1][1]
     began = min(first for first, _ in times if first > 0)
     ended = max(last for _, last in times)
     return sum(counts), max(ended - began, 1e-9), counts
