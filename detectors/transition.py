@@ -1,103 +1,282 @@
 """Transition novelty: has the series ever moved between these coarse levels in this order?
 
-A value becomes one of ``2**value_bits`` equal levels over the series' range, and the detector
-remembers, as bit sets, every level, every pair of consecutive levels and so on up to sequences of
-``order`` levels that it has seen. A point's score is the share of those sequences ending with it
-that were never seen before: 1 for a level never reached, ``(order - 1) / order`` for a known level
-reached by a new step, less for a new longer sequence of known steps. A score of
-``base_threshold`` or more silences the next ``rest_period`` points: one alert per episode.
+A value becomes one of eight equal levels over the series' range, and the detector remembers, as
+bit sets, every level, every pair of consecutive levels and every sequence of ``order`` levels
+that it has seen. A point's novelty is the share of those sequences ending with it that were never
+seen before: 1 for a level never reached, ``(order - 1) / order`` for a known level reached by a
+new step, less for a new longer sequence of known steps. The score is the novelty times how often
+the memory is right lately (one minus the recent rate of novelty), so a young memory or a noisy
+spell counts for little, except for a value more than a whole span beyond the range, which
+scores 1 however young the memory. A score of ``base_threshold`` or more silences the next
+``rest_period`` points: one alert per episode.
+
+Where level boundaries fall is arbitrary, and with eight levels it matters: a series that sits
+on a boundary looks new at every wobble, one that sits inside a level hides a real step. So the
+detector keeps ``grids`` memories over grids shifted by ``1 / grids`` of a level from each other,
+and a point's novelty is the average over them. Noise near one grid's boundary is inside a level
+of the others; a real change is new in all of them.
 
 This keeps the core of the Contextual Anomaly Detector (novel contexts of coarse levels) in a
-fixed few bytes per series, so many series are scored at once. The range cannot be known in
-advance: it is the minimum and maximum of the first ``warmup`` points and afterwards only
-widens, by doubling the span towards a value beyond it. Doubling merges pairs of old levels
-exactly, so the remembered sequences are carried over rather than scrambled.
+fixed few hundred bytes per series. The range cannot be known in advance: it is the minimum and
+maximum of the first ``warmup`` points and afterwards only widens, by doubling the span towards a
+value beyond it. Doubling merges pairs of old levels exactly, so the remembered sequences are
+carried over rather than scrambled; the grids' shifts are fixed amounts of the value, so the
+doubled grids' boundaries are some of the old ones too.
+
+``TolerantNovelty`` asks the same memory a stricter question: is the step new even allowing for
+the series' own step noise?
+
+One compiled kernel scores and learns a sequence of points of many series in the order given,
+for the worker (``score_learn_sequence``) and for the batch form alike.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
+import numba
 import numpy as np
 from numpy.typing import NDArray
 
-from detectors.vector import BatchDetector, Floats, Mask, OneSeries, masked_update
+from detectors.vector import BatchDetector, Floats, Mask, OneSeries
 
 Ints = NDArray[np.int64]
 
+LEVELS = 8
+#: Bytes of one grid's memory: successors (a bit per level) of the empty context, of each
+#: level, of each pair of levels.
+_MEMORY = 1 + LEVELS + LEVELS * LEVELS
 
-def _carry(levels: int, order: int, bits: int) -> Ints:
-    """Where each remembered sequence moves when the span doubles ``1..bits`` times.
 
-    Row ``s - 1`` is for ``s`` doublings upwards (level ``c`` becomes ``c >> s``), row
-    ``bits + s - 1`` for ``s`` doublings downwards (``c`` becomes ``levels - ceil((levels - c)
-    / 2**s)``). Columns index the flat table: sequences of length 1, then 2, ... then ``order``.
+@numba.njit(cache=True, nogil=True)
+def _moved(c: int, steps: int, up: bool) -> int:
+    """Level ``c`` after ``steps`` doublings of the span upwards or downwards."""
+    if up:
+        return c >> steps
+    return LEVELS - ((LEVELS - c + (1 << steps) - 1) >> steps)
+
+
+@numba.njit(cache=True, nogil=True)
+def _carry(memory: Any, steps: int, up: bool) -> None:
+    """Move one grid's remembered sequences to the levels of the doubled span, in place."""
+    old = memory.copy()
+    memory[:] = 0
+    for c in range(LEVELS):
+        if old[0] >> c & 1:
+            memory[0] |= 1 << _moved(c, steps, up)
+    for b in range(LEVELS):
+        for c in range(LEVELS):
+            if old[1 + b] >> c & 1:
+                memory[1 + _moved(b, steps, up)] |= 1 << _moved(c, steps, up)
+    for a in range(LEVELS):
+        for b in range(LEVELS):
+            successors = old[1 + LEVELS + a * LEVELS + b]
+            if successors == 0:
+                continue
+            at = 1 + LEVELS + _moved(a, steps, up) * LEVELS + _moved(b, steps, up)
+            for c in range(LEVELS):
+                if successors >> c & 1:
+                    memory[at] |= 1 << _moved(c, steps, up)
+
+
+@numba.njit(cache=True, nogil=True)
+def _level(x: float, lo: float, span: float, shift: float) -> int:
+    scaled = (x - lo + shift) / span * LEVELS
+    if not scaled >= 0.0:  # also NaN
+        return 0
+    return min(math.floor(scaled), LEVELS - 1)
+
+
+@numba.njit(cache=True, nogil=True)
+def _exact(memory: Any, a: int, b: int, c: int, order: int) -> float:
+    """Share of the sequences ending ``a, b, c`` (up to ``order`` long) never seen."""
+    new = 0.0 if memory[0] >> c & 1 else 1.0
+    if order >= 2 and not memory[1 + b] >> c & 1:
+        new += 1.0
+    if order >= 3 and not memory[1 + LEVELS + a * LEVELS + b] >> c & 1:
+        new += 1.0
+    return new / order
+
+
+@numba.njit(cache=True, nogil=True)
+def _tolerant(memory: Any, a: int, b: int, first: int, last: int, reach: int, order: int) -> float:
+    """Share of the sequence lengths with no seen sequence within the tolerance: a successor
+    in ``first..last`` after previous levels within ``reach`` of ``a`` and ``b``."""
+    mask = 0
+    for c in range(first, last + 1):
+        mask |= 1 << c
+    new = 1.0 if memory[0] & mask == 0 else 0.0
+    lo_b, hi_b = max(b - reach, 0), min(b + reach, LEVELS - 1)
+    if order >= 2:
+        seen = 0
+        for bb in range(lo_b, hi_b + 1):
+            seen |= memory[1 + bb]
+        if seen & mask == 0:
+            new += 1.0
+    if order >= 3:
+        seen = 0
+        for aa in range(max(a - reach, 0), min(a + reach, LEVELS - 1) + 1):
+            for bb in range(lo_b, hi_b + 1):
+                seen |= memory[1 + LEVELS + aa * LEVELS + bb]
+        if seen & mask == 0:
+            new += 1.0
+    return new / order
+
+
+@numba.njit(cache=True, nogil=True)
+def _observe(
+    rows: Any, values: Any, learn: bool,
+    seen: Any, recent: Any, lo: Any, span: Any, shift: Any, count: Any, quiet: Any, rate: Any,
+    prev: Any, step: Any,
+    order: int, warmup: int, base_threshold: float, rest_period: int, rel_floor: float,
+    abs_floor: float, novelty_alpha: float, tolerance: float, step_alpha: float,
+    step_clip: float, out: Any,
+) -> None:  # fmt: skip
+    """Score ``values[i]`` of series ``rows[i]`` in turn into ``out`` and, with ``learn``, learn
+    each before the next. Without ``learn`` nothing changes (rows should then be distinct).
+
+    ``tolerance`` 0 asks for exact novelty, which a value beyond the range always has; above 0
+    asks ``_tolerant``'s question, against the range as it was before the value.
     """
-    code = np.arange(levels)
-    up = [code >> s for s in range(1, bits + 1)]
-    down = [levels - -((code - levels) >> s) for s in range(1, bits + 1)]
-    rows = []
-    for moved in up + down:
-        parts, offset = [], 0
-        for k in range(1, order + 1):
-            flat = np.arange(levels**k)
-            digits = [(flat // levels**j) % levels for j in range(k)]
-            parts.append(offset + sum(moved[d] * levels**j for j, d in enumerate(digits)))
-            offset += levels**k
-        rows.append(np.concatenate(parts))
-    return np.asarray(rows, dtype=np.int64)
+    grids = seen.shape[1]
+    for i in range(len(rows)):
+        r, x = rows[i], values[i]
+        out[i] = 0.0
+        if not math.isfinite(x):
+            continue
+        warm = count[r] >= warmup
+        top = lo[r] + span[r]
+        up = down = 0
+        if warm and x > top:
+            up = math.ceil(math.log2(max((x - lo[r]) / span[r], 1.0)))
+        elif warm and x < lo[r]:
+            down = math.ceil(math.log2(max((top - x) / span[r], 1.0)))
+        novelty = 0.0
+        if warm:
+            if tolerance > 0.0:
+                delta = tolerance * step[r]
+                width = span[r] / LEVELS
+                if x - delta > top or x + delta < lo[r]:
+                    novelty = 1.0
+                else:
+                    reach = math.floor(delta / width + 0.5)
+                    for g in range(grids):
+                        s = g * shift[r]
+                        first = _level(x - delta, lo[r], span[r], s)
+                        last = _level(x + delta, lo[r], span[r], s)
+                        novelty += _tolerant(
+                            seen[r, g], recent[r, g, 0], recent[r, g, 1], first, last, reach, order
+                        )
+                    novelty /= grids
+            elif up > 0 or down > 0:
+                novelty = 1.0
+            else:
+                for g in range(grids):
+                    c = _level(x, lo[r], span[r], g * shift[r])
+                    novelty += _exact(seen[r, g], recent[r, g, 0], recent[r, g, 1], c, order)
+                novelty /= grids
+            # A young memory misses transitions, not values a whole span beyond everything
+            # seen: those are news at once.
+            score = 1.0 if up + down >= 2 else novelty * (1.0 - rate[r])
+            out[i] = score if quiet[r] == 0 else 0.0
+        if not learn:
+            continue
+        if warm:
+            rate[r] += novelty_alpha * (novelty - rate[r])
+            if up > 0 or down > 0:
+                lo[r] -= span[r] * (2.0**down - 1.0)
+                span[r] *= 2.0 ** (up + down)
+                for g in range(grids):
+                    for steps, upwards in ((min(up, 3), True), (min(down, 3), False)):
+                        if steps > 0:
+                            _carry(seen[r, g], steps, upwards)
+                            for j in range(2):
+                                recent[r, g, j] = _moved(recent[r, g, j], steps, upwards)
+        else:
+            # Until the warm-up ends the range is the running minimum and maximum.
+            low = x if count[r] == 0 else min(lo[r], x)
+            high = x if count[r] == 0 else max(lo[r] + span[r], x)
+            lo[r] = low
+            span[r] = max(high - low, max(rel_floor * abs(low), abs_floor))
+        for g in range(grids):
+            a, b = recent[r, g, 0], recent[r, g, 1]
+            c = _level(x, lo[r], span[r], g * shift[r])
+            if warm:
+                memory = seen[r, g]
+                memory[0] |= 1 << c
+                memory[1 + b] |= 1 << c
+                memory[1 + LEVELS + a * LEVELS + b] |= 1 << c
+            recent[r, g, 0], recent[r, g, 1] = b, c
+        if warm and out[i] >= base_threshold:
+            quiet[r] = rest_period
+        elif quiet[r] > 0:
+            quiet[r] -= 1
+        if tolerance > 0.0:
+            size = abs(x - prev[r])
+            if count[r] >= warmup:
+                size = min(size, step_clip * step[r])
+            if count[r] >= 1:
+                step[r] += max(step_alpha, 1.0 / count[r]) * (size - step[r])
+            prev[r] = x
+        count[r] += 1
+        if count[r] == warmup:
+            # The grids' shifts: fixed fractions of the warm-up range's level width.
+            shift[r] = span[r] / LEVELS / grids
 
 
 class TransitionNoveltyBatch(BatchDetector):
     """Share of never-seen coarse-level sequences ending at each point, one alert per episode."""
 
     name: ClassVar[str] = "transition_novelty"
-    state_version: ClassVar[int] = 1
-    #: A known level reached by a new step scores ``(order - 1) / order``: 2/3 by default.
-    threshold: ClassVar[float] = 0.6
+    state_version: ClassVar[int] = 2
+    #: A known level reached by a new step in every grid scores ``(order - 1) / order``.
+    threshold: ClassVar[float] = 0.5
     #: It silences the points after an alert itself: decide on a single point.
     for_points: ClassVar[int] = 1
+    #: Exact novelty; ``TolerantNoveltyBatch`` sets a tolerance.
+    _tolerant: ClassVar[bool] = False
 
     def __init__(
         self,
         n: int = 1,
-        value_bits: int = 3,
+        grids: int = 4,
         order: int = 3,
         warmup: int = 30,
-        base_threshold: float = 0.6,
+        base_threshold: float = 0.5,
         rest_period: int = 120,
         rel_floor: float = 0.001,
         abs_floor: float = 1e-9,
         novelty_alpha: float = 0.01,
     ) -> None:
         super().__init__(n)
-        if value_bits not in (3, 4) or not 1 <= order <= 4:
-            raise ValueError("value_bits must be 3 or 4 and order between 1 and 4")
+        if not 1 <= grids <= 16 or not 1 <= order <= 3:
+            raise ValueError("grids must be between 1 and 16 and order between 1 and 3")
         if not 0.0 < novelty_alpha <= 1.0:
             raise ValueError("novelty_alpha must be in (0, 1]")
         if warmup < order or rest_period < 0:
             raise ValueError("warmup must be at least order and rest_period not negative")
-        self.value_bits, self.order, self.warmup = value_bits, order, warmup
+        if rel_floor < 0.0 or abs_floor <= 0.0:
+            raise ValueError("rel_floor must be >= 0 and abs_floor > 0")
+        self.grids, self.order, self.warmup = grids, order, warmup
         self.base_threshold, self.rest_period = base_threshold, rest_period
         self.rel_floor, self.abs_floor = rel_floor, abs_floor
         self.novelty_alpha = novelty_alpha
-        self._levels = 1 << value_bits
-        sizes = [self._levels**k for k in range(1, order + 1)]
-        self._offsets = np.cumsum([0, *sizes[:-1]]).astype(np.int64)
-        self._bits = sum(sizes)
-        self._carry = _carry(self._levels, order, value_bits)
-        self._seen = np.zeros((n, -(-self._bits // 8)), dtype=np.uint8)  # bit sets, packed
-        self._recent = np.zeros((n, order - 1), dtype=np.int64)  # last levels, oldest first
+        self._seen = np.zeros((n, grids, _MEMORY), dtype=np.uint8)
+        self._recent = np.zeros((n, grids, 2), dtype=np.int8)  # last two levels, oldest first
         self._lo = np.zeros(n)
         self._span = np.zeros(n)
+        self._shift = np.zeros(n)
         self._count = np.zeros(n, dtype=np.int64)
         self._quiet = np.zeros(n, dtype=np.int64)
         self._rate = np.ones(n)  # recent novelty: a young memory finds everything new
-        self._rows = np.arange(n)
+        # Step noise, read only by the tolerant form (kept here so the kernel has one shape).
+        self._prev = np.zeros(n if self._tolerant else 0)
+        self._step = np.zeros(n if self._tolerant else 0)
 
     def params(self) -> dict[str, Any]:
         return {
-            "value_bits": self.value_bits,
+            "grids": self.grids,
             "order": self.order,
             "warmup": self.warmup,
             "base_threshold": self.base_threshold,
@@ -113,6 +292,7 @@ class TransitionNoveltyBatch(BatchDetector):
             "recent": self._recent,
             "lo": self._lo,
             "span": self._span,
+            "shift": self._shift,
             "count": self._count,
             "quiet": self._quiet,
             "rate": self._rate,
@@ -121,124 +301,38 @@ class TransitionNoveltyBatch(BatchDetector):
     def warmed_up_many(self) -> Mask:
         return self._count >= self.warmup
 
-    def _doublings(self, x: Floats) -> tuple[Ints, Ints] | None:
-        """How often the span must double up and down so that the range holds ``x``.
+    def _tolerance(self) -> tuple[float, float, float]:
+        """Tolerance, step_alpha, step_clip: none for exact novelty."""
+        return 0.0, 1.0, 1.0
 
-        None when no warmed-up series needs it, which is nearly always.
-        """
-        top = self._lo + self._span
-        fixed = self.warmed_up_many() & np.isfinite(x)
-        outside = fixed & ((x > top) | (x < self._lo))
-        if not outside.any():
-            return None
-        span = np.where(self._span > 0, self._span, 1.0)
-        above = np.where(outside & (x > top), (x - self._lo) / span, 1.0)
-        below = np.where(outside & (x < self._lo), (top - x) / span, 1.0)
-        up = np.ceil(np.log2(np.maximum(above, 1.0))).astype(np.int64)
-        down = np.ceil(np.log2(np.maximum(below, 1.0))).astype(np.int64)
-        return up, down
-
-    def _widened(self, moves: tuple[Ints, Ints] | None) -> tuple[Floats, Floats, Ints]:
-        """Range and last levels after the doublings."""
-        if moves is None:
-            return self._lo, self._span, self._recent
-        up, down = moves
-        lo: Floats = self._lo - self._span * (np.exp2(down) - 1.0)
-        span: Floats = self._span * np.exp2(up + down)
-        recent = self._recent >> np.minimum(up, self.value_bits)[:, None]
-        shift = np.minimum(down, self.value_bits)[:, None]
-        ceil_half = (self._levels - recent + np.left_shift(1, shift) - 1) >> shift
-        recent = np.asarray(self._levels - ceil_half, dtype=np.int64)
-        return lo, span, recent
-
-    def _sequences(self, x: Floats, lo: Floats, span: Floats, recent: Ints) -> tuple[Ints, Ints]:
-        """The level of ``x`` and the flat table index of each sequence ending with it."""
-        scaled = (x - lo) / np.where(span > 0, span, 1.0) * self._levels
-        scaled = np.where(np.isfinite(scaled), scaled, 0.0)
-        level = np.clip(np.floor(scaled), 0, self._levels - 1).astype(np.int64)
-        index = np.empty((self.n, self.order), dtype=np.int64)
-        flat = level
-        index[:, 0] = flat
-        for k in range(1, self.order):
-            flat = flat + recent[:, self.order - 1 - k] * self._levels**k
-            index[:, k] = self._offsets[k] + flat
-        return level, index
-
-    def _novelty(self, x: Floats) -> Floats:
-        """Share of the sequences ending with ``x`` that were never seen."""
-        moves = self._doublings(x)
-        lo, span, recent = self._widened(moves)
-        _, index = self._sequences(x, lo, span, recent)
-        return self._novelty_of(x, moves, index)
-
-    def _novelty_of(self, x: Floats, moves: tuple[Ints, Ints] | None, index: Ints) -> Floats:
-        """``_novelty`` from the doublings and the table indexes it found for ``x``."""
-        bits = self._seen[self._rows[:, None], index >> 3] >> (index & 7).astype(np.uint8)
-        score = np.mean((bits & 1) == 0, axis=1)
-        if moves is not None:
-            # A value beyond the range lands in a level the doubled range has never held.
-            score = np.where((moves[0] > 0) | (moves[1] > 0), 1.0, score)
-        out: Floats = np.where(np.isfinite(x), score, 0.0)
+    def _run(self, rows: NDArray[np.intp], values: Floats, learn: bool) -> Floats:
+        out = np.empty(len(rows))
+        _observe(
+            np.ascontiguousarray(rows, dtype=np.intp),
+            np.ascontiguousarray(values, dtype=np.float64),
+            learn,
+            self._seen, self._recent, self._lo, self._span, self._shift, self._count,
+            self._quiet, self._rate, self._prev, self._step,
+            self.order, self.warmup, self.base_threshold, self.rest_period, self.rel_floor,
+            self.abs_floor, self.novelty_alpha, *self._tolerance(), out,
+        )  # fmt: skip
         return out
+
+    def score_learn_sequence(self, rows: NDArray[np.intp], values: Floats) -> Floats:
+        """Score then learn each point in turn, ``values[i]`` of series ``rows[i]``: points of
+        one series may repeat and are taken in the order given."""
+        return self._run(rows, values, True)
 
     def _score(self, x: Floats, ts: Floats) -> Floats:
-        # Novelty counts as much as the memory is usually right: while recent points were often
-        # new (a young memory, a noisy spell), one more new sequence is little news.
-        score = self._novelty(x) * (1.0 - self._rate)
-        out: Floats = np.where(self._quiet > 0, 0.0, score)
-        return out
-
-    def _carry_over(self, moves: tuple[Ints, Ints], ok: Mask) -> None:
-        """Move the widened series' remembered sequences to the new range's levels."""
-        up, down = moves
-        for i in np.flatnonzero(ok & ((up > 0) | (down > 0))):
-            bits = np.unpackbits(self._seen[i], count=self._bits, bitorder="little")
-            for steps, side in ((up[i], 0), (down[i], self.value_bits)):
-                if steps > 0:
-                    moved = np.zeros_like(bits)
-                    moved[self._carry[side + min(int(steps), self.value_bits) - 1][bits == 1]] = 1
-                    bits = moved
-            self._seen[i] = np.packbits(bits, bitorder="little")
+        return self._run(np.arange(self.n), x, False)
 
     def _learn(self, x: Floats, ts: Floats, mask: Mask) -> None:
         self._score_learn(x, ts, mask)
 
     def _score_learn(self, x: Floats, ts: Floats, mask: Mask) -> Floats:
-        ok = mask & np.isfinite(x)
-        warm = self.warmed_up_many()
-        moves = self._doublings(x)
-        lo, span, recent = self._widened(moves)
-        level, index = self._sequences(x, lo, span, recent)
-        novelty = self._novelty_of(x, moves, index)
-        score = np.where(warm & (self._quiet == 0), novelty * (1.0 - self._rate), 0.0)
-        rate = self._rate + self.novelty_alpha * (novelty - self._rate)
-        masked_update(ok & warm, rate, self._rate)
-        if moves is not None:
-            self._carry_over(moves, ok)
-        # Until the warm-up ends the range is the running minimum and maximum.
-        if not warm.all():
-            fresh = self._count == 0
-            low = np.where(fresh, x, np.fmin(self._lo, x))
-            high = np.where(fresh, x, np.fmax(self._lo + self._span, x))
-            floor = np.maximum(self.rel_floor * np.abs(low), self.abs_floor)
-            lo = np.where(warm, lo, low)
-            span = np.where(warm, span, np.maximum(high - low, floor))
-            level, index = self._sequences(x, lo, span, recent)
-        learn = self._rows[ok & warm]
-        if learn.size:
-            # Each sequence length has its own bytes (levels are 8 or 16), so no byte repeats.
-            at = index[learn]
-            rows = learn[:, None]
-            self._seen[rows, at >> 3] |= np.left_shift(1, at & 7).astype(np.uint8)
-        quiet = np.where(
-            score >= self.base_threshold, self.rest_period, np.maximum(self._quiet - 1, 0)
-        )
-        masked_update(ok, quiet, self._quiet)
-        masked_update(ok, np.concatenate([recent[:, 1:], level[:, None]], axis=1), self._recent)
-        masked_update(ok, lo, self._lo)
-        masked_update(ok, span, self._span)
-        self._count += ok
-        out: Floats = score
+        rows = np.flatnonzero(mask)
+        out = np.zeros(self.n)
+        out[rows] = self._run(rows, x[rows], True)
         return out
 
 
@@ -262,9 +356,6 @@ class TransitionNovelty(OneSeries):
     batch_cls = TransitionNoveltyBatch
 
 
-_CODES = np.arange(8)
-
-
 class TolerantNoveltyBatch(TransitionNoveltyBatch):
     """Transition novelty that the series' own step noise cannot explain.
 
@@ -277,13 +368,14 @@ class TolerantNoveltyBatch(TransitionNoveltyBatch):
     (a plain mean for the first ``1 / step_alpha`` steps, then exponentially weighted; a step is
     clipped at ``step_clip`` typical steps once warmed up, so one jump does not blind it). The
     memory and its learning are those of ``TransitionNoveltyBatch``; only the question asked of
-    it changes. Eight levels, so the successors of each context are one byte.
+    it changes.
     """
 
     name: ClassVar[str] = "tolerant_novelty"
-    state_version: ClassVar[int] = 1
+    state_version: ClassVar[int] = 2
     threshold: ClassVar[float] = 0.6
     for_points: ClassVar[int] = 1
+    _tolerant: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -291,7 +383,7 @@ class TolerantNoveltyBatch(TransitionNoveltyBatch):
         tolerance: float = 3.0,
         step_alpha: float = 0.01,
         step_clip: float = 3.0,
-        value_bits: int = 3,
+        grids: int = 1,
         order: int = 3,
         warmup: int = 30,
         base_threshold: float = 0.6,
@@ -300,13 +392,11 @@ class TolerantNoveltyBatch(TransitionNoveltyBatch):
         abs_floor: float = 1e-9,
         novelty_alpha: float = 0.01,
     ) -> None:
-        if value_bits != 3:
-            raise ValueError("value_bits must be 3: one byte holds a context's successors")
         if tolerance < 0.0 or not 0.0 < step_alpha <= 1.0 or step_clip <= 0.0:
             raise ValueError("tolerance must be >= 0, step_alpha in (0, 1], step_clip > 0")
         super().__init__(
             n,
-            value_bits=value_bits,
+            grids=grids,
             order=order,
             warmup=warmup,
             base_threshold=base_threshold,
@@ -316,8 +406,6 @@ class TolerantNoveltyBatch(TransitionNoveltyBatch):
             novelty_alpha=novelty_alpha,
         )
         self.tolerance, self.step_alpha, self.step_clip = tolerance, step_alpha, step_clip
-        self._prev = np.zeros(n)
-        self._step = np.zeros(n)  # mean absolute step
 
     def params(self) -> dict[str, Any]:
         return {
@@ -330,53 +418,8 @@ class TolerantNoveltyBatch(TransitionNoveltyBatch):
     def arrays(self) -> dict[str, NDArray[Any]]:
         return {**super().arrays(), "prev": self._prev, "step": self._step}
 
-    def _novelty_of(self, x: Floats, moves: tuple[Ints, Ints] | None, index: Ints) -> Floats:
-        """Share of the sequence lengths at which ``x`` is new within the tolerance.
-
-        Asked of the memory as it is (before any widening), so ``moves`` and ``index`` are not
-        needed: a value that widens the range is judged against the range it widens.
-        """
-        span = np.where(self._span > 0, self._span, 1.0)
-        width = span / self._levels
-        delta = self.tolerance * self._step
-        beyond = (x - delta > self._lo + span) | (x + delta < self._lo)
-        top = self._levels - 1
-        first = np.clip(np.floor((x - delta - self._lo) / width), 0, top)
-        last = np.clip(np.floor((x + delta - self._lo) / width), 0, top)
-        near = (first[:, None] <= _CODES) & (last[:, None] >= _CODES)
-        mask = np.packbits(near, axis=1, bitorder="little")[:, 0]
-        # A previous value is taken at the centre of its remembered level: the levels that come
-        # within the tolerance of that centre.
-        reach = np.floor(delta / width + 0.5)
-        context = [
-            np.abs(_CODES - self._recent[:, j, None]) <= reach[:, None]
-            for j in range(self.order - 1)
-        ]
-        new = np.zeros(self.n)
-        for k in range(1, self.order + 1):
-            start = int(self._offsets[k - 1]) >> 3
-            block = self._seen[:, start : start + self._levels ** (k - 1)]
-            if k > 1:
-                chosen = context[self.order - k]  # the oldest previous level this length uses
-                for c in context[self.order - k + 1 :]:
-                    chosen = (chosen[:, :, None] & c[:, None, :]).reshape(self.n, -1)
-                block = np.where(chosen, block, 0)
-            successors = np.bitwise_or.reduce(block, axis=1)
-            new += (successors & mask) == 0
-        out: Floats = np.where(beyond, 1.0, new / self.order)
-        return np.where(np.isfinite(x), out, 0.0)
-
-    def _score_learn(self, x: Floats, ts: Floats, mask: Mask) -> Floats:
-        ok = mask & np.isfinite(x)
-        steps = self._count.copy()  # steps seen including this one, where there was a point
-        score = super()._score_learn(x, ts, mask)
-        size = np.abs(x - self._prev)
-        size = np.where(steps >= self.warmup, np.minimum(size, self.step_clip * self._step), size)
-        weight = np.maximum(self.step_alpha, 1.0 / np.maximum(steps, 1))
-        step = np.where(steps >= 1, self._step + weight * (size - self._step), 0.0)
-        masked_update(ok, step, self._step)
-        masked_update(ok, x, self._prev)
-        return score
+    def _tolerance(self) -> tuple[float, float, float]:
+        return self.tolerance, self.step_alpha, self.step_clip
 
 
 class TolerantNovelty(OneSeries):
