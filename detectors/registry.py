@@ -41,7 +41,7 @@ _CLASSES: list[type[Any]] = [
 DETECTORS: Mapping[str, type[Any]] = {cls.name: cls for cls in _CLASSES}
 """Every registered detector class, by its ``name``."""
 
-DEFAULT_DETECTOR = TransitionNovelty.name
+DEFAULT_DETECTOR = TolerantNovelty.name
 
 
 def make_detector(name: str = DEFAULT_DETECTOR, **params: Any) -> Detector:

@@ -82,19 +82,33 @@ def _carry(memory: Any, steps: int, up: bool) -> None:
 
 @numba.njit(cache=True, nogil=True)
 def _level(x: float, lo: float, span: float, shift: float) -> int:
-    scaled = (x - lo + shift) / span * LEVELS
+    return _clip((x - lo + shift) / span * LEVELS)
+
+
+@numba.njit(cache=True, nogil=True)
+def _clip(scaled: float) -> int:
     if not scaled >= 0.0:  # also NaN
         return 0
     return min(math.floor(scaled), LEVELS - 1)
 
 
 @numba.njit(cache=True, nogil=True)
-def _exact(memory: Any, a: int, b: int, c: int, order: int) -> float:
-    """Share of the sequences ending ``a, b, c`` (up to ``order`` long) never seen."""
-    new = 0.0 if memory[0] >> c & 1 else 1.0
-    if order >= 2 and not memory[1 + b] >> c & 1:
+def _levels(x: float, lo: float, span: float, shift: float, out: Any) -> None:
+    """The level of ``x`` in each grid: grid ``g`` is shifted down by ``g * shift``."""
+    scale = LEVELS / span
+    at, by = (x - lo) * scale, shift * scale
+    for g in range(len(out)):
+        out[g] = _clip(at + g * by)
+
+
+@numba.njit(cache=True, nogil=True)
+def _exact(seen: Any, r: int, g: int, a: int, b: int, c: int, order: int) -> float:
+    """Share of the sequences ending ``a, b, c`` (up to ``order`` long) never seen by grid
+    ``g`` of series ``r``. (Indexes, not a view of the grid: views cost reference counting.)"""
+    new = 0.0 if seen[r, g, 0] >> c & 1 else 1.0
+    if order >= 2 and not seen[r, g, 1 + b] >> c & 1:
         new += 1.0
-    if order >= 3 and not memory[1 + LEVELS + a * LEVELS + b] >> c & 1:
+    if order >= 3 and not seen[r, g, 1 + LEVELS + a * LEVELS + b] >> c & 1:
         new += 1.0
     return new / order
 
@@ -140,6 +154,7 @@ def _observe(
     asks ``_tolerant``'s question, against the range as it was before the value.
     """
     grids = seen.shape[1]
+    levels = np.empty(grids, dtype=np.int64)
     for i in range(len(rows)):
         r, x = rows[i], values[i]
         out[i] = 0.0
@@ -153,6 +168,7 @@ def _observe(
         elif warm and x < lo[r]:
             down = math.ceil(math.log2(max((top - x) / span[r], 1.0)))
         novelty = 0.0
+        known = False  # whether ``levels`` holds this value's levels in the current range
         if warm:
             if tolerance > 0.0:
                 delta = tolerance * step[r]
@@ -172,9 +188,11 @@ def _observe(
             elif up > 0 or down > 0:
                 novelty = 1.0
             else:
+                _levels(x, lo[r], span[r], shift[r], levels)
+                known = True
                 for g in range(grids):
-                    c = _level(x, lo[r], span[r], g * shift[r])
-                    novelty += _exact(seen[r, g], recent[r, g, 0], recent[r, g, 1], c, order)
+                    a, b = recent[r, g, 0], recent[r, g, 1]
+                    novelty += _exact(seen, r, g, a, b, levels[g], order)
                 novelty /= grids
             # A young memory misses transitions, not values a whole span beyond everything
             # seen: those are news at once.
@@ -199,14 +217,15 @@ def _observe(
             high = x if count[r] == 0 else max(lo[r] + span[r], x)
             lo[r] = low
             span[r] = max(high - low, max(rel_floor * abs(low), abs_floor))
+        if not known:
+            _levels(x, lo[r], span[r], shift[r], levels)
         for g in range(grids):
-            a, b = recent[r, g, 0], recent[r, g, 1]
-            c = _level(x, lo[r], span[r], g * shift[r])
+            a, b, c = recent[r, g, 0], recent[r, g, 1], levels[g]
             if warm:
-                memory = seen[r, g]
-                memory[0] |= 1 << c
-                memory[1 + b] |= 1 << c
-                memory[1 + LEVELS + a * LEVELS + b] |= 1 << c
+                bit = np.uint8(1 << c)
+                seen[r, g, 0] |= bit
+                seen[r, g, 1 + b] |= bit
+                seen[r, g, 1 + LEVELS + a * LEVELS + b] |= bit
             recent[r, g, 0], recent[r, g, 1] = b, c
         if warm and out[i] >= base_threshold:
             quiet[r] = rest_period

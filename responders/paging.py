@@ -10,7 +10,8 @@ from schemas.mobilization import PageKind
 
 
 def dedup_key(incident_id: str, step: int, recipient: str, channel: str) -> str:
-    """One key per (incident, step, recipient, channel): the notifier sends each at most once."""
+    """One key per (incident, step, recipient, channel): the notifier sends each once (again
+    only after a crash at the moment of sending, under the same key)."""
     return f"{incident_id}/{step}/{recipient}/{channel}"
 
 

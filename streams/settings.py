@@ -99,7 +99,7 @@ class Settings(BaseSettings):
     web_max_body_bytes: int = Field(default=1_048_576, ge=1024)
     api_token: SecretStr | None = None
     topics: TopicNames = TopicNames()
-    detector: str = "transition_novelty"
+    detector: str = "tolerant_novelty"
     detector_params: dict[str, Any] = Field(default_factory=dict)
     policy_params: dict[str, Any] = Field(default_factory=dict)
     checkpoint_interval_s: float = Field(

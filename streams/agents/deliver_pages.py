@@ -8,10 +8,13 @@ within the limit is delivered; one over it is held and folded into a digest. A t
 ``FlushDigest`` (keyed by destination, like the pages) when a held digest may go, so the digest
 is sent even if no further page arrives, and every table write happens inside the stream.
 
-The ``notification-log`` table, keyed by each page's ``dedup_key``, makes delivery at most once
-per key across replays; failures are retried with bounded exponential backoff and jitter, then
-dead-lettered with the reason. Every attempt gets a receipt on ``mobilization.receipts.v1``, and
-every held page one more when its digest has gone (``digested``).
+The ``notification-log`` table, keyed by each page's ``dedup_key``, makes delivery once per key
+across replays; only a crash between a notifier's answer and the table write reaching the broker
+sends that page again on recovery, under the same key (``Idempotency-Key``), so delivery is at
+least once and idempotent receivers see it once. Failures are retried with bounded exponential
+backoff and jitter, then dead-lettered with the reason. Every attempt gets a receipt on
+``mobilization.receipts.v1``, and every held page one more when its digest has gone
+(``digested``).
 """
 
 from __future__ import annotations

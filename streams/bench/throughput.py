@@ -46,7 +46,7 @@ from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from detectors.registry import DEFAULT_DETECTOR
+from detectors.registry import DEFAULT_DETECTOR, make_batch
 from streams.kafka_local import LocalBroker, free_port
 from streams.settings import TopicNames
 
@@ -531,7 +531,9 @@ async def latency(
         injected = 0
         sent = 0
         started = time.monotonic()
-        warm_s = 25 / (rate / k)  # every series past its 20-point warm-up
+        # Every series past its warm-up (the detector's own, and five points more).
+        warmup = int(make_batch(DEFAULT_DETECTOR, 1).params().get("warmup", 20))
+        warm_s = (warmup + 5) / (rate / k)
         next_anomaly = started + warm_s
         spacing = (duration_s - warm_s) / len(services)
         order = list(services)
