@@ -228,8 +228,10 @@ def score_corpus(
     files: Sequence[LabelledFile],
     scores: Sequence[NDArray[np.float64]],
     profile: CostProfile,
+    threshold: float | None = None,
 ) -> CorpusResult:
-    """Optimize one threshold over the corpus and score every file with it.
+    """Optimize one threshold over the corpus and score every file with it (or with
+    ``threshold``, when given: the score at a detector's operating point).
 
     >>> f = LabelledFile("f", 100, ((40, 49),))
     >>> perfect = np.zeros(100); perfect[40] = 1.0
@@ -237,6 +239,8 @@ def score_corpus(
     >>> round(score_corpus([f], [perfect], standard).score, 6)
     100.0
     >>> score_corpus([f], [np.zeros(100)], standard).score
+    0.0
+    >>> score_corpus([f], [perfect], standard, threshold=2.0).score  # nothing reaches it
     0.0
     """
     if len(files) != len(scores):
@@ -254,7 +258,9 @@ def score_corpus(
     )
     n_windows = len({int(k) for k in all_w.window if k >= 0})
     all_s = np.concatenate(list(scores)) if scores else np.empty(0)
-    threshold, raw = _sweep(all_s.astype(np.float64), all_w, profile.fn_weight, n_windows)
+    best, raw = _sweep(all_s.astype(np.float64), all_w, profile.fn_weight, n_windows)
+    if threshold is None:
+        threshold = best
     constant = np.full(all_s.shape, 0.5)
     _, null = _sweep(constant, all_w, profile.fn_weight, n_windows)
     perfect = profile.tp_weight * sum(len(f.windows) for f in files)
@@ -262,6 +268,8 @@ def score_corpus(
         _file_result(f, sc, p, threshold, profile)
         for f, sc, p in zip(files, scores, parts, strict=True)
     )
+    if threshold != best:
+        raw = sum(r.raw for r in results)
     span = perfect - null
     score = 100.0 * (raw - null) / span if span > 0 else 0.0
     return CorpusResult(

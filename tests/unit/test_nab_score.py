@@ -106,6 +106,17 @@ def test_threshold_is_optimized_over_the_corpus() -> None:
     assert score_corpus([FILE], [s], costly).threshold == math.inf
 
 
+def test_a_given_threshold_scores_the_operating_point() -> None:
+    s = np.zeros(100)
+    s[30], s[40] = 0.9, 0.8
+    # At 0.85 only the spike outside the window is detected: the window is missed.
+    at = score_corpus([FILE], [s], STANDARD, threshold=0.85)
+    assert at.threshold == 0.85 and at.found == 0 and at.false_positives == 1
+    assert at.raw == pytest.approx(-1.0 - 0.11)
+    # At the optimum it agrees with the optimized score.
+    assert score_corpus([FILE], [s], STANDARD, threshold=0.8).raw == pytest.approx(1.0 - 0.11)
+
+
 def test_window_rows_match_first_timestamp() -> None:
     assert window_rows(["a", "b", "b", "c"], [("b", "c")]) == [(1, 3)]
     with pytest.raises(ValueError):

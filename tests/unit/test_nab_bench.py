@@ -1,0 +1,48 @@
+"""``warroom bench nab`` on a corpus it is pointed at: a table and one JSON line of figures."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+
+from streams.bench.nab import main
+
+
+def _corpus(root: Path) -> None:
+    (root / "data" / "demo").mkdir(parents=True)
+    (root / "labels").mkdir()
+    (root / "config").mkdir()
+    rows = ["timestamp,value"]
+    for i in range(600):
+        value = 100.0 + (i % 7) + (500.0 if i == 450 else 0.0)
+        rows.append(f"2024-01-01 {i // 60:02d}:{i % 60:02d}:00,{value}")
+    (root / "data" / "demo" / "spike.csv").write_text("\n".join(rows) + "\n")
+    windows = {"demo/spike.csv": [["2024-01-01 07:20:00.000000", "2024-01-01 07:40:00.000000"]]}
+    (root / "labels" / "combined_windows.json").write_text(json.dumps(windows))
+    cost = {"tpWeight": 1.0, "fpWeight": 0.11, "fnWeight": 1.0}
+    (root / "config" / "profiles.json").write_text(json.dumps({"standard": {"CostMatrix": cost}}))
+
+
+def test_scores_the_corpus_at_the_optimum_and_as_the_worker_decides(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _corpus(tmp_path)
+    args = argparse.Namespace(root=str(tmp_path), detector=["tolerant_novelty"])
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "worker" in out.splitlines()[1]
+    figures = json.loads(out.splitlines()[-1])["detectors"]["tolerant_novelty"]
+    assert figures["windows"] == 1 and figures["windows_found"] == 1
+    # The spike is the one alert the worker's policy raises, as early as the best threshold.
+    assert figures["worker_policy_alerts"] == 1
+    assert figures["score_standard_worker_policy"] == figures["score_standard"] > 90.0
+
+
+def test_a_root_without_labels_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argparse.Namespace(root=str(tmp_path), detector=[])) == 2
+    assert str(tmp_path) in capsys.readouterr().err
