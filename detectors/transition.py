@@ -392,7 +392,8 @@ class TolerantNoveltyBatch(TransitionNoveltyBatch):
 
     name: ClassVar[str] = "tolerant_novelty"
     state_version: ClassVar[int] = 2
-    threshold: ClassVar[float] = 0.6
+    #: One of the three sequence lengths new, with the memory right 99% of the time lately.
+    threshold: ClassVar[float] = 0.33
     for_points: ClassVar[int] = 1
     _tolerant: ClassVar[bool] = True
 
@@ -405,7 +406,7 @@ class TolerantNoveltyBatch(TransitionNoveltyBatch):
         grids: int = 1,
         order: int = 3,
         warmup: int = 30,
-        base_threshold: float = 0.6,
+        base_threshold: float = 0.33,
         rest_period: int = 120,
         rel_floor: float = 0.001,
         abs_floor: float = 1e-9,

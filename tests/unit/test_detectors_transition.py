@@ -98,7 +98,8 @@ def _noise(n: int, seed: int) -> list[float]:
 
 def test_without_tolerance_it_scores_as_transition_novelty() -> None:
     values = _noise(3000, 5) + [float(i % 8) * 10.0 for i in range(400)]
-    plain = _feed(TransitionNovelty(grids=1, base_threshold=0.6), values)
+    rest_at = TolerantNoveltyBatch().base_threshold
+    plain = _feed(TransitionNovelty(grids=1, base_threshold=rest_at), values)
     exact = _feed(TolerantNovelty(tolerance=0.0), values)  # type: ignore[arg-type]
     assert plain == exact
 
