@@ -114,26 +114,28 @@ def _exact(seen: Any, r: int, g: int, a: int, b: int, c: int, order: int) -> flo
 
 
 @numba.njit(cache=True, nogil=True)
-def _tolerant(memory: Any, a: int, b: int, first: int, last: int, reach: int, order: int) -> float:
+def _tolerant(
+    seen: Any, r: int, g: int, a: int, b: int, first: int, last: int, reach: int, order: int
+) -> float:
     """Share of the sequence lengths with no seen sequence within the tolerance: a successor
     in ``first..last`` after previous levels within ``reach`` of ``a`` and ``b``."""
     mask = 0
     for c in range(first, last + 1):
         mask |= 1 << c
-    new = 1.0 if memory[0] & mask == 0 else 0.0
+    new = 1.0 if seen[r, g, 0] & mask == 0 else 0.0
     lo_b, hi_b = max(b - reach, 0), min(b + reach, LEVELS - 1)
     if order >= 2:
-        seen = 0
+        known = 0
         for bb in range(lo_b, hi_b + 1):
-            seen |= memory[1 + bb]
-        if seen & mask == 0:
+            known |= seen[r, g, 1 + bb]
+        if known & mask == 0:
             new += 1.0
     if order >= 3:
-        seen = 0
+        known = 0
         for aa in range(max(a - reach, 0), min(a + reach, LEVELS - 1) + 1):
             for bb in range(lo_b, hi_b + 1):
-                seen |= memory[1 + LEVELS + aa * LEVELS + bb]
-        if seen & mask == 0:
+                known |= seen[r, g, 1 + LEVELS + aa * LEVELS + bb]
+        if known & mask == 0:
             new += 1.0
     return new / order
 
@@ -181,9 +183,8 @@ def _observe(
                         s = g * shift[r]
                         first = _level(x - delta, lo[r], span[r], s)
                         last = _level(x + delta, lo[r], span[r], s)
-                        novelty += _tolerant(
-                            seen[r, g], recent[r, g, 0], recent[r, g, 1], first, last, reach, order
-                        )
+                        a, b = recent[r, g, 0], recent[r, g, 1]
+                        novelty += _tolerant(seen, r, g, a, b, first, last, reach, order)
                     novelty /= grids
             elif up > 0 or down > 0:
                 novelty = 1.0
