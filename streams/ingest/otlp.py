@@ -196,7 +196,9 @@ def attributes(pairs: Any) -> dict[str, Any]:
 
 
 def _service(resource_entry: dict[str, Any], mappings: IngestMappings) -> str | None:
-    resource = resource_entry.get("resource") or {}
+    resource = resource_entry.get("resource")
+    if not isinstance(resource, dict):  # absent, or not an object: no attributes
+        resource = {}
     name = attributes(resource.get("attributes")).get("service.name")
     if isinstance(name, str) and name.strip():
         return name

@@ -187,6 +187,20 @@ def test_a_resource_without_service_name_is_rejected_unless_a_default_is_set() -
     assert record.service == "unknown"
 
 
+@pytest.mark.parametrize("resource", [True, "svc", [1], None], ids=["bool", "str", "list", "null"])
+@pytest.mark.parametrize("signal", ["resourceLogs", "resourceMetrics"])
+def test_a_resource_that_is_not_an_object_is_rejected_not_raised(
+    signal: str, resource: Any
+) -> None:
+    raw = json.dumps({signal: [{"resource": resource}]}).encode()
+    decode = otlp.decode_logs if signal == "resourceLogs" else otlp.decode_metrics
+    decoded = decode(raw, MAPPINGS)
+    assert not decoded.items
+    assert [r.reason for r in decoded.rejected] == [
+        f"{signal}.0: no service.name resource attribute"
+    ]
+
+
 @pytest.mark.parametrize(
     ("raw", "reason"),
     [
