@@ -176,12 +176,18 @@ def any_value(value: Any) -> Any:
         except (TypeError, ValueError):
             return value["doubleValue"]
     if "arrayValue" in value:
-        return [any_value(v) for v in (value["arrayValue"] or {}).get("values", [])]
+        values = _inner_values(value["arrayValue"])
+        return [any_value(v) for v in values] if isinstance(values, list) else []
     if "kvlistValue" in value:
-        return attributes((value["kvlistValue"] or {}).get("values", []))
+        return attributes(_inner_values(value["kvlistValue"]))
     if "bytesValue" in value:
         return value["bytesValue"]
     return None
+
+
+def _inner_values(wrapper: Any) -> Any:
+    """The ``values`` of an ``ArrayValue`` or ``KeyValueList``; None when it is malformed."""
+    return wrapper.get("values") if isinstance(wrapper, dict) else None
 
 
 def attributes(pairs: Any) -> dict[str, Any]:

@@ -187,6 +187,28 @@ def test_a_resource_without_service_name_is_rejected_unless_a_default_is_set() -
     assert record.service == "unknown"
 
 
+@pytest.mark.parametrize(
+    ("value", "plain"),
+    [
+        ({"arrayValue": True}, []),
+        ({"arrayValue": {"values": 3}}, []),
+        ({"arrayValue": None}, []),
+        ({"kvlistValue": 5}, {}),
+        ({"kvlistValue": {"values": "x"}}, {}),
+        ({"arrayValue": {"values": [{"intValue": "2"}, 7]}}, [2, None]),
+    ],
+    ids=["array-bool", "array-values-int", "array-null", "kvlist-int", "kvlist-str", "mixed"],
+)
+def test_malformed_attribute_values_decode_to_empty_not_raise(value: Any, plain: Any) -> None:
+    assert otlp.any_value(value) == plain
+    data = sample("otlp_logs.json")
+    data["resourceLogs"][0]["scopeLogs"][0]["logRecords"][0]["attributes"] = [
+        {"key": "odd", "value": value}
+    ]
+    decoded = otlp.decode_logs(json.dumps(data).encode(), MAPPINGS)
+    assert decoded.items and not decoded.rejected
+
+
 @pytest.mark.parametrize("resource", [True, "svc", [1], None], ids=["bool", "str", "list", "null"])
 @pytest.mark.parametrize("signal", ["resourceLogs", "resourceMetrics"])
 def test_a_resource_that_is_not_an_object_is_rejected_not_raised(
