@@ -176,18 +176,18 @@ def any_value(value: Any) -> Any:
         except (TypeError, ValueError):
             return value["doubleValue"]
     if "arrayValue" in value:
-        values = _inner_values(value["arrayValue"])
+        values = _field(value["arrayValue"], "values")
         return [any_value(v) for v in values] if isinstance(values, list) else []
     if "kvlistValue" in value:
-        return attributes(_inner_values(value["kvlistValue"]))
+        return attributes(_field(value["kvlistValue"], "values"))
     if "bytesValue" in value:
         return value["bytesValue"]
     return None
 
 
-def _inner_values(wrapper: Any) -> Any:
-    """The ``values`` of an ``ArrayValue`` or ``KeyValueList``; None when it is malformed."""
-    return wrapper.get("values") if isinstance(wrapper, dict) else None
+def _field(node: Any, key: str) -> Any:
+    """``node[key]`` of a JSON object; None when it is absent or ``node`` is not an object."""
+    return node.get(key) if isinstance(node, dict) else None
 
 
 def attributes(pairs: Any) -> dict[str, Any]:
@@ -202,10 +202,7 @@ def attributes(pairs: Any) -> dict[str, Any]:
 
 
 def _service(resource_entry: dict[str, Any], mappings: IngestMappings) -> str | None:
-    resource = resource_entry.get("resource")
-    if not isinstance(resource, dict):  # absent, or not an object: no attributes
-        resource = {}
-    name = attributes(resource.get("attributes")).get("service.name")
+    name = attributes(_field(resource_entry.get("resource"), "attributes")).get("service.name")
     if isinstance(name, str) and name.strip():
         return name
     return mappings.default_service
