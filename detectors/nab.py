@@ -258,9 +258,9 @@ def score_corpus(
     )
     n_windows = len({int(k) for k in all_w.window if k >= 0})
     all_s = np.concatenate(list(scores)) if scores else np.empty(0)
-    best, raw = _sweep(all_s.astype(np.float64), all_w, profile.fn_weight, n_windows)
+    raw: float | None = None  # a given threshold is scored by its files' sum, below
     if threshold is None:
-        threshold = best
+        threshold, raw = _sweep(all_s.astype(np.float64), all_w, profile.fn_weight, n_windows)
     constant = np.full(all_s.shape, 0.5)
     _, null = _sweep(constant, all_w, profile.fn_weight, n_windows)
     perfect = profile.tp_weight * sum(len(f.windows) for f in files)
@@ -268,7 +268,7 @@ def score_corpus(
         _file_result(f, sc, p, threshold, profile)
         for f, sc, p in zip(files, scores, parts, strict=True)
     )
-    if threshold != best:
+    if raw is None:
         raw = sum(r.raw for r in results)
     span = perfect - null
     score = 100.0 * (raw - null) / span if span > 0 else 0.0

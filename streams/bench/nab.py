@@ -138,8 +138,8 @@ def main(args: argparse.Namespace) -> int:
     for name in names:
         scores, elapsed = run_detector(name, corpus)
         results = {p.name: score_corpus([s.file for s in corpus], scores, p) for p in profiles}
-        std = results.get("standard") or next(iter(results.values()))
         standard = next((p for p in profiles if p.name == "standard"), profiles[0])
+        std = results[standard.name]
         # As the worker decides (its recommended policy), not at the threshold this corpus
         # would pick.
         alerts = worker_alerts(name, corpus, scores)
