@@ -22,6 +22,12 @@ class StaticThresholdBatch(BatchDetector):
 
     def __init__(self, n: int = 1, lower: float | None = None, upper: float | None = None) -> None:
         super().__init__(n)
+        for bound, value in (("lower", lower), ("upper", upper)):
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+            if value is not None and not (ok and not math.isnan(value)):
+                raise ValueError(f"{bound} must be a number or null, not {value!r}")
+        if lower is not None and upper is not None and lower > upper:
+            raise ValueError(f"lower ({lower}) is above upper ({upper})")
         self.lower, self.upper = lower, upper
 
     def params(self) -> dict[str, Any]:

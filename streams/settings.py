@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import ssl
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from detectors.routing import RoutedBanks
 
 
 class TopicNames(BaseModel):
@@ -49,6 +52,33 @@ class TopicNames(BaseModel):
     @staticmethod
     def dlq(topic: str) -> str:
         return f"{topic}.dlq"
+
+
+class DetectorRuleConfig(BaseModel):
+    """One per-series detector rule (``detectors.routing``): the series whose service matches one
+    of ``services`` and whose metric matches one of ``metrics`` (shell patterns; empty: any) are
+    watched by ``detector`` with ``params`` and decided by ``policy`` instead of the default."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.:-]*[A-Za-z_.:-][A-Za-z0-9_.:-]*$", max_length=100)
+    detector: str
+    services: tuple[str, ...] = ()
+    metrics: tuple[str, ...] = ()
+    params: dict[str, Any] = Field(default_factory=dict)
+    policy: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _buildable(self) -> DetectorRuleConfig:
+        from detectors.bank import SeriesBank
+
+        if not self.services and not self.metrics:
+            raise ValueError("a rule names services or metrics (for every series, set detector)")
+        try:
+            SeriesBank(self.detector, self.params, self.policy, capacity=1)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"detector {self.detector!r}: {exc}") from None
+        return self
 
 
 class IngestMappings(BaseModel):
@@ -102,6 +132,9 @@ class Settings(BaseSettings):
     detector: str = "tolerant_novelty"
     detector_params: dict[str, Any] = Field(default_factory=dict)
     policy_params: dict[str, Any] = Field(default_factory=dict)
+    detector_rules: tuple[DetectorRuleConfig, ...] = Field(
+        default=(), description="Per-series detectors: the first rule that matches a series wins."
+    )
     checkpoint_interval_s: float = Field(
         default=1.0,
         ge=0.0,
@@ -176,7 +209,21 @@ class Settings(BaseSettings):
             SeriesBank(self.detector, self.detector_params, self.policy_params, capacity=1)
         except (ValueError, TypeError) as exc:
             raise ValueError(f"detector {self.detector!r}: {exc}") from None
+        names = [r.name for r in self.detector_rules]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"detector_rules: rule names must be unique ({', '.join(twice)})")
         return self
+
+    def detector_banks(self) -> RoutedBanks:
+        """Empty banks for one points partition: a bank per detector rule, then the default."""
+        from detectors.routing import DetectorRule, RoutedBanks
+
+        rules = [
+            DetectorRule(r.name, r.detector, r.services, r.metrics, r.params, r.policy)
+            for r in self.detector_rules
+        ]
+        return RoutedBanks(self.detector, self.detector_params, self.policy_params, rules)
 
     @model_validator(mode="after")
     def _security(self) -> Settings:

@@ -4,14 +4,16 @@ Points are the one high-volume stream, so ``detect`` reads them with its own aio
 (group ``<app_id>-detect``) instead of a Faust agent: Faust hands an agent one message at a time
 at a fixed cost of about a hundred microseconds each, more than scoring a hundred points costs.
 Here each ``getmany`` batch is decoded into columns and every partition's points of the batch
-are scored together by that partition's ``SeriesBank`` (points are keyed by service, so a
-series stays on one partition), in a few vectorized rounds.
+are scored together by that partition's banks (points are keyed by service, so a series stays
+on one partition), in a few vectorized rounds: a ``SeriesBank`` per detector rule and one for
+the default detector (``detectors.routing``).
 
 Exactly what a changelog-backed table gives, kept by hand because a Faust table can only be
 written while a Faust stream is processing an event of the same partition: each partition's bank
 is checkpointed in blocks of rows to partition ``p`` of the compacted topic
-``<app_id>-detector-blocks`` (key: the block number), and a partition newly assigned to this
-worker is rebuilt from that partition of the topic before its points are read.
+``<app_id>-detector-blocks`` (key: the block number, after ``<rule>/`` for a rule's bank), and a
+partition newly assigned to this worker is rebuilt from that partition of the topic before its
+points are read.
 
 Per partition, in this order: the batch's detections are acknowledged by the broker; then the
 changed blocks are written (every ``checkpoint_interval_s``, and at once when a policy fired or
@@ -38,7 +40,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import ConsumerStoppedError, KafkaError
 
-from detectors.bank import SeriesBank, detection
+from detectors.bank import detection
+from detectors.routing import RoutedBanks
 from responders.lifecycle import routing_key
 from streams.codec import decode_points, decode_points_many, encode
 
@@ -57,9 +60,8 @@ DECODE_MESSAGES = 50
 def attach(p: Pipeline) -> None:
     s = p.settings
     # A bank's first points compile its kernels (about a second): at start, not on live points.
-    SeriesBank(s.detector, s.detector_params, s.policy_params).observe(
-        ["warm-up|kernels"], np.zeros(1), np.zeros(1)
-    )
+    for bank in s.detector_banks().banks:
+        bank.observe(["warm-up|kernels"], np.zeros(1), np.zeros(1))
     detect = Detect(p)
     p.detect = detect
 
@@ -89,8 +91,8 @@ class Detect(mode.Service):
         s = p.settings
         self.topic = s.topics.metrics
         self.blocks_topic = s.detector_blocks_topic
-        self.banks: dict[int, SeriesBank] = {}
-        self._kept: dict[int, SeriesBank] = {}  # saved and committed at the last revocation
+        self.banks: dict[int, RoutedBanks] = {}
+        self._kept: dict[int, RoutedBanks] = {}  # saved and committed at the last revocation
         self._read: dict[int, int] = {}  # partition -> next offset, once processed
         self._committed: dict[int, int] = {}
         self._saved_at: dict[int, float] = {}
@@ -280,8 +282,8 @@ class Detect(mode.Service):
                 point = decode_points(record.value).points[f.index - start]
                 found = detection(
                     f,
-                    detector=s.detector,
-                    series=bank.ids[int(at_rows[f.index])],
+                    detector=bank.detector(int(at_rows[f.index])),
+                    series=bank.series(int(at_rows[f.index])),
                     service=point.service,
                     metric=point.metric,
                     labels=point.labels or {},
@@ -309,7 +311,7 @@ class Detect(mode.Service):
                 value = json.dumps(state, separators=(",", ":")).encode()
                 writes.append(
                     await self._producer.send(
-                        self.blocks_topic, value, key=str(block).encode(), partition=part
+                        self.blocks_topic, value, key=block.encode(), partition=part
                     )
                 )
         await asyncio.gather(*writes)
@@ -332,24 +334,25 @@ class Detect(mode.Service):
         for tp, offset in offsets.items():
             self._committed[tp.partition] = offset
 
-    async def _restore(self, partition: int) -> SeriesBank:
+    async def _restore(self, partition: int) -> RoutedBanks:
         """The bank of ``partition`` as its latest blocks on the checkpoint topic left it."""
         s = self.p.settings
         tp = TopicPartition(self.blocks_topic, partition)
         self._restorer.assign([tp])
         await self._restorer.seek_to_beginning(tp)
         end = (await self._restorer.end_offsets([tp]))[tp]
-        found: dict[int, bytes] = {}
+        found: dict[str, bytes] = {}
         while await self._restorer.position(tp) < end:
             batch = await self._restorer.getmany(tp, timeout_ms=500)
             for record in batch.get(tp, []):
                 if record.key is None:
                     continue
+                key = record.key.decode(errors="replace")
                 if record.value is None:
-                    found.pop(int(record.key), None)
+                    found.pop(key, None)
                 else:
-                    found[int(record.key)] = record.value
-        bank = SeriesBank(s.detector, s.detector_params, s.policy_params)
+                    found[key] = record.value
+        bank = s.detector_banks()
         stale = bank.load_blocks({block: json.loads(v) for block, v in found.items()})
         if stale:
             log.warning(

@@ -172,3 +172,64 @@ async def test_detector_state_survives_a_restart(
     assert found["impact_started_at"].startswith(
         time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(base + 50))
     )
+
+
+async def test_detector_rules_watch_their_series_and_survive_a_restart(
+    start_worker: Callable[..., RunningWorker],
+) -> None:
+    rules = [
+        {"name": "disk-full", "detector": "static_threshold", "metrics": ["disk_*"],
+         "params": {"upper": 0.9}, "policy": {"for_points": 1}},
+        {"name": "billing-latency", "detector": "median_mad", "services": ["billing"],
+         "metrics": ["latency_ms"], "params": {"window": 60, "warmup": 30}},
+    ]  # fmt: skip
+    worker = start_worker(detector="surprise", detector_rules=rules)
+    base = float(int(time.time()) - 600)
+
+    def point(i: int, metric: str, value: float) -> dict[str, Any]:
+        return {"ts": base + i, "service": "billing", "metric": metric, "value": value}
+
+    warm = [point(i, "latency_ms", 80.0 + (i % 4)) for i in range(40)]
+    warm += [point(i, "disk_used_ratio", 0.5) for i in range(40)]
+    await produce(
+        worker.bootstrap,
+        worker.topics.metrics,
+        [(b"billing", json.dumps({"points": warm}).encode())],
+    )
+    await eventually(
+        lambda: _true_or_none(
+            consumed_all(
+                worker.bootstrap, worker.group_of(worker.topics.metrics), worker.topics.metrics
+            )
+        ),
+        30,
+        "the warm-up points consumed",
+    )
+    worker.restart()
+
+    # After the restart the rule's median/MAD detector is still warm: one spike is detected at
+    # once, and the disk crosses its static bound.
+    after = [point(40 + i, "latency_ms", 80.0 + (i % 4)) for i in range(10)]
+    after += [point(50 + i, "latency_ms", 900.0) for i in range(3)]
+    after += [point(50, "disk_used_ratio", 0.95)]
+    await produce(
+        worker.bootstrap,
+        worker.topics.metrics,
+        [(b"billing", json.dumps({"points": after}).encode())],
+    )
+    await consume(worker.bootstrap, worker.topics.detections, lambda v: len(v) >= 2, timeout_s=30)
+    await eventually(
+        lambda: _true_or_none(
+            consumed_all(
+                worker.bootstrap, worker.group_of(worker.topics.metrics), worker.topics.metrics
+            )
+        ),
+        30,
+        "all points consumed",
+    )
+    detections = await read_all(worker.bootstrap, worker.topics.detections)
+    found = sorted((d["signal"], d["detector"], d["context"]["value"]) for d in detections)
+    assert found == [
+        ("disk_used_ratio", "static_threshold", 0.95),
+        ("latency_ms", "median_mad", 900.0),
+    ], detections

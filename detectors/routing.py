@@ -1,0 +1,184 @@
+"""Per-series detector rules: the series an operator names get their own detector and policy.
+
+One detector for every series is the right start, but some series are known: an error ratio has
+an SLO, a disk has a hard limit, a batch job's heartbeat must not stop. ``RoutedBanks`` holds a
+``SeriesBank`` per rule and one for everything else, and sends each new series to the first rule
+whose service and metric patterns (shell-style, as in ``fnmatch``) both match it, or to the
+default. A series keeps its bank for as long as this object lives.
+
+Rows handed out are global: row ``r`` of bank ``k`` is ``k + banks * r``. Checkpoint blocks of
+the default bank keep their plain number as key (``"7"``), so checkpoints written before any rule
+existed restore as they were; a rule's blocks are keyed ``"<rule name>/<block>"``. A block
+whose rule is gone, or whose rule now has another configuration, is counted as stale and its
+series start afresh wherever the rules now send them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from typing import Any
+
+import numpy as np
+
+from detectors.bank import Fired, Rows, SeriesBank
+from detectors.vector import Floats
+
+
+@dataclass(frozen=True)
+class DetectorRule:
+    """Series whose service matches one of ``services`` and metric one of ``metrics`` (an empty
+    list matches any) are watched by ``detector`` with ``params``, decided by ``policy``."""
+
+    name: str
+    detector: str
+    services: tuple[str, ...] = ()
+    metrics: tuple[str, ...] = ()
+    params: Mapping[str, Any] = field(default_factory=dict)
+    policy: Mapping[str, Any] = field(default_factory=dict)
+
+    def matches(self, service: str, metric: str) -> bool:
+        """Whether the rule covers this service's metric.
+
+        >>> r = DetectorRule("disk", "static_threshold", metrics=("disk_*",))
+        >>> r.matches("db", "disk_used_ratio"), r.matches("db", "cpu")
+        (True, False)
+        """
+        return _any(self.services, service) and _any(self.metrics, metric)
+
+
+def _any(patterns: Sequence[str], name: str) -> bool:
+    return not patterns or any(fnmatchcase(name, p) for p in patterns)
+
+
+def service_metric(series: str) -> tuple[str, str]:
+    """Service and metric of a series id (``service|metric[|labels]``).
+
+    >>> service_metric("api|p99|region=eu")
+    ('api', 'p99')
+    """
+    service, _, rest = series.partition("|")
+    return service, rest.partition("|")[0]
+
+
+class RoutedBanks:
+    """A bank per rule, then the default bank; the interface of one ``SeriesBank``."""
+
+    def __init__(
+        self,
+        detector: str,
+        detector_params: Mapping[str, Any] | None = None,
+        policy_params: Mapping[str, Any] | None = None,
+        rules: Sequence[DetectorRule] = (),
+    ) -> None:
+        names = [r.name for r in rules]
+        if len(set(names)) != len(names):
+            raise ValueError("detector rule names must be unique")
+        if any(not n or "/" in n or n.isdigit() for n in names):
+            raise ValueError("a detector rule name is not empty, has no '/' and is not a number")
+        self.rules = list(rules)
+        self.banks = [SeriesBank(r.detector, r.params, r.policy) for r in self.rules]
+        self.banks.append(SeriesBank(detector, detector_params, policy_params))
+        #: The detector name of each bank, for the detections it fires.
+        self.detectors = [r.detector for r in self.rules] + [detector]
+        self.index: dict[str, int] = {}
+
+    @property
+    def default(self) -> SeriesBank:
+        return self.banks[-1]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @property
+    def deciding(self) -> bool:
+        return any(b.deciding for b in self.banks)
+
+    def route(self, series: str) -> int:
+        """The bank a new series goes to: the first matching rule's, else the default."""
+        service, metric = service_metric(series)
+        for k, rule in enumerate(self.rules):
+            if rule.matches(service, metric):
+                return k
+        return len(self.rules)
+
+    def rows_for(self, series: Sequence[str]) -> Rows:
+        """The global row of each of ``series``; new series get fresh rows in their bank."""
+        get = self.index.get
+        rows = np.array([get(s, -1) for s in series], dtype=np.intp)
+        for i in np.flatnonzero(rows < 0).tolist():
+            sid = series[i]
+            found = self.index.get(sid)  # the same new series earlier in this call
+            if found is None:
+                k = self.route(sid)
+                found = self.index[sid] = k + len(self.banks) * self.banks[k].row(sid)
+            rows[i] = found
+        return rows
+
+    def series(self, row: int) -> str:
+        return self.banks[row % len(self.banks)].ids[row // len(self.banks)]
+
+    def detector(self, row: int) -> str:
+        """The name of the detector watching global row ``row``."""
+        return self.detectors[row % len(self.banks)]
+
+    def observe_rows(self, rows: Rows, values: Floats, ts: Floats) -> tuple[Floats, list[Fired]]:
+        """Each bank observes its points, in order; scores and firings in point order."""
+        rows = np.asarray(rows, dtype=np.intp)
+        n = len(self.banks)
+        if n == 1:
+            return self.default.observe_rows(rows // n, values, ts)
+        values = np.asarray(values, dtype=np.float64)
+        ts = np.asarray(ts, dtype=np.float64)
+        scores = np.zeros(len(rows))
+        fired: list[Fired] = []
+        which = rows % n
+        for k in np.unique(which).tolist():
+            at = np.flatnonzero(which == k)
+            got, hits = self.banks[k].observe_rows(rows[at] // n, values[at], ts[at])
+            scores[at] = got
+            fired += [
+                Fired(int(at[f.index]), f.score, f.decision, f.recent) for f in hits
+            ]  # fmt: skip
+        fired.sort(key=lambda f: f.index)
+        return scores, fired
+
+    def observe(
+        self, series: Sequence[str], values: Floats, ts: Floats
+    ) -> tuple[Floats, list[Fired]]:
+        return self.observe_rows(self.rows_for(series), values, ts)
+
+    # -- checkpoints -------------------------------------------------------------------------
+
+    def _key(self, k: int, block: int) -> str:
+        return str(block) if k == len(self.rules) else f"{self.rules[k].name}/{block}"
+
+    def take_dirty_blocks(self) -> dict[str, dict[str, Any]]:
+        """Changed blocks of every bank, keyed as the module docstring says."""
+        out: dict[str, dict[str, Any]] = {}
+        for k, bank in enumerate(self.banks):
+            for block, state in bank.take_dirty_blocks().items():
+                out[self._key(k, block)] = state
+        return out
+
+    def load_blocks(self, blocks: Mapping[str, Mapping[str, Any]]) -> int:
+        """Put checkpointed blocks back in their banks; returns how many are stale."""
+        by_name = {r.name: k for k, r in enumerate(self.rules)}
+        per_bank: list[dict[int, Mapping[str, Any]]] = [{} for _ in self.banks]
+        stale = 0
+        for key, state in blocks.items():
+            name, _, number = key.rpartition("/")
+            k = by_name.get(name) if name else len(self.rules)
+            if k is None or not number.isdigit():
+                stale += 1  # a rule that is gone: its series are routed afresh
+                continue
+            per_bank[k][int(number)] = state
+        n = len(self.banks)
+        for k, bank in enumerate(self.banks):
+            stale += bank.load_blocks(per_bank[k])
+            for row, sid in enumerate(bank.ids):
+                # Restored series that the rules now send elsewhere start afresh there.
+                if sid and bank.index.get(sid) == row and self.route(sid) == k:
+                    self.index[sid] = k + n * row
+        return stale
