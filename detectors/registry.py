@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, get_type_hints
 
 import numpy as np
 from numpy.typing import NDArray
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from detectors.base import Detector
 from detectors.changepoint import Cusum
@@ -57,10 +59,11 @@ def make_detector(name: str = DEFAULT_DETECTOR, **params: Any) -> Detector:
     except KeyError:
         known = ", ".join(sorted(DETECTORS))
         raise ValueError(f"unknown detector {name!r}; known: {known}") from None
+    params = _checked(DETECTORS[name], params)
     try:
         return cls(**params)
     except TypeError as exc:
-        raise ValueError(f"bad parameters for detector {name!r}: {exc}") from None
+        raise ValueError(f"bad parameters: {exc}") from None
 
 
 def restore_detector(state: dict[str, Any]) -> Detector:
@@ -136,9 +139,45 @@ def make_batch(name: str, n: int, **params: Any) -> BatchDetector:
         known = ", ".join(sorted(DETECTORS))
         raise ValueError(f"unknown detector {name!r}; known: {known}")
     cls = DETECTORS[name]
+    params = _checked(cls, params)
     try:
         if issubclass(cls, OneSeries):
             return cls.batch_cls(n, **params)
         return LoopBatch(n, cls, **params)
     except TypeError as exc:
-        raise ValueError(f"bad parameters for detector {name!r}: {exc}") from None
+        raise ValueError(f"bad parameters: {exc}") from None
+
+
+def _checked(cls: type[Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` validated against the detector's constructor: only those given (the defaults
+    stay the constructor's own), converted where pydantic's lax mode converts (``"12"`` to 12)."""
+    target: type[Any] = cls.batch_cls if issubclass(cls, OneSeries) else cls
+    try:
+        checked = _parameters(target).model_validate(dict(params))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or '(params)'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ValueError(f"bad parameters: {problems}") from None
+    return {k: getattr(checked, k) for k in params}
+
+
+_MODELS: dict[type[Any], type[BaseModel]] = {}
+
+
+def _parameters(target: type[Any]) -> type[BaseModel]:
+    """A model of ``target``'s keyword parameters (all but ``n``) from its annotations, so a
+    parameter of the wrong type is refused when configured, not when the first point comes."""
+    if target in _MODELS:
+        return _MODELS[target]
+    init = target.__init__
+    hints = get_type_hints(init)
+    fields: dict[str, Any] = {
+        k: (hints.get(k, Any), p.default)
+        for k, p in inspect.signature(init).parameters.items()
+        if k not in ("self", "n") and p.default is not inspect.Parameter.empty
+    }
+    config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+    model: type[BaseModel] = create_model(f"{target.__name__}Params", __config__=config, **fields)
+    _MODELS[target] = model
+    return model

@@ -136,7 +136,7 @@ def test_settings_build_the_rules() -> None:
                 "metrics": ["m"],
                 "params": {"upper": "high"},
             },
-            "detector 'static_threshold': upper must be a number or null, not 'high'",
+            "detector 'static_threshold': bad parameters: upper: Input should be a valid number",
         ),
         (
             {
@@ -145,7 +145,7 @@ def test_settings_build_the_rules() -> None:
                 "metrics": ["m"],
                 "params": {"lower": 2, "upper": 1},
             },
-            "lower (2) is above upper (1)",
+            "lower (2.0) is above upper (1.0)",
         ),
         (
             {"name": "x", "detector": "surprise", "metrics": ["m"], "policy": {"threshold": 2}},
@@ -179,3 +179,24 @@ def test_rules_come_from_the_environment_as_json(monkeypatch: pytest.MonkeyPatch
         ' "params": {"upper": 0.9}}]',
     )
     assert Settings().detector_rules[0].params == {"upper": 0.9}
+
+
+@pytest.mark.parametrize(
+    ("name", "known"),
+    [("surprise", "warmup"), ("tolerant_novelty", "tolerance"), ("median_mad", "window"),
+     ("river_hst", "n_trees")],
+)  # fmt: skip
+def test_a_parameter_of_the_wrong_type_is_refused_batched_or_alone(name: str, known: str) -> None:
+    from detectors.registry import make_batch, make_detector
+
+    for make in (lambda **p: make_batch(name, 1, **p), lambda **p: make_detector(name, **p)):
+        with pytest.raises(ValueError, match=f"bad parameters: {known}: Input should be"):
+            make(**{known: "not a number"})
+        with pytest.raises(ValueError, match="bad parameters: typo: Extra inputs"):
+            make(typo=1)
+
+
+def test_parameters_given_as_numeric_text_are_converted() -> None:
+    from detectors.registry import make_batch
+
+    assert make_batch("surprise", 1, warmup="12").params()["warmup"] == 12
