@@ -61,17 +61,7 @@ async def test_replayed_detections_open_one_incident(
         return rows if rows and rows[0]["detection_count"] >= 2 else None
 
     await eventually(attached, 30, "the second detection to attach")
-    await eventually(
-        lambda: _true_or_none(
-            consumed_all(
-                worker.bootstrap,
-                worker.group_of(worker.topics.detections),
-                worker.topics.detections,
-            )
-        ),
-        20,
-        "all detections consumed",
-    )
+    await _drained(worker, worker.topics.detections, 20, "all detections consumed")
     _, body = await api.get("/api/incidents")
     [incident] = body["incidents"]
     assert incident["detection_count"] == 2
@@ -94,24 +84,25 @@ async def test_replayed_detections_open_one_incident(
         return body["incidents"] if len(body["incidents"]) >= 2 else None
 
     rows = await eventually(two, 20, "a new incident for a new detection after resolve")
-    await eventually(
-        lambda: _true_or_none(
-            consumed_all(
-                worker.bootstrap,
-                worker.group_of(worker.topics.detections),
-                worker.topics.detections,
-            )
-        ),
-        20,
-        "all detections consumed",
-    )
+    await _drained(worker, worker.topics.detections, 20, "all detections consumed")
     _, body = await api.get("/api/incidents")
     assert len(body["incidents"]) == 2
     assert {r["detection_ids"][0] for r in rows} == {"d-1", "d-3"}
 
 
-async def _true_or_none(done: Any) -> bool | None:
-    return True if await done else None
+async def _drained(worker: RunningWorker, topic: str, timeout_s: float, what: str) -> None:
+    """Wait until the worker's group has committed every message of ``topic``."""
+
+    async def done() -> bool | None:
+        return True if await consumed_all(worker.bootstrap, worker.group_of(topic), topic) else None
+
+    await eventually(done, timeout_s, what)
+
+
+async def _send_points(worker: RunningWorker, points: list[dict[str, Any]]) -> None:
+    """One batch of metric points, keyed by the service they all belong to."""
+    batch = json.dumps({"points": points}).encode()
+    await produce(worker.bootstrap, worker.topics.metrics, [(b"billing", batch)])
 
 
 async def test_detector_state_survives_a_restart(
@@ -123,20 +114,8 @@ async def test_detector_state_survives_a_restart(
         {"ts": base + i, "service": "billing", "metric": "latency_ms", "value": 80.0 + (i % 4)}
         for i in range(40)
     ]
-    await produce(
-        worker.bootstrap,
-        worker.topics.metrics,
-        [(b"billing", json.dumps({"points": warm}).encode())],
-    )
-    await eventually(
-        lambda: _true_or_none(
-            consumed_all(
-                worker.bootstrap, worker.group_of(worker.topics.metrics), worker.topics.metrics
-            )
-        ),
-        30,
-        "the warm-up points consumed",
-    )
+    await _send_points(worker, warm)
+    await _drained(worker, worker.topics.metrics, 30, "the warm-up points consumed")
     worker.restart()
 
     # After the restart: more normal points (no burst of false detections), then a spike
@@ -148,23 +127,11 @@ async def test_detector_state_survives_a_restart(
         {"ts": base + 50 + i, "service": "billing", "metric": "latency_ms", "value": 900.0}
         for i in range(3)
     ]
-    await produce(
-        worker.bootstrap,
-        worker.topics.metrics,
-        [(b"billing", json.dumps({"points": after}).encode())],
-    )
+    await _send_points(worker, after)
     detections = await consume(
         worker.bootstrap, worker.topics.detections, lambda v: len(v) >= 1, timeout_s=30
     )
-    await eventually(
-        lambda: _true_or_none(
-            consumed_all(
-                worker.bootstrap, worker.group_of(worker.topics.metrics), worker.topics.metrics
-            )
-        ),
-        30,
-        "all points consumed",
-    )
+    await _drained(worker, worker.topics.metrics, 30, "all points consumed")
     detections = await read_all(worker.bootstrap, worker.topics.detections)
     assert len(detections) == 1, detections
     [found] = detections
@@ -191,20 +158,8 @@ async def test_detector_rules_watch_their_series_and_survive_a_restart(
 
     warm = [point(i, "latency_ms", 80.0 + (i % 4)) for i in range(40)]
     warm += [point(i, "disk_used_ratio", 0.5) for i in range(40)]
-    await produce(
-        worker.bootstrap,
-        worker.topics.metrics,
-        [(b"billing", json.dumps({"points": warm}).encode())],
-    )
-    await eventually(
-        lambda: _true_or_none(
-            consumed_all(
-                worker.bootstrap, worker.group_of(worker.topics.metrics), worker.topics.metrics
-            )
-        ),
-        30,
-        "the warm-up points consumed",
-    )
+    await _send_points(worker, warm)
+    await _drained(worker, worker.topics.metrics, 30, "the warm-up points consumed")
     worker.restart()
 
     # After the restart the rule's median/MAD detector is still warm: one spike is detected at
@@ -212,21 +167,9 @@ async def test_detector_rules_watch_their_series_and_survive_a_restart(
     after = [point(40 + i, "latency_ms", 80.0 + (i % 4)) for i in range(10)]
     after += [point(50 + i, "latency_ms", 900.0) for i in range(3)]
     after += [point(50, "disk_used_ratio", 0.95)]
-    await produce(
-        worker.bootstrap,
-        worker.topics.metrics,
-        [(b"billing", json.dumps({"points": after}).encode())],
-    )
+    await _send_points(worker, after)
     await consume(worker.bootstrap, worker.topics.detections, lambda v: len(v) >= 2, timeout_s=30)
-    await eventually(
-        lambda: _true_or_none(
-            consumed_all(
-                worker.bootstrap, worker.group_of(worker.topics.metrics), worker.topics.metrics
-            )
-        ),
-        30,
-        "all points consumed",
-    )
+    await _drained(worker, worker.topics.metrics, 30, "all points consumed")
     detections = await read_all(worker.bootstrap, worker.topics.detections)
     found = sorted((d["signal"], d["detector"], d["context"]["value"]) for d in detections)
     assert found == [
