@@ -73,8 +73,9 @@ class RoutedBanks:
         rules: Sequence[DetectorRule] = (),
     ) -> None:
         names = [r.name for r in rules]
-        if len(set(names)) != len(names):
-            raise ValueError("detector rule names must be unique")
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"detector rule names must be unique ({', '.join(twice)})")
         if any(not n or "/" in n or n.isdigit() for n in names):
             raise ValueError("a detector rule name is not empty, has no '/' and is not a number")
         self.rules = list(rules)

@@ -209,10 +209,10 @@ class Settings(BaseSettings):
             SeriesBank(self.detector, self.detector_params, self.policy_params, capacity=1)
         except (ValueError, TypeError) as exc:
             raise ValueError(f"detector {self.detector!r}: {exc}") from None
-        names = [r.name for r in self.detector_rules]
-        twice = sorted({n for n in names if names.count(n) > 1})
-        if twice:
-            raise ValueError(f"detector_rules: rule names must be unique ({', '.join(twice)})")
+        try:
+            self.detector_banks()  # each rule was checked alone; together their names must differ
+        except ValueError as exc:
+            raise ValueError(f"detector_rules: {exc}") from None
         return self
 
     def detector_banks(self) -> RoutedBanks:
