@@ -46,6 +46,31 @@ DETECTORS: Mapping[str, type[Any]] = {cls.name: cls for cls in _CLASSES}
 DEFAULT_DETECTOR = TolerantNovelty.name
 
 
+def value_domain(name: str) -> tuple[float, float] | None:
+    """The closed interval of values detector ``name`` accepts, or ``None`` for any value.
+
+    >>> value_domain("slo_burn_rate"), value_domain("median_mad")
+    ((0.0, 1.0), None)
+    """
+    domain: tuple[float, float] | None = getattr(DETECTORS[name], "domain", None)
+    return domain
+
+
+def outside_domain(name: str, value: float, rule: str | None = None) -> str | None:
+    """Why ``value`` cannot be given to detector ``name`` (watching a series for ``rule``), or
+    ``None`` when it can.
+
+    >>> outside_domain("slo_burn_rate", 12.5, "slo")
+    "value 12.5 is outside [0, 1], the values detector 'slo_burn_rate' (rule 'slo') accepts"
+    """
+    domain = value_domain(name)
+    if domain is None or domain[0] <= value <= domain[1]:
+        return None
+    lo, hi = (f"{b:g}" for b in domain)
+    by = f"detector {name!r}" + (f" (rule {rule!r})" if rule else "")
+    return f"value {value:g} is outside [{lo}, {hi}], the values {by} accepts"
+
+
 def make_detector(name: str = DEFAULT_DETECTOR, **params: Any) -> Detector:
     """A fresh detector; unknown names and parameters are errors that say what exists.
 

@@ -15,14 +15,17 @@ series start afresh wherever the rules now send them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from detectors.bank import Fired, Rows, SeriesBank
+from detectors.registry import outside_domain, value_domain
 from detectors.vector import Floats
 
 
@@ -84,6 +87,9 @@ class RoutedBanks:
         #: The detector name of each bank, for the detections it fires.
         self.detectors = [r.detector for r in self.rules] + [detector]
         self.index: dict[str, int] = {}
+        domains = [value_domain(d) or (-math.inf, math.inf) for d in self.detectors]
+        self._bounds = np.asarray(domains, dtype=np.float64).T
+        self._bounded = bool(np.isfinite(self._bounds).any())
 
     @property
     def default(self) -> SeriesBank:
@@ -123,6 +129,22 @@ class RoutedBanks:
     def detector(self, row: int) -> str:
         """The name of the detector watching global row ``row``."""
         return self.detectors[row % len(self.banks)]
+
+    def refused(self, rows: Rows, values: Floats) -> NDArray[np.bool_] | None:
+        """Which points lie outside their detector's domain (``None``: none can, no bank has
+        a domain). They are not for ``observe_rows``: ``why_refused`` says why, for the
+        dead letter."""
+        if not self._bounded:
+            return None
+        k = np.asarray(rows, dtype=np.intp) % len(self.banks)
+        lo, hi = self._bounds
+        inside: NDArray[np.bool_] = (values >= lo[k]) & (values <= hi[k])
+        return ~inside
+
+    def why_refused(self, row: int, value: float) -> str:
+        k = row % len(self.banks)
+        rule = self.rules[k].name if k < len(self.rules) else None
+        return outside_domain(self.detectors[k], value, rule) or ""
 
     def observe_rows(self, rows: Rows, values: Floats, ts: Floats) -> tuple[Floats, list[Fired]]:
         """Each bank observes its points, in order; scores and firings in point order."""

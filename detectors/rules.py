@@ -67,12 +67,14 @@ class SloBurnRateBatch(BatchDetector):
     faster than ``factor`` (by default 1 h and 5 min at 14.4, 6 h and 30 min at 6: 2% and 5% of a
     30-day budget). Windows are event-time exponential averages with time constant half the
     window, so state stays a few numbers per series. The score is ``r / (1 + r)`` for the best
-    rule's ``min(burn_long, burn_short) / factor``: 0.5 exactly when a rule holds.
+    rule's ``min(burn_long, burn_short) / factor``: 0.5 exactly when a rule holds. Values
+    outside [0, 1] are not error ratios: the worker and the backtest refuse them (``domain``).
     """
 
     name: ClassVar[str] = "slo_burn_rate"
     state_version: ClassVar[int] = 1
     threshold: ClassVar[float] = 0.5
+    domain: ClassVar[tuple[float, float] | None] = (0.0, 1.0)
 
     def __init__(
         self, n: int = 1, objective: float = 0.999, rules: list[list[float]] | None = None

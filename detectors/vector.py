@@ -40,6 +40,10 @@ class BatchDetector:
     name: ClassVar[str]
     state_version: ClassVar[int]
     threshold: ClassVar[float]
+    #: The closed interval of values the detector is defined on (``None``: any finite value).
+    #: The worker dead-letters points outside it and the backtest refuses them, rather than let
+    #: a series of the wrong kind (a percentage where a ratio is expected) page on every point.
+    domain: ClassVar[tuple[float, float] | None] = None
 
     def __init__(self, n: int = 1) -> None:
         if n < 1:
@@ -179,6 +183,7 @@ class OneSeries:
     state_version: ClassVar[int]
     threshold: ClassVar[float]
     for_points: ClassVar[int]
+    domain: ClassVar[tuple[float, float] | None]
 
     def __init__(self, **params: Any) -> None:
         self._batch = self.batch_cls(1, **params)
@@ -191,6 +196,7 @@ class OneSeries:
         cls.state_version = cls.batch_cls.state_version
         cls.threshold = cls.batch_cls.threshold
         cls.for_points = getattr(cls.batch_cls, "for_points", 2)
+        cls.domain = cls.batch_cls.domain
 
     @property
     def warmed_up(self) -> bool:

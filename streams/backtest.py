@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from detectors.registry import DEFAULT_DETECTOR, make_detector
+from detectors.registry import DEFAULT_DETECTOR, make_detector, outside_domain
 
 
 class BacktestError(ValueError):
@@ -49,8 +49,9 @@ def parse_time(text: str) -> float:
 
 def run_backtest(src: Path, dst: Path, detector: str | None, param_pairs: list[str]) -> int:
     """Score every row of ``src`` into ``dst``; returns the number of rows."""
+    name = detector or DEFAULT_DETECTOR
     try:
-        model = make_detector(detector or DEFAULT_DETECTOR, **parse_params(param_pairs))
+        model = make_detector(name, **parse_params(param_pairs))
     except ValueError as exc:
         raise BacktestError(str(exc)) from None
     try:
@@ -69,6 +70,9 @@ def run_backtest(src: Path, dst: Path, detector: str | None, param_pairs: list[s
                 ts, value = parse_time(row["timestamp"]), float(row["value"])
             except (TypeError, ValueError):
                 raise BacktestError(f"{src}:{line}: bad timestamp or value") from None
+            refused = outside_domain(name, value)
+            if refused:
+                raise BacktestError(f"{src}:{line}: {refused}")
             score = model.score_one(value, ts)
             model.learn_one(value, ts)
             writer.writerow([row["timestamp"], row["value"], f"{score:.6f}"])

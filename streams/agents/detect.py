@@ -40,10 +40,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import ConsumerStoppedError, KafkaError
 
-from detectors.bank import detection
+from detectors.bank import Rows, detection
 from detectors.routing import RoutedBanks
 from responders.lifecycle import routing_key
-from streams.codec import decode_points, decode_points_many, encode
+from streams.codec import PointBatch, decode_points, decode_points_many, encode
 
 if TYPE_CHECKING:
     from streams.app import Pipeline
@@ -249,6 +249,8 @@ class Detect(mode.Service):
         # points at once costs more in cache misses than decoding them did.
         taken: list[tuple[ConsumerRecord, int]] = []  # record, position of its first point
         rows, values, ts = [], [], []
+        # Positions of the points kept, when a detector's domain refused some (else all are).
+        kept: list[Any] = []
         at = 0
         for i in range(0, len(records), DECODE_MESSAGES):
             chunk = records[i : i + DECODE_MESSAGES]
@@ -260,13 +262,22 @@ class Detect(mode.Service):
                     await p.dead_letters.send(record, "decode", bad.reason, bad.payload)
                 if b > a:
                     taken.append((record, at + a))
+            chunk_rows = bank.rows_for(decoded.series)
+            keep = await self._refuse(bank, chunk, decoded, chunk_rows)
+            if keep is not None:
+                kept.append(at + keep)
+                rows.append(chunk_rows[keep])
+                values.append(decoded.values[keep])
+                ts.append(decoded.ts[keep])
+            else:
+                kept.append(np.arange(at, at + len(decoded.series)))
+                rows.append(chunk_rows)
+                values.append(decoded.values)
+                ts.append(decoded.ts)
             at += len(decoded.series)
-            rows.append(bank.rows_for(decoded.series))
-            values.append(decoded.values)
-            ts.append(decoded.ts)
-        if not taken:
-            return False
         at_rows, t_all = np.concatenate(rows), np.concatenate(ts)
+        if not len(t_all):
+            return False
         try:
             _, fired = bank.observe_rows(at_rows, np.concatenate(values), t_all)
         except Exception as exc:
@@ -274,12 +285,14 @@ class Detect(mode.Service):
         p.count("points_processed", len(t_all))
         p.counters["last_point_processed_at"] = int(datetime.now(tz=UTC).timestamp())
         if fired:
+            position = np.concatenate(kept)
             starts = [start for _, start in taken]
             sent = []
             for f in fired:
-                record, start = taken[bisect_right(starts, f.index) - 1]
+                at_point = int(position[f.index])
+                record, start = taken[bisect_right(starts, at_point) - 1]
                 # Decoded again: only the few points that fire need their names and labels.
-                point = decode_points(record.value).points[f.index - start]
+                point = decode_points(record.value).points[at_point - start]
                 found = detection(
                     f,
                     detector=bank.detector(int(at_rows[f.index])),
@@ -297,6 +310,31 @@ class Detect(mode.Service):
             # first, or a crash in between would skip them for good.
             await asyncio.gather(*sent)
         return bool(fired) or bank.deciding
+
+    async def _refuse(
+        self, bank: RoutedBanks, chunk: list[ConsumerRecord], decoded: PointBatch, rows: Rows
+    ) -> Any:
+        """Dead-letter the points outside their detector's domain, each with the reason; the
+        positions in ``decoded`` of the points that are left."""
+        refused = bank.refused(rows, decoded.values)
+        if refused is None or not refused.any():
+            return None
+        starts = [a for a, _ in decoded.spans]
+        for i in np.flatnonzero(refused).tolist():
+            m = bisect_right(starts, i) - 1
+            point = decode_points(chunk[m].value).points[i - starts[m]]
+            value = float(decoded.values[i])
+            entry = {
+                "ts": datetime.fromtimestamp(float(decoded.ts[i]), tz=UTC).isoformat(),
+                "service": point.service,
+                "metric": point.metric,
+                "value": value,
+                "labels": point.labels or {},
+            }
+            reason = bank.why_refused(int(rows[i]), value)
+            payload = json.dumps(entry, separators=(",", ":")).encode()
+            await self.p.dead_letters.send(chunk[m], "detect", reason, payload)
+        return np.flatnonzero(~refused)
 
     # -- checkpoints and offsets -------------------------------------------------------------
 

@@ -76,3 +76,51 @@ async def test_invalid_messages_are_dead_lettered_and_the_stream_carries_on(
     assert "id: Input should be a valid string" in detection_letter["error"]
     # Nothing crashed: the worker still answers and is ready.
     assert (await api.get("/readyz"))[0] == 200
+
+
+async def test_a_point_outside_its_detectors_domain_is_dead_lettered_and_its_message_goes_on(
+    start_worker: Callable[..., RunningWorker],
+) -> None:
+    rules = [
+        {"name": "checkout-slo", "detector": "slo_burn_rate", "services": ["checkout"],
+         "metrics": ["error_ratio"], "policy": {"for_points": 1}},
+    ]  # fmt: skip
+    worker = start_worker(detector="surprise", detector_rules=rules)
+    base = float(int(time.time()) - 300)
+
+    def point(i: int, metric: str, value: float) -> dict[str, Any]:
+        return {"ts": base + 60 * i, "service": "checkout", "metric": metric, "value": value,
+                "labels": {"region": "eu"}}  # fmt: skip
+
+    # A percentage sent where the rule expects a ratio, amid valid points of the same message:
+    # it is refused alone, and the burning error ratio after it is still detected.
+    points = [point(0, "cpu", 50.0), point(1, "error_ratio", 12.5)]
+    points += [point(2, "error_ratio", 0.05), point(3, "error_ratio", 0.06)]
+    await produce(
+        worker.bootstrap,
+        worker.topics.metrics,
+        [(b"checkout", json.dumps({"points": points}).encode())],
+    )
+    [letter] = await consume(
+        worker.bootstrap, f"{worker.topics.metrics}.dlq", lambda v: len(v) >= 1, timeout_s=30
+    )
+    assert letter["stage"] == "detect"
+    assert letter["error"] == (
+        "value 12.5 is outside [0, 1], the values detector 'slo_burn_rate' "
+        "(rule 'checkout-slo') accepts"
+    )
+    refused = json.loads(base64.b64decode(letter["value_b64"]))
+    assert (refused["service"], refused["metric"], refused["value"]) == (
+        "checkout", "error_ratio", 12.5
+    )  # fmt: skip
+    assert refused["labels"] == {"region": "eu"}
+    assert base64.b64decode(letter["key_b64"]) == b"checkout"
+
+    detections = await consume(
+        worker.bootstrap, worker.topics.detections, lambda v: len(v) >= 1, timeout_s=30
+    )
+    # The series' first point is learned, not scored; the second fires.
+    first = detections[0]
+    assert (first["signal"], first["detector"], first["context"]["value"]) == (
+        "error_ratio", "slo_burn_rate", 0.06
+    ), detections  # fmt: skip

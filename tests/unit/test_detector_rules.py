@@ -200,3 +200,17 @@ def test_parameters_given_as_numeric_text_are_converted() -> None:
     from detectors.registry import make_batch
 
     assert make_batch("surprise", 1, warmup="12").params()["warmup"] == 12
+
+
+def test_points_outside_a_rule_detectors_domain_are_refused_with_the_reason() -> None:
+    banks = _banks()
+    series = ["checkout|error_ratio", "checkout|error_ratio", "db|disk_used", "api|p99"]
+    rows = banks.rows_for(series)
+    refused = banks.refused(rows, np.array([0.02, 12.5, 40.0, -3.0]))
+    # Only the SLO rule's detector has a domain: a percentage where a ratio belongs.
+    assert refused is not None and refused.tolist() == [False, True, False, False]
+    assert banks.why_refused(int(rows[1]), 12.5) == (
+        "value 12.5 is outside [0, 1], the values detector 'slo_burn_rate' "
+        "(rule 'checkout-slo') accepts"
+    )
+    assert RoutedBanks("surprise").refused(rows, np.zeros(4)) is None

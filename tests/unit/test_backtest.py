@@ -1,0 +1,58 @@
+"""``warroom detect``: one NAB-format output row per input row, and bad input named by line."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from streams.cli import main
+
+
+def _write(path: Path, rows: list[tuple[str, str]]) -> Path:
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["timestamp", "value"])
+        writer.writerows(rows)
+    return path
+
+
+def test_every_row_is_scored_in_input_order(tmp_path: Path) -> None:
+    values = [10.0 + (i % 5) for i in range(300)] + [90.0] + [10.0 + (i % 5) for i in range(20)]
+    rows = [(f"2026-01-01 00:{i // 60:02d}:{i % 60:02d}", f"{v}") for i, v in enumerate(values)]
+    out = tmp_path / "out.csv"
+    code = main(["detect", "--input", str(_write(tmp_path / "in.csv", rows)),
+                 "--output", str(out), "--detector", "median_mad"])  # fmt: skip
+    assert code == 0
+    with out.open(newline="") as f:
+        got = list(csv.DictReader(f))
+    assert [(r["timestamp"], r["value"]) for r in got] == rows
+    scores = [float(r["anomaly_score"]) for r in got]
+    assert all(0.0 <= s <= 1.0 for s in scores)
+    assert max(scores) == scores[300] and scores[300] > 0.9
+
+
+@pytest.mark.parametrize(
+    ("rows", "args", "problem"),
+    [
+        ([("1", "0.5"), ("2", "lots")], [], "in.csv:3: bad timestamp or value"),
+        ([("1", "0.01"), ("2", "12.5")], ["--detector", "slo_burn_rate"],
+         "in.csv:3: value 12.5 is outside [0, 1], the values detector 'slo_burn_rate' accepts"),
+        ([("1", "0.5")], ["--detector", "nope"], "unknown detector 'nope'"),
+        ([("1", "0.5")], ["--detector", "static_threshold", "--param", "upper=high"],
+         "upper"),
+    ],
+)  # fmt: skip
+def test_bad_input_is_named_and_exits_2(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    rows: list[tuple[str, str]],
+    args: list[str],
+    problem: str,
+) -> None:
+    src = _write(tmp_path / "in.csv", rows)
+    assert main(["detect", "--input", str(src), "--output", str(tmp_path / "o.csv"), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("warroom detect: ") and problem in err
+    assert "Traceback" not in err
