@@ -20,7 +20,7 @@ class CusumBatch(BatchDetector):
 
     name: ClassVar[str] = "cusum"
     state_version: ClassVar[int] = 1
-    threshold: ClassVar[float] = 0.5
+    threshold: ClassVar[float] = 0.55
 
     def __init__(
         self,

@@ -107,7 +107,7 @@ class RateOfChangeBatch(BatchDetector):
 
     name: ClassVar[str] = "rate_of_change"
     state_version: ClassVar[int] = 1
-    threshold: ClassVar[float] = 0.5
+    threshold: ClassVar[float] = 0.7
 
     def __init__(
         self,

@@ -33,8 +33,9 @@ class PatternKnnBatch(BatchDetector):
 
     name: ClassVar[str] = "pattern_knn"
     state_version: ClassVar[int] = 1
-    #: Novelty above every recent novelty (or a level surprise of six sigmas over its peak).
-    threshold: ClassVar[float] = 0.5
+    #: Clearly above every recent novelty (0.5 is just above it), or a level surprise of six
+    #: sigmas over its peak. The detector keeps quiet for ``refractory`` points after it.
+    threshold: ClassVar[float] = 0.55
     #: It reports an episode once and then keeps quiet: decide on a single point.
     for_points: ClassVar[int] = 1
 

@@ -33,7 +33,7 @@ class MedianMad:
 
     name: ClassVar[str] = "median_mad"
     state_version: ClassVar[int] = 1
-    threshold: ClassVar[float] = 0.9999
+    threshold: ClassVar[float] = 0.99999
 
     def __init__(
         self,

@@ -21,7 +21,7 @@ class SeasonalBatch(BatchDetector):
 
     name: ClassVar[str] = "seasonal"
     state_version: ClassVar[int] = 1
-    threshold: ClassVar[float] = 0.5
+    threshold: ClassVar[float] = 0.6
 
     def __init__(
         self,

@@ -85,14 +85,17 @@ def worker_alerts(
     name: str, corpus: list[Series], scores: list[NDArray[np.float64]]
 ) -> list[NDArray[np.float64]]:
     """1 where the worker's decision policy for ``name`` (its recommended threshold,
-    for-duration and cooldown) fires on the scores, 0 elsewhere."""
+    for-duration and cooldown) starts an episode on the scores, 0 elsewhere. The reminders the
+    policy repeats while an episode lasts join its incident and page nobody, so they are not
+    counted: NAB would count each as a false positive."""
     template = SeriesBank(name).policy.to_state()
     out = []
     for series, sc in zip(corpus, scores, strict=True):
         policy = ThresholdPolicy.from_state(template)
         fired = np.zeros(len(sc))
         for i, (score, ts) in enumerate(zip(sc.tolist(), series.ts.tolist(), strict=True)):
-            if policy.decide(score, ts) is not None:
+            decision = policy.decide(score, ts)
+            if decision is not None and not decision.repeat:
                 fired[i] = 1.0
         out.append(fired)
     return out

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from streams.bench.nab import main
+import numpy as np
+
+from streams.bench.nab import Series, main, worker_alerts
 
 
 def _corpus(root: Path) -> None:
@@ -39,6 +41,16 @@ def test_scores_the_corpus_at_the_optimum_and_as_the_worker_decides(
     # The spike is the one alert the worker's policy raises, as early as the best threshold.
     assert figures["worker_policy_alerts"] == 1
     assert figures["score_standard_worker_policy"] == figures["score_standard"] > 90.0
+
+
+def test_the_worker_column_counts_episode_starts_not_their_reminders() -> None:
+    # Twenty high scores five minutes apart: the policy starts one episode and then repeats it
+    # every five minutes (reminders join its incident); one alert, on the second point.
+    scores = np.array([0.0] * 10 + [0.9] * 20 + [0.0] * 10)
+    ts = 1.7e9 + 300.0 * np.arange(len(scores))
+    series = Series(file=None, values=np.zeros(len(scores)), ts=ts)  # type: ignore[arg-type]
+    [alerts] = worker_alerts("ewma", [series], [scores])
+    assert np.flatnonzero(alerts).tolist() == [11]
 
 
 def test_a_root_without_labels_is_a_clear_error(
