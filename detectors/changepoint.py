@@ -7,7 +7,17 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
-from detectors.vector import BatchDetector, Floats, Mask, OneSeries, masked_update, ratio_to_score
+from detectors.vector import (
+    BatchDetector,
+    Floats,
+    Mask,
+    NonNegative,
+    OneSeries,
+    Positive,
+    Weight,
+    masked_update,
+    ratio_to_score,
+)
 
 
 class CusumBatch(BatchDetector):
@@ -25,12 +35,12 @@ class CusumBatch(BatchDetector):
     def __init__(
         self,
         n: int = 1,
-        alpha: float = 0.01,
+        alpha: Weight = 0.01,
         k: float = 0.5,
         h: float = 8.0,
         warmup: int = 20,
-        rel_floor: float = 0.001,
-        abs_floor: float = 1e-9,
+        rel_floor: NonNegative = 0.001,
+        abs_floor: Positive = 1e-9,
     ) -> None:
         super().__init__(n)
         if k < 0 or h <= 0:

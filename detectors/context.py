@@ -154,6 +154,8 @@ class ContextAnomalyDetector:
     ) -> None:
         if value_bits < 1 or max_active < 0 or max_left_facts < 1 or max_contexts < 4:
             raise ValueError("value_bits, max_left_facts and max_contexts must be positive")
+        if value_bits > 16:
+            raise ValueError("value_bits is at most 16 (2**16 bins over the range)")
         self.base_threshold, self.rest_period = base_threshold, rest_period
         self.max_left_facts, self.max_active = max_left_facts, max_active
         self.value_bits, self.warmup, self.max_contexts = value_bits, warmup, max_contexts

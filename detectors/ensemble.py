@@ -17,7 +17,17 @@ import numba
 import numpy as np
 from numpy.typing import NDArray
 
-from detectors.vector import BatchDetector, Floats, Mask, OneSeries, masked_update, z_to_score
+from detectors.vector import (
+    BatchDetector,
+    Floats,
+    Mask,
+    NonNegative,
+    OneSeries,
+    Positive,
+    Weight,
+    masked_update,
+    z_to_score,
+)
 
 
 class SurpriseEnsembleBatch(BatchDetector):
@@ -32,14 +42,14 @@ class SurpriseEnsembleBatch(BatchDetector):
     def __init__(
         self,
         n: int = 1,
-        slow_alpha: float = 0.02,
-        fast_alpha: float = 0.1,
+        slow_alpha: Weight = 0.02,
+        fast_alpha: Weight = 0.1,
         warmup: int = 20,
         clip: float = 3.0,
-        peak_decay: float = 0.999,
-        rel_floor: float = 0.001,
-        abs_floor: float = 1e-9,
-        z_half: float = 6.0,
+        peak_decay: Weight = 0.999,
+        rel_floor: NonNegative = 0.001,
+        abs_floor: Positive = 1e-9,
+        z_half: Positive = 6.0,
     ) -> None:
         super().__init__(n)
         self.slow_alpha, self.fast_alpha = slow_alpha, fast_alpha

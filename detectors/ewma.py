@@ -7,7 +7,16 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
-from detectors.vector import BatchDetector, Floats, Mask, OneSeries, masked_update, z_to_score
+from detectors.vector import (
+    BatchDetector,
+    Floats,
+    Mask,
+    NonNegative,
+    OneSeries,
+    Positive,
+    masked_update,
+    z_to_score,
+)
 
 
 class _EwmaStats:
@@ -56,8 +65,8 @@ class EwmaZBatch(BatchDetector):
         alpha: float = 0.03,
         warmup: int = 20,
         clip: float = 4.0,
-        rel_floor: float = 0.001,
-        abs_floor: float = 1e-9,
+        rel_floor: NonNegative = 0.001,
+        abs_floor: Positive = 1e-9,
     ) -> None:
         super().__init__(n)
         if not 0.0 < alpha < 1.0:
@@ -115,7 +124,7 @@ class RateOfChangeBatch(BatchDetector):
         alpha: float = 0.03,
         warmup: int = 20,
         clip: float = 4.0,
-        abs_floor: float = 1e-9,
+        abs_floor: Positive = 1e-9,
     ) -> None:
         super().__init__(n)
         if not 0.0 < alpha < 1.0:

@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 
 from detectors.base import check_version
 from detectors.ensemble import SurpriseEnsembleBatch
-from detectors.vector import BatchDetector, Floats, Mask, OneSeries, masked_update
+from detectors.vector import BatchDetector, Floats, Mask, OneSeries, Positive, masked_update
 
 _LEVELS = 255.0
 _INNER = "surprise_"
@@ -48,8 +48,8 @@ class PatternKnnBatch(BatchDetector):
         warmup: int = 150,
         block: int = 50,
         blocks: int = 8,
-        floor: float = 0.01,
-        margin: float = 1.1,
+        floor: Positive = 0.01,
+        margin: Positive = 1.1,
         refractory: int = 100,
     ) -> None:
         super().__init__(n)
@@ -59,6 +59,8 @@ class PatternKnnBatch(BatchDetector):
             raise ValueError("warmup must be at least 2 * window + k")
         if block < 1 or blocks < 1 or k < 1:
             raise ValueError("k, block and blocks must be positive")
+        if history > 100_000 or blocks > 1_000:
+            raise ValueError("history is at most 100000 values and blocks at most 1000 per series")
         self.window, self.history, self.k, self.warmup = window, history, k, warmup
         self.block, self.blocks, self.floor, self.margin = block, blocks, floor, margin
         self.refractory = refractory

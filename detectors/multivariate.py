@@ -31,6 +31,10 @@ class RiverHalfSpaceTrees:
         alpha: float = 0.02,
         seed: int = 42,
     ) -> None:
+        if not 1 <= n_trees <= 1000 or not 1 <= height <= 20:
+            raise ValueError("n_trees must be in [1, 1000] and height in [1, 20]")
+        if window_size < 1 or not 0.0 < alpha <= 1.0:
+            raise ValueError("window_size must be at least 1 and alpha in (0, 1]")
         self.n_trees, self.height, self.window_size = n_trees, height, window_size
         self.alpha, self.seed = alpha, seed
         self._hst = HalfSpaceTrees(

@@ -196,13 +196,13 @@ def _parameters(target: type[Any]) -> type[BaseModel]:
     if target in _MODELS:
         return _MODELS[target]
     init = target.__init__
-    hints = get_type_hints(init)
+    hints = get_type_hints(init, include_extras=True)
     fields: dict[str, Any] = {
         k: (hints.get(k, Any), p.default)
         for k, p in inspect.signature(init).parameters.items()
         if k not in ("self", "n") and p.default is not inspect.Parameter.empty
     }
-    config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+    config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, allow_inf_nan=False)
     model: type[BaseModel] = create_model(f"{target.__name__}Params", __config__=config, **fields)
     _MODELS[target] = model
     return model

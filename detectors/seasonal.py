@@ -7,7 +7,16 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
-from detectors.vector import BatchDetector, Floats, Mask, OneSeries, z_to_score
+from detectors.vector import (
+    BatchDetector,
+    Floats,
+    Mask,
+    NonNegative,
+    OneSeries,
+    Positive,
+    Weight,
+    z_to_score,
+)
 
 
 class SeasonalBatch(BatchDetector):
@@ -28,13 +37,13 @@ class SeasonalBatch(BatchDetector):
         n: int = 1,
         period_s: float = 604800.0,
         bucket_s: float = 3600.0,
-        alpha: float = 0.2,
-        global_alpha: float = 0.01,
+        alpha: Weight = 0.2,
+        global_alpha: Weight = 0.01,
         slot_warmup: int = 2,
         warmup: int = 20,
-        global_floor: float = 0.25,
-        rel_floor: float = 0.001,
-        abs_floor: float = 1e-9,
+        global_floor: NonNegative = 0.25,
+        rel_floor: NonNegative = 0.001,
+        abs_floor: Positive = 1e-9,
     ) -> None:
         super().__init__(n)
         if bucket_s <= 0 or period_s < bucket_s:

@@ -8,15 +8,23 @@ per call (``score_many`` then ``learn_many``); a ``mask`` leaves series without 
 from __future__ import annotations
 
 import base64
-from typing import Any, ClassVar, Self
+from typing import Annotated, Any, ClassVar, Self
 
 import numpy as np
 from numpy.typing import NDArray
+from pydantic import Field
 
 from detectors.base import check_version
 
 Floats = NDArray[np.float64]
 Mask = NDArray[np.bool_]
+
+
+#: Parameter types with a range, checked (with the parameter's name) when the registry configures
+#: a detector: a weight or decay in (0, 1), a scale or floor above 0, a floor of at least 0.
+Weight = Annotated[float, Field(gt=0.0, lt=1.0)]
+Positive = Annotated[float, Field(gt=0.0)]
+NonNegative = Annotated[float, Field(ge=0.0)]
 
 
 def z_to_score(z: Floats, z_half: float = 4.0) -> Floats:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import json
+import math
 import random
 from typing import Any
 
@@ -125,3 +127,43 @@ def test_batch_agrees_with_streaming(name: str) -> None:
 def test_threshold_is_usable_by_the_policy(name: str) -> None:
     threshold = DETECTORS[name].threshold
     assert 0.0 < threshold <= 1.0
+
+
+def _numeric_parameters(name: str) -> dict[str, int | float]:
+    cls = DETECTORS[name]
+    target = getattr(cls, "batch_cls", cls)
+    return {
+        k: p.default
+        for k, p in inspect.signature(target.__init__).parameters.items()
+        if k not in ("self", "n")
+        and isinstance(p.default, int | float)
+        and not isinstance(p.default, bool)
+    }
+
+
+NONSENSE = [0, -1, -0.5, 0.5, 1.5, math.nan, math.inf, 10**9]
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+@pytest.mark.parametrize("name", NAMES)
+def test_a_nonsense_parameter_is_refused_when_configured_or_harmless(name: str) -> None:
+    """Zero, negative, fractional, non-finite and huge values of every numeric parameter: the
+    detector is either refused at configuration (a ``ValueError`` naming the problem) or scores
+    a spiky series in [0, 1] without numpy's warnings of NaN or overflow. Never an exception or a
+    gigabyte allocation on the hot path."""
+    values, stamps = _series(5, 300)
+    x, ts = np.array(values), np.array(stamps)
+    for param, default in _numeric_parameters(name).items():
+        for value in NONSENSE:
+            if isinstance(default, int) and not float(value).is_integer():
+                continue
+            try:
+                batch = make_batch(name, 2, **{param: value})
+            except ValueError as exc:
+                assert str(exc), (param, value)
+                continue
+            for i in range(len(x)):
+                pair, at = np.full(2, x[i]), np.full(2, ts[i])
+                scores = batch.score_many(pair, at)
+                batch.learn_many(pair, at)
+                assert np.all((scores >= 0.0) & (scores <= 1.0)), (param, value, scores)

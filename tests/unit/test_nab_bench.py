@@ -6,9 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-import pytest
-
 import numpy as np
+import pytest
 
 from streams.bench.nab import Series, main, worker_alerts
 
