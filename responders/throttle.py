@@ -221,5 +221,6 @@ def flush(bucket: Bucket, limit: Limit, now: datetime) -> Flushed:
         body=body,
         created_at=now,
         kind="digest",
+        incidents=list(dict.fromkeys(h.incident_id for h in held)),
     )
     return Flushed(replace(b, tokens=b.tokens - 1, held=(), digests=n), digest, held)

@@ -42,6 +42,8 @@ class Page(WireModel):
     body: str
     created_at: Timestamp
     kind: PageKind = "page"
+    #: A digest's incidents, in the order it lists them (its ``incident_id`` is ``digest``).
+    incidents: list[Name] = Field(default_factory=list)
 
 
 class FlushDigest(WireModel):

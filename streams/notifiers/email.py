@@ -37,7 +37,7 @@ class SmtpConfig:
 
 def email_message(page: Page, sender: str, incident_url: str | None = None) -> EmailMessage:
     """The message for a page: subject, a plain-text part and an HTML alternative with links."""
-    links = links_for(page.body, page.incident_id, incident_url)
+    links = links_for(page.body, page.incident_id, incident_url, page.incidents)
     message = EmailMessage()
     message["Subject"] = page.subject
     message["From"] = sender

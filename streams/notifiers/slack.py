@@ -28,7 +28,7 @@ def _clip(text: str, limit: int) -> str:
 def slack_message(page: Page, incident_url: str | None = None) -> dict[str, Any]:
     """The incoming-webhook payload for a page: ``text`` (notifications and fallback) and blocks
     with the title, severity, service, incident, escalation step, body and links."""
-    links = links_for(page.body, page.incident_id, incident_url)
+    links = links_for(page.body, page.incident_id, incident_url, page.incidents)
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": _clip(page.subject, 150)}},
         {

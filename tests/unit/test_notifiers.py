@@ -10,7 +10,7 @@ import json
 import socket
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 
@@ -19,9 +19,10 @@ from aiohttp import web
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from responders.throttle import Bucket, Limit, admit, flush
 from schemas import Channel, Page, Severity
 from streams.notifiers.email import EmailNotifier, SmtpConfig
-from streams.notifiers.slack import SlackNotifier
+from streams.notifiers.slack import SlackNotifier, slack_message
 from streams.notifiers.webhook import WebhookNotifier
 
 SECRET = "shared-secret"
@@ -224,6 +225,32 @@ async def test_email_arrives_with_text_html_and_the_incident_link(mailbox: Mailb
     assert "Runbook: https://runbooks.example/checkout" in plain
     assert '<a href="http://warroom.example/api/incidents/inc-1">Incident</a>' in rich
     assert "&lt;p99&gt;" in rich
+
+
+async def test_a_digest_links_each_incident_it_lists(mailbox: Mailbox) -> None:
+    limit, now = Limit(rate=1, window_s=60.0), datetime(2026, 3, 29, 7, 0, tzinfo=UTC)
+    bucket = Bucket("alice", Channel.EMAIL, "alice@example.com", tokens=0, updated_at=now)
+    # SEV2: a SEV1 page is never held. Two pages about inc-2 make one link.
+    for n, incident in enumerate(["inc-1", "inc-2", "inc-2"]):
+        held = page(Channel.EMAIL, "alice@example.com").model_copy(
+            update={"dedup_key": f"k{n}", "incident_id": incident, "severity": Severity.SEV2}
+        )
+        bucket = admit(bucket, held, limit, now).bucket
+    digest = flush(bucket, limit, now + timedelta(seconds=60)).digest
+    assert digest is not None and digest.incidents == ["inc-1", "inc-2"]
+    assert (await mailer(mailbox.port).deliver(digest)).delivered
+    [(_, _, raw)] = mailbox.messages
+    message = message_from_bytes(raw, policy=policy.default)
+    assert isinstance(message, EmailMessage)
+    text = message.get_body(("plain",))
+    assert text is not None
+    plain = text.get_content()
+    assert "Incident inc-1: http://warroom.example/api/incidents/inc-1" in plain
+    assert "Incident inc-2: http://warroom.example/api/incidents/inc-2" in plain
+    assert "/api/incidents/digest" not in plain
+    slack = json.dumps(slack_message(digest, INCIDENT_URL))
+    assert "<http://warroom.example/api/incidents/inc-2|Incident inc-2>" in slack
+    assert "/api/incidents/digest" not in slack
 
 
 @pytest.mark.parametrize(
