@@ -61,6 +61,13 @@ class Timing:
     #: (None: only when it opens and when it is resolved). See ``responders.stakeholders``.
     stakeholder_update_interval_s: float | None = None
 
+    def for_service(self, catalog: Catalog | None, service: str | None) -> Timing:
+        """This timing with the overrides the catalog sets for ``service``, if any."""
+        listed = catalog.services.get(service) if catalog is not None and service else None
+        if listed is None or listed.timing is None:
+            return self
+        return replace(self, **listed.timing.model_dump(exclude_none=True))
+
 
 @dataclass(frozen=True)
 class Group:

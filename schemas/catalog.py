@@ -248,6 +248,19 @@ class Team(_Config):
     schedule: Name | None = None
 
 
+class ServiceTiming(_Config):
+    """A service's own timing, each field overriding the worker's setting of the same name (as
+    PagerDuty sets acknowledgement timeout and auto-resolve per service, and Alertmanager's
+    routes set their own group and repeat intervals). Unset fields keep the worker's."""
+
+    group_wait_s: float | None = Field(default=None, ge=0.0)
+    group_interval_s: float | None = Field(default=None, gt=0.0)
+    repeat_interval_s: float | None = Field(default=None, gt=0.0)
+    ack_timeout_s: float | None = Field(default=None, gt=0.0)
+    auto_resolve_s: float | None = Field(default=None, gt=0.0)
+    stakeholder_update_interval_s: float | None = Field(default=None, gt=0.0)
+
+
 class Service(_Config):
     """A service that emits signals; ``tier`` 1 is the most critical.
 
@@ -265,6 +278,9 @@ class Service(_Config):
     depends_on: tuple[Name, ...] = ()
     #: People who get status notices (not pages) about this service's incidents.
     stakeholders: tuple[Name, ...] = ()
+    #: Grouping, repeat, acknowledgement-timeout, auto-resolve and update intervals of this
+    #: service's incidents, where they differ from the worker's.
+    timing: ServiceTiming | None = None
 
 
 class Catalog(_Config):

@@ -47,6 +47,15 @@ def attach(p: Pipeline) -> None:
     def group(key: str) -> Group:
         return Group.from_dict(key, groups.get(key))
 
+    def timing_of(g: Group, incident: Incident | None, service: str | None = None) -> Timing:
+        """The worker's timing with the catalog's overrides for the service of the group's
+        incident (else of the detection at hand, else of the first one the group holds)."""
+        if incident is not None:
+            service = incident.service
+        elif service is None and g.held:
+            service = g.held[0].service
+        return timing.for_service(p.catalog, service)
+
     def notify_stakeholders(step: Step, now: datetime) -> Step:
         """Add the stakeholder notices the step calls for. The recent timeline is read from
         ``incident-timelines``, which is co-partitioned with this stream (events and inputs are
@@ -54,7 +63,7 @@ def attach(p: Pipeline) -> None:
         incident = step.outcome.incident
         saved = p.tables.timelines.get(incident.id) if incident is not None else None
         recent = tuple(IncidentEvent.model_validate(e) for e in (saved or [])[-20:])
-        return follow_up(step, p.catalog, timing, recent, now)
+        return follow_up(step, p.catalog, timing_of(step.group, incident), recent, now)
 
     def inhibitor(service: str | None) -> str | None:
         """An open incident on one of the service's dependencies, if any."""
@@ -89,12 +98,14 @@ def attach(p: Pipeline) -> None:
             ):
                 p.count("detections_silenced")
                 return Step(g), None
+            current = load(g.incident_id)
             return (
                 on_detection_in_group(
-                    g, load(g.incident_id), d, p.catalog, timing, now, inhibitor(d.service)
+                    g, current, d, p.catalog, timing_of(g, current, d.service), now,
+                    inhibitor(d.service),
                 ),
                 None,
-            )
+            )  # fmt: skip
         cmd = decode_one(raw, Command)
         if cmd.rejected:
             return None, cmd.rejected[0].reason
@@ -106,7 +117,8 @@ def attach(p: Pipeline) -> None:
                 return Step(g), None
             current = load(g.incident_id)
             service = current.service if current else (g.held[0].service if g.held else None)
-            return on_tick(g, current, p.catalog, timing, now, inhibitor(service)), None
+            at = timing_of(g, current)
+            return on_tick(g, current, p.catalog, at, now, inhibitor(service)), None
         return on_command_in_group(g, load(c.incident_id), c, now), None
 
     @p.app.agent(p.topics.incident_inputs, name="open_incidents")
@@ -152,7 +164,8 @@ def attach(p: Pipeline) -> None:
         now = datetime.now(tz=UTC)
         for key, value in list(groups.items()):
             g = Group.from_dict(key, value)
-            due = g.due(timing, load(g.incident_id), p.catalog)
+            incident = load(g.incident_id)
+            due = g.due(timing_of(g, incident), incident, p.catalog)
             if due is None or due > now or ticked.get(key) == due:
                 continue
             ticked[key] = due

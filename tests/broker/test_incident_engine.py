@@ -196,3 +196,38 @@ async def test_an_incident_on_a_dependency_inhibits_its_dependents(
     assert await eventually(lambda: kinds(3), 20, "the release") == [
         "opened", "inhibited", "inhibition_released",
     ]  # fmt: skip
+
+
+async def test_a_services_own_timing_overrides_the_workers(
+    start_worker: Callable[..., RunningWorker],
+) -> None:
+    # The worker never auto-resolves; the batch service's incidents resolve after 3 s without
+    # a detection (PagerDuty's per-service auto-resolve).
+    catalog = {
+        "services": {
+            "batch": {"team": "core", "timing": {"auto_resolve_s": 3}},
+            "api": {"team": "core"},
+        },
+        "teams": {"core": {"escalation": [{"targets": ["ann"]}]}},
+        "people": {"ann": {"contacts": [{"channel": "console"}]}},
+    }
+    worker = start_worker(catalog)
+    api = Api(worker)
+    now = time.time()
+    await produce(
+        worker.bootstrap,
+        worker.topics.detections,
+        [detection(1, "batch", now), detection(2, "batch", now + 0.5), detection(3, "api", now)],
+    )
+
+    async def resolved() -> dict[str, dict[str, Any]] | None:
+        rows = {r["service"]: r for r in await incidents(api)}
+        batch = rows.get("batch")
+        return rows if batch is not None and batch["status"] == "resolved" else None
+
+    rows = await eventually(resolved, 30, "the batch incident auto-resolved")
+    assert rows["api"]["status"] == "triggered"
+    assert rows["batch"]["detection_count"] == 2
+    _, timeline = await api.get(f"/api/incidents/{rows['batch']['id']}/timeline")
+    kinds = [e["kind"] for e in timeline["events"]]
+    assert kinds[0] == "opened" and kinds[-1] == "resolved", kinds

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pydantic import ValidationError
 
 from responders.correlation import (
     Group,
@@ -274,3 +275,26 @@ def test_inhibited_by_a_dependency_until_its_incident_resolves() -> None:
     assert [p.recipient for p in released.outcome.pages] == ["ann"]
     after = released.outcome.incident
     assert after is not None and after.inhibited_by is None and after.first_paged_at == now
+
+
+def test_a_services_timing_overrides_the_workers_field_by_field() -> None:
+    data = {
+        "services": {
+            "api": {"team": "core", "tier": 1, "timing": {"group_wait_s": 0, "ack_timeout_s": 600}},
+            "web": {"team": "core"},
+        },
+        "teams": {"core": {"escalation": [{"targets": ["ann"]}]}},
+        "people": {"ann": {"contacts": [{"channel": "console"}]}},
+    }
+    catalog = Catalog.model_validate(data)
+    api = TIMING.for_service(catalog, "api")
+    assert (api.group_wait_s, api.ack_timeout_s) == (0.0, 600.0)
+    assert (api.group_interval_s, api.repeat_interval_s) == (300.0, 4 * 3600.0)
+    assert TIMING.for_service(catalog, "web") is TIMING
+    assert TIMING.for_service(catalog, "unlisted") is TIMING
+    assert TIMING.for_service(None, "api") is TIMING
+    # With the service's timing the first detection opens the incident at once.
+    run([(0, fire(), ["opened", "paged"], 1)], timing=api, catalog=catalog)
+    data["services"]["api"]["timing"] = {"repeat_interval_s": 0}  # type: ignore[index]
+    with pytest.raises(ValidationError, match=r"services\.api\.timing\.repeat_interval_s"):
+        Catalog.model_validate(data)
