@@ -5,11 +5,18 @@ write model in the ``incidents`` table and each group's state (open incident, he
 timers) in ``open-incidents``, and sends each new timeline event to ``incidents.events.v1`` and each
 page to ``mobilization.pages.v1``. A timer sends a ``tick`` command to each group whose deadline
 (group wait, update interval, repeat) has come, so timed work also happens inside the stream.
+
+The timer reads deadlines from an index of the groups that have one, which the stream updates as
+it processes each input: most groups are idle (no incident, nothing held), and computing every
+group's deadline every second costs about 5 µs a group, half a core at 100,000 groups. The index
+is rebuilt from the table every ``FULL_SCAN_S`` seconds: a rebalance, a recovery or a catalog
+reload changes deadlines without an input of the group.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -31,6 +38,9 @@ from streams.codec import decode_one, encode
 if TYPE_CHECKING:
     from streams.app import Pipeline
 
+#: Seconds between rebuilds of the deadline index from the whole table.
+FULL_SCAN_S = 10.0
+
 
 def attach(p: Pipeline) -> None:
     incidents, groups, s = p.tables.incidents, p.tables.open_incidents, p.settings
@@ -39,6 +49,9 @@ def attach(p: Pipeline) -> None:
         stakeholder_update_interval_s=s.stakeholder_update_interval_s or None,
     )  # fmt: skip
     ticked: dict[str, datetime] = {}
+    #: The next deadline of each group that has one (see the module docstring).
+    due_at: dict[str, datetime] = {}
+    scanned_at = [-FULL_SCAN_S]
 
     def load(incident_id: str | None) -> Incident | None:
         data = incidents.get(incident_id) if incident_id else None
@@ -55,6 +68,14 @@ def attach(p: Pipeline) -> None:
         elif service is None and g.held:
             service = g.held[0].service
         return timing.for_service(p.catalog, service)
+
+    def index_due(g: Group) -> None:
+        incident = load(g.incident_id)
+        due = g.due(timing_of(g, incident), incident, p.catalog)
+        if due is None:
+            due_at.pop(g.key, None)
+        else:
+            due_at[g.key] = due
 
     def notify_stakeholders(step: Step, now: datetime) -> Step:
         """Add the stakeholder notices the step calls for. The recent timeline is read from
@@ -158,15 +179,18 @@ def attach(p: Pipeline) -> None:
             p.count("flaps_suppressed", int(step.suppressed))
             if g.to_dict() != groups.get(g.key):
                 groups[g.key] = g.to_dict()
+            index_due(g)  # an acknowledgement changes the incident, not always the group
 
     @p.app.timer(interval=1.0)
     async def tick_due_groups() -> None:
         now = datetime.now(tz=UTC)
-        for key, value in list(groups.items()):
-            g = Group.from_dict(key, value)
-            incident = load(g.incident_id)
-            due = g.due(timing_of(g, incident), incident, p.catalog)
-            if due is None or due > now or ticked.get(key) == due:
+        if time.monotonic() - scanned_at[0] >= FULL_SCAN_S:
+            scanned_at[0] = time.monotonic()
+            due_at.clear()
+            for key, value in list(groups.items()):
+                index_due(Group.from_dict(key, value))
+        for key, due in list(due_at.items()):
+            if due > now or ticked.get(key) == due:
                 continue
             ticked[key] = due
             tick = Command(
