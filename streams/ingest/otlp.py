@@ -31,7 +31,7 @@ import base64
 import contextlib
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from google.protobuf import json_format
@@ -62,20 +62,9 @@ def decode_metrics(raw: bytes | None, mappings: IngestMappings) -> Decoded[Metri
     """The data points of one OTLP metrics message as canonical points."""
     out: Decoded[MetricPoint] = Decoded()
     request = _request(raw, ExportMetricsServiceRequest, "resourceMetrics", out.rejected)
-    if request is None:
-        return out
-    for ri, resource_metrics in _items(request.get("resourceMetrics")):
-        where = f"resourceMetrics.{ri}"
-        service = _service(resource_metrics, mappings)
-        if service is None:
-            reject(out, where, "no service.name resource attribute", dump(resource_metrics))
-            continue
-        scopes = resource_metrics.get("scopeMetrics") or resource_metrics.get(
-            "instrumentationLibraryMetrics"
-        )
-        for si, scope_metrics in _items(scopes):
-            for mi, metric in _items(scope_metrics.get("metrics")):
-                _metric(out, service, metric, f"{where}.scopeMetrics.{si}.metrics.{mi}")
+    if request is not None:
+        for service, metric, where in _leaves(request, out, mappings, _METRICS):
+            _metric(out, service, metric, where)
     return out
 
 
@@ -83,19 +72,36 @@ def decode_logs(raw: bytes | None, mappings: IngestMappings) -> Decoded[LogRecor
     """The log records of one OTLP logs message as canonical records."""
     out: Decoded[LogRecord] = Decoded()
     request = _request(raw, ExportLogsServiceRequest, "resourceLogs", out.rejected)
-    if request is None:
-        return out
-    for ri, resource_logs in _items(request.get("resourceLogs")):
-        where = f"resourceLogs.{ri}"
-        service = _service(resource_logs, mappings)
-        if service is None:
-            reject(out, where, "no service.name resource attribute", dump(resource_logs))
-            continue
-        scopes = resource_logs.get("scopeLogs") or resource_logs.get("instrumentationLibraryLogs")
-        for si, scope_logs in _items(scopes):
-            for li, record in _items(scope_logs.get("logRecords")):
-                _log(out, service, record, f"{where}.scopeLogs.{si}.logRecords.{li}")
+    if request is not None:
+        for service, record, where in _leaves(request, out, mappings, _LOGS):
+            _log(out, service, record, where)
     return out
+
+
+#: The nesting of each signal: resources, their scopes (and the name OTLP before 0.15 used),
+#: and the items of each scope.
+_METRICS = ("resourceMetrics", "scopeMetrics", "instrumentationLibraryMetrics", "metrics")
+_LOGS = ("resourceLogs", "scopeLogs", "instrumentationLibraryLogs", "logRecords")
+
+
+def _leaves(
+    request: dict[str, Any],
+    out: Decoded[Any],
+    mappings: IngestMappings,
+    nesting: tuple[str, str, str, str],
+) -> Iterator[tuple[str, dict[str, Any], str]]:
+    """(service, item, path) of every item of every scope of every resource; a resource without
+    a service is rejected whole."""
+    resources, scopes, old_scopes, items = nesting
+    for ri, resource in _items(request.get(resources)):
+        where = f"{resources}.{ri}"
+        service = _service(resource, mappings)
+        if service is None:
+            reject(out, where, "no service.name resource attribute", dump(resource))
+            continue
+        for si, scope in _items(resource.get(scopes) or resource.get(old_scopes)):
+            for ii, item in _items(scope.get(items)):
+                yield service, item, f"{where}.{scopes}.{si}.{items}.{ii}"
 
 
 # --- the request -----------------------------------------------------------------------------
