@@ -11,11 +11,14 @@ Fixtures:
   ``topics``, ``log_tail()``, ``stop()``, ``kill()``, ``restart()``). Stopped after the test.
 - ``webhook_server``: a real local HTTP server recording every request it receives
   (:class:`tests.harness.WebhookServer`: ``url``, ``requests``, ``wait_for(n, timeout_s)``).
+
+When a test fails, the end of every worker log under its ``tmp_path`` is added to the failure
+report, so a failure in CI can be read without the (already deleted) worker folders.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,24 @@ import pytest
 
 from streams.kafka_local import LocalBroker
 from tests.harness import RunningWorker, WebhookServer, new_worker
+
+LOG_TAIL_LINES = 80
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    tmp_path = getattr(item, "funcargs", {}).get("tmp_path")
+    if report.failed and isinstance(tmp_path, Path):
+        for log in sorted(tmp_path.rglob("worker.log")):
+            lines = log.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+            name = log.relative_to(tmp_path).parent
+            report.sections.append(
+                (f"worker log {name} (last {len(lines)} lines)", "\n".join(lines))
+            )
+    return report
 
 
 @pytest.fixture(scope="session")
