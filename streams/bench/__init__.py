@@ -1,1 +1,26 @@
 """Benchmarks behind ``warroom bench``: each prints a table and a final JSON line."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+
+def machine() -> dict[str, Any]:
+    """The CPU model, core count and Python version a benchmark ran on."""
+    model = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version()}
+
+
+def machine_line(figures: dict[str, Any]) -> str:
+    """``machine: <cpu>, <n> cores, Python <version>`` for a table's heading."""
+    return f"machine: {figures['cpu']}, {figures['cores']} cores, Python {figures['python']}"

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from detectors.logs import LogSource, TemplateMiner
 from schemas import LogRecord
+from streams.bench import machine, machine_line
 
 _TRUTH = "_2k.log_structured_corrected.csv"
 _SPACES = re.compile(r"\s+")
@@ -181,6 +182,7 @@ def main(args: argparse.Namespace) -> int:
     results: dict[str, Accuracy] = {}
     total_lines, total_s = 0, 0.0
     names = ("lines", "truth", "mined", "GA", "PA", "FGA", "FTA")
+    print(machine_line(host := machine()))
     print(f"{'system':<12} " + " ".join(f"{n:>6}" for n in names) + f" {'lines/s':>9}")
     for system in systems:
         rows = _read_truth(root / system / f"{system}{_TRUTH}")
@@ -206,6 +208,7 @@ def main(args: argparse.Namespace) -> int:
         "systems": {s: asdict(a) for s, a in results.items()},
         "average": avg,
         "lines_per_s": round(throughput),
+        "machine": host,
     }
     bgl = root / "BGL" / f"BGL{_TRUTH}"
     if bgl.is_file():

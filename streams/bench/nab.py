@@ -19,6 +19,7 @@ from detectors.nab import LabelledFile, profiles_from_config, score_corpus, wind
 from detectors.policy import ThresholdPolicy
 from detectors.registry import DEFAULT_DETECTOR, DETECTORS, make_batch
 from streams.backtest import parse_time
+from streams.bench import machine, machine_line
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,26 @@ def run_detector(name: str, corpus: list[Series]) -> tuple[list[NDArray[np.float
     return [scores[: s.file.n_rows, j].copy() for j, s in enumerate(corpus)], elapsed
 
 
+def run_river_baseline(corpus: list[Series]) -> tuple[list[NDArray[np.float64]], float]:
+    """River's Half-Space Trees as its documentation composes them (a min-max scaler, then the
+    trees with default parameters), one series at a time, score then learn: the baseline a
+    Python user would start from. Returns scores and seconds."""
+    from river import anomaly, compose, preprocessing
+
+    out, elapsed = [], 0.0
+    for s in corpus:
+        model = compose.Pipeline(preprocessing.MinMaxScaler(), anomaly.HalfSpaceTrees(seed=42))
+        scores = np.zeros(s.file.n_rows)
+        started = time.perf_counter()
+        for i, v in enumerate(s.values.tolist()):
+            x = {"value": v}
+            scores[i] = model.score_one(x)
+            model.learn_one(x)
+        elapsed += time.perf_counter() - started
+        out.append(scores)
+    return out, elapsed
+
+
 def worker_alerts(
     name: str, corpus: list[Series], scores: list[NDArray[np.float64]]
 ) -> list[NDArray[np.float64]]:
@@ -129,7 +150,8 @@ def main(args: argparse.Namespace) -> int:
         return 2
     points = sum(s.file.n_rows for s in corpus)
     print(f"NAB corpus: {len(corpus)} files, {points} points, root {root}")
-    width = max(len("detector"), *(len(n) + 2 for n in names))
+    print(machine_line(host := machine()))
+    width = max(len("river HST (baseline)"), *(len(n) + 2 for n in names))
     header = (
         f"{'detector':<{width}} {'standard':>8} {'low_FP':>8} {'low_FN':>8} {'worker':>8} "
         f"{'windows':>9} "
@@ -138,9 +160,32 @@ def main(args: argparse.Namespace) -> int:
     print(header)
     print("-" * len(header))
     figures: dict[str, Any] = {}
+    files = [s.file for s in corpus]
+    if args.baseline:
+        scores, elapsed = run_river_baseline(corpus)
+        results = {p.name: score_corpus(files, scores, p) for p in profiles}
+        std = results.get("standard", next(iter(results.values())))
+        us = 1e6 * elapsed / points
+        baseline = {
+            **{f"score_{k}": round(r.score, 2) for k, r in results.items()},
+            "windows_found": std.found,
+            "false_positives": std.false_positives,
+            "seconds": round(elapsed, 3),
+            "us_per_point": round(us, 3),
+        }
+        sc = [
+            f"{results[k].score:>8.1f}" if k in results else f"{'-':>8}"
+            for k in ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
+        ]
+        print(
+            f"{'river HST (baseline)':<{width}} {sc[0]} {sc[1]} {sc[2]} {'-':>8} "
+            f"{std.found:>4}/{std.windows:<4} {std.false_positives:>5} {elapsed:>7.2f} "
+            f"{us:>7.2f} {'-':>8}",
+            flush=True,
+        )
     for name in names:
         scores, elapsed = run_detector(name, corpus)
-        results = {p.name: score_corpus([s.file for s in corpus], scores, p) for p in profiles}
+        results = {p.name: score_corpus(files, scores, p) for p in profiles}
         standard = next((p for p in profiles if p.name == "standard"), profiles[0])
         std = results[standard.name]
         # As the worker decides (its recommended policy), not at the threshold this corpus
@@ -177,5 +222,8 @@ def main(args: argparse.Namespace) -> int:
             f"{us:>7.2f} {size:>8}",
             flush=True,
         )
-    print(json.dumps({"files": len(corpus), "points": points, "detectors": figures}))
+    summary = {"files": len(corpus), "points": points, "machine": host, "detectors": figures}
+    if args.baseline:
+        summary["baseline_river_hst"] = baseline
+    print(json.dumps(summary))
     return 0

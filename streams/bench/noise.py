@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 from detectors import SeriesBank
 from detectors.registry import DEFAULT_DETECTOR, DETECTORS
 from detectors.vector import OneSeries
+from streams.bench import machine, machine_line
 
 KINDS = ("gaussian", "student_t5")
 
@@ -57,6 +58,7 @@ def main(args: argparse.Namespace) -> int:
         return 2
     total = args.series * args.points
     print(f"noise: {args.series} series x {args.points} points per kind, seed {args.seed}")
+    print(machine_line(host := machine()))
     width = max(len("detector"), *(len(n) + 2 for n in names))
     columns = [*KINDS, *(f"{k}_last_q" for k in KINDS)]
     print(f"{'detector':<{width}} " + " ".join(f"{k:>17}" for k in columns) + f" {'s':>7}")
@@ -76,7 +78,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"{label:<{width}} " + " ".join(f"{per_million[k]:>17.1f}" for k in columns)
               + f" {elapsed:>7.1f}", flush=True)  # fmt: skip
     print(json.dumps({"series": args.series, "points": args.points, "seed": args.seed,
-                      "alerts_per_million_points": figures}))  # fmt: skip
+                      "machine": host, "alerts_per_million_points": figures}))  # fmt: skip
     return 0
 
 

@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import random
 import re
 import subprocess
@@ -47,6 +46,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from detectors.registry import DEFAULT_DETECTOR, make_batch
+from streams.bench import machine
 from streams.kafka_local import LocalBroker, free_port
 from streams.settings import TopicNames
 
@@ -56,18 +56,6 @@ POLL_S = 0.2
 
 def _say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
-
-
-def machine() -> dict[str, Any]:
-    model = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version()}
 
 
 @dataclass
