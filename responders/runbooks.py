@@ -14,9 +14,10 @@ incident's tasks are closed.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from schemas import Catalog, Incident, IncidentStatus
+from schemas import Catalog, Incident, IncidentEvent, IncidentEventKind, IncidentStatus
 from schemas.runbooks import PHASES, AppliesTo, Phase, Runbook, TaskKind
 
 AUTOMATION = "automation"
@@ -190,3 +191,60 @@ def due_tasks(
         and t.get("id") not in already
         and incident.tasks.get(task_key(str(t["phase"]), str(t["id"]))) == PENDING
     ]
+
+
+def progress(tasks: Mapping[str, str]) -> dict[str, int]:
+    """How many of an incident's tasks there are, and how many are done, failed and pending.
+
+    >>> progress({"mobilize/page": "done", "diagnose/logs": "failed", "diagnose/traces": "pending"})
+    {'total': 3, 'done': 1, 'failed': 1, 'pending': 1}
+    """
+    states = list(tasks.values())
+    return {
+        "total": len(states),
+        "done": states.count(DONE),
+        "failed": states.count(FAILED),
+        "pending": sum(1 for s in states if s not in (DONE, FAILED)),
+    }
+
+
+def task_board(incident: Incident, timeline: Sequence[IncidentEvent]) -> dict[str, Any]:
+    """The incident's runbook, phase by phase: each task with its title, owner role, kind and
+    state, and who last completed it with the note or result they left.
+
+    States are the incident's own (``Incident.tasks``); titles come from ``runbook_attached`` and
+    the last word on each task from its latest ``task_done``; ``last_seq`` is the incident's, so a
+    reader can tell which later events it has not seen. An incident without a runbook has
+    ``runbook`` None and no phases.
+    """
+    attached: dict[str, Any] = {}
+    last: dict[str, IncidentEvent] = {}
+    for event in timeline:
+        if event.kind is IncidentEventKind.RUNBOOK_ATTACHED:
+            attached, last = event.data, {}
+        elif event.kind is IncidentEventKind.TASK_DONE and "task_id" in event.data:
+            last[task_key(str(event.data.get("phase")), str(event.data["task_id"]))] = event
+    phases: dict[str, list[dict[str, Any]]] = {}
+    for task in attached.get("tasks", []):
+        key = task_key(str(task["phase"]), str(task["id"]))
+        done = last.get(key)
+        phases.setdefault(str(task["phase"]), []).append(
+            {
+                "id": task["id"],
+                "title": task.get("title", task["id"]),
+                "owner_role": task.get("owner_role"),
+                "kind": task.get("kind", TaskKind.MANUAL.value),
+                "state": incident.tasks.get(key, PENDING),
+                "actor": done.actor if done is not None else None,
+                "at": done.at.isoformat() if done is not None else None,
+                "detail": (done.data.get("result") or done.data.get("text")) if done else None,
+            }
+        )
+    return {
+        "incident_id": incident.id,
+        "runbook": attached.get("runbook"),
+        "title": attached.get("title"),
+        "progress": progress(incident.tasks),
+        "last_seq": incident.last_seq,
+        "phases": [{"phase": p, "tasks": phases[p]} for p in PHASES if p in phases],
+    }

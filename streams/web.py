@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from responders.correlation import Group
 from responders.lifecycle import on_command
 from responders.review import build_review
+from responders.runbooks import task_board
 from schemas import Command, CommandKind, Incident, IncidentEvent, format_errors
 from streams.alerts_api import routes as alert_routes
 from streams.codec import encode
@@ -89,6 +90,7 @@ class Api:
         app.router.add_get("/api/incidents", self.list_incidents)
         app.router.add_get("/api/incidents/{id}", self.get_incident)
         app.router.add_get("/api/incidents/{id}/timeline", self.timeline)
+        app.router.add_get("/api/incidents/{id}/tasks", self.tasks)
         app.router.add_get("/api/incidents/{id}/review", self.review)
         app.router.add_get("/api/incidents/{id}/review.svg", self.review)
         app.router.add_post("/api/incidents/{id}/{action}", self.command)
@@ -161,6 +163,15 @@ class Api:
                 return _error(404, f"incident {incident_id!r} not found")
             events = []
         return web.json_response({"incident_id": incident_id, "events": events})
+
+    async def tasks(self, request: web.Request) -> web.Response:
+        """The attached runbook phase by phase, each task with its state and latest result."""
+        incident = self._incident(request.match_info["id"])
+        if incident is None:
+            return _error(404, f"incident {request.match_info['id']!r} not found")
+        saved = self.p.tables.timelines.get(incident.id) or []
+        timeline = [IncidentEvent.model_validate(e) for e in saved]
+        return web.json_response(task_board(incident, timeline))
 
     async def review(self, request: web.Request) -> web.Response:
         """The post-incident review as Markdown, or its chart at ``review.svg``.

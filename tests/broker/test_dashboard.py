@@ -1,5 +1,6 @@
-"""The dashboard in headless Chromium: it loads, and an incident opened during the test appears
-without a reload; a screenshot is saved under ``test-artifacts/``."""
+"""The dashboard in headless Chromium: it loads, an incident opened during the test appears
+without a reload, and its runbook progress and tasks follow the task states live; screenshots
+are saved under ``test-artifacts/``."""
 
 from __future__ import annotations
 
@@ -8,18 +9,22 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.harness import RunningWorker, produce
+from tests.harness import Api, RunningWorker, WebhookServer, eventually, produce
 
 pytestmark = pytest.mark.broker
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -79,3 +84,194 @@ async def test_dashboard_shows_a_new_incident_live(
     assert browser.save_screenshot(str(ARTIFACTS / "dashboard-phone.png"))
     width = browser.execute_script("return document.documentElement.scrollWidth")
     assert width <= 400, f"the page scrolls sideways on a phone ({width}px)"
+
+
+def runbook_catalog(hook_url: str) -> dict[str, Any]:
+    """A runbook of five tasks: three manual, and two automated in ``diagnose`` (which begins
+    on acknowledgement), one calling the webhook server and one a path it answers with 404."""
+    missing = hook_url.rsplit("/", 1)[0] + "/missing"
+    return {
+        "services": {"checkout": {"team": "payments", "tier": 1}},
+        "teams": {"payments": {"members": ["alice"], "escalation": [{"targets": ["alice"]}]}},
+        "people": {"alice": {"contacts": [{"channel": "console"}]}},
+        "runbooks": {
+            "checkout": {
+                "title": "Checkout degraded",
+                "applies_to": {"services": ["checkout"]},
+                "phases": {
+                    "mobilize": [
+                        {"id": "open-channel", "title": "Open the incident channel",
+                         "owner_role": "communications"},
+                    ],
+                    "diagnose": [
+                        {"id": "collect-traces", "title": "Collect the slowest traces",
+                         "kind": "automated", "webhook": {"url": hook_url, "timeout_s": 5}},
+                        {"id": "snapshot-dashboards", "title": "Snapshot the dashboards",
+                         "kind": "automated", "webhook": {"url": missing, "timeout_s": 5}},
+                    ],
+                    "mitigate": [
+                        {"id": "roll-back", "title": "Roll back the last deploy",
+                         "owner_role": "commander"},
+                    ],
+                    "resolve": [
+                        {"id": "write-review", "title": "Draft the review", "owner_role": "scribe"},
+                    ],
+                },
+            }
+        },
+    }  # fmt: skip
+
+
+async def until(
+    browser: webdriver.Chrome, condition: Callable[[webdriver.Chrome], T | None], what: str
+) -> T:
+    """Poll the page without blocking the event loop (the webhook server answers from it)."""
+
+    async def probe() -> T | None:
+        try:
+            return condition(browser) or None
+        except (NoSuchElementException, StaleElementReferenceException):  # re-rendered
+            return None
+
+    return await eventually(probe, 30, what)
+
+
+def progress_of(browser: webdriver.Chrome, incident_id: str) -> str:
+    row = browser.find_element(By.CSS_SELECTOR, f'tr[data-incident="{incident_id}"]')
+    return str(row.find_element(By.CSS_SELECTOR, "button[data-toggle] .progress").text)
+
+
+def tasks_shown(browser: webdriver.Chrome, incident_id: str) -> dict[str, tuple[str, str]]:
+    """``<phase>/<task>`` -> (state, text) for every task in the incident's expanded detail."""
+    detail = browser.find_element(By.ID, f"tasks-{incident_id}")
+    return {
+        str(li.get_attribute("data-task")): (str(li.get_attribute("data-state")), str(li.text))
+        for li in detail.find_elements(By.CSS_SELECTOR, "li[data-task]")
+    }
+
+
+async def test_runbook_progress_follows_the_tasks_live(
+    start_worker: Callable[..., RunningWorker],
+    browser: webdriver.Chrome,
+    webhook_server: WebhookServer,
+) -> None:
+    worker = start_worker(runbook_catalog(webhook_server.url))
+    api = Api(worker)
+    browser.get(worker.base_url + "/")
+    await until(browser, lambda d: d.find_element(By.ID, "conn").text.strip() == "live", "live")
+    browser.execute_script("window.__loadedOnce = 'yes';")
+
+    detection = {
+        "id": "det-dash-rb", "ts": time.time() - 5, "service": "checkout",
+        "signal": "latency_ms", "detector": "median_mad", "score": 0.999, "severity": "critical",
+    }  # fmt: skip
+    await produce(
+        worker.bootstrap, worker.topics.detections, [(b"checkout", json.dumps(detection).encode())]
+    )
+    row = await until(
+        browser, lambda d: d.find_element(By.CSS_SELECTOR, "tr[data-incident]"), "the incident row"
+    )
+    incident_id = str(row.get_attribute("data-incident"))
+    # The runbook is attached right after opening: five tasks, none done.
+    await until(
+        browser, lambda d: progress_of(d, incident_id) == "Runbook 0/5 done", "0/5 done on the row"
+    )
+    toggle = browser.find_element(By.CSS_SELECTOR, f'button[data-toggle="{incident_id}"]')
+    assert toggle.get_attribute("aria-expanded") == "false"
+    assert toggle.get_attribute("aria-controls") == f"tasks-{incident_id}"
+    assert not browser.find_element(By.ID, f"tasks-{incident_id}").is_displayed()
+    toggle.click()
+
+    # Expanded: the tasks phase by phase, in lifecycle order, each with its state in words.
+    def all_five(d: webdriver.Chrome) -> dict[str, tuple[str, str]] | None:
+        shown = tasks_shown(d, incident_id)
+        return shown if len(shown) == 5 else None
+
+    shown = await until(browser, all_five, "the five tasks in the detail")
+    assert list(shown) == [
+        "mobilize/open-channel",
+        "diagnose/collect-traces",
+        "diagnose/snapshot-dashboards",
+        "mitigate/roll-back",
+        "resolve/write-review",
+    ]
+    assert {state for state, _ in shown.values()} == {"pending"}
+    assert "pending" in shown["mitigate/roll-back"][1]
+    assert "Roll back the last deploy" in shown["mitigate/roll-back"][1]
+    assert "commander" in shown["mitigate/roll-back"][1]
+    assert "automated" in shown["diagnose/collect-traces"][1]
+    phases = browser.find_elements(By.CSS_SELECTOR, f"#tasks-{incident_id} [data-phase]")
+    assert [p.get_attribute("data-phase") for p in phases] == [
+        "mobilize", "diagnose", "mitigate", "resolve",
+    ]  # fmt: skip
+    assert "Checkout degraded" in browser.find_element(By.ID, f"tasks-{incident_id}").text
+    toggle = browser.find_element(By.CSS_SELECTOR, f'button[data-toggle="{incident_id}"]')
+    assert toggle.get_attribute("aria-expanded") == "true"
+
+    # The same board from the API.
+    code, board = await api.get(f"/api/incidents/{incident_id}/tasks")
+    assert code == 200 and board["runbook"] == "checkout", board
+    assert board["progress"] == {"total": 5, "done": 0, "failed": 0, "pending": 5}
+    assert (await api.get("/api/incidents/inc-nope/tasks"))[0] == 404
+
+    # A manual task done through the API: the row and the detail change without a reload, and
+    # the toggle keeps the keyboard focus across the re-render.
+    path = f"/api/incidents/{incident_id}"
+    code, body = await api.post(f"{path}/tasks/open-channel", {"actor": "bob", "text": "#inc-42"})
+    assert code == 202, body
+    await until(browser, lambda d: progress_of(d, incident_id) == "Runbook 1/5 done", "1/5 done")
+    state, text = (await until(
+        browser, lambda d: tasks_shown(d, incident_id)["mobilize/open-channel"], "the task"
+    ))  # fmt: skip
+    assert state == "done" and "done" in text and "by bob: #inc-42" in text, text
+    focused = browser.execute_script("return document.activeElement.dataset.toggle")
+    assert focused == incident_id
+
+    # Acknowledged: diagnose begins and its automated tasks run, one done and one failed.
+    assert (await api.post(f"{path}/acknowledge", {"actor": "alice"}))[0] == 202
+    await until(
+        browser,
+        lambda d: progress_of(d, incident_id) == "Runbook 2/5 done, 1 failed",
+        "2/5 done, 1 failed",
+    )
+
+    def with_results(d: webdriver.Chrome) -> dict[str, tuple[str, str]] | None:
+        shown = tasks_shown(d, incident_id)
+        traces, snapshot = shown["diagnose/collect-traces"], shown["diagnose/snapshot-dashboards"]
+        return shown if "HTTP 200: ok" in traces[1] and "HTTP 404" in snapshot[1] else None
+
+    shown = await until(browser, with_results, "the automated results in the detail")
+    assert shown["diagnose/collect-traces"][0] == "done"
+    assert shown["diagnose/snapshot-dashboards"][0] == "failed"
+    assert "failed" in shown["diagnose/snapshot-dashboards"][1]
+    assert "by automation" in shown["diagnose/snapshot-dashboards"][1]
+    assert shown["mitigate/roll-back"][0] == "pending"
+    assert len(webhook_server.requests) == 1  # /hook; the 404 path records nothing
+    announced = browser.find_element(By.ID, "announce")
+    assert announced.get_attribute("aria-live") == "polite"
+    assert incident_id in str(announced.get_attribute("textContent"))
+    assert "task failed: snapshot-dashboards" in browser.find_element(By.ID, "events").text
+    assert browser.execute_script("return window.__loadedOnce") == "yes"
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    assert browser.save_screenshot(str(ARTIFACTS / "dashboard-runbook.png"))
+    browser.set_window_size(390, 844)  # a phone, with the tasks expanded
+    assert browser.save_screenshot(str(ARTIFACTS / "dashboard-runbook-phone.png"))
+    width = browser.execute_script("return document.documentElement.scrollWidth")
+    assert width <= 400, f"the page scrolls sideways on a phone ({width}px)"
+    inner, outer = browser.execute_script(
+        "const s = document.getElementById('incidents').closest('section');"
+        "return [s.scrollWidth, s.clientWidth];"
+    )
+    assert inner <= outer, f"the incidents panel scrolls sideways on a phone ({inner} > {outer})"
+
+    # The keyboard collapses it again.
+    toggle = browser.find_element(By.CSS_SELECTOR, f'button[data-toggle="{incident_id}"]')
+    toggle.send_keys(Keys.ENTER)
+    await until(
+        browser,
+        lambda d: not d.find_element(By.ID, f"tasks-{incident_id}").is_displayed(),
+        "the detail closed",
+    )
+    toggle = browser.find_element(By.CSS_SELECTOR, f'button[data-toggle="{incident_id}"]')
+    assert toggle.get_attribute("aria-expanded") == "false"

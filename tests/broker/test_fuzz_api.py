@@ -278,8 +278,8 @@ def segment(value: str, raw: bool) -> str:
 
 GET_PATHS = [
     "/healthz", "/readyz", "/api/incidents", "/api/incidents/{id}", "/api/incidents/{id}/timeline",
-    "/api/incidents/{id}/review", "/api/incidents/{id}/review.svg", "/api/mttr", "/api/events",
-    "/api/silences", "/metrics", "/",
+    "/api/incidents/{id}/tasks", "/api/incidents/{id}/review", "/api/incidents/{id}/review.svg",
+    "/api/mttr", "/api/events", "/api/silences", "/metrics", "/",
 ]  # fmt: skip
 ACTIONS = ["acknowledge", "mitigate", "resolve", "reopen", "notes", "severity", "roles"]
 WRITE_PATHS = [f"/api/incidents/{{id}}/{a}" for a in ACTIONS] + [

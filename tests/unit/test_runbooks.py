@@ -19,9 +19,11 @@ from responders.runbooks import (
     AUTOMATION,
     begun_phases,
     due_tasks,
+    progress,
     result_text,
     runbook_for,
     succeeded,
+    task_board,
 )
 from schemas import (
     Catalog,
@@ -308,6 +310,80 @@ def test_the_review_lists_the_tasks() -> None:
     done = on_command(incident, complete(incident, "roll-back", "bob"), T0 + timedelta(hours=1))
     md = render_review([*events, *done.events])
     assert "| roll-back | - | bob |" in md
+
+
+# --- progress, as the dashboard shows it ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("tasks", "expected"),
+    [
+        ({}, {"total": 0, "done": 0, "failed": 0, "pending": 0}),
+        ({"mobilize/a": "pending"}, {"total": 1, "done": 0, "failed": 0, "pending": 1}),
+        (
+            {"mobilize/a": "done", "diagnose/b": "failed", "diagnose/c": "done", "resolve/d": "x"},
+            {"total": 4, "done": 2, "failed": 1, "pending": 1},
+        ),
+    ],
+    ids=["no-runbook", "one-pending", "mixed"],
+)
+def test_progress_counts_the_states(tasks: dict[str, str], expected: dict[str, int]) -> None:
+    assert progress(tasks) == expected
+
+
+def test_the_task_board_follows_the_timeline() -> None:
+    incident, events = opened()
+    board = task_board(incident, events)
+    assert (board["runbook"], board["title"]) == ("checkout-latency", "Checkout latency")
+    assert board["incident_id"] == incident.id and board["last_seq"] == 3
+    assert board["progress"] == {"total": 5, "done": 0, "failed": 0, "pending": 5}
+    assert [(p["phase"], [t["id"] for t in p["tasks"]]) for p in board["phases"]] == [
+        ("mobilize", ["open-channel"]),
+        ("diagnose", ["collect-traces", "check-deploys"]),
+        ("mitigate", ["roll-back"]),
+        ("resolve", ["write-review"]),
+    ]
+    assert board["phases"][1]["tasks"][0] == {
+        "id": "collect-traces", "title": "Collect the slowest traces", "owner_role": "responder",
+        "kind": "automated", "state": "pending", "actor": None, "at": None, "detail": None,
+    }  # fmt: skip
+
+    timeline = list(events)
+    for command in (
+        complete(incident, "collect-traces", AUTOMATION, "HTTP 503 (after 4 attempts)", 1),
+        complete(incident, "open-channel", "alice", "#inc-checkout", 2),
+    ):
+        outcome = on_command(incident, command, T0 + timedelta(hours=1))
+        assert outcome.rejection is None and outcome.incident is not None, outcome.rejection
+        incident, timeline = outcome.incident, [*timeline, *outcome.events]
+    board = task_board(incident, timeline)
+    assert board["progress"] == {"total": 5, "done": 1, "failed": 1, "pending": 3}
+    assert board["last_seq"] == 5
+    tasks = {t["id"]: t for p in board["phases"] for t in p["tasks"]}
+    assert tasks["collect-traces"]["state"] == "failed"
+    assert tasks["collect-traces"]["actor"] == AUTOMATION
+    assert tasks["collect-traces"]["detail"] == "HTTP 503 (after 4 attempts)"
+    assert tasks["open-channel"]["state"] == "done" and tasks["open-channel"]["actor"] == "alice"
+    assert tasks["open-channel"]["detail"] == "#inc-checkout"
+    assert tasks["open-channel"]["at"] == (T0 + timedelta(minutes=2)).isoformat()
+    assert tasks["roll-back"]["state"] == "pending" and tasks["roll-back"]["actor"] is None
+
+    # A failed task completed by hand: the person's word replaces the automation's result.
+    later = T0 + timedelta(hours=1)
+    outcome = on_command(incident, complete(incident, "collect-traces", "bob", minutes=3), later)
+    assert outcome.rejection is None and outcome.incident is not None, outcome.rejection
+    board = task_board(outcome.incident, [*timeline, *outcome.events])
+    [traces] = [t for t in board["phases"][1]["tasks"] if t["id"] == "collect-traces"]
+    assert (traces["state"], traces["actor"], traces["detail"]) == ("done", "bob", None)
+
+
+def test_an_incident_without_a_runbook_has_an_empty_board() -> None:
+    bare = catalog().model_copy(update={"runbooks": {}})
+    outcome = on_detection(None, detection(), bare, T0)
+    assert outcome.incident is not None
+    board = task_board(outcome.incident, list(outcome.events))
+    assert board["runbook"] is None and board["title"] is None and board["phases"] == []
+    assert board["progress"]["total"] == 0
 
 
 # --- automation -------------------------------------------------------------------------------
