@@ -275,3 +275,66 @@ async def test_runbook_progress_follows_the_tasks_live(
     )
     toggle = browser.find_element(By.CSS_SELECTOR, f'button[data-toggle="{incident_id}"]')
     assert toggle.get_attribute("aria-expanded") == "false"
+
+
+async def test_after_a_lost_connection_the_dashboard_catches_up(
+    start_worker: Callable[..., RunningWorker], browser: webdriver.Chrome
+) -> None:
+    worker = start_worker()
+    api = Api(worker)
+    browser.get(worker.base_url + "/")
+    await until(browser, lambda d: d.find_element(By.ID, "conn").text.strip() == "live", "live")
+    browser.execute_script("window.__loadedOnce = 'yes';")
+
+    def detection(service: str) -> tuple[bytes, bytes]:
+        body = {
+            "id": f"det-{service}", "ts": time.time() - 5, "service": service,
+            "signal": "latency_ms", "detector": "surprise", "score": 0.99, "severity": "critical",
+        }  # fmt: skip
+        return service.encode(), json.dumps(body).encode()
+
+    def rows(d: webdriver.Chrome) -> dict[str, str]:
+        return {
+            str(tr.get_attribute("data-incident")): str(tr.text)
+            for tr in d.find_elements(By.CSS_SELECTOR, "tr[data-incident]")
+        }
+
+    await produce(worker.bootstrap, worker.topics.detections, [detection("payments-api")])
+    [first] = await until(browser, rows, "the first incident row")
+
+    # The stream drops (the worker stops) and the browser stays offline while the worker,
+    # back up, resolves the first incident and opens a second: none of it reaches the page live.
+    status, incident = await api.get(f"/api/incidents/{first}")
+    assert status == 200
+    browser.execute_cdp_cmd("Network.enable", {})
+    offline = {"offline": True, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1}
+    browser.execute_cdp_cmd("Network.emulateNetworkConditions", offline)
+    worker.stop()
+    await until(
+        browser, lambda d: d.find_element(By.ID, "conn").text.strip() == "reconnecting", "offline"
+    )
+    resolve = {
+        "id": "cmd-dash-resolve", "kind": "resolve", "incident_id": first,
+        "routing_key": incident["routing_key"], "actor": "alice", "issued_at": time.time(),
+    }  # fmt: skip
+    key = incident["routing_key"].encode()
+    await produce(worker.bootstrap, worker.topics.commands, [(key, json.dumps(resolve).encode())])
+    await produce(worker.bootstrap, worker.topics.detections, [detection("search-api")])
+    worker.start()
+
+    async def second_open() -> str | None:
+        status, body = await api.get("/api/incidents?status=open")
+        assert status == 200
+        ids = [i["id"] for i in body["incidents"]]
+        return ids[0] if ids and first not in ids else None
+
+    second = await eventually(second_open, 60, "the first resolved and the second open")
+    shown = rows(browser)
+    assert first in shown and second not in shown  # nothing arrived while offline
+
+    online = {**offline, "offline": False}
+    browser.execute_cdp_cmd("Network.emulateNetworkConditions", online)
+    await until(browser, lambda d: list(rows(d)) == [second], "the dashboard to catch up")
+    assert "search-api" in rows(browser)[second]
+    assert browser.find_element(By.ID, "conn").text.strip() == "live"
+    assert browser.execute_script("return window.__loadedOnce") == "yes"  # not reloaded
