@@ -26,6 +26,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from pydantic import ValidationError
 
 from responders.lifecycle import replay
+from responders.runbooks import progress
 from schemas import Incident, IncidentEvent
 from streams.settings import Settings
 
@@ -105,16 +106,34 @@ def incidents(api: str, status: str | None, service: str | None) -> int:
     if code != 200:
         print(f"warroom incidents: HTTP {code}: {_error_text(body)}", file=sys.stderr)
         return 1
-    rows = [("ID", "STATUS", "SEV", "SERVICE", "OPENED (UTC)", "RESOLVED (UTC)", "TITLE")]
-    for i in json.loads(body)["incidents"]:
+    for line in incident_table(json.loads(body)["incidents"]):
+        print(line)
+    return 0
+
+
+def incident_table(incidents: list[dict[str, Any]]) -> list[str]:
+    """Aligned lines for ``warroom incidents``, the title last; TASKS is the runbook's
+    progress (``done/total``, the failed count when there is one, ``-`` without a runbook)."""
+    head = ("ID", "STATUS", "SEV", "SERVICE", "OPENED (UTC)", "RESOLVED (UTC)", "TASKS", "TITLE")
+    rows = [head]
+    for i in incidents:
         rows.append(
             (i["id"], i["status"], i["severity"], i["service"], _when(i["opened_at"]),
-             _when(i.get("resolved_at")), i["title"])
+             _when(i.get("resolved_at")), _tasks(i.get("tasks") or {}), i["title"])
         )  # fmt: skip
-    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]) - 1)]
-    for r in rows:
-        print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=False)) + "  " + r[-1])
-    return 0
+    widths = [max(len(r[c]) for r in rows) for c in range(len(head) - 1)]
+    return [
+        "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=False)) + "  " + r[-1] for r in rows
+    ]
+
+
+def _tasks(tasks: dict[str, str]) -> str:
+    """``done/total``, with the failed count when there is one; ``-`` without a runbook."""
+    count = progress(tasks)
+    if not count["total"]:
+        return "-"
+    failed = f", {count['failed']} failed" if count["failed"] else ""
+    return f"{count['done']}/{count['total']}{failed}"
 
 
 def _topic_name(settings: Settings, topic: str) -> str:
