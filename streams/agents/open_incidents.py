@@ -41,7 +41,7 @@ from responders.correlation import (
     on_detection_in_group,
     on_tick,
 )
-from responders.lifecycle import incident_id_for, routing_key
+from responders.lifecycle import Outcome, incident_id_for, routing_key
 from responders.silences import SilenceState, silenced_by, state
 from responders.stakeholders import follow_up
 from schemas import Command, CommandKind, Detection, DetectionStatus, Incident, IncidentEvent
@@ -120,7 +120,8 @@ def attach(p: Pipeline) -> None:
         return None
 
     def muted(incident_id: str | None, now: datetime) -> bool:
-        """An active silence "until resolved" for this incident stops its paging timers."""
+        """An active silence "until resolved" for this incident holds back its timers (not the
+        stakeholder updates)."""
         return incident_id is not None and any(
             silence.until_resolved == incident_id
             and state(silence, now, p.directory.resolved) is SilenceState.ACTIVE
@@ -163,7 +164,9 @@ def attach(p: Pipeline) -> None:
             if forgettable(g, current, at, p.catalog, s.group_retention_s, now):
                 return Step(g, forget=True), None
             if muted(g.incident_id, now):
-                return Step(g), None
+                # The incident's timers wait (escalation, repeats, auto-resolve), but it goes on
+                # to ``follow_up``: stakeholders still get their periodic updates.
+                return Step(g, Outcome(current)), None
             service = current.service if current else (g.held[0].service if g.held else None)
             return on_tick(g, current, p.catalog, at, now, inhibitor(service)), None
         return on_command_in_group(g, load(c.incident_id), c, now), None
