@@ -14,6 +14,16 @@ When every firing signal of an open incident has recovered, a ``signals_recovere
 mitigation; for alerts that ask for it (``auto_resolve``, as Alertmanager's and PagerDuty's do) the
 incident is resolved instead. Timers are deadlines in the group state; the shell asks for them to
 be acted on with :func:`on_tick`.
+
+Retention (Alertmanager's ``--data.retention``): a group is kept while it has something to lose
+(an open incident, held detections, a deadline) and forgotten once it has been :func:`idle` for
+the retention. Once its incident is resolved a group keeps only ``seen``, the ids of its latest
+inputs, so that an input delivered again after a crash changes nothing; there is no re-open or
+flap window in the group state (a detection after a resolve opens a new incident, and a flap
+within the group wait leaves nothing held). A redelivery comes within the broker's commit
+interval of the first delivery, or after a crashed worker restarts: the retention (120 h by
+default) must outlast that. A detection for a forgotten key starts a fresh group; one that opened
+an incident is still recognized from the ``incidents`` table, which is not forgotten.
 """
 
 from __future__ import annotations
@@ -99,6 +109,9 @@ class Group:
     #: again whether it is still open.
     inhibited_by: str | None = None
     inhibit_check_at: datetime | None = None
+    #: When an input last changed the group (the shell stamps it as it writes the group); an
+    #: idle group is forgotten a retention after it. None: stored before it was kept.
+    active_at: datetime | None = None
 
     def remember(self, input_id: str) -> Group:
         return replace(self, seen=(*self.seen, input_id)[-SEEN_KEPT:])
@@ -174,6 +187,7 @@ class Group:
             "update_notices": self.update_notices,
             "inhibited_by": self.inhibited_by,
             "inhibit_check_at": iso(self.inhibit_check_at),
+            "active_at": iso(self.active_at),
         }
 
     @classmethod
@@ -209,6 +223,7 @@ class Group:
             update_notices=int(data.get("update_notices", 0)),
             inhibited_by=data.get("inhibited_by"),
             inhibit_check_at=when("inhibit_check_at"),
+            active_at=when("active_at"),
         )
 
 
@@ -219,6 +234,56 @@ class Step:
     group: Group
     outcome: Outcome = field(default_factory=lambda: Outcome(None))
     suppressed: bool = False
+    #: The group has been idle for the retention: the shell deletes its state.
+    forget: bool = False
+
+
+def idle(group: Group, incident: Incident | None, timing: Timing, catalog: Catalog | None) -> bool:
+    """True when forgetting the group loses nothing that matters: it has no open incident
+    (``incident`` is the one ``group.incident_id`` names, if found), holds no detection, and has
+    no deadline pending."""
+    if group.held or group.held_since is not None or group.inhibited_by is not None:
+        return False
+    if group.incident_id is not None and (
+        incident is None or incident.status is not IncidentStatus.RESOLVED
+    ):
+        return False
+    return group.due(timing, incident, catalog) is None
+
+
+def forget_at(
+    group: Group,
+    incident: Incident | None,
+    timing: Timing,
+    catalog: Catalog | None,
+    retention_s: float,
+    now: datetime,
+) -> datetime | None:
+    """When to look at the group to forget it: ``retention_s`` after its last activity, if it is
+    :func:`idle`; None while it is not, or when ``retention_s`` is 0 (groups are kept forever).
+
+    A group stored before activity times were kept is looked at ``now``: its age is unknown, so
+    the tick that looks at it does not forget it but stamps it, and it is forgotten a retention
+    later (see :func:`forgettable`).
+    """
+    if retention_s <= 0 or not idle(group, incident, timing, catalog):
+        return None
+    if group.active_at is None:
+        return now
+    return group.active_at + timedelta(seconds=retention_s)
+
+
+def forgettable(
+    group: Group,
+    incident: Incident | None,
+    timing: Timing,
+    catalog: Catalog | None,
+    retention_s: float,
+    now: datetime,
+) -> bool:
+    """True when the group is idle and its last activity is ``retention_s`` or more ago."""
+    at = forget_at(group, incident, timing, catalog, retention_s, now)
+    return group.active_at is not None and at is not None and now >= at
 
 
 def _live(incident: Incident | None) -> Incident | None:

@@ -29,6 +29,7 @@ _COUNTERS = {
     "points_processed": "Metric points scored by the detectors.",
     "detections_emitted": "Detections sent to detections.v1.",
     "incidents_opened": "Incidents opened by this worker.",
+    "groups_forgotten": "Idle correlation groups forgotten after their retention.",
     "pages_delivered": "Pages delivered by a notifier.",
     "pages_dead_lettered": "Pages dead-lettered after the last retry.",
     "log_records_processed": "Log records mined.",

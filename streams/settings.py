@@ -154,6 +154,13 @@ class Settings(BaseSettings):
     stakeholder_update_interval_s: float = Field(
         default=1800.0, ge=0.0, description="Status updates to stakeholders (0: none)."
     )
+    group_retention_s: float = Field(
+        default=120 * 3600.0,
+        ge=0.0,
+        allow_inf_nan=False,
+        description="An idle correlation group is forgotten this long after its last activity "
+        "(0: kept forever).",
+    )
     page_rate_per_recipient: int = Field(
         default=10, ge=0, description="Messages per destination per window (0: no limit)."
     )

@@ -258,6 +258,12 @@ async def read_all(
     bootstrap: str, topic: str, decode: Callable[[bytes], Any] = json.loads
 ) -> list[Any]:
     """Every value on ``topic`` right now (reads up to the end offsets seen at the start)."""
+    return [decode(value) for _, value in await read_records(bootstrap, topic) if value is not None]
+
+
+async def read_records(bootstrap: str, topic: str) -> list[tuple[bytes | None, bytes | None]]:
+    """Every record on ``topic`` right now as ``(key, value)``, tombstones (value None) included,
+    in order within each partition (reads up to the end offsets seen at the start)."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None
     )
@@ -267,15 +273,15 @@ async def read_all(
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)
-        values: list[Any] = []
+        records: list[tuple[bytes | None, bytes | None]] = []
         deadline = time.monotonic() + 30
         while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
             if time.monotonic() > deadline:
                 raise AssertionError(f"could not read {topic} to its end within 30s")
             batch = await consumer.getmany(timeout_ms=200)
-            for records in batch.values():
-                values.extend(decode(r.value) for r in records if r.value is not None)
-        return values
+            for batch_records in batch.values():
+                records.extend((r.key, r.value) for r in batch_records)
+        return records
     finally:
         await consumer.stop()
 

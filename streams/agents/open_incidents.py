@@ -11,6 +11,15 @@ it processes each input: most groups are idle (no incident, nothing held), and c
 group's deadline every second costs about 5 µs a group, half a core at 100,000 groups. The index
 is rebuilt from the table every ``FULL_SCAN_S`` seconds: a rebalance, a recovery or a catalog
 reload changes deadlines without an input of the group.
+
+Idle groups (no open incident, nothing held, no deadline) are forgotten once they have been idle
+for ``group_retention_s``, or the table and its changelog would grow with every key ever seen.
+Each write stamps the group's ``active_at``. The rebuild, which reads every group anyway, puts
+the groups whose retention has run out (at most ``FORGET_PER_SCAN`` a rebuild) in the index as
+due; their tick, inside the stream, checks again (:func:`~responders.correlation.forgettable`)
+and deletes the row, which writes a tombstone to the changelog for compaction to drop. A group
+is forgotten at most ``FULL_SCAN_S`` after its retention, and nothing is done every second for
+idle groups.
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -25,11 +35,13 @@ from responders.correlation import (
     Group,
     Step,
     Timing,
+    forget_at,
+    forgettable,
     on_command_in_group,
     on_detection_in_group,
     on_tick,
 )
-from responders.lifecycle import incident_id_for, routing_key
+from responders.lifecycle import Outcome, incident_id_for, routing_key
 from responders.silences import SilenceState, silenced_by, state
 from responders.stakeholders import follow_up
 from schemas import Command, CommandKind, Detection, DetectionStatus, Incident, IncidentEvent
@@ -40,6 +52,9 @@ if TYPE_CHECKING:
 
 #: Seconds between rebuilds of the deadline index from the whole table.
 FULL_SCAN_S = 10.0
+#: Idle groups past their retention put in the index by one rebuild: a backlog of them (the first
+#: run after an upgrade, a storm of keys a retention ago) is forgotten at 100 groups a second.
+FORGET_PER_SCAN = 1000
 
 
 def attach(p: Pipeline) -> None:
@@ -69,13 +84,22 @@ def attach(p: Pipeline) -> None:
             service = g.held[0].service
         return timing.for_service(p.catalog, service)
 
-    def index_due(g: Group) -> None:
+    def index_due(g: Group, expired_by: datetime | None = None) -> bool:
+        """Index the group's next deadline; with ``expired_by`` (the rebuild), an idle group's
+        retention counts as one if it has run out by then. True when that put the group in."""
         incident = load(g.incident_id)
-        due = g.due(timing_of(g, incident), incident, p.catalog)
+        at = timing_of(g, incident)
+        due = g.due(at, incident, p.catalog)
+        expiring = False
+        if due is None and expired_by is not None:
+            forget = forget_at(g, incident, at, p.catalog, s.group_retention_s, expired_by)
+            if forget is not None and forget <= expired_by:
+                due, expiring = forget, True
         if due is None:
             due_at.pop(g.key, None)
         else:
             due_at[g.key] = due
+        return expiring
 
     def notify_stakeholders(step: Step, now: datetime) -> Step:
         """Add the stakeholder notices the step calls for. The recent timeline is read from
@@ -96,7 +120,8 @@ def attach(p: Pipeline) -> None:
         return None
 
     def muted(incident_id: str | None, now: datetime) -> bool:
-        """An active silence "until resolved" for this incident stops its paging timers."""
+        """An active silence "until resolved" for this incident holds back its timers (not the
+        stakeholder updates)."""
         return incident_id is not None and any(
             silence.until_resolved == incident_id
             and state(silence, now, p.directory.resolved) is SilenceState.ACTIVE
@@ -134,11 +159,15 @@ def attach(p: Pipeline) -> None:
         g = group(c.routing_key)
         if c.kind is CommandKind.TICK:
             ticked.pop(c.routing_key, None)
-            if muted(g.incident_id, now):
-                return Step(g), None
             current = load(g.incident_id)
-            service = current.service if current else (g.held[0].service if g.held else None)
             at = timing_of(g, current)
+            if forgettable(g, current, at, p.catalog, s.group_retention_s, now):
+                return Step(g, forget=True), None
+            if muted(g.incident_id, now):
+                # The incident's timers wait (escalation, repeats, auto-resolve), but it goes on
+                # to ``follow_up``: stakeholders still get their periodic updates.
+                return Step(g, Outcome(current)), None
+            service = current.service if current else (g.held[0].service if g.held else None)
             return on_tick(g, current, p.catalog, at, now, inhibitor(service)), None
         return on_command_in_group(g, load(c.incident_id), c, now), None
 
@@ -155,6 +184,12 @@ def attach(p: Pipeline) -> None:
                     ("decode", problem) if step is None else ("lifecycle", step.outcome.rejection)
                 )
                 await p.dead_letters.send(message, stage, reason or "rejected")
+                continue
+            if step.forget:
+                if step.group.key in groups:
+                    del groups[step.group.key]  # a tombstone on the changelog
+                due_at.pop(step.group.key, None)
+                p.count("groups_forgotten")
                 continue
             step = notify_stakeholders(step, datetime.now(tz=UTC))
             g, outcome = step.group, step.outcome
@@ -177,7 +212,9 @@ def attach(p: Pipeline) -> None:
                     g = Group(g.key, held=g.held, held_since=g.held_since, seen=g.seen)
             p.count("incidents_opened", int(outcome.opened))
             p.count("flaps_suppressed", int(step.suppressed))
-            if g.to_dict() != groups.get(g.key):
+            stored = groups.get(g.key)
+            if g.to_dict() != stored and (stored is not None or g != Group(g.key)):
+                g = replace(g, active_at=datetime.now(tz=UTC))
                 groups[g.key] = g.to_dict()
             index_due(g)  # an acknowledgement changes the incident, not always the group
 
@@ -187,8 +224,9 @@ def attach(p: Pipeline) -> None:
         if time.monotonic() - scanned_at[0] >= FULL_SCAN_S:
             scanned_at[0] = time.monotonic()
             due_at.clear()
+            budget = FORGET_PER_SCAN
             for key, value in list(groups.items()):
-                index_due(Group.from_dict(key, value))
+                budget -= index_due(Group.from_dict(key, value), now if budget > 0 else None)
         for key, due in list(due_at.items()):
             if due > now or ticked.get(key) == due:
                 continue

@@ -1,5 +1,6 @@
-"""The incident engine on the real broker: bursts, replays, a SIGKILL mid-burst, and alerts
-from Alertmanager and PagerDuty opening and closing incidents."""
+"""The incident engine on the real broker: bursts, replays, a SIGKILL mid-burst, alerts from
+Alertmanager and PagerDuty opening and closing incidents, and idle groups forgotten after their
+retention."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from tests.harness import (
     eventually,
     produce,
     read_all,
+    read_records,
 )
 
 pytestmark = pytest.mark.broker
@@ -231,3 +233,63 @@ async def test_a_services_own_timing_overrides_the_workers(
     _, timeline = await api.get(f"/api/incidents/{rows['batch']['id']}/timeline")
     kinds = [e["kind"] for e in timeline["events"]]
     assert kinds[0] == "opened" and kinds[-1] == "resolved", kinds
+
+
+async def test_an_idle_group_is_forgotten_and_its_key_starts_afresh(
+    start_worker: Callable[..., RunningWorker],
+) -> None:
+    worker = start_worker(group_retention_s="2")
+    api = Api(worker)
+    now = time.time()
+    await produce(
+        worker.bootstrap,
+        worker.topics.detections,
+        [detection(1, "gone", now), detection(2, "kept", now)],
+    )
+
+    async def by_service(n: int) -> dict[str, list[dict[str, Any]]] | None:
+        rows = await incidents(api)
+        if len(rows) < n:
+            return None
+        found: dict[str, list[dict[str, Any]]] = {}
+        for r in sorted(rows, key=lambda r: r["opened_at"]):
+            found.setdefault(r["service"], []).append(r)
+        return found
+
+    opened = await eventually(lambda: by_service(2), 30, "an incident for each service")
+    [gone], [kept] = opened["gone"], opened["kept"]
+    assert (await api.post(f"/api/incidents/{gone['id']}/resolve"))[0] == 202
+    changelog = f"{worker.app_id}-open-incidents-changelog"
+
+    def values(records: list[tuple[bytes | None, bytes | None]], key: str) -> list[Any]:
+        return [v and json.loads(v) for k, v in records if k == json.dumps(key).encode()]
+
+    async def forgotten() -> list[tuple[bytes | None, bytes | None]] | None:
+        records = await read_records(worker.bootstrap, changelog)
+        rows = values(records, "gone")
+        return records if rows and rows[-1] is None else None
+
+    # The resolved incident's group is idle: deleted 2 s after its last write, at the latest
+    # at the rebuild of the deadline index that follows (every 10 s).
+    records = await eventually(forgotten, 40, "a tombstone for the idle group")
+    gone_rows = values(records, "gone")
+    assert gone_rows.count(None) == 1 and gone_rows[-2]["incident_id"] is None  # resolved first
+    # The open incident's group was written before the resolved one and is never deleted.
+    kept_rows = values(records, "kept")
+    assert kept_rows and None not in kept_rows
+    assert kept_rows[-1]["incident_id"] == kept["id"]
+    # A detection for the forgotten key opens a fresh incident, not the resolved one again.
+    await produce(worker.bootstrap, worker.topics.detections, [detection(3, "gone", time.time())])
+    later = await eventually(lambda: by_service(3), 30, "a fresh incident for the forgotten key")
+    assert [r["status"] for r in later["gone"]] == ["resolved", "triggered"]
+    fresh = later["gone"][1]
+    assert fresh["id"] != gone["id"] and fresh["detection_count"] == 1
+    assert [r["status"] for r in later["kept"]] == ["triggered"]
+
+    async def regrouped() -> list[Any] | None:
+        rows = values(await read_records(worker.bootstrap, changelog), "gone")
+        after = rows[rows.index(None) + 1 :]
+        return after if after else None
+
+    after = await eventually(regrouped, 20, "the fresh group on the changelog")
+    assert after[0]["incident_id"] == fresh["id"]  # nothing rewrote the old group in between

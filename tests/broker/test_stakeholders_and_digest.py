@@ -1,6 +1,7 @@
 """Stakeholder notices and the per-recipient rate limit on the real broker: a stakeholder hears
-when an incident opens, periodically while it is open, and when it is resolved; a storm of
-incidents reaches its responder as a few pages and one digest, every page accounted for."""
+when an incident opens, periodically while it is open (also while an "until resolved" silence
+mutes its pages), and when it is resolved; a storm of incidents reaches its responder as a few
+pages and one digest, every page accounted for."""
 
 from __future__ import annotations
 
@@ -91,6 +92,80 @@ async def test_stakeholder_gets_notice_updates_and_final_update(
     assert "resolved by ann" in final["body"] and "Needs: nothing further" in final["body"]
     # The on-call was paged, never sent notices; nothing was delivered twice.
     assert {m["kind"] for m in received(webhook_server) if m["recipient"] == "ann"} == {"page"}
+    assert set(Counter(m["dedup_key"] for m in received(webhook_server)).values()) == {1}
+
+
+ESCALATION_DELAY_S = 8
+
+
+async def test_until_resolved_silence_mutes_pages_not_stakeholder_updates(
+    start_worker: Callable[..., RunningWorker], webhook_server: WebhookServer
+) -> None:
+    # ann is paged at once and bob ESCALATION_DELAY_S later if nobody acknowledges; sue follows.
+    book = catalog(webhook_server.url, ["api"], stakeholders=("sue",))
+    book["people"]["bob"] = {
+        "contacts": [{"channel": "webhook", "address": f"{webhook_server.url}?to=bob"}]
+    }
+    book["teams"]["core"]["escalation"] = [
+        {"targets": ["ann"]},
+        {"delay_s": ESCALATION_DELAY_S, "targets": ["bob"]},
+    ]
+    worker = start_worker(book, stakeholder_update_interval_s=str(UPDATE_INTERVAL_S))
+    api = Api(worker)
+    await produce(worker.bootstrap, worker.topics.detections, [detection("d-api", "api")])
+
+    async def first_page() -> dict[str, Any] | None:
+        return next((m for m in received(webhook_server) if m["recipient"] == "ann"), None)
+
+    page = await eventually(first_page, 20, "ann's page")
+    incident = page["incident_id"]
+    code, silence = await api.post(
+        "/api/silences",
+        {"matchers": {"service": "api"}, "until_resolved": incident, "comment": "known issue"},
+    )
+    assert code == 201 and silence["state"] == "active"
+    escalation_due = _ts(page["created_at"]) + ESCALATION_DELAY_S
+    assert _ts(silence["created_at"]) < escalation_due - 1, "silenced too late for this test"
+
+    async def update_after(t: float) -> dict[str, Any] | None:
+        return next(
+            (
+                m
+                for m in received(webhook_server)
+                if "/notice/update" in m["dedup_key"] and _ts(m["created_at"]) > t
+            ),
+            None,
+        )
+
+    # Updates go on while the silence holds: one after the silence began, and one after bob's
+    # step was due (so the muted escalation has been ticked and held back by then).
+    muted_update = await eventually(
+        lambda: update_after(_ts(silence["created_at"])), UPDATE_INTERVAL_S + 20,
+        "a stakeholder update under the silence",
+    )  # fmt: skip
+    assert muted_update["recipient"] == "sue" and muted_update["kind"] == "notice"
+    assert "no one has acknowledged yet" in muted_update["body"]
+    await eventually(
+        lambda: update_after(escalation_due + 1), ESCALATION_DELAY_S + UPDATE_INTERVAL_S + 20,
+        "a stakeholder update after the escalation was due",
+    )  # fmt: skip
+    # Paging stayed muted: ann's first page only, nothing for bob.
+    assert [m["recipient"] for m in received(webhook_server) if m["kind"] == "page"] == ["ann"]
+
+    assert (await api.post(f"/api/incidents/{incident}/resolve", {"actor": "ann"}))[0] == 202
+
+    async def final() -> dict[str, Any] | None:
+        return next(
+            (m for m in received(webhook_server) if "/notice/resolved@" in m["dedup_key"]), None
+        )
+
+    assert (await eventually(final, 20, "the final update"))["recipient"] == "sue"
+    updates = sorted(
+        int(re.findall(r"/notice/update(\d+)@", m["dedup_key"])[0])
+        for m in received(webhook_server)
+        if "/notice/update" in m["dedup_key"]
+    )
+    assert updates == list(range(1, len(updates) + 1)) and len(updates) >= 3, updates
     assert set(Counter(m["dedup_key"] for m in received(webhook_server)).values()) == {1}
 
 

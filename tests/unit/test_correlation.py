@@ -7,7 +7,7 @@ timeline events and how many pages came out. Actions: ``fire(signal)``, ``resolv
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,12 +16,15 @@ from pydantic import ValidationError
 from responders.correlation import (
     Group,
     Timing,
+    forget_at,
+    forgettable,
+    idle,
     on_command_in_group,
     on_detection_in_group,
     on_tick,
 )
 from responders.lifecycle import routing_key
-from schemas import Catalog, Command, Detection, Incident
+from schemas import Catalog, Command, Detection, Incident, IncidentStatus
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 CATALOG = Catalog.model_validate(
@@ -298,3 +301,149 @@ def test_a_services_timing_overrides_the_workers_field_by_field() -> None:
     data["services"]["api"]["timing"] = {"repeat_interval_s": 0}  # type: ignore[index]
     with pytest.raises(ValidationError, match=r"services\.api\.timing\.repeat_interval_s"):
         Catalog.model_validate(data)
+
+
+RETENTION_S = 120 * 3600.0
+#: Nobody to page: an open incident of this catalog has no deadline of its own.
+NO_POLICY = Catalog()
+
+
+def _resolved() -> tuple[Group, Incident]:
+    """A group whose incident was resolved, as the shell stores it (only ``seen`` is left)."""
+    group, incident = run([(0, fire(), ["opened", "paged"], 1)], Timing(group_wait_s=0))
+    assert incident is not None
+    cmd = Command(id="c-resolve", kind="resolve", incident_id=incident.id, routing_key="api",
+                  issued_at=T0 + timedelta(seconds=60))  # fmt: skip
+    done = on_command_in_group(group, incident, cmd, T0 + timedelta(seconds=60))
+    assert done.outcome.incident is not None
+    kept = Group(group.key, seen=done.group.seen, active_at=T0 + timedelta(seconds=60))
+    return kept, done.outcome.incident
+
+
+def _open(
+    catalog: Catalog, status: IncidentStatus = IncidentStatus.TRIGGERED
+) -> tuple[Group, Incident]:
+    det = Detection(id="d-open", ts=T0, service="api", signal="latency", detector="x", score=1.0)
+    step = on_detection_in_group(Group("api"), None, det, catalog, Timing(group_wait_s=0), T0)
+    assert step.outcome.incident is not None
+    return replace(step.group, active_at=T0), step.outcome.incident.model_copy(
+        update={"status": status}
+    )
+
+
+def _held() -> tuple[Group, None]:
+    group, incident = run([(0, fire(), [], 0)])
+    assert incident is None
+    return replace(group, active_at=T0), None
+
+
+LONG_AFTER = T0 + timedelta(seconds=60 + RETENTION_S)
+FORGET_CASES = {
+    # (group and its incident, catalog, retention, now, forgettable, forget_at)
+    "resolved-and-idle-for-the-retention": (
+        _resolved(), CATALOG, RETENTION_S, LONG_AFTER, True, LONG_AFTER,
+    ),
+    "resolved-but-active-lately": (
+        _resolved(), CATALOG, RETENTION_S, LONG_AFTER - timedelta(seconds=1), False, LONG_AFTER,
+    ),
+    "retention-zero-keeps-every-group": (_resolved(), CATALOG, 0.0, LONG_AFTER, False, None),
+    "open-incident-without-deadlines": (
+        _open(NO_POLICY), NO_POLICY, RETENTION_S, LONG_AFTER, False, None,
+    ),
+    "open-incident-with-a-repeat-deadline": (
+        _open(CATALOG), CATALOG, RETENTION_S, LONG_AFTER, False, None,
+    ),
+    "mitigated-incident": (
+        _open(NO_POLICY, IncidentStatus.MITIGATED), NO_POLICY, RETENTION_S, LONG_AFTER, False, None,
+    ),
+    "held-detections-waiting-for-group-wait": (
+        _held(), CATALOG, RETENTION_S, LONG_AFTER, False, None,
+    ),
+    "incident-named-but-not-found": (
+        (replace(_resolved()[0], incident_id="inc-missing"), None), CATALOG, RETENTION_S,
+        LONG_AFTER, False, None,
+    ),
+    # Stored before activity times were kept: looked at now, stamped, forgotten a retention later.
+    "unknown-age-is-looked-at-not-forgotten": (
+        (replace(_resolved()[0], active_at=None), _resolved()[1]), CATALOG, RETENTION_S,
+        LONG_AFTER, False, LONG_AFTER,
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("state", "catalog", "retention_s", "now", "expected", "at"),
+    list(FORGET_CASES.values()),
+    ids=list(FORGET_CASES),
+)
+def test_forgetting_an_idle_group(
+    state: tuple[Group, Incident | None],
+    catalog: Catalog,
+    retention_s: float,
+    now: datetime,
+    expected: bool,
+    at: datetime | None,
+) -> None:
+    group, incident = state
+    assert forgettable(group, incident, TIMING, catalog, retention_s, now) is expected
+    assert forget_at(group, incident, TIMING, catalog, retention_s, now) == at
+
+
+def test_an_open_incident_is_never_idle_whatever_its_age() -> None:
+    for catalog in (CATALOG, NO_POLICY):
+        group, incident = _open(catalog)
+        assert not idle(group, incident, TIMING, catalog)
+        years = T0 + timedelta(days=3650)
+        assert not forgettable(group, incident, TIMING, catalog, 1.0, years)
+
+
+def test_a_forgotten_key_starts_a_fresh_group() -> None:
+    """After forgetting, the next detection of the key opens a new incident at once (group wait
+    0), and a command for the resolved incident is judged as before: a reopen is allowed, since
+    no other incident is open for the key."""
+    kept, resolved = _resolved()
+    assert forgettable(kept, resolved, TIMING, CATALOG, RETENTION_S, LONG_AFTER)
+    fresh = Group(kept.key)  # what the shell reads for a deleted key
+    det = Detection(id="d-later", ts=LONG_AFTER, service="api", signal="latency", detector="x",
+                    score=1.0)  # fmt: skip
+    step = on_detection_in_group(fresh, None, det, CATALOG, Timing(group_wait_s=0), LONG_AFTER)
+    assert step.outcome.opened and step.outcome.incident is not None
+    assert step.outcome.incident.id != resolved.id
+    reopen = Command(id="c-reopen", kind="reopen", incident_id=resolved.id, routing_key="api",
+                     issued_at=LONG_AFTER)  # fmt: skip
+    again = on_command_in_group(fresh, resolved, reopen, LONG_AFTER)
+    assert [e.kind.value for e in again.outcome.events] == ["reopened"]
+    assert again.group.incident_id == resolved.id
+
+
+def test_activity_time_round_trips_and_older_rows_have_none() -> None:
+    kept, _ = _resolved()
+    assert Group.from_dict("api", kept.to_dict()) == kept
+    older = {k: v for k, v in kept.to_dict().items() if k != "active_at"}
+    assert Group.from_dict("api", older).active_at is None
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("-1", "greater than or equal to 0"),
+        ("inf", "finite number"),
+        ("nan", "finite number"),
+        ("five days", "valid number"),
+    ],
+    ids=["negative", "infinite", "nan", "not-a-number"],
+)
+def test_a_bad_group_retention_is_refused_with_its_name(
+    monkeypatch: pytest.MonkeyPatch, value: str, problem: str
+) -> None:
+    from schemas import format_errors
+    from streams.settings import Settings
+
+    assert Settings().group_retention_s == 120 * 3600  # Alertmanager's data retention
+    monkeypatch.setenv("WARROOM_GROUP_RETENTION_S", "0")
+    assert Settings().group_retention_s == 0  # kept forever
+    monkeypatch.setenv("WARROOM_GROUP_RETENTION_S", value)
+    with pytest.raises(ValidationError) as refused:
+        Settings()
+    text = format_errors(refused.value, "WARROOM")
+    assert text.startswith("WARROOM.group_retention_s: ") and problem in text, text
