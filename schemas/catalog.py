@@ -42,9 +42,10 @@ _EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 
 
 class _Config(BaseModel):
-    """Config models reject unknown fields: a typo in a catalog is an error, not a silence."""
+    """Config models reject unknown fields: a typo in a catalog is an error, not a silence; and
+    infinite or NaN numbers, which no duration or rate here can be."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 def _wall_clock(value: Any) -> Any:

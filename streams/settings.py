@@ -115,7 +115,11 @@ class Settings(BaseSettings):
     """Everything the worker and the CLI need; secrets are ``SecretStr`` and never printed."""
 
     model_config = SettingsConfigDict(
-        env_prefix="WARROOM_", env_nested_delimiter="__", frozen=True, extra="ignore"
+        env_prefix="WARROOM_",
+        env_nested_delimiter="__",
+        frozen=True,
+        extra="ignore",
+        allow_inf_nan=False,  # an infinite or NaN duration would overflow the deadline arithmetic
     )
 
     app_id: str = Field(default="warroom", min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
@@ -157,7 +161,6 @@ class Settings(BaseSettings):
     group_retention_s: float = Field(
         default=120 * 3600.0,
         ge=0.0,
-        allow_inf_nan=False,
         description="An idle correlation group is forgotten this long after its last activity "
         "(0: kept forever).",
     )
