@@ -117,9 +117,16 @@ class Group:
         return replace(self, seen=(*self.seen, input_id)[-SEEN_KEPT:])
 
     def due(
-        self, timing: Timing, incident: Incident | None, catalog: Catalog | None = None
+        self,
+        timing: Timing,
+        incident: Incident | None,
+        catalog: Catalog | None = None,
+        muted: bool = False,
     ) -> datetime | None:
-        """The earliest deadline this group has, if any."""
+        """The earliest deadline this group has, if any. ``muted`` (an "until resolved" silence
+        holds the incident's timers): only the next stakeholder update counts."""
+        if muted:
+            return self._next_update(timing, incident, catalog)
         deadlines = []
         escalation = self._next_step(incident, catalog) if catalog is not None else None
         if escalation is not None:
@@ -139,14 +146,26 @@ class Group:
             deadlines.append(self.last_paged_at + timedelta(seconds=timing.repeat_interval_s))
         if incident is not None and self.unannounced and self.last_update_at is not None:
             deadlines.append(self.last_update_at + timedelta(seconds=timing.group_interval_s))
-        updates_s = timing.stakeholder_update_interval_s
-        if live and incident is not None and catalog is not None and updates_s is not None:
-            # The next stakeholder update; ``responders.stakeholders.follow_up`` sends it.
-            listed = catalog.services.get(incident.service)
-            if listed is not None and listed.stakeholders:
-                since = self.last_update_notice_at or incident.opened_at
-                deadlines.append(since + timedelta(seconds=updates_s))
+        update = self._next_update(timing, incident, catalog)
+        if update is not None:
+            deadlines.append(update)
         return min(deadlines) if deadlines else None
+
+    def _next_update(
+        self, timing: Timing, incident: Incident | None, catalog: Catalog | None
+    ) -> datetime | None:
+        """When the next stakeholder update is due (``responders.stakeholders.follow_up`` sends
+        it), while the incident is live and its service has stakeholders."""
+        updates_s = timing.stakeholder_update_interval_s
+        if incident is None or incident.status is IncidentStatus.RESOLVED:
+            return None
+        if catalog is None or updates_s is None:
+            return None
+        listed = catalog.services.get(incident.service)
+        if listed is None or not listed.stakeholders:
+            return None
+        since = self.last_update_notice_at or incident.opened_at
+        return since + timedelta(seconds=updates_s)
 
     def _next_step(
         self, incident: Incident | None, catalog: Catalog

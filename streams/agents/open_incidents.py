@@ -10,7 +10,9 @@ The timer reads deadlines from an index of the groups that have one, which the s
 it processes each input: most groups are idle (no incident, nothing held), and computing every
 group's deadline every second costs about 5 µs a group, half a core at 100,000 groups. The index
 is rebuilt from the table every ``FULL_SCAN_S`` seconds: a rebalance, a recovery or a catalog
-reload changes deadlines without an input of the group.
+reload changes deadlines without an input of the group; so does the end of an "until resolved"
+silence, whose incident's held timers (escalation, repeats, auto-resolve) are not indexed while
+it lasts, so that the timer does not wake a muted group every second.
 
 Idle groups (no open incident, nothing held, no deadline) are forgotten once they have been idle
 for ``group_retention_s``, or the table and its changelog would grow with every key ever seen.
@@ -84,12 +86,21 @@ def attach(p: Pipeline) -> None:
             service = g.held[0].service
         return timing.for_service(p.catalog, service)
 
+    def muted(incident_id: str | None, now: datetime) -> bool:
+        """An active silence "until resolved" for this incident holds back its timers (not the
+        stakeholder updates)."""
+        return incident_id is not None and any(
+            silence.until_resolved == incident_id
+            and state(silence, now, p.directory.resolved) is SilenceState.ACTIVE
+            for silence in p.directory.active_silences()
+        )
+
     def index_due(g: Group, expired_by: datetime | None = None) -> bool:
         """Index the group's next deadline; with ``expired_by`` (the rebuild), an idle group's
         retention counts as one if it has run out by then. True when that put the group in."""
         incident = load(g.incident_id)
         at = timing_of(g, incident)
-        due = g.due(at, incident, p.catalog)
+        due = g.due(at, incident, p.catalog, muted(g.incident_id, datetime.now(tz=UTC)))
         expiring = False
         if due is None and expired_by is not None:
             forget = forget_at(g, incident, at, p.catalog, s.group_retention_s, expired_by)
@@ -118,15 +129,6 @@ def attach(p: Pipeline) -> None:
             if found is not None:
                 return str(found)
         return None
-
-    def muted(incident_id: str | None, now: datetime) -> bool:
-        """An active silence "until resolved" for this incident holds back its timers (not the
-        stakeholder updates)."""
-        return incident_id is not None and any(
-            silence.until_resolved == incident_id
-            and state(silence, now, p.directory.resolved) is SilenceState.ACTIVE
-            for silence in p.directory.active_silences()
-        )
 
     def handle(raw: bytes | None, topic: str, now: datetime) -> tuple[Step | None, str | None]:
         if topic == s.topics.detections:

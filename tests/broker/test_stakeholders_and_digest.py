@@ -151,6 +151,23 @@ async def test_until_resolved_silence_mutes_pages_not_stakeholder_updates(
     )  # fmt: skip
     # Paging stayed muted: ann's first page only, nothing for bob.
     assert [m["recipient"] for m in received(webhook_server) if m["kind"] == "page"] == ["ann"]
+    # The held escalation is not a deadline while muted: the timer ticks the group for the
+    # updates only, not every second from the moment bob's step was due.
+    held_from = escalation_due + 1
+    await eventually(
+        lambda: update_after(held_from + 2 * UPDATE_INTERVAL_S), 3 * UPDATE_INTERVAL_S + 20,
+        "two more updates",
+    )  # fmt: skip
+    held_to = time.time()
+    ticks = [
+        c for c in await read_all(worker.bootstrap, worker.topics.commands)
+        if c["kind"] == "tick" and held_from <= _ts(c["issued_at"]) <= held_to
+    ]  # fmt: skip
+    assert held_to - held_from > 2 * UPDATE_INTERVAL_S
+    assert len(ticks) <= (held_to - held_from) / UPDATE_INTERVAL_S + 2, (
+        len(ticks),
+        held_to - held_from,
+    )
 
     assert (await api.post(f"/api/incidents/{incident}/resolve", {"actor": "ann"}))[0] == 202
 

@@ -213,3 +213,17 @@ def test_group_round_trips_notice_state() -> None:
     g = Group("api", incident_id="inc-1", last_update_notice_at=T0, update_notices=3)
     assert Group.from_dict("api", g.to_dict()) == g
     assert Group.from_dict("api", {"incident_id": "inc-1"}).update_notices == 0
+
+
+def test_a_muted_incident_keeps_only_its_stakeholder_update_deadline() -> None:
+    # A repeat page every 60 s would come first; under an "until resolved" silence only the
+    # stakeholder update is a deadline, so the timer does not tick the held group every second.
+    timing = Timing(group_wait_s=0, repeat_interval_s=60, stakeholder_update_interval_s=600)
+    for service, update in (("api", T0 + timedelta(seconds=600)), ("db", None)):
+        step = on_detection_in_group(Group(service), None, detection("d1", service), CATALOG,
+                                     timing, T0)  # fmt: skip
+        step = follow_up(step, CATALOG, timing, (), T0)
+        inc = step.outcome.incident
+        assert inc is not None
+        assert step.group.due(timing, inc, CATALOG) == T0 + timedelta(seconds=60)
+        assert step.group.due(timing, inc, CATALOG, muted=True) == update
