@@ -305,6 +305,25 @@ def forgettable(
     return group.active_at is not None and at is not None and now >= at
 
 
+def on_retention_tick(
+    group: Group,
+    incident: Incident | None,
+    timing: Timing,
+    catalog: Catalog | None,
+    retention_s: float,
+    now: datetime,
+) -> Step | None:
+    """What a tick does about the retention: forget the group if it is :func:`forgettable`;
+    stamp it with ``now`` if it is idle but its age is unknown (stored before activity times
+    were kept), so that it is forgotten a retention later and not looked at again meanwhile;
+    None otherwise (the tick goes on to the group's deadlines)."""
+    if forgettable(group, incident, timing, catalog, retention_s, now):
+        return Step(group, forget=True)
+    if group.active_at is None and forget_at(group, incident, timing, catalog, retention_s, now):
+        return Step(replace(group, active_at=now))
+    return None
+
+
 def _live(incident: Incident | None) -> Incident | None:
     """The incident if it is still open."""
     if incident is None or incident.status is IncidentStatus.RESOLVED:

@@ -38,9 +38,9 @@ from responders.correlation import (
     Step,
     Timing,
     forget_at,
-    forgettable,
     on_command_in_group,
     on_detection_in_group,
+    on_retention_tick,
     on_tick,
 )
 from responders.lifecycle import Outcome, incident_id_for, routing_key
@@ -163,8 +163,9 @@ def attach(p: Pipeline) -> None:
             ticked.pop(c.routing_key, None)
             current = load(g.incident_id)
             at = timing_of(g, current)
-            if forgettable(g, current, at, p.catalog, s.group_retention_s, now):
-                return Step(g, forget=True), None
+            retained = on_retention_tick(g, current, at, p.catalog, s.group_retention_s, now)
+            if retained is not None:
+                return retained, None
             if muted(g.incident_id, now):
                 # The incident's timers wait (escalation, repeats, auto-resolve), but it goes on
                 # to ``follow_up``: stakeholders still get their periodic updates.

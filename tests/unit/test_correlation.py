@@ -21,6 +21,7 @@ from responders.correlation import (
     idle,
     on_command_in_group,
     on_detection_in_group,
+    on_retention_tick,
     on_tick,
 )
 from responders.lifecycle import routing_key
@@ -447,3 +448,22 @@ def test_a_bad_group_retention_is_refused_with_its_name(
         Settings()
     text = format_errors(refused.value, "WARROOM")
     assert text.startswith("WARROOM.group_retention_s: ") and problem in text, text
+
+
+def test_a_retention_tick_forgets_stamps_or_passes() -> None:
+    kept, resolved = _resolved()
+    step = on_retention_tick(kept, resolved, TIMING, CATALOG, RETENTION_S, LONG_AFTER)
+    assert step is not None and step.forget
+    # Unknown age (stored before activity times were kept): stamped, not forgotten, and not
+    # looked at again until a retention later.
+    legacy = replace(kept, active_at=None)
+    step = on_retention_tick(legacy, resolved, TIMING, CATALOG, RETENTION_S, LONG_AFTER)
+    assert step is not None and not step.forget and step.group.active_at == LONG_AFTER
+    later = LONG_AFTER + timedelta(seconds=RETENTION_S)
+    assert forget_at(step.group, resolved, TIMING, CATALOG, RETENTION_S, LONG_AFTER) == later
+    # Active lately, kept forever, or not idle: the tick goes on to the group's deadlines.
+    soon = LONG_AFTER - timedelta(seconds=1)
+    assert on_retention_tick(kept, resolved, TIMING, CATALOG, RETENTION_S, soon) is None
+    assert on_retention_tick(legacy, resolved, TIMING, CATALOG, 0.0, LONG_AFTER) is None
+    group, incident = _open(CATALOG)
+    assert on_retention_tick(group, incident, TIMING, CATALOG, RETENTION_S, LONG_AFTER) is None
