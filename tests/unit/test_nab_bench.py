@@ -42,6 +42,8 @@ def test_scores_the_corpus_at_the_optimum_and_as_the_worker_decides(
     assert lines[4].startswith("river HST (baseline)")
     assert summary["baseline_river_hst"]["us_per_point"] > 0
     figures = summary["detectors"]["tolerant_novelty"]
+    # Batch mode: a thousand series stepped together, as the worker's bank does.
+    assert figures["batch_series"] == 1000 and 0 < figures["batch_us_per_point"] < 100
     assert figures["windows"] == 1 and figures["windows_found"] == 1
     # The spike is the one alert the worker's policy raises, as early as the best threshold.
     assert figures["worker_policy_alerts"] == 1
