@@ -1,7 +1,8 @@
 """What every worker must see whole, whatever partitions it owns: silences (``silences.v1``), and
 which incidents are open or resolved (``incidents.events.v1``, for inhibition by dependencies and
 "until resolved" silences), read by a plain consumer from the beginning. It also announces
-silences as they start and expire."""
+silences as they are scheduled, start and expire (in the log and as ``silence`` messages on the
+dashboard's live stream)."""
 
 from __future__ import annotations
 
@@ -114,10 +115,9 @@ class Directory(Service):
     async def _announce(self) -> None:
         now = datetime.now(tz=UTC)
         for silence, current in transitions(self.active_silences(), self.known, now, self.resolved):
-            previous = self.known.get(silence.id)
             self.known[silence.id] = current
-            if previous is None and current is SilenceState.PENDING:
-                continue
+            # A new pending silence (a maintenance window planned ahead) is announced as
+            # scheduled: the dashboard lists it from then on, not only once it starts.
             what = {"active": "started", "expired": "expired", "pending": "scheduled"}[current]
             log.warning("silence %s %s: %s (by %s)", silence.id, what, silence.comment,
                         silence.created_by)  # fmt: skip

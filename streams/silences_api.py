@@ -4,7 +4,8 @@ A new silence goes to ``silences.v1`` (compacted, keyed by id), which every work
 Body of ``POST``: ``matchers`` (``[{"name", "value", "regex"}]`` or a ``{"label": "value"}``
 object), ``comment``, and either ``ends_at``, ``duration_s`` or ``until_resolved`` (an incident
 id); ``starts_at`` defaults to now, ``created_by`` to the actor. ``maintenance: true`` marks a
-planned window.
+planned window. ``GET`` lists them with their current ``state`` (``pending``, ``active``,
+``expired``; ``?state=`` repeated selects several); like every read, it needs no token.
 """
 
 from __future__ import annotations
@@ -103,9 +104,10 @@ def routes(api: Api) -> list[web.RouteDef]:
     async def listing(request: web.Request) -> web.Response:
         now = datetime.now(tz=UTC)
         rows = [view(s, now) for s in p.directory.active_silences()]
-        wanted = request.query.get("state")
+        # Repeatable: ``?state=active&state=pending`` lists both (the dashboard's query).
+        wanted = {w for w in request.query.getall("state", []) if w}
         if wanted:
-            rows = [r for r in rows if r["state"] == wanted]
+            rows = [r for r in rows if r["state"] in wanted]
         rows.sort(key=lambda r: r["starts_at"])
         return web.json_response({"silences": rows})
 

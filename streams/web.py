@@ -229,7 +229,8 @@ class Api:
         )
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
-        """Server-sent events: ``incident``, ``event`` and ``aggregate`` messages as they happen."""
+        """Server-sent events: ``incident``, ``event``, ``aggregate`` and ``silence`` messages as
+        they happen."""
         response = web.StreamResponse(
             headers={
                 "Content-Type": "text/event-stream",

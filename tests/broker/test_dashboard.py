@@ -1,6 +1,7 @@
 """The dashboard in headless Chromium: it loads, an incident opened during the test appears
-without a reload, and its runbook progress and tasks follow the task states live; screenshots
-are saved under ``test-artifacts/``."""
+without a reload, its runbook progress and tasks follow the task states live, and silences come
+and go in their panel (with a "muted" badge on the incident they hold) live and after a lost
+connection; screenshots are saved under ``test-artifacts/``."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import shutil
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -337,4 +339,177 @@ async def test_after_a_lost_connection_the_dashboard_catches_up(
     await until(browser, lambda d: list(rows(d)) == [second], "the dashboard to catch up")
     assert "search-api" in rows(browser)[second]
     assert browser.find_element(By.ID, "conn").text.strip() == "live"
+    assert browser.execute_script("return window.__loadedOnce") == "yes"  # not reloaded
+
+
+def silences_shown(browser: webdriver.Chrome) -> dict[str, tuple[str, str]]:
+    """Silence id -> (state, text) for every entry of the Silences panel."""
+    return {
+        str(li.get_attribute("data-silence")): (str(li.get_attribute("data-state")), str(li.text))
+        for li in browser.find_elements(By.CSS_SELECTOR, "#silences li[data-silence]")
+    }
+
+
+def muted_badges(browser: webdriver.Chrome) -> dict[str, str]:
+    """Incident id -> the text of its "muted" badge, for every muted row."""
+    return {
+        str(tr.get_attribute("data-incident")): str(tr.find_element(By.CSS_SELECTOR, ".muted").text)
+        for tr in browser.find_elements(By.CSS_SELECTOR, "tr[data-incident]")
+        if tr.find_elements(By.CSS_SELECTOR, ".muted")
+    }
+
+
+async def test_silences_show_live_and_mute_their_incident(
+    start_worker: Callable[..., RunningWorker], browser: webdriver.Chrome
+) -> None:
+    worker = start_worker()
+    api = Api(worker)
+    # The page reads silences as it reads incidents: without a token.
+    code, listed = await api.get("/api/silences")
+    assert code == 200 and listed == {"silences": []}
+    browser.get(worker.base_url + "/")
+    await until(browser, lambda d: d.find_element(By.ID, "conn").text.strip() == "live", "live")
+    empty = browser.find_element(By.ID, "no-silences")
+    assert empty.is_displayed() and empty.text == "No active or pending silences."
+    browser.execute_script("window.__loadedOnce = 'yes';")
+
+    # A silence made through the API appears without a reload: matchers, end, creator, comment.
+    code, reindex = await api.post(
+        "/api/silences",
+        {"matchers": {"service": "batch-jobs"}, "duration_s": 3600, "comment": "nightly reindex",
+         "actor": "ann"},
+    )  # fmt: skip
+    assert code == 201, reindex
+    shown = await until(
+        browser, lambda d: silences_shown(d).get(reindex["id"]), "the new silence in the panel"
+    )
+    assert shown[0] == "active"
+    assert 'service="batch-jobs"' in shown[1] and "until " in shown[1] and "left" in shown[1]
+    assert "by ann: nightly reindex" in shown[1] and "maintenance" not in shown[1]
+    assert not browser.find_element(By.ID, "no-silences").is_displayed()
+    assert browser.find_element(By.ID, "silence-count").text == "(1)"
+
+    # A maintenance window planned for later is listed as pending from the moment it is made.
+    later = datetime.now(tz=UTC) + timedelta(hours=2)
+    code, window = await api.post(
+        "/api/silences",
+        {"matchers": [{"name": "service", "value": "db-.*", "regex": True}],
+         "starts_at": later.isoformat(), "duration_s": 7200, "maintenance": True,
+         "created_by": "dba", "comment": "database upgrade"},
+    )  # fmt: skip
+    assert code == 201 and window["state"] == "pending", window
+    shown = await until(
+        browser, lambda d: silences_shown(d).get(window["id"]), "the maintenance window"
+    )
+    assert shown[0] == "pending"
+    assert "maintenance" in shown[1] and 'service=~"db-.*"' in shown[1] and "from " in shown[1]
+    assert "by dba: database upgrade" in shown[1]
+    assert list(silences_shown(browser)) == [reindex["id"], window["id"]]  # active first
+
+    # Two incidents; a silence "until resolved" for one of them mutes that one only.
+    def detection(service: str) -> tuple[bytes, bytes]:
+        body = {
+            "id": f"det-mute-{service}", "ts": time.time() - 5, "service": service,
+            "signal": "latency_ms", "detector": "surprise", "score": 0.99, "severity": "critical",
+        }  # fmt: skip
+        return service.encode(), json.dumps(body).encode()
+
+    await produce(
+        worker.bootstrap, worker.topics.detections, [detection("checkout"), detection("search")]
+    )
+
+    async def opened() -> dict[str, str] | None:
+        _, body = await api.get("/api/incidents?status=open")
+        found = {i["service"]: i["id"] for i in body["incidents"]}
+        return found if len(found) == 2 else None
+
+    incidents = await eventually(opened, 30, "two open incidents")
+    await until(
+        browser,
+        lambda d: len(d.find_elements(By.CSS_SELECTOR, "tr[data-incident]")) == 2,
+        "both incident rows",
+    )
+    assert muted_badges(browser) == {}
+    code, hold = await api.post(
+        "/api/silences",
+        {"matchers": {"service": "checkout"}, "until_resolved": incidents["checkout"],
+         "comment": "fix is deploying", "actor": "bob"},
+    )  # fmt: skip
+    assert code == 201, hold
+    badges = await until(browser, muted_badges, "the muted badge")
+    assert list(badges) == [incidents["checkout"]] and badges[incidents["checkout"]] == "muted"
+    shown = silences_shown(browser)[hold["id"]]
+    assert shown[0] == "active"
+    assert f"until {incidents['checkout']} is resolved" in shown[1]
+    assert "checkout: latency_ms" in shown[1]  # the incident's title beside its id
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    assert browser.save_screenshot(str(ARTIFACTS / "dashboard-silences.png"))
+    browser.set_window_size(390, 844)  # a phone
+    assert browser.save_screenshot(str(ARTIFACTS / "dashboard-silences-phone.png"))
+    width = browser.execute_script("return document.documentElement.scrollWidth")
+    assert width <= 400, f"the page scrolls sideways on a phone ({width}px)"
+    for panel in ("incidents", "silences"):
+        inner, outer = browser.execute_script(
+            f"const s = document.getElementById('{panel}').closest('section');"
+            "return [s.scrollWidth, s.clientWidth];"
+        )
+        assert inner <= outer, f"the {panel} panel scrolls sideways on a phone ({inner} > {outer})"
+    browser.set_window_size(1280, 900)
+
+    # Expired early through the API: the badge and the silence go, live; the others stay.
+    code, expired = await api.delete(f"/api/silences/{hold['id']}")
+    assert code == 200 and expired["state"] == "expired"
+    await until(browser, lambda d: hold["id"] not in silences_shown(d), "the silence gone")
+    assert muted_badges(browser) == {}
+    assert len(browser.find_elements(By.CSS_SELECTOR, "tr[data-incident]")) == 2
+    assert (await api.delete(f"/api/silences/{reindex['id']}"))[0] == 200
+    await until(
+        browser, lambda d: list(silences_shown(d)) == [window["id"]], "only the window left"
+    )
+    assert browser.execute_script("return window.__loadedOnce") == "yes"  # not reloaded
+
+    # The stream drops (the worker stops) and the browser stays offline while the worker, back
+    # up, expires the window and makes two silences: none of it reaches the page live, and the
+    # page catches up when the connection is back.
+    browser.execute_cdp_cmd("Network.enable", {})
+    offline = {"offline": True, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1}
+    browser.execute_cdp_cmd("Network.emulateNetworkConditions", offline)
+    worker.stop()
+    await until(
+        browser, lambda d: d.find_element(By.ID, "conn").text.strip() == "reconnecting", "offline"
+    )
+    worker.start()
+
+    async def followed() -> bool | None:  # the restarted worker has read silences.v1 again
+        _, body = await api.get("/api/silences")
+        return True if window["id"] in {s["id"] for s in body["silences"]} else None
+
+    await eventually(followed, 30, "the restarted worker to know the silences")
+    assert (await api.delete(f"/api/silences/{window['id']}"))[0] == 200
+    code, canary = await api.post(
+        "/api/silences",
+        {"matchers": {"service": "search"}, "duration_s": 600, "comment": "canary", "actor": "cy"},
+    )  # fmt: skip
+    assert code == 201, canary
+    code, muting = await api.post(
+        "/api/silences",
+        {"matchers": {"service": "search"}, "until_resolved": incidents["search"],
+         "comment": "known", "actor": "cy"},
+    )  # fmt: skip
+    assert code == 201, muting
+    code, listed = await api.get("/api/silences?state=active&state=pending")
+    assert code == 200
+    assert sorted(s["id"] for s in listed["silences"]) == sorted([canary["id"], muting["id"]])
+    assert list(silences_shown(browser)) == [window["id"]]  # nothing arrived while offline
+
+    browser.execute_cdp_cmd("Network.emulateNetworkConditions", {**offline, "offline": False})
+    await until(
+        browser,
+        lambda d: sorted(silences_shown(d)) == sorted([canary["id"], muting["id"]]),
+        "the panel to catch up",
+    )
+    assert (await until(browser, muted_badges, "the badge after catching up")) == {
+        incidents["search"]: "muted"
+    }
     assert browser.execute_script("return window.__loadedOnce") == "yes"  # not reloaded
