@@ -13,7 +13,8 @@ from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 from mode import Service
 from pydantic import ValidationError
 
@@ -27,6 +28,18 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _RESOLVED_KEPT = 100_000
+#: Seconds the incident stream waits at most for the directory to catch up after a start.
+CATCH_UP_WAIT_S = 120.0
+
+
+async def _position(consumer: AIOKafkaConsumer, tp: Any) -> int:
+    """The consumer's next offset on ``tp``, or -1 while it has none (not assigned yet)."""
+    if tp not in consumer.assignment():
+        return -1
+    try:
+        return int(await asyncio.wait_for(consumer.position(tp), 1.0))
+    except (TimeoutError, KafkaError):
+        return -1
 
 
 class Directory(Service):
@@ -41,6 +54,8 @@ class Directory(Service):
         #: Open incidents by id, with their service (for inhibition by dependencies).
         self.open_incidents: dict[str, str] = {}
         self._services: OrderedDict[str, str] = OrderedDict()
+        #: Set once both topics have been read up to where they ended at the start.
+        self.caught_up = asyncio.Event()
         super().__init__(**kwargs)
 
     def open_on(self, service: str) -> str | None:
@@ -98,11 +113,20 @@ class Directory(Service):
             )  # fmt: skip
             try:
                 await consumer.start()
+                behind = await self._ends(consumer, topics)
                 while not self.should_stop:
                     batch = await consumer.getmany(timeout_ms=500)
                     for records in batch.values():
                         for r in records:
                             self._apply(r.topic, r.key, r.value)
+                    # The position, not the last record: compaction and control records leave
+                    # gaps below the end offset.
+                    behind = {
+                        tp: end for tp, end in behind.items() if await _position(consumer, tp) < end
+                    }
+                    if not behind and not self.caught_up.is_set():
+                        self.caught_up.set()
+                        log.info("directory caught up: silences and incident states loaded")
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -110,6 +134,30 @@ class Directory(Service):
                 await self.sleep(2.0)
             finally:
                 await consumer.stop()
+
+    @Service.task
+    async def _give_up_waiting(self) -> None:
+        """Judging inputs without every silence is better than judging none: after
+        ``CATCH_UP_WAIT_S`` the incident stream goes on, with an error in the log."""
+        try:
+            await asyncio.wait_for(self.caught_up.wait(), CATCH_UP_WAIT_S)
+        except TimeoutError:
+            log.error(
+                "directory not caught up after %gs; judging inputs with the silences read so far",
+                CATCH_UP_WAIT_S,
+            )
+            self.caught_up.set()
+
+    @staticmethod
+    async def _ends(consumer: AIOKafkaConsumer, topics: tuple[str, ...]) -> dict[Any, int]:
+        """The end offset of each non-empty partition of ``topics``: what "caught up" reaches."""
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in topics
+            for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        ends = await consumer.end_offsets(partitions) if partitions else {}
+        return {tp: end for tp, end in ends.items() if end > 0}
 
     @Service.timer(1.0)
     async def _announce(self) -> None:

@@ -128,7 +128,10 @@ class Api:
     async def readyz(self, request: web.Request) -> web.Response:
         app = self.p.app
         restoring = self.p.detect is not None and self.p.detect.restoring_since is not None
-        if not self.p.ready or app.rebalancing or getattr(app, "in_recovery", False) or restoring:
+        directory = self.p.directory
+        loading = directory is not None and not directory.caught_up.is_set()
+        starting = not self.p.ready or app.rebalancing or getattr(app, "in_recovery", False)
+        if starting or restoring or loading:
             return web.json_response({"status": "starting"}, status=503)
         return web.json_response({"status": "ready"})
 

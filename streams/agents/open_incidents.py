@@ -176,6 +176,9 @@ def attach(p: Pipeline) -> None:
 
     @p.app.agent(p.topics.incident_inputs, name="open_incidents")
     async def open_incidents(stream: Any) -> None:
+        # Silences and resolutions written before a restart must be known before any input is
+        # judged (see ``streams.directory``).
+        await p.directory.caught_up.wait()
         async for event in stream.events():
             message = event.message
             try:

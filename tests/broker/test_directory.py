@@ -1,0 +1,69 @@
+"""The directory (silences and incident states every worker reads whole) says it has caught up
+only once it knows everything written before it started: the incident stream waits for that, so
+a silence set before a restart holds from the first input after it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+
+import pytest
+
+from streams.directory import Directory
+from streams.live import Live
+from streams.settings import Settings, TopicNames
+from streams.topics import ensure_topics
+from tests.harness import produce
+
+pytestmark = pytest.mark.broker
+
+#: About 5 MB: more than one fetch, so "caught up" after the first batch would be too early.
+SILENCES = 20_000
+
+
+def _silence(n: int, now: float) -> tuple[bytes, bytes]:
+    body: dict[str, object] = {
+        "id": f"sil-{n}", "matchers": [{"name": "service", "value": f"svc-{n}"}],
+        "starts_at": now - 60, "ends_at": now + 3600, "created_by": "ann",
+        "comment": "planned work", "created_at": now - 60,
+    }  # fmt: skip
+    return f"sil-{n}".encode(), json.dumps(body).encode()
+
+
+async def test_caught_up_means_every_earlier_silence_and_resolution_is_known(
+    kafka_bootstrap: str,
+) -> None:
+    prefix = f"t-directory-{uuid.uuid4().hex[:8]}"
+    names = {f: f"{prefix}.{v}" for f, v in TopicNames().model_dump().items()}
+    settings = Settings(
+        bootstrap_servers=kafka_bootstrap, app_id=prefix, partitions=2, topics=TopicNames(**names)
+    )
+    await ensure_topics(settings)
+    now = time.time()
+    await produce(
+        kafka_bootstrap, settings.topics.silences, [_silence(n, now) for n in range(SILENCES)]
+    )
+    opened = {"kind": "opened", "incident_id": "inc-1", "data": {"incident": {"service": "db"}}}
+    resolved = {"kind": "resolved", "incident_id": "inc-1", "data": {}}
+    events = [(b"db", json.dumps(e).encode()) for e in (opened, resolved)]
+    await produce(kafka_bootstrap, settings.topics.events, events)
+
+    directory = Directory(settings, Live())
+    assert not directory.caught_up.is_set()
+    seen_when_caught_up: list[int] = []
+
+    async def watch() -> None:
+        await directory.caught_up.wait()
+        seen_when_caught_up.append(len(directory.silences))
+
+    watcher = asyncio.create_task(watch())
+    await directory.start()
+    try:
+        await asyncio.wait_for(watcher, 60)
+        # At the moment it said so, it knew every silence and the resolution written before.
+        assert seen_when_caught_up == [SILENCES]
+        assert "inc-1" in directory.resolved and "inc-1" not in directory.open_incidents
+    finally:
+        await directory.stop()
