@@ -56,6 +56,7 @@ class Directory(Service):
         self._services: OrderedDict[str, str] = OrderedDict()
         #: Set once both topics have been read up to where they ended at the start.
         self.caught_up = asyncio.Event()
+        self._announced = False
         super().__init__(**kwargs)
 
     def open_on(self, service: str) -> str | None:
@@ -161,9 +162,15 @@ class Directory(Service):
 
     @Service.timer(1.0)
     async def _announce(self) -> None:
+        if not self.caught_up.is_set():
+            return  # what was read so far is history, not news
         now = datetime.now(tz=UTC)
+        first = not self._announced
+        self._announced = True
         for silence, current in transitions(self.active_silences(), self.known, now, self.resolved):
             self.known[silence.id] = current
+            if first and current is SilenceState.EXPIRED:
+                continue  # expired before this worker started: nothing to announce
             # A new pending silence (a maintenance window planned ahead) is announced as
             # scheduled: the dashboard lists it from then on, not only once it starts.
             what = {"active": "started", "expired": "expired", "pending": "scheduled"}[current]

@@ -67,3 +67,34 @@ async def test_caught_up_means_every_earlier_silence_and_resolution_is_known(
         assert "inc-1" in directory.resolved and "inc-1" not in directory.open_incidents
     finally:
         await directory.stop()
+
+
+async def test_silences_expired_before_the_start_are_not_announced(kafka_bootstrap: str) -> None:
+    prefix = f"t-directory-{uuid.uuid4().hex[:8]}"
+    names = {f: f"{prefix}.{v}" for f, v in TopicNames().model_dump().items()}
+    settings = Settings(
+        bootstrap_servers=kafka_bootstrap, app_id=prefix, partitions=2, topics=TopicNames(**names)
+    )
+    await ensure_topics(settings)
+    now = time.time()
+    active = _silence(1, now)
+    key, value = _silence(2, now)
+    expired = {**json.loads(value), "ends_at": now - 30}
+    await produce(
+        kafka_bootstrap, settings.topics.silences, [active, (key, json.dumps(expired).encode())]
+    )
+    live = Live()
+    queue = live.subscribe()
+    directory = Directory(settings, live)
+    await directory.start()
+    try:
+        await asyncio.wait_for(directory.caught_up.wait(), 60)
+        await asyncio.sleep(2.5)  # two passes of the announcing timer
+        announced = []
+        while not queue.empty():
+            message = json.loads(queue.get_nowait())
+            announced.append((message["data"]["id"], message["data"]["state"]))
+        # The active one is news to this worker's dashboard; the one that ended before is not.
+        assert announced == [("sil-1", "active")]
+    finally:
+        await directory.stop()
