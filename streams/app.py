@@ -92,6 +92,9 @@ class Topics:
     prometheus: Any
     json_logs: Any
     deliveries: Any = None
+    automation_retention: Any = None
+    #: What ``run_automation`` reads: the timeline and its retention requests (co-partitioned).
+    automation_inputs: Any = None
 
 
 @dataclass
@@ -207,6 +210,8 @@ def build(settings: Settings, catalog: Catalog) -> Pipeline:
         prometheus=topic(names.prometheus),
         json_logs=topic(names.json_logs),
         deliveries=topic(names.deliveries),
+        automation_retention=topic(names.automation_retention),
+        automation_inputs=topic(names.events, names.automation_retention),
     )
     tables = Tables(
         log_state=table("log-state"),

@@ -30,6 +30,10 @@ _COUNTERS = {
     "detections_emitted": "Detections sent to detections.v1.",
     "incidents_opened": "Incidents opened by this worker.",
     "groups_forgotten": "Idle correlation groups forgotten after their retention.",
+    "notification_log_forgotten": "Notification log entries (pages by dedup key) forgotten "
+    "after their retention.",
+    "automation_log_forgotten": "Automation log entries (resolved incidents' runbook webhooks) "
+    "forgotten after their retention.",
     "pages_delivered": "Pages delivered by a notifier.",
     "pages_dead_lettered": "Pages dead-lettered after the last retry.",
     "log_records_processed": "Log records mined.",

@@ -28,6 +28,9 @@ class TopicNames(BaseModel):
     #: Internal: pages (and digest flushes) re-keyed by ``<recipient>/<channel>``, so that each
     #: destination's rate limit lives in one partition of the ``page-throttle`` table.
     deliveries: str = "mobilization.deliveries.v1"
+    #: Internal: requests to forget entries of the ``automation-log`` once their retention has
+    #: run out, each sent to the partition of the timeline events that wrote the entry.
+    automation_retention: str = "incidents.automation-retention.v1"
     aggregates: str = "aggregates.mttr.v1"
     contributions: str = "aggregates.mttr-contributions.v1"
     silences: str = "silences.v1"
@@ -42,7 +45,8 @@ class TopicNames(BaseModel):
         """Topics read by agents; each has a dead-letter topic."""
         return [
             self.metrics, self.logs, self.detections, self.commands, self.events, self.pages,
-            self.deliveries, self.otlp_metrics, self.otlp_logs, self.prometheus, self.json_logs,
+            self.deliveries, self.automation_retention, self.otlp_metrics, self.otlp_logs,
+            self.prometheus, self.json_logs,
         ]  # fmt: skip
 
     def all(self) -> list[str]:
@@ -163,6 +167,13 @@ class Settings(BaseSettings):
         ge=0.0,
         description="An idle correlation group is forgotten this long after its last activity "
         "(0: kept forever).",
+    )
+    delivery_log_retention_s: float = Field(
+        default=120 * 3600.0,
+        ge=0.0,
+        description="Entries of the notification log (pages by dedup key) and of the automation "
+        "log (runbook webhooks by incident) are forgotten this long after they were last written; "
+        "an incident's automation is kept while it is open (0: kept forever).",
     )
     page_rate_per_recipient: int = Field(
         default=10, ge=0, description="Messages per destination per window (0: no limit)."

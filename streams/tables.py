@@ -7,6 +7,11 @@ on serving that partition's incidents (frozen at the moment of the handover, and
 their new owner), counting them in its gauges and ticking their groups from stale deadlines.
 :class:`OwnedTable` remembers the partition of every row it writes and drops the rows of the
 partitions it no longer owns once a rebalance's recovery has completed.
+
+It also remembers the partition of every row it restores, so that it can say which partition's
+changelog holds any row (:meth:`OwnedTable.partition_of`): a table keyed otherwise than the
+stream that writes it (the ``notification-log``, by dedup key, written by a stream keyed by
+destination) can only be changed by a message sent to that partition.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 import faust
-from faust.types import TP
+from faust.types import TP, EventT
 
 
 class OwnedTable(faust.Table):
@@ -22,22 +27,35 @@ class OwnedTable(faust.Table):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._written_in: dict[Any, int | None] = {}
+        self._partitions: dict[Any, int | None] = {}
+
+    def partition_of(self, key: Any) -> int | None:
+        """The partition whose changelog holds the row ``key`` (None: no such row here)."""
+        return self._partitions.get(key)
 
     def on_key_set(self, key: Any, value: Any) -> None:
         # Same partition as the changelog record: the partition of the event being processed.
-        self._written_in[key] = self.partition_for_key(key)
+        self._partitions[key] = self.partition_for_key(key)
         super().on_key_set(key, value)
 
     def on_key_del(self, key: Any) -> None:
-        self._written_in.pop(key, None)
+        self._partitions.pop(key, None)
         super().on_key_del(key)
+
+    async def on_changelog_event(self, event: EventT) -> None:
+        # A row read back from the changelog (recovery) lives in the partition it was read from.
+        key = self._to_key(event.key)
+        if event.message.value is None:
+            self._partitions.pop(key, None)
+        else:
+            self._partitions[key] = event.message.partition
+        await super().on_changelog_event(event)
 
     async def on_recovery_completed(self, active_tps: set[TP], standby_tps: set[TP]) -> None:
         owned = {tp.partition for tp in active_tps}  # as the store does for restored rows
-        gone = [k for k, partition in self._written_in.items() if partition not in owned]
+        gone = [k for k, partition in self._partitions.items() if partition not in owned]
         for key in gone:
-            del self._written_in[key]
+            del self._partitions[key]
             # The store's own delete: a local forget, no tombstone on the changelog.
             self.data.pop(key, None)
         await super().on_recovery_completed(active_tps, standby_tps)

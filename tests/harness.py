@@ -264,6 +264,23 @@ async def read_all(
 async def read_records(bootstrap: str, topic: str) -> list[tuple[bytes | None, bytes | None]]:
     """Every record on ``topic`` right now as ``(key, value)``, tombstones (value None) included,
     in order within each partition (reads up to the end offsets seen at the start)."""
+    return [(r.key, r.value) for r in await read_timed_records(bootstrap, topic)]
+
+
+@dataclass(frozen=True)
+class Record:
+    """One record as the broker holds it; ``value`` None is a tombstone."""
+
+    partition: int
+    key: bytes | None
+    value: bytes | None
+    #: The record's timestamp (set by its producer when it sent it), in epoch seconds.
+    at: float
+
+
+async def read_timed_records(bootstrap: str, topic: str) -> list[Record]:
+    """Every record on ``topic`` right now, with its partition and timestamp, tombstones
+    included, in order within each partition (reads up to the end offsets seen at the start)."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None
     )
@@ -273,14 +290,16 @@ async def read_records(bootstrap: str, topic: str) -> list[tuple[bytes | None, b
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)
-        records: list[tuple[bytes | None, bytes | None]] = []
+        records: list[Record] = []
         deadline = time.monotonic() + 30
         while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
             if time.monotonic() > deadline:
                 raise AssertionError(f"could not read {topic} to its end within 30s")
             batch = await consumer.getmany(timeout_ms=200)
             for batch_records in batch.values():
-                records.extend((r.key, r.value) for r in batch_records)
+                records.extend(
+                    Record(r.partition, r.key, r.value, r.timestamp / 1000) for r in batch_records
+                )
         return records
     finally:
         await consumer.stop()

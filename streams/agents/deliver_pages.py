@@ -15,6 +15,11 @@ least once and idempotent receivers see it once. Failures are retried with bound
 backoff and jitter, then dead-lettered with the reason. Every attempt gets a receipt on
 ``mobilization.receipts.v1``, and every held page one more when its digest has gone
 (``digested``).
+
+Each notification-log entry records when it was written and is forgotten
+``delivery_log_retention_s`` (120 h) later (:mod:`streams.retention`): a timer sends a
+``PruneEntry`` for each due entry to the partition of this topic that holds it, and this stream
+deletes it.
 """
 
 from __future__ import annotations
@@ -27,7 +32,9 @@ from typing import TYPE_CHECKING, Any
 from responders.throttle import Bucket, Held, Limit, admit, flush, flush_due, throttle_key
 from schemas import Page, Receipt, ReceiptOutcome
 from schemas.mobilization import FlushDigest
+from schemas.retention import PruneEntry
 from streams.codec import decode_one, encode
+from streams.retention import LogRetention
 
 if TYPE_CHECKING:
     from streams.app import Pipeline
@@ -38,6 +45,10 @@ def attach(p: Pipeline) -> None:
     rate = s.page_rate_per_recipient
     limit = Limit(rate, s.page_rate_window_s) if rate > 0 else None
     flushing: dict[str, datetime] = {}
+    retention = LogRetention(p, log_table, p.topics.deliveries, "notification_log_forgotten")
+
+    def log(key: str, entry: dict[str, Any]) -> None:
+        retention.write(key, entry, datetime.now(tz=UTC))
 
     async def receipt(
         page: Page | Held,
@@ -68,7 +79,7 @@ def attach(p: Pipeline) -> None:
             detail = result.detail
             if result.delivered:
                 await receipt(page, page, ReceiptOutcome.DELIVERED, attempt, detail)
-                log_table[page.dedup_key] = {"outcome": "delivered", "attempts": attempt}
+                log(page.dedup_key, {"outcome": "delivered", "attempts": attempt})
                 p.count("pages_delivered")
                 return True, attempt, detail
             await receipt(page, page, ReceiptOutcome.FAILED, attempt, detail)
@@ -77,7 +88,7 @@ def attach(p: Pipeline) -> None:
             backoff = min(s.delivery_backoff_s * 2 ** (attempt - 1), s.delivery_backoff_max_s)
             await asyncio.sleep(backoff * (0.5 + random.random() / 2))
         await receipt(page, page, ReceiptOutcome.DEAD_LETTERED, attempt, detail)
-        log_table[page.dedup_key] = {"outcome": "dead_lettered", "attempts": attempt}
+        log(page.dedup_key, {"outcome": "dead_lettered", "attempts": attempt})
         p.count("pages_dead_lettered")
         await p.dead_letters.send(message, "deliver", f"undeliverable: {detail}")
         return False, attempt, detail
@@ -113,7 +124,7 @@ def attach(p: Pipeline) -> None:
             outcome = ReceiptOutcome.DIGESTED if delivered else ReceiptOutcome.DEAD_LETTERED
             for held in flushed.held:
                 await receipt(held, flushed.bucket, outcome, attempts, f"in {digest.dedup_key}")
-                log_table[held.dedup_key] = {"outcome": outcome.value, "in": digest.dedup_key}
+                log(held.dedup_key, {"outcome": outcome.value, "in": digest.dedup_key})
             p.count("digests_sent", int(delivered))
         buckets[key] = flushed.bucket.to_dict()
 
@@ -135,6 +146,10 @@ def attach(p: Pipeline) -> None:
                 if flush_request.items:
                     await on_flush(flush_request.items[0].key, event.message, now)
                     continue
+                prune_request = decode_one(event.value, PruneEntry)
+                if prune_request.items:
+                    retention.on_request(prune_request.items[0], now)
+                    continue
                 page = await p.dead_letters.decoded(event, Page)
                 if page is None:
                     continue
@@ -155,3 +170,9 @@ def attach(p: Pipeline) -> None:
             flushing[key] = due
             request = FlushDigest(key=key, at=now)
             await p.topics.deliveries.send(key=key.encode(), value=encode(request))
+
+    if retention.retention_s > 0:
+
+        @p.app.timer(interval=retention.interval_s)
+        async def prune_notification_log() -> None:
+            await retention.scan(datetime.now(tz=UTC))

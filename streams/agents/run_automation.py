@@ -3,10 +3,21 @@ their results out as ``complete_task`` commands (``incidents.commands.v1``, acto
 
 The ``automation-log`` table, keyed by incident id, holds what this needs for an incident with a
 runbook: the incident folded from its events, the ``runbook_attached`` data, and the tasks already
-run. When a phase begins (``responders.runbooks.PHASE_BEGINS``) each of its automated tasks is
-called once per incident: a POST of the incident as JSON with an ``Idempotency-Key`` of
+run. It is keyed by incident, not by routing key, because a routing key's group opens a new
+incident after each resolve, with its own runbook and tasks; all the events of one incident carry
+its routing key, so its entry lives in one partition, that of the routing key.
+
+When a phase begins (``responders.runbooks.PHASE_BEGINS``) each of its automated tasks is called
+once per incident: a POST of the incident as JSON with an ``Idempotency-Key`` of
 ``<incident>/<task>``, a timeout and bounded retries. Delivery is at least once: after a crash
 between the call and the table write, the call is made again with the same key.
+
+Retention (``delivery_log_retention_s``, 120 h; :mod:`responders.retention`): once its incident
+is resolved, an entry is forgotten a retention after it was last written. A timer sends a
+``PruneEntry`` for each due entry on the internal ``incidents.automation-retention.v1``, to the
+partition of the routing key (this agent reads both topics, co-partitioned), and the stream
+deletes it. An ``opened`` event older than the retention (a replayed timeline) starts no entry:
+its incident's webhooks may have been called, and its entry forgotten, already.
 """
 
 from __future__ import annotations
@@ -19,9 +30,12 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 
 from responders.lifecycle import apply
+from responders.retention import in_progress, too_old_to_start
 from responders.runbooks import AUTOMATION, due_tasks, result_text
 from schemas import Command, CommandKind, Incident, IncidentEvent, IncidentEventKind
+from schemas.retention import PruneEntry
 from streams.codec import encode
+from streams.retention import LogRetention
 
 if TYPE_CHECKING:
     from streams.app import Pipeline
@@ -71,6 +85,9 @@ def _follow(entry: dict[str, Any] | None, ev: IncidentEvent) -> dict[str, Any] |
 
 def attach(p: Pipeline) -> None:
     log_table, s = p.tables.automation_log, p.settings
+    retention = LogRetention(
+        p, log_table, p.topics.automation_retention, "automation_log_forgotten", in_progress
+    )
 
     def headers_for(runbook: str, task_id: str) -> dict[str, str]:
         """Header values come from the catalog: the timeline records only their names."""
@@ -101,27 +118,41 @@ def attach(p: Pipeline) -> None:
         p.count("automation_calls")
         return {**entry, "ran": {**entry["ran"], task_id: result}}
 
-    @p.app.agent(p.topics.events, name="run_automation")
+    async def on_event(ev: IncidentEvent, now: datetime) -> None:
+        before = log_table.get(ev.incident_id)
+        if before is None and too_old_to_start(ev.at, retention.retention_s, now):
+            return
+        entry = _follow(before, ev)
+        if entry is None:
+            if before is not None:
+                del log_table[ev.incident_id]
+            return
+        if entry != before:
+            entry = retention.write(ev.incident_id, entry, now)
+        if "attached" not in entry:
+            return
+        incident = Incident.model_validate(entry["incident"])
+        for task in due_tasks(entry["attached"], incident, frozenset(entry["ran"])):
+            entry = await run(entry, task)
+            entry = retention.write(ev.incident_id, entry, datetime.now(tz=UTC))
+
+    @p.app.agent(p.topics.automation_inputs, name="run_automation")
     async def run_automation(stream: Any) -> None:
         async for event in stream.events():
-            ev = await p.dead_letters.decoded(event, IncidentEvent)
-            if ev is None:
-                continue
-            before = log_table.get(ev.incident_id)
+            now = datetime.now(tz=UTC)
+            pruning = event.message.topic == s.topics.automation_retention
+            decoded = await p.dead_letters.decoded(event, PruneEntry if pruning else IncidentEvent)
             try:
-                entry = _follow(before, ev)
-                if entry is None:
-                    if before is not None:
-                        del log_table[ev.incident_id]
-                    continue
-                if entry != before:
-                    log_table[ev.incident_id] = entry
-                if "attached" not in entry:
-                    continue
-                incident = Incident.model_validate(entry["incident"])
-                for task in due_tasks(entry["attached"], incident, frozenset(entry["ran"])):
-                    entry = await run(entry, task)
-                    log_table[ev.incident_id] = entry
+                if isinstance(decoded, PruneEntry):
+                    retention.on_request(decoded, now)
+                elif isinstance(decoded, IncidentEvent):
+                    await on_event(decoded, now)
             except Exception as exc:
                 reason = f"{type(exc).__name__}: {exc}"
                 await p.dead_letters.send(event.message, "automation", reason)
+
+    if retention.retention_s > 0:
+
+        @p.app.timer(interval=retention.interval_s)
+        async def prune_automation_log() -> None:
+            await retention.scan(datetime.now(tz=UTC))
