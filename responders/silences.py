@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from datetime import datetime
 from enum import StrEnum
 
@@ -17,14 +17,14 @@ class SilenceState(StrEnum):
     EXPIRED = "expired"
 
 
-def state(silence: Silence, now: datetime, resolved: Iterable[str] = ()) -> SilenceState:
+def state(silence: Silence, now: datetime, resolved: Container[str] = ()) -> SilenceState:
     """Pending before ``starts_at``; expired after ``ends_at``, after ``expired_at``, or once the
     incident it waits for is among ``resolved``; active otherwise."""
     if silence.expired_at is not None and now >= silence.expired_at:
         return SilenceState.EXPIRED
     if silence.ends_at is not None and now >= silence.ends_at:
         return SilenceState.EXPIRED
-    if silence.until_resolved is not None and silence.until_resolved in set(resolved):
+    if silence.until_resolved is not None and silence.until_resolved in resolved:
         return SilenceState.EXPIRED
     if now < silence.starts_at:
         return SilenceState.PENDING
@@ -58,12 +58,12 @@ def silenced_by(
     detection: Detection,
     silences: Iterable[Silence],
     now: datetime,
-    resolved: Iterable[str] = (),
+    resolved: Container[str] = (),
 ) -> Silence | None:
-    """The first active silence that mutes the detection, if any."""
-    done = set(resolved)
+    """The first active silence that mutes the detection, if any. ``resolved`` is asked for
+    membership only (the worker passes its bounded dict of resolved ids, not a copy)."""
     for silence in silences:
-        if state(silence, now, done) is SilenceState.ACTIVE and matches(silence, detection):
+        if state(silence, now, resolved) is SilenceState.ACTIVE and matches(silence, detection):
             return silence
     return None
 
@@ -72,13 +72,12 @@ def transitions(
     silences: Iterable[Silence],
     known: Mapping[str, SilenceState],
     now: datetime,
-    resolved: Iterable[str] = (),
+    resolved: Container[str] = (),
 ) -> list[tuple[Silence, SilenceState]]:
     """Silences whose state differs from ``known`` (for "started" and "expired" notices)."""
-    done = set(resolved)
     out = []
     for silence in silences:
-        current = state(silence, now, done)
+        current = state(silence, now, resolved)
         if known.get(silence.id) != current:
             out.append((silence, current))
     return out

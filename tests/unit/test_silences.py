@@ -96,3 +96,28 @@ def test_notices_when_silences_start_and_expire() -> None:
         got = changed[0][1].value if changed else None
         assert got == want, minutes
         known.update({c.id: st for c, st in changed})
+
+
+class _Resolved:
+    """The worker's resolved ids answer membership only: any copy of them (100,000 ids) per
+    detection would cost milliseconds, and iterating this one fails."""
+
+    def __init__(self, *ids: str) -> None:
+        self.ids = set(ids)
+
+    def __contains__(self, item: object) -> bool:
+        return item in self.ids
+
+    def __iter__(self) -> Any:
+        raise AssertionError("the resolved ids were copied")
+
+
+def test_resolved_ids_are_asked_for_membership_not_copied() -> None:
+    waiting = silence(id="s2", ends_at=None, until_resolved="inc-1")
+    plain = silence(id="s3", matchers=[{"name": "service", "value": "web"}])
+    now = T0 + timedelta(minutes=5)
+    assert silenced_by(detection(), [plain, waiting], now, _Resolved()) == waiting
+    assert silenced_by(detection(), [plain, waiting], now, _Resolved("inc-1")) is None
+    assert state(waiting, now, _Resolved("inc-1")) is SilenceState.EXPIRED
+    changed = transitions([waiting], {}, now, _Resolved("inc-1"))
+    assert [(s.id, st) for s, st in changed] == [("s2", SilenceState.EXPIRED)]
