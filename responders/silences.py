@@ -31,6 +31,37 @@ def state(silence: Silence, now: datetime, resolved: Container[str] = ()) -> Sil
     return SilenceState.ACTIVE
 
 
+def ended_at(silence: Silence, resolved_at: Mapping[str, datetime | None]) -> datetime | None:
+    """When the silence stopped holding: the earliest of its end, its early expiry and the
+    resolution of the incident it waited for (if known); None while none has happened yet
+    (an end in the future still counts as the time it will end)."""
+    ends = [t for t in (silence.expired_at, silence.ends_at) if t is not None]
+    waited = silence.until_resolved
+    if waited is not None and waited in resolved_at:
+        ends.append(resolved_at[waited] or silence.created_at)
+    return min(ends) if ends else None
+
+
+def forgettable(
+    silence: Silence, now: datetime, retention_s: float, resolved_at: Mapping[str, datetime | None]
+) -> bool:
+    """True when the silence ended ``retention_s`` or more ago (0: silences are kept forever),
+    as Alertmanager forgets expired silences after its data retention.
+
+    >>> from datetime import UTC, timedelta
+    >>> t0 = datetime(2026, 6, 1, tzinfo=UTC)
+    >>> s = Silence.model_validate({"id": "s", "matchers": [{"name": "service", "value": "a"}],
+    ...     "starts_at": t0, "ends_at": t0 + timedelta(hours=1), "created_by": "ann",
+    ...     "comment": "deploy", "created_at": t0})
+    >>> [forgettable(s, t0 + timedelta(hours=h), 3600.0, {}) for h in (1, 2)]
+    [False, True]
+    """
+    if retention_s <= 0:
+        return False
+    end = ended_at(silence, resolved_at)
+    return end is not None and (now - end).total_seconds() >= retention_s
+
+
 def _value(detection: Detection, name: str) -> str | None:
     fixed = {
         "service": detection.service,

@@ -13,12 +13,12 @@ from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from mode import Service
 from pydantic import ValidationError
 
-from responders.silences import SilenceState, transitions
+from responders.silences import SilenceState, forgettable, transitions
 from schemas.silences import Silence
 
 if TYPE_CHECKING:
@@ -30,6 +30,16 @@ log = logging.getLogger(__name__)
 _RESOLVED_KEPT = 100_000
 #: Seconds the incident stream waits at most for the directory to catch up after a start.
 CATCH_UP_WAIT_S = 120.0
+#: Seconds between looks for silences to forget.
+FORGET_EVERY_S = 5.0
+
+
+def _when(value: Any) -> datetime | None:
+    """An event's ``at`` (RFC 3339 text), or None when it cannot be read."""
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
 
 
 async def _position(consumer: AIOKafkaConsumer, tp: Any) -> int:
@@ -49,7 +59,9 @@ class Directory(Service):
         self.settings = settings
         self.live = live
         self.silences: dict[str, Silence] = {}
-        self.resolved: OrderedDict[str, None] = OrderedDict()
+        #: Resolved incident ids, with when they were resolved (None if unreadable).
+        self.resolved: OrderedDict[str, datetime | None] = OrderedDict()
+        self._producer: AIOKafkaProducer | None = None
         self.known: dict[str, SilenceState] = {}
         #: Open incidents by id, with their service (for inhibition by dependencies).
         self.open_incidents: dict[str, str] = {}
@@ -96,7 +108,7 @@ class Directory(Service):
             self.open_incidents[incident_id] = service
         elif kind == "resolved":
             self.open_incidents.pop(incident_id, None)
-            self.resolved[incident_id] = None
+            self.resolved[incident_id] = _when(event.get("at"))
             while len(self.resolved) > _RESOLVED_KEPT:
                 self.resolved.popitem(last=False)
         elif kind == "reopened":
@@ -148,6 +160,36 @@ class Directory(Service):
                 CATCH_UP_WAIT_S,
             )
             self.caught_up.set()
+
+    @Service.timer(FORGET_EVERY_S)
+    async def _forget_ended(self) -> None:
+        """Delete the silences that ended a retention ago: from memory at once, and from
+        ``silences.v1`` with a tombstone (every worker may send one; they are idempotent), so
+        that neither the silence checks of each detection nor a start pay for them forever."""
+        retention_s = self.settings.silence_retention_s
+        if not self.caught_up.is_set() or retention_s <= 0:
+            return
+        now = datetime.now(tz=UTC)
+        ended = [
+            s for s in self.active_silences() if forgettable(s, now, retention_s, self.resolved)
+        ]
+        if not ended:
+            return
+        if self._producer is None:
+            self._producer = AIOKafkaProducer(**self.settings.kafka_client_kwargs())
+            await self._producer.start()
+        for silence in ended:
+            self.silences.pop(silence.id, None)
+            self.known.pop(silence.id, None)
+            await self._producer.send_and_wait(
+                self.settings.topics.silences, key=silence.id.encode(), value=None
+            )
+        log.info("forgot %d silence(s) that ended %gs ago or more", len(ended), retention_s)
+
+    async def on_stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
 
     @staticmethod
     async def _ends(consumer: AIOKafkaConsumer, topics: tuple[str, ...]) -> dict[Any, int]:

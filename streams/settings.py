@@ -175,6 +175,12 @@ class Settings(BaseSettings):
         "log (runbook webhooks by incident) are forgotten this long after they were last written; "
         "an incident's automation is kept while it is open (0: kept forever).",
     )
+    silence_retention_s: float = Field(
+        default=120 * 3600.0,
+        ge=0.0,
+        description="A silence is deleted from silences.v1 this long after it ended, expired or "
+        "saw its incident resolved (0: kept forever).",
+    )
     page_rate_per_recipient: int = Field(
         default=10, ge=0, description="Messages per destination per window (0: no limit)."
     )

@@ -8,6 +8,7 @@ import asyncio
 import json
 import time
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 
@@ -15,7 +16,7 @@ from streams.directory import Directory
 from streams.live import Live
 from streams.settings import Settings, TopicNames
 from streams.topics import ensure_topics
-from tests.harness import produce
+from tests.harness import eventually, produce, read_records
 
 pytestmark = pytest.mark.broker
 
@@ -98,3 +99,50 @@ async def test_silences_expired_before_the_start_are_not_announced(kafka_bootstr
         assert announced == [("sil-1", "active")]
     finally:
         await directory.stop()
+
+
+async def test_silences_are_deleted_a_retention_after_they_ended(kafka_bootstrap: str) -> None:
+    prefix = f"t-directory-{uuid.uuid4().hex[:8]}"
+    names = {f: f"{prefix}.{v}" for f, v in TopicNames().model_dump().items()}
+    settings = Settings(
+        bootstrap_servers=kafka_bootstrap, app_id=prefix, partitions=2,
+        topics=TopicNames(**names), silence_retention_s=2.0,
+    )  # fmt: skip
+    await ensure_topics(settings)
+    now = time.time()
+
+    def body(n: int, **changes: object) -> tuple[bytes, bytes]:
+        key, value = _silence(n, now)
+        return key, json.dumps({**json.loads(value), **changes}).encode()
+
+    await produce(
+        kafka_bootstrap,
+        settings.topics.silences,
+        [
+            body(1, ends_at=now - 10),  # ended 10 s ago
+            body(2),  # ends in an hour
+            body(3, ends_at=None, until_resolved="inc-9"),  # its incident resolved 10 s ago
+            body(4, ends_at=None, until_resolved="inc-8"),  # its incident is still open
+        ],
+    )
+    at = datetime.fromtimestamp(now - 10, tz=UTC).isoformat()
+    resolved = {"kind": "resolved", "incident_id": "inc-9", "at": at, "data": {}}
+    await produce(kafka_bootstrap, settings.topics.events, [(b"db", json.dumps(resolved).encode())])
+
+    directory = Directory(settings, Live())
+    await directory.start()
+    try:
+
+        async def forgotten() -> bool | None:
+            return True if set(directory.silences) == {"sil-2", "sil-4"} else None
+
+        await eventually(forgotten, 30, "the two ended silences to be forgotten")
+    finally:
+        await directory.stop()
+
+    async def tombstones() -> set[str] | None:
+        records = await read_records(kafka_bootstrap, settings.topics.silences)
+        gone = {key.decode() for key, value in records if key and value is None}
+        return gone or None
+
+    assert await eventually(tombstones, 30, "tombstones on silences.v1") == {"sil-1", "sil-3"}
