@@ -8,7 +8,14 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from responders.silences import SilenceState, silenced_by, state, transitions
+from responders.silences import (
+    SilenceState,
+    ended_at,
+    forgettable,
+    silenced_by,
+    state,
+    transitions,
+)
 from schemas import Detection, format_errors
 from schemas.silences import Silence
 
@@ -121,3 +128,18 @@ def test_resolved_ids_are_asked_for_membership_not_copied() -> None:
     assert state(waiting, now, _Resolved("inc-1")) is SilenceState.EXPIRED
     changed = transitions([waiting], {}, now, _Resolved("inc-1"))
     assert [(s.id, st) for s, st in changed] == [("s2", SilenceState.EXPIRED)]
+
+
+def test_a_silence_ends_at_its_earliest_end_and_is_forgotten_a_retention_later() -> None:
+    hour = timedelta(hours=1)
+    expired_early = silence(expired_at=T0 + timedelta(minutes=20))
+    waiting = silence(id="s2", ends_at=None, until_resolved="inc-1")
+    assert ended_at(silence(), {}) == T0 + hour
+    assert ended_at(expired_early, {}) == T0 + timedelta(minutes=20)
+    assert ended_at(waiting, {}) is None  # its incident is not resolved yet
+    assert ended_at(waiting, {"inc-1": T0 + 2 * hour}) == T0 + 2 * hour
+    assert ended_at(waiting, {"inc-1": None}) == T0  # resolved at an unknown time: its creation
+    assert not forgettable(waiting, T0 + 100 * hour, 3600.0, {})
+    assert not forgettable(silence(), T0 + 2 * hour - timedelta(seconds=1), 3600.0, {})
+    assert forgettable(silence(), T0 + 2 * hour, 3600.0, {})
+    assert not forgettable(silence(), T0 + 1000 * hour, 0.0, {})  # 0 keeps every silence
