@@ -8,6 +8,7 @@ error is JSON with a message, never a traceback. Writes need ``Authorization: Be
 from __future__ import annotations
 
 import asyncio
+import heapq
 import hmac
 import json
 import logging
@@ -222,9 +223,9 @@ class Api:
             limit = min(500, max(1, int(request.query.get("limit", "50"))))
         except ValueError:
             return _error(400, "limit must be an integer")
-        events = [e for tl in list(self.p.tables.timelines.values()) for e in tl]
-        events.sort(key=lambda e: (e["at"], e["seq"]), reverse=True)
-        return web.json_response({"events": events[:limit]})
+        every = (e for tl in list(self.p.tables.timelines.values()) for e in tl)
+        newest = heapq.nlargest(limit, every, key=lambda e: (e["at"], e["seq"]))
+        return web.json_response({"events": newest})
 
     async def metrics(self, request: web.Request) -> web.Response:
         body = render_metrics(self.p)
