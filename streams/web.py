@@ -129,7 +129,7 @@ class Api:
     async def readyz(self, request: web.Request) -> web.Response:
         app = self.p.app
         restoring = self.p.detect is not None and self.p.detect.restoring_since is not None
-        directory = self.p.directory
+        directory = getattr(self.p, "directory", None)
         loading = directory is not None and not directory.caught_up.is_set()
         starting = not self.p.ready or app.rebalancing or getattr(app, "in_recovery", False)
         if starting or restoring or loading:
