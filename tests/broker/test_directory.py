@@ -24,6 +24,18 @@ pytestmark = pytest.mark.broker
 SILENCES = 20_000
 
 
+async def _fresh_topics(bootstrap: str, silence_retention_s: float = 120 * 3600.0) -> Settings:
+    """Settings naming a fresh set of topics, created on the broker."""
+    prefix = f"t-directory-{uuid.uuid4().hex[:8]}"
+    names = {f: f"{prefix}.{v}" for f, v in TopicNames().model_dump().items()}
+    settings = Settings(
+        bootstrap_servers=bootstrap, app_id=prefix, partitions=2, topics=TopicNames(**names),
+        silence_retention_s=silence_retention_s,
+    )  # fmt: skip
+    await ensure_topics(settings)
+    return settings
+
+
 def _silence(n: int, now: float) -> tuple[bytes, bytes]:
     body: dict[str, object] = {
         "id": f"sil-{n}", "matchers": [{"name": "service", "value": f"svc-{n}"}],
@@ -36,12 +48,7 @@ def _silence(n: int, now: float) -> tuple[bytes, bytes]:
 async def test_caught_up_means_every_earlier_silence_and_resolution_is_known(
     kafka_bootstrap: str,
 ) -> None:
-    prefix = f"t-directory-{uuid.uuid4().hex[:8]}"
-    names = {f: f"{prefix}.{v}" for f, v in TopicNames().model_dump().items()}
-    settings = Settings(
-        bootstrap_servers=kafka_bootstrap, app_id=prefix, partitions=2, topics=TopicNames(**names)
-    )
-    await ensure_topics(settings)
+    settings = await _fresh_topics(kafka_bootstrap)
     now = time.time()
     await produce(
         kafka_bootstrap, settings.topics.silences, [_silence(n, now) for n in range(SILENCES)]
@@ -71,12 +78,7 @@ async def test_caught_up_means_every_earlier_silence_and_resolution_is_known(
 
 
 async def test_silences_expired_before_the_start_are_not_announced(kafka_bootstrap: str) -> None:
-    prefix = f"t-directory-{uuid.uuid4().hex[:8]}"
-    names = {f: f"{prefix}.{v}" for f, v in TopicNames().model_dump().items()}
-    settings = Settings(
-        bootstrap_servers=kafka_bootstrap, app_id=prefix, partitions=2, topics=TopicNames(**names)
-    )
-    await ensure_topics(settings)
+    settings = await _fresh_topics(kafka_bootstrap)
     now = time.time()
     active = _silence(1, now)
     key, value = _silence(2, now)
@@ -102,13 +104,7 @@ async def test_silences_expired_before_the_start_are_not_announced(kafka_bootstr
 
 
 async def test_silences_are_deleted_a_retention_after_they_ended(kafka_bootstrap: str) -> None:
-    prefix = f"t-directory-{uuid.uuid4().hex[:8]}"
-    names = {f: f"{prefix}.{v}" for f, v in TopicNames().model_dump().items()}
-    settings = Settings(
-        bootstrap_servers=kafka_bootstrap, app_id=prefix, partitions=2,
-        topics=TopicNames(**names), silence_retention_s=2.0,
-    )  # fmt: skip
-    await ensure_topics(settings)
+    settings = await _fresh_topics(kafka_bootstrap, silence_retention_s=2.0)
     now = time.time()
 
     def body(n: int, **changes: object) -> tuple[bytes, bytes]:
