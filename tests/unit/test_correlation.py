@@ -424,32 +424,6 @@ def test_activity_time_round_trips_and_older_rows_have_none() -> None:
     assert Group.from_dict("api", older).active_at is None
 
 
-@pytest.mark.parametrize(
-    ("value", "problem"),
-    [
-        ("-1", "greater than or equal to 0"),
-        ("inf", "finite number"),
-        ("nan", "finite number"),
-        ("five days", "valid number"),
-    ],
-    ids=["negative", "infinite", "nan", "not-a-number"],
-)
-def test_a_bad_group_retention_is_refused_with_its_name(
-    monkeypatch: pytest.MonkeyPatch, value: str, problem: str
-) -> None:
-    from schemas import format_errors
-    from streams.settings import Settings
-
-    assert Settings().group_retention_s == 120 * 3600  # Alertmanager's data retention
-    monkeypatch.setenv("WARROOM_GROUP_RETENTION_S", "0")
-    assert Settings().group_retention_s == 0  # kept forever
-    monkeypatch.setenv("WARROOM_GROUP_RETENTION_S", value)
-    with pytest.raises(ValidationError) as refused:
-        Settings()
-    text = format_errors(refused.value, "WARROOM")
-    assert text.startswith("WARROOM.group_retention_s: ") and problem in text, text
-
-
 def test_a_retention_tick_forgets_stamps_or_passes() -> None:
     kept, resolved = _resolved()
     step = on_retention_tick(kept, resolved, TIMING, CATALOG, RETENTION_S, LONG_AFTER)

@@ -45,3 +45,30 @@ def test_a_non_finite_setting_is_refused_with_its_name(
 def test_a_non_finite_service_timing_is_refused(name: str) -> None:
     with pytest.raises(ValidationError, match="finite number"):
         ServiceTiming.model_validate({name: float("inf")})
+
+
+@pytest.mark.parametrize(
+    "name", ["group_retention_s", "delivery_log_retention_s", "silence_retention_s"]
+)
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("-1", "greater than or equal to 0"),
+        ("inf", "finite number"),
+        ("nan", "finite number"),
+        ("five days", "valid number"),
+    ],
+    ids=["negative", "infinite", "nan", "not-a-number"],
+)
+def test_a_bad_retention_is_refused_with_its_name(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, problem: str
+) -> None:
+    variable = f"WARROOM_{name.upper()}"
+    assert getattr(Settings(), name) == 120 * 3600  # Alertmanager's data retention
+    monkeypatch.setenv(variable, "0")
+    assert getattr(Settings(), name) == 0  # kept forever
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValidationError) as refused:
+        Settings()
+    text = format_errors(refused.value, "WARROOM")
+    assert text.startswith(f"WARROOM.{name}: ") and problem in text, text

@@ -12,7 +12,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
 
 from responders.retention import (
     PRUNE_PER_SCAN,
@@ -332,29 +331,3 @@ def test_an_entry_of_another_partition_is_not_asked_about() -> None:
     retention, table, topic, _ = shell(60.0)
     table.rows["stray"] = delivered()
     assert asyncio.run(retention.scan(AFTER)) == 0 and topic.sent == []
-
-
-@pytest.mark.parametrize(
-    ("value", "problem"),
-    [
-        ("-1", "greater than or equal to 0"),
-        ("inf", "finite number"),
-        ("nan", "finite number"),
-        ("five days", "valid number"),
-    ],
-    ids=["negative", "infinite", "nan", "not-a-number"],
-)
-def test_a_bad_delivery_log_retention_is_refused_with_its_name(
-    monkeypatch: pytest.MonkeyPatch, value: str, problem: str
-) -> None:
-    from schemas import format_errors
-    from streams.settings import Settings
-
-    assert Settings().delivery_log_retention_s == 120 * 3600  # Alertmanager's data retention
-    monkeypatch.setenv("WARROOM_DELIVERY_LOG_RETENTION_S", "0")
-    assert Settings().delivery_log_retention_s == 0  # kept forever
-    monkeypatch.setenv("WARROOM_DELIVERY_LOG_RETENTION_S", value)
-    with pytest.raises(ValidationError) as refused:
-        Settings()
-    text = format_errors(refused.value, "WARROOM")
-    assert text.startswith("WARROOM.delivery_log_retention_s: ") and problem in text, text
