@@ -1,11 +1,15 @@
-"""Topic creation with explicit partition counts (Faust would leave it to broker defaults)."""
+"""Topic creation with explicit partition counts (Faust would leave it to broker defaults), and
+the retention each topic's readers rely on."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import time
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
 
 from streams.settings import Settings
@@ -14,31 +18,112 @@ log = logging.getLogger(__name__)
 
 # Compacted: the latest value per key is what readers need.
 _COMPACTED = {"aggregates", "silences"}
+# Kept for ever: the timeline is the record the incident tables and MTTR aggregates are rebuilt
+# from (``warroom replay --rebuild``), and every worker's directory reads it from the start to
+# know which incidents are open. A broker's default retention (a week) would lose both.
+_KEPT = {"events"}
+KEEP_FOREVER = {"retention.ms": "-1", "retention.bytes": "-1"}
+DESCRIBE_WAIT_S = 10.0
 
 
-async def ensure_topics(settings: Settings) -> None:
+def retention_problems(topic: str, configs: dict[str, str]) -> list[str]:
+    """What in a kept topic's ``configs`` would delete part of its history.
+
+    >>> retention_problems("t", {"cleanup.policy": "delete", "retention.ms": "-1",
+    ...                          "retention.bytes": "-1"})
+    []
+    >>> retention_problems("t", {"cleanup.policy": "delete", "retention.ms": "604800000",
+    ...                          "retention.bytes": "-1"})
+    ['t: retention.ms=604800000 deletes events older than 168 h']
+    """
+    problems = []
+    policy = configs.get("cleanup.policy", "delete")
+    if "compact" in policy:
+        problems.append(f"{topic}: cleanup.policy={policy} keeps only the last event of each key")
+    if "delete" in policy:
+        ms = configs.get("retention.ms", "-1")
+        if ms != "-1":
+            problems.append(
+                f"{topic}: retention.ms={ms} deletes events older than {int(ms) / 3.6e6:g} h"
+            )
+        size = configs.get("retention.bytes", "-1")
+        if size != "-1":
+            problems.append(
+                f"{topic}: retention.bytes={size} deletes the oldest events of a partition "
+                "beyond that size"
+            )
+    return problems
+
+
+async def _described(admin: AIOKafkaAdminClient, topics: list[str]) -> dict[str, dict[str, str]]:
+    """Each topic's effective configuration (its own settings and the broker's defaults). A
+    topic just created may be unknown to the broker that answers for a moment: it is asked
+    again for up to ``DESCRIBE_WAIT_S``; a topic still unreadable is left out, with a warning."""
+    out: dict[str, dict[str, str]] = {}
+    failed: dict[str, str] = {}
+    deadline = time.monotonic() + DESCRIBE_WAIT_S
+    while True:
+        resources = [ConfigResource(ConfigResourceType.TOPIC, t) for t in topics if t not in out]
+        failed = {}
+        for response in await admin.describe_configs(resources):
+            for code, message, _type, name, entries in response.resources:
+                if code:
+                    failed[name] = message or f"error {code}"
+                else:
+                    out[name] = {e[0]: e[1] for e in entries if e[1] is not None}
+        if not failed or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.2)
+    for name, problem in failed.items():
+        log.warning("could not read the configuration of %s: %s", name, problem)
+    return out
+
+
+async def ensure_topics(settings: Settings) -> list[str]:
     """Create every warroom topic that does not exist yet, with ``settings.partitions``
-    (also the detector checkpoint topic, which needs one partition per points partition)."""
+    (also the detector checkpoint topic, which needs one partition per points partition).
+
+    The timeline is created without retention limits. An existing timeline topic whose
+    configuration would delete events is left as it is (it may be deliberate), with a warning
+    per problem in the log; the problems are returned."""
     admin = AIOKafkaAdminClient(**settings.kafka_client_kwargs())
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         compacted = {getattr(settings.topics, f) for f in _COMPACTED}
         compacted.add(settings.detector_blocks_topic)
+        kept = {getattr(settings.topics, f) for f in _KEPT}
+
+        def configs(name: str) -> dict[str, str]:
+            if name in compacted:
+                return {"cleanup.policy": "compact"}
+            return dict(KEEP_FOREVER) if name in kept else {}
+
         wanted = [
             NewTopic(
                 name=name,
                 num_partitions=settings.partitions,
                 replication_factor=settings.replication_factor,
-                topic_configs={"cleanup.policy": "compact"} if name in compacted else {},
+                topic_configs=configs(name),
             )
             for name in [*settings.topics.all(), settings.detector_blocks_topic]
             if name not in existing
         ]
-        if not wanted:
-            return
-        with contextlib.suppress(TopicAlreadyExistsError):
-            await admin.create_topics(wanted)
-        log.info("created topics: %s", ", ".join(t.name for t in wanted))
+        if wanted:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(wanted)
+            log.info("created topics: %s", ", ".join(t.name for t in wanted))
+        problems = []
+        for topic, described in sorted((await _described(admin, sorted(kept))).items()):
+            problems += retention_problems(topic, described)
+        for problem in problems:
+            log.warning(
+                "%s; replay --rebuild and the directory of open incidents need the whole "
+                "timeline (kafka-configs.sh --alter --entity-type topics --entity-name %s "
+                "--add-config retention.ms=-1,retention.bytes=-1)",
+                problem,
+                problem.split(":")[0],
+            )
+        return problems
     finally:
         await admin.close()

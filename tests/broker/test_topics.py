@@ -1,0 +1,72 @@
+"""Topics are created with the retention their readers rely on: the timeline is kept whole,
+since the incident tables are rebuilt from it and every worker's directory reads it from the
+start. A timeline topic that would lose events is reported, not silently trusted."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+from streams.settings import Settings, TopicNames
+from streams.topics import ensure_topics
+
+pytestmark = pytest.mark.broker
+
+
+def _settings(bootstrap: str) -> Settings:
+    prefix = f"t-topics-{uuid.uuid4().hex[:8]}"
+    names = {f: f"{prefix}.{v}" for f, v in TopicNames().model_dump().items()}
+    return Settings(
+        bootstrap_servers=bootstrap, app_id=prefix, partitions=2, topics=TopicNames(**names)
+    )
+
+
+async def _configs(bootstrap: str, topic: str) -> dict[str, str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        [response] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+        [(_code, _message, _type, _name, entries)] = response.resources
+        return {e[0]: e[1] for e in entries}
+    finally:
+        await admin.close()
+
+
+async def test_the_timeline_is_created_without_retention_limits(kafka_bootstrap: str) -> None:
+    settings = _settings(kafka_bootstrap)
+    assert await ensure_topics(settings) == []
+    events = await _configs(kafka_bootstrap, settings.topics.events)
+    assert (events["retention.ms"], events["retention.bytes"]) == ("-1", "-1")
+    assert events["cleanup.policy"] == "delete"
+    # Raw inputs keep the broker's retention; they are not the record.
+    points = await _configs(kafka_bootstrap, settings.topics.metrics)
+    assert points["retention.ms"] != "-1"
+    assert (await _configs(kafka_bootstrap, settings.topics.silences))["cleanup.policy"] == (
+        "compact"
+    )
+
+
+async def test_a_timeline_that_would_lose_events_is_reported(
+    kafka_bootstrap: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = _settings(kafka_bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [NewTopic(settings.topics.events, 2, 1, topic_configs={"retention.ms": "604800000"})]
+        )
+    finally:
+        await admin.close()
+    with caplog.at_level(logging.WARNING, logger="streams.topics"):
+        problems = await ensure_topics(settings)
+    assert problems == [f"{settings.topics.events}: retention.ms=604800000 deletes events older "
+                        "than 168 h"]  # fmt: skip
+    assert "--add-config retention.ms=-1,retention.bytes=-1" in caplog.text
+    # Left as the operator made it: the fix is theirs to make.
+    assert (await _configs(kafka_bootstrap, settings.topics.events))["retention.ms"] == "604800000"
+    assert await ensure_topics(settings) == problems
