@@ -144,7 +144,7 @@ def _incidents(args: argparse.Namespace) -> int:
     from streams.tools import ToolError, incidents
 
     try:
-        return incidents(args.api, args.status, args.service)
+        return incidents(args.api, args.status, args.service, args.limit, args.offset)
     except ToolError as exc:
         print(f"warroom incidents: {exc}", file=sys.stderr)
         return 2
@@ -252,6 +252,8 @@ def parser() -> argparse.ArgumentParser:
     incidents.add_argument("--api", default="http://127.0.0.1:8080", help=api_help)
     incidents.add_argument("--status", help="open, triggered, acknowledged, mitigated, resolved")
     incidents.add_argument("--service")
+    incidents.add_argument("--limit", type=int, default=100, help="incidents a page (at most 1000)")
+    incidents.add_argument("--offset", type=int, default=0, help="skip this many, newest first")
     incidents.set_defaults(func=_incidents)
 
     replay = sub.add_parser("replay", help="send a JSON-lines file, or rebuild incidents")

@@ -97,18 +97,39 @@ def _when(value: str | None) -> str:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def incidents(api: str, status: str | None, service: str | None) -> int:
-    """Print the worker's incidents as a table, newest first."""
+def incidents(
+    api: str, status: str | None, service: str | None, limit: int = 100, offset: int = 0
+) -> int:
+    """Print one page of the worker's incidents as a table, newest first; a note on standard
+    error says how to ask for the next page."""
     query = urllib.parse.urlencode(
         {k: v for k, v in (("status", status), ("service", service)) if v}
+        | {"limit": limit, "offset": offset}
     )
-    code, body = _get(api, "/api/incidents" + (f"?{query}" if query else ""))
+    code, body = _get(api, f"/api/incidents?{query}")
     if code != 200:
         print(f"warroom incidents: HTTP {code}: {_error_text(body)}", file=sys.stderr)
         return 1
-    for line in incident_table(json.loads(body)["incidents"]):
+    page = json.loads(body)
+    for line in incident_table(page["incidents"]):
         print(line)
+    if page.get("more"):
+        shown = offset + len(page["incidents"])
+        print(f"{shown} of {page['total']} shown; the next page: --offset {shown}", file=sys.stderr)
     return 0
+
+
+def all_incidents(api: str) -> list[dict[str, Any]]:
+    """Every incident the worker has, read a page at a time."""
+    out: list[dict[str, Any]] = []
+    while True:
+        code, body = _get(api, f"/api/incidents?limit=1000&offset={len(out)}")
+        if code != 200:
+            raise ToolError(f"{api}/api/incidents: HTTP {code}: {_error_text(body)}")
+        page = json.loads(body)
+        out += page["incidents"]
+        if not page.get("more") or not page["incidents"]:
+            return out
 
 
 def incident_table(incidents: list[dict[str, Any]]) -> list[str]:
@@ -279,10 +300,7 @@ def replay_command(
             print(f"warroom replay: {problem}", file=sys.stderr)
         if compare_api is None:
             return 1 if result.problems else 0
-        code, body = _get(compare_api, "/api/incidents")
-        if code != 200:
-            raise ToolError(f"{compare_api}/api/incidents: HTTP {code}: {_error_text(body)}")
-        diffs = differences(result.incidents, json.loads(body)["incidents"])
+        diffs = differences(result.incidents, all_incidents(compare_api))
         for diff in diffs:
             print(f"differs: {diff}", file=sys.stderr)
         print(

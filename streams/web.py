@@ -14,7 +14,8 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,13 +23,21 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from mode import Service
 from prometheus_client import CONTENT_TYPE_LATEST
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from responders.correlation import Group
 from responders.lifecycle import on_command
 from responders.review import build_review
 from responders.runbooks import task_board
-from schemas import Command, CommandKind, Incident, IncidentEvent, format_errors
+from schemas import (
+    Command,
+    CommandKind,
+    Incident,
+    IncidentEvent,
+    IncidentStatus,
+    Timestamp,
+    format_errors,
+)
 from streams.alerts_api import routes as alert_routes
 from streams.codec import encode
 from streams.liveness import Liveness, consumer_offsets
@@ -58,6 +67,69 @@ _ACTIONS = {
 
 def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
+
+
+def _instant_key(at: str) -> str:
+    """A stored UTC time (``...:05Z`` or ``...:05.250000Z``) as a string that sorts in time
+    order: without the padding, a whole second would sort after the fractions within it."""
+    return at if len(at) != 20 else at[:19] + ".000000Z"
+
+
+_TIME: TypeAdapter[datetime] = TypeAdapter(Timestamp)
+
+
+def _number_or_text(text: str) -> float | str:
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+#: Listing pages: PagerDuty's default page is 25 and its largest 100; incidents are smaller.
+PAGE_DEFAULT, PAGE_MAX = 100, 1000
+_STATUSES = ("open", *(s.value for s in IncidentStatus))
+
+
+@dataclass(frozen=True)
+class _Listing:
+    status: str | None
+    service: str | None
+    since: str
+    until: str
+    limit: int
+    offset: int
+
+
+def _listing_query(query: Mapping[str, str]) -> _Listing:
+    """The listing's parameters, checked; ``ValueError`` names the parameter and the problem."""
+    status = query.get("status") or None
+    if status is not None and status not in _STATUSES:
+        raise ValueError(f"status must be one of {', '.join(_STATUSES)}, not {status!r}")
+    bounds = []
+    for name, missing in (("since", ""), ("until", "~")):
+        text = query.get(name)
+        if not text:
+            bounds.append(missing)
+            continue
+        try:
+            when = _TIME.validate_python(_number_or_text(text))
+        except ValidationError as exc:
+            reason = exc.errors()[0]["msg"].removeprefix("Value error, ")
+            raise ValueError(f"{name}: {reason}") from None
+        bounds.append(_instant_key(_TIME.dump_python(when, mode="json")))
+    numbers = []
+    for name, default, most in (("limit", PAGE_DEFAULT, PAGE_MAX), ("offset", 0, None)):
+        try:
+            number = int(query.get(name, default))
+        except ValueError:
+            raise ValueError(f"{name} must be an integer") from None
+        if number < (1 if name == "limit" else 0) or (most is not None and number > most):
+            allowed = f"between 1 and {most}" if most else "0 or more"
+            raise ValueError(f"{name} must be {allowed}, not {number}")
+        numbers.append(number)
+    since, until = bounds
+    limit, offset = numbers
+    return _Listing(status, query.get("service") or None, since, until, limit, offset)
 
 
 @web.middleware
@@ -141,8 +213,14 @@ class Api:
         return Incident.model_validate(data) if data is not None else None
 
     async def list_incidents(self, request: web.Request) -> web.Response:
-        status = request.query.get("status")
-        service = request.query.get("service")
+        """Incidents newest first, a page at a time (PagerDuty's ``limit``/``offset``/``more``):
+        ``status`` (``open`` or a status), ``service``, ``since``/``until`` (opened at or after,
+        before; RFC 3339 or epoch seconds), ``limit`` (default 100, at most 1,000), ``offset``."""
+        try:
+            query = _listing_query(request.query)
+        except ValueError as exc:
+            return _error(400, str(exc))
+        status, service = query.status, query.service
 
         def wanted(row: dict[str, Any]) -> bool:
             # On the stored rows (JSON), so that only the incidents listed are validated: the
@@ -152,12 +230,26 @@ class Api:
                 return False
             if status and status != "open" and current != status:
                 return False
-            return not service or row.get("service") == service
+            if service and row.get("service") != service:
+                return False
+            opened = _instant_key(str(row.get("opened_at", "")))
+            return query.since <= opened < query.until
 
-        stored = list(self.p.tables.incidents.values())
-        rows = [Incident.model_validate(v) for v in stored if wanted(v)]
-        rows.sort(key=lambda i: i.opened_at, reverse=True)
-        return web.json_response({"incidents": [i.model_dump(mode="json") for i in rows]})
+        matching = [v for v in list(self.p.tables.incidents.values()) if wanted(v)]
+        page = heapq.nlargest(
+            query.offset + query.limit,
+            matching,
+            key=lambda v: (_instant_key(str(v.get("opened_at", ""))), str(v.get("id", ""))),
+        )[query.offset :]
+        return web.json_response(
+            {
+                "incidents": [Incident.model_validate(v).model_dump(mode="json") for v in page],
+                "total": len(matching),
+                "limit": query.limit,
+                "offset": query.offset,
+                "more": query.offset + len(page) < len(matching),
+            }
+        )
 
     async def get_incident(self, request: web.Request) -> web.Response:
         incident = self._incident(request.match_info["id"])
@@ -224,7 +316,7 @@ class Api:
         except ValueError:
             return _error(400, "limit must be an integer")
         every = (e for tl in list(self.p.tables.timelines.values()) for e in tl)
-        newest = heapq.nlargest(limit, every, key=lambda e: (e["at"], e["seq"]))
+        newest = heapq.nlargest(limit, every, key=lambda e: (_instant_key(e["at"]), e["seq"]))
         return web.json_response({"events": newest})
 
     async def metrics(self, request: web.Request) -> web.Response:

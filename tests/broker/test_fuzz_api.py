@@ -192,7 +192,20 @@ ODD_IDS = [
     "a" * 600, "inc-does-not-exist", "😀" * 30, "\u202e\u0000x", " ", "%", "%%", "?x=1", "#frag",
     "/api/incidents", "C:\\Windows\\win.ini", "null", "[]", "{}", "-1", "1e400",
 ]  # fmt: skip
-QUERY_KEYS = ["status", "service", "limit", "dimension", "value", "window", "state", "chart", "x"]
+QUERY_KEYS = [
+    "status",
+    "service",
+    "limit",
+    "offset",
+    "since",
+    "until",
+    "dimension",
+    "value",
+    "window",
+    "state",
+    "chart",
+    "x",
+]
 TIMES = [
     "2024-13-45T99:99:99Z", "yesterday", "", "1970-01-01", "2026-01-01T00:00:00Z", "-1e400",
     "NaN", -1, 0, 10**30, -(10**30), 1.5e12, 1_700_000_000, True, None, [], {},
