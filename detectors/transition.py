@@ -44,6 +44,8 @@ from detectors.vector import BatchDetector, Floats, Mask, OneSeries
 Ints = NDArray[np.int64]
 
 LEVELS = 8
+#: Coarser time scales ``TolerantNoveltyBatch`` may watch, and their longest block.
+MAX_SCALES, MAX_BLOCK = 4, 1024
 #: Bytes of one grid's memory: successors (a bit per level) of the empty context, of each
 #: level, of each pair of levels.
 _MEMORY = 1 + LEVELS + LEVELS * LEVELS
@@ -245,6 +247,51 @@ def _observe(
             shift[r] = span[r] / LEVELS / grids
 
 
+@numba.njit(cache=True, nogil=True)
+def _blocks(
+    rows: Any, values: Any, learn: bool, sums: Any, counts: Any, scales: Any, stride: int,
+    at: Any, inner: Any, means: Any,
+) -> int:  # fmt: skip
+    """Add each finite point, in order, to its series' running block at every scale; where a
+    block of ``scales[s]`` points completes, note the point's index (``at``), the row of that
+    scale's memory (``inner``: ``series * stride + 1 + s``) and the block's mean. Returns how
+    many completed. Without ``learn`` the running blocks are left as they were."""
+    m = 0
+    for i in range(len(rows)):
+        r, x = rows[i], values[i]
+        if not math.isfinite(x):
+            continue
+        for s in range(len(scales)):
+            total, n = sums[r, s] + x, counts[r, s] + 1
+            if n == scales[s]:
+                at[m], inner[m], means[m] = i, r * stride + 1 + s, total / n
+                m += 1
+                total, n = 0.0, 0
+            if learn:
+                sums[r, s], counts[r, s] = total, n
+    return m
+
+
+@numba.njit(cache=True, nogil=True)
+def _rest(
+    rows: Any, values: Any, learn: bool, scores: Any, quiet: Any, threshold: float, period: int
+) -> None:
+    """One alert per episode across the scales: a score of ``threshold`` or more silences the
+    series' next ``period`` finite points, whichever scale it came from."""
+    for i in range(len(rows)):
+        r = rows[i]
+        if not math.isfinite(values[i]):
+            continue
+        q = quiet[r]
+        if q > 0:
+            scores[i] = 0.0
+            q -= 1
+        elif scores[i] >= threshold:
+            q = period
+        if learn:
+            quiet[r] = q
+
+
 class TransitionNoveltyBatch(BatchDetector):
     """Share of never-seen coarse-level sequences ending at each point, one alert per episode."""
 
@@ -256,6 +303,9 @@ class TransitionNoveltyBatch(BatchDetector):
     for_points: ClassVar[int] = 1
     #: Exact novelty; ``TolerantNoveltyBatch`` sets a tolerance.
     _tolerant: ClassVar[bool] = False
+    #: Block lengths of the coarser time scales watched besides the points themselves (none
+    #: here; ``TolerantNoveltyBatch`` takes them as a parameter).
+    scales: tuple[int, ...] = ()
 
     def __init__(
         self,
@@ -282,17 +332,25 @@ class TransitionNoveltyBatch(BatchDetector):
         self.base_threshold, self.rest_period = base_threshold, rest_period
         self.rel_floor, self.abs_floor = rel_floor, abs_floor
         self.novelty_alpha = novelty_alpha
-        self._seen = np.zeros((n, grids, _MEMORY), dtype=np.uint8)
-        self._recent = np.zeros((n, grids, 2), dtype=np.int8)  # last two levels, oldest first
-        self._lo = np.zeros(n)
-        self._span = np.zeros(n)
-        self._shift = np.zeros(n)
-        self._count = np.zeros(n, dtype=np.int64)
-        self._quiet = np.zeros(n, dtype=np.int64)
-        self._rate = np.ones(n)  # recent novelty: a young memory finds everything new
+        # One memory per series and time scale: row ``series * stride + k`` is scale ``k``
+        # (0: the points themselves).
+        self._stride = stride = 1 + len(self.scales)
+        rows = n * stride
+        self._seen = np.zeros((rows, grids, _MEMORY), dtype=np.uint8)
+        self._recent = np.zeros((rows, grids, 2), dtype=np.int8)  # last two levels, oldest first
+        self._lo = np.zeros(rows)
+        self._span = np.zeros(rows)
+        self._shift = np.zeros(rows)
+        self._count = np.zeros(rows, dtype=np.int64)
+        self._quiet = np.zeros(rows, dtype=np.int64)
+        self._rate = np.ones(rows)  # recent novelty: a young memory finds everything new
         # Step noise, read only by the tolerant form (kept here so the kernel has one shape).
-        self._prev = np.zeros(n if self._tolerant else 0)
-        self._step = np.zeros(n if self._tolerant else 0)
+        self._prev = np.zeros(rows if self._tolerant else 0)
+        self._step = np.zeros(rows if self._tolerant else 0)
+        # The coarser scales' running blocks, and the series' rest across scales.
+        self._sums = np.zeros((n, len(self.scales)))
+        self._counts = np.zeros((n, len(self.scales)), dtype=np.int64)
+        self._rested = np.zeros(n if self.scales else 0, dtype=np.int64)
 
     def params(self) -> dict[str, Any]:
         return {
@@ -306,7 +364,8 @@ class TransitionNoveltyBatch(BatchDetector):
             "novelty_alpha": self.novelty_alpha,
         }
 
-    def arrays(self) -> dict[str, NDArray[Any]]:
+    def _memories(self) -> dict[str, NDArray[Any]]:
+        """The kernel's arrays, one row per series and time scale."""
         return {
             "seen": self._seen,
             "recent": self._recent,
@@ -318,24 +377,63 @@ class TransitionNoveltyBatch(BatchDetector):
             "rate": self._rate,
         }
 
+    def arrays(self) -> dict[str, NDArray[Any]]:
+        memories = self._memories()
+        if not self.scales:
+            return memories
+        # Views with the series first (writing through them writes the kernel's arrays).
+        out = {k: v.reshape(self.n, self._stride, *v.shape[1:]) for k, v in memories.items()}
+        return out | {"sums": self._sums, "counts": self._counts, "rested": self._rested}
+
     def warmed_up_many(self) -> Mask:
-        return self._count >= self.warmup
+        return self._count[:: self._stride] >= self.warmup
 
     def _tolerance(self) -> tuple[float, float, float]:
         """Tolerance, step_alpha, step_clip: none for exact novelty."""
         return 0.0, 1.0, 1.0
 
-    def _run(self, rows: NDArray[np.intp], values: Floats, learn: bool) -> Floats:
+    def _observe(
+        self, rows: NDArray[np.intp], values: Floats, learn: bool, rest_period: int,
+        novelty_alpha: float | None = None,
+    ) -> Floats:  # fmt: skip
         out = np.empty(len(rows))
         _observe(
-            np.ascontiguousarray(rows, dtype=np.intp),
-            np.ascontiguousarray(values, dtype=np.float64),
-            learn,
+            rows, values, learn,
             self._seen, self._recent, self._lo, self._span, self._shift, self._count,
             self._quiet, self._rate, self._prev, self._step,
-            self.order, self.warmup, self.base_threshold, self.rest_period, self.rel_floor,
-            self.abs_floor, self.novelty_alpha, *self._tolerance(), out,
+            self.order, self.warmup, self.base_threshold, rest_period, self.rel_floor,
+            self.abs_floor, self.novelty_alpha if novelty_alpha is None else novelty_alpha,
+            *self._tolerance(), out,
         )  # fmt: skip
+        return out
+
+    def _run(self, rows: NDArray[np.intp], values: Floats, learn: bool) -> Floats:
+        rows = np.ascontiguousarray(rows, dtype=np.intp)
+        values = np.ascontiguousarray(values, dtype=np.float64)
+        if not self.scales:
+            return self._observe(rows, values, learn, self.rest_period)
+        # The points go to their series' first memory, each completed block's mean to its
+        # scale's memory (each memory sees its own values in order); a point scores the most
+        # novel of its value and the blocks it completed. The rest period then applies across
+        # scales, so one change seen at several scales is one alert.
+        most = len(rows) * len(self.scales)
+        at, inner, means = np.empty(most, np.intp), np.empty(most, np.intp), np.empty(most)
+        scales = np.asarray(self.scales, dtype=np.int64)
+        m = _blocks(rows, values, learn, self._sums, self._counts, scales, self._stride,
+                    at, inner, means)  # fmt: skip
+        out = self._observe(rows * self._stride, values, learn, 0)
+        at, inner, means = at[:m], inner[:m], means[:m]
+        scale_of = inner % self._stride - 1
+        for s_, k in enumerate(self.scales):
+            mine = scale_of == s_
+            if not mine.any():
+                continue
+            # A block of k points is k points of time: the recent rate of novelty spans the
+            # same time at every scale, not k times more.
+            alpha = min(1.0, self.novelty_alpha * k)
+            scored = self._observe(inner[mine], means[mine], learn, 0, alpha)
+            np.maximum.at(out, at[mine], scored)
+        _rest(rows, values, learn, out, self._rested, self.base_threshold, self.rest_period)
         return out
 
     def score_learn_sequence(self, rows: NDArray[np.intp], values: Floats) -> Floats:
@@ -389,10 +487,20 @@ class TolerantNoveltyBatch(TransitionNoveltyBatch):
     clipped at ``step_clip`` typical steps once warmed up, so one jump does not blind it). The
     memory and its learning are those of ``TransitionNoveltyBatch``; only the question asked of
     it changes.
+
+    The tolerance that keeps it quiet on noise also hides changes smaller than a few steps: a
+    level that drops by two noise widths, a slow drift. So the detector also asks the question
+    at coarser time scales: it averages the points in consecutive blocks of each length in
+    ``scales`` and keeps a memory of the block means, with their own range and step noise. A
+    mean of k points of noise wanders about sqrt(k) times less than the points, so the
+    tolerance at that scale is that much finer, while a sustained change moves the means as
+    much as the points. A point scores the most novel of its own value and the blocks it
+    completes; an alert at any scale rests them all for ``rest_period`` points. Noise gains
+    nothing from this (its block means are noise too, and fewer), so it stays quiet.
     """
 
     name: ClassVar[str] = "tolerant_novelty"
-    state_version: ClassVar[int] = 2
+    state_version: ClassVar[int] = 3
     #: One of the three sequence lengths new, with the memory right 99% of the time lately.
     threshold: ClassVar[float] = 0.33
     for_points: ClassVar[int] = 1
@@ -412,9 +520,18 @@ class TolerantNoveltyBatch(TransitionNoveltyBatch):
         rel_floor: float = 0.001,
         abs_floor: float = 1e-9,
         novelty_alpha: float = 0.01,
+        scales: tuple[int, ...] = (4, 16),
     ) -> None:
         if tolerance < 0.0 or not 0.0 < step_alpha <= 1.0 or step_clip <= 0.0:
             raise ValueError("tolerance must be >= 0, step_alpha in (0, 1], step_clip > 0")
+        scales = tuple(scales)
+        if len(scales) > MAX_SCALES or any(not 2 <= k <= MAX_BLOCK for k in scales):
+            raise ValueError(
+                f"scales must be at most {MAX_SCALES} block lengths between 2 and {MAX_BLOCK}"
+            )
+        if len(set(scales)) != len(scales):
+            raise ValueError("scales must be different block lengths")
+        self.scales = scales
         super().__init__(
             n,
             grids=grids,
@@ -434,10 +551,11 @@ class TolerantNoveltyBatch(TransitionNoveltyBatch):
             "tolerance": self.tolerance,
             "step_alpha": self.step_alpha,
             "step_clip": self.step_clip,
+            "scales": list(self.scales),
         }
 
-    def arrays(self) -> dict[str, NDArray[Any]]:
-        return {**super().arrays(), "prev": self._prev, "step": self._step}
+    def _memories(self) -> dict[str, NDArray[Any]]:
+        return {**super()._memories(), "prev": self._prev, "step": self._step}
 
     def _tolerance(self) -> tuple[float, float, float]:
         return self.tolerance, self.step_alpha, self.step_clip

@@ -96,12 +96,68 @@ def _noise(n: int, seed: int) -> list[float]:
     return (100.0 + 3.0 * np.random.default_rng(seed).standard_t(5, n)).tolist()
 
 
-def test_without_tolerance_it_scores_as_transition_novelty() -> None:
+def test_without_tolerance_or_scales_it_scores_as_transition_novelty() -> None:
     values = _noise(3000, 5) + [float(i % 8) * 10.0 for i in range(400)]
     rest_at = TolerantNoveltyBatch().base_threshold
     plain = _feed(TransitionNovelty(grids=1, base_threshold=rest_at), values)
-    exact = _feed(TolerantNovelty(tolerance=0.0), values)  # type: ignore[arg-type]
+    exact = _feed(TolerantNovelty(tolerance=0.0, scales=()), values)  # type: ignore[arg-type]
     assert plain == exact
+
+
+def _shifted_noise(seed: int, drop: float) -> list[float]:
+    """Gaussian noise (sd 3) for 1,500 points, then ``drop`` lower for 400."""
+    rng = np.random.default_rng(seed)
+    return (100.0 + 3.0 * rng.standard_normal(1900) - drop * (np.arange(1900) >= 1500)).tolist()
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_a_shift_inside_the_noise_band_is_seen_at_a_coarser_scale(seed: int) -> None:
+    """A drop of three noise widths stays inside the points' tolerance (three typical steps,
+    about 3.4 sd), so the points alone never find it; the means of 4 and 16 points wander two
+    and four times less, and find it within a few blocks."""
+    values = _shifted_noise(seed, drop=9.0)
+    alone = _feed(TolerantNovelty(scales=()), values)  # type: ignore[arg-type]
+    scaled = _feed(TolerantNovelty(), values)  # type: ignore[arg-type]
+    threshold = TolerantNovelty.threshold
+    assert max(alone[1500:]) < threshold
+    fired = [t for t, v in enumerate(scaled) if v >= threshold]
+    assert fired and 1500 <= fired[0] < 1500 + 3 * 16, fired
+
+
+def test_one_change_seen_at_every_scale_is_one_alert() -> None:
+    d = TolerantNovelty()
+    values = [100.0 + (i % 5) * 0.1 for i in range(1000)] + [160.0] * 100
+    scores = _feed(d, values)  # type: ignore[arg-type]
+    fired = [t for t, v in enumerate(scores) if v >= TolerantNovelty.threshold]
+    assert fired == [1000]
+
+
+def test_the_scales_do_not_make_noise_page() -> None:
+    rng = np.random.default_rng(11)
+    series, points = 20, 4000
+    alone, scaled = TolerantNoveltyBatch(series, scales=()), TolerantNoveltyBatch(series)
+    fired = {"alone": 0, "scaled": 0}
+    for t in range(points):
+        x, ts = 100.0 + 3.0 * rng.standard_normal(series), np.full(series, float(t))
+        fired["alone"] += int((alone.score_learn_many(x, ts) >= alone.threshold).sum())
+        fired["scaled"] += int((scaled.score_learn_many(x, ts) >= scaled.threshold).sum())
+    assert fired == {"alone": 0, "scaled": 0}
+
+
+def test_scored_in_one_sequence_or_point_by_point_alike() -> None:
+    """The worker's bank hands a series' points in one call (``score_learn_sequence``); the
+    blocks must complete, and the rest must run, exactly as point by point."""
+    values = np.array([_shifted_noise(seed, drop=9.0) for seed in (4, 5)])
+    stepped = TolerantNoveltyBatch(2)
+    one_by_one = np.array([stepped.score_learn_many(values[:, t], np.zeros(2))
+                           for t in range(values.shape[1])])  # fmt: skip
+    sequenced = TolerantNoveltyBatch(2)
+    rows = np.tile(np.arange(2), values.shape[1])
+    flat = sequenced.score_learn_sequence(rows, values.T.ravel())
+    assert np.array_equal(flat.reshape(-1, 2), one_by_one)
+    assert one_by_one.max() >= TolerantNoveltyBatch.threshold
+    for key, arr in stepped.arrays().items():
+        assert np.array_equal(arr, sequenced.arrays()[key]), key
 
 
 def _alerts_on_noise(batch: TransitionNoveltyBatch, points: int, seed: int) -> NDArray[np.int64]:
@@ -163,17 +219,22 @@ def test_the_tolerant_form_still_fires_on_a_new_step_and_beyond_the_range() -> N
 
 @pytest.mark.parametrize(
     "params",
-    [{"grids": 0}, {"tolerance": -1.0}, {"step_alpha": 0.0}, {"step_clip": 0.0}],
-    ids=["grids", "tolerance", "alpha", "clip"],
-)
-def test_bad_tolerant_parameters_are_rejected(params: dict[str, float]) -> None:
+    [{"grids": 0}, {"tolerance": -1.0}, {"step_alpha": 0.0}, {"step_clip": 0.0},
+     {"scales": (1,)}, {"scales": (4, 4)}, {"scales": (2048,)}, {"scales": (2, 4, 8, 16, 32)}],
+    ids=["grids", "tolerance", "alpha", "clip", "scale-1", "scale-twice", "scale-huge",
+         "five-scales"],
+)  # fmt: skip
+def test_bad_tolerant_parameters_are_rejected(params: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         TolerantNoveltyBatch(1, **params)  # type: ignore[arg-type]
 
 
 def test_tolerant_state_is_small() -> None:
-    batch = TolerantNoveltyBatch(1)
-    assert sum(v[0].nbytes for v in batch.arrays().values()) <= 180
+    """Three memories (the points and two block scales) of 139 bytes, the blocks and the rest:
+    under half the 1 KB a series may cost the worker."""
+    assert sum(v[0].nbytes for v in TolerantNoveltyBatch(1).arrays().values()) <= 480
+    alone = TolerantNoveltyBatch(1, scales=())
+    assert sum(v[0].nbytes for v in alone.arrays().values()) <= 180
 
 
 @pytest.mark.parametrize("cls", [TransitionNovelty, TolerantNovelty])
