@@ -283,8 +283,9 @@ class SeriesBank:
     def load_blocks(self, blocks: Mapping[int, Mapping[str, Any]]) -> int:
         """Put checkpointed blocks back at their rows; returns how many were for another config.
 
-        A block written under another detector configuration (or state version) keeps its
-        series at their rows with fresh state, and is rewritten at the next checkpoint.
+        A block written under another detector configuration, or another state version of the
+        bank or of the detector, keeps its series at their rows with fresh state, and is
+        rewritten at the next checkpoint.
         """
         stale = 0
         for block in sorted(blocks):
@@ -301,7 +302,14 @@ class SeriesBank:
                 stale += 1
                 self.dirty[start : start + len(ids)] = True
                 continue
-            self.detector.load_block(start, state["detector"])
+            try:
+                # Same configuration, but the detector's state may be from an older version
+                # of it (an upgrade): refused before anything is written, so it starts afresh.
+                self.detector.load_block(start, state["detector"])
+            except ValueError:
+                stale += 1
+                self.dirty[start : start + len(ids)] = True
+                continue
             for name, data in state["own"].items():
                 self.own[name][start : start + len(ids)] = unpack(data)
             self.recent_ts[start : start + len(ids)] = unpack(state["recent"][0])

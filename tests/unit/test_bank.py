@@ -142,6 +142,22 @@ def test_blocks_written_under_another_configuration_start_afresh() -> None:
     assert set(new.take_dirty_blocks()) == {0}  # rewritten under the new configuration
 
 
+def test_blocks_from_an_older_version_of_the_detector_start_afresh() -> None:
+    """An upgrade that changes a detector's state (its version) under the same configuration:
+    the worker must restore, not fail on every attempt to read the partition's blocks."""
+    old = SeriesBank("tolerant_novelty")
+    for t in range(40):
+        old.observe(["a|m", "b|m"], np.array([1.0, 2.0 + t % 3]), np.full(2, 1e9 + t))
+    blocks = old.take_dirty_blocks()
+    for state in blocks.values():
+        state["detector"]["version"] -= 1
+    new = SeriesBank("tolerant_novelty")
+    assert new.load_blocks(blocks) == 1
+    assert new.index == {"a|m": 0, "b|m": 1}
+    assert not new.detector.warmed_up_many()[:2].any()
+    assert set(new.take_dirty_blocks()) == {0}
+
+
 def test_a_block_never_written_leaves_a_hole_and_new_series_go_after() -> None:
     live = SeriesBank("surprise")
     live.block_rows = 2
