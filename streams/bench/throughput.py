@@ -344,7 +344,7 @@ async def throughput(
     settings: dict[str, Any],
     workers: int = 1,
 ) -> dict[str, Any]:
-    worker = Worker(bootstrap, home, settings={"detector": DEFAULT_DETECTOR, **settings})
+    worker = Worker(bootstrap, home, settings=settings)
     topic = worker.topics.metrics
     await _ensure_topics(bootstrap, worker)
     services = min(k, 200)
@@ -394,8 +394,7 @@ async def scale_out(
     n, k, batch, base = shape
     app_id = f"bench-{uuid.uuid4().hex[:8]}"
     group = [
-        Worker(bootstrap, home, settings={"detector": DEFAULT_DETECTOR, **settings},
-               app_id=app_id, instance=i + 1)
+        Worker(bootstrap, home, settings=settings, app_id=app_id, instance=i + 1)
         for i in range(workers)
     ]  # fmt: skip
     await _ensure_topics(bootstrap, group[0])
@@ -447,7 +446,13 @@ def _ts(text: str) -> float:
 
 
 async def latency(
-    bootstrap: str, home: Path, rate: float, k: int, batch: int, duration_s: float
+    bootstrap: str,
+    home: Path,
+    rate: float,
+    k: int,
+    batch: int,
+    duration_s: float,
+    detector: dict[str, Any],
 ) -> dict[str, Any]:
     """Offer ``rate`` points/s over ``k`` series; inject anomalies, one per service."""
     services = [f"lat{i:03d}" for i in range(20)]  # 20 anomalies, one per service
@@ -468,7 +473,7 @@ async def latency(
         bootstrap, home,
         # One on-call person gets every page: lift the per-recipient rate limit, which would
         # fold most of them into a digest (throttling is not part of the measured latency).
-        settings={"detector": DEFAULT_DETECTOR, "page_rate_per_recipient": 0},
+        settings={**detector, "page_rate_per_recipient": 0},
         catalog=_catalog(f"http://127.0.0.1:{port}/hook", services),
     )  # fmt: skip
     from streams.settings import Settings
@@ -520,7 +525,8 @@ async def latency(
         sent = 0
         started = time.monotonic()
         # Every series past its warm-up (the detector's own, and five points more).
-        warmup = int(make_batch(DEFAULT_DETECTOR, 1).params().get("warmup", 20))
+        made = make_batch(detector["detector"], 1, **detector.get("detector_params", {}))
+        warmup = int(made.params().get("warmup", 20))
         warm_s = (warmup + 5) / (rate / k)
         next_anomaly = started + warm_s
         spacing = (duration_s - warm_s) / len(services)
@@ -574,9 +580,11 @@ async def latency(
     }
 
 
-async def memory(bootstrap: str, home: Path, counts: list[int], per_series: int) -> dict[str, Any]:
+async def memory(
+    bootstrap: str, home: Path, counts: list[int], per_series: int, detector: dict[str, Any]
+) -> dict[str, Any]:
     """RSS of one worker before and after warming each number of series."""
-    worker = Worker(bootstrap, home, settings={"detector": DEFAULT_DETECTOR})
+    worker = Worker(bootstrap, home, settings=detector)
     from streams.settings import Settings
     from streams.topics import ensure_topics
 
@@ -611,12 +619,12 @@ async def memory(bootstrap: str, home: Path, counts: list[int], per_series: int)
     return rows
 
 
-def state_size(series: int = 1024, points: int = 200) -> dict[str, float]:
+def state_size(detector: dict[str, Any], series: int = 1024, points: int = 200) -> dict[str, float]:
     """Detector state per series after ``points`` points each (windows full): the bytes of its
     arrays in memory, and of its share of the checkpointed blocks (JSON, arrays in base64)."""
     from detectors import SeriesBank
 
-    bank = SeriesBank(DEFAULT_DETECTOR)
+    bank = SeriesBank(detector["detector"], detector.get("detector_params"))
     rng = np.random.default_rng(5)
     ids = [f"svc|m{i}" for i in range(series)]
     for t in range(points):
@@ -628,25 +636,29 @@ def state_size(series: int = 1024, points: int = 200) -> dict[str, float]:
 
 async def run(args: argparse.Namespace, bootstrap: str, home: Path) -> dict[str, Any]:
     report: dict[str, Any] = {"machine": machine()}
+    detector = {"detector": args.detector, "detector_params": json.loads(args.detector_params)}
+    report["detector"] = detector
     _say(
         f"throughput: {args.points} points over {args.series} series, batch {args.batch}"
         + (f"; then {args.workers} workers in one group" if args.workers > 1 else "")
     )
     report["batched"] = await throughput(
-        bootstrap, home, args.points, args.series, args.batch, {}, workers=args.workers
+        bootstrap, home, args.points, args.series, args.batch, detector, workers=args.workers
     )
     _say(f"  {report['batched']}")
     single = max(1000, args.points // 10)
     _say(f"throughput: {single} points, batch 1")
-    report["single"] = await throughput(bootstrap, home, single, args.series, 1, {})
+    report["single"] = await throughput(bootstrap, home, single, args.series, 1, detector)
     _say(f"  {report['single']}")
     _say(f"latency at {args.rate:.0f} points/s offered")
     lat = await latency(bootstrap, home, args.rate, args.latency_series, args.batch,
-                        args.latency_duration)  # fmt: skip
+                        args.latency_duration, detector)  # fmt: skip
     report["latency"] = lat
     _say(f"memory: {args.memory_series} series, {args.memory_points} points each")
-    report["memory"] = await memory(bootstrap, home, args.memory_series, args.memory_points)
-    report["state"] = state_size()
+    report["memory"] = await memory(
+        bootstrap, home, args.memory_series, args.memory_points, detector
+    )
+    report["state"] = state_size(detector)
     return report
 
 
@@ -693,6 +705,7 @@ def summarize(report: dict[str, Any]) -> dict[str, Any]:
         "state_bytes_per_series": round(report["state"]["array_bytes"]),
         "checkpoint_bytes_per_series": round(report["state"]["checkpoint_bytes"]),
         **{f"machine_{k}": v for k, v in report["machine"].items()},
+        **report.get("detector", {}),
     }
 
 
@@ -742,6 +755,14 @@ def main(args: argparse.Namespace) -> int:
     if args.workers < 1:
         print("warroom bench throughput: --workers must be at least 1", file=sys.stderr)
         return 2
+    try:
+        params = json.loads(args.detector_params)
+        if not isinstance(params, dict):
+            raise ValueError("--detector-params must be a JSON object")
+        make_batch(args.detector, 1, **params)
+    except ValueError as exc:  # JSON errors too
+        print(f"warroom bench throughput: {exc}", file=sys.stderr)
+        return 2
     configured = os.environ.get("WARROOM_BOOTSTRAP_SERVERS")
     with tempfile.TemporaryDirectory(prefix="warroom-bench-") as tmp:
         home = Path(tmp)
@@ -774,3 +795,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--latency-duration", type=float, default=30.0, help="seconds")
     parser.add_argument("--memory-series", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--memory-points", type=int, default=2, help="points per series")
+    parser.add_argument("--detector", default=DEFAULT_DETECTOR, help="the workers' detector")
+    parser.add_argument(
+        "--detector-params", default="{}", help="its parameters (JSON), as WARROOM_DETECTOR_PARAMS"
+    )
