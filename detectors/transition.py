@@ -143,131 +143,7 @@ def _tolerant(
 
 
 @numba.njit(cache=True, nogil=True)
-def _point(
-    r: int, x: float, learn: bool, levels: Any,
-    seen: Any, recent: Any, lo: Any, span: Any, shift: Any, count: Any, quiet: Any, rate: Any,
-    prev: Any, step: Any,
-    order: int, warmup: int, base_threshold: float, rest_period: int, rel_floor: float,
-    abs_floor: float, novelty_alpha: float, tolerance: float, step_alpha: float,
-    step_clip: float,
-) -> float:  # fmt: skip
-    """Score ``x`` against memory row ``r`` and, with ``learn``, learn it (``levels``: scratch
-    of one level per grid).
-
-    ``tolerance`` 0 asks for exact novelty, which a value beyond the range always has; above 0
-    asks ``_tolerant``'s question, against the range as it was before the value.
-    """
-    grids = seen.shape[1]
-    score = 0.0
-    if not math.isfinite(x):
-        return score
-    warm = count[r] >= warmup
-    top = lo[r] + span[r]
-    up = down = 0
-    if warm and x > top:
-        up = math.ceil(math.log2(max((x - lo[r]) / span[r], 1.0)))
-    elif warm and x < lo[r]:
-        down = math.ceil(math.log2(max((top - x) / span[r], 1.0)))
-    novelty = 0.0
-    known = False  # whether ``levels`` holds this value's levels in the current range
-    if warm:
-        if tolerance > 0.0:
-            delta = tolerance * step[r]
-            width = span[r] / LEVELS
-            if x - delta > top or x + delta < lo[r]:
-                novelty = 1.0
-            else:
-                reach = math.floor(delta / width + 0.5)
-                for g in range(grids):
-                    s = g * shift[r]
-                    first = _level(x - delta, lo[r], span[r], s)
-                    last = _level(x + delta, lo[r], span[r], s)
-                    a, b = recent[r, g, 0], recent[r, g, 1]
-                    novelty += _tolerant(seen, r, g, a, b, first, last, reach, order)
-                novelty /= grids
-        elif up > 0 or down > 0:
-            novelty = 1.0
-        else:
-            _levels(x, lo[r], span[r], shift[r], levels)
-            known = True
-            for g in range(grids):
-                a, b = recent[r, g, 0], recent[r, g, 1]
-                novelty += _exact(seen, r, g, a, b, levels[g], order)
-            novelty /= grids
-        # A young memory misses transitions, not values a whole span beyond everything
-        # seen: those are news at once.
-        score = 1.0 if up + down >= 2 else novelty * (1.0 - rate[r])
-        score = score if quiet[r] == 0 else 0.0
-    if not learn:
-        return score
-    if warm:
-        rate[r] += novelty_alpha * (novelty - rate[r])
-        if up > 0 or down > 0:
-            lo[r] -= span[r] * (2.0**down - 1.0)
-            span[r] *= 2.0 ** (up + down)
-            for g in range(grids):
-                for steps, upwards in ((min(up, 3), True), (min(down, 3), False)):
-                    if steps > 0:
-                        _carry(seen[r, g], steps, upwards)
-                        for j in range(2):
-                            recent[r, g, j] = _moved(recent[r, g, j], steps, upwards)
-    else:
-        # Until the warm-up ends the range is the running minimum and maximum.
-        low = x if count[r] == 0 else min(lo[r], x)
-        high = x if count[r] == 0 else max(lo[r] + span[r], x)
-        lo[r] = low
-        span[r] = max(high - low, max(rel_floor * abs(low), abs_floor))
-    if not known:
-        _levels(x, lo[r], span[r], shift[r], levels)
-    for g in range(grids):
-        a, b, c = recent[r, g, 0], recent[r, g, 1], levels[g]
-        if warm:
-            bit = np.uint8(1 << c)
-            seen[r, g, 0] |= bit
-            seen[r, g, 1 + b] |= bit
-            seen[r, g, 1 + LEVELS + a * LEVELS + b] |= bit
-        recent[r, g, 0], recent[r, g, 1] = b, c
-    if warm and score >= base_threshold:
-        quiet[r] = rest_period
-    elif quiet[r] > 0:
-        quiet[r] -= 1
-    if tolerance > 0.0:
-        size = abs(x - prev[r])
-        if count[r] >= warmup:
-            size = min(size, step_clip * step[r])
-        if count[r] >= 1:
-            step[r] += max(step_alpha, 1.0 / count[r]) * (size - step[r])
-        prev[r] = x
-    count[r] += 1
-    if count[r] == warmup:
-        # The grids' shifts: fixed fractions of the warm-up range's level width.
-        shift[r] = span[r] / LEVELS / grids
-    return score
-
-
-@numba.njit(cache=True, nogil=True)
 def _observe(
-    rows: Any, values: Any, learn: bool,
-    seen: Any, recent: Any, lo: Any, span: Any, shift: Any, count: Any, quiet: Any, rate: Any,
-    prev: Any, step: Any,
-    order: int, warmup: int, base_threshold: float, rest_period: int, rel_floor: float,
-    abs_floor: float, novelty_alpha: float, tolerance: float, step_alpha: float,
-    step_clip: float, out: Any,
-) -> None:  # fmt: skip
-    """Score ``values[i]`` of series ``rows[i]`` in turn into ``out`` and, with ``learn``, learn
-    each before the next. Without ``learn`` nothing changes (rows should then be distinct)."""
-    levels = np.empty(seen.shape[1], dtype=np.int64)
-    for i in range(len(rows)):
-        out[i] = _point(
-            rows[i], values[i], learn, levels,
-            seen, recent, lo, span, shift, count, quiet, rate, prev, step,
-            order, warmup, base_threshold, rest_period, rel_floor, abs_floor, novelty_alpha,
-            tolerance, step_alpha, step_clip,
-        )  # fmt: skip
-
-
-@numba.njit(cache=True, nogil=True)
-def _observe_scales(
     rows: Any, values: Any, learn: bool,
     seen: Any, recent: Any, lo: Any, span: Any, shift: Any, count: Any, quiet: Any, rate: Any,
     prev: Any, step: Any,
@@ -275,47 +151,134 @@ def _observe_scales(
     abs_floor: float, novelty_alpha: float, tolerance: float, step_alpha: float,
     step_clip: float, scales: Any, sums: Any, counts: Any, rested: Any, out: Any,
 ) -> None:  # fmt: skip
-    """``_observe`` at several time scales: memory row ``series * (1 + len(scales))`` takes
-    the points, row ``+ 1 + s`` the means of consecutive blocks of ``scales[s]`` points (their
-    running sums and counts in ``sums`` and ``counts``). A point scores the most novel of its
-    value and the blocks it completes; an alert at any scale rests them all (``rested``)."""
-    levels = np.empty(seen.shape[1], dtype=np.int64)
+    """Score ``values[i]`` of series ``rows[i]`` in turn into ``out`` and, with ``learn``, learn
+    each before the next. Without ``learn`` nothing changes (rows should then be distinct).
+
+    ``tolerance`` 0 asks for exact novelty, which a value beyond the range always has; above 0
+    asks ``_tolerant``'s question, against the range as it was before the value.
+
+    With ``scales``, memory row ``series * (1 + len(scales))`` takes the points and row
+    ``+ 1 + s`` the means of consecutive blocks of ``scales[s]`` points (running sums and counts
+    in ``sums`` and ``counts``): a point scores the most novel of its value and the blocks it
+    completes, and an alert at any scale rests them all (``rested``). Without, the one memory
+    rests itself (``quiet``).
+    """
+    grids = seen.shape[1]
+    levels = np.empty(grids, dtype=np.int64)
     stride = 1 + len(scales)
+    own_rest = rest_period if stride == 1 else 0
     for i in range(len(rows)):
-        r, x = rows[i], values[i]
         out[i] = 0.0
-        if not math.isfinite(x):
+        if not math.isfinite(values[i]):
             continue
-        best = _point(
-            r * stride, x, learn, levels,
-            seen, recent, lo, span, shift, count, quiet, rate, prev, step,
-            order, warmup, base_threshold, 0, rel_floor, abs_floor, novelty_alpha,
-            tolerance, step_alpha, step_clip,
-        )  # fmt: skip
-        for s in range(len(scales)):
-            total, n = sums[r, s] + x, counts[r, s] + 1
-            if n == scales[s]:
+        best = 0.0
+        # Each memory the point reaches: its own (m = 0), then each block it completes.
+        for m in range(stride):
+            if m == 0:
+                r, x, alpha = rows[i] * stride, values[i], novelty_alpha
+            else:
+                total, n = sums[rows[i], m - 1] + values[i], counts[rows[i], m - 1] + 1
+                complete = n == scales[m - 1]
+                if learn:
+                    sums[rows[i], m - 1] = 0.0 if complete else total
+                    counts[rows[i], m - 1] = 0 if complete else n
+                if not complete:
+                    continue
                 # A block of k points is k points of time: the recent rate of novelty spans
                 # the same time at every scale, not k times more.
-                alpha = min(1.0, novelty_alpha * n)
-                scored = _point(
-                    r * stride + 1 + s, total / n, learn, levels,
-                    seen, recent, lo, span, shift, count, quiet, rate, prev, step,
-                    order, warmup, base_threshold, 0, rel_floor, abs_floor, alpha,
-                    tolerance, step_alpha, step_clip,
-                )  # fmt: skip
-                best = max(best, scored)
-                total, n = 0.0, 0
+                r, x, alpha = rows[i] * stride + m, total / n, min(1.0, novelty_alpha * n)
+            score = 0.0
+            warm = count[r] >= warmup
+            top = lo[r] + span[r]
+            up = down = 0
+            if warm and x > top:
+                up = math.ceil(math.log2(max((x - lo[r]) / span[r], 1.0)))
+            elif warm and x < lo[r]:
+                down = math.ceil(math.log2(max((top - x) / span[r], 1.0)))
+            novelty = 0.0
+            known = False  # whether ``levels`` holds this value's levels in the current range
+            if warm:
+                if tolerance > 0.0:
+                    delta = tolerance * step[r]
+                    width = span[r] / LEVELS
+                    if x - delta > top or x + delta < lo[r]:
+                        novelty = 1.0
+                    else:
+                        reach = math.floor(delta / width + 0.5)
+                        for g in range(grids):
+                            s = g * shift[r]
+                            first = _level(x - delta, lo[r], span[r], s)
+                            last = _level(x + delta, lo[r], span[r], s)
+                            a, b = recent[r, g, 0], recent[r, g, 1]
+                            novelty += _tolerant(seen, r, g, a, b, first, last, reach, order)
+                        novelty /= grids
+                elif up > 0 or down > 0:
+                    novelty = 1.0
+                else:
+                    _levels(x, lo[r], span[r], shift[r], levels)
+                    known = True
+                    for g in range(grids):
+                        a, b = recent[r, g, 0], recent[r, g, 1]
+                        novelty += _exact(seen, r, g, a, b, levels[g], order)
+                    novelty /= grids
+                # A young memory misses transitions, not values a whole span beyond everything
+                # seen: those are news at once.
+                score = 1.0 if up + down >= 2 else novelty * (1.0 - rate[r])
+                score = score if quiet[r] == 0 else 0.0
+            best = max(best, score)
+            if not learn:
+                continue
+            if warm:
+                rate[r] += alpha * (novelty - rate[r])
+                if up > 0 or down > 0:
+                    lo[r] -= span[r] * (2.0**down - 1.0)
+                    span[r] *= 2.0 ** (up + down)
+                    for g in range(grids):
+                        for steps, upwards in ((min(up, 3), True), (min(down, 3), False)):
+                            if steps > 0:
+                                _carry(seen[r, g], steps, upwards)
+                                for j in range(2):
+                                    recent[r, g, j] = _moved(recent[r, g, j], steps, upwards)
+            else:
+                # Until the warm-up ends the range is the running minimum and maximum.
+                low = x if count[r] == 0 else min(lo[r], x)
+                high = x if count[r] == 0 else max(lo[r] + span[r], x)
+                lo[r] = low
+                span[r] = max(high - low, max(rel_floor * abs(low), abs_floor))
+            if not known:
+                _levels(x, lo[r], span[r], shift[r], levels)
+            for g in range(grids):
+                a, b, c = recent[r, g, 0], recent[r, g, 1], levels[g]
+                if warm:
+                    bit = np.uint8(1 << c)
+                    seen[r, g, 0] |= bit
+                    seen[r, g, 1 + b] |= bit
+                    seen[r, g, 1 + LEVELS + a * LEVELS + b] |= bit
+                recent[r, g, 0], recent[r, g, 1] = b, c
+            if warm and score >= base_threshold:
+                quiet[r] = own_rest
+            elif quiet[r] > 0:
+                quiet[r] -= 1
+            if tolerance > 0.0:
+                size = abs(x - prev[r])
+                if count[r] >= warmup:
+                    size = min(size, step_clip * step[r])
+                if count[r] >= 1:
+                    step[r] += max(step_alpha, 1.0 / count[r]) * (size - step[r])
+                prev[r] = x
+            count[r] += 1
+            if count[r] == warmup:
+                # The grids' shifts: fixed fractions of the warm-up range's level width.
+                shift[r] = span[r] / LEVELS / grids
+        if stride > 1:
+            q = rested[rows[i]]
+            if q > 0:
+                best = 0.0
+                q -= 1
+            elif best >= base_threshold:
+                q = rest_period
             if learn:
-                sums[r, s], counts[r, s] = total, n
-        q = rested[r]
-        if q > 0:
-            best = 0.0
-            q -= 1
-        elif best >= base_threshold:
-            q = rest_period
-        if learn:
-            rested[r] = q
+                rested[rows[i]] = q
         out[i] = best
 
 
@@ -420,27 +383,12 @@ class TransitionNoveltyBatch(BatchDetector):
         """Tolerance, step_alpha, step_clip: none for exact novelty."""
         return 0.0, 1.0, 1.0
 
-    def _observe(
-        self, rows: NDArray[np.intp], values: Floats, learn: bool, rest_period: int
-    ) -> Floats:
+    def _run(self, rows: NDArray[np.intp], values: Floats, learn: bool) -> Floats:
         out = np.empty(len(rows))
         _observe(
-            rows, values, learn,
-            self._seen, self._recent, self._lo, self._span, self._shift, self._count,
-            self._quiet, self._rate, self._prev, self._step,
-            self.order, self.warmup, self.base_threshold, rest_period, self.rel_floor,
-            self.abs_floor, self.novelty_alpha, *self._tolerance(), out,
-        )  # fmt: skip
-        return out
-
-    def _run(self, rows: NDArray[np.intp], values: Floats, learn: bool) -> Floats:
-        rows = np.ascontiguousarray(rows, dtype=np.intp)
-        values = np.ascontiguousarray(values, dtype=np.float64)
-        if not self.scales:
-            return self._observe(rows, values, learn, self.rest_period)
-        out = np.empty(len(rows))
-        _observe_scales(
-            rows, values, learn,
+            np.ascontiguousarray(rows, dtype=np.intp),
+            np.ascontiguousarray(values, dtype=np.float64),
+            learn,
             self._seen, self._recent, self._lo, self._span, self._shift, self._count,
             self._quiet, self._rate, self._prev, self._step,
             self.order, self.warmup, self.base_threshold, self.rest_period, self.rel_floor,
