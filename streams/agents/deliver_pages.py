@@ -33,6 +33,7 @@ from responders.throttle import Bucket, Held, Limit, admit, flush, flush_due, th
 from schemas import Page, Receipt, ReceiptOutcome
 from schemas.mobilization import FlushDigest
 from schemas.retention import PruneEntry
+from streams.agents import FirstInput
 from streams.codec import decode_one, encode
 from streams.retention import LogRetention
 
@@ -130,7 +131,9 @@ def attach(p: Pipeline) -> None:
 
     @p.app.agent(p.topics.pages, name="deliver_pages")
     async def deliver_pages(stream: Any) -> None:
+        first = FirstInput("deliver_pages")
         async for event in stream.events():
+            first(event.message)
             page = await p.dead_letters.decoded(event, Page)
             if page is None:
                 continue
@@ -139,7 +142,9 @@ def attach(p: Pipeline) -> None:
 
     @p.app.agent(p.topics.deliveries, name="deliver_to_recipients")
     async def deliver_to_recipients(stream: Any) -> None:
+        first = FirstInput("deliver_to_recipients")
         async for event in stream.events():
+            first(event.message)
             now = datetime.now(tz=UTC)
             try:
                 flush_request = decode_one(event.value, FlushDigest)

@@ -159,6 +159,13 @@ class Detect(mode.Service):
                     return
                 if batch and self.first_batch_at is None:
                     self.first_batch_at = time.time()
+                    # After a restart the worker log says which stages have resumed.
+                    heads = [r[0] for r in batch.values() if r]
+                    if heads:
+                        first = min(heads, key=lambda c: (c.partition, c.offset))
+                        log.info("detect: first input since start: %s[%d]@%d, %d records",
+                                 first.topic, first.partition, first.offset,
+                                 sum(len(r) for r in batch.values()))  # fmt: skip
                 try:
                     await self._batch(batch)
                     if batch:

@@ -47,6 +47,7 @@ from responders.lifecycle import Outcome, incident_id_for, routing_key
 from responders.silences import SilenceState, silenced_by, state
 from responders.stakeholders import follow_up
 from schemas import Command, CommandKind, Detection, DetectionStatus, Incident, IncidentEvent
+from streams.agents import FirstInput
 from streams.codec import decode_one, encode
 
 if TYPE_CHECKING:
@@ -179,8 +180,10 @@ def attach(p: Pipeline) -> None:
         # Silences and resolutions written before a restart must be known before any input is
         # judged (see ``streams.directory``).
         await p.directory.caught_up.wait()
+        first = FirstInput("open_incidents")
         async for event in stream.events():
             message = event.message
+            first(message)
             try:
                 step, problem = handle(event.value, message.topic, datetime.now(tz=UTC))
             except Exception as exc:
