@@ -149,7 +149,7 @@ def _observe(
     prev: Any, step: Any,
     order: int, warmup: int, base_threshold: float, rest_period: int, rel_floor: float,
     abs_floor: float, novelty_alpha: float, tolerance: float, step_alpha: float,
-    step_clip: float, scales: Any, sums: Any, counts: Any, rested: Any, out: Any,
+    step_clip: float, scales: Any, sums: Any, rested: Any, out: Any,
 ) -> None:  # fmt: skip
     """Score ``values[i]`` of series ``rows[i]`` in turn into ``out`` and, with ``learn``, learn
     each before the next. Without ``learn`` nothing changes (rows should then be distinct).
@@ -158,8 +158,9 @@ def _observe(
     asks ``_tolerant``'s question, against the range as it was before the value.
 
     With ``scales``, memory row ``series * (1 + len(scales))`` takes the points and row
-    ``+ 1 + s`` the means of consecutive blocks of ``scales[s]`` points (running sums and counts
-    in ``sums`` and ``counts``): a point scores the most novel of its value and the blocks it
+    ``+ 1 + s`` the means of consecutive blocks of ``scales[s]`` points (running sums in
+    ``sums``; where a block ends follows from the points the first memory has counted): a
+    point scores the most novel of its value and the blocks it
     completes, and an alert at any scale rests them all (``rested``). Without, the one memory
     rests itself (``quiet``).
     """
@@ -177,16 +178,17 @@ def _observe(
             if m == 0:
                 r, x, alpha = rows[i] * stride, values[i], novelty_alpha
             else:
-                total, n = sums[rows[i], m - 1] + values[i], counts[rows[i], m - 1] + 1
-                complete = n == scales[m - 1]
+                k, total = scales[m - 1], sums[rows[i], m - 1] + values[i]
+                # Blocks start at the first point: the first memory's count (which has
+                # already counted this point when learning) says where one ends.
+                complete = (count[rows[i] * stride] + (0 if learn else 1)) % k == 0
                 if learn:
                     sums[rows[i], m - 1] = 0.0 if complete else total
-                    counts[rows[i], m - 1] = 0 if complete else n
                 if not complete:
                     continue
                 # A block of k points is k points of time: the recent rate of novelty spans
                 # the same time at every scale, not k times more.
-                r, x, alpha = rows[i] * stride + m, total / n, min(1.0, novelty_alpha * n)
+                r, x, alpha = rows[i] * stride + m, total / k, min(1.0, novelty_alpha * k)
             score = 0.0
             warm = count[r] >= warmup
             top = lo[r] + span[r]
@@ -339,7 +341,6 @@ class TransitionNoveltyBatch(BatchDetector):
         self._step = np.zeros(rows if self._tolerant else 0)
         # The coarser scales' running blocks, and the series' rest across scales.
         self._sums = np.zeros((n, len(self.scales)))
-        self._counts = np.zeros((n, len(self.scales)), dtype=np.int64)
         self._rested = np.zeros(n if self.scales else 0, dtype=np.int64)
         self._scale_lengths = np.asarray(self.scales, dtype=np.int64)
 
@@ -374,7 +375,7 @@ class TransitionNoveltyBatch(BatchDetector):
             return memories
         # Views with the series first (writing through them writes the kernel's arrays).
         out = {k: v.reshape(self.n, self._stride, *v.shape[1:]) for k, v in memories.items()}
-        return out | {"sums": self._sums, "counts": self._counts, "rested": self._rested}
+        return out | {"sums": self._sums, "rested": self._rested}
 
     def warmed_up_many(self) -> Mask:
         return self._count[:: self._stride] >= self.warmup
@@ -393,7 +394,7 @@ class TransitionNoveltyBatch(BatchDetector):
             self._quiet, self._rate, self._prev, self._step,
             self.order, self.warmup, self.base_threshold, self.rest_period, self.rel_floor,
             self.abs_floor, self.novelty_alpha, *self._tolerance(),
-            self._scale_lengths, self._sums, self._counts, self._rested, out,
+            self._scale_lengths, self._sums, self._rested, out,
         )  # fmt: skip
         return out
 
