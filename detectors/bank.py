@@ -298,15 +298,17 @@ class SeriesBank:
             for i, sid in enumerate(ids):
                 if sid and sid not in self.index:
                     self.ids[start + i], self.index[sid] = sid, start + i
-            if state.get("version") != self.state_version or state.get("config") != self.config:
-                stale += 1
-                self.dirty[start : start + len(ids)] = True
-                continue
-            try:
-                # Same configuration, but the detector's state may be from an older version
-                # of it (an upgrade): refused before anything is written, so it starts afresh.
-                self.detector.load_block(start, state["detector"])
-            except ValueError:
+            usable = (
+                state.get("version") == self.state_version and state.get("config") == self.config
+            )
+            if usable:
+                try:
+                    # Same configuration, but the detector's state may be from an older version
+                    # of it (an upgrade): refused before anything is written, so it starts afresh.
+                    self.detector.load_block(start, state["detector"])
+                except ValueError:
+                    usable = False
+            if not usable:
                 stale += 1
                 self.dirty[start : start + len(ids)] = True
                 continue

@@ -60,7 +60,6 @@ async def _described(admin: AIOKafkaAdminClient, topics: list[str]) -> dict[str,
     topic just created may be unknown to the broker that answers for a moment: it is asked
     again for up to ``DESCRIBE_WAIT_S``; a topic still unreadable is left out, with a warning."""
     out: dict[str, dict[str, str]] = {}
-    failed: dict[str, str] = {}
     deadline = time.monotonic() + DESCRIBE_WAIT_S
     while True:
         resources = [ConfigResource(ConfigResourceType.TOPIC, t) for t in topics if t not in out]
@@ -115,15 +114,15 @@ async def ensure_topics(settings: Settings) -> list[str]:
             log.info("created topics: %s", ", ".join(t.name for t in wanted))
         problems = []
         for topic, described in sorted((await _described(admin, sorted(kept))).items()):
-            problems += retention_problems(topic, described)
-        for problem in problems:
-            log.warning(
-                "%s; replay --rebuild and the directory of open incidents need the whole "
-                "timeline (kafka-configs.sh --alter --entity-type topics --entity-name %s "
-                "--add-config retention.ms=-1,retention.bytes=-1)",
-                problem,
-                problem.split(":")[0],
-            )
+            for problem in retention_problems(topic, described):
+                log.warning(
+                    "%s; replay --rebuild and the directory of open incidents need the whole "
+                    "timeline (kafka-configs.sh --alter --entity-type topics --entity-name %s "
+                    "--add-config retention.ms=-1,retention.bytes=-1)",
+                    problem,
+                    topic,
+                )
+                problems.append(problem)
         return problems
     finally:
         await admin.close()

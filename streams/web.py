@@ -222,25 +222,28 @@ class Api:
             return _error(400, str(exc))
         status, service = query.status, query.service
 
-        def wanted(row: dict[str, Any]) -> bool:
-            # On the stored rows (JSON), so that only the incidents listed are validated: the
-            # table holds every incident ever, and the dashboard asks for the open ones.
+        def sort_key(row: dict[str, Any]) -> tuple[str, str] | None:
+            """Newest first by (time opened, id), or None for a row not asked for. On the stored
+            rows (JSON), so that only the incidents listed are validated: the table holds every
+            incident ever, and the dashboard asks for the open ones."""
             current = row.get("status")
             if status == "open" and current == "resolved":
-                return False
+                return None
             if status and status != "open" and current != status:
-                return False
+                return None
             if service and row.get("service") != service:
-                return False
+                return None
             opened = _instant_key(str(row.get("opened_at", "")))
-            return query.since <= opened < query.until
+            if not query.since <= opened < query.until:
+                return None
+            return opened, str(row.get("id", ""))
 
-        matching = [v for v in list(self.p.tables.incidents.values()) if wanted(v)]
-        page = heapq.nlargest(
-            query.offset + query.limit,
-            matching,
-            key=lambda v: (_instant_key(str(v.get("opened_at", ""))), str(v.get("id", ""))),
-        )[query.offset :]
+        matching = [
+            (key, v) for v in list(self.p.tables.incidents.values()) if (key := sort_key(v))
+        ]
+        page = [
+            v for _, v in heapq.nlargest(query.offset + query.limit, matching, key=lambda kv: kv[0])
+        ][query.offset :]
         return web.json_response(
             {
                 "incidents": [Incident.model_validate(v).model_dump(mode="json") for v in page],

@@ -43,6 +43,7 @@ from aiokafka.errors import ConsumerStoppedError, KafkaError
 from detectors.bank import Rows, detection
 from detectors.routing import RoutedBanks
 from responders.lifecycle import routing_key
+from streams.agents import FirstInput
 from streams.codec import PointBatch, decode_points, decode_points_many, encode
 
 if TYPE_CHECKING:
@@ -159,13 +160,9 @@ class Detect(mode.Service):
                     return
                 if batch and self.first_batch_at is None:
                     self.first_batch_at = time.time()
-                    # After a restart the worker log says which stages have resumed.
                     heads = [r[0] for r in batch.values() if r]
                     if heads:
-                        first = min(heads, key=lambda c: (c.partition, c.offset))
-                        log.info("detect: first input since start: %s[%d]@%d, %d records",
-                                 first.topic, first.partition, first.offset,
-                                 sum(len(r) for r in batch.values()))  # fmt: skip
+                        FirstInput("detect")(min(heads, key=lambda c: (c.partition, c.offset)))
                 try:
                     await self._batch(batch)
                     if batch:
