@@ -24,7 +24,8 @@ carried over rather than scrambled; the grids' shifts are fixed amounts of the v
 doubled grids' boundaries are some of the old ones too.
 
 ``TolerantNovelty`` asks the same memory a stricter question: is the step new even allowing for
-the series' own step noise?
+the series' own step noise? It also remembers the values seen at ``FINE`` levels, so that
+"within the tolerance" means near a value seen, not somewhere in a coarse level one was seen in.
 
 One compiled kernel scores and learns a sequence of points of many series in the order given,
 for the worker (``score_learn_sequence``) and for the batch form alike.
@@ -44,6 +45,8 @@ from detectors.vector import BatchDetector, Floats, Mask, OneSeries
 Ints = NDArray[np.int64]
 
 LEVELS = 8
+#: Fine levels of ``TolerantNoveltyBatch``'s memory of values (one bit each in a 64-bit word).
+FINE = 64
 #: Coarser time scales ``TolerantNoveltyBatch`` may watch, and their longest block.
 MAX_SCALES, MAX_BLOCK = 4, 1024
 #: Bytes of one grid's memory: successors (a bit per level) of the empty context, of each
@@ -52,11 +55,11 @@ _MEMORY = 1 + LEVELS + LEVELS * LEVELS
 
 
 @numba.njit(cache=True, nogil=True)
-def _moved(c: int, steps: int, up: bool) -> int:
-    """Level ``c`` after ``steps`` doublings of the span upwards or downwards."""
+def _moved(c: int, steps: int, up: bool, levels: int = LEVELS) -> int:
+    """Level ``c`` of ``levels`` after ``steps`` doublings of the span upwards or downwards."""
     if up:
         return c >> steps
-    return LEVELS - ((LEVELS - c + (1 << steps) - 1) >> steps)
+    return levels - ((levels - c + (1 << steps) - 1) >> steps)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -92,6 +95,44 @@ def _clip(scaled: float) -> int:
     if not scaled >= 0.0:  # also NaN
         return 0
     return min(math.floor(scaled), LEVELS - 1)
+
+
+@numba.njit(cache=True, nogil=True)
+def _fine(x: float, lo: float, span: float) -> int:
+    scaled = (x - lo) / span * FINE
+    if not scaled >= 0.0:  # also NaN
+        return 0
+    return min(math.floor(scaled), FINE - 1)
+
+
+@numba.njit(cache=True, nogil=True)
+def _near_seen(values: Any, x: float, delta: float, lo: float, span: float) -> bool:
+    """Whether a fine level within ``delta`` of ``x`` holds a value seen."""
+    first, last = _fine(x - delta, lo, span), _fine(x + delta, lo, span)
+    width = last - first + 1
+    if width >= FINE:
+        return bool(values != np.uint64(0))
+    mask = ((np.uint64(1) << np.uint64(width)) - np.uint64(1)) << np.uint64(first)
+    return bool(values & mask != np.uint64(0))
+
+
+@numba.njit(cache=True, nogil=True)
+def _inside(values: Any, x: float, lo: float, span: float) -> bool:
+    """Whether values seen lie both below and above the fine level of ``x``."""
+    f = _fine(x, lo, span)
+    below = f > 0 and values & ((np.uint64(1) << np.uint64(f)) - np.uint64(1)) != np.uint64(0)
+    above = f < FINE - 1 and values >> np.uint64(f + 1) != np.uint64(0)
+    return below and above
+
+
+@numba.njit(cache=True, nogil=True)
+def _carry_fine(values: Any, steps: int, up: bool) -> Any:
+    """The fine levels seen, moved to the span doubled ``steps`` times."""
+    out = np.uint64(0)
+    for c in range(FINE):
+        if values >> np.uint64(c) & np.uint64(1):
+            out |= np.uint64(1) << np.uint64(_moved(c, steps, up, FINE))
+    return out
 
 
 @numba.njit(cache=True, nogil=True)
@@ -146,16 +187,18 @@ def _tolerant(
 def _observe(
     rows: Any, values: Any, learn: bool,
     seen: Any, recent: Any, lo: Any, span: Any, shift: Any, count: Any, quiet: Any, rate: Any,
-    prev: Any, step: Any,
+    prev: Any, step: Any, fine: Any,
     order: int, warmup: int, base_threshold: float, rest_period: int, rel_floor: float,
     abs_floor: float, novelty_alpha: float, tolerance: float, step_alpha: float,
-    step_clip: float, scales: Any, sums: Any, rested: Any, out: Any,
+    step_clip: float, records: bool, scales: Any, sums: Any, rested: Any, out: Any,
 ) -> None:  # fmt: skip
     """Score ``values[i]`` of series ``rows[i]`` in turn into ``out`` and, with ``learn``, learn
     each before the next. Without ``learn`` nothing changes (rows should then be distinct).
 
     ``tolerance`` 0 asks for exact novelty, which a value beyond the range always has; above 0
-    asks ``_tolerant``'s question, against the range as it was before the value.
+    asks ``_tolerant``'s question, against the range as it was before the value, unless no
+    value seen comes within the tolerance (``fine``): then the value is new, as a never-seen
+    level is.
 
     With ``scales``, memory row ``series * (1 + len(scales))`` takes the points and row
     ``+ 1 + s`` the means of consecutive blocks of ``scales[s]`` points (running sums in
@@ -191,6 +234,7 @@ def _observe(
                 r, x, alpha = rows[i] * stride + m, total / k, min(1.0, novelty_alpha * k)
             score = 0.0
             warm = count[r] >= warmup
+            sh = shift[r] if grids > 1 else 0.0  # one grid is not shifted (and keeps none)
             top = lo[r] + span[r]
             up = down = 0
             if warm and x > top:
@@ -203,12 +247,16 @@ def _observe(
                 if tolerance > 0.0:
                     delta = tolerance * step[r]
                     width = span[r] / LEVELS
-                    if x - delta > top or x + delta < lo[r]:
+                    beyond = x - delta > top or x + delta < lo[r]
+                    if beyond or (
+                        not _near_seen(fine[r], x, delta, lo[r], span[r])
+                        and (records or _inside(fine[r], x, lo[r], span[r]))
+                    ):
                         novelty = 1.0
                     else:
                         reach = math.floor(delta / width + 0.5)
                         for g in range(grids):
-                            s = g * shift[r]
+                            s = g * sh
                             first = _level(x - delta, lo[r], span[r], s)
                             last = _level(x + delta, lo[r], span[r], s)
                             a, b = recent[r, g, 0], recent[r, g, 1]
@@ -217,7 +265,7 @@ def _observe(
                 elif up > 0 or down > 0:
                     novelty = 1.0
                 else:
-                    _levels(x, lo[r], span[r], shift[r], levels)
+                    _levels(x, lo[r], span[r], sh, levels)
                     known = True
                     for g in range(grids):
                         a, b = recent[r, g, 0], recent[r, g, 1]
@@ -235,6 +283,11 @@ def _observe(
                 if up > 0 or down > 0:
                     lo[r] -= span[r] * (2.0**down - 1.0)
                     span[r] *= 2.0 ** (up + down)
+                    if tolerance > 0.0:
+                        if up > 0:
+                            fine[r] = _carry_fine(fine[r], min(up, 6), True)
+                        if down > 0:
+                            fine[r] = _carry_fine(fine[r], min(down, 6), False)
                     for g in range(grids):
                         for steps, upwards in ((min(up, 3), True), (min(down, 3), False)):
                             if steps > 0:
@@ -248,7 +301,9 @@ def _observe(
                 lo[r] = low
                 span[r] = max(high - low, max(rel_floor * abs(low), abs_floor))
             if not known:
-                _levels(x, lo[r], span[r], shift[r], levels)
+                _levels(x, lo[r], span[r], sh, levels)
+            if warm and tolerance > 0.0:
+                fine[r] |= np.uint64(1) << np.uint64(_fine(x, lo[r], span[r]))
             for g in range(grids):
                 a, b, c = recent[r, g, 0], recent[r, g, 1], levels[g]
                 if warm:
@@ -269,9 +324,12 @@ def _observe(
                     step[r] += max(step_alpha, 1.0 / count[r]) * (size - step[r])
                 prev[r] = x
             count[r] += 1
-            if count[r] == warmup:
+            if count[r] == warmup and grids > 1:
                 # The grids' shifts: fixed fractions of the warm-up range's level width.
                 shift[r] = span[r] / LEVELS / grids
+            if count[r] == warmup and tolerance > 0.0:
+                # The warm-up's lowest and highest values are values seen.
+                fine[r] |= np.uint64(1) | np.uint64(1) << np.uint64(FINE - 1)
         if stride > 1:
             q = rested[rows[i]]
             if q > 0:
@@ -288,7 +346,7 @@ class TransitionNoveltyBatch(BatchDetector):
     """Share of never-seen coarse-level sequences ending at each point, one alert per episode."""
 
     name: ClassVar[str] = "transition_novelty"
-    state_version: ClassVar[int] = 2
+    state_version: ClassVar[int] = 3
     #: A known level reached by a new step in every grid scores ``(order - 1) / order``.
     threshold: ClassVar[float] = 0.5
     #: It silences the points after an alert itself: decide on a single point.
@@ -332,16 +390,17 @@ class TransitionNoveltyBatch(BatchDetector):
         self._recent = np.zeros((rows, grids, 2), dtype=np.int8)  # last two levels, oldest first
         self._lo = np.zeros(rows)
         self._span = np.zeros(rows)
-        self._shift = np.zeros(rows)
-        self._count = np.zeros(rows, dtype=np.int64)
-        self._quiet = np.zeros(rows, dtype=np.int64)
+        self._shift = np.zeros(rows if grids > 1 else 0)  # one grid is not shifted
+        self._count = np.zeros(rows, dtype=np.int32)
+        self._quiet = np.zeros(rows, dtype=np.int32)
         self._rate = np.ones(rows)  # recent novelty: a young memory finds everything new
         # Step noise, read only by the tolerant form (kept here so the kernel has one shape).
         self._prev = np.zeros(rows if self._tolerant else 0)
         self._step = np.zeros(rows if self._tolerant else 0)
+        self._fine = np.zeros(rows if self._tolerant else 0, dtype=np.uint64)
         # The coarser scales' running blocks, and the series' rest across scales.
         self._sums = np.zeros((n, len(self.scales)))
-        self._rested = np.zeros(n if self.scales else 0, dtype=np.int64)
+        self._rested = np.zeros(n if self.scales else 0, dtype=np.int32)
         self._scale_lengths = np.asarray(self.scales, dtype=np.int64)
 
     def params(self) -> dict[str, Any]:
@@ -358,12 +417,13 @@ class TransitionNoveltyBatch(BatchDetector):
 
     def _memories(self) -> dict[str, NDArray[Any]]:
         """The kernel's arrays, one row per series and time scale."""
+        shifts = {"shift": self._shift} if self.grids > 1 else {}
         return {
             "seen": self._seen,
             "recent": self._recent,
             "lo": self._lo,
             "span": self._span,
-            "shift": self._shift,
+            **shifts,
             "count": self._count,
             "quiet": self._quiet,
             "rate": self._rate,
@@ -380,9 +440,9 @@ class TransitionNoveltyBatch(BatchDetector):
     def warmed_up_many(self) -> Mask:
         return self._count[:: self._stride] >= self.warmup
 
-    def _tolerance(self) -> tuple[float, float, float]:
-        """Tolerance, step_alpha, step_clip: none for exact novelty."""
-        return 0.0, 1.0, 1.0
+    def _tolerance(self) -> tuple[float, float, float, bool]:
+        """Tolerance, step_alpha, step_clip, records: none for exact novelty."""
+        return 0.0, 1.0, 1.0, False
 
     def _run(self, rows: NDArray[np.intp], values: Floats, learn: bool) -> Floats:
         out = np.empty(len(rows))
@@ -391,7 +451,7 @@ class TransitionNoveltyBatch(BatchDetector):
             np.ascontiguousarray(values, dtype=np.float64),
             learn,
             self._seen, self._recent, self._lo, self._span, self._shift, self._count,
-            self._quiet, self._rate, self._prev, self._step,
+            self._quiet, self._rate, self._prev, self._step, self._fine,
             self.order, self.warmup, self.base_threshold, self.rest_period, self.rel_floor,
             self.abs_floor, self.novelty_alpha, *self._tolerance(),
             self._scale_lengths, self._sums, self._rested, out,
@@ -450,6 +510,17 @@ class TolerantNoveltyBatch(TransitionNoveltyBatch):
     memory and its learning are those of ``TransitionNoveltyBatch``; only the question asked of
     it changes.
 
+    Eight levels are coarse, and the tolerance makes them coarser: a level counts as seen
+    within the tolerance if any value in it was, up to a whole level away. A spiky series whose
+    range one old burst stretched would hide its next spike in a level its noise once reached.
+    So each memory also keeps the values seen at ``FINE`` levels (one bit each; carried through
+    a doubling of the span as the coarse levels are; the warm-up's lowest and highest values
+    count as seen), and a value that no seen value comes within the tolerance of is new, as a
+    never-seen level is. In noise the values seen fill the range densely, so this costs little,
+    except for new records: a value beyond every value seen by more than the tolerance, which
+    heavy-tailed noise sets while the memory is young. ``records=False`` asks only about values
+    between the lowest and the highest seen.
+
     The tolerance that keeps it quiet on noise also hides changes smaller than a few steps: a
     level that drops by two noise widths, a slow drift. So the detector also asks the question
     at coarser time scales: it averages the points in consecutive blocks of each length in
@@ -462,7 +533,7 @@ class TolerantNoveltyBatch(TransitionNoveltyBatch):
     """
 
     name: ClassVar[str] = "tolerant_novelty"
-    state_version: ClassVar[int] = 3
+    state_version: ClassVar[int] = 4
     #: One of the three sequence lengths new, with the memory right 99% of the time lately.
     threshold: ClassVar[float] = 0.33
     for_points: ClassVar[int] = 1
@@ -483,6 +554,7 @@ class TolerantNoveltyBatch(TransitionNoveltyBatch):
         abs_floor: float = 1e-9,
         novelty_alpha: float = 0.01,
         scales: tuple[int, ...] = (4, 16),
+        records: bool = True,
     ) -> None:
         if tolerance < 0.0 or not 0.0 < step_alpha <= 1.0 or step_clip <= 0.0:
             raise ValueError("tolerance must be >= 0, step_alpha in (0, 1], step_clip > 0")
@@ -506,6 +578,7 @@ class TolerantNoveltyBatch(TransitionNoveltyBatch):
             novelty_alpha=novelty_alpha,
         )
         self.tolerance, self.step_alpha, self.step_clip = tolerance, step_alpha, step_clip
+        self.records = records
 
     def params(self) -> dict[str, Any]:
         return {
@@ -514,13 +587,19 @@ class TolerantNoveltyBatch(TransitionNoveltyBatch):
             "step_alpha": self.step_alpha,
             "step_clip": self.step_clip,
             "scales": list(self.scales),
+            "records": self.records,
         }
 
     def _memories(self) -> dict[str, NDArray[Any]]:
-        return {**super()._memories(), "prev": self._prev, "step": self._step}
+        return {
+            **super()._memories(),
+            "prev": self._prev,
+            "step": self._step,
+            "fine": self._fine,
+        }
 
-    def _tolerance(self) -> tuple[float, float, float]:
-        return self.tolerance, self.step_alpha, self.step_clip
+    def _tolerance(self) -> tuple[float, float, float, bool]:
+        return self.tolerance, self.step_alpha, self.step_clip, self.records
 
 
 class TolerantNovelty(OneSeries):

@@ -14,6 +14,8 @@ from detectors.transition import (
     TolerantNoveltyBatch,
     TransitionNovelty,
     TransitionNoveltyBatch,
+    _carry_fine,
+    _fine,
     _moved,
 )
 
@@ -188,7 +190,8 @@ def test_alerts_on_noise_fall_as_the_memory_fills() -> None:
 def test_the_tolerance_keeps_it_quiet_on_noise_that_plain_novelty_fires_on(kind: str) -> None:
     rng = np.random.default_rng(3)
     series, points = 20, 3000
-    plain, tolerant = TransitionNoveltyBatch(series), TolerantNoveltyBatch(series)
+    # Records aside (below): the tolerance alone.
+    plain, tolerant = TransitionNoveltyBatch(series), TolerantNoveltyBatch(series, records=False)
     fired = {"plain": 0, "tolerant": 0}
     for t in range(points):
         draw = rng.standard_normal(series) if kind == "gaussian" else rng.standard_t(5, series)
@@ -197,6 +200,80 @@ def test_the_tolerance_keeps_it_quiet_on_noise_that_plain_novelty_fires_on(kind:
         fired["tolerant"] += int((tolerant.score_learn_many(x, ts) >= tolerant.threshold).sum())
     assert fired["plain"] >= 20
     assert fired["tolerant"] * 10 <= fired["plain"]
+
+
+def test_new_records_cost_a_few_alerts_on_heavy_tailed_noise() -> None:
+    """A value beyond every value seen by more than the tolerance is new (``records``): a young
+    memory meets some in Student-t noise, still far fewer than plain novelty's alerts."""
+    rng = np.random.default_rng(3)
+    series, points = 20, 3000
+    plain = TransitionNoveltyBatch(series)
+    forms = {
+        "records": TolerantNoveltyBatch(series),
+        "holes": TolerantNoveltyBatch(series, records=False),
+    }
+    fired = dict.fromkeys(["plain", *forms], 0)
+    for t in range(points):
+        x, ts = 100.0 + 3.0 * rng.standard_t(5, series), np.full(series, float(t))
+        fired["plain"] += int((plain.score_learn_many(x, ts) >= plain.threshold).sum())
+        for key, batch in forms.items():
+            fired[key] += int((batch.score_learn_many(x, ts) >= batch.threshold).sum())
+    assert fired["plain"] >= 20
+    assert fired["holes"] < fired["records"]
+    assert fired["records"] * 5 <= fired["plain"]
+
+
+def _known_history(seed: int, doubled: bool = False) -> list[float]:
+    """0 and 80 first (the warm-up's range: eight levels of 10), then noise around 15 (sd 1),
+    with one visit to 41 at point 500; ``doubled``, one to 100 at point 1,000 as well, which
+    doubles the span to 160 (levels of 20)."""
+    v = 15.0 + np.random.default_rng(seed).standard_normal(2000)
+    v[0], v[1], v[500] = 0.0, 80.0, 41.0
+    if doubled:
+        v[1000] = 100.0
+    return v.tolist()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_a_value_far_from_every_value_seen_is_new_though_its_level_is_known(seed: int) -> None:
+    """48 is in the level of 41 (40 to 50), reached from the noise's level as 41 was: every
+    level sequence ending at it is known. But no value seen comes within the tolerance (three
+    typical steps, about 3.4) of it, so it is as new as a never-seen level; 43 is not."""
+    threshold = TolerantNovelty.threshold
+    for records in (True, False):
+        d = TolerantNovelty(records=records)
+        _feed(d, _known_history(seed))  # type: ignore[arg-type]
+        assert d.score_one(48.0, 2000.0) >= threshold
+        assert d.score_one(43.0, 2000.0) == 0.0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_a_new_record_inside_the_range_is_new_only_with_records(seed: int) -> None:
+    """After 100 the span reaches 160: 112 is inside it and in the level of 100 (100 to 120),
+    but beyond every value seen by more than the tolerance. 42, seen as 41 before the span
+    doubled, is still known after it."""
+    threshold = TolerantNovelty.threshold
+    scores = {}
+    for records in (True, False):
+        d = TolerantNovelty(records=records)
+        _feed(d, _known_history(seed, doubled=True))  # type: ignore[arg-type]
+        scores[records] = d.score_one(112.0, 2000.0)
+        assert d.score_one(42.0, 2000.0) == 0.0
+    assert scores[True] >= threshold
+    assert scores[False] == 0.0
+
+
+@pytest.mark.parametrize("up", [True, False])
+def test_doubling_the_span_keeps_each_fine_value_seen(up: bool) -> None:
+    """A value's fine level, carried to the doubled span, is the level it has in that span."""
+    rng = np.random.default_rng(8)
+    lo, span = 3.0, 10.0
+    for steps in (1, 2, 3):
+        new_lo = lo if up else lo - span * (2.0**steps - 1.0)
+        for x in rng.uniform(lo, lo + span, 200):
+            before = np.uint64(1) << np.uint64(_fine(x, lo, span))
+            after = np.uint64(1) << np.uint64(_fine(x, new_lo, span * 2.0**steps))
+            assert _carry_fine(before, steps, up) == after, (x, steps)
 
 
 def _staircase(order: list[float], dwell: int, cycles: int) -> list[float]:
@@ -230,11 +307,11 @@ def test_bad_tolerant_parameters_are_rejected(params: dict[str, object]) -> None
 
 
 def test_tolerant_state_is_small() -> None:
-    """Three memories (the points and two block scales) of 139 bytes, the blocks and the rest:
+    """Three memories (the points and two block scales) of 131 bytes, the blocks and the rest:
     under half the 1 KB a series may cost the worker."""
-    assert sum(v[0].nbytes for v in TolerantNoveltyBatch(1).arrays().values()) <= 480
+    assert sum(v[0].nbytes for v in TolerantNoveltyBatch(1).arrays().values()) <= 420
     alone = TolerantNoveltyBatch(1, scales=())
-    assert sum(v[0].nbytes for v in alone.arrays().values()) <= 180
+    assert sum(v[0].nbytes for v in alone.arrays().values()) <= 135
 
 
 @pytest.mark.parametrize("cls", [TransitionNovelty, TolerantNovelty])
