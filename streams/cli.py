@@ -219,6 +219,9 @@ def parser() -> argparse.ArgumentParser:
     nab.add_argument("--root", default="../shared/nab", help="NAB corpus (data, labels, config)")
     nab.add_argument("--detector", action="append", default=[], help="only these (repeatable)")
     nab.add_argument(
+        "--detector-params", default="{}", help="parameters (JSON) every detector run takes"
+    )
+    nab.add_argument(
         "--no-baseline",
         dest="baseline",
         action="store_false",

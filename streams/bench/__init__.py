@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 from pathlib import Path
@@ -19,6 +20,19 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version()}
+
+
+def detector_params(text: str, names: list[str]) -> dict[str, Any]:
+    """``--detector-params``: a JSON object every detector in ``names`` accepts (checked as the
+    worker checks ``WARROOM_DETECTOR_PARAMS``); ``ValueError`` says what is wrong."""
+    from detectors.registry import make_batch
+
+    params = json.loads(text)  # a JSONDecodeError is a ValueError
+    if not isinstance(params, dict):
+        raise ValueError("--detector-params must be a JSON object")
+    for name in names:
+        make_batch(name, 1, **params)
+    return params
 
 
 def machine_line(figures: dict[str, Any]) -> str:

@@ -19,7 +19,7 @@ from detectors.nab import LabelledFile, profiles_from_config, score_corpus, wind
 from detectors.policy import ThresholdPolicy
 from detectors.registry import DEFAULT_DETECTOR, DETECTORS, make_batch
 from streams.backtest import parse_time
-from streams.bench import machine, machine_line
+from streams.bench import detector_params, machine, machine_line
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,9 @@ def load_corpus(root: Path) -> list[Series]:
     return out
 
 
-def run_detector(name: str, corpus: list[Series]) -> tuple[list[NDArray[np.float64]], float]:
+def run_detector(
+    name: str, corpus: list[Series], params: dict[str, Any] | None = None
+) -> tuple[list[NDArray[np.float64]], float]:
     """Score every file as one batch of series stepping row by row; returns scores, seconds."""
     n = len(corpus)
     length = max(s.file.n_rows for s in corpus)
@@ -73,7 +75,7 @@ def run_detector(name: str, corpus: list[Series]) -> tuple[list[NDArray[np.float
         k = s.file.n_rows
         values[:k, j], stamps[:k, j], active[:k, j] = s.values, s.ts, True
     scores = np.zeros((length, n))
-    batch = make_batch(name, n)
+    batch = make_batch(name, n, **(params or {}))
     started = time.perf_counter()
     for i in range(length):
         scores[i] = batch.score_many(values[i], stamps[i], active[i])
@@ -87,7 +89,12 @@ BATCH_SERIES = 1000
 BATCH_BUDGET_S = 3.0
 
 
-def batch_cost(name: str, corpus: list[Series], series: int = BATCH_SERIES) -> float:
+def batch_cost(
+    name: str,
+    corpus: list[Series],
+    series: int = BATCH_SERIES,
+    params: dict[str, Any] | None = None,
+) -> float:
     """Microseconds a point in batch mode: ``series`` series (the corpus files side by side,
     repeated) scored and learned one row at a time with ``score_learn_many``, as the worker's
     bank steps many series. Timed from row 200 (past every detector's compile and warm-up) for
@@ -96,7 +103,7 @@ def batch_cost(name: str, corpus: list[Series], series: int = BATCH_SERIES) -> f
     rows = min(length, 2200)
     values = np.stack([corpus[j % len(corpus)].values[:rows] for j in range(series)], axis=1)
     stamps = np.stack([corpus[j % len(corpus)].ts[:rows] for j in range(series)], axis=1)
-    batch = make_batch(name, series)
+    batch = make_batch(name, series, **(params or {}))
     for i in range(200):
         batch.score_learn_many(values[i], stamps[i])
     started, done = time.perf_counter(), 0
@@ -148,10 +155,10 @@ def worker_alerts(
     return out
 
 
-def state_bytes(name: str, corpus: list[Series]) -> int:
+def state_bytes(name: str, corpus: list[Series], params: dict[str, Any] | None = None) -> int:
     """Bytes of one series' ``to_state`` JSON after it has learned a corpus file."""
     longest = max(corpus, key=lambda s: s.file.n_rows)
-    batch = make_batch(name, 1)
+    batch = make_batch(name, 1, **(params or {}))
     for v, t in zip(longest.values[:2000], longest.ts[:2000], strict=True):
         batch.score_many(np.array([v]), np.array([t]))
         batch.learn_many(np.array([v]), np.array([t]))
@@ -173,6 +180,11 @@ def main(args: argparse.Namespace) -> int:
     unknown = [d for d in names if d not in DETECTORS]
     if unknown:
         print(f"warroom bench nab: unknown detector(s) {', '.join(unknown)}", file=sys.stderr)
+        return 2
+    try:
+        params = detector_params(args.detector_params, names)
+    except ValueError as exc:
+        print(f"warroom bench nab: {exc}", file=sys.stderr)
         return 2
     points = sum(s.file.n_rows for s in corpus)
     print(f"NAB corpus: {len(corpus)} files, {points} points, root {root}")
@@ -210,7 +222,7 @@ def main(args: argparse.Namespace) -> int:
             flush=True,
         )
     for name in names:
-        scores, elapsed = run_detector(name, corpus)
+        scores, elapsed = run_detector(name, corpus, params)
         results = {p.name: score_corpus(files, scores, p) for p in profiles}
         standard = next((p for p in profiles if p.name == "standard"), profiles[0])
         std = results[standard.name]
@@ -218,9 +230,9 @@ def main(args: argparse.Namespace) -> int:
         # would pick.
         alerts = worker_alerts(name, corpus, scores)
         at = score_corpus([s.file for s in corpus], alerts, standard, 0.5)
-        size = state_bytes(name, corpus)
+        size = state_bytes(name, corpus, params)
         us = 1e6 * elapsed / points
-        batch_us = batch_cost(name, corpus)
+        batch_us = batch_cost(name, corpus, params=params)
         figures[name] = {
             "default": name == DEFAULT_DETECTOR,
             **{f"score_{k}": round(r.score, 2) for k, r in results.items()},
@@ -251,7 +263,13 @@ def main(args: argparse.Namespace) -> int:
             f"{us:>7.2f} {batch_us:>8.3f} {size:>8}",
             flush=True,
         )
-    summary = {"files": len(corpus), "points": points, "machine": host, "detectors": figures}
+    summary = {
+        "files": len(corpus),
+        "points": points,
+        "machine": host,
+        "detector_params": params,
+        "detectors": figures,
+    }
     if args.baseline:
         summary["baseline_river_hst"] = baseline
     print(json.dumps(summary))

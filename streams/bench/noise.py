@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -21,15 +22,22 @@ from numpy.typing import NDArray
 from detectors import SeriesBank
 from detectors.registry import DEFAULT_DETECTOR, DETECTORS
 from detectors.vector import OneSeries
-from streams.bench import machine, machine_line
+from streams.bench import detector_params, machine, machine_line
 
 KINDS = ("gaussian", "student_t5")
 
 
-def alerts(detector: str, kind: str, series: int, points: int, seed: int) -> NDArray[np.int64]:
+def alerts(
+    detector: str,
+    kind: str,
+    series: int,
+    points: int,
+    seed: int,
+    params: dict[str, Any] | None = None,
+) -> NDArray[np.int64]:
     """Alerts fired at each time step over ``series`` series of ``points`` points of noise
     around 100, sd 3."""
-    bank = SeriesBank(detector)
+    bank = SeriesBank(detector, params)
     rng = np.random.default_rng(seed)
     ids = [f"noise|s{i}" for i in range(series)]
     fired = np.zeros(points, dtype=np.int64)
@@ -56,6 +64,11 @@ def main(args: argparse.Namespace) -> int:
     if unknown:
         print(f"warroom bench noise: unknown detector(s) {', '.join(unknown)}")
         return 2
+    try:
+        params = detector_params(args.detector_params, names)
+    except ValueError as exc:
+        print(f"warroom bench noise: {exc}")
+        return 2
     total = args.series * args.points
     print(f"noise: {args.series} series x {args.points} points per kind, seed {args.seed}")
     print(machine_line(host := machine()))
@@ -66,7 +79,7 @@ def main(args: argparse.Namespace) -> int:
     quarter = args.points - args.points * 3 // 4
     for name in names:
         started = time.perf_counter()
-        fired = {k: alerts(name, k, args.series, args.points, args.seed) for k in KINDS}
+        fired = {k: alerts(name, k, args.series, args.points, args.seed, params) for k in KINDS}
         elapsed = time.perf_counter() - started
         per_million = {k: 1e6 * float(f.sum()) / total for k, f in fired.items()}
         per_million |= {
@@ -78,7 +91,8 @@ def main(args: argparse.Namespace) -> int:
         print(f"{label:<{width}} " + " ".join(f"{per_million[k]:>17.1f}" for k in columns)
               + f" {elapsed:>7.1f}", flush=True)  # fmt: skip
     print(json.dumps({"series": args.series, "points": args.points, "seed": args.seed,
-                      "machine": host, "alerts_per_million_points": figures}))  # fmt: skip
+                      "machine": host, "detector_params": params,
+                      "alerts_per_million_points": figures}))  # fmt: skip
     return 0
 
 
@@ -87,3 +101,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--points", type=int, default=5000, help="points per series")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--detector", action="append", default=[], help="only these (repeatable)")
+    parser.add_argument(
+        "--detector-params", default="{}", help="parameters (JSON) every detector run takes"
+    )

@@ -46,7 +46,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from detectors.registry import DEFAULT_DETECTOR, make_batch
-from streams.bench import machine
+from streams.bench import detector_params, machine
 from streams.kafka_local import LocalBroker, free_port
 from streams.settings import TopicNames
 
@@ -756,11 +756,8 @@ def main(args: argparse.Namespace) -> int:
         print("warroom bench throughput: --workers must be at least 1", file=sys.stderr)
         return 2
     try:
-        params = json.loads(args.detector_params)
-        if not isinstance(params, dict):
-            raise ValueError("--detector-params must be a JSON object")
-        make_batch(args.detector, 1, **params)
-    except ValueError as exc:  # JSON errors too
+        params = detector_params(args.detector_params, [args.detector])
+    except ValueError as exc:
         print(f"warroom bench throughput: {exc}", file=sys.stderr)
         return 2
     args.detector_params = params  # checked, and parsed once for every phase

@@ -31,7 +31,9 @@ def test_scores_the_corpus_at_the_optimum_and_as_the_worker_decides(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _corpus(tmp_path)
-    args = argparse.Namespace(root=str(tmp_path), detector=["tolerant_novelty"], baseline=True)
+    args = argparse.Namespace(
+        root=str(tmp_path), detector=["tolerant_novelty"], detector_params="{}", baseline=True
+    )
     assert main(args) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
@@ -63,5 +65,41 @@ def test_the_worker_column_counts_episode_starts_not_their_reminders() -> None:
 def test_a_root_without_labels_is_a_clear_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(argparse.Namespace(root=str(tmp_path), detector=[], baseline=True)) == 2
+    args = argparse.Namespace(root=str(tmp_path), detector=[], detector_params="{}", baseline=True)
+    assert main(args) == 2
     assert str(tmp_path) in capsys.readouterr().err
+
+
+def test_detector_params_reach_every_measurement(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _corpus(tmp_path)
+    sizes = {}
+    for params in ("{}", '{"scales": []}'):
+        args = argparse.Namespace(
+            root=str(tmp_path), detector=["tolerant_novelty"], detector_params=params,
+            baseline=False,
+        )  # fmt: skip
+        assert main(args) == 0
+        summary = json.loads(capsys.readouterr().out.splitlines()[-1])
+        assert summary["detector_params"] == json.loads(params)
+        sizes[params] = summary["detectors"]["tolerant_novelty"]["state_json_bytes"]
+    # One memory instead of three: the state measured is the configured detector's.
+    assert sizes['{"scales": []}'] * 2 < sizes["{}"]
+
+
+@pytest.mark.parametrize(
+    ("params", "problem"),
+    [('{"scales": 4}', "scales"), ('{"nope": 1}', "nope"), ("[1]", "JSON object"), ("{", "")],
+)
+def test_bad_detector_params_are_refused_before_any_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], params: str, problem: str
+) -> None:
+    _corpus(tmp_path)
+    args = argparse.Namespace(
+        root=str(tmp_path), detector=["tolerant_novelty"], detector_params=params, baseline=True
+    )
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    assert problem in captured.err and "warroom bench nab" in captured.err
+    assert "NAB corpus" not in captured.out
