@@ -10,8 +10,10 @@ import numpy as np
 
 from detectors.base import check_version
 
-# 1.4826 * MAD estimates the standard deviation of normally distributed data.
+# 1.4826 * MAD estimates the standard deviation of normally distributed data, as does
+# 1.2533 * the mean absolute deviation from the median (sqrt(pi / 2)).
 _MAD_TO_SIGMA = 1.4826
+_MEAN_AD_TO_SIGMA = 1.2533
 
 
 class MedianMad:
@@ -21,6 +23,11 @@ class MedianMad:
     probability mass of a normal distribution within ``z`` sigmas. ``min_scale`` floors the
     scale so that a perfectly flat series does not make every wiggle infinitely anomalous;
     it is relative to the median's magnitude (``rel_floor``) plus an absolute ``abs_floor``.
+
+    When more than half the window holds one value (a count that is mostly 0, a gauge that
+    mostly sits still), the MAD is 0 and every other value would be infinitely far. The scale
+    is then the mean absolute deviation from the median, as in Iglewicz and Hoaglin's modified
+    z-score: a count that is 1 two times in five is not an outlier at 1, but is at 10.
 
     >>> d = MedianMad(window=20, warmup=10)
     >>> for i in range(30):
@@ -60,9 +67,10 @@ class MedianMad:
         """The current (median, sigma estimate) of the window."""
         arr = np.fromiter(self._values, dtype=np.float64, count=len(self._values))
         med = float(np.median(arr))
-        mad = float(np.median(np.abs(arr - med)))
-        scale = max(_MAD_TO_SIGMA * mad, self.rel_floor * abs(med), self.abs_floor)
-        return med, scale
+        deviations = np.abs(arr - med)
+        mad = float(np.median(deviations))
+        spread = _MAD_TO_SIGMA * mad if mad > 0.0 else _MEAN_AD_TO_SIGMA * float(deviations.mean())
+        return med, max(spread, self.rel_floor * abs(med), self.abs_floor)
 
     def score_one(self, value: float, ts: float) -> float:
         if not self.warmed_up:
