@@ -324,12 +324,13 @@ def _observe(
                     step[r] += max(step_alpha, 1.0 / count[r]) * (size - step[r])
                 prev[r] = x
             count[r] += 1
-            if count[r] == warmup and grids > 1:
-                # The grids' shifts: fixed fractions of the warm-up range's level width.
-                shift[r] = span[r] / LEVELS / grids
-            if count[r] == warmup and tolerance > 0.0:
-                # The warm-up's lowest and highest values are values seen.
-                fine[r] |= np.uint64(1) | np.uint64(1) << np.uint64(FINE - 1)
+            if count[r] == warmup:
+                if grids > 1:
+                    # The grids' shifts: fixed fractions of the warm-up range's level width.
+                    shift[r] = span[r] / LEVELS / grids
+                if tolerance > 0.0:
+                    # The warm-up's lowest and highest values are values seen.
+                    fine[r] |= np.uint64(1) | np.uint64(1) << np.uint64(FINE - 1)
         if stride > 1:
             q = rested[rows[i]]
             if q > 0:

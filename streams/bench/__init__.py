@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -20,6 +21,15 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version()}
+
+
+def add_detector_params(parser: argparse.ArgumentParser) -> None:
+    """The ``--detector-params`` option, parsed by ``detector_params``."""
+    parser.add_argument(
+        "--detector-params",
+        default="{}",
+        help="the detectors' parameters (JSON), as WARROOM_DETECTOR_PARAMS",
+    )
 
 
 def detector_params(text: str, names: list[str]) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 from detectors import SeriesBank
 from detectors.registry import DEFAULT_DETECTOR, DETECTORS
 from detectors.vector import OneSeries
-from streams.bench import detector_params, machine, machine_line
+from streams.bench import add_detector_params, detector_params, machine, machine_line
 
 KINDS = ("gaussian", "student_t5")
 
@@ -101,6 +101,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--points", type=int, default=5000, help="points per series")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--detector", action="append", default=[], help="only these (repeatable)")
-    parser.add_argument(
-        "--detector-params", default="{}", help="parameters (JSON) every detector run takes"
-    )
+    add_detector_params(parser)

@@ -46,7 +46,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from detectors.registry import DEFAULT_DETECTOR, make_batch
-from streams.bench import detector_params, machine
+from streams.bench import add_detector_params, detector_params, machine
 from streams.kafka_local import LocalBroker, free_port
 from streams.settings import TopicNames
 
@@ -794,6 +794,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--memory-series", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--memory-points", type=int, default=2, help="points per series")
     parser.add_argument("--detector", default=DEFAULT_DETECTOR, help="the workers' detector")
-    parser.add_argument(
-        "--detector-params", default="{}", help="its parameters (JSON), as WARROOM_DETECTOR_PARAMS"
-    )
+    add_detector_params(parser)
