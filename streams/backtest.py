@@ -6,9 +6,10 @@ The output is NAB's results format: ``timestamp,value,anomaly_score`` in input o
 from __future__ import annotations
 
 import csv
+import os
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from detectors.registry import DEFAULT_DETECTOR, make_detector, outside_domain
 
@@ -48,33 +49,59 @@ def parse_time(text: str) -> float:
 
 
 def run_backtest(src: Path, dst: Path, detector: str | None, param_pairs: list[str]) -> int:
-    """Score every row of ``src`` into ``dst``; returns the number of rows."""
+    """Score every row of ``src`` into ``dst``; returns the number of rows.
+
+    The output appears whole or not at all: it is written beside ``dst`` and moved into place
+    only once every row is scored, so a bad row leaves no partial file (and an earlier output
+    at ``dst`` untouched)."""
     name = detector or DEFAULT_DETECTOR
     try:
         model = make_detector(name, **parse_params(param_pairs))
     except ValueError as exc:
         raise BacktestError(str(exc)) from None
     try:
-        fin = src.open(newline="")
+        # utf-8-sig: a spreadsheet's byte-order mark is not part of the first column's name.
+        fin = src.open(newline="", encoding="utf-8-sig")
     except OSError as exc:
         raise BacktestError(f"{src}: {exc.strerror}") from None
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+    try:
+        fout = tmp.open("w", newline="")
+    except OSError as exc:
+        fin.close()
+        raise BacktestError(f"{dst}: {exc.strerror}") from None
+    try:
+        with fin, fout:
+            rows = _score_rows(src, fin, fout, name, model)
+        os.replace(tmp, dst)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return rows
+
+
+def _score_rows(src: Path, fin: TextIO, fout: TextIO, name: str, model: Any) -> int:
+    reader = csv.DictReader(fin)
+    if reader.fieldnames is None or not {"timestamp", "value"} <= set(reader.fieldnames):
+        raise BacktestError(f"{src}: expected a header with 'timestamp' and 'value' columns")
+    writer = csv.writer(fout)
+    writer.writerow(["timestamp", "value", "anomaly_score"])
     rows = 0
-    with fin, dst.open("w", newline="") as fout:
-        reader = csv.DictReader(fin)
-        if reader.fieldnames is None or not {"timestamp", "value"} <= set(reader.fieldnames):
-            raise BacktestError(f"{src}: expected a header with 'timestamp' and 'value' columns")
-        writer = csv.writer(fout)
-        writer.writerow(["timestamp", "value", "anomaly_score"])
-        for line, row in enumerate(reader, start=2):
-            try:
-                ts, value = parse_time(row["timestamp"]), float(row["value"])
-            except (TypeError, ValueError):
-                raise BacktestError(f"{src}:{line}: bad timestamp or value") from None
-            refused = outside_domain(name, value)
-            if refused:
-                raise BacktestError(f"{src}:{line}: {refused}")
-            score = model.score_one(value, ts)
-            model.learn_one(value, ts)
-            writer.writerow([row["timestamp"], row["value"], f"{score:.6f}"])
-            rows += 1
+    for line, row in enumerate(reader, start=2):
+        stamp, text = row["timestamp"], row["value"]
+        try:
+            ts = parse_time(stamp or "")
+        except ValueError:
+            raise BacktestError(f"{src}:{line}: bad timestamp {stamp!r}") from None
+        try:
+            value = float(text or "")
+        except ValueError:
+            raise BacktestError(f"{src}:{line}: bad value {text!r} (not a number)") from None
+        refused = outside_domain(name, value)
+        if refused:
+            raise BacktestError(f"{src}:{line}: {refused}")
+        score = model.score_one(value, ts)
+        model.learn_one(value, ts)
+        writer.writerow([stamp, text, f"{score:.6f}"])
+        rows += 1
     return rows

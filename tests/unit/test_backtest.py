@@ -36,7 +36,9 @@ def test_every_row_is_scored_in_input_order(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("rows", "args", "problem"),
     [
-        ([("1", "0.5"), ("2", "lots")], [], "in.csv:3: bad timestamp or value"),
+        ([("1", "0.5"), ("2", "lots")], [], "in.csv:3: bad value 'lots' (not a number)"),
+        ([("1", "0.5"), ("2", "")], [], "in.csv:3: bad value '' (not a number)"),
+        ([("1", "0.5"), ("yesterday", "1")], [], "in.csv:3: bad timestamp 'yesterday'"),
         ([("1", "0.01"), ("2", "12.5")], ["--detector", "slo_burn_rate"],
          "in.csv:3: value 12.5 is outside [0, 1], the values detector 'slo_burn_rate' accepts"),
         ([("1", "0.5")], ["--detector", "nope"], "unknown detector 'nope'"),
@@ -56,3 +58,44 @@ def test_bad_input_is_named_and_exits_2(
     err = capsys.readouterr().err
     assert err.startswith("warroom detect: ") and problem in err
     assert "Traceback" not in err
+
+
+def test_a_failed_run_leaves_no_partial_output_and_an_earlier_one_untouched(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out.csv"
+    good = _write(tmp_path / "good.csv", [("1", "0.5"), ("2", "0.6")])
+    assert main(["detect", "--input", str(good), "--output", str(out)]) == 0
+    before = out.read_bytes()
+    bad = _write(tmp_path / "bad.csv", [("1", "0.5")] * 50 + [("2", "lots")])
+    assert main(["detect", "--input", str(bad), "--output", str(out)]) == 2
+    assert out.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv", "good.csv", "out.csv"]
+    fresh = tmp_path / "fresh.csv"
+    assert main(["detect", "--input", str(bad), "--output", str(fresh)]) == 2
+    assert not fresh.exists()
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_an_output_that_cannot_be_written_is_named_and_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = _write(tmp_path / "in.csv", [("1", "0.5")])
+    out = tmp_path / "missing" / "o.csv"
+    assert main(["detect", "--input", str(src), "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"warroom detect: {out}: ") and "Traceback" not in err
+
+
+def test_a_byte_order_mark_before_the_header_is_not_part_of_a_column_name(
+    tmp_path: Path,
+) -> None:
+    src = tmp_path / "in.csv"
+    src.write_bytes("\ufefftimestamp,value\r\n1,0.5\r\n2,0.7\r\n".encode())
+    out = tmp_path / "o.csv"
+    assert main(["detect", "--input", str(src), "--output", str(out)]) == 0
+    with out.open(newline="") as f:
+        assert [(r["timestamp"], r["value"]) for r in csv.DictReader(f)] == [
+            ("1", "0.5"),
+            ("2", "0.7"),
+        ]
