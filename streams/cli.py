@@ -10,6 +10,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from schemas import format_errors
+from streams.bench import positive_float
 
 
 def _settings() -> object:
@@ -180,7 +181,7 @@ def parser() -> argparse.ArgumentParser:
     worker.set_defaults(func=_worker)
 
     demo = sub.add_parser("demo", help="broker, worker, generator and responders, end to end")
-    demo.add_argument("--duration", type=float, default=90.0, help="seconds at most")
+    demo.add_argument("--duration", type=positive_float, default=90.0, help="seconds at most")
     demo.set_defaults(func=_demo)
 
     config = sub.add_parser("config", help="configuration")

@@ -22,7 +22,13 @@ from numpy.typing import NDArray
 from detectors import SeriesBank
 from detectors.registry import DEFAULT_DETECTOR, DETECTORS
 from detectors.vector import OneSeries
-from streams.bench import add_detector_params, detector_params, machine, machine_line
+from streams.bench import (
+    add_detector_params,
+    detector_params,
+    machine,
+    machine_line,
+    positive_int,
+)
 
 KINDS = ("gaussian", "student_t5")
 
@@ -97,8 +103,8 @@ def main(args: argparse.Namespace) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--series", type=int, default=200)
-    parser.add_argument("--points", type=int, default=5000, help="points per series")
+    parser.add_argument("--series", type=positive_int, default=200)
+    parser.add_argument("--points", type=positive_int, default=5000, help="points per series")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--detector", action="append", default=[], help="only these (repeatable)")
     add_detector_params(parser)

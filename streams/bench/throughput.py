@@ -46,7 +46,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from detectors.registry import DEFAULT_DETECTOR, make_batch
-from streams.bench import add_detector_params, detector_params, machine
+from streams.bench import (
+    add_detector_params,
+    detector_params,
+    machine,
+    positive_float,
+    positive_int,
+)
 from streams.kafka_local import LocalBroker, free_port
 from streams.settings import TopicNames
 
@@ -752,9 +758,6 @@ def print_table(report: dict[str, Any], out: dict[str, Any]) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Run the benchmark; the last output line is one JSON object with the figures."""
-    if args.workers < 1:
-        print("warroom bench throughput: --workers must be at least 1", file=sys.stderr)
-        return 2
     try:
         params = detector_params(args.detector_params, [args.detector])
     except ValueError as exc:
@@ -782,16 +785,23 @@ def main(args: argparse.Namespace) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--points", type=int, default=200_000, help="points (B=1 runs a tenth)")
-    parser.add_argument("--series", type=int, default=1_000, help="series K")
-    parser.add_argument("--batch", type=int, default=100, help="points per message B")
     parser.add_argument(
-        "--workers", type=int, default=1, help="then N workers in one group on the same points"
+        "--points", type=positive_int, default=200_000, help="points (B=1 runs a tenth)"
     )
-    parser.add_argument("--rate", type=float, default=10_000, help="offered points/s (latency)")
-    parser.add_argument("--latency-series", type=int, default=1_000)
-    parser.add_argument("--latency-duration", type=float, default=30.0, help="seconds")
-    parser.add_argument("--memory-series", type=int, nargs="+", default=[10_000, 100_000])
-    parser.add_argument("--memory-points", type=int, default=2, help="points per series")
+    parser.add_argument("--series", type=positive_int, default=1_000, help="series K")
+    parser.add_argument("--batch", type=positive_int, default=100, help="points per message B")
+    parser.add_argument(
+        "--workers",
+        type=positive_int,
+        default=1,
+        help="then N workers in one group on the same points",
+    )
+    parser.add_argument(
+        "--rate", type=positive_float, default=10_000, help="offered points/s (latency)"
+    )
+    parser.add_argument("--latency-series", type=positive_int, default=1_000)
+    parser.add_argument("--latency-duration", type=positive_float, default=30.0, help="seconds")
+    parser.add_argument("--memory-series", type=positive_int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--memory-points", type=positive_int, default=2, help="points per series")
     parser.add_argument("--detector", default=DEFAULT_DETECTOR, help="the workers' detector")
     add_detector_params(parser)
