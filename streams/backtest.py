@@ -6,6 +6,7 @@ The output is NAB's results format: ``timestamp,value,anomaly_score`` in input o
 from __future__ import annotations
 
 import csv
+import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,20 +20,17 @@ class BacktestError(ValueError):
 
 
 def parse_params(pairs: list[str]) -> dict[str, Any]:
-    """``K=V`` pairs; values are read as int, then float, then kept as text."""
+    """``K=V`` pairs; a value is read as JSON where it is JSON (a number, ``true``, a list such
+    as ``[4,16]``) and kept as text otherwise; the detector's parameter types decide the rest."""
     params: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key:
             raise BacktestError(f"--param {pair!r}: expected K=V")
-        value: Any = raw
-        for cast in (int, float):
-            try:
-                value = cast(raw)
-                break
-            except ValueError:
-                continue
-        params[key] = value
+        try:
+            params[key] = json.loads(raw)
+        except ValueError:
+            params[key] = raw
     return params
 
 

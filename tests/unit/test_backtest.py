@@ -99,3 +99,28 @@ def test_a_byte_order_mark_before_the_header_is_not_part_of_a_column_name(
             ("1", "0.5"),
             ("2", "0.7"),
         ]
+
+
+def test_a_param_value_is_read_as_json_so_lists_and_booleans_reach_the_detector(
+    tmp_path: Path,
+) -> None:
+    from detectors.transition import TolerantNovelty
+
+    values = [10.0 + (i * 7 % 5) for i in range(400)] + [12.2] * 40 + [10.0] * 60
+    src = _write(tmp_path / "in.csv", [(str(i), f"{v}") for i, v in enumerate(values)])
+    params = {"scales": (), "records": False}
+    out = tmp_path / "o.csv"
+    args = ["--param", "scales=[]", "--param", "records=false"]
+    assert main(["detect", "--input", str(src), "--output", str(out), *args]) == 0
+    with out.open(newline="") as f:
+        got = [float(r["anomaly_score"]) for r in csv.DictReader(f)]
+
+    def scores(model: TolerantNovelty) -> list[float]:
+        out = []
+        for i, v in enumerate(values):
+            out.append(round(model.score_one(v, float(i)), 6))
+            model.learn_one(v, float(i))
+        return out
+
+    assert got == scores(TolerantNovelty(**params))
+    assert got != scores(TolerantNovelty())  # the parameters made a difference
