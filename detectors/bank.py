@@ -26,7 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from detectors.policy import Decision, ThresholdPolicy
-from detectors.registry import DETECTORS, LoopBatch, make_batch
+from detectors.registry import DETECTORS, LoopBatch, checked_params, make_batch
 from detectors.vector import Floats, pack, unpack
 from schemas import Detection
 
@@ -57,6 +57,21 @@ _OWN: dict[str, tuple[type[Any], float]] = {
 }
 
 
+def recommended_policy(
+    detector: str, overrides: Mapping[str, Any] | None = None
+) -> ThresholdPolicy:
+    """The decision policy the worker gives ``detector``'s series: the detector's recommended
+    threshold and for-duration, then ``overrides`` (a detector rule's ``policy``)."""
+    cls = DETECTORS[detector]
+    recommended = {
+        "threshold": getattr(cls, "threshold", 0.9999),
+        "for_points": getattr(cls, "for_points", 2),
+    }
+    return ThresholdPolicy(
+        **{**recommended, **checked_params(ThresholdPolicy, overrides or {}, "policy")}
+    )
+
+
 class SeriesBank:
     """The series of one partition: ids to rows, and every row's state in arrays."""
 
@@ -75,12 +90,7 @@ class SeriesBank:
     ) -> None:
         detector_params, policy_params = dict(detector_params or {}), dict(policy_params or {})
         self.detector = make_batch(detector, capacity, **detector_params)
-        cls = DETECTORS[detector]
-        recommended = {
-            "threshold": getattr(cls, "threshold", 0.9999),
-            "for_points": getattr(cls, "for_points", 2),
-        }
-        self.policy = ThresholdPolicy(**{**recommended, **policy_params})
+        self.policy = recommended_policy(detector, policy_params)
         self.config = {
             "detector": detector,
             "detector_params": detector_params,

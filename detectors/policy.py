@@ -48,6 +48,12 @@ class ThresholdPolicy:
             raise ValueError("threshold must be in (0, 1]")
         if for_points < 1 or clear_points < 1:
             raise ValueError("for_points and clear_points must be at least 1")
+        if clear_threshold is not None and not 0.0 <= clear_threshold <= threshold:
+            raise ValueError("clear_threshold must be between 0 and threshold (hysteresis)")
+        if repeat_s <= 0.0:
+            raise ValueError("repeat_s must be above 0")
+        if not 0.0 < critical_score <= 1.0:
+            raise ValueError("critical_score must be in (0, 1]")
         self.threshold = threshold
         self.for_points = for_points
         self.clear_threshold = threshold if clear_threshold is None else clear_threshold

@@ -84,7 +84,7 @@ def make_detector(name: str = DEFAULT_DETECTOR, **params: Any) -> Detector:
     except KeyError:
         known = ", ".join(sorted(DETECTORS))
         raise ValueError(f"unknown detector {name!r}; known: {known}") from None
-    params = _checked(DETECTORS[name], params)
+    params = checked_params(DETECTORS[name], params)
     try:
         return cls(**params)
     except TypeError as exc:
@@ -164,7 +164,7 @@ def make_batch(name: str, n: int, **params: Any) -> BatchDetector:
         known = ", ".join(sorted(DETECTORS))
         raise ValueError(f"unknown detector {name!r}; known: {known}")
     cls = DETECTORS[name]
-    params = _checked(cls, params)
+    params = checked_params(cls, params)
     try:
         if issubclass(cls, OneSeries):
             return cls.batch_cls(n, **params)
@@ -173,9 +173,12 @@ def make_batch(name: str, n: int, **params: Any) -> BatchDetector:
         raise ValueError(f"bad parameters: {exc}") from None
 
 
-def _checked(cls: type[Any], params: Mapping[str, Any]) -> dict[str, Any]:
-    """``params`` validated against the detector's constructor: only those given (the defaults
-    stay the constructor's own), converted where pydantic's lax mode converts (``"12"`` to 12)."""
+def checked_params(
+    cls: type[Any], params: Mapping[str, Any], what: str = "parameters"
+) -> dict[str, Any]:
+    """``params`` validated against ``cls``'s constructor (a detector's, or a decision
+    policy's): only those given (the defaults stay the constructor's own), converted where
+    pydantic's lax mode converts (``"12"`` to 12); ``ValueError`` names each field at fault."""
     target: type[Any] = cls.batch_cls if issubclass(cls, OneSeries) else cls
     try:
         checked = _parameters(target).model_validate(dict(params))
@@ -183,7 +186,7 @@ def _checked(cls: type[Any], params: Mapping[str, Any]) -> dict[str, Any]:
         problems = "; ".join(
             f"{'.'.join(map(str, e['loc'])) or '(params)'}: {e['msg']}" for e in exc.errors()
         )
-        raise ValueError(f"bad parameters: {problems}") from None
+        raise ValueError(f"bad {what}: {problems}") from None
     return {k: getattr(checked, k) for k in params}
 
 

@@ -1,6 +1,8 @@
 """``warroom detect``: score a ``timestamp,value`` CSV offline, one output row per input row.
 
-The output is NAB's results format: ``timestamp,value,anomaly_score`` in input order.
+The output is NAB's results format: ``timestamp,value,anomaly_score`` in input order. With
+alerts asked for, an ``alert`` column says where the worker's decision policy would have
+started an episode (1), which is what would have opened or joined an incident and paged.
 """
 
 from __future__ import annotations
@@ -8,10 +10,13 @@ from __future__ import annotations
 import csv
 import json
 import os
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from detectors.bank import recommended_policy
+from detectors.policy import ThresholdPolicy
 from detectors.registry import DEFAULT_DETECTOR, make_detector, outside_domain
 
 
@@ -46,8 +51,25 @@ def parse_time(text: str) -> float:
     return parsed.timestamp()
 
 
-def run_backtest(src: Path, dst: Path, detector: str | None, param_pairs: list[str]) -> int:
-    """Score every row of ``src`` into ``dst``; returns the number of rows.
+@dataclass(frozen=True)
+class BacktestResult:
+    """Rows scored; with alerts asked for, the episodes the policy started and the policy."""
+
+    rows: int
+    alerts: int | None = None
+    policy: dict[str, Any] | None = None
+
+
+def run_backtest(
+    src: Path,
+    dst: Path,
+    detector: str | None,
+    param_pairs: list[str],
+    policy_pairs: list[str] | None = None,
+    alerts: bool = False,
+) -> BacktestResult:
+    """Score every row of ``src`` into ``dst``. With ``alerts`` (or any ``policy_pairs``, a
+    detector rule's ``policy`` as ``K=V``), also decide each score with the worker's policy.
 
     The output appears whole or not at all: it is written beside ``dst`` and moved into place
     only once every row is scored, so a bad row leaves no partial file (and an earlier output
@@ -57,6 +79,12 @@ def run_backtest(src: Path, dst: Path, detector: str | None, param_pairs: list[s
         model = make_detector(name, **parse_params(param_pairs))
     except ValueError as exc:
         raise BacktestError(str(exc)) from None
+    policy: ThresholdPolicy | None = None
+    if alerts or policy_pairs:
+        try:
+            policy = recommended_policy(name, parse_params(policy_pairs or []))
+        except ValueError as exc:
+            raise BacktestError(str(exc)) from None
     try:
         # utf-8-sig: a spreadsheet's byte-order mark is not part of the first column's name.
         fin = src.open(newline="", encoding="utf-8-sig")
@@ -70,21 +98,25 @@ def run_backtest(src: Path, dst: Path, detector: str | None, param_pairs: list[s
         raise BacktestError(f"{dst}: {exc.strerror}") from None
     try:
         with fin, fout:
-            rows = _score_rows(src, fin, fout, name, model)
+            rows, fired = _score_rows(src, fin, fout, name, model, policy)
         os.replace(tmp, dst)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return rows
+    if policy is None:
+        return BacktestResult(rows)
+    return BacktestResult(rows, fired, policy.to_state()["params"])
 
 
-def _score_rows(src: Path, fin: TextIO, fout: TextIO, name: str, model: Any) -> int:
+def _score_rows(
+    src: Path, fin: TextIO, fout: TextIO, name: str, model: Any, policy: ThresholdPolicy | None
+) -> tuple[int, int]:
     reader = csv.DictReader(fin)
     if reader.fieldnames is None or not {"timestamp", "value"} <= set(reader.fieldnames):
         raise BacktestError(f"{src}: expected a header with 'timestamp' and 'value' columns")
     writer = csv.writer(fout)
-    writer.writerow(["timestamp", "value", "anomaly_score"])
-    rows = 0
+    writer.writerow(["timestamp", "value", "anomaly_score", *(["alert"] if policy else [])])
+    rows = fired = 0
     for line, row in enumerate(reader, start=2):
         stamp, text = row["timestamp"], row["value"]
         try:
@@ -100,6 +132,13 @@ def _score_rows(src: Path, fin: TextIO, fout: TextIO, name: str, model: Any) -> 
             raise BacktestError(f"{src}:{line}: {refused}")
         score = model.score_one(value, ts)
         model.learn_one(value, ts)
-        writer.writerow([stamp, text, f"{score:.6f}"])
+        out = [stamp, text, f"{score:.6f}"]
+        if policy is not None:
+            # Reminders while an episode lasts join its incident: only a start is an alert.
+            decision = policy.decide(score, ts)
+            alert = decision is not None and not decision.repeat
+            fired += alert
+            out.append("1" if alert else "0")
+        writer.writerow(out)
         rows += 1
-    return rows
+    return rows, fired

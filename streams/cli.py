@@ -96,11 +96,17 @@ def _detect(args: argparse.Namespace) -> int:
     from streams.backtest import BacktestError, run_backtest
 
     try:
-        rows = run_backtest(Path(args.input), Path(args.output), args.detector, args.param)
+        result = run_backtest(
+            Path(args.input), Path(args.output), args.detector, args.param, args.policy, args.alerts
+        )
     except BacktestError as exc:
         print(f"warroom detect: {exc}", file=sys.stderr)
         return 2
-    print(f"scored {rows} rows -> {args.output}", file=sys.stderr)
+    print(f"scored {result.rows} rows -> {args.output}", file=sys.stderr)
+    if result.policy is not None:
+        settings = ", ".join(f"{k} {v}" for k, v in result.policy.items())
+        print(f"{result.alerts} alerts (episodes started) under the policy: {settings}",
+              file=sys.stderr)  # fmt: skip
     return 0
 
 
@@ -212,6 +218,18 @@ def parser() -> argparse.ArgumentParser:
     detect.add_argument("--output", required=True)
     detect.add_argument("--detector", default=None)
     detect.add_argument("--param", action="append", default=[], metavar="K=V")
+    detect.add_argument(
+        "--alerts",
+        action="store_true",
+        help="add an alert column: 1 where the worker's policy would start an episode",
+    )
+    detect.add_argument(
+        "--policy",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="a decision policy setting, as a detector rule's policy (implies --alerts)",
+    )
     detect.set_defaults(func=_detect)
 
     bench = sub.add_parser("bench", help="benchmarks that print figures")

@@ -14,9 +14,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from detectors.bank import SeriesBank
+from detectors.bank import recommended_policy
 from detectors.nab import LabelledFile, profiles_from_config, score_corpus, window_rows
-from detectors.policy import ThresholdPolicy
 from detectors.registry import DEFAULT_DETECTOR, DETECTORS, make_batch
 from streams.backtest import parse_time
 from streams.bench import detector_params, machine, machine_line
@@ -142,10 +141,9 @@ def worker_alerts(
     for-duration and cooldown) starts an episode on the scores, 0 elsewhere. The reminders the
     policy repeats while an episode lasts join its incident and page nobody, so they are not
     counted: NAB would count each as a false positive."""
-    template = SeriesBank(name).policy.to_state()
     out = []
     for series, sc in zip(corpus, scores, strict=True):
-        policy = ThresholdPolicy.from_state(template)
+        policy = recommended_policy(name)
         fired = np.zeros(len(sc))
         for i, (score, ts) in enumerate(zip(sc.tolist(), series.ts.tolist(), strict=True)):
             decision = policy.decide(score, ts)

@@ -124,3 +124,54 @@ def test_a_param_value_is_read_as_json_so_lists_and_booleans_reach_the_detector(
 
     assert got == scores(TolerantNovelty(**params))
     assert got != scores(TolerantNovelty())  # the parameters made a difference
+
+
+def test_alerts_mark_where_the_workers_policy_would_start_an_episode(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from detectors.bank import recommended_policy
+    from detectors.transition import TolerantNovelty
+
+    values = [10.0 + (i * 7 % 5) for i in range(600)]
+    values[300], values[450] = 90.0, -70.0  # two new values, more than a rest period apart
+    src = _write(tmp_path / "in.csv", [(str(60 * i), f"{v}") for i, v in enumerate(values)])
+    out = tmp_path / "o.csv"
+    assert main(["detect", "--input", str(src), "--output", str(out), "--alerts"]) == 0
+    with out.open(newline="") as f:
+        got = list(csv.DictReader(f))
+    assert list(got[0]) == ["timestamp", "value", "anomaly_score", "alert"]
+    fired = [i for i, r in enumerate(got) if r["alert"] == "1"]
+    assert fired == [300, 450]
+    assert "2 alerts (episodes started) under the policy: threshold 0.33" in capsys.readouterr().err
+    # The same as the worker's policy deciding the same scores.
+    model, policy, want = TolerantNovelty(), recommended_policy("tolerant_novelty"), []
+    for i, v in enumerate(values):
+        score = model.score_one(v, 60.0 * i)
+        model.learn_one(v, 60.0 * i)
+        decision = policy.decide(score, 60.0 * i)
+        want.append(decision is not None and not decision.repeat)
+    assert [r["alert"] == "1" for r in got] == want
+    # A stricter policy, as a detector rule would set it, raises none of them.
+    args = ["--policy", "for_points=3"]
+    assert main(["detect", "--input", str(src), "--output", str(out), *args]) == 0
+    with out.open(newline="") as f:
+        assert all(r["alert"] == "0" for r in csv.DictReader(f))
+
+
+@pytest.mark.parametrize(
+    ("policy", "problem"),
+    [
+        ("for=3", "bad policy: for: Extra inputs are not permitted"),
+        ("for_points=many", "bad policy: for_points: Input should be a valid integer"),
+        ("threshold=2", "threshold must be in (0, 1]"),
+    ],
+)
+def test_a_bad_policy_setting_is_named_and_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], policy: str, problem: str
+) -> None:
+    src = _write(tmp_path / "in.csv", [("1", "0.5")])
+    out = tmp_path / "o.csv"
+    assert main(["detect", "--input", str(src), "--output", str(out), "--policy", policy]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("warroom detect: ") and problem in err and "Traceback" not in err
+    assert not out.exists()

@@ -151,6 +151,27 @@ def test_settings_build_the_rules() -> None:
             {"name": "x", "detector": "surprise", "metrics": ["m"], "policy": {"threshold": 2}},
             "threshold must be in",
         ),
+        (
+            {"name": "x", "detector": "surprise", "metrics": ["m"], "policy": {"for": 3}},
+            "detector 'surprise': bad policy: for: Extra inputs are not permitted",
+        ),
+        (
+            {"name": "x", "detector": "surprise", "metrics": ["m"], "policy": {"for_points": "3x"}},
+            "bad policy: for_points: Input should be a valid integer",
+        ),
+        (
+            {"name": "x", "detector": "surprise", "metrics": ["m"], "policy": {"repeat_s": 0}},
+            "repeat_s must be above 0",
+        ),
+        (
+            {
+                "name": "x",
+                "detector": "surprise",
+                "metrics": ["m"],
+                "policy": {"threshold": 0.5, "clear_threshold": 0.7},
+            },
+            "clear_threshold must be between 0 and threshold",
+        ),
         ({"name": "x", "detector": "surprise"}, "names services or metrics"),
         ({"name": "42", "detector": "surprise", "metrics": ["m"]}, "name"),
         ({"name": "a/b", "detector": "surprise", "metrics": ["m"]}, "name"),
