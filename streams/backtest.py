@@ -98,8 +98,14 @@ def run_backtest(
         raise BacktestError(f"{dst}: {exc.strerror}") from None
     try:
         with fin, fout:
-            rows, fired = _score_rows(src, fin, fout, name, model, policy)
-        os.replace(tmp, dst)
+            try:
+                rows, fired = _score_rows(src, fin, fout, name, model, policy)
+            except (UnicodeDecodeError, csv.Error) as exc:  # not text, or not CSV
+                raise BacktestError(f"{src}: unreadable as UTF-8 CSV ({exc})") from None
+        try:
+            os.replace(tmp, dst)
+        except OSError as exc:
+            raise BacktestError(f"{dst}: {exc.strerror}") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

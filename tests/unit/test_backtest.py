@@ -175,3 +175,18 @@ def test_a_bad_policy_setting_is_named_and_exits_2(
     err = capsys.readouterr().err
     assert err.startswith("warroom detect: ") and problem in err and "Traceback" not in err
     assert not out.exists()
+
+
+def test_input_that_is_not_utf8_text_and_an_output_that_is_a_directory_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes(b"timestamp,value\n1,0.5\n2,\xe9\n")
+    assert main(["detect", "--input", str(latin), "--output", str(tmp_path / "o.csv")]) == 2
+    good = _write(tmp_path / "good.csv", [("1", "0.5")])
+    (tmp_path / "dir").mkdir()
+    assert main(["detect", "--input", str(good), "--output", str(tmp_path / "dir")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith(f"warroom detect: {latin}: unreadable as UTF-8 CSV")
+    assert err[1] == f"warroom detect: {tmp_path / 'dir'}: Is a directory"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dir", "good.csv", "latin.csv"]
