@@ -40,9 +40,13 @@ def load_catalog(path: Path | None) -> Catalog:
     if path is None:
         return Catalog()
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except OSError as exc:
         raise ConfigError(f"catalog {path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"catalog {path}: not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"catalog {path}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):

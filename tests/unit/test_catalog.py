@@ -44,3 +44,10 @@ def test_config_check_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["config", "check", str(FIXTURES / "bad_unknown_team.yaml")]) == 1
     assert "unknown team 'payment'" in capsys.readouterr().err
     assert main(["config", "check", str(FIXTURES / "missing.yaml")]) == 1
+
+
+def test_a_catalog_that_is_not_utf8_text_is_refused_by_name(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("teams:\n  caf\xe9: {}\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"latin1.yaml: not UTF-8 text \(invalid continuation"):
+        load_catalog(path)
