@@ -2,7 +2,9 @@
 
 The output is NAB's results format: ``timestamp,value,anomaly_score`` in input order. With
 alerts asked for, an ``alert`` column says where the worker's decision policy would have
-started an episode (1), which is what would have opened or joined an incident and paged.
+started an episode (1), which is what would have opened or joined an incident and paged. With a
+series column, each of its values is a series of its own (its own detector and policy, as the
+worker keeps them), and the column is kept first in the output.
 """
 
 from __future__ import annotations
@@ -56,7 +58,9 @@ class BacktestResult:
     """Rows scored; with alerts asked for, the episodes the policy started and the policy."""
 
     rows: int
+    series: int = 1
     alerts: int | None = None
+    alerting_series: int | None = None
     policy: dict[str, Any] | None = None
 
 
@@ -67,24 +71,28 @@ def run_backtest(
     param_pairs: list[str],
     policy_pairs: list[str] | None = None,
     alerts: bool = False,
+    series_column: str | None = None,
 ) -> BacktestResult:
     """Score every row of ``src`` into ``dst``. With ``alerts`` (or any ``policy_pairs``, a
     detector rule's ``policy`` as ``K=V``), also decide each score with the worker's policy.
+    With ``series_column``, each of that column's values is a series of its own.
 
     The output appears whole or not at all: it is written beside ``dst`` and moved into place
     only once every row is scored, so a bad row leaves no partial file (and an earlier output
     at ``dst`` untouched)."""
     name = detector or DEFAULT_DETECTOR
+    params = parse_params(param_pairs)
     try:
-        model = make_detector(name, **parse_params(param_pairs))
+        make_detector(name, **params)  # refused here, before any file is touched
     except ValueError as exc:
         raise BacktestError(str(exc)) from None
-    policy: ThresholdPolicy | None = None
+    policy: dict[str, Any] | None = None  # the policy's state, each series starting from it
     if alerts or policy_pairs:
         try:
-            policy = recommended_policy(name, parse_params(policy_pairs or []))
+            policy = recommended_policy(name, parse_params(policy_pairs or [])).to_state()
         except ValueError as exc:
             raise BacktestError(str(exc)) from None
+    columns = _Columns(name, params, policy, series_column)
     try:
         # utf-8-sig: a spreadsheet's byte-order mark is not part of the first column's name.
         fin = src.open(newline="", encoding="utf-8-sig")
@@ -99,7 +107,7 @@ def run_backtest(
     try:
         with fin, fout:
             try:
-                rows, fired = _score_rows(src, fin, fout, name, model, policy)
+                result = _score_rows(src, fin, fout, columns)
             except (UnicodeDecodeError, csv.Error) as exc:  # not text, or not CSV
                 raise BacktestError(f"{src}: unreadable as UTF-8 CSV ({exc})") from None
         try:
@@ -109,22 +117,49 @@ def run_backtest(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    if policy is None:
-        return BacktestResult(rows)
-    return BacktestResult(rows, fired, policy.to_state()["params"])
+    return result
 
 
-def _score_rows(
-    src: Path, fin: TextIO, fout: TextIO, name: str, model: Any, policy: ThresholdPolicy | None
-) -> tuple[int, int]:
+@dataclass
+class _Series:
+    model: Any
+    policy: ThresholdPolicy | None
+    alerts: int = 0
+
+
+@dataclass(frozen=True)
+class _Columns:
+    """What each row is scored with: the detector and its parameters, the policy's starting
+    state (None: no alerts), and the column naming a row's series (None: one series)."""
+
+    detector: str
+    params: dict[str, Any]
+    policy: dict[str, Any] | None
+    series_column: str | None
+
+    def fresh(self) -> _Series:
+        policy = None if self.policy is None else ThresholdPolicy.from_state(self.policy)
+        return _Series(make_detector(self.detector, **self.params), policy)
+
+
+def _score_rows(src: Path, fin: TextIO, fout: TextIO, columns: _Columns) -> BacktestResult:
+    name, key = columns.detector, columns.series_column
     reader = csv.DictReader(fin)
-    if reader.fieldnames is None or not {"timestamp", "value"} <= set(reader.fieldnames):
-        raise BacktestError(f"{src}: expected a header with 'timestamp' and 'value' columns")
+    needed = {"timestamp", "value", *([key] if key else [])}
+    if reader.fieldnames is None or not needed <= set(reader.fieldnames):
+        wanted = ", ".join(repr(c) for c in sorted(needed))
+        raise BacktestError(f"{src}: expected a header with the columns {wanted}")
     writer = csv.writer(fout)
-    writer.writerow(["timestamp", "value", "anomaly_score", *(["alert"] if policy else [])])
-    rows = fired = 0
+    alerting = columns.policy is not None
+    writer.writerow(
+        [*([key] if key else []), "timestamp", "value", "anomaly_score"]
+        + (["alert"] if alerting else [])
+    )
+    series: dict[str, _Series] = {}
+    rows = 0
     for line, row in enumerate(reader, start=2):
         stamp, text = row["timestamp"], row["value"]
+        label = (row[key] or "") if key else ""
         try:
             ts = parse_time(stamp or "")
         except ValueError:
@@ -136,15 +171,26 @@ def _score_rows(
         refused = outside_domain(name, value)
         if refused:
             raise BacktestError(f"{src}:{line}: {refused}")
-        score = model.score_one(value, ts)
-        model.learn_one(value, ts)
-        out = [stamp, text, f"{score:.6f}"]
-        if policy is not None:
+        one = series.get(label)
+        if one is None:
+            one = series[label] = columns.fresh()
+        score = one.model.score_one(value, ts)
+        one.model.learn_one(value, ts)
+        out = [*([label] if key else []), stamp, text, f"{score:.6f}"]
+        if one.policy is not None:
             # Reminders while an episode lasts join its incident: only a start is an alert.
-            decision = policy.decide(score, ts)
+            decision = one.policy.decide(score, ts)
             alert = decision is not None and not decision.repeat
-            fired += alert
+            one.alerts += alert
             out.append("1" if alert else "0")
         writer.writerow(out)
         rows += 1
-    return rows, fired
+    if columns.policy is None:
+        return BacktestResult(rows, len(series))
+    return BacktestResult(
+        rows,
+        len(series),
+        sum(s.alerts for s in series.values()),
+        sum(1 for s in series.values() if s.alerts),
+        columns.policy["params"],
+    )

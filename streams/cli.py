@@ -97,15 +97,23 @@ def _detect(args: argparse.Namespace) -> int:
 
     try:
         result = run_backtest(
-            Path(args.input), Path(args.output), args.detector, args.param, args.policy, args.alerts
+            Path(args.input),
+            Path(args.output),
+            args.detector,
+            args.param,
+            args.policy,
+            args.alerts,
+            args.series_column,
         )
     except BacktestError as exc:
         print(f"warroom detect: {exc}", file=sys.stderr)
         return 2
-    print(f"scored {result.rows} rows -> {args.output}", file=sys.stderr)
+    many = f" of {result.series} series" if args.series_column else ""
+    print(f"scored {result.rows} rows{many} -> {args.output}", file=sys.stderr)
     if result.policy is not None:
         settings = ", ".join(f"{k} {v}" for k, v in result.policy.items())
-        print(f"{result.alerts} alerts (episodes started) under the policy: {settings}",
+        where = f" in {result.alerting_series} series" if args.series_column else ""
+        print(f"{result.alerts} alerts (episodes started){where} under the policy: {settings}",
               file=sys.stderr)  # fmt: skip
     return 0
 
@@ -218,6 +226,11 @@ def parser() -> argparse.ArgumentParser:
     detect.add_argument("--output", required=True)
     detect.add_argument("--detector", default=None)
     detect.add_argument("--param", action="append", default=[], metavar="K=V")
+    detect.add_argument(
+        "--series-column",
+        metavar="NAME",
+        help="a column naming each row's series: each value is scored as a series of its own",
+    )
     detect.add_argument(
         "--alerts",
         action="store_true",

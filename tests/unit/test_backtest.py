@@ -190,3 +190,47 @@ def test_input_that_is_not_utf8_text_and_an_output_that_is_a_directory_are_refus
     assert err[0].startswith(f"warroom detect: {latin}: unreadable as UTF-8 CSV")
     assert err[1] == f"warroom detect: {tmp_path / 'dir'}: Is a directory"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dir", "good.csv", "latin.csv"]
+
+
+def test_a_series_column_scores_each_series_on_its_own_in_input_order(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    quiet = [10.0 + (i * 7 % 5) for i in range(400)]
+    spiky = [100.0 + (i * 3 % 7) for i in range(400)]
+    spiky[350] = 400.0
+    rows = []
+    for i in range(400):  # interleaved, as an export of many series is
+        rows += [("quiet", str(60 * i), f"{quiet[i]}"), ("spiky", str(60 * i), f"{spiky[i]}")]
+    src = tmp_path / "in.csv"
+    with src.open("w", newline="") as f:
+        csv.writer(f).writerows([("host", "timestamp", "value"), *rows])
+    out = tmp_path / "o.csv"
+    args = ["--series-column", "host", "--alerts"]
+    assert main(["detect", "--input", str(src), "--output", str(out), *args]) == 0
+    with out.open(newline="") as f:
+        got = list(csv.DictReader(f))
+    assert list(got[0]) == ["host", "timestamp", "value", "anomaly_score", "alert"]
+    assert [(r["host"], r["timestamp"], r["value"]) for r in got] == rows
+    err = capsys.readouterr().err
+    assert "scored 800 rows of 2 series" in err and "1 alerts (episodes started) in 1 series" in err
+    # Each series scored as if it were alone in its own file.
+    for host, values in (("quiet", quiet), ("spiky", spiky)):
+        alone = _write(
+            tmp_path / f"{host}.csv", [(str(60 * i), f"{v}") for i, v in enumerate(values)]
+        )
+        assert main(["detect", "--input", str(alone), "--output", str(tmp_path / "a.csv")]) == 0
+        with (tmp_path / "a.csv").open(newline="") as f:
+            want = [r["anomaly_score"] for r in csv.DictReader(f)]
+        assert [r["anomaly_score"] for r in got if r["host"] == host] == want
+    assert [r["timestamp"] for r in got if r["alert"] == "1"] == [str(60 * 350)]
+
+
+def test_a_missing_series_column_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = _write(tmp_path / "in.csv", [("1", "0.5")])
+    args = ["--series-column", "host"]
+    assert main(["detect", "--input", str(src), "--output", str(tmp_path / "o.csv"), *args]) == 2
+    assert "expected a header with the columns 'host', 'timestamp', 'value'" in (
+        capsys.readouterr().err
+    )
