@@ -55,7 +55,8 @@ def parse_time(text: str) -> float:
 
 @dataclass(frozen=True)
 class BacktestResult:
-    """Rows scored; with alerts asked for, the episodes the policy started and the policy."""
+    """Rows and series scored; with alerts asked for, the episodes the policy started, in how
+    many series, and the policy's settings."""
 
     rows: int
     series: int = 1
@@ -92,7 +93,7 @@ def run_backtest(
             policy = recommended_policy(name, parse_params(policy_pairs or [])).to_state()
         except ValueError as exc:
             raise BacktestError(str(exc)) from None
-    columns = _Columns(name, params, policy, series_column)
+    setup = _Setup(name, params, policy, series_column)
     try:
         # utf-8-sig: a spreadsheet's byte-order mark is not part of the first column's name.
         fin = src.open(newline="", encoding="utf-8-sig")
@@ -107,7 +108,7 @@ def run_backtest(
     try:
         with fin, fout:
             try:
-                result = _score_rows(src, fin, fout, columns)
+                result = _score_rows(src, fin, fout, setup)
             except (UnicodeDecodeError, csv.Error) as exc:  # not text, or not CSV
                 raise BacktestError(f"{src}: unreadable as UTF-8 CSV ({exc})") from None
         try:
@@ -128,7 +129,7 @@ class _Series:
 
 
 @dataclass(frozen=True)
-class _Columns:
+class _Setup:
     """What each row is scored with: the detector and its parameters, the policy's starting
     state (None: no alerts), and the column naming a row's series (None: one series)."""
 
@@ -142,15 +143,15 @@ class _Columns:
         return _Series(make_detector(self.detector, **self.params), policy)
 
 
-def _score_rows(src: Path, fin: TextIO, fout: TextIO, columns: _Columns) -> BacktestResult:
-    name, key = columns.detector, columns.series_column
+def _score_rows(src: Path, fin: TextIO, fout: TextIO, setup: _Setup) -> BacktestResult:
+    name, key = setup.detector, setup.series_column
     reader = csv.DictReader(fin)
     needed = {"timestamp", "value", *([key] if key else [])}
     if reader.fieldnames is None or not needed <= set(reader.fieldnames):
         wanted = ", ".join(repr(c) for c in sorted(needed))
         raise BacktestError(f"{src}: expected a header with the columns {wanted}")
     writer = csv.writer(fout)
-    alerting = columns.policy is not None
+    alerting = setup.policy is not None
     writer.writerow(
         [*([key] if key else []), "timestamp", "value", "anomaly_score"]
         + (["alert"] if alerting else [])
@@ -173,7 +174,7 @@ def _score_rows(src: Path, fin: TextIO, fout: TextIO, columns: _Columns) -> Back
             raise BacktestError(f"{src}:{line}: {refused}")
         one = series.get(label)
         if one is None:
-            one = series[label] = columns.fresh()
+            one = series[label] = setup.fresh()
         score = one.model.score_one(value, ts)
         one.model.learn_one(value, ts)
         out = [*([label] if key else []), stamp, text, f"{score:.6f}"]
@@ -185,12 +186,12 @@ def _score_rows(src: Path, fin: TextIO, fout: TextIO, columns: _Columns) -> Back
             out.append("1" if alert else "0")
         writer.writerow(out)
         rows += 1
-    if columns.policy is None:
+    if setup.policy is None:
         return BacktestResult(rows, len(series))
     return BacktestResult(
         rows,
         len(series),
         sum(s.alerts for s in series.values()),
         sum(1 for s in series.values() if s.alerts),
-        columns.policy["params"],
+        setup.policy["params"],
     )
