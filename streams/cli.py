@@ -135,6 +135,10 @@ def _bench(args: argparse.Namespace) -> int:
         from streams.bench.noise import main as noise_main
 
         return noise_main(args)
+    if args.bench == "seasonal":
+        from streams.bench.seasonal import main as seasonal_main
+
+        return seasonal_main(args)
     print(f"warroom bench: unknown benchmark {args.bench!r}", file=sys.stderr)
     return 2
 
@@ -275,6 +279,13 @@ def parser() -> argparse.ArgumentParser:
 
     noise_arguments(noise)
     noise.set_defaults(func=_bench)
+    seasonal = bench_sub.add_parser(
+        "seasonal", help="anomalies only the time of day or week gives away"
+    )
+    from streams.bench.seasonal import add_arguments as seasonal_arguments
+
+    seasonal_arguments(seasonal)
+    seasonal.set_defaults(func=_bench)
 
     api_help = "the worker's HTTP API (default http://127.0.0.1:8080)"
     review = sub.add_parser("review", help="an incident's post-incident review (Markdown)")
