@@ -251,12 +251,11 @@ def parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="benchmarks that print figures")
     bench_sub = bench.add_subparsers(dest="bench", required=True)
-    from streams.bench import add_detector_params
+    from streams.bench import add_detector_choice
 
     nab = bench_sub.add_parser("nab", help="NAB score of the metric detectors")
     nab.add_argument("--root", default="../shared/nab", help="NAB corpus (data, labels, config)")
-    nab.add_argument("--detector", action="append", default=[], help="only these (repeatable)")
-    add_detector_params(nab)
+    add_detector_choice(nab)
     nab.add_argument(
         "--no-baseline",
         dest="baseline",

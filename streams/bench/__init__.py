@@ -45,6 +45,27 @@ def positive_float(text: str) -> float:
     return value
 
 
+def add_detector_choice(parser: argparse.ArgumentParser) -> None:
+    """The ``--detector`` (repeatable) and ``--detector-params`` options, read by
+    ``chosen_detectors``."""
+    parser.add_argument("--detector", action="append", default=[], help="only these (repeatable)")
+    add_detector_params(parser)
+
+
+def chosen_detectors(
+    args: argparse.Namespace, default: list[str]
+) -> tuple[list[str], dict[str, Any]]:
+    """The detectors ``--detector`` names (else ``default``) and ``--detector-params``, every
+    one checked; ``ValueError`` says what is wrong."""
+    from detectors.registry import DETECTORS
+
+    names: list[str] = list(args.detector) or default
+    unknown = [n for n in names if n not in DETECTORS]
+    if unknown:
+        raise ValueError(f"unknown detector(s) {', '.join(unknown)}")
+    return names, detector_params(args.detector_params, names)
+
+
 def add_detector_params(parser: argparse.ArgumentParser) -> None:
     """The ``--detector-params`` option, parsed by ``detector_params``."""
     parser.add_argument(

@@ -18,7 +18,7 @@ from detectors.bank import recommended_policy
 from detectors.nab import LabelledFile, profiles_from_config, score_corpus, window_rows
 from detectors.registry import DEFAULT_DETECTOR, DETECTORS, make_batch
 from streams.backtest import parse_time
-from streams.bench import detector_params, machine, machine_line
+from streams.bench import chosen_detectors, machine, machine_line
 
 
 @dataclass(frozen=True)
@@ -174,13 +174,8 @@ def main(args: argparse.Namespace) -> int:
     if not corpus:
         print(f"warroom bench nab: no data files under {root}", file=sys.stderr)
         return 2
-    names: list[str] = list(args.detector) or sorted(DETECTORS)
-    unknown = [d for d in names if d not in DETECTORS]
-    if unknown:
-        print(f"warroom bench nab: unknown detector(s) {', '.join(unknown)}", file=sys.stderr)
-        return 2
     try:
-        params = detector_params(args.detector_params, names)
+        names, params = chosen_detectors(args, sorted(DETECTORS))
     except ValueError as exc:
         print(f"warroom bench nab: {exc}", file=sys.stderr)
         return 2

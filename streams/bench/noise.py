@@ -23,8 +23,8 @@ from detectors import SeriesBank
 from detectors.registry import DEFAULT_DETECTOR, DETECTORS
 from detectors.vector import OneSeries
 from streams.bench import (
-    add_detector_params,
-    detector_params,
+    add_detector_choice,
+    chosen_detectors,
     machine,
     machine_line,
     positive_int,
@@ -65,13 +65,8 @@ def default_detectors() -> list[str]:
 
 
 def main(args: argparse.Namespace) -> int:
-    names = args.detector or default_detectors()
-    unknown = [n for n in names if n not in DETECTORS]
-    if unknown:
-        print(f"warroom bench noise: unknown detector(s) {', '.join(unknown)}")
-        return 2
     try:
-        params = detector_params(args.detector_params, names)
+        names, params = chosen_detectors(args, default_detectors())
     except ValueError as exc:
         print(f"warroom bench noise: {exc}")
         return 2
@@ -106,5 +101,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--series", type=positive_int, default=200)
     parser.add_argument("--points", type=positive_int, default=5000, help="points per series")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--detector", action="append", default=[], help="only these (repeatable)")
-    add_detector_params(parser)
+    add_detector_choice(parser)

@@ -25,10 +25,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from detectors import SeriesBank
-from detectors.registry import DEFAULT_DETECTOR, DETECTORS
+from detectors.registry import DEFAULT_DETECTOR
 from streams.bench import (
-    add_detector_params,
-    detector_params,
+    add_detector_choice,
+    chosen_detectors,
     machine,
     machine_line,
     positive_int,
@@ -111,13 +111,8 @@ def run(detector: str, case: Scenario, params: dict[str, Any] | None = None) -> 
 
 
 def main(args: argparse.Namespace) -> int:
-    names = args.detector or default_detectors()
-    unknown = [n for n in names if n not in DETECTORS]
-    if unknown:
-        print(f"warroom bench seasonal: unknown detector(s) {', '.join(unknown)}")
-        return 2
     try:
-        params = detector_params(args.detector_params, names)
+        names, params = chosen_detectors(args, default_detectors())
     except ValueError as exc:
         print(f"warroom bench seasonal: {exc}")
         return 2
@@ -151,5 +146,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--series", type=positive_int, default=20, help="series per scenario")
     parser.add_argument("--days", type=positive_int, default=60, help="days per series")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--detector", action="append", default=[], help="only these (repeatable)")
-    add_detector_params(parser)
+    add_detector_choice(parser)
