@@ -198,7 +198,7 @@ class SeriesBank:
             frows, fx, ft = rows, x, t
         else:
             frows, fx, ft = rows[idx], x[idx], t[idx]
-        score = sequence(frows, fx)
+        score = sequence(frows, fx, ft)
         scores[idx] = score
         threshold = self.policy.threshold
         if _any_hot(frows, score, threshold, own["active"], own["run"]):

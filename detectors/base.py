@@ -46,9 +46,12 @@ class DetectorFactory(Protocol):
     def __call__(self, **params: Any) -> Detector: ...
 
 
-def check_version(state: dict[str, Any], name: str, version: int) -> None:
-    """Reject state written by another detector or an unknown version of this one."""
+def check_version(
+    state: dict[str, Any], name: str, version: int, older: tuple[int, ...] = ()
+) -> None:
+    """Reject state written by another detector or an unknown version of this one (``older``:
+    earlier versions it still reads)."""
     if state.get("name") != name:
         raise ValueError(f"state belongs to detector {state.get('name')!r}, not {name!r}")
-    if state.get("version") != version:
+    if state.get("version") != version and state.get("version") not in older:
         raise ValueError(f"{name} state version {state.get('version')!r} is not {version}")

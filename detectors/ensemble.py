@@ -156,9 +156,10 @@ class SurpriseEnsembleBatch(BatchDetector):
             ]
         )
 
-    def score_learn_sequence(self, rows: NDArray[np.intp], values: Floats) -> Floats:
+    def score_learn_sequence(self, rows: NDArray[np.intp], values: Floats, ts: Floats) -> Floats:
         """Score then learn each point in turn, ``values[i]`` of series ``rows[i]``: points of
-        one series may repeat and are taken in the order given (compiled, see ``_sequence``)."""
+        one series may repeat and are taken in the order given (compiled, see ``_sequence``).
+        The times ``ts`` play no part."""
         out = np.empty(len(rows))
         _sequence(
             np.ascontiguousarray(rows, dtype=np.intp),

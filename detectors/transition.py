@@ -49,6 +49,10 @@ LEVELS = 8
 FINE = 64
 #: Coarser time scales ``TolerantNoveltyBatch`` may watch, and their longest block.
 MAX_SCALES, MAX_BLOCK = 4, 1024
+#: Most parts of the day ``TolerantNoveltyBatch`` keeps values seen for (hours).
+MAX_DAY_PARTS = 24
+#: Seconds in a day, the period of ``TolerantNoveltyBatch``'s memory of values by time of day.
+DAY_S = 86400.0
 #: Bytes of one grid's memory: successors (a bit per level) of the empty context, of each
 #: level, of each pair of levels.
 _MEMORY = 1 + LEVELS + LEVELS * LEVELS
@@ -136,6 +140,27 @@ def _carry_fine(values: Any, steps: int, up: bool) -> Any:
 
 
 @numba.njit(cache=True, nogil=True)
+def _day_slot(t: float, slots: int) -> int:
+    """Which of ``slots`` equal parts of the (UTC) day time ``t`` falls in; -1 for no time."""
+    if not math.isfinite(t):
+        return -1
+    into = t - math.floor(t / DAY_S) * DAY_S
+    return min(int(into / DAY_S * slots), slots - 1)
+
+
+@numba.njit(cache=True, nogil=True)
+def _hours_matter(words: Any) -> bool:
+    """Whether the values seen at each time of day (one word of fine levels each) say the time of
+    day matters: every part of the day has values, and no level has values in every part."""
+    common = ~np.uint64(0)
+    for w in words:
+        if w == np.uint64(0):
+            return False
+        common &= w
+    return bool(common == np.uint64(0))
+
+
+@numba.njit(cache=True, nogil=True)
 def _levels(x: float, lo: float, span: float, shift: float, out: Any) -> None:
     """The level of ``x`` in each grid: grid ``g`` is shifted down by ``g * shift``."""
     scale = LEVELS / span
@@ -185,12 +210,13 @@ def _tolerant(
 
 @numba.njit(cache=True, nogil=True)
 def _observe(
-    rows: Any, values: Any, learn: bool,
+    rows: Any, values: Any, ts: Any, learn: bool,
     seen: Any, recent: Any, lo: Any, span: Any, shift: Any, count: Any, quiet: Any, rate: Any,
     prev: Any, step: Any, fine: Any,
     order: int, warmup: int, base_threshold: float, rest_period: int, rel_floor: float,
     abs_floor: float, novelty_alpha: float, tolerance: float, step_alpha: float,
-    step_clip: float, records: bool, scales: Any, sums: Any, rested: Any, out: Any,
+    step_clip: float, records: bool, scales: Any, sums: Any, rested: Any,
+    daily: Any, daily_rate: Any, clock: Any, daily_after: int, out: Any,
 ) -> None:  # fmt: skip
     """Score ``values[i]`` of series ``rows[i]`` in turn into ``out`` and, with ``learn``, learn
     each before the next. Without ``learn`` nothing changes (rows should then be distinct).
@@ -206,8 +232,16 @@ def _observe(
     point scores the most novel of its value and the blocks it
     completes, and an alert at any scale rests them all (``rested``). Without, the one memory
     rests itself (``quiet``).
+
+    With ``daily`` (one row of words per series, one word per part of the day; none for zero
+    columns), the point memory also asks whether any value seen at this time of day (``ts``)
+    comes within the tolerance, once ``_hours_matter`` and the series has seen
+    ``daily_after`` days begin (``clock``: days begun times parts plus the last part, -1 before
+    any). That novelty times one minus its own recent rate (``daily_rate``) scores as the
+    point's own does.
     """
     grids = seen.shape[1]
+    parts = daily.shape[1]
     levels = np.empty(grids, dtype=np.int64)
     stride = 1 + len(scales)
     own_rest = rest_period if stride == 1 else 0
@@ -218,8 +252,12 @@ def _observe(
         best = 0.0
         # Each memory the point reaches: its own (m = 0), then each block it completes.
         for m in range(stride):
+            part = -1  # the point's part of the day, for its memory by time of day
+            hour_novelty = 0.0
             if m == 0:
                 r, x, alpha = rows[i] * stride, values[i], novelty_alpha
+                if parts > 0 and tolerance > 0.0:
+                    part = _day_slot(ts[i], parts)
             else:
                 k, total = scales[m - 1], sums[rows[i], m - 1] + values[i]
                 # Blocks start at the first point: the first memory's count (which has
@@ -274,12 +312,31 @@ def _observe(
                 # A young memory misses transitions, not values a whole span beyond everything
                 # seen: those are news at once.
                 score = 1.0 if up + down >= 2 else novelty * (1.0 - rate[r])
+                if m == 0 and part >= 0:
+                    word = daily[rows[i], part]
+                    delta = tolerance * step[r]
+                    beyond = x - delta > top or x + delta < lo[r]
+                    if beyond or not _near_seen(word, x, delta, lo[r], span[r]):
+                        hour_novelty = 1.0
+                    days = clock[rows[i]] // parts if clock[rows[i]] >= 0 else 0
+                    if days >= daily_after and _hours_matter(daily[rows[i]]):
+                        score = max(score, hour_novelty * (1.0 - daily_rate[rows[i]]))
                 score = score if quiet[r] == 0 else 0.0
             best = max(best, score)
             if not learn:
                 continue
+            if part >= 0:
+                # Days begun: the part of the day wrapped around (capped, it only gates).
+                tick = clock[rows[i]]
+                if tick < 0:
+                    clock[rows[i]] = part
+                else:
+                    days = tick // parts + (1 if part < tick % parts else 0)
+                    clock[rows[i]] = min(days, daily_after) * parts + part
             if warm:
                 rate[r] += alpha * (novelty - rate[r])
+                if part >= 0:
+                    daily_rate[rows[i]] += alpha * (hour_novelty - daily_rate[rows[i]])
                 if up > 0 or down > 0:
                     lo[r] -= span[r] * (2.0**down - 1.0)
                     span[r] *= 2.0 ** (up + down)
@@ -288,6 +345,16 @@ def _observe(
                             fine[r] = _carry_fine(fine[r], min(up, 6), True)
                         if down > 0:
                             fine[r] = _carry_fine(fine[r], min(down, 6), False)
+                        if m == 0:
+                            for q in range(parts):
+                                if up > 0:
+                                    daily[rows[i], q] = _carry_fine(
+                                        daily[rows[i], q], min(up, 6), True
+                                    )
+                                if down > 0:
+                                    daily[rows[i], q] = _carry_fine(
+                                        daily[rows[i], q], min(down, 6), False
+                                    )
                     for g in range(grids):
                         for steps, upwards in ((min(up, 3), True), (min(down, 3), False)):
                             if steps > 0:
@@ -304,6 +371,8 @@ def _observe(
                 _levels(x, lo[r], span[r], sh, levels)
             if warm and tolerance > 0.0:
                 fine[r] |= np.uint64(1) << np.uint64(_fine(x, lo[r], span[r]))
+                if part >= 0:
+                    daily[rows[i], part] |= np.uint64(1) << np.uint64(_fine(x, lo[r], span[r]))
             for g in range(grids):
                 a, b, c = recent[r, g, 0], recent[r, g, 1], levels[g]
                 if warm:
@@ -357,6 +426,10 @@ class TransitionNoveltyBatch(BatchDetector):
     #: Block lengths of the coarser time scales watched besides the points themselves (none
     #: here; ``TolerantNoveltyBatch`` takes them as a parameter).
     scales: tuple[int, ...] = ()
+    #: Parts of the day with a memory of their own values (none here; see
+    #: ``TolerantNoveltyBatch``), and the days to see before asking it.
+    day_parts: int = 0
+    day_after: int = 7
 
     def __init__(
         self,
@@ -403,6 +476,12 @@ class TransitionNoveltyBatch(BatchDetector):
         self._sums = np.zeros((n, len(self.scales)))
         self._rested = np.zeros(n if self.scales else 0, dtype=np.int32)
         self._scale_lengths = np.asarray(self.scales, dtype=np.int64)
+        # Values seen by time of day: a word of fine levels per part of the day, the recent rate
+        # of novelty there, and the clock that counts the days begun.
+        parts = self.day_parts
+        self._daily = np.zeros((n if parts else 0, parts), dtype=np.uint64)
+        self._daily_rate = np.zeros(n if parts else 0)
+        self._clock = np.full(n if parts else 0, -1, dtype=np.int32)
 
     def params(self) -> dict[str, Any]:
         return {
@@ -445,27 +524,29 @@ class TransitionNoveltyBatch(BatchDetector):
         """Tolerance, step_alpha, step_clip, records: none for exact novelty."""
         return 0.0, 1.0, 1.0, False
 
-    def _run(self, rows: NDArray[np.intp], values: Floats, learn: bool) -> Floats:
+    def _run(self, rows: NDArray[np.intp], values: Floats, ts: Floats, learn: bool) -> Floats:
         out = np.empty(len(rows))
         _observe(
             np.ascontiguousarray(rows, dtype=np.intp),
             np.ascontiguousarray(values, dtype=np.float64),
+            np.ascontiguousarray(ts, dtype=np.float64),
             learn,
             self._seen, self._recent, self._lo, self._span, self._shift, self._count,
             self._quiet, self._rate, self._prev, self._step, self._fine,
             self.order, self.warmup, self.base_threshold, self.rest_period, self.rel_floor,
             self.abs_floor, self.novelty_alpha, *self._tolerance(),
-            self._scale_lengths, self._sums, self._rested, out,
+            self._scale_lengths, self._sums, self._rested,
+            self._daily, self._daily_rate, self._clock, self.day_after, out,
         )  # fmt: skip
         return out
 
-    def score_learn_sequence(self, rows: NDArray[np.intp], values: Floats) -> Floats:
-        """Score then learn each point in turn, ``values[i]`` of series ``rows[i]``: points of
-        one series may repeat and are taken in the order given."""
-        return self._run(rows, values, True)
+    def score_learn_sequence(self, rows: NDArray[np.intp], values: Floats, ts: Floats) -> Floats:
+        """Score then learn each point in turn, ``values[i]`` of series ``rows[i]`` at
+        ``ts[i]``: points of one series may repeat and are taken in the order given."""
+        return self._run(rows, values, ts, True)
 
     def _score(self, x: Floats, ts: Floats) -> Floats:
-        return self._run(np.arange(self.n), x, False)
+        return self._run(np.arange(self.n), x, ts, False)
 
     def _learn(self, x: Floats, ts: Floats, mask: Mask) -> None:
         self._score_learn(x, ts, mask)
@@ -473,7 +554,7 @@ class TransitionNoveltyBatch(BatchDetector):
     def _score_learn(self, x: Floats, ts: Floats, mask: Mask) -> Floats:
         rows = np.flatnonzero(mask)
         out = np.zeros(self.n)
-        out[rows] = self._run(rows, x[rows], True)
+        out[rows] = self._run(rows, x[rows], ts[rows], True)
         return out
 
 
@@ -531,10 +612,22 @@ class TolerantNoveltyBatch(TransitionNoveltyBatch):
     much as the points. A point scores the most novel of its own value and the blocks it
     completes; an alert at any scale rests them all for ``rest_period`` points. Noise gains
     nothing from this (its block means are noise too, and fewer), so it stays quiet.
+
+    None of this sees a value that is ordinary for the series but not for the hour: a daily
+    peak that does not come, a night at midday levels. So the point memory also keeps the values
+    seen in each of ``day_parts`` equal parts of the (UTC) day, one word of fine levels each,
+    and asks the same question of the part the point falls in: does any value seen at this
+    time of day come within the tolerance? Most series give no reason to ask: noise, spikes and
+    drifting levels reach the same values at every hour. The question is asked only once
+    ``day_after`` days have begun and the time of day plainly matters: no fine level has been
+    seen in every part of the day. Its novelty, times one minus its own recent rate, scores
+    as the point's own does.
     """
 
     name: ClassVar[str] = "tolerant_novelty"
-    state_version: ClassVar[int] = 4
+    state_version: ClassVar[int] = 5
+    #: State of version 4 lacks the memory by time of day, which starts empty.
+    reads_versions: ClassVar[tuple[int, ...]] = (4,)
     #: One of the three sequence lengths new, with the memory right 99% of the time lately.
     threshold: ClassVar[float] = 0.33
     for_points: ClassVar[int] = 1
@@ -556,6 +649,8 @@ class TolerantNoveltyBatch(TransitionNoveltyBatch):
         novelty_alpha: float = 0.01,
         scales: tuple[int, ...] = (4, 16),
         records: bool = True,
+        day_parts: int = 8,
+        day_after: int = 7,
     ) -> None:
         if tolerance < 0.0 or not 0.0 < step_alpha <= 1.0 or step_clip <= 0.0:
             raise ValueError("tolerance must be >= 0, step_alpha in (0, 1], step_clip > 0")
@@ -566,7 +661,12 @@ class TolerantNoveltyBatch(TransitionNoveltyBatch):
             )
         if len(set(scales)) != len(scales):
             raise ValueError("scales must be different block lengths")
+        if not 0 <= day_parts <= MAX_DAY_PARTS or day_after < 1:
+            raise ValueError(
+                f"day_parts must be between 0 and {MAX_DAY_PARTS} and day_after at least 1"
+            )
         self.scales = scales
+        self.day_parts, self.day_after = day_parts, day_after
         super().__init__(
             n,
             grids=grids,
@@ -589,7 +689,15 @@ class TolerantNoveltyBatch(TransitionNoveltyBatch):
             "step_clip": self.step_clip,
             "scales": list(self.scales),
             "records": self.records,
+            "day_parts": self.day_parts,
+            "day_after": self.day_after,
         }
+
+    def arrays(self) -> dict[str, NDArray[Any]]:
+        out = super().arrays()
+        if self.day_parts:
+            out |= {"daily": self._daily, "daily_rate": self._daily_rate, "clock": self._clock}
+        return out
 
     def _memories(self) -> dict[str, NDArray[Any]]:
         return {

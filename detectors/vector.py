@@ -52,6 +52,8 @@ class BatchDetector:
     #: The worker dead-letters points outside it and the backtest refuses them, rather than let
     #: a series of the wrong kind (a percentage where a ratio is expected) page on every point.
     domain: ClassVar[tuple[float, float] | None] = None
+    #: Earlier state versions it reads: those that lack only some arrays, which start fresh.
+    reads_versions: ClassVar[tuple[int, ...]] = ()
 
     def __init__(self, n: int = 1) -> None:
         if n < 1:
@@ -109,10 +111,10 @@ class BatchDetector:
 
     def load_row(self, i: int, state: dict[str, Any]) -> None:
         """Overwrite series ``i`` from ``row_state`` output of the same detector."""
-        check_version(state, self.name, self.state_version)
-        arrays = self.arrays()
+        check_version(state, self.name, self.state_version, self.reads_versions)
+        arrays, fresh = self.arrays(), self._fresh_row()
         for key, arr in arrays.items():
-            arr[i] = np.asarray(state["state"][key], dtype=arr.dtype)
+            arr[i] = np.asarray(state["state"].get(key, fresh[key]), dtype=arr.dtype)
 
     # Many series at once, for a fleet held in one batch: take a subset of rows, work on it,
     # put it back; grow the batch as series appear; checkpoint a block of rows as one value.
@@ -156,17 +158,23 @@ class BatchDetector:
 
     def load_block(self, start: int, state: dict[str, Any]) -> None:
         """Overwrite the rows from ``start`` with a ``block_state`` of the same detector."""
-        check_version(state, self.name, self.state_version)
+        check_version(state, self.name, self.state_version, self.reads_versions)
+        stored = {k: unpack(v) for k, v in state["arrays"].items()}
+        rows = len(next(iter(stored.values()))) if stored else 0
+        fresh = self._fresh_row()
         for key, arr in self.arrays().items():
-            block = unpack(state["arrays"][key])
-            arr[start : start + len(block)] = block
+            arr[start : start + rows] = stored.get(key, fresh[key])
+
+    def _fresh_row(self) -> dict[str, NDArray[Any]]:
+        """The arrays of one fresh series (what a row an older state lacks starts as)."""
+        return {k: v[0] for k, v in type(self)(1, **self.params()).arrays().items()}
 
     @classmethod
     def from_rows(cls, states: list[dict[str, Any]]) -> Self:
         """A batch of ``len(states)`` series from per-series states with equal parameters."""
         if not states:
             raise ValueError("no states")
-        check_version(states[0], cls.name, cls.state_version)
+        check_version(states[0], cls.name, cls.state_version, cls.reads_versions)
         batch = cls(len(states), **states[0]["params"])
         for i, state in enumerate(states):
             batch.load_row(i, state)
@@ -223,7 +231,7 @@ class OneSeries:
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Self:
-        check_version(state, cls.name, cls.state_version)
+        check_version(state, cls.name, cls.state_version, cls.batch_cls.reads_versions)
         detector = cls(**state["params"])
         detector._batch.load_row(0, state)
         return detector

@@ -150,12 +150,32 @@ def test_blocks_from_an_older_version_of_the_detector_start_afresh() -> None:
         old.observe(["a|m", "b|m"], np.array([1.0, 2.0 + t % 3]), np.full(2, 1e9 + t))
     blocks = old.take_dirty_blocks()
     for state in blocks.values():
-        state["detector"]["version"] -= 1
+        # A version it does not read (it reads the one before, see the next test).
+        state["detector"]["version"] -= 2
     new = SeriesBank("tolerant_novelty")
     assert new.load_blocks(blocks) == 1
     assert new.index == {"a|m": 0, "b|m": 1}
     assert not new.detector.warmed_up_many()[:2].any()
     assert set(new.take_dirty_blocks()) == {0}
+
+
+def test_blocks_of_the_version_before_the_memory_by_time_of_day_restore_warm() -> None:
+    """Version 4 of the default lacks only the memory by time of day: its blocks restore the
+    series warm, with that memory empty, rather than re-warm every series of an upgraded fleet."""
+    old = SeriesBank("tolerant_novelty")
+    for t in range(40):
+        old.observe(["a|m", "b|m"], np.array([1.0, 2.0 + t % 3]), np.full(2, 1e9 + 600.0 * t))
+    blocks = old.take_dirty_blocks()
+    for state in blocks.values():
+        state["detector"]["version"] = 4
+        for key in ("daily", "daily_rate", "clock"):
+            del state["detector"]["arrays"][key]
+    new = SeriesBank("tolerant_novelty")
+    assert new.load_blocks(blocks) == 0
+    assert new.detector.warmed_up_many()[:2].all()
+    arrays = new.detector.arrays()
+    assert not arrays["daily"][:2].any() and (arrays["clock"][:2] == -1).all()
+    assert np.array_equal(arrays["step"][:2], old.detector.arrays()["step"][:2])
 
 
 def test_a_block_never_written_leaves_a_hole_and_new_series_go_after() -> None:

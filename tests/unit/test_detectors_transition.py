@@ -10,14 +10,17 @@ import pytest
 from numpy.typing import NDArray
 
 from detectors.transition import (
+    DAY_S,
     TolerantNovelty,
     TolerantNoveltyBatch,
     TransitionNovelty,
     TransitionNoveltyBatch,
     _carry_fine,
     _fine,
+    _hours_matter,
     _moved,
 )
+from detectors.vector import Floats
 
 
 def _feed(d: TransitionNovelty, values: list[float], start: int = 0) -> list[float]:
@@ -150,12 +153,13 @@ def test_scored_in_one_sequence_or_point_by_point_alike() -> None:
     """The worker's bank hands a series' points in one call (``score_learn_sequence``); the
     blocks must complete, and the rest must run, exactly as point by point."""
     values = np.array([_shifted_noise(seed, drop=9.0) for seed in (4, 5)])
+    ts = 1.7e9 + 900.0 * np.arange(values.shape[1])  # several days: the daily memory too
     stepped = TolerantNoveltyBatch(2)
-    one_by_one = np.array([stepped.score_learn_many(values[:, t], np.zeros(2))
+    one_by_one = np.array([stepped.score_learn_many(values[:, t], np.full(2, ts[t]))
                            for t in range(values.shape[1])])  # fmt: skip
     sequenced = TolerantNoveltyBatch(2)
     rows = np.tile(np.arange(2), values.shape[1])
-    flat = sequenced.score_learn_sequence(rows, values.T.ravel())
+    flat = sequenced.score_learn_sequence(rows, values.T.ravel(), np.repeat(ts, 2))
     assert np.array_equal(flat.reshape(-1, 2), one_by_one)
     assert one_by_one.max() >= TolerantNoveltyBatch.threshold
     for key, arr in stepped.arrays().items():
@@ -297,9 +301,10 @@ def test_the_tolerant_form_still_fires_on_a_new_step_and_beyond_the_range() -> N
 @pytest.mark.parametrize(
     "params",
     [{"grids": 0}, {"tolerance": -1.0}, {"step_alpha": 0.0}, {"step_clip": 0.0},
-     {"scales": (1,)}, {"scales": (4, 4)}, {"scales": (2048,)}, {"scales": (2, 4, 8, 16, 32)}],
+     {"scales": (1,)}, {"scales": (4, 4)}, {"scales": (2048,)}, {"scales": (2, 4, 8, 16, 32)},
+     {"day_parts": -1}, {"day_parts": 25}, {"day_after": 0}],
     ids=["grids", "tolerance", "alpha", "clip", "scale-1", "scale-twice", "scale-huge",
-         "five-scales"],
+         "five-scales", "day-parts-negative", "day-parts-over-24", "day-after-0"],
 )  # fmt: skip
 def test_bad_tolerant_parameters_are_rejected(params: dict[str, object]) -> None:
     with pytest.raises(ValueError):
@@ -307,10 +312,10 @@ def test_bad_tolerant_parameters_are_rejected(params: dict[str, object]) -> None
 
 
 def test_tolerant_state_is_small() -> None:
-    """Three memories (the points and two block scales) of 131 bytes, the blocks and the rest:
-    under half the 1 KB a series may cost the worker."""
-    assert sum(v[0].nbytes for v in TolerantNoveltyBatch(1).arrays().values()) <= 420
-    alone = TolerantNoveltyBatch(1, scales=())
+    """Three memories (the points and two block scales) of 131 bytes, the blocks, the rest and
+    76 bytes of values by time of day: under half the 1 KB a series may cost the worker."""
+    assert sum(v[0].nbytes for v in TolerantNoveltyBatch(1).arrays().values()) <= 500
+    alone = TolerantNoveltyBatch(1, scales=(), day_parts=0)
     assert sum(v[0].nbytes for v in alone.arrays().values()) <= 135
 
 
@@ -323,3 +328,66 @@ def test_a_young_memory_fires_on_a_value_far_beyond_the_range(cls: type[Transiti
     # Five points after the warm-up, most transitions are still new to it: a plain new step
     # counts for little, a value far beyond everything seen counts in full.
     assert d.score_one(900.0, 35.0) == 1.0
+
+
+def _days(days: int, seed: int, skip: int | None = None) -> tuple[NDArray[np.float64], Floats]:
+    """Five-minute points of a strict day shape: 20 at night, 80 from 9:00 to 18:00 (UTC), noise
+    of 1; on day ``skip`` the day level never comes."""
+    rng = np.random.default_rng(seed)
+    ts = 1.7e9 // DAY_S * DAY_S + 300.0 * np.arange(days * 288, dtype=np.float64)
+    hour, day = (ts % DAY_S) / 3600.0, (ts - ts[0]) // DAY_S
+    high = (hour >= 9.0) & (hour < 18.0) & (day != skip)
+    values: Floats = np.where(high, 80.0, 20.0) + rng.normal(0.0, 1.0, len(ts))
+    return ts, values
+
+
+def _scores(values: Floats, ts: NDArray[np.float64], **params: object) -> Floats:
+    batch = TolerantNoveltyBatch(1, **params)  # type: ignore[arg-type]
+    return batch.score_learn_sequence(np.zeros(len(values), dtype=np.intp), values, ts)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_day_without_its_daily_peak_is_new_only_to_the_memory_by_time_of_day(seed: int) -> None:
+    """Every value of the day that stays at the night level is a value the series has always had;
+    only the hour is wrong. The memory by time of day fires on it, once, and adds no other alert
+    (the sharp steps of this shape make a few of the point memory's own)."""
+    ts, values = _days(14, seed, skip=10)
+    on = (ts - ts[0]) // DAY_S == 10
+    threshold = TolerantNoveltyBatch.threshold
+    hour = (ts % DAY_S) / 3600.0
+    fired = _scores(values, ts) >= threshold
+    without = _scores(values, ts, day_parts=0) >= threshold
+    # One alert, within the hour the peak should have come; without the memory, none then.
+    assert fired[on].sum() == 1 and 9.0 <= hour[on][fired[on]][0] < 10.0
+    assert not without[on & (hour < 12.0)].any()
+    assert np.array_equal(fired[~on], without[~on])
+
+
+def test_the_memory_by_time_of_day_waits_its_days() -> None:
+    ts, values = _days(14, 1, skip=10)
+    day = (ts - ts[0]) // DAY_S
+    assert _scores(values, ts, day_after=11)[day == 10].max() < TolerantNoveltyBatch.threshold
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "student-t", "no-times"])
+def test_noise_never_opens_the_memory_by_time_of_day(kind: str) -> None:
+    """Noise reaches the same values at every hour: the time of day never matters, and the
+    scores are those of the detector without that memory (also for points without a time)."""
+    rng = np.random.default_rng(3)
+    n = 14 * 288
+    noise = rng.standard_t(3, n) if kind == "student-t" else rng.normal(0.0, 1.0, n)
+    values: Floats = 100.0 + 3.0 * noise
+    ts = (
+        np.full(n, np.nan) if kind == "no-times" else 1.7e9 + 300.0 * np.arange(n, dtype=np.float64)
+    )
+    batch = TolerantNoveltyBatch(1)
+    scores = batch.score_learn_sequence(np.zeros(n, dtype=np.intp), values, ts)
+    assert np.array_equal(scores, _scores(values, ts, day_parts=0))
+    assert not _hours_matter(batch.arrays()["daily"][0])
+
+
+def test_the_time_of_day_matters_when_no_level_is_seen_at_every_hour() -> None:
+    words = np.array([0b0011, 0b0110, 0b1100], dtype=np.uint64)
+    assert _hours_matter(words)
+    assert not _hours_matter(np.array([0b0011, 0b0110, 0b0010], dtype=np.uint64))
+    assert not _hours_matter(np.array([0b0011, 0, 0b1100], dtype=np.uint64))  # a part unseen
