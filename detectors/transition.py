@@ -149,14 +149,18 @@ def _day_slot(t: float, slots: int) -> int:
 
 
 @numba.njit(cache=True, nogil=True)
-def _hours_matter(words: Any) -> bool:
+def _hours_matter(words: Any, reach: int) -> bool:
     """Whether the values seen at each time of day (one word of fine levels each) say the time of
-    day matters: every part of the day has values, and no level has values in every part."""
+    day matters: every part of the day has values, and no fine level has values within ``reach``
+    levels of it in every part."""
     common = ~np.uint64(0)
     for w in words:
         if w == np.uint64(0):
             return False
-        common &= w
+        grown = w
+        for k in range(1, min(reach, FINE - 1) + 1):
+            grown |= (w << np.uint64(k)) | (w >> np.uint64(k))
+        common &= grown
     return bool(common == np.uint64(0))
 
 
@@ -235,9 +239,9 @@ def _observe(
 
     With ``daily`` (one row of words per series, one word per part of the day; none for zero
     columns), the point memory also asks whether any value seen at this time of day (``ts``)
-    comes within the tolerance, once ``_hours_matter`` and the series has seen
-    ``daily_after`` days begin (``clock``: days begun times parts plus the last part, -1 before
-    any). That novelty times one minus its own recent rate (``daily_rate``) scores as the
+    comes within the tolerance, once the series has seen ``daily_after`` days begin (``clock``:
+    days begun times parts plus the last part, -1 before any) and ``_hours_matter`` within the
+    tolerance. That novelty times one minus its own recent rate (``daily_rate``) scores as the
     point's own does.
     """
     grids = seen.shape[1]
@@ -319,8 +323,11 @@ def _observe(
                     if beyond or not _near_seen(word, x, delta, lo[r], span[r]):
                         hour_novelty = 1.0
                     days = clock[rows[i]] // parts if clock[rows[i]] >= 0 else 0
-                    if days >= daily_after and _hours_matter(daily[rows[i]]):
-                        score = max(score, hour_novelty * (1.0 - daily_rate[rows[i]]))
+                    # Asked only of a value new at its hour: the rare case, once warmed up.
+                    if hour_novelty > 0.0 and days >= daily_after:
+                        reach = FINE if delta >= span[r] else math.ceil(delta / span[r] * FINE)
+                        if _hours_matter(daily[rows[i]], reach):
+                            score = max(score, hour_novelty * (1.0 - daily_rate[rows[i]]))
                 score = score if quiet[r] == 0 else 0.0
             best = max(best, score)
             if not learn:
@@ -619,9 +626,9 @@ class TolerantNoveltyBatch(TransitionNoveltyBatch):
     and asks the same question of the part the point falls in: does any value seen at this
     time of day come within the tolerance? Most series give no reason to ask: noise, spikes and
     drifting levels reach the same values at every hour. The question is asked only once
-    ``day_after`` days have begun and the time of day plainly matters: no fine level has been
-    seen in every part of the day. Its novelty, times one minus its own recent rate, scores
-    as the point's own does.
+    ``day_after`` days have begun and the time of day plainly matters: no fine level has values
+    within the tolerance of it in every part of the day. Its novelty, times one minus its own
+    recent rate, scores as the point's own does.
     """
 
     name: ClassVar[str] = "tolerant_novelty"

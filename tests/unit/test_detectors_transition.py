@@ -383,11 +383,13 @@ def test_noise_never_opens_the_memory_by_time_of_day(kind: str) -> None:
     batch = TolerantNoveltyBatch(1)
     scores = batch.score_learn_sequence(np.zeros(n, dtype=np.intp), values, ts)
     assert np.array_equal(scores, _scores(values, ts, day_parts=0))
-    assert not _hours_matter(batch.arrays()["daily"][0])
+    assert not _hours_matter(batch.arrays()["daily"][0], 0)
 
 
-def test_the_time_of_day_matters_when_no_level_is_seen_at_every_hour() -> None:
+def test_the_time_of_day_matters_when_no_level_is_near_values_at_every_hour() -> None:
     words = np.array([0b0011, 0b0110, 0b1100], dtype=np.uint64)
-    assert _hours_matter(words)
-    assert not _hours_matter(np.array([0b0011, 0b0110, 0b0010], dtype=np.uint64))
-    assert not _hours_matter(np.array([0b0011, 0, 0b1100], dtype=np.uint64))  # a part unseen
+    assert _hours_matter(words, 0)
+    assert not _hours_matter(words, 1)  # level 2 is within one level of each part's values
+    assert not _hours_matter(np.array([0b0011, 0b0110, 0b0010], dtype=np.uint64), 0)
+    assert not _hours_matter(np.array([0b0011, 0, 0b1100], dtype=np.uint64), 0)  # a part unseen
+    assert not _hours_matter(np.array([1, 1 << 63], dtype=np.uint64), 64)
