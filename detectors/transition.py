@@ -51,8 +51,9 @@ FINE = 64
 MAX_SCALES, MAX_BLOCK = 4, 1024
 #: Most parts of the day ``TolerantNoveltyBatch`` keeps values seen for (hours).
 MAX_DAY_PARTS = 24
-#: Seconds in a day, the period of ``TolerantNoveltyBatch``'s memory of values by time of day.
-DAY_S = 86400.0
+#: Seconds in a day, the period of ``TolerantNoveltyBatch``'s memory of values by time of day,
+#: and how far either way of a point's time that memory looks for its value.
+DAY_S, HOUR_S = 86400.0, 3600.0
 #: Bytes of one grid's memory: successors (a bit per level) of the empty context, of each
 #: level, of each pair of levels.
 _MEMORY = 1 + LEVELS + LEVELS * LEVELS
@@ -258,6 +259,7 @@ def _observe(
         for m in range(stride):
             part = -1  # the point's part of the day, for its memory by time of day
             hour_novelty = 0.0
+            excused = False  # new to its part, but seen an hour away
             if m == 0:
                 r, x, alpha = rows[i] * stride, values[i], novelty_alpha
                 if parts > 0 and tolerance > 0.0:
@@ -317,11 +319,20 @@ def _observe(
                 # seen: those are news at once.
                 score = 1.0 if up + down >= 2 else novelty * (1.0 - rate[r])
                 if m == 0 and part >= 0:
-                    word = daily[rows[i], part]
                     delta = tolerance * step[r]
-                    beyond = x - delta > top or x + delta < lo[r]
-                    if beyond or not _near_seen(word, x, delta, lo[r], span[r]):
-                        hour_novelty = 1.0
+                    hour_novelty = 1.0
+                    if not (x - delta > top or x + delta < lo[r]):
+                        # New at its hour: no value near it in its part of the day, nor in the
+                        # parts an hour earlier and later (a shape that moves by an hour, as
+                        # with daylight saving time, is not news). A value seen only an hour
+                        # away is not learned into this part, so an anomaly that begins at a
+                        # part's edge does not teach the part its values before it is news.
+                        for moved in (0.0, -HOUR_S, HOUR_S):
+                            q = part if moved == 0.0 else _day_slot(ts[i] + moved, parts)
+                            if _near_seen(daily[rows[i], q], x, delta, lo[r], span[r]):
+                                hour_novelty = 0.0
+                                excused = q != part
+                                break
                     days = clock[rows[i]] // parts if clock[rows[i]] >= 0 else 0
                     # Asked only of a value new at its hour: the rare case, once warmed up.
                     if hour_novelty > 0.0 and days >= daily_after:
@@ -378,7 +389,7 @@ def _observe(
                 _levels(x, lo[r], span[r], sh, levels)
             if warm and tolerance > 0.0:
                 fine[r] |= np.uint64(1) << np.uint64(_fine(x, lo[r], span[r]))
-                if part >= 0:
+                if part >= 0 and not excused:
                     daily[rows[i], part] |= np.uint64(1) << np.uint64(_fine(x, lo[r], span[r]))
             for g in range(grids):
                 a, b, c = recent[r, g, 0], recent[r, g, 1], levels[g]
@@ -624,7 +635,10 @@ class TolerantNoveltyBatch(TransitionNoveltyBatch):
     peak that does not come, a night at midday levels. So the point memory also keeps the values
     seen in each of ``day_parts`` equal parts of the (UTC) day, one word of fine levels each,
     and asks the same question of the part the point falls in: does any value seen at this
-    time of day come within the tolerance? Most series give no reason to ask: noise, spikes and
+    time of day (in its part, or in the parts an hour earlier and later: daylight saving time
+    moves a local shape by an hour) come within the tolerance? A value seen only an hour away is
+    not learned into the part, so an anomaly that begins at a part's edge does not teach the
+    part its values before it is news. Most series give no reason to ask: noise, spikes and
     drifting levels reach the same values at every hour. The question is asked only once
     ``day_after`` days have begun and the time of day plainly matters: no fine level has values
     within the tolerance of it in every part of the day. Its novelty, times one minus its own
