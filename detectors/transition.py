@@ -221,7 +221,7 @@ def _observe(
     order: int, warmup: int, base_threshold: float, rest_period: int, rel_floor: float,
     abs_floor: float, novelty_alpha: float, tolerance: float, step_alpha: float,
     step_clip: float, records: bool, scales: Any, sums: Any, rested: Any,
-    daily: Any, daily_rate: Any, clock: Any, daily_after: int, out: Any,
+    daily: Any, daily_rate: Any, clock: Any, pending: Any, daily_after: int, out: Any,
 ) -> None:  # fmt: skip
     """Score ``values[i]`` of series ``rows[i]`` in turn into ``out`` and, with ``learn``, learn
     each before the next. Without ``learn`` nothing changes (rows should then be distinct).
@@ -243,7 +243,7 @@ def _observe(
     comes within the tolerance, once the series has seen ``daily_after`` days begin (``clock``:
     days begun times parts plus the last part, -1 before any) and ``_hours_matter`` within the
     tolerance. That novelty times one minus its own recent rate (``daily_rate``) scores as the
-    point's own does.
+    point's own does. A value seen only an hour away waits in ``pending`` until its part ends.
     """
     grids = seen.shape[1]
     parts = daily.shape[1]
@@ -325,8 +325,9 @@ def _observe(
                         # New at its hour: no value near it in its part of the day, nor in the
                         # parts an hour earlier and later (a shape that moves by an hour, as
                         # with daylight saving time, is not news). A value seen only an hour
-                        # away is not learned into this part, so an anomaly that begins at a
-                        # part's edge does not teach the part its values before it is news.
+                        # away is learned into this part when the part ends, so an anomaly
+                        # that begins at a part's edge does not teach the part its values
+                        # before it is news.
                         for moved in (0.0, -HOUR_S, HOUR_S):
                             q = part if moved == 0.0 else _day_slot(ts[i] + moved, parts)
                             if _near_seen(daily[rows[i], q], x, delta, lo[r], span[r]):
@@ -351,6 +352,10 @@ def _observe(
                 else:
                     days = tick // parts + (1 if part < tick % parts else 0)
                     clock[rows[i]] = min(days, daily_after) * parts + part
+                    if part != tick % parts:
+                        # The part ended: what it was excused is learned now.
+                        daily[rows[i], tick % parts] |= pending[rows[i]]
+                        pending[rows[i]] = 0
             if warm:
                 rate[r] += alpha * (novelty - rate[r])
                 if part >= 0:
@@ -363,16 +368,13 @@ def _observe(
                             fine[r] = _carry_fine(fine[r], min(up, 6), True)
                         if down > 0:
                             fine[r] = _carry_fine(fine[r], min(down, 6), False)
-                        if m == 0:
-                            for q in range(parts):
-                                if up > 0:
-                                    daily[rows[i], q] = _carry_fine(
-                                        daily[rows[i], q], min(up, 6), True
-                                    )
-                                if down > 0:
-                                    daily[rows[i], q] = _carry_fine(
-                                        daily[rows[i], q], min(down, 6), False
-                                    )
+                        if m == 0 and parts > 0:
+                            s_i = rows[i]
+                            for steps, upwards in ((min(up, 6), True), (min(down, 6), False)):
+                                if steps > 0:
+                                    pending[s_i] = _carry_fine(pending[s_i], steps, upwards)
+                                    for q in range(parts):
+                                        daily[s_i, q] = _carry_fine(daily[s_i, q], steps, upwards)
                     for g in range(grids):
                         for steps, upwards in ((min(up, 3), True), (min(down, 3), False)):
                             if steps > 0:
@@ -389,8 +391,12 @@ def _observe(
                 _levels(x, lo[r], span[r], sh, levels)
             if warm and tolerance > 0.0:
                 fine[r] |= np.uint64(1) << np.uint64(_fine(x, lo[r], span[r]))
-                if part >= 0 and not excused:
-                    daily[rows[i], part] |= np.uint64(1) << np.uint64(_fine(x, lo[r], span[r]))
+                if part >= 0:
+                    value_bit = np.uint64(1) << np.uint64(_fine(x, lo[r], span[r]))
+                    if excused:
+                        pending[rows[i]] |= value_bit
+                    else:
+                        daily[rows[i], part] |= value_bit
             for g in range(grids):
                 a, b, c = recent[r, g, 0], recent[r, g, 1], levels[g]
                 if warm:
@@ -500,6 +506,8 @@ class TransitionNoveltyBatch(BatchDetector):
         self._daily = np.zeros((n if parts else 0, parts), dtype=np.uint64)
         self._daily_rate = np.zeros(n if parts else 0)
         self._clock = np.full(n if parts else 0, -1, dtype=np.int32)
+        # Values of the current part seen only an hour away, learned when the part ends.
+        self._pending = np.zeros(n if parts else 0, dtype=np.uint64)
 
     def params(self) -> dict[str, Any]:
         return {
@@ -554,7 +562,7 @@ class TransitionNoveltyBatch(BatchDetector):
             self.order, self.warmup, self.base_threshold, self.rest_period, self.rel_floor,
             self.abs_floor, self.novelty_alpha, *self._tolerance(),
             self._scale_lengths, self._sums, self._rested,
-            self._daily, self._daily_rate, self._clock, self.day_after, out,
+            self._daily, self._daily_rate, self._clock, self._pending, self.day_after, out,
         )  # fmt: skip
         return out
 
@@ -637,9 +645,9 @@ class TolerantNoveltyBatch(TransitionNoveltyBatch):
     and asks the same question of the part the point falls in: does any value seen at this
     time of day (in its part, or in the parts an hour earlier and later: daylight saving time
     moves a local shape by an hour) come within the tolerance? A value seen only an hour away is
-    not learned into the part, so an anomaly that begins at a part's edge does not teach the
-    part its values before it is news. Most series give no reason to ask: noise, spikes and
-    drifting levels reach the same values at every hour. The question is asked only once
+    learned into its part when the part ends, so an anomaly that begins at a part's edge does
+    not teach the part its values before it is news. Most series give no reason to ask: noise,
+    spikes and drifting levels reach the same values at every hour. The question is asked only once
     ``day_after`` days have begun and the time of day plainly matters: no fine level has values
     within the tolerance of it in every part of the day. Its novelty, times one minus its own
     recent rate, scores as the point's own does.
@@ -717,7 +725,12 @@ class TolerantNoveltyBatch(TransitionNoveltyBatch):
     def arrays(self) -> dict[str, NDArray[Any]]:
         out = super().arrays()
         if self.day_parts:
-            out |= {"daily": self._daily, "daily_rate": self._daily_rate, "clock": self._clock}
+            out |= {
+                "daily": self._daily,
+                "daily_rate": self._daily_rate,
+                "clock": self._clock,
+                "pending": self._pending,
+            }
         return out
 
     def _memories(self) -> dict[str, NDArray[Any]]:
