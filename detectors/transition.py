@@ -141,12 +141,17 @@ def _carry_fine(values: Any, steps: int, up: bool) -> Any:
 
 
 @numba.njit(cache=True, nogil=True)
-def _day_slot(t: float, slots: int) -> int:
-    """Which of ``slots`` equal parts of the (UTC) day time ``t`` falls in; -1 for no time."""
+def _day_slot(t: float, slots: int, weekends: bool) -> int:
+    """Which of ``slots`` equal parts of the (UTC) day time ``t`` falls in, counted from
+    ``slots`` on a Saturday or Sunday with ``weekends``; -1 for no time."""
     if not math.isfinite(t):
         return -1
-    into = t - math.floor(t / DAY_S) * DAY_S
-    return min(int(into / DAY_S * slots), slots - 1)
+    day = math.floor(t / DAY_S)
+    slot = min(int((t - day * DAY_S) / DAY_S * slots), slots - 1)
+    # 1970-01-01 was a Thursday: day 0 is weekday 3 counting from Monday.
+    if weekends and (int(day) + 3) % 7 >= 5:
+        slot += slots
+    return slot
 
 
 @numba.njit(cache=True, nogil=True)
@@ -221,7 +226,8 @@ def _observe(
     order: int, warmup: int, base_threshold: float, rest_period: int, rel_floor: float,
     abs_floor: float, novelty_alpha: float, tolerance: float, step_alpha: float,
     step_clip: float, records: bool, scales: Any, sums: Any, rested: Any,
-    daily: Any, daily_rate: Any, clock: Any, pending: Any, daily_after: int, out: Any,
+    daily: Any, daily_rate: Any, clock: Any, pending: Any, parts: int, daily_after: int,
+    out: Any,
 ) -> None:  # fmt: skip
     """Score ``values[i]`` of series ``rows[i]`` in turn into ``out`` and, with ``learn``, learn
     each before the next. Without ``learn`` nothing changes (rows should then be distinct).
@@ -246,7 +252,8 @@ def _observe(
     point's own does. A value seen only an hour away waits in ``pending`` until its part ends.
     """
     grids = seen.shape[1]
-    parts = daily.shape[1]
+    words = daily.shape[1]
+    weekends = words > parts
     levels = np.empty(grids, dtype=np.int64)
     stride = 1 + len(scales)
     own_rest = rest_period if stride == 1 else 0
@@ -263,7 +270,7 @@ def _observe(
             if m == 0:
                 r, x, alpha = rows[i] * stride, values[i], novelty_alpha
                 if parts > 0 and tolerance > 0.0:
-                    part = _day_slot(ts[i], parts)
+                    part = _day_slot(ts[i], parts, weekends)
             else:
                 k, total = scales[m - 1], sums[rows[i], m - 1] + values[i]
                 # Blocks start at the first point: the first memory's count (which has
@@ -329,12 +336,12 @@ def _observe(
                         # that begins at a part's edge does not teach the part its values
                         # before it is news.
                         for moved in (0.0, -HOUR_S, HOUR_S):
-                            q = part if moved == 0.0 else _day_slot(ts[i] + moved, parts)
+                            q = part if moved == 0.0 else _day_slot(ts[i] + moved, parts, weekends)
                             if _near_seen(daily[rows[i], q], x, delta, lo[r], span[r]):
                                 hour_novelty = 0.0
                                 excused = q != part
                                 break
-                    days = clock[rows[i]] // parts if clock[rows[i]] >= 0 else 0
+                    days = clock[rows[i]] // words if clock[rows[i]] >= 0 else 0
                     # Asked only of a value new at its hour: the rare case, once warmed up.
                     if hour_novelty > 0.0 and days >= daily_after:
                         reach = FINE if delta >= span[r] else math.ceil(delta / span[r] * FINE)
@@ -350,11 +357,12 @@ def _observe(
                 if tick < 0:
                     clock[rows[i]] = part
                 else:
-                    days = tick // parts + (1 if part < tick % parts else 0)
-                    clock[rows[i]] = min(days, daily_after) * parts + part
-                    if part != tick % parts:
+                    last = tick % words
+                    days = tick // words + (1 if part % parts < last % parts else 0)
+                    clock[rows[i]] = min(days, daily_after) * words + part
+                    if part != last:
                         # The part ended: what it was excused is learned now.
-                        daily[rows[i], tick % parts] |= pending[rows[i]]
+                        daily[rows[i], last] |= pending[rows[i]]
                         pending[rows[i]] = 0
             if warm:
                 rate[r] += alpha * (novelty - rate[r])
@@ -373,7 +381,7 @@ def _observe(
                             for steps, upwards in ((min(up, 6), True), (min(down, 6), False)):
                                 if steps > 0:
                                     pending[s_i] = _carry_fine(pending[s_i], steps, upwards)
-                                    for q in range(parts):
+                                    for q in range(words):
                                         daily[s_i, q] = _carry_fine(daily[s_i, q], steps, upwards)
                     for g in range(grids):
                         for steps, upwards in ((min(up, 3), True), (min(down, 3), False)):
@@ -454,6 +462,7 @@ class TransitionNoveltyBatch(BatchDetector):
     #: ``TolerantNoveltyBatch``), and the days to see before asking it.
     day_parts: int = 0
     day_after: int = 7
+    weekends: bool = False
 
     def __init__(
         self,
@@ -503,7 +512,8 @@ class TransitionNoveltyBatch(BatchDetector):
         # Values seen by time of day: a word of fine levels per part of the day, the recent rate
         # of novelty there, and the clock that counts the days begun.
         parts = self.day_parts
-        self._daily = np.zeros((n if parts else 0, parts), dtype=np.uint64)
+        words = parts * (2 if self.weekends else 1)
+        self._daily = np.zeros((n if parts else 0, words), dtype=np.uint64)
         self._daily_rate = np.zeros(n if parts else 0)
         self._clock = np.full(n if parts else 0, -1, dtype=np.int32)
         # Values of the current part seen only an hour away, learned when the part ends.
@@ -562,7 +572,8 @@ class TransitionNoveltyBatch(BatchDetector):
             self.order, self.warmup, self.base_threshold, self.rest_period, self.rel_floor,
             self.abs_floor, self.novelty_alpha, *self._tolerance(),
             self._scale_lengths, self._sums, self._rested,
-            self._daily, self._daily_rate, self._clock, self._pending, self.day_after, out,
+            self._daily, self._daily_rate, self._clock, self._pending, self.day_parts,
+            self.day_after, out,
         )  # fmt: skip
         return out
 
@@ -680,6 +691,7 @@ class TolerantNoveltyBatch(TransitionNoveltyBatch):
         records: bool = True,
         day_parts: int = 8,
         day_after: int = 7,
+        weekends: bool = True,
     ) -> None:
         if tolerance < 0.0 or not 0.0 < step_alpha <= 1.0 or step_clip <= 0.0:
             raise ValueError("tolerance must be >= 0, step_alpha in (0, 1], step_clip > 0")
@@ -695,7 +707,7 @@ class TolerantNoveltyBatch(TransitionNoveltyBatch):
                 f"day_parts must be between 0 and {MAX_DAY_PARTS} and day_after at least 1"
             )
         self.scales = scales
-        self.day_parts, self.day_after = day_parts, day_after
+        self.day_parts, self.day_after, self.weekends = day_parts, day_after, bool(weekends)
         super().__init__(
             n,
             grids=grids,
@@ -720,6 +732,7 @@ class TolerantNoveltyBatch(TransitionNoveltyBatch):
             "records": self.records,
             "day_parts": self.day_parts,
             "day_after": self.day_after,
+            "weekends": self.weekends,
         }
 
     def arrays(self) -> dict[str, NDArray[Any]]:

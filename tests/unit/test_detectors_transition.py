@@ -16,6 +16,7 @@ from detectors.transition import (
     TransitionNovelty,
     TransitionNoveltyBatch,
     _carry_fine,
+    _day_slot,
     _fine,
     _hours_matter,
     _moved,
@@ -313,8 +314,8 @@ def test_bad_tolerant_parameters_are_rejected(params: dict[str, object]) -> None
 
 def test_tolerant_state_is_small() -> None:
     """Three memories (the points and two block scales) of 131 bytes, the blocks, the rest and
-    84 bytes of values by time of day: under half the 1 KB a series may cost the worker."""
-    assert sum(v[0].nbytes for v in TolerantNoveltyBatch(1).arrays().values()) <= 500
+    148 bytes of values by time of day: well under the 1 KB a series may cost the worker."""
+    assert sum(v[0].nbytes for v in TolerantNoveltyBatch(1).arrays().values()) <= 570
     alone = TolerantNoveltyBatch(1, scales=(), day_parts=0)
     assert sum(v[0].nbytes for v in alone.arrays().values()) <= 135
 
@@ -378,6 +379,32 @@ def test_a_day_shape_that_moves_by_an_hour_is_not_news(moved_h: float, seed: int
     threshold = TolerantNoveltyBatch.threshold
     fired = _scores(values, ts) >= threshold
     assert np.array_equal(fired, _scores(values, ts, day_parts=0) >= threshold)
+
+
+def test_weekends_have_parts_of_their_own() -> None:
+    saturday, monday = 1704499200.0, 1704672000.0  # 2024-01-06 and 2024-01-08, 00:00 UTC
+    assert [_day_slot(saturday + h * 3600.0, 8, True) for h in (0, 13, 23)] == [8, 12, 15]
+    assert [_day_slot(monday + h * 3600.0, 8, True) for h in (0, 13, 23)] == [0, 4, 7]
+    assert _day_slot(saturday + 13 * 3600.0, 8, False) == 4
+    assert _day_slot(float("nan"), 8, True) == -1
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_weekday_shaped_like_a_weekend_is_new_only_with_weekends_apart(seed: int) -> None:
+    """Weekdays rise to 80 from 9:00 to 18:00, weekends stay at 20. A Wednesday that stays at 20
+    is ordinary for the hour of a weekend, not of a weekday: only weekends kept apart see it."""
+    ts, values = _days(28, seed, skip=16)
+    weekday = ((ts // DAY_S).astype(np.int64) + 3) % 7
+    hour = (ts % DAY_S) / 3600.0
+    values = np.where((weekday >= 5) & (hour >= 9.0) & (hour < 18.0), values - 60.0, values)
+    day = (ts - ts[0]) // DAY_S
+    on = day == 16
+    assert weekday[on][0] < 5  # the skipped day is a weekday
+    threshold = TolerantNoveltyBatch.threshold
+    fired = _scores(values, ts) >= threshold
+    assert fired[on].any()
+    assert not (_scores(values, ts, weekends=False) >= threshold)[on].any()
+    assert np.array_equal(fired[~on], (_scores(values, ts, day_parts=0) >= threshold)[~on])
 
 
 def test_the_memory_by_time_of_day_waits_its_days() -> None:
