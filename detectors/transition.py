@@ -244,12 +244,13 @@ def _observe(
     completes, and an alert at any scale rests them all (``rested``). Without, the one memory
     rests itself (``quiet``).
 
-    With ``daily`` (one row of words per series, one word per part of the day; none for zero
-    columns), the point memory also asks whether any value seen at this time of day (``ts``)
-    comes within the tolerance, once the series has seen ``daily_after`` days begin (``clock``:
-    days begun times parts plus the last part, -1 before any) and ``_hours_matter`` within the
-    tolerance. That novelty times one minus its own recent rate (``daily_rate``) scores as the
-    point's own does. A value seen only an hour away waits in ``pending`` until its part ends.
+    With ``daily`` (one row of words per series, one word for each of the ``parts`` of a day,
+    and as many again for weekends when it has twice as many columns; none for zero columns),
+    the point memory also asks whether any value seen at this time of day (``ts``) comes within
+    the tolerance, once the series has seen ``daily_after`` days begin (``clock``: days begun
+    times words plus the last word, -1 before any) and ``_hours_matter`` within the tolerance.
+    That novelty times one minus its own recent rate (``daily_rate``) scores as the point's own
+    does. A value seen only an hour away waits in ``pending`` until its part ends.
     """
     grids = seen.shape[1]
     words = daily.shape[1]
@@ -459,7 +460,8 @@ class TransitionNoveltyBatch(BatchDetector):
     #: here; ``TolerantNoveltyBatch`` takes them as a parameter).
     scales: tuple[int, ...] = ()
     #: Parts of the day with a memory of their own values (none here; see
-    #: ``TolerantNoveltyBatch``), and the days to see before asking it.
+    #: ``TolerantNoveltyBatch``), the days to see before asking it, and whether weekends have
+    #: parts of their own.
     day_parts: int = 0
     day_after: int = 7
     weekends: bool = False
@@ -509,8 +511,9 @@ class TransitionNoveltyBatch(BatchDetector):
         self._sums = np.zeros((n, len(self.scales)))
         self._rested = np.zeros(n if self.scales else 0, dtype=np.int32)
         self._scale_lengths = np.asarray(self.scales, dtype=np.int64)
-        # Values seen by time of day: a word of fine levels per part of the day, the recent rate
-        # of novelty there, and the clock that counts the days begun.
+        # Values seen by time of day: a word of fine levels per part of the day (of weekdays,
+        # then of weekends), the recent rate of novelty there, and the clock that counts the
+        # days begun.
         parts = self.day_parts
         words = parts * (2 if self.weekends else 1)
         self._daily = np.zeros((n if parts else 0, words), dtype=np.uint64)
@@ -651,16 +654,17 @@ class TolerantNoveltyBatch(TransitionNoveltyBatch):
     nothing from this (its block means are noise too, and fewer), so it stays quiet.
 
     None of this sees a value that is ordinary for the series but not for the hour: a daily
-    peak that does not come, a night at midday levels. So the point memory also keeps the values
-    seen in each of ``day_parts`` equal parts of the (UTC) day, one word of fine levels each,
-    and asks the same question of the part the point falls in: does any value seen at this
+    peak that does not come, a night at midday levels, a weekday as quiet as a Sunday. So the
+    point memory also keeps the values seen in each of ``day_parts`` equal parts of the (UTC)
+    day, apart for weekdays and weekends with ``weekends``, one word of fine levels each, and
+    asks the same question of the part the point falls in: does any value seen at this
     time of day (in its part, or in the parts an hour earlier and later: daylight saving time
     moves a local shape by an hour) come within the tolerance? A value seen only an hour away is
     learned into its part when the part ends, so an anomaly that begins at a part's edge does
     not teach the part its values before it is news. Most series give no reason to ask: noise,
     spikes and drifting levels reach the same values at every hour. The question is asked only once
     ``day_after`` days have begun and the time of day plainly matters: no fine level has values
-    within the tolerance of it in every part of the day. Its novelty, times one minus its own
+    within the tolerance of it in every part. Its novelty, times one minus its own
     recent rate, scores as the point's own does.
     """
 
@@ -707,7 +711,7 @@ class TolerantNoveltyBatch(TransitionNoveltyBatch):
                 f"day_parts must be between 0 and {MAX_DAY_PARTS} and day_after at least 1"
             )
         self.scales = scales
-        self.day_parts, self.day_after, self.weekends = day_parts, day_after, bool(weekends)
+        self.day_parts, self.day_after, self.weekends = day_parts, day_after, weekends
         super().__init__(
             n,
             grids=grids,
