@@ -147,7 +147,7 @@ def _day_slot(t: float, slots: int, weekends: bool) -> int:
     if not math.isfinite(t):
         return -1
     day = math.floor(t / DAY_S)
-    slot = min(int((t - day * DAY_S) / DAY_S * slots), slots - 1)
+    slot = max(0, min(int((t - day * DAY_S) / DAY_S * slots), slots - 1))
     # 1970-01-01 was a Thursday: day 0 is weekday 3 counting from Monday.
     if weekends and (int(day) + 3) % 7 >= 5:
         slot += slots

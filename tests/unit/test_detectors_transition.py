@@ -387,6 +387,8 @@ def test_weekends_have_parts_of_their_own() -> None:
     assert [_day_slot(monday + h * 3600.0, 8, True) for h in (0, 13, 23)] == [0, 4, 7]
     assert _day_slot(saturday + 13 * 3600.0, 8, False) == 4
     assert _day_slot(float("nan"), 8, True) == -1
+    assert 0 <= _day_slot(1e300, 8, True) < 16 and 0 <= _day_slot(-1e300, 8, True) < 16
+    assert _day_slot(-3600.0, 8, False) == 7  # 1969-12-31, 23:00
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -438,3 +440,21 @@ def test_the_time_of_day_matters_when_no_level_is_near_values_at_every_hour() ->
     assert not _hours_matter(np.array([0b0011, 0b0110, 0b0010], dtype=np.uint64), 0)
     assert not _hours_matter(np.array([0b0011, 0, 0b1100], dtype=np.uint64), 0)  # a part unseen
     assert not _hours_matter(np.array([1, 1 << 63], dtype=np.uint64), 64)
+
+
+def test_a_version_4_state_restores_warm_without_the_memory_by_time_of_day() -> None:
+    d = TolerantNovelty()
+    _feed(d, [100.0 + i % 7 for i in range(60)])  # type: ignore[arg-type]
+    state = d.to_state()
+    state["version"] = 4
+    for key in ("daily", "daily_rate", "clock", "pending"):
+        del state["state"][key]
+    for key in ("day_parts", "day_after", "weekends"):
+        del state["params"][key]
+    restored = TolerantNovelty.from_state(state)
+    assert restored.warmed_up
+    assert restored.to_state()["state"]["clock"] == -1
+    assert restored.score_one(100.0, 60.0) == d.score_one(100.0, 60.0)
+    state["version"] = 3
+    with pytest.raises(ValueError):
+        TolerantNovelty.from_state(state)
