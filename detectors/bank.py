@@ -43,6 +43,8 @@ class Fired:
     score: float
     decision: Decision
     recent: list[list[float]]
+    #: What the detector found new, in words, where it says.
+    why: str | None = None
 
 
 # Per-row arrays the bank keeps besides the detector's, with the value of a fresh row.
@@ -200,6 +202,10 @@ class SeriesBank:
             frows, fx, ft = rows[idx], x[idx], t[idx]
         score = sequence(frows, fx, ft)
         scores[idx] = score
+        reasons = getattr(self.detector, "last_why", None)
+        explain = getattr(self.detector, "explain", None)
+        if reasons is None or explain is None or len(reasons) != len(frows):
+            explain = None
         threshold = self.policy.threshold
         if _any_hot(frows, score, threshold, own["active"], own["run"]):
             playing = own["active"][frows] | (own["run"][frows] > 0)
@@ -214,7 +220,10 @@ class SeriesBank:
                 decision = self._decide(row, s, float(t[idx[j]]))
                 if decision is not None:
                     recent = self._recent_at(row, frows[: j + 1], idx[: j + 1], x, t)
-                    fired.append(Fired(int(idx[j]), s, decision, recent))
+                    why = None
+                    if explain is not None and reasons is not None:
+                        why = explain(int(reasons[j]), float(ft[j]))
+                    fired.append(Fired(int(idx[j]), s, decision, recent, why))
         # The recent points move on only now: a detection's context ends at its own point.
         _remember(frows, fx, ft, own["seen"], self.recent_ts, self.recent_x, self.dirty)
 
@@ -426,5 +435,6 @@ def detection(
             "value": value,
             "repeat": decision.repeat,
             "recent": fired.recent,
+            **({"why": fired.why} if fired.why else {}),
         },
     )

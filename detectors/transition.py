@@ -54,6 +54,8 @@ MAX_DAY_PARTS = 24
 #: Seconds in a day, the period of ``TolerantNoveltyBatch``'s memory of values by time of day,
 #: and how far either way of a point's time that memory looks for its value.
 DAY_S, HOUR_S = 86400.0, 3600.0
+#: The ``why`` of a score that the memory of values by time of day gave.
+WHY_HOUR = 100
 #: Bytes of one grid's memory: successors (a bit per level) of the empty context, of each
 #: level, of each pair of levels.
 _MEMORY = 1 + LEVELS + LEVELS * LEVELS
@@ -227,7 +229,7 @@ def _observe(
     abs_floor: float, novelty_alpha: float, tolerance: float, step_alpha: float,
     step_clip: float, records: bool, scales: Any, sums: Any, rested: Any,
     daily: Any, daily_rate: Any, clock: Any, pending: Any, parts: int, daily_after: int,
-    out: Any,
+    out: Any, why: Any,
 ) -> None:  # fmt: skip
     """Score ``values[i]`` of series ``rows[i]`` in turn into ``out`` and, with ``learn``, learn
     each before the next. Without ``learn`` nothing changes (rows should then be distinct).
@@ -251,6 +253,9 @@ def _observe(
     times words plus the last word, -1 before any) and ``_hours_matter`` within the tolerance.
     That novelty times one minus its own recent rate (``daily_rate``) scores as the point's own
     does. A value seen only an hour away waits in ``pending`` until its part ends.
+
+    ``why[i]`` says which memory gave ``out[i]``: 0 none, ``1 + m`` memory row ``m`` (the point
+    itself, then each scale), ``WHY_HOUR`` the values by time of day.
     """
     grids = seen.shape[1]
     words = daily.shape[1]
@@ -260,14 +265,17 @@ def _observe(
     own_rest = rest_period if stride == 1 else 0
     for i in range(len(rows)):
         out[i] = 0.0
+        why[i] = 0
         if not math.isfinite(values[i]):
             continue
         best = 0.0
+        best_why = 0
         # Each memory the point reaches: its own (m = 0), then each block it completes.
         for m in range(stride):
             part = -1  # the point's part of the day, for its memory by time of day
             hour_novelty = 0.0
             excused = False  # new to its part, but seen an hour away
+            hour_led = False  # the score is the time of day's
             if m == 0:
                 r, x, alpha = rows[i] * stride, values[i], novelty_alpha
                 if parts > 0 and tolerance > 0.0:
@@ -346,10 +354,12 @@ def _observe(
                     # Asked only of a value new at its hour: the rare case, once warmed up.
                     if hour_novelty > 0.0 and days >= daily_after:
                         reach = FINE if delta >= span[r] else math.ceil(delta / span[r] * FINE)
-                        if _hours_matter(daily[rows[i]], reach):
-                            score = max(score, hour_novelty * (1.0 - daily_rate[rows[i]]))
+                        hour_score = hour_novelty * (1.0 - daily_rate[rows[i]])
+                        if hour_score > score and _hours_matter(daily[rows[i]], reach):
+                            score, hour_led = hour_score, True
                 score = score if quiet[r] == 0 else 0.0
-            best = max(best, score)
+            if score > best:
+                best, best_why = score, (WHY_HOUR if hour_led else m + 1)
             if not learn:
                 continue
             if part >= 0:
@@ -436,13 +446,20 @@ def _observe(
         if stride > 1:
             q = rested[rows[i]]
             if q > 0:
-                best = 0.0
+                best, best_why = 0.0, 0
                 q -= 1
             elif best >= base_threshold:
                 q = rest_period
             if learn:
                 rested[rows[i]] = q
         out[i] = best
+        why[i] = best_why if best > 0.0 else 0
+
+
+def _clock(hours: float) -> str:
+    """``hours`` after midnight as ``HH:MM``."""
+    minutes = round(hours * 60.0)
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
 
 
 class TransitionNoveltyBatch(BatchDetector):
@@ -521,6 +538,8 @@ class TransitionNoveltyBatch(BatchDetector):
         self._clock = np.full(n if parts else 0, -1, dtype=np.int32)
         # Values of the current part seen only an hour away, learned when the part ends.
         self._pending = np.zeros(n if parts else 0, dtype=np.uint64)
+        #: Which memory gave each score of the last call (see ``explain``); not state.
+        self.last_why: NDArray[np.int8] = np.zeros(0, dtype=np.int8)
 
     def params(self) -> dict[str, Any]:
         return {
@@ -565,6 +584,7 @@ class TransitionNoveltyBatch(BatchDetector):
 
     def _run(self, rows: NDArray[np.intp], values: Floats, ts: Floats, learn: bool) -> Floats:
         out = np.empty(len(rows))
+        self.last_why = why = np.empty(len(rows), dtype=np.int8)
         _observe(
             np.ascontiguousarray(rows, dtype=np.intp),
             np.ascontiguousarray(values, dtype=np.float64),
@@ -576,14 +596,36 @@ class TransitionNoveltyBatch(BatchDetector):
             self.abs_floor, self.novelty_alpha, *self._tolerance(),
             self._scale_lengths, self._sums, self._rested,
             self._daily, self._daily_rate, self._clock, self._pending, self.day_parts,
-            self.day_after, out,
+            self.day_after, out, why,
         )  # fmt: skip
         return out
 
     def score_learn_sequence(self, rows: NDArray[np.intp], values: Floats, ts: Floats) -> Floats:
         """Score then learn each point in turn, ``values[i]`` of series ``rows[i]`` at
-        ``ts[i]``: points of one series may repeat and are taken in the order given."""
+        ``ts[i]``: points of one series may repeat and are taken in the order given. Which
+        memory gave each score is left in ``last_why`` (see ``explain``)."""
         return self._run(rows, values, ts, True)
+
+    def explain(self, why: int, ts: float) -> str | None:
+        """In words, what found a point at time ``ts`` new, from its ``last_why``."""
+        if why == 1:
+            return "the value or its steps from the last ones: never seen in this series"
+        if 2 <= why <= 1 + len(self.scales):
+            k = self.scales[why - 2]
+            return f"the mean of the last {k} points: never seen in this series"
+        if why == WHY_HOUR and self.day_parts:
+            day = math.floor(ts / DAY_S)
+            part = max(0, min(int((ts - day * DAY_S) / DAY_S * self.day_parts), self.day_parts - 1))
+            hours = 24.0 / self.day_parts
+            start, end = part * hours, (part + 1) * hours
+            days = (
+                ("weekends" if (day + 3) % 7 >= 5 else "weekdays") if self.weekends else "any day"
+            )
+            return (
+                f"the value: never seen at this time of day ({days}, "
+                f"{_clock(start)} to {_clock(end)} UTC)"
+            )
+        return None
 
     def _score(self, x: Floats, ts: Floats) -> Floats:
         return self._run(np.arange(self.n), x, ts, False)

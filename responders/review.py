@@ -84,6 +84,8 @@ class _Detection:
     series: str | None
     recent: tuple[tuple[float, float], ...]
     opening: bool
+    #: What the detector found new, in its words (its context's ``why``), where it says.
+    why: str | None = None
 
 
 def stages(incident: Incident) -> list[Stage]:
@@ -283,6 +285,7 @@ def _detections(timeline: list[IncidentEvent]) -> list[_Detection]:
                 series=context.get("series") if isinstance(context.get("series"), str) else None,
                 recent=recent,
                 opening=opening,
+                why=context.get("why") if isinstance(context.get("why"), str) else None,
             )
         )
     return out
@@ -319,7 +322,8 @@ def _detections_section(
     for d in detections:
         out.append(
             f"| {_utc(d.at)} | {_cell(d.signal)} | {_cell(d.detector)} | {_num(d.score)} | "
-            f"{_num(d.value)} | {'opened the incident' if d.opening else 'attached'} |"
+            f"{_num(d.value)} | {'opened the incident' if d.opening else 'attached'}"
+            f"{': ' + _cell(d.why) if d.why else ''} |"
         )
     out.append("")
     if not points:

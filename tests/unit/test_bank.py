@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from typing import Any
 
@@ -103,6 +104,24 @@ def test_the_default_fires_on_a_spike_once_with_context() -> None:
     assert [p[0] for p in hit.recent] == sorted(p[0] for p in hit.recent)
 
 
+def test_the_default_says_what_it_found_new() -> None:
+    """A jump to a level never seen, and a weekday whose daytime level never comes (values the
+    series has at night): each detection says which memory found it."""
+    bank = SeriesBank("tolerant_novelty")
+    rng = np.random.default_rng(4)
+    start = 1.7e9 // 86400 * 86400  # a Tuesday, 00:00 UTC
+    whys = []
+    for t in range(16 * 288):
+        ts = start + 300.0 * t
+        hour, day = (ts % 86400) / 3600, t // 288
+        level = 80.0 if 9 <= hour < 18 and day != 10 else 20.0  # day 10: a Friday
+        level = 500.0 if day == 14 and hour >= 12 else level  # day 14: never seen
+        _, fired = bank.observe(["api|lat"], np.array([level + rng.normal()]), np.array([ts]))
+        whys += [(day, hit.why) for hit in fired if day >= 10]
+    assert (10, "the value: never seen at this time of day (weekdays, 09:00 to 12:00 UTC)") in whys
+    assert (14, "the value or its steps from the last ones: never seen in this series") in whys
+
+
 def test_points_at_or_before_the_last_time_are_skipped() -> None:
     bank = SeriesBank("surprise")
     for t in range(30):
@@ -202,3 +221,8 @@ def test_detection_id_depends_only_on_series_and_time() -> None:
     one, again, other = at(1.7e9, 50.0), at(1.7e9, 51.0), at(1.7e9 + 1, 50.0)
     assert one.id == again.id != other.id
     assert one.context["series"] == "api|lat" and one.signal == "lat"
+    assert "why" not in one.context  # the rule says nothing more than its score
+    said = detection(dataclasses.replace(hit, why="the value: never seen"), detector="d",
+                     series="api|lat", service="api", metric="lat", labels={}, ts=1.7e9,
+                     value=50.0)  # fmt: skip
+    assert said.context["why"] == "the value: never seen"

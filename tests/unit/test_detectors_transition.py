@@ -11,6 +11,7 @@ from numpy.typing import NDArray
 
 from detectors.transition import (
     DAY_S,
+    WHY_HOUR,
     TolerantNovelty,
     TolerantNoveltyBatch,
     TransitionNovelty,
@@ -458,3 +459,20 @@ def test_a_version_4_state_restores_warm_without_the_memory_by_time_of_day() -> 
     state["version"] = 3
     with pytest.raises(ValueError):
         TolerantNovelty.from_state(state)
+
+
+def test_explain_names_the_memory() -> None:
+    batch = TolerantNoveltyBatch(1, day_parts=6)
+    saturday_noon = 1704499200.0 + 12 * 3600.0
+    assert "never seen in this series" in str(batch.explain(1, saturday_noon))
+    assert (
+        batch.explain(3, saturday_noon)
+        == "the mean of the last 16 points: never seen in this series"
+    )
+    assert batch.explain(WHY_HOUR, saturday_noon) == (
+        "the value: never seen at this time of day (weekends, 12:00 to 16:00 UTC)"
+    )
+    assert batch.explain(0, saturday_noon) is None and batch.explain(9, saturday_noon) is None
+    assert TolerantNoveltyBatch(1, weekends=False).explain(WHY_HOUR, saturday_noon) == (
+        "the value: never seen at this time of day (any day, 12:00 to 15:00 UTC)"
+    )

@@ -31,9 +31,10 @@ def at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
 
 
-def timeline(resolved: bool = True) -> list[IncidentEvent]:
+def timeline(resolved: bool = True, why: str | None = None) -> list[IncidentEvent]:
     """Impact at T0, detected +4s, opened and paged +5s, acknowledged +65s, restored +185s,
-    resolved +305s; a later detection, a role, a runbook task and two follow-up notes."""
+    resolved +305s; a later detection (saying ``why``), a role, a runbook task and two
+    follow-up notes."""
     detection = Detection(
         id="d1",
         ts=at(4),
@@ -70,7 +71,8 @@ def timeline(resolved: bool = True) -> list[IncidentEvent]:
         "detection_attached", 20, "warroom", detection_id="d2", signal="latency_ms",
         detector="median_mad", score=0.98, detected_at=at(20).isoformat(),
         context={"series": "api/latency_ms", "value": 380.0,
-                 "recent": [[at(12).timestamp(), 390.0], [at(20).timestamp(), 380.0]]},
+                 "recent": [[at(12).timestamp(), 390.0], [at(20).timestamp(), 380.0]],
+                 **({"why": why} if why else {})},
     )  # fmt: skip
     add("acknowledged", 65, "ann", text="looking", role="incident commander")
     add("note", 90, "ann", text="follow-up: add a canary stage for api")
@@ -169,6 +171,16 @@ def test_without_a_chart_path_the_markdown_has_a_sparkline_and_no_image() -> Non
         "| 2026-03-01 12:00:04.000 | latency_ms | median_mad | 0.999 | 420 | opened the incident |"
         in detections
     )
+
+
+def test_a_detection_that_says_why_says_it_in_the_review() -> None:
+    why = "the value: never seen at this time of day (weekdays, 09:00 to 12:00 UTC) | x"
+    detections = lines(render_review(timeline(why=why)), "Detections")
+    assert (
+        "| 2026-03-01 12:00:20.000 | latency_ms | median_mad | 0.98 | 380 | attached: the value: "
+        "never seen at this time of day (weekdays, 09:00 to 12:00 UTC) \\| x |" in detections
+    )
+    assert any(row.endswith("| opened the incident |") for row in detections)
 
 
 def test_each_series_gets_a_row_and_a_gap_in_the_data_breaks_the_line() -> None:
