@@ -112,9 +112,10 @@ class BatchDetector:
     def load_row(self, i: int, state: dict[str, Any]) -> None:
         """Overwrite series ``i`` from ``row_state`` output of the same detector."""
         check_version(state, self.name, self.state_version, self.reads_versions)
-        arrays, fresh = self.arrays(), self._fresh_row()
+        arrays, stored = self.arrays(), state["state"]
+        fresh = self._fresh_row() if any(k not in stored for k in arrays) else {}
         for key, arr in arrays.items():
-            arr[i] = np.asarray(state["state"].get(key, fresh[key]), dtype=arr.dtype)
+            arr[i] = np.asarray(stored[key] if key in stored else fresh[key], dtype=arr.dtype)
 
     # Many series at once, for a fleet held in one batch: take a subset of rows, work on it,
     # put it back; grow the batch as series appear; checkpoint a block of rows as one value.
@@ -161,9 +162,10 @@ class BatchDetector:
         check_version(state, self.name, self.state_version, self.reads_versions)
         stored = {k: unpack(v) for k, v in state["arrays"].items()}
         rows = len(next(iter(stored.values()))) if stored else 0
-        fresh = self._fresh_row()
-        for key, arr in self.arrays().items():
-            arr[start : start + rows] = stored.get(key, fresh[key])
+        arrays = self.arrays()
+        fresh = self._fresh_row() if any(k not in stored for k in arrays) else {}
+        for key, arr in arrays.items():
+            arr[start : start + rows] = stored[key] if key in stored else fresh[key]
 
     def _fresh_row(self) -> dict[str, NDArray[Any]]:
         """The arrays of one fresh series (what a row an older state lacks starts as)."""

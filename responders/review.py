@@ -53,6 +53,8 @@ STANDARD_FOLLOW_UPS = (
 )
 _SPARK = "▁▂▃▄▅▆▇█"
 _SPARK_WIDTH = 60
+#: Characters of a detection's ``why`` the detections table shows.
+WHY_CHARS = 200
 
 
 @dataclass(frozen=True)
@@ -285,7 +287,7 @@ def _detections(timeline: list[IncidentEvent]) -> list[_Detection]:
                 series=context.get("series") if isinstance(context.get("series"), str) else None,
                 recent=recent,
                 opening=opening,
-                why=context.get("why") if isinstance(context.get("why"), str) else None,
+                why=_why(context.get("why")),
             )
         )
     return out
@@ -595,6 +597,14 @@ def _num(value: object) -> str:
 def _text(value: str) -> str:
     """Markdown-safe inline text (no raw HTML, no line breaks)."""
     return " ".join(value.replace("<", "&lt;").replace(">", "&gt;").split())
+
+
+def _why(value: Any) -> str | None:
+    """A detection's ``why``, as far as a table cell shows it (a detection from elsewhere may
+    carry anything there)."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    return value if len(value) <= WHY_CHARS else value[: WHY_CHARS - 1] + "…"
 
 
 def _cell(value: str) -> str:

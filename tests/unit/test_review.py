@@ -181,6 +181,8 @@ def test_a_detection_that_says_why_says_it_in_the_review() -> None:
         "never seen at this time of day (weekdays, 09:00 to 12:00 UTC) \\| x |" in detections
     )
     assert any(row.endswith("| opened the incident |") for row in detections)
+    long = lines(render_review(timeline(why="x" * 5000)), "Detections")
+    assert any(row.endswith("attached: " + "x" * 199 + "… |") for row in long)
 
 
 def test_each_series_gets_a_row_and_a_gap_in_the_data_breaks_the_line() -> None:
