@@ -229,7 +229,7 @@ def _observe(
     abs_floor: float, novelty_alpha: float, tolerance: float, step_alpha: float,
     step_clip: float, records: bool, scales: Any, sums: Any, rested: Any,
     daily: Any, daily_rate: Any, clock: Any, pending: Any, parts: int, daily_after: int,
-    out: Any, why: Any,
+    day_offset: float, out: Any, why: Any,
 ) -> None:  # fmt: skip
     """Score ``values[i]`` of series ``rows[i]`` in turn into ``out`` and, with ``learn``, learn
     each before the next. Without ``learn`` nothing changes (rows should then be distinct).
@@ -248,7 +248,8 @@ def _observe(
 
     With ``daily`` (one row of words per series, one word for each of the ``parts`` of a day,
     and as many again for weekends when it has twice as many columns; none for zero columns),
-    the point memory also asks whether any value seen at this time of day (``ts``) comes within
+    the point memory also asks whether any value seen at this time of day (``ts`` plus
+    ``day_offset`` seconds) comes within
     the tolerance, once the series has seen ``daily_after`` days begin (``clock``: days begun
     times words plus the last word, -1 before any) and ``_hours_matter`` within the tolerance.
     That novelty times one minus its own recent rate (``daily_rate``) scores as the point's own
@@ -279,7 +280,7 @@ def _observe(
             if m == 0:
                 r, x, alpha = rows[i] * stride, values[i], novelty_alpha
                 if parts > 0 and tolerance > 0.0:
-                    part = _day_slot(ts[i], parts, weekends)
+                    part = _day_slot(ts[i] + day_offset, parts, weekends)
             else:
                 k, total = scales[m - 1], sums[rows[i], m - 1] + values[i]
                 # Blocks start at the first point: the first memory's count (which has
@@ -345,7 +346,8 @@ def _observe(
                         # that begins at a part's edge does not teach the part its values
                         # before it is news.
                         for moved in (0.0, -HOUR_S, HOUR_S):
-                            q = part if moved == 0.0 else _day_slot(ts[i] + moved, parts, weekends)
+                            at = ts[i] + day_offset + moved
+                            q = part if moved == 0.0 else _day_slot(at, parts, weekends)
                             if _near_seen(daily[rows[i], q], x, delta, lo[r], span[r]):
                                 hour_novelty = 0.0
                                 excused = q != part
@@ -456,6 +458,14 @@ def _observe(
         why[i] = best_why if best > 0.0 else 0
 
 
+def _zone(offset_h: float) -> str:
+    """``UTC``, or ``UTC+05:30`` for an offset of 5.5 hours."""
+    if offset_h == 0.0:
+        return "UTC"
+    minutes = round(abs(offset_h) * 60.0)
+    return f"UTC{'+' if offset_h > 0 else '-'}{minutes // 60:02d}:{minutes % 60:02d}"
+
+
 def _clock(hours: float) -> str:
     """``hours`` after midnight as ``HH:MM``."""
     minutes = round(hours * 60.0)
@@ -482,6 +492,7 @@ class TransitionNoveltyBatch(BatchDetector):
     day_parts: int = 0
     day_after: int = 7
     weekends: bool = False
+    utc_offset_h: float = 0.0
 
     def __init__(
         self,
@@ -596,7 +607,7 @@ class TransitionNoveltyBatch(BatchDetector):
             self.abs_floor, self.novelty_alpha, *self._tolerance(),
             self._scale_lengths, self._sums, self._rested,
             self._daily, self._daily_rate, self._clock, self._pending, self.day_parts,
-            self.day_after, out, why,
+            self.day_after, self.utc_offset_h * HOUR_S, out, why,
         )  # fmt: skip
         return out
 
@@ -614,16 +625,19 @@ class TransitionNoveltyBatch(BatchDetector):
             k = self.scales[why - 2]
             return f"the mean of the last {k} points: never seen in this series"
         if why == WHY_HOUR and self.day_parts:
-            day = math.floor(ts / DAY_S)
-            part = max(0, min(int((ts - day * DAY_S) / DAY_S * self.day_parts), self.day_parts - 1))
+            local = ts + self.utc_offset_h * HOUR_S
+            day = math.floor(local / DAY_S)
+            into = (local - day * DAY_S) / DAY_S
+            part = max(0, min(int(into * self.day_parts), self.day_parts - 1))
             hours = 24.0 / self.day_parts
             start, end = part * hours, (part + 1) * hours
             days = (
                 ("weekends" if (day + 3) % 7 >= 5 else "weekdays") if self.weekends else "any day"
             )
+            zone = _zone(self.utc_offset_h)
             return (
                 f"the value: never seen at this time of day ({days}, "
-                f"{_clock(start)} to {_clock(end)} UTC)"
+                f"{_clock(start)} to {_clock(end)} {zone})"
             )
         return None
 
@@ -697,8 +711,9 @@ class TolerantNoveltyBatch(TransitionNoveltyBatch):
 
     None of this sees a value that is ordinary for the series but not for the hour: a daily
     peak that does not come, a night at midday levels, a weekday as quiet as a Sunday. So the
-    point memory also keeps the values seen in each of ``day_parts`` equal parts of the (UTC)
-    day, apart for weekdays and weekends with ``weekends``, one word of fine levels each, and
+    point memory also keeps the values seen in each of ``day_parts`` equal parts of the day (in
+    UTC, or ``utc_offset_h`` hours from it: the series' local time), apart for weekdays and
+    weekends with ``weekends``, one word of fine levels each, and
     asks the same question of the part the point falls in: does any value seen at this
     time of day (in its part, or in the parts an hour earlier and later: daylight saving time
     moves a local shape by an hour) come within the tolerance? A value seen only an hour away is
@@ -738,6 +753,7 @@ class TolerantNoveltyBatch(TransitionNoveltyBatch):
         day_parts: int = 8,
         day_after: int = 7,
         weekends: bool = True,
+        utc_offset_h: float = 0.0,
     ) -> None:
         if tolerance < 0.0 or not 0.0 < step_alpha <= 1.0 or step_clip <= 0.0:
             raise ValueError("tolerance must be >= 0, step_alpha in (0, 1], step_clip > 0")
@@ -752,8 +768,11 @@ class TolerantNoveltyBatch(TransitionNoveltyBatch):
             raise ValueError(
                 f"day_parts must be between 0 and {MAX_DAY_PARTS} and day_after at least 1"
             )
+        if not -14.0 <= utc_offset_h <= 14.0:
+            raise ValueError("utc_offset_h must be between -14 and 14 hours")
         self.scales = scales
         self.day_parts, self.day_after, self.weekends = day_parts, day_after, weekends
+        self.utc_offset_h = utc_offset_h
         super().__init__(
             n,
             grids=grids,
@@ -779,6 +798,7 @@ class TolerantNoveltyBatch(TransitionNoveltyBatch):
             "day_parts": self.day_parts,
             "day_after": self.day_after,
             "weekends": self.weekends,
+            "utc_offset_h": self.utc_offset_h,
         }
 
     def arrays(self) -> dict[str, NDArray[Any]]:

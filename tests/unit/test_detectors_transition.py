@@ -304,9 +304,10 @@ def test_the_tolerant_form_still_fires_on_a_new_step_and_beyond_the_range() -> N
     "params",
     [{"grids": 0}, {"tolerance": -1.0}, {"step_alpha": 0.0}, {"step_clip": 0.0},
      {"scales": (1,)}, {"scales": (4, 4)}, {"scales": (2048,)}, {"scales": (2, 4, 8, 16, 32)},
-     {"day_parts": -1}, {"day_parts": 25}, {"day_after": 0}],
+     {"day_parts": -1}, {"day_parts": 25}, {"day_after": 0}, {"utc_offset_h": 15.0}],
     ids=["grids", "tolerance", "alpha", "clip", "scale-1", "scale-twice", "scale-huge",
-         "five-scales", "day-parts-negative", "day-parts-over-24", "day-after-0"],
+         "five-scales", "day-parts-negative", "day-parts-over-24", "day-after-0",
+         "offset-15h"],
 )  # fmt: skip
 def test_bad_tolerant_parameters_are_rejected(params: dict[str, object]) -> None:
     with pytest.raises(ValueError):
@@ -396,10 +397,8 @@ def test_weekends_have_parts_of_their_own() -> None:
 def test_a_weekday_shaped_like_a_weekend_is_new_only_with_weekends_apart(seed: int) -> None:
     """Weekdays rise to 80 from 9:00 to 18:00, weekends stay at 20. A Wednesday that stays at 20
     is ordinary for the hour of a weekend, not of a weekday: only weekends kept apart see it."""
-    ts, values = _days(28, seed, skip=16)
+    ts, values = _weekly(seed, skip=16)
     weekday = ((ts // DAY_S).astype(np.int64) + 3) % 7
-    hour = (ts % DAY_S) / 3600.0
-    values = np.where((weekday >= 5) & (hour >= 9.0) & (hour < 18.0), values - 60.0, values)
     day = (ts - ts[0]) // DAY_S
     on = day == 16
     assert weekday[on][0] < 5  # the skipped day is a weekday
@@ -408,6 +407,28 @@ def test_a_weekday_shaped_like_a_weekend_is_new_only_with_weekends_apart(seed: i
     assert fired[on].any()
     assert not (_scores(values, ts, weekends=False) >= threshold)[on].any()
     assert np.array_equal(fired[~on], (_scores(values, ts, day_parts=0) >= threshold)[~on])
+
+
+def _weekly(seed: int, skip: int) -> tuple[NDArray[np.float64], Floats]:
+    """Four weeks of ``_days`` whose weekends stay at 20 all day."""
+    ts, values = _days(28, seed, skip=skip)
+    weekday = ((ts // DAY_S).astype(np.int64) + 3) % 7
+    hour = (ts % DAY_S) / 3600.0
+    return ts, np.where((weekday >= 5) & (hour >= 9.0) & (hour < 18.0), values - 60.0, values)
+
+
+@pytest.mark.parametrize("offset_h", [-8.0, 5.5])
+def test_a_series_in_local_time_is_seen_as_in_utc_with_its_offset(offset_h: float) -> None:
+    """The same week of a series kept in local time (its clock readings ``offset_h`` hours
+    from UTC) scores exactly as in UTC once the detector is told the offset."""
+    ts, values = _weekly(2, skip=16)
+    local = ts - offset_h * 3600.0  # the same readings, taken where the clock is offset_h ahead
+    in_utc = _scores(values, ts)
+    assert in_utc.max() >= TolerantNoveltyBatch.threshold
+    assert np.array_equal(_scores(values, local, utc_offset_h=offset_h), in_utc)
+    batch = TolerantNoveltyBatch(1, utc_offset_h=offset_h)
+    zone = "UTC-08:00" if offset_h < 0 else "UTC+05:30"
+    assert f"09:00 to 12:00 {zone})" in str(batch.explain(WHY_HOUR, local[16 * 288 + 120]))
 
 
 def test_the_memory_by_time_of_day_waits_its_days() -> None:
