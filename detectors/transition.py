@@ -625,15 +625,13 @@ class TransitionNoveltyBatch(BatchDetector):
             k = self.scales[why - 2]
             return f"the mean of the last {k} points: never seen in this series"
         if why == WHY_HOUR and self.day_parts:
-            local = ts + self.utc_offset_h * HOUR_S
-            day = math.floor(local / DAY_S)
-            into = (local - day * DAY_S) / DAY_S
-            part = max(0, min(int(into * self.day_parts), self.day_parts - 1))
+            # The word the kernel used: the part of the day, counted on from day_parts at
+            # weekends.
+            word = _day_slot(ts + self.utc_offset_h * HOUR_S, self.day_parts, self.weekends)
+            part, weekend = word % self.day_parts, word >= self.day_parts
             hours = 24.0 / self.day_parts
             start, end = part * hours, (part + 1) * hours
-            days = (
-                ("weekends" if (day + 3) % 7 >= 5 else "weekdays") if self.weekends else "any day"
-            )
+            days = ("weekends" if weekend else "weekdays") if self.weekends else "any day"
             zone = _zone(self.utc_offset_h)
             return (
                 f"the value: never seen at this time of day ({days}, "
