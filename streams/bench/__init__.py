@@ -88,6 +88,13 @@ def detector_params(text: str, names: list[str]) -> dict[str, Any]:
     return params
 
 
+def detector_label(name: str) -> str:
+    """A detector's name in a bench table, the default marked with ``*``."""
+    from detectors.registry import DEFAULT_DETECTOR
+
+    return name + (" *" if name == DEFAULT_DETECTOR else "")
+
+
 def machine_line(figures: dict[str, Any]) -> str:
     """``machine: <cpu>, <n> cores, Python <version>`` for a table's heading."""
     return f"machine: {figures['cpu']}, {figures['cores']} cores, Python {figures['python']}"

@@ -18,7 +18,7 @@ from detectors.bank import recommended_policy
 from detectors.nab import LabelledFile, profiles_from_config, score_corpus, window_rows
 from detectors.registry import DEFAULT_DETECTOR, DETECTORS, make_batch
 from streams.backtest import parse_time
-from streams.bench import chosen_detectors, machine, machine_line
+from streams.bench import chosen_detectors, detector_label, machine, machine_line
 
 
 @dataclass(frozen=True)
@@ -249,7 +249,7 @@ def main(args: argparse.Namespace) -> int:
             f"{results[k].score:>8.1f}" if k in results else f"{'-':>8}"
             for k in ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
         ]
-        label = name + (" *" if name == DEFAULT_DETECTOR else "")
+        label = detector_label(name)
         print(
             f"{label:<{width}} {sc[0]} {sc[1]} {sc[2]} {at.score:>8.1f} "
             f"{std.found:>4}/{std.windows:<4} {std.false_positives:>5} {elapsed:>7.2f} "

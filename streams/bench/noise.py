@@ -20,11 +20,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from detectors import SeriesBank
-from detectors.registry import DEFAULT_DETECTOR, DETECTORS
+from detectors.registry import DETECTORS
 from detectors.vector import OneSeries
 from streams.bench import (
     add_detector_choice,
     chosen_detectors,
+    detector_label,
     machine,
     machine_line,
     positive_int,
@@ -88,7 +89,7 @@ def main(args: argparse.Namespace) -> int:
             for k, f in fired.items()
         }
         figures[name] = per_million
-        label = name + (" *" if name == DEFAULT_DETECTOR else "")
+        label = detector_label(name)
         print(f"{label:<{width}} " + " ".join(f"{per_million[k]:>17.1f}" for k in columns)
               + f" {elapsed:>7.1f}", flush=True)  # fmt: skip
     print(json.dumps({"series": args.series, "points": args.points, "seed": args.seed,

@@ -25,10 +25,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from detectors import SeriesBank
-from detectors.registry import DEFAULT_DETECTOR
 from streams.bench import (
     add_detector_choice,
     chosen_detectors,
+    detector_label,
     machine,
     machine_line,
     positive_int,
@@ -134,7 +134,7 @@ def main(args: argparse.Namespace) -> int:
         cells = [
             f"{'-' if k == 'clean' else f'{f}/{args.series}'} / {x}" for k, (f, x) in result.items()
         ]
-        label = name + (" *" if name == DEFAULT_DETECTOR else "")
+        label = detector_label(name)
         print(f"{label:<{width}} " + " ".join(f"{c:>21}" for c in cells) + f" {elapsed:>6.1f}",
               flush=True)  # fmt: skip
     summary = {"series": args.series, "days": args.days, "seed": args.seed, "machine": host}
