@@ -332,7 +332,14 @@ async def test_get_endpoints_answer_2xx_or_a_json_4xx(
     ident = targets["incident"] if ident == "{incident}" else ident
     path = template.replace("{id}", segment(ident, raw))
     target = path + (f"?{query}" if query else "")
-    check(await http(worker, "GET", target), f"GET {target}")
+    reply = await http(worker, "GET", target)
+    if path == "/readyz" and reply.status == 503:
+        # Readiness's own answer while the worker's consumer group rebalances (which a loaded
+        # machine can bring about mid-run): exactly that JSON, nothing else.
+        assert json.loads(reply.body) == {"status": "starting"}, f"GET {target}"
+        assert reply.headers.get("content-type", "").startswith("application/json")
+        return
+    check(reply, f"GET {target}")
 
 
 @FUZZ
