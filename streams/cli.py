@@ -1,4 +1,7 @@
-"""The ``warroom`` command line."""
+"""The warroom command line: the worker, a local broker, offline tools and benchmarks.
+
+Only the chosen command's modules are imported, so ``warroom --help`` answers at once.
+"""
 
 from __future__ import annotations
 
@@ -186,8 +189,26 @@ def _replay(args: argparse.Namespace) -> int:
     )
 
 
-def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="warroom", description=__doc__)
+def _chosen(argv: list[str] | None) -> list[str] | None:
+    """The command words of ``argv`` (``["bench", "nab"]``), or None for every command: options
+    of the heavy commands (benchmarks, runbook rehearsal) are only built for the one chosen."""
+    if argv is None:
+        return None
+    return [a for a in argv if not a.startswith("-")][:2]
+
+
+def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The whole command line; with ``argv``, the heavy commands' options only where chosen."""
+    words = _chosen(argv)
+
+    def wants(*path: str) -> bool:
+        return words is None or words[: len(path)] == list(path)
+
+    root = argparse.ArgumentParser(
+        prog="warroom",
+        description="Incident detection and response on Apache Kafka: detectors, incidents, "
+        "mobilization, timelines and MTTR.",
+    )
     sub = root.add_subparsers(dest="command", required=True)
 
     kafka = sub.add_parser("kafka", help="a local single-node Kafka broker for development")
@@ -220,9 +241,10 @@ def parser() -> argparse.ArgumentParser:
     rehearse = runbook_sub.add_parser(
         "rehearse", help="run a runbook against a simulated incident (no broker, no paging)"
     )
-    from streams.rehearsal import add_arguments as rehearsal_arguments
+    if wants("runbook", "rehearse"):
+        from streams.rehearsal import add_arguments as rehearsal_arguments
 
-    rehearsal_arguments(rehearse)
+        rehearsal_arguments(rehearse)
     rehearse.set_defaults(func=_runbook)
 
     detect = sub.add_parser("detect", help="score a timestamp,value CSV offline")
@@ -269,21 +291,24 @@ def parser() -> argparse.ArgumentParser:
     throughput = bench_sub.add_parser(
         "throughput", help="points/s through the worker against the raw ceiling; latency; memory"
     )
-    from streams.bench.throughput import add_arguments as throughput_arguments
+    if wants("bench", "throughput"):
+        from streams.bench.throughput import add_arguments as throughput_arguments
 
-    throughput_arguments(throughput)
+        throughput_arguments(throughput)
     throughput.set_defaults(func=_bench)
     noise = bench_sub.add_parser("noise", help="alerts per million points of pure noise")
-    from streams.bench.noise import add_arguments as noise_arguments
+    if wants("bench", "noise"):
+        from streams.bench.noise import add_arguments as noise_arguments
 
-    noise_arguments(noise)
+        noise_arguments(noise)
     noise.set_defaults(func=_bench)
     seasonal = bench_sub.add_parser(
         "seasonal", help="anomalies only the time of day or week gives away"
     )
-    from streams.bench.seasonal import add_arguments as seasonal_arguments
+    if wants("bench", "seasonal"):
+        from streams.bench.seasonal import add_arguments as seasonal_arguments
 
-    seasonal_arguments(seasonal)
+        seasonal_arguments(seasonal)
     seasonal.set_defaults(func=_bench)
 
     api_help = "the worker's HTTP API (default http://127.0.0.1:8080)"
@@ -321,7 +346,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    if argv is None:
+        argv = sys.argv[1:]
+    args = parser(argv).parse_args(argv)
     code: int = args.func(args)
     return code
 

@@ -6,8 +6,9 @@ import asyncio
 import logging
 
 import faust
+from aiokafka.errors import KafkaConnectionError
 
-from streams.app import build, load_catalog
+from streams.app import ConfigError, build, load_catalog
 from streams.settings import Settings
 from streams.topics import ensure_topics
 from streams.web import WebServer
@@ -20,7 +21,14 @@ def run_worker(settings: Settings) -> None:
     catalog = load_catalog(settings.catalog_path)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    loop.run_until_complete(ensure_topics(settings))
+    try:
+        loop.run_until_complete(ensure_topics(settings))
+    except KafkaConnectionError:
+        raise ConfigError(
+            f"no Kafka broker answered at {settings.bootstrap_servers} "
+            "(WARROOM_BOOTSTRAP_SERVERS): start a local one with `warroom kafka start`, "
+            "or set WARROOM_BOOTSTRAP_SERVERS to your brokers"
+        ) from None
     pipeline = build(settings, catalog)
 
     worker = faust.Worker(

@@ -1,0 +1,74 @@
+"""The command line answers light commands without importing the heavy machinery, and a worker
+without a reachable broker says which address it tried and how to start one."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from streams.cli import parser
+from streams.kafka_local import free_port
+
+HEAVY = ["faust", "numba", "river", "detectors.registry", "aiokafka", "streams.app"]
+
+
+def _imported_after(argv: list[str]) -> set[str]:
+    code = (
+        "import json, sys\n"
+        "from streams.cli import main\n"
+        "try:\n"
+        f"    main({argv!r})\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        f"print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)), file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    return set(json.loads(done.stderr.strip().splitlines()[-1]))
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--help"], ["bench", "--help"], ["kafka", "--help"], ["review", "--help"]],
+    ids=["top-level", "bench", "kafka", "review"],
+)
+def test_help_imports_none_of_the_heavy_modules(argv: list[str]) -> None:
+    assert _imported_after(argv) == set()
+
+
+def test_the_full_parser_still_has_every_heavy_commands_options() -> None:
+    # Built without argv (as documentation generators and tests do), nothing is left out.
+    help_text = parser().format_help()
+    assert "bench" in help_text
+    bench = parser(["bench", "throughput"])
+    args = bench.parse_args(["bench", "throughput", "--points", "1000"])
+    assert args.points == 1000
+
+
+def test_the_description_is_plain_text() -> None:
+    assert "``" not in (parser().description or "")
+
+
+def test_a_worker_without_a_broker_names_the_address_and_the_setting() -> None:
+    address = f"127.0.0.1:{free_port()}"  # nothing listens there
+    env = {**os.environ, "WARROOM_BOOTSTRAP_SERVERS": address}
+    env.pop("WARROOM_CATALOG_PATH", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "worker"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 2
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("warroom worker: no Kafka broker answered at " + address)
+    assert "WARROOM_BOOTSTRAP_SERVERS" in last
+    assert "warroom kafka start" in last
+    assert "Traceback" not in done.stderr
