@@ -486,15 +486,23 @@ def _announce(
 
 
 def on_command_in_group(
-    group: Group, incident: Incident | None, command: Command, now: datetime
+    group: Group,
+    incident: Incident | None,
+    command: Command,
+    now: datetime,
+    catalog: Catalog | None = None,
 ) -> Step:
     """A person's command, with what it means for the group's timers: an acknowledgement stops
-    escalation and starts the acknowledgement timeout; a reopen starts escalation over. A command
+    escalation and starts the acknowledgement timeout; a reopen starts escalation over; a page of
+    the current step that could not be delivered escalates to the next step at once. A command
     applied before (by id) changes nothing."""
     if command.id in group.seen:
         return Step(group, Outcome(incident))
     outcome = on_command(incident, command, now, group.incident_id)
     kinds = {e.kind for e in outcome.events}
+    if E.DELIVERY_FAILED in kinds and catalog is not None and outcome.incident is not None:
+        failed = Step(group.remember(command.id), outcome)
+        return _escalate_past(failed, outcome.incident, command.step, catalog, now)
     g = group
     if E.ACKNOWLEDGED in kinds:
         g = replace(g, acked_at=now)
@@ -506,6 +514,30 @@ def on_command_in_group(
     if outcome.events:
         g = g.remember(command.id)
     return Step(g, outcome)
+
+
+def _escalate_past(
+    step: Step, incident: Incident, failed_step: int | None, catalog: Catalog, now: datetime
+) -> Step:
+    """After a page of ``failed_step`` could not be delivered: if that is still the step the
+    unacknowledged incident is on, page the next one now rather than when it falls due."""
+    g = step.group
+    if incident.status is not IncidentStatus.TRIGGERED or g.inhibited_by is not None:
+        return step
+    if failed_step is None or failed_step != g.step:
+        return step
+    escalation = g._next_step(incident, catalog)
+    if escalation is None:
+        return step
+    n = escalation[0]
+    pages = pages_for(incident, catalog, step=n, now=now)
+    escalated = make_event(
+        incident.id, incident.routing_key, incident.last_seq + 1, E.ESCALATED, now, "warroom",
+        None, {"step": n, "recipients": sorted({p.recipient for p in pages}),
+               "reason": "delivery failed"},
+    )  # fmt: skip
+    g = replace(g, step=n, step_paged_at=now, last_paged_at=now)
+    return _with(step, g, incident, escalated, pages)
 
 
 def _with(step: Step, group: Group, incident: Incident, event: IncidentEvent,

@@ -265,6 +265,18 @@ def on_command(
         return _people_change(current, command, at, seq)
     if command.kind is C.COMPLETE_TASK:
         return _complete_task(current, command, at, seq)
+    if command.kind is C.DELIVERY_FAILED:
+        if current.status is S.RESOLVED:
+            return Outcome(current, rejection="the incident is resolved")
+        failed: dict[str, object] = {
+            "page": command.page, "step": command.step, "recipient": command.person,
+            "detail": command.text,
+        }  # fmt: skip
+        event = make_event(
+            current.id, current.routing_key, seq, E.DELIVERY_FAILED, at, "warroom", command.id,
+            failed,
+        )  # fmt: skip
+        return Outcome(apply(current, event), (event,))
     if command.kind is C.NOTE:
         if not command.text:
             return Outcome(current, rejection="a note needs text")

@@ -23,6 +23,9 @@ class CommandKind(StrEnum):
     COMPLETE_TASK = "complete_task"
     #: Internal: the worker's timer asking a correlation group to act on its due deadlines.
     TICK = "tick"
+    #: Internal: every attempt to deliver a page failed (``page``: its dedup key; ``step``: its
+    #: escalation step; ``person``: its recipient; ``text``: the last error).
+    DELIVERY_FAILED = "delivery_failed"
 
 
 class Command(WireModel):
@@ -42,3 +45,7 @@ class Command(WireModel):
     role: str | None = Field(default=None, pattern=r"^[a-z][a-z_]{0,39}$")
     person: Name | None = None
     task: str | None = Field(default=None, max_length=63, description="A runbook task's id.")
+    page: str | None = Field(
+        default=None, max_length=255, description="Internal: the dedup key of a failed page."
+    )
+    step: int | None = Field(default=None, ge=0, description="Internal: a failed page's step.")

@@ -39,6 +39,9 @@ class IncidentEventKind(StrEnum):
     INHIBITED = "inhibited"
     INHIBITION_RELEASED = "inhibition_released"
     ROLE_ASSIGNED = "role_assigned"
+    #: Every attempt to deliver one page failed; the next step is paged at once if it was the
+    #: current one.
+    DELIVERY_FAILED = "delivery_failed"
 
 
 class Incident(WireModel):

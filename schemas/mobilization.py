@@ -55,6 +55,16 @@ class FlushDigest(WireModel):
     at: Timestamp
 
 
+class DeliveryOutcome(WireModel):
+    """Internal: a delivery that ran off the stream (in its destination's lane) has finished;
+    the stream writes ``entries`` (dedup key -> notification-log entry) to the log. Keyed by the
+    destination like the pages, so it reaches the partition that holds their entries."""
+
+    kind: Literal["outcome"] = "outcome"
+    destination: Name
+    entries: dict[str, dict[str, str | int | None]] = Field(min_length=1)
+
+
 class ReceiptOutcome(StrEnum):
     """What happened to one delivery attempt."""
 

@@ -36,6 +36,10 @@ _COUNTERS = {
     "forgotten after their retention.",
     "pages_delivered": "Pages delivered by a notifier.",
     "pages_dead_lettered": "Pages dead-lettered after the last retry.",
+    "pages_held": "Pages held by a destination's rate limit for a digest.",
+    "digests_sent": "Digests of held pages delivered.",
+    "delivery_errors": "Messages of the delivery stage that failed unexpectedly (dead-lettered).",
+    "deliveries_resumed": "Unfinished deliveries (pending after a crash or a rebalance) resumed.",
     "log_records_processed": "Log records mined.",
 }
 

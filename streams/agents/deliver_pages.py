@@ -8,13 +8,18 @@ within the limit is delivered; one over it is held and folded into a digest. A t
 ``FlushDigest`` (keyed by destination, like the pages) when a held digest may go, so the digest
 is sent even if no further page arrives, and every table write happens inside the stream.
 
-The ``notification-log`` table, keyed by each page's ``dedup_key``, makes delivery once per key
-across replays; only a crash between a notifier's answer and the table write reaching the broker
-sends that page again on recovery, under the same key (``Idempotency-Key``), so delivery is at
-least once and idempotent receivers see it once. Failures are retried with bounded exponential
-backoff and jitter, then dead-lettered with the reason. Every attempt gets a receipt on
-``mobilization.receipts.v1``, and every held page one more when its digest has gone
-(``digested``).
+Sending happens off the stream, in the destination's lane (:mod:`streams.lanes`): the stream
+records the page as ``pending`` in the ``notification-log`` table (keyed by its ``dedup_key``),
+hands it to the lane and reads on, so a slow or dead endpoint delays only its own pages. The lane
+tries, retries with bounded exponential backoff and jitter (sleeping in the lane, never in the
+stream), then sends a ``DeliveryOutcome`` keyed by the destination, and the stream writes the
+outcome (``delivered`` or ``dead_lettered``) over the pending entry. A page whose attempts run
+out is dead-lettered with the reason. A pending entry nobody is working on (the worker crashed,
+or the partition moved here) is found by a timer and handed to its lane again: delivery is at
+least once per dedup key, and only a crash between a notifier's answer and the outcome reaching
+the broker sends a page twice, under the same key (``Idempotency-Key``), so idempotent receivers
+see it once. Every attempt gets a receipt on ``mobilization.receipts.v1``, and every held page
+one more when its digest has gone (``digested``).
 
 Each notification-log entry records when it was written and is forgotten
 ``delivery_log_retention_s`` (120 h) later (:mod:`streams.retention`): a timer sends a
@@ -25,20 +30,66 @@ deletes it.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from responders.throttle import Bucket, Held, Limit, admit, flush, flush_due, throttle_key
-from schemas import Page, Receipt, ReceiptOutcome
-from schemas.mobilization import FlushDigest
+from responders.throttle import Bucket, Limit, admit, flush, flush_due, throttle_key
+from schemas import Command, CommandKind, Page, Receipt, ReceiptOutcome
+from schemas.mobilization import DeliveryOutcome, FlushDigest
 from schemas.retention import PruneEntry
 from streams.agents import FirstInput
 from streams.codec import decode_one, encode
+from streams.lanes import Lanes
 from streams.retention import LogRetention
 
 if TYPE_CHECKING:
     from streams.app import Pipeline
+
+PENDING = "pending"
+#: How often unfinished deliveries (pending entries no lane works on) are looked for.
+RESUME_INTERVAL_S = 2.0
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a page was read, for its dead letter (the lane outlives the stream's message)."""
+
+    topic: str
+    partition: int | None
+    offset: int | None
+    key: bytes | None
+    value: bytes
+
+
+@dataclass(frozen=True)
+class Job:
+    """One delivery for a lane: a page (or a digest, with the held pages it folds in)."""
+
+    page: Page
+    source: Source
+    held: tuple[tuple[str, str], ...] = ()  # (dedup key, incident id) of each folded page
+
+    def pending_entry(self) -> dict[str, Any]:
+        return {
+            "outcome": PENDING,
+            "page": self.page.model_dump(mode="json"),
+            "source": [self.source.topic, self.source.partition, self.source.offset],
+            "held": [list(h) for h in self.held],
+        }
+
+    @classmethod
+    def from_pending(cls, entry: dict[str, Any]) -> Job:
+        page = Page.model_validate(entry["page"])
+        topic, partition, offset = entry["source"]
+        source = Source(
+            topic, partition, offset, throttle_key(page).encode(), page.model_dump_json().encode()
+        )
+        held = tuple((str(k), str(i)) for k, i in entry.get("held", []))
+        return cls(page, source, held)
 
 
 def attach(p: Pipeline) -> None:
@@ -47,20 +98,22 @@ def attach(p: Pipeline) -> None:
     limit = Limit(rate, s.page_rate_window_s) if rate > 0 else None
     flushing: dict[str, datetime] = {}
     retention = LogRetention(p, log_table, p.topics.deliveries, "notification_log_forgotten")
+    lanes = Lanes()
 
     def log(key: str, entry: dict[str, Any]) -> None:
         retention.write(key, entry, datetime.now(tz=UTC))
 
     async def receipt(
-        page: Page | Held,
-        to: Bucket | Page,
+        dedup_key: str,
+        incident_id: str,
+        to: Page,
         outcome: ReceiptOutcome,
         attempt: int,
         detail: str | None,
     ) -> None:
         r = Receipt(
-            dedup_key=page.dedup_key,
-            incident_id=page.incident_id,
+            dedup_key=dedup_key,
+            incident_id=incident_id,
             recipient=to.recipient,
             channel=to.channel,
             outcome=outcome,
@@ -68,35 +121,83 @@ def attach(p: Pipeline) -> None:
             at=datetime.now(tz=UTC),
             detail=detail,
         )
-        await p.topics.receipts.send(key=page.incident_id.encode(), value=encode(r))
+        await p.topics.receipts.send(key=incident_id.encode(), value=encode(r))
 
-    async def deliver(page: Page, message: Any) -> tuple[bool, int, str | None]:
-        """Send with retries, a receipt per attempt; log the outcome under the dedup key."""
+    def hand_over(job: Job) -> None:
+        """Record ``job`` as pending (inside the stream) and queue it on its lane."""
+        log(job.page.dedup_key, job.pending_entry())
+        lanes.submit(throttle_key(job.page), job.page.dedup_key, partial(run, job))
+
+    async def run(job: Job) -> None:
+        """In the lane: send with retries, a receipt per attempt, then report the outcome."""
+        page = job.page
         notifier = p.notifiers[page.channel]
         detail: str | None = None
-        attempt = 1
+        attempt, delivered = 1, False
         for attempt in range(1, s.delivery_attempts + 1):
             result = await notifier.deliver(page)
             detail = result.detail
             if result.delivered:
-                await receipt(page, page, ReceiptOutcome.DELIVERED, attempt, detail)
-                log(page.dedup_key, {"outcome": "delivered", "attempts": attempt})
-                p.count("pages_delivered")
-                return True, attempt, detail
-            await receipt(page, page, ReceiptOutcome.FAILED, attempt, detail)
+                delivered = True
+                await receipt(page.dedup_key, page.incident_id, page, ReceiptOutcome.DELIVERED,
+                              attempt, detail)  # fmt: skip
+                break
+            await receipt(page.dedup_key, page.incident_id, page, ReceiptOutcome.FAILED,
+                          attempt, detail)  # fmt: skip
             if attempt == s.delivery_attempts or not result.retryable:
                 break
             backoff = min(s.delivery_backoff_s * 2 ** (attempt - 1), s.delivery_backoff_max_s)
             await asyncio.sleep(backoff * (0.5 + random.random() / 2))
-        await receipt(page, page, ReceiptOutcome.DEAD_LETTERED, attempt, detail)
-        log(page.dedup_key, {"outcome": "dead_lettered", "attempts": attempt})
-        p.count("pages_dead_lettered")
-        await p.dead_letters.send(message, "deliver", f"undeliverable: {detail}")
-        return False, attempt, detail
+        outcome = ReceiptOutcome.DELIVERED if delivered else ReceiptOutcome.DEAD_LETTERED
+        entries: dict[str, dict[str, str | int | None]] = {
+            page.dedup_key: {"outcome": outcome.value, "attempts": attempt}
+        }
+        if not delivered:
+            await receipt(page.dedup_key, page.incident_id, page, outcome, attempt, detail)
+            await p.dead_letters.send(job.source, "deliver", f"undeliverable: {detail}")
+            if page.kind == "page":
+                await escalate(page, detail)
+        if job.held:
+            folded = ReceiptOutcome.DIGESTED if delivered else ReceiptOutcome.DEAD_LETTERED
+            for key, incident_id in job.held:
+                await receipt(key, incident_id, page, folded, attempt, f"in {page.dedup_key}")
+                entries[key] = {"outcome": folded.value, "in": page.dedup_key}
+        report = DeliveryOutcome(destination=throttle_key(page), entries=entries)
+        sent = await p.topics.deliveries.send(key=report.destination.encode(), value=encode(report))
+        await sent  # the lane's work is done only once the broker has its outcome
 
-    async def on_page(page: Page, message: Any, now: datetime) -> None:
+    async def escalate(page: Page, detail: str | None) -> None:
+        """Tell the incident that this page reached nobody: its timeline records it, and the
+        next escalation step is paged at once if this was the current one."""
+        failed = Command(
+            id="dlv-" + hashlib.sha256(page.dedup_key.encode()).hexdigest()[:24],
+            kind=CommandKind.DELIVERY_FAILED,
+            incident_id=page.incident_id,
+            routing_key=page.routing_key,
+            actor="warroom",
+            issued_at=datetime.now(tz=UTC),
+            text=(detail or "undeliverable")[:1000],
+            person=page.recipient,
+            page=page.dedup_key,
+            step=page.step,
+        )
+        sent = await p.topics.commands.send(key=page.routing_key.encode(), value=encode(failed))
+        await sent
+
+    def on_outcome(report: DeliveryOutcome) -> None:
+        for key, entry in report.entries.items():
+            log(key, dict(entry))
+            lanes.settled(key)
+        sent = [e for e in report.entries.values() if "in" not in e]  # the page or digest sent
+        delivered = any(e.get("outcome") == ReceiptOutcome.DELIVERED.value for e in sent)
+        p.count("pages_delivered" if delivered else "pages_dead_lettered")
+        if len(sent) < len(report.entries):
+            p.count("digests_sent", int(delivered))
+
+    async def on_page(page: Page, source: Source, now: datetime) -> None:
         if log_table.get(page.dedup_key) is not None:
-            await receipt(page, page, ReceiptOutcome.DUPLICATE, 1, "already handled")
+            await receipt(page.dedup_key, page.incident_id, page, ReceiptOutcome.DUPLICATE, 1,
+                          "already handled")  # fmt: skip
             return
         if limit is not None:
             key = throttle_key(page)
@@ -104,14 +205,15 @@ def attach(p: Pipeline) -> None:
             admitted = admit(Bucket.from_dict(saved) if saved else None, page, limit, now)
             buckets[key] = admitted.bucket.to_dict()
             if admitted.already_held:
-                await receipt(page, page, ReceiptOutcome.DUPLICATE, 1, "held for a digest")
+                await receipt(page.dedup_key, page.incident_id, page, ReceiptOutcome.DUPLICATE,
+                              1, "held for a digest")  # fmt: skip
                 return
             if not admitted.send:
                 p.count("pages_held")
                 return
-        await deliver(page, message)
+        hand_over(Job(page, source))
 
-    async def on_flush(key: str, message: Any, now: datetime) -> None:
+    def on_flush(key: str, source: Source, now: datetime) -> None:
         flushing.pop(key, None)
         saved = buckets.get(key)
         if limit is None or saved is None:
@@ -120,14 +222,14 @@ def attach(p: Pipeline) -> None:
         digest = flushed.digest
         if digest is None:
             return
-        if log_table.get(digest.dedup_key) is None:  # else: sent before a crash, and replayed
-            delivered, attempts, _ = await deliver(digest, message)
-            outcome = ReceiptOutcome.DIGESTED if delivered else ReceiptOutcome.DEAD_LETTERED
-            for held in flushed.held:
-                await receipt(held, flushed.bucket, outcome, attempts, f"in {digest.dedup_key}")
-                log(held.dedup_key, {"outcome": outcome.value, "in": digest.dedup_key})
-            p.count("digests_sent", int(delivered))
+        if log_table.get(digest.dedup_key) is None:  # else: handed over before, and replayed
+            held = tuple((h.dedup_key, h.incident_id) for h in flushed.held)
+            hand_over(Job(digest, source, held))
         buckets[key] = flushed.bucket.to_dict()
+
+    def source_of(message: Any) -> Source:
+        key = message.key if isinstance(message.key, bytes) else None
+        return Source(message.topic, message.partition, message.offset, key, message.value or b"")
 
     @p.app.agent(p.topics.pages, name="deliver_pages")
     async def deliver_pages(stream: Any) -> None:
@@ -147,9 +249,13 @@ def attach(p: Pipeline) -> None:
             first(event.message)
             now = datetime.now(tz=UTC)
             try:
+                report = decode_one(event.value, DeliveryOutcome)
+                if report.items:
+                    on_outcome(report.items[0])
+                    continue
                 flush_request = decode_one(event.value, FlushDigest)
                 if flush_request.items:
-                    await on_flush(flush_request.items[0].key, event.message, now)
+                    on_flush(flush_request.items[0].key, source_of(event.message), now)
                     continue
                 prune_request = decode_one(event.value, PruneEntry)
                 if prune_request.items:
@@ -158,10 +264,26 @@ def attach(p: Pipeline) -> None:
                 page = await p.dead_letters.decoded(event, Page)
                 if page is None:
                     continue
-                await on_page(page, event.message, now)
+                await on_page(page, source_of(event.message), now)
             except Exception as exc:
                 p.count("delivery_errors")
                 await p.dead_letters.send(event.message, "deliver", f"{type(exc).__name__}: {exc}")
+
+    @p.app.timer(interval=RESUME_INTERVAL_S)
+    async def resume_deliveries() -> None:
+        """Hand unfinished deliveries (a crash, a partition moved here) to their lanes again."""
+        for key, entry in list(log_table.items()):
+            if not isinstance(entry, dict) or entry.get("outcome") != PENDING:
+                continue
+            if key in lanes.busy:
+                continue
+            job = Job.from_pending(entry)
+            if lanes.submit(throttle_key(job.page), key, partial(run, job)):
+                p.count("deliveries_resumed")
+
+    @p.app.on_before_shutdown.connect
+    async def close_lanes(app: Any, **kwargs: Any) -> None:
+        await lanes.close()
 
     @p.app.timer(interval=0.5)
     async def flush_digests() -> None:

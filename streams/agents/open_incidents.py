@@ -173,7 +173,7 @@ def attach(p: Pipeline) -> None:
                 return Step(g, Outcome(current)), None
             service = current.service if current else (g.held[0].service if g.held else None)
             return on_tick(g, current, p.catalog, at, now, inhibitor(service)), None
-        return on_command_in_group(g, load(c.incident_id), c, now), None
+        return on_command_in_group(g, load(c.incident_id), c, now, p.catalog), None
 
     @p.app.agent(p.topics.incident_inputs, name="open_incidents")
     async def open_incidents(stream: Any) -> None:
