@@ -131,9 +131,12 @@ async def test_a_page_is_forgotten_after_the_retention_and_not_before(
     )  # fmt: skip
 
     for found in (old_rows, fresh_rows):
-        # Written once (delivered), deleted once, and not before its retention had run out.
-        [entry, tombstone] = found
+        # Written pending (handed to its lane), then delivered, deleted once, and not before its
+        # retention had run out.
+        [pending, entry, tombstone] = found
+        assert pending.value is not None and json.loads(pending.value)["outcome"] == "pending"
         assert entry.value is not None and json.loads(entry.value)["outcome"] == "delivered"
+        assert pending.partition == entry.partition
         assert tombstone.partition == entry.partition
         assert tombstone.at >= written_at(entry) + PAGES_RETENTION_S - MS, (
             tombstone.at - written_at(entry)
