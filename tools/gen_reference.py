@@ -131,7 +131,7 @@ def _meaning(action: argparse.Action) -> str:
         notes.append("one of " + ", ".join(f"`{c}`" for c in action.choices))
     if action.required and action.option_strings:
         notes.append("required")
-    if isinstance(action, argparse._AppendAction):
+    if isinstance(action, argparse._AppendAction) and "repeatable" not in notes[0]:
         notes.append("repeatable")
     return _cell("; ".join(n for n in notes if n))
 
