@@ -125,3 +125,19 @@ def test_a_new_option_or_setting_changes_the_reference() -> None:
         gen_reference.settings_reference(Settings, "WARROOM_")
     )
     assert undescribed_settings(More) == ["shiny"]
+
+
+@pytest.mark.parametrize(
+    ("text", "cell"),
+    [
+        ("plain", "plain"),
+        ("a | b", "a \\| b"),
+        ("`x|y` or `z`", "<code>x&#124;y</code> or `z`"),
+        ("two\n  lines", "two lines"),
+    ],
+    ids=["plain", "bar in text", "bar in code", "lines joined"],
+)
+def test_a_table_cell_escapes_its_bars_where_the_site_hides_the_escape(
+    text: str, cell: str
+) -> None:
+    assert gen_reference._cell(text) == cell
