@@ -96,11 +96,21 @@ def test_the_routes_are_collected_from_the_application() -> None:
     assert ("DELETE", "/api/silences/{id}") in routes  # from streams/silences_api.py
 
 
-def test_every_route_is_on_the_http_api_page() -> None:
-    page = HTTP_PAGE.read_text(encoding="utf-8")
+def _undocumented(routes: list[tuple[str, str]], page: str) -> list[str]:
+    """The routes not written on the page as `METHOD /path` (in code)."""
     documented = set(re.findall(r"`(GET|POST|PUT|PATCH|DELETE) (/[^`\s?\[]*)", page))
-    missing = [f"{m} {p}" for m, p in _routes() if (m, p) not in documented]
+    return [f"{m} {p}" for m, p in routes if (m, p) not in documented]
+
+
+def test_every_route_is_on_the_http_api_page() -> None:
+    missing = _undocumented(_routes(), HTTP_PAGE.read_text(encoding="utf-8"))
     assert missing == [], f"routes missing from docs/http-api.md: {', '.join(missing)}"
+
+
+def test_a_route_named_only_in_passing_is_undocumented() -> None:
+    page = "| `GET /api/incidents` | ... |\nSee /api/mttr and `POST /api/incidents/{id}`.\n"
+    routes = [("GET", "/api/incidents"), ("GET", "/api/mttr"), ("POST", "/api/incidents/{id}")]
+    assert _undocumented(routes, page) == ["GET /api/mttr"]
 
 
 def test_every_incident_action_is_on_the_http_api_page() -> None:
