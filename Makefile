@@ -1,6 +1,7 @@
 # Two entry points, each doing all of its own set-up on a fresh machine:
 #   make demo   - the whole pipeline end to end on a local Kafka broker it starts itself
-#   make test   - lint, types, import boundaries, unit/contract tests and the real-broker tier
+#   make test   - lint, types, import boundaries, the docs site, unit/contract tests and the real-broker tier
+#   make docs   - regenerate the CLI and settings references, then build the docs site (strict)
 # The first interpreter that actually runs and is 3.11+ (pyenv shims may exist but fail).
 PYTHON ?= $(shell for p in python3 python3.11 python3.12 python3.13; do \
 	$$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && { command -v $$p; break; }; done)
@@ -8,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install kafka-jars browser lint clean
+.PHONY: demo test install kafka-jars browser lint docs docs-build clean
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required (none found on PATH)"; exit 1; }
@@ -30,14 +31,23 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: kafka-jars browser lint
+test: kafka-jars browser lint docs-build
 	$(BIN)/pytest
 
 demo: kafka-jars
 	$(BIN)/warroom demo --duration 90
 
+# The references are committed; tests/unit/test_docs.py fails when they are stale.
+docs: install
+	$(BIN)/python -m tools.gen_reference
+	$(MAKE) docs-build
+
+# The site, into site/; --strict fails on a broken link or anchor.
+docs-build: install
+	$(BIN)/mkdocs build --strict --quiet
+
 clean:
-	rm -rf .warroom .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .warroom .pytest_cache .mypy_cache .ruff_cache site
 
 # Debian's Chromium and ChromeDriver for the dashboard's browser test.
 browser:

@@ -212,7 +212,7 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     sub = root.add_subparsers(dest="command", required=True)
 
     kafka = sub.add_parser("kafka", help="a local single-node Kafka broker for development")
-    kafka.add_argument("action", choices=["start", "stop", "status", "fetch"])
+    kafka.add_argument("action", choices=["start", "stop", "status", "fetch"], help="what to do")
     kafka.add_argument("--home", default=".warroom/kafka", help="broker data and logs")
     kafka.set_defaults(func=_kafka)
 
@@ -226,11 +226,11 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     config = sub.add_parser("config", help="configuration")
     config_sub = config.add_subparsers(dest="config_command", required=True)
     check = config_sub.add_parser("check", help="validate a catalog YAML file")
-    check.add_argument("catalog")
+    check.add_argument("catalog", help="the catalog YAML file")
     check.set_defaults(func=_config_check)
 
     oncall = sub.add_parser("oncall", help="who a service's escalation policy pages, and when")
-    oncall.add_argument("service")
+    oncall.add_argument("service", help="a service of the catalog")
     oncall.add_argument("--at", default=None, help="RFC 3339 time the incident opens (now)")
     oncall.add_argument("--catalog", default=None, help="catalog YAML (WARROOM_CATALOG_PATH)")
     oncall.add_argument("--incident", default=None, help="incident key for round-robin picks")
@@ -248,10 +248,16 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     rehearse.set_defaults(func=_runbook)
 
     detect = sub.add_parser("detect", help="score a timestamp,value CSV offline")
-    detect.add_argument("--input", required=True)
-    detect.add_argument("--output", required=True)
-    detect.add_argument("--detector", default=None)
-    detect.add_argument("--param", action="append", default=[], metavar="K=V")
+    detect.add_argument("--input", required=True, help="CSV with timestamp and value columns")
+    detect.add_argument("--output", required=True, help="CSV: the input rows with a score")
+    detect.add_argument("--detector", default=None, help="a detector (default tolerant_novelty)")
+    detect.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="a detector parameter; V is JSON where it parses",
+    )
     detect.add_argument(
         "--series-column",
         metavar="NAME",
@@ -321,7 +327,7 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     incidents = sub.add_parser("incidents", help="list incidents from a running worker")
     incidents.add_argument("--api", default="http://127.0.0.1:8080", help=api_help)
     incidents.add_argument("--status", help="open, triggered, acknowledged, mitigated, resolved")
-    incidents.add_argument("--service")
+    incidents.add_argument("--service", help="only this service's incidents")
     incidents.add_argument("--limit", type=int, default=100, help="incidents a page (at most 1000)")
     incidents.add_argument("--offset", type=int, default=0, help="skip this many, newest first")
     incidents.set_defaults(func=_incidents)

@@ -18,28 +18,67 @@ class TopicNames(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    metrics: str = "metrics.points.v1"
-    logs: str = "logs.records.v1"
-    detections: str = "detections.v1"
-    commands: str = "incidents.commands.v1"
-    events: str = "incidents.events.v1"
-    pages: str = "mobilization.pages.v1"
-    receipts: str = "mobilization.receipts.v1"
+    metrics: str = Field(
+        "metrics.points.v1", description="Metric points, one or a batch, keyed by service."
+    )
+    logs: str = Field(
+        "logs.records.v1", description="Log records, one or a batch, keyed by service."
+    )
+    detections: str = Field(
+        "detections.v1",
+        description="Detections from the detectors and from Alertmanager and PagerDuty.",
+    )
+    commands: str = Field(
+        "incidents.commands.v1",
+        description="Commands from people and automation (acknowledge, mitigate, resolve, ...).",
+    )
+    events: str = Field(
+        "incidents.events.v1",
+        description="The timeline: every change to every incident, append-only, kept for ever.",
+    )
+    pages: str = Field(
+        "mobilization.pages.v1",
+        description="One page per incident, escalation step, recipient and channel.",
+    )
+    receipts: str = Field(
+        "mobilization.receipts.v1", description="The outcome of each delivery attempt."
+    )
     #: Internal: pages (and digest flushes) re-keyed by ``<recipient>/<channel>``, so that each
     #: destination's rate limit lives in one partition of the ``page-throttle`` table.
-    deliveries: str = "mobilization.deliveries.v1"
+    deliveries: str = Field(
+        "mobilization.deliveries.v1",
+        description="Internal: pages and digest flushes re-keyed by destination.",
+    )
     #: Internal: requests to forget entries of the ``automation-log`` once their retention has
     #: run out, each sent to the partition of the timeline events that wrote the entry.
-    automation_retention: str = "incidents.automation-retention.v1"
-    aggregates: str = "aggregates.mttr.v1"
-    contributions: str = "aggregates.mttr-contributions.v1"
-    silences: str = "silences.v1"
+    automation_retention: str = Field(
+        "incidents.automation-retention.v1",
+        description="Internal: requests to forget automation-log entries.",
+    )
+    aggregates: str = Field(
+        "aggregates.mttr.v1",
+        description="MTTD, MTTA, time to restore and resolve, per window (compacted).",
+    )
+    contributions: str = Field(
+        "aggregates.mttr-contributions.v1",
+        description="Internal: what one incident contributes to one aggregate.",
+    )
+    silences: str = Field(
+        "silences.v1", description="Silences and maintenance windows (compacted)."
+    )
     # Foreign formats, decoded by the ingest agents into ``metrics`` and ``logs``. The OTLP
     # defaults are the OpenTelemetry Collector kafka exporter's own default topic names.
-    otlp_metrics: str = "otlp_metrics"
-    otlp_logs: str = "otlp_logs"
-    prometheus: str = "prometheus.metrics.v1"
-    json_logs: str = "logs.json.v1"
+    otlp_metrics: str = Field(
+        "otlp_metrics",
+        description="OTLP metrics from the OpenTelemetry Collector's kafka exporter.",
+    )
+    otlp_logs: str = Field(
+        "otlp_logs", description="OTLP logs from the OpenTelemetry Collector's kafka exporter."
+    )
+    prometheus: str = Field(
+        "prometheus.metrics.v1", description="prometheus-kafka-adapter JSON samples."
+    )
+    json_logs: str = Field("logs.json.v1", description="JSON log events (Vector, Fluent Bit, ...).")
 
     def inbound(self) -> list[str]:
         """Topics read by agents; each has a dead-letter topic."""
@@ -65,12 +104,18 @@ class DetectorRuleConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.:-]*[A-Za-z_.:-][A-Za-z0-9_.:-]*$", max_length=100)
-    detector: str
-    services: tuple[str, ...] = ()
-    metrics: tuple[str, ...] = ()
-    params: dict[str, Any] = Field(default_factory=dict)
-    policy: dict[str, Any] = Field(default_factory=dict)
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9_.:-]*[A-Za-z_.:-][A-Za-z0-9_.:-]*$",
+        max_length=100,
+        description="The rule's name: not a number, no slash, unique.",
+    )
+    detector: str = Field(description="The detector of the rule's series.")
+    services: tuple[str, ...] = Field((), description="Shell patterns of services (empty: any).")
+    metrics: tuple[str, ...] = Field((), description="Shell patterns of metrics (empty: any).")
+    params: dict[str, Any] = Field(default_factory=dict, description="The detector's parameters.")
+    policy: dict[str, Any] = Field(
+        default_factory=dict, description="Decision policy settings, as policy_params."
+    )
 
     @model_validator(mode="after")
     def _buildable(self) -> DetectorRuleConfig:
@@ -94,20 +139,35 @@ class IngestMappings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    prometheus_service_labels: tuple[str, ...] = ("job", "service")
-    json_time_fields: tuple[str, ...] = ("timestamp", "@timestamp", "time", "date")
-    json_message_fields: tuple[str, ...] = ("message", "msg", "log")
-    json_level_fields: tuple[str, ...] = ("level", "severity", "log.level")
-    json_service_fields: tuple[str, ...] = (
-        "service",
-        "service.name",
-        "kubernetes.labels.app",
-        "kubernetes.labels.app.kubernetes.io/name",
-        "kubernetes.labels.k8s-app",
-        "kubernetes.container_name",
-        "host",
+    prometheus_service_labels: tuple[str, ...] = Field(
+        ("job", "service"), description="Prometheus labels naming the service, the first found."
     )
-    default_service: str | None = Field(default=None, min_length=1)
+    json_time_fields: tuple[str, ...] = Field(
+        ("timestamp", "@timestamp", "time", "date"), description="Where a JSON log's time is."
+    )
+    json_message_fields: tuple[str, ...] = Field(
+        ("message", "msg", "log"), description="Where a JSON log's message is."
+    )
+    json_level_fields: tuple[str, ...] = Field(
+        ("level", "severity", "log.level"), description="Where a JSON log's level is."
+    )
+    json_service_fields: tuple[str, ...] = Field(
+        (
+            "service",
+            "service.name",
+            "kubernetes.labels.app",
+            "kubernetes.labels.app.kubernetes.io/name",
+            "kubernetes.labels.k8s-app",
+            "kubernetes.container_name",
+            "host",
+        ),
+        description="Where a JSON log's service is.",
+    )
+    default_service: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Service of entries that name none (none: rejected).",
+    )
     """Service for entries that name none (OTLP without ``service.name``, ...); None rejects."""
 
 
@@ -126,20 +186,44 @@ class Settings(BaseSettings):
         allow_inf_nan=False,  # an infinite or NaN duration would overflow the deadline arithmetic
     )
 
-    app_id: str = Field(default="warroom", min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
-    bootstrap_servers: str = Field(default="127.0.0.1:9092", min_length=1)
-    partitions: int = Field(default=4, ge=1, le=1024)
-    replication_factor: int = Field(default=1, ge=1)
-    data_dir: Path = Path(".warroom/worker")
-    catalog_path: Path | None = None
-    web_bind: str = "127.0.0.1"
-    web_port: int = Field(default=8080, ge=0, le=65535)
-    web_max_body_bytes: int = Field(default=1_048_576, ge=1024)
-    api_token: SecretStr | None = None
-    topics: TopicNames = TopicNames()
-    detector: str = "tolerant_novelty"
-    detector_params: dict[str, Any] = Field(default_factory=dict)
-    policy_params: dict[str, Any] = Field(default_factory=dict)
+    app_id: str = Field(
+        default="warroom",
+        min_length=1,
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="The consumer group and the prefix of the changelog and state topics.",
+    )
+    bootstrap_servers: str = Field(
+        default="127.0.0.1:9092", min_length=1, description="Kafka brokers: host:port[,host:port]."
+    )
+    partitions: int = Field(
+        default=4, ge=1, le=1024, description="Partitions of every topic the worker creates."
+    )
+    replication_factor: int = Field(
+        default=1, ge=1, description="Replication of the topics the worker creates."
+    )
+    data_dir: Path = Field(Path(".warroom/worker"), description="The worker's local data.")
+    catalog_path: Path | None = Field(
+        default=None, description="The catalog YAML (services, teams, people, policies, runbooks)."
+    )
+    web_bind: str = Field("127.0.0.1", description="Address the HTTP API listens on.")
+    web_port: int = Field(default=8080, ge=0, le=65535, description="Port of the HTTP API.")
+    web_max_body_bytes: int = Field(
+        default=1_048_576,
+        ge=1024,
+        description="Largest request body the HTTP API accepts (413 above).",
+    )
+    api_token: SecretStr | None = Field(
+        default=None, description="Bearer token for writes; without it, writes answer 403."
+    )
+    topics: TopicNames = Field(TopicNames(), description="Topic names, by key (see below).")
+    detector: str = Field("tolerant_novelty", description="The default metric detector.")
+    detector_params: dict[str, Any] = Field(
+        default_factory=dict, description="Parameters of the default detector."
+    )
+    policy_params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Decision policy: threshold, for_points, clear_points, repeat_s.",
+    )
     detector_rules: tuple[DetectorRuleConfig, ...] = Field(
         default=(), description="Per-series detectors: the first rule that matches a series wins."
     )
@@ -148,17 +232,33 @@ class Settings(BaseSettings):
         ge=0.0,
         description="How often each partition's detector state is written to its table.",
     )
-    notifier_timeout_s: float = Field(default=5.0, gt=0)
-    delivery_attempts: int = Field(default=8, ge=1, le=50)
-    delivery_backoff_s: float = Field(default=0.5, ge=0)
-    delivery_backoff_max_s: float = Field(default=30.0, ge=0)
-    log_level: str = "info"
-    group_by: tuple[str, ...] = ("service",)
+    notifier_timeout_s: float = Field(
+        default=5.0, gt=0, description="Timeout of one webhook, Slack or email delivery."
+    )
+    delivery_attempts: int = Field(
+        default=8, ge=1, le=50, description="Tries of a page or webhook before it is dead-lettered."
+    )
+    delivery_backoff_s: float = Field(
+        default=0.5, ge=0, description="First retry delay; it doubles, with jitter."
+    )
+    delivery_backoff_max_s: float = Field(default=30.0, ge=0, description="Longest retry delay.")
+    log_level: str = Field(
+        "info", description="The worker's log level: debug, info, warning, error."
+    )
+    group_by: tuple[str, ...] = Field(("service",), description="Correlation labels.")
     group_wait_s: float = Field(default=30.0, ge=0.0, description="Alertmanager's group_wait.")
-    group_interval_s: float = Field(default=300.0, ge=1.0)
-    repeat_interval_s: float = Field(default=4 * 3600.0, ge=60.0)
-    ack_timeout_s: float | None = Field(default=None, gt=0.0)
-    auto_resolve_s: float | None = Field(default=None, gt=0.0)
+    group_interval_s: float = Field(
+        default=300.0, ge=1.0, description="Alertmanager's group_interval."
+    )
+    repeat_interval_s: float = Field(
+        default=4 * 3600.0, ge=60.0, description="Alertmanager's repeat_interval."
+    )
+    ack_timeout_s: float | None = Field(
+        default=None, gt=0.0, description="PagerDuty's acknowledgement timeout (none: off)."
+    )
+    auto_resolve_s: float | None = Field(
+        default=None, gt=0.0, description="PagerDuty's auto-resolve (none: off)."
+    )
     stakeholder_update_interval_s: float = Field(
         default=1800.0, ge=0.0, description="Status updates to stakeholders (0: none)."
     )
@@ -184,11 +284,15 @@ class Settings(BaseSettings):
     page_rate_per_recipient: int = Field(
         default=10, ge=0, description="Messages per destination per window (0: no limit)."
     )
-    page_rate_window_s: float = Field(default=60.0, gt=0.0)
+    page_rate_window_s: float = Field(
+        default=60.0, gt=0.0, description="The window of page_rate_per_recipient."
+    )
     session_timeout_s: float = Field(
         default=30.0, ge=6.0, le=300.0, description="How soon a dead worker's partitions move."
     )
-    ingest: IngestMappings = IngestMappings()
+    ingest: IngestMappings = Field(
+        IngestMappings(), description="Where ingest finds fields in foreign records (see below)."
+    )
     stall_after_s: float = Field(
         default=60.0, gt=0, description="/healthz fails when a lagging partition is idle this long."
     )
@@ -199,25 +303,39 @@ class Settings(BaseSettings):
         default=300.0, gt=0, description="/healthz fails when table recovery takes longer."
     )
     # Kafka connection security, for Faust and for every plain aiokafka client.
-    security_protocol: SecurityProtocol = "PLAINTEXT"
-    sasl_mechanism: SaslMechanism = "PLAIN"
-    sasl_username: str | None = None
-    sasl_password: SecretStr | None = None
-    ssl_cafile: Path | None = None
-    ssl_certfile: Path | None = None
-    ssl_keyfile: Path | None = None
-    ssl_check_hostname: bool = True
+    security_protocol: SecurityProtocol = Field("PLAINTEXT", description="Kafka connections.")
+    sasl_mechanism: SaslMechanism = Field("PLAIN", description="For the SASL_* protocols.")
+    sasl_username: str | None = Field(default=None, description="Needed by the SASL_* protocols.")
+    sasl_password: SecretStr | None = Field(
+        default=None, description="Needed by the SASL_* protocols."
+    )
+    ssl_cafile: Path | None = Field(
+        default=None, description="PEM CA of the brokers' certificates (none: the system's)."
+    )
+    ssl_certfile: Path | None = Field(
+        default=None, description="Client certificate, for brokers that require mutual TLS."
+    )
+    ssl_keyfile: Path | None = Field(default=None, description="The client certificate's key.")
+    ssl_check_hostname: bool = Field(
+        default=True, description="Check that the broker's certificate names its host."
+    )
     # Page delivery channels: the webhook signature secret, and the SMTP server for email.
-    webhook_secret: SecretStr | None = None
+    webhook_secret: SecretStr | None = Field(
+        default=None, description="Signs webhook pages (X-Warroom-Signature); none: unsigned."
+    )
     public_url: str | None = Field(
         default=None, description="How people reach this API, for links in pages."
     )
-    smtp_host: str | None = None
-    smtp_port: int = Field(default=25, ge=1, le=65535)
-    smtp_from: str = "warroom@localhost"
-    smtp_starttls: bool = False
-    smtp_username: str | None = None
-    smtp_password: SecretStr | None = None
+    smtp_host: str | None = Field(
+        default=None, description="SMTP server; without it, email pages fail (not retried)."
+    )
+    smtp_port: int = Field(default=25, ge=1, le=65535, description="SMTP port.")
+    smtp_from: str = Field("warroom@localhost", description="Sender address of email pages.")
+    smtp_starttls: bool = Field(
+        default=False, description="Upgrade SMTP with STARTTLS, verifying the server."
+    )
+    smtp_username: str | None = Field(default=None, description="SMTP login.")
+    smtp_password: SecretStr | None = Field(default=None, description="SMTP password.")
 
     @field_validator("bootstrap_servers")
     @classmethod

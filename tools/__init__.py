@@ -1,0 +1,1 @@
+"""Development tooling (documentation generators); not part of the installed package."""
