@@ -34,7 +34,7 @@ from typing import Any
 
 from responders.lifecycle import Outcome, apply, make_event, on_command, on_detection
 from responders.oncall import next_due, policy_for
-from responders.paging import pages_for
+from responders.paging import pages_for, route
 from schemas import (
     Catalog,
     Command,
@@ -627,10 +627,17 @@ def on_tick(
         if now < escalation[1]:
             return step
         n = escalation[0]
-        pages = pages_for(inc, catalog, step=n, now=now)
-        escalated = ev(E.ESCALATED, {"step": n, "recipients": sorted({p.recipient for p in pages})})
-        return _with(step, replace(g, step=n, step_paged_at=now, last_paged_at=now), inc,
-                     escalated, pages)  # fmt: skip
+        routed = route(inc, catalog, step=n, now=now)
+        g = replace(g, step=n, step_paged_at=now, last_paged_at=now)
+        if routed.unrouted is not None:
+            unrouted = ev(E.UNROUTED, {"reason": routed.unrouted, "fallback": routed.fallback,
+                                       "step": n})  # fmt: skip
+            step = _with(step, g, inc, unrouted)
+            inc = step.outcome.incident or inc
+            seq = inc.last_seq + 1  # the next event's (``ev`` reads it when called)
+        recipients = sorted({p.recipient for p in routed.pages})
+        escalated = ev(E.ESCALATED, {"step": n, "recipients": recipients})
+        return _with(step, g, inc, escalated, routed.pages)
     if inc.status is IncidentStatus.TRIGGERED and _past(
         g.last_paged_at, timing.repeat_interval_s, now
     ):

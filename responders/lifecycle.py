@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from responders.paging import pages_for
+from responders.paging import route
 from responders.runbooks import (
     AUTOMATION,
     DONE,
@@ -203,7 +203,8 @@ def on_detection(
             },
         )
     ]
-    pages = pages_for(opened, catalog, step=0, now=now)
+    routed = route(opened, catalog, step=0, now=now)
+    pages = routed.pages
     incident = opened
     found = runbook_for(catalog, opened)
     if found is not None:
@@ -218,6 +219,13 @@ def on_detection(
         )  # fmt: skip
         events.append(inhibited)
         return Outcome(apply(incident, inhibited), tuple(events), (), opened=True)
+    if routed.unrouted is not None:
+        unrouted = make_event(
+            incident_id, key, incident.last_seq + 1, E.UNROUTED, now, "warroom", None,
+            {"reason": routed.unrouted, "fallback": routed.fallback, "step": 0},
+        )  # fmt: skip
+        events.append(unrouted)
+        incident = apply(incident, unrouted)
     if pages:
         paged = make_event(
             incident_id,
@@ -414,6 +422,8 @@ def apply(incident: Incident | None, event: IncidentEvent) -> Incident:
             changes["status"] = S.TRIGGERED
             changes["mitigated_at"] = None
             changes["resolved_at"] = None
+        case E.UNROUTED:
+            changes["unrouted"] = str(event.data.get("reason", "unrouted"))
         case E.INHIBITED:
             changes["inhibited_by"] = str(event.data["by"])
         case E.INHIBITION_RELEASED:

@@ -285,7 +285,9 @@ class Service(_Config):
 
 
 class Catalog(_Config):
-    """The whole catalog; ``default_team`` owns services the catalog does not list."""
+    """The whole catalog; ``default_team`` owns services the catalog does not list, and
+    ``fallback_policy`` pages for an incident its own policy cannot page anyone for (a service no
+    policy covers, or a step that resolves to nobody, such as a gap in a schedule)."""
 
     services: dict[Name, Service] = Field(default_factory=dict)
     teams: dict[Name, Team] = Field(default_factory=dict)
@@ -294,6 +296,7 @@ class Catalog(_Config):
     escalation_policies: dict[Name, EscalationPolicy] = Field(default_factory=dict)
     runbooks: dict[Name, Runbook] = Field(default_factory=dict)
     default_team: Name | None = None
+    fallback_policy: Name | None = None
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Self:
@@ -382,6 +385,13 @@ class Catalog(_Config):
                     self.default_team,
                     f"team {self.default_team!r} has no escalation or escalation_policy",
                 )
+        if self.fallback_policy is not None:
+            known(
+                ("fallback_policy",),
+                self.fallback_policy,
+                self.escalation_policies,
+                "escalation policy",
+            )
         if errors:
             raise ValidationError.from_exception_data(type(self).__name__, errors)
         return self

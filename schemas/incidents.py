@@ -42,6 +42,9 @@ class IncidentEventKind(StrEnum):
     #: Every attempt to deliver one page failed; the next step is paged at once if it was the
     #: current one.
     DELIVERY_FAILED = "delivery_failed"
+    #: The incident's own escalation policy paged nobody (``reason``); ``fallback`` names the
+    #: catalog's fallback policy when it paged instead.
+    UNROUTED = "unrouted"
 
 
 class Incident(WireModel):
@@ -69,6 +72,8 @@ class Incident(WireModel):
     inhibited_by: str | None = None
     #: The attached runbook's tasks, ``<phase>/<task id>`` -> pending, done or failed.
     tasks: dict[str, str] = Field(default_factory=dict)
+    #: Why its own escalation policy paged nobody, the last time it did (None: it paged).
+    unrouted: str | None = None
     last_seq: int = 0
 
     @property

@@ -75,6 +75,17 @@ def _config_check(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"invalid: {exc}", file=sys.stderr)
         return 1
+    from responders.paging import unroutable
+
+    gaps = unroutable(catalog)
+    if gaps:
+        print(
+            "invalid: fallback_policy: required, since an incident could page nobody: "
+            + "; ".join(gaps)
+            + " (name an escalation policy as fallback_policy, or close the gaps)",
+            file=sys.stderr,
+        )
+        return 1
     print(
         f"ok: {len(catalog.services)} services, {len(catalog.teams)} teams, "
         f"{len(catalog.people)} people, {len(catalog.schedules)} schedules, "

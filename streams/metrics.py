@@ -29,6 +29,9 @@ _COUNTERS = {
     "points_processed": "Metric points scored by the detectors.",
     "detections_emitted": "Detections sent to detections.v1.",
     "incidents_opened": "Incidents opened by this worker.",
+    "incidents_unrouted": "Times an incident's own escalation policy paged nobody (an unlisted "
+    "service without default_team, a step that resolves to nobody); the fallback policy, if "
+    "any, was paged instead.",
     "groups_forgotten": "Idle correlation groups forgotten after their retention.",
     "notification_log_forgotten": "Notification log entries (pages by dedup key) forgotten "
     "after their retention.",

@@ -27,6 +27,7 @@ idle groups.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from dataclasses import replace
@@ -47,11 +48,14 @@ from responders.lifecycle import Outcome, incident_id_for, routing_key
 from responders.silences import SilenceState, silenced_by, state
 from responders.stakeholders import follow_up
 from schemas import Command, CommandKind, Detection, DetectionStatus, Incident, IncidentEvent
+from schemas.incidents import IncidentEventKind
 from streams.agents import FirstInput
 from streams.codec import decode_one, encode
 
 if TYPE_CHECKING:
     from streams.app import Pipeline
+
+log = logging.getLogger(__name__)
 
 #: Seconds between rebuilds of the deadline index from the whole table.
 FULL_SCAN_S = 10.0
@@ -220,6 +224,11 @@ def attach(p: Pipeline) -> None:
                 if incident.status.value == "resolved" and g.incident_id == incident.id:
                     g = Group(g.key, held=g.held, held_since=g.held_since, seen=g.seen)
             p.count("incidents_opened", int(outcome.opened))
+            for ev in outcome.events:
+                if ev.kind is IncidentEventKind.UNROUTED:
+                    p.count("incidents_unrouted")
+                    log.warning("incident %s paged nobody of its own: %s", ev.incident_id,
+                                ev.data.get("reason"))  # fmt: skip
             p.count("flaps_suppressed", int(step.suppressed))
             stored = groups.get(g.key)
             if g.to_dict() != stored and (stored is not None or g != Group(g.key)):

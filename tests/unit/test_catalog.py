@@ -51,3 +51,27 @@ def test_a_catalog_that_is_not_utf8_text_is_refused_by_name(tmp_path: Path) -> N
     path.write_bytes("teams:\n  caf\xe9: {}\n".encode("latin-1"))
     with pytest.raises(ConfigError, match=r"latin1.yaml: not UTF-8 text \(invalid continuation"):
         load_catalog(path)
+
+
+UNROUTED_CATALOG = """
+services: {api: {team: core, tier: 1}}
+teams: {core: {escalation: [{targets: [ann]}]}}
+people: {ann: {contacts: [{channel: console}]}, ops: {contacts: [{channel: console}]}}
+escalation_policies: {ops-desk: {steps: [{targets: [{person: ops}]}]}}
+"""
+
+
+def test_config_check_requires_a_fallback_where_an_incident_could_page_nobody(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    unrouted = tmp_path / "unrouted.yaml"
+    unrouted.write_text(UNROUTED_CATALOG)
+    assert main(["config", "check", str(unrouted)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("invalid: fallback_policy: required")
+    assert "no default_team" in err
+    unrouted.write_text(UNROUTED_CATALOG + "fallback_policy: ops-desk\n")
+    assert main(["config", "check", str(unrouted)]) == 0
+    unrouted.write_text(UNROUTED_CATALOG + "fallback_policy: nobody\n")
+    assert main(["config", "check", str(unrouted)]) == 1
+    assert "unknown escalation policy 'nobody'" in capsys.readouterr().err

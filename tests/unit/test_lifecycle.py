@@ -81,10 +81,16 @@ def test_opening_records_times_pages_and_events() -> None:
     assert [p.dedup_key for p in outcome.pages] == [f"{incident.id}/0/ann/console"]
 
 
-def test_unowned_service_opens_without_pages() -> None:
+def test_unowned_service_opens_without_pages_and_says_why() -> None:
     outcome = on_detection(None, detection(service="orphan"), CATALOG, T0)
     assert outcome.opened and outcome.pages == ()
-    assert [e.kind for e in outcome.events] == [IncidentEventKind.OPENED]
+    kinds = [e.kind for e in outcome.events]
+    assert kinds == [IncidentEventKind.OPENED, IncidentEventKind.UNROUTED]
+    assert outcome.events[-1].data == {
+        "reason": "no escalation policy pages for service 'orphan'", "fallback": None, "step": 0,
+    }  # fmt: skip
+    assert outcome.incident is not None
+    assert outcome.incident.unrouted == "no escalation policy pages for service 'orphan'"
 
 
 def test_detections_attach_once() -> None:
