@@ -85,18 +85,22 @@ def pagerduty_dedup_key(event: PagerDutyEvent) -> str:
     return _digest(p.summary if p else "", p.source if p else "")
 
 
-def from_pagerduty(event: PagerDutyEvent, now: datetime) -> Detection:
-    """A trigger or resolve as a detection in the group of its ``dedup_key``."""
+def from_pagerduty(event: PagerDutyEvent, now: datetime, retry_id: str | None = None) -> Detection:
+    """A trigger or resolve as a detection in the group of its ``dedup_key``. An event without
+    ``payload.timestamp`` is dated ``now``; ``retry_id`` (from the request's idempotency key)
+    then stands for that time in its id, so a client's retry is the same detection."""
     key = pagerduty_dedup_key(event)
     p = event.payload
     details = (p.custom_details if p else None) or {}
     service = str(
         details.get("service") or (p.component if p else None) or (p.source if p else key)
     )
-    at = (p.timestamp if p and p.timestamp else None) or now
+    stamped = p.timestamp if p and p.timestamp else None
+    at = stamped or now
+    when = at.isoformat() if stamped is not None or retry_id is None else retry_id
     resolved = event.event_action.value == "resolve"
     return Detection(
-        id=f"pd-{_digest(key, event.event_action.value, at.isoformat(), p.summary if p else '')}",
+        id=f"pd-{_digest(key, event.event_action.value, when, p.summary if p else '')}",
         ts=at,
         service=service,
         signal=key,

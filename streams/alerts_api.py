@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hmac
 import json
-import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +21,7 @@ from responders.lifecycle import routing_key
 from schemas import Command, CommandKind, format_errors
 from schemas.alerts import AlertmanagerWebhook, PagerDutyAction, PagerDutyEvent
 from streams.codec import encode
+from streams.writes import acknowledged, idempotency_key, write_id
 
 if TYPE_CHECKING:
     from streams.web import Api
@@ -48,9 +48,12 @@ def routes(api: Api) -> list[web.RouteDef]:
     p = api.p
 
     async def send_detections(detections: list[Any]) -> None:
+        sent = []
         for d in detections:
             key = routing_key(d, p.settings.group_by)
-            await p.topics.detections.send(key=key.encode(), value=encode(d))
+            sent.append(await p.topics.detections.send(key=key.encode(), value=encode(d)))
+        for sending in sent:
+            await acknowledged(sending)
 
     async def alertmanager(request: web.Request) -> web.Response:
         denied = api._authorized(request)
@@ -94,12 +97,13 @@ def routes(api: Api) -> list[web.RouteDef]:
                 return web.json_response(answer, status=202)
             now = datetime.now(tz=UTC)
             cmd = Command(
-                id=f"cmd-{uuid.uuid4().hex[:20]}", kind=CommandKind.ACKNOWLEDGE,
+                id=write_id("cmd", request, group.incident_id), kind=CommandKind.ACKNOWLEDGE,
                 incident_id=group.incident_id, routing_key=key, actor="pagerduty", issued_at=now,
             )  # fmt: skip
-            await p.topics.commands.send(key=key.encode(), value=encode(cmd))
+            await acknowledged(await p.topics.commands.send(key=key.encode(), value=encode(cmd)))
             return web.json_response(answer, status=202)
-        await send_detections([from_pagerduty(event, datetime.now(tz=UTC))])
+        retry = write_id("pd", request) if idempotency_key(request) else None
+        await send_detections([from_pagerduty(event, datetime.now(tz=UTC), retry)])
         return web.json_response(answer, status=202)
 
     return [

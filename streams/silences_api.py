@@ -11,7 +11,6 @@ planned window. ``GET`` lists them with their current ``state`` (``pending``, ``
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +20,7 @@ from pydantic import TypeAdapter, ValidationError
 from responders.silences import state
 from schemas import Timestamp, format_errors
 from schemas.silences import Silence
+from streams.writes import acknowledged, write_id
 
 if TYPE_CHECKING:
     from streams.web import Api
@@ -41,13 +41,14 @@ def routes(api: Api) -> list[web.RouteDef]:
         return {**silence.model_dump(mode="json"), "state": current.value}
 
     async def publish(silence: Silence) -> None:
-        await p.app.send(
+        sending = await p.app.send(
             p.settings.topics.silences,
             key=silence.id.encode(),
             value=silence.model_dump_json().encode(),
             key_serializer="raw",
             value_serializer="raw",
         )
+        await acknowledged(sending)
         # Seen at once by this worker's API; the directory confirms it from the topic.
         p.directory.silences[silence.id] = silence
 
@@ -66,7 +67,7 @@ def routes(api: Api) -> list[web.RouteDef]:
         if isinstance(matchers, dict):
             matchers = [{"name": k, "value": v} for k, v in matchers.items()]
         data = {
-            "id": f"sil-{uuid.uuid4().hex[:16]}",
+            "id": write_id("sil", request, length=16),
             "matchers": matchers,
             "starts_at": body.get("starts_at") or now,
             "ends_at": body.get("ends_at"),

@@ -13,7 +13,6 @@ import hmac
 import json
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -43,6 +42,7 @@ from streams.codec import encode
 from streams.liveness import Liveness, consumer_offsets
 from streams.metrics import render_metrics
 from streams.silences_api import routes as silence_routes
+from streams.writes import acknowledged, write_id
 
 if TYPE_CHECKING:
     from streams.app import Pipeline
@@ -413,7 +413,7 @@ class Api:
         try:
             cmd = Command.model_validate(
                 {
-                    "id": f"cmd-{uuid.uuid4().hex[:20]}",
+                    "id": write_id("cmd", request, incident.id),
                     "kind": kind,
                     "incident_id": incident.id,
                     "routing_key": incident.routing_key,
@@ -433,9 +433,11 @@ class Api:
             incident.routing_key, self.p.tables.open_incidents.get(incident.routing_key)
         )
         outcome = on_command(incident, cmd, now, group.incident_id)
-        if outcome.rejection:
+        if outcome.rejection and cmd.id not in group.seen:  # else: a retry of an applied write
             return _error(409, outcome.rejection)
-        await self.p.topics.commands.send(key=incident.routing_key.encode(), value=encode(cmd))
+        await acknowledged(
+            await self.p.topics.commands.send(key=incident.routing_key.encode(), value=encode(cmd))
+        )
         return web.json_response(
             {"accepted": True, "command_id": cmd.id, "incident_id": incident.id}, status=202
         )
