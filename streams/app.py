@@ -18,6 +18,7 @@ import yaml
 from pydantic import ValidationError
 
 from schemas import Catalog, Channel, format_errors
+from streams import faust_flush
 from streams.deadletter import DeadLetters
 from streams.directory import Directory
 from streams.live import Live
@@ -163,6 +164,7 @@ def _incident_url(settings: Settings) -> str:
 
 def build(settings: Settings, catalog: Catalog) -> Pipeline:
     """Create the Faust app with its topics, tables and agents."""
+    faust_flush.install()  # offsets never run ahead of buffered changelog records
     app = faust.App(
         settings.app_id,
         broker=settings.broker_urls(),
