@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from responders.lifecycle import Outcome, apply, make_event, on_command, on_detection
+from responders.lifecycle import DECLARED, Outcome, apply, make_event, on_command, on_detection
 from responders.oncall import next_due, policy_for
 from responders.paging import pages_for, route
 from schemas import (
@@ -414,9 +414,10 @@ def _detection(
         return Step(group)
     if len(group.held) >= HELD_KEPT:  # a storm: the incident opens with the first ones
         return Step(group)
-    held = (*group.held, detection)
+    declared = detection.detector == DECLARED  # a person: first, and open at once
+    held = (detection, *group.held) if declared else (*group.held, detection)
     g = replace(group, incident_id=None, held=held, held_since=group.held_since or now)
-    if timing.group_wait_s <= 0:
+    if timing.group_wait_s <= 0 or declared:
         return _open(g, catalog, now, inhibited_by)
     return Step(g)
 

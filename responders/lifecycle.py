@@ -94,6 +94,25 @@ def incident_id_for(key: str, opening_detection_id: str) -> str:
     return "inc-" + uuid.uuid5(_NAMESPACE, f"{key}\x00{opening_detection_id}").hex[:16]
 
 
+#: The detector of an incident a person declared (``POST /api/incidents``): its detection carries
+#: the title and severity they gave in its context, and it opens without a group wait.
+DECLARED = "declared"
+
+
+def _title_and_severity(detection: Detection, catalog: Catalog) -> tuple[str, Severity]:
+    title = f"{detection.service}: {detection.signal} anomalous ({detection.detector})"
+    severity = severity_for(detection.severity, catalog.tier_for(detection.service))
+    if detection.detector != DECLARED:
+        return title, severity
+    given = detection.context.get("title")
+    chosen = detection.context.get("severity")
+    valid = {s.value for s in Severity}
+    return (
+        str(given)[:200] if given else title,
+        Severity(chosen) if chosen in valid else severity,
+    )
+
+
 def severity_for(detection: DetectionSeverity, tier: int) -> Severity:
     """SEV1-4 from the detection's severity and the service tier (tier 1 = most critical).
 
@@ -171,13 +190,14 @@ def on_detection(
     incident_id = incident_id_for(key, detection.id)
     team = catalog.team_for(detection.service)
     impact = detection.impact_started_at or detection.ts
+    title, severity = _title_and_severity(detection, catalog)
     opened = Incident(
         id=incident_id,
         routing_key=key,
         service=detection.service,
-        title=f"{detection.service}: {detection.signal} anomalous ({detection.detector})",
+        title=title,
         status=S.TRIGGERED,
-        severity=severity_for(detection.severity, catalog.tier_for(detection.service)),
+        severity=severity,
         team=team,
         detector=detection.detector,
         impact_started_at=min(impact, detection.ts),

@@ -49,3 +49,14 @@ class Command(WireModel):
         default=None, max_length=255, description="Internal: the dedup key of a failed page."
     )
     step: int | None = Field(default=None, ge=0, description="Internal: a failed page's step.")
+
+
+class Declaration(WireModel):
+    """``POST /api/incidents``: a person declares an incident by hand. It opens at once (no
+    group wait) with this title and severity, and pages as a detection's incident would."""
+
+    service: Name
+    title: str = Field(min_length=1, max_length=200)
+    severity: Severity = Severity.SEV2
+    actor: Name = "api"
+    text: str | None = Field(default=None, max_length=10_000, description="What is known so far.")

@@ -183,6 +183,12 @@ def _incidents(args: argparse.Namespace) -> int:
         return 2
 
 
+def _respond(args: argparse.Namespace) -> int:
+    from streams.respond_cli import main as respond_main
+
+    return respond_main(args)
+
+
 def _replay(args: argparse.Namespace) -> int:
     from streams.settings import Settings
     from streams.tools import replay_command
@@ -352,6 +358,10 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     replay.add_argument("--events-topic", help="the timeline topic (default from settings)")
     replay.add_argument("--compare-api", metavar="URL", help="exit 1 unless it equals the API's")
     replay.set_defaults(func=_replay)
+
+    from streams.respond_cli import add_arguments as respond_arguments
+
+    respond_arguments(sub, _respond)
 
     logs = sub.add_parser("logs", help="log template mining")
     logs_sub = logs.add_subparsers(dest="logs_command", required=True)

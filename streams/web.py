@@ -25,18 +25,21 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import TypeAdapter, ValidationError
 
 from responders.correlation import Group
-from responders.lifecycle import on_command
+from responders.lifecycle import DECLARED, incident_id_for, on_command, routing_key
 from responders.review import build_review
 from responders.runbooks import task_board
 from schemas import (
     Command,
     CommandKind,
+    Detection,
+    DetectionSeverity,
     Incident,
     IncidentEvent,
     IncidentStatus,
     Timestamp,
     format_errors,
 )
+from schemas.commands import Declaration
 from streams.alerts_api import routes as alert_routes
 from streams.codec import encode
 from streams.liveness import Liveness, consumer_offsets
@@ -161,6 +164,7 @@ class Api:
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)
         app.router.add_get("/api/incidents", self.list_incidents)
+        app.router.add_post("/api/incidents", self.declare)
         app.router.add_get("/api/incidents/{id}", self.get_incident)
         app.router.add_get("/api/incidents/{id}/timeline", self.timeline)
         app.router.add_get("/api/incidents/{id}/tasks", self.tasks)
@@ -376,6 +380,43 @@ class Api:
         ):
             return _error(401, "invalid token")
         return None
+
+    async def declare(self, request: web.Request) -> web.Response:
+        """Open an incident by hand (``Declaration``): a detection of the ``declared`` detector,
+        which opens at once and pages as any incident of the service would. 202 with the
+        incident's id (the open incident of the service's group, if there is one)."""
+        denied = self._authorized(request)
+        if denied is not None:
+            return denied
+        try:
+            loaded = json.loads(await request.read() or b"null")
+        except (ValueError, RecursionError):
+            return _error(400, "body is not JSON")
+        if not isinstance(loaded, dict):
+            return _error(400, "body must be a JSON object")
+        try:
+            declared = Declaration.model_validate(loaded)
+        except ValidationError as exc:
+            return _error(400, format_errors(exc))
+        now = datetime.now(tz=UTC)
+        context: dict[str, Any] = {"title": declared.title, "severity": declared.severity.value,
+                                   "declared_by": declared.actor}  # fmt: skip
+        if declared.text:
+            context["text"] = declared.text
+        detection = Detection(
+            id=write_id("dcl", request), ts=now, service=declared.service, signal="declared",
+            detector=DECLARED, score=1.0, severity=DetectionSeverity.CRITICAL,
+            impact_started_at=now, context=context,
+        )  # fmt: skip
+        key = routing_key(detection, self.p.settings.group_by)
+        group = Group.from_dict(key, self.p.tables.open_incidents.get(key))
+        incident_id = group.incident_id or incident_id_for(key, detection.id)
+        await acknowledged(
+            await self.p.topics.detections.send(key=key.encode(), value=encode(detection))
+        )
+        answer = {"accepted": True, "incident_id": incident_id, "detection_id": detection.id,
+                  "joined_open_incident": group.incident_id is not None}  # fmt: skip
+        return web.json_response(answer, status=202)
 
     async def command(self, request: web.Request) -> web.Response:
         denied = self._authorized(request)
