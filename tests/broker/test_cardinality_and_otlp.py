@@ -1,0 +1,76 @@
+"""Large fan-outs and many series through the real broker.
+
+- An OpenTelemetry Collector's default batch (8,192 data points, ~690 KB of protobuf) and a
+  20,000-point export are forwarded to ``metrics.points.v1`` in records split by encoded size,
+  every point arrives and is scored, nothing is dead-lettered.
+- A new series beyond a service's series limit is dead-lettered with the reason, counted on
+  ``/metrics``, and the service's existing series are still scored.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from streams.ingest.publish import MAX_BATCH_BYTES
+from tests.fixtures.otlp_export import metrics_export
+from tests.harness import RunningWorker, consume, eventually, produce, read_all
+
+pytestmark = pytest.mark.broker
+
+
+async def counters(worker: RunningWorker) -> dict[str, float]:
+    """Every sample of the worker's ``/metrics``, by name and labels."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{worker.base_url}/metrics") as response,
+    ):
+        text = await response.text()
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+            out[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    return out
+
+
+def points_of(batch: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(batch["points"]) if "points" in batch else [batch]
+
+
+async def test_collector_batches_are_split_forwarded_and_scored(
+    start_worker: Callable[..., RunningWorker],
+) -> None:
+    worker = start_worker()
+    topics = worker.topics
+    exports = {"collector-8k": metrics_export(8192, "collector-8k", attributes=3),
+               "collector-20k": metrics_export(20_000, "collector-20k", attributes=1)}  # fmt: skip
+    assert all(600_000 < len(raw) < 1_000_000 for raw in exports.values())
+    await produce(worker.bootstrap, topics.otlp_metrics, [(None, v) for v in exports.values()])
+
+    total = 8192 + 20_000
+    raw_records = await consume(
+        worker.bootstrap, topics.metrics,
+        lambda v: sum(len(points_of(json.loads(b))) for b in v) >= total,
+        timeout_s=90, decode=lambda b: b,
+    )  # fmt: skip
+    assert max(len(r) for r in raw_records) <= MAX_BATCH_BYTES
+    assert len(raw_records) > 2  # each export went out in several records
+    points = [p for r in raw_records for p in points_of(json.loads(r))]
+    by_service: dict[str, int] = {}
+    for p in points:
+        by_service[p["service"]] = by_service.get(p["service"], 0) + 1
+    assert by_service == {"collector-8k": 8192, "collector-20k": 20_000}
+
+    async def scored() -> float | None:
+        done = (await counters(worker)).get("warroom_points_processed_total", 0.0)
+        return done if done >= total else None
+
+    assert await eventually(scored, timeout_s=60, what="every point scored") == total
+    assert await read_all(worker.bootstrap, topics.dlq(topics.otlp_metrics)) == []
+    assert await read_all(worker.bootstrap, topics.dlq(topics.metrics)) == []
