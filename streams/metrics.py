@@ -37,6 +37,11 @@ _COUNTERS = {
     "pages_delivered": "Pages delivered by a notifier.",
     "pages_dead_lettered": "Pages dead-lettered after the last retry.",
     "log_records_processed": "Log records mined.",
+    "series_refused_per_service": "Points of new series dead-lettered: their service had "
+    "max_series_per_service series.",
+    "series_refused_per_partition": "Points of new series dead-lettered: their partition held "
+    "max_series_per_partition series.",
+    "series_evicted": "Series evicted after series_idle_s without a point.",
 }
 
 
@@ -50,6 +55,12 @@ class _PipelineCollector(Collector):
         for name, doc in _COUNTERS.items():
             yield CounterMetricFamily(f"warroom_{name}", doc, value=p.counters.get(name, 0))
         detect = p.detect
+        banks = getattr(detect, "banks", {})
+        yield GaugeMetricFamily(
+            "warroom_series",
+            "Series watched by the detectors on this worker's points partitions.",
+            value=sum(len(b) for b in list(banks.values())),
+        )
         for name, at, doc in (
             ("first", getattr(detect, "first_batch_at", None), "began scoring"),
             ("last", getattr(detect, "last_batch_at", None), "was scored"),

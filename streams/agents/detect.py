@@ -41,6 +41,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import ConsumerStoppedError, KafkaError
 
 from detectors.bank import Rows, detection
+from detectors.cardinality import Refusal
 from detectors.routing import RoutedBanks
 from responders.lifecycle import routing_key
 from streams.agents import FirstInput
@@ -266,8 +267,9 @@ class Detect(mode.Service):
                     await p.dead_letters.send(record, "decode", bad.reason, bad.payload)
                 if b > a:
                     taken.append((record, at + a))
-            chunk_rows = bank.rows_for(decoded.series)
-            keep = await self._refuse(bank, chunk, decoded, chunk_rows)
+            self._evict(bank, decoded)
+            chunk_rows, over = bank.admit(decoded.series)
+            keep = await self._refuse(bank, chunk, decoded, chunk_rows, over)
             if keep is not None:
                 kept.append(at + keep)
                 rows.append(chunk_rows[keep])
@@ -315,18 +317,38 @@ class Detect(mode.Service):
             await asyncio.gather(*sent)
         return bool(fired) or bank.deciding
 
+    def _evict(self, bank: RoutedBanks, decoded: PointBatch) -> None:
+        """Evict the series idle as of the chunk's newest point; never past the wall clock, so
+        a point from the far future does not evict every series."""
+        if len(decoded.ts):
+            now = min(float(decoded.ts.max()), time.time())
+            self.p.count("series_evicted", len(bank.evict_idle(now)))
+
     async def _refuse(
-        self, bank: RoutedBanks, chunk: list[ConsumerRecord], decoded: PointBatch, rows: Rows
+        self,
+        bank: RoutedBanks,
+        chunk: list[ConsumerRecord],
+        decoded: PointBatch,
+        rows: Rows,
+        over: dict[int, Refusal],
     ) -> Any:
-        """Dead-letter the points outside their detector's domain, each with the reason; the
-        positions in ``decoded`` of the points that are left."""
+        """Dead-letter the points of new series beyond a series limit (``over``) and those
+        outside their detector's domain, each with the reason; the positions in ``decoded`` of
+        the points that are left."""
         refused = bank.refused(rows, decoded.values)
+        if over:
+            limited = np.zeros(len(rows), dtype=np.bool_)
+            limited[list(over)] = True
+            refused = limited if refused is None else refused | limited
         if refused is None or not refused.any():
             return None
         starts = [a for a, _ in decoded.spans]
+        points: dict[int, Any] = {}  # message -> its points, decoded once
         for i in np.flatnonzero(refused).tolist():
             m = bisect_right(starts, i) - 1
-            point = decode_points(chunk[m].value).points[i - starts[m]]
+            if m not in points:
+                points[m] = decode_points(chunk[m].value).points
+            point = points[m][i - starts[m]]
             value = float(decoded.values[i])
             entry = {
                 "ts": datetime.fromtimestamp(float(decoded.ts[i]), tz=UTC).isoformat(),
@@ -335,7 +357,11 @@ class Detect(mode.Service):
                 "value": value,
                 "labels": point.labels or {},
             }
-            reason = bank.why_refused(int(rows[i]), value)
+            if i in over:
+                reason = over[i].reason
+                self.p.count(f"series_refused_{over[i].limit}")
+            else:
+                reason = bank.why_refused(int(rows[i]), value)
             payload = json.dumps(entry, separators=(",", ":")).encode()
             await self.p.dead_letters.send(chunk[m], "detect", reason, payload)
         return np.flatnonzero(~refused)
