@@ -9,7 +9,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -74,3 +76,52 @@ async def test_collector_batches_are_split_forwarded_and_scored(
     assert await eventually(scored, timeout_s=60, what="every point scored") == total
     assert await read_all(worker.bootstrap, topics.dlq(topics.otlp_metrics)) == []
     assert await read_all(worker.bootstrap, topics.dlq(topics.metrics)) == []
+
+
+def batch(service: str, keys: list[int], ts: float) -> tuple[bytes, bytes]:
+    points = [{"ts": ts, "service": service, "metric": "m", "value": 1.0 + k,
+               "labels": {"k": str(k)}} for k in keys]  # fmt: skip
+    return service.encode(), json.dumps({"points": points}).encode()
+
+
+async def counted(worker: RunningWorker, name: str, at_least: float) -> float:
+    async def probe() -> float | None:
+        value = (await counters(worker)).get(f"warroom_{name}", 0.0)
+        return value if value >= at_least else None
+
+    return await eventually(probe, timeout_s=60, what=f"{name} >= {at_least}")
+
+
+async def test_new_series_beyond_the_limit_are_dead_lettered_and_evicted_ones_stay_gone(
+    start_worker: Callable[..., RunningWorker],
+) -> None:
+    worker = start_worker(max_series_per_service=3, series_idle_s=3600)
+    topics, bootstrap = worker.topics, worker.bootstrap
+    now = time.time()
+
+    # Three series of "wide" are watched; the fourth and fifth are refused.
+    await produce(bootstrap, topics.metrics, [batch("wide", [0, 1, 2, 3, 4], now - 7200),
+                                              batch("narrow", [0], now - 7200)])  # fmt: skip
+    assert await counted(worker, "points_processed_total", 4) == 4
+    assert await counted(worker, "series_refused_per_service_total", 2) == 2
+    letters = await consume(bootstrap, topics.dlq(topics.metrics), lambda v: len(v) >= 2, 30)
+    assert {d["error"] for d in letters} == {
+        "series limit: service 'wide' already has 3 series, the most one service may have "
+        "(max_series_per_service=3)"
+    }
+    refused = [json.loads(base64.b64decode(d["value_b64"])) for d in letters]
+    assert sorted(p["labels"]["k"] for p in refused) == ["3", "4"]
+
+    # Two hours later every series is idle past the hour: evicted, and three new ones fit.
+    await produce(bootstrap, topics.metrics, [batch("wide", [1, 2, 5], now - 60)])
+    assert await counted(worker, "points_processed_total", 7) == 7
+    assert await counted(worker, "series_evicted_total", 4) == 4  # wide 0, 1, 2 and narrow 0
+    assert (await counters(worker))["warroom_series"] == 3
+
+    # After a restart, series 0 (evicted) is a new series again, and the service is full.
+    worker.restart()
+    await produce(bootstrap, topics.metrics, [batch("wide", [0, 1], now - 30)])
+    assert await counted(worker, "points_processed_total", 1) == 1
+    assert await counted(worker, "series_refused_per_service_total", 1) == 1
+    letters = await consume(bootstrap, topics.dlq(topics.metrics), lambda v: len(v) >= 3, 30)
+    assert json.loads(base64.b64decode(letters[-1]["value_b64"]))["labels"] == {"k": "0"}
