@@ -70,6 +70,12 @@ class _PipelineCollector(Collector):
                 f"Unix time the {name} batch of points {doc} (0: none yet).",
                 value=at or 0.0,
             )
+        yield GaugeMetricFamily(
+            "warroom_points_processed_by_last_batch",
+            "Points processed when the last batch of points ended (a batch's points are counted "
+            "before its detections and checkpoint are written).",
+            value=getattr(detect, "processed_by_last_batch", 0),
+        )
         dlq = CounterMetricFamily(
             "warroom_dead_letters", "Messages dead-lettered.", labels=["topic", "stage"]
         )

@@ -104,9 +104,11 @@ class Detect(mode.Service):
         self._closing = False
         #: When the current restore of detector state started (None: not restoring).
         self.restoring_since: float | None = None
-        #: Wall-clock times: the first batch of points began scoring, the latest one ended.
+        #: Wall-clock times: the first batch of points began scoring, the latest one ended;
+        #: and the points processed by then (the count moves before its batch ends).
         self.first_batch_at: float | None = None
         self.last_batch_at: float | None = None
+        self.processed_by_last_batch = 0
         self._producer: AIOKafkaProducer
         self._consumer: AIOKafkaConsumer
         self._restorer: AIOKafkaConsumer
@@ -168,6 +170,7 @@ class Detect(mode.Service):
                     await self._batch(batch)
                     if batch:
                         self.last_batch_at = time.time()
+                        self.processed_by_last_batch = self.p.counters.get("points_processed", 0)
                 except Exception:
                     # Sending or checkpointing failed (the broker is away, say): the banks may
                     # be ahead of what reached the broker, so every partition goes back to its
