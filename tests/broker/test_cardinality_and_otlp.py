@@ -2,7 +2,8 @@
 
 - An OpenTelemetry Collector's default batch (8,192 data points, ~690 KB of protobuf) and a
   20,000-point export are forwarded to ``metrics.points.v1`` in records split by encoded size,
-  every point arrives and is scored, nothing is dead-lettered.
+  every point arrives and is scored, nothing is dead-lettered; so is a batch of 8,192 log
+  records to ``logs.records.v1``, in order.
 - A new series beyond a service's series limit is dead-lettered with the reason, counted on
   ``/metrics``, and the service's existing series are still scored.
 """
@@ -20,7 +21,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from streams.ingest.publish import MAX_BATCH_BYTES
-from tests.fixtures.otlp_export import metrics_export
+from tests.fixtures.otlp_export import logs_export, metrics_export
 from tests.harness import RunningWorker, consume, eventually, produce, read_all
 
 pytestmark = pytest.mark.broker
@@ -76,6 +77,20 @@ async def test_collector_batches_are_split_forwarded_and_scored(
     assert await eventually(scored, timeout_s=60, what="every point scored") == total
     assert await read_all(worker.bootstrap, topics.dlq(topics.otlp_metrics)) == []
     assert await read_all(worker.bootstrap, topics.dlq(topics.metrics)) == []
+
+    # Logs: a Collector's default batch of 8,192 log records (~875 KB) the same way.
+    logs = logs_export(8192, "collector-logs")
+    assert 600_000 < len(logs) < 1_000_000
+    await produce(worker.bootstrap, topics.otlp_logs, [(None, logs)])
+    log_records = await consume(
+        worker.bootstrap, topics.logs,
+        lambda v: sum(len(json.loads(b)["records"]) for b in v) >= 8192,
+        timeout_s=90, decode=lambda b: b,
+    )  # fmt: skip
+    assert max(len(r) for r in log_records) <= MAX_BATCH_BYTES
+    messages = [e["message"] for r in log_records for e in json.loads(r)["records"]]
+    assert messages == [f"GET /api/v1/items/{i} 200 {i % 97} ms" for i in range(8192)]
+    assert await read_all(worker.bootstrap, topics.dlq(topics.otlp_logs)) == []
 
 
 def batch(service: str, keys: list[int], ts: float) -> tuple[bytes, bytes]:
