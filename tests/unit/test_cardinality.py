@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,6 +15,8 @@ from detectors.bank import SeriesBank
 from detectors.cardinality import PER_PARTITION, PER_SERVICE, SeriesLimits, refusal
 from detectors.registry import DETECTORS
 from detectors.routing import DetectorRule, RoutedBanks
+from streams.agents.detect import Detect
+from streams.codec import PointBatch, decode_points_many
 from streams.settings import Settings
 
 DAY = 86_400.0
@@ -235,3 +240,39 @@ def test_the_settings_limits_reach_the_banks() -> None:
     settings = Settings(max_series_per_service=7, max_series_per_partition=70, series_idle_s=0)
     limits = settings.detector_banks().limits
     assert (limits.per_service, limits.per_partition, limits.idle_s) == (7, 70, 0.0)
+
+
+class Counting:
+    """The part of the pipeline ``Detect._evict`` uses: its counters."""
+
+    def __init__(self) -> None:
+        self.counters: dict[str, int] = {}
+
+    def count(self, name: str, n: int = 1) -> None:
+        self.counters[name] = self.counters.get(name, 0) + n
+
+
+def chunk(*points: tuple[str, float]) -> PointBatch:
+    raws = [
+        json.dumps({"ts": ts, "service": sid.split("|")[0], "metric": sid.split("|")[1],
+                    "value": 1.0}).encode()
+        for sid, ts in points
+    ]  # fmt: skip
+    return decode_points_many(raws)
+
+
+def test_the_worker_evicts_by_event_time_never_past_its_wall_clock() -> None:
+    detect: Any = Detect.__new__(Detect)
+    detect.p = Counting()
+    banks = RoutedBanks("ewma", limits=SeriesLimits(idle_s=DAY, sweep_s=0))
+    now = time.time()
+    observe(banks, ["api|old", "api|recent"], now - 2 * DAY)
+    observe(banks, ["api|recent"], now - 600)
+    # A point stamped ten years ahead moves the clock only to the wall clock: the series seen
+    # ten minutes ago stays, the one idle for two days goes.
+    detect._evict(banks, chunk(("api|future", now + 10 * 365 * DAY)))
+    assert set(banks.index) == {"api|recent"}
+    assert detect.p.counters == {"series_evicted": 1}
+    # A backfill of old points moves nothing.
+    detect._evict(banks, chunk(("api|recent", now - 3 * DAY)))
+    assert set(banks.index) == {"api|recent"}
