@@ -46,6 +46,7 @@ from detectors.routing import RoutedBanks
 from responders.lifecycle import routing_key
 from streams.agents import FirstInput
 from streams.codec import PointBatch, decode_points, decode_points_many, encode
+from streams.ingest.publish import batches
 
 if TYPE_CHECKING:
     from streams.app import Pipeline
@@ -337,7 +338,11 @@ class Detect(mode.Service):
     ) -> Any:
         """Dead-letter the points of new series beyond a series limit (``over``) and those
         outside their detector's domain, each with the reason; the positions in ``decoded`` of
-        the points that are left."""
+        the points that are left.
+
+        A message's points refused by one limit go in as few dead letters as their size allows
+        (a ``{"points": [...]}`` batch each), so a label explosion costs a dead letter per
+        message, not per point."""
         refused = bank.refused(rows, decoded.values)
         if over:
             limited = np.zeros(len(rows), dtype=np.bool_)
@@ -347,6 +352,7 @@ class Detect(mode.Service):
             return None
         starts = [a for a, _ in decoded.spans]
         points: dict[int, Any] = {}  # message -> its points, decoded once
+        limited_out: dict[tuple[int, str], list[bytes]] = {}  # (message, reason) -> points
         for i in np.flatnonzero(refused).tolist():
             m = bisect_right(starts, i) - 1
             if m not in points:
@@ -360,13 +366,16 @@ class Detect(mode.Service):
                 "value": value,
                 "labels": point.labels or {},
             }
-            if i in over:
-                reason = over[i].reason
-                self.p.count(f"series_refused_{over[i].limit}")
-            else:
-                reason = bank.why_refused(int(rows[i]), value)
             payload = json.dumps(entry, separators=(",", ":")).encode()
+            if i in over:
+                self.p.count(f"series_refused_{over[i].limit}")
+                limited_out.setdefault((m, over[i].reason), []).append(payload)
+                continue
+            reason = bank.why_refused(int(rows[i]), value)
             await self.p.dead_letters.send(chunk[m], "detect", reason, payload)
+        for (m, reason), entries in limited_out.items():
+            for letter in batches(entries, "points"):
+                await self.p.dead_letters.send(chunk[m], "detect", reason, letter)
         return np.flatnonzero(~refused)
 
     # -- checkpoints and offsets -------------------------------------------------------------

@@ -119,13 +119,18 @@ async def test_new_series_beyond_the_limit_are_dead_lettered_and_evicted_ones_st
                                               batch("narrow", [0], now - 7200)])  # fmt: skip
     assert await counted(worker, "points_processed_total", 4) == 4
     assert await counted(worker, "series_refused_per_service_total", 2) == 2
-    letters = await consume(bootstrap, topics.dlq(topics.metrics), lambda v: len(v) >= 2, 30)
-    assert {d["error"] for d in letters} == {
+    # One dead letter for the message's refused points, a batch that can be sent again.
+    [letter] = await consume(bootstrap, topics.dlq(topics.metrics), lambda v: len(v) >= 1, 30)
+    assert letter["stage"] == "detect"
+    assert letter["error"] == (
         "series limit: service 'wide' already has 3 series, the most one service may have "
         "(max_series_per_service=3)"
-    }
-    refused = [json.loads(base64.b64decode(d["value_b64"])) for d in letters]
-    assert sorted(p["labels"]["k"] for p in refused) == ["3", "4"]
+    )
+    refused = json.loads(base64.b64decode(letter["value_b64"]))["points"]
+    assert [(p["service"], p["labels"]) for p in refused] == [
+        ("wide", {"k": "3"}),
+        ("wide", {"k": "4"}),
+    ]
 
     # Two hours later every series is idle past the hour: evicted, and three new ones fit.
     await produce(bootstrap, topics.metrics, [batch("wide", [1, 2, 5], now - 60)])
@@ -138,5 +143,20 @@ async def test_new_series_beyond_the_limit_are_dead_lettered_and_evicted_ones_st
     await produce(bootstrap, topics.metrics, [batch("wide", [0, 1], now - 30)])
     assert await counted(worker, "points_processed_total", 1) == 1
     assert await counted(worker, "series_refused_per_service_total", 1) == 1
-    letters = await consume(bootstrap, topics.dlq(topics.metrics), lambda v: len(v) >= 3, 30)
-    assert json.loads(base64.b64decode(letters[-1]["value_b64"]))["labels"] == {"k": "0"}
+    letters = await consume(bootstrap, topics.dlq(topics.metrics), lambda v: len(v) >= 2, 30)
+    [again] = json.loads(base64.b64decode(letters[-1]["value_b64"]))["points"]
+    assert again["labels"] == {"k": "0"}
+
+    # A label explosion: 20 messages of 500 new series each, all refused, a dead letter per
+    # message (not per point), each point in one; the watched series are still scored.
+    flood = [batch("wide", list(range(1000 + 500 * m, 1500 + 500 * m)), now - 20)
+             for m in range(20)]  # fmt: skip
+    await produce(bootstrap, topics.metrics, [*flood, batch("wide", [1, 2, 5], now - 10)])
+    assert await counted(worker, "series_refused_per_service_total", 10_001) == 10_001
+    assert await counted(worker, "points_processed_total", 4) == 4
+    letters = await consume(bootstrap, topics.dlq(topics.metrics), lambda v: len(v) >= 22, 30)
+    flooded = [
+        p for d in letters[2:] for p in json.loads(base64.b64decode(d["value_b64"]))["points"]
+    ]
+    assert len(letters) == 22
+    assert sorted(int(p["labels"]["k"]) for p in flooded) == list(range(1000, 11_000))
