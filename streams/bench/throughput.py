@@ -678,10 +678,17 @@ async def memory(
             base += per_series
             async with aiohttp.ClientSession() as session:
                 deadline = time.monotonic() + 600
+                scored = 0
                 while time.monotonic() < deadline:
-                    if await worker.processed(session) >= produced:
+                    scored = await worker.processed(session)
+                    if scored >= produced:
                         break
                     await asyncio.sleep(0.2)
+            if scored < produced:
+                raise BenchError(
+                    f"memory: {scored} of {produced} points were scored (the reasons of the "
+                    f"others are on {worker.topics.dlq(worker.topics.metrics)})"
+                )
             rss = worker.rss_bytes()
             rows[str(k)] = {"rss": rss, "bytes_per_series": (rss - baseline) / k}
     finally:

@@ -4,11 +4,14 @@ in order; an entry too large for a record of its own is refused with the reason.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
+from schemas import MetricPoint
+from streams.codec import Decoded
 from streams.ingest import otlp
-from streams.ingest.publish import MAX_BATCH_BYTES, batches, oversized
+from streams.ingest.publish import MAX_BATCH_BYTES, batches, oversized, publish
 from streams.settings import IngestMappings
 from tests.fixtures.otlp_export import metrics_export
 
@@ -64,3 +67,60 @@ def test_a_collector_export_is_forwarded_in_records_under_the_bound(
     assert len(b",".join(entries)) > 1_000_000  # as JSON, more than any one record holds
     assert all(len(v) <= MAX_BATCH_BYTES for v in values)
     assert sum(len(json.loads(v)["points"]) for v in values) == points
+
+
+class Sent:
+    """What ``publish`` sends: records to the canonical topic, dead letters, counters."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[bytes, bytes]] = []
+        self.letters: list[tuple[str, bytes | None]] = []
+        self.counters: dict[str, int] = {}
+        self.dead_letters = self
+
+    async def send(
+        self,
+        message: Any = None,
+        stage: str = "",
+        error: str = "",
+        payload: bytes | None = None,
+        *,
+        key: bytes = b"",
+        value: bytes = b"",
+    ) -> None:
+        if value:
+            self.records.append((key, value))
+        else:
+            self.letters.append((error, payload))
+
+    def count(self, name: str, n: int = 1) -> None:
+        self.counters[name] = self.counters.get(name, 0) + n
+
+
+def point(service: str, i: int, label: str = "") -> MetricPoint:
+    """A point; its label set without validation, so this holds whatever the schema's own
+    label limits are."""
+    valid = MetricPoint.model_validate(
+        {"ts": 1.7e9 + i, "service": service, "metric": "m", "value": float(i)}
+    )
+    return valid.model_copy(update={"labels": {"l": label}} if label else {})
+
+
+async def test_publish_splits_per_service_and_dead_letters_an_entry_too_large_alone() -> None:
+    sent = Sent()
+    huge = point("api", 0, "x" * MAX_BATCH_BYTES)
+    items = [huge, *(point("api", i, "y" * 1000) for i in range(1, 600)), point("web", 0)]
+    pipeline: Any = sent
+    await publish(pipeline, object(), "ingest_otlp", Decoded(items=items), sent, "points")
+    assert [reason for reason, _ in sent.letters] == [
+        f"entry is {len(huge.model_dump_json())} bytes as JSON; a points record holds at most "
+        f"{MAX_BATCH_BYTES}"
+    ]
+    assert sent.letters[0][1] == huge.model_dump_json().encode()
+    assert all(len(value) <= MAX_BATCH_BYTES for _, value in sent.records)
+    by_key: dict[bytes, list[float]] = {}
+    for key, value in sent.records:
+        by_key.setdefault(key, []).extend(p["value"] for p in json.loads(value)["points"])
+    assert by_key == {b"api": [float(i) for i in range(1, 600)], b"web": [0.0]}
+    assert len(sent.records) == 4  # api's 599 entries of ~1.1 KB in three records, web's in one
+    assert sent.counters == {"ingest_otlp_entries": 600, "ingest_otlp_rejected": 1}
