@@ -10,6 +10,10 @@ Restoring puts every block back at its rows, so a block key always names the sam
 
 Points at or before a series' last event time are ignored (stale), so a replayed point is neither
 learned nor detected twice; the detection id is derived from the series and the point's time.
+
+A series idle since an event time (``evict_idle``) gives its row back: the row is reset to fresh
+state, marked for the next checkpoint (its block is rewritten with an empty id there, so a
+restore does not bring the series back) and handed to the next new series.
 """
 
 from __future__ import annotations
@@ -107,6 +111,10 @@ class SeriesBank:
         self.recent_ts = np.zeros((capacity, self.recent_points))
         self.recent_x = np.zeros((capacity, self.recent_points))
         self.dirty = np.zeros(capacity, dtype=np.bool_)
+        #: Rows that hold a series (the others are holes: evicted, or never written).
+        self.live = np.zeros(capacity, dtype=np.bool_)
+        #: Holes below ``len(ids)``, reused before the bank grows (lowest last).
+        self.free: list[int] = []
         #: Some policy state changed since the last checkpoint (a run started, an episode is
         #: active): worth writing at once, so a handover cannot drop a run in progress.
         self.deciding = False
@@ -127,18 +135,56 @@ class SeriesBank:
         self.recent_ts = np.concatenate([self.recent_ts, pad])
         self.recent_x = np.concatenate([self.recent_x, pad])
         self.dirty = np.concatenate([self.dirty, np.zeros(extra, dtype=np.bool_)])
+        self.live = np.concatenate([self.live, np.zeros(extra, dtype=np.bool_)])
         self.capacity += extra
 
     def row(self, series: str) -> int:
-        """The row of ``series``, appended with fresh state if it is new."""
+        """The row of ``series``; a new series takes a free row (fresh), else one appended."""
         found = self.index.get(series)
         if found is not None:
             return found
-        row = len(self.ids)
-        self._reserve(row + 1)
-        self.ids.append(series)
+        if self.free:
+            row = self.free.pop()
+            self.ids[row] = series
+        else:
+            row = len(self.ids)
+            self._reserve(row + 1)
+            self.ids.append(series)
         self.index[series] = row
+        self.live[row] = True
         return row
+
+    def evict_idle(self, before: float) -> list[str]:
+        """Free the rows of the series whose last point is earlier than ``before`` (event
+        time); returns those series. Their rows are reset and will be checkpointed empty.
+
+        >>> bank = SeriesBank("ewma")
+        >>> _ = bank.observe(["a", "b"], np.zeros(2), np.array([10.0, 50.0]))
+        >>> bank.evict_idle(before=20.0), bank.row("c"), len(bank)
+        (['a'], 0, 2)
+        """
+        used = len(self.ids)
+        rows = np.flatnonzero(self.live[:used] & (self.own["last_ts"][:used] < before))
+        if len(rows) == 0:
+            return []
+        gone = [self.ids[r] for r in rows.tolist()]
+        for sid in gone:
+            del self.index[sid]
+        for r in rows.tolist():
+            self.ids[r] = ""
+        self._reset(rows)
+        self.free = sorted(set(self.free) | set(rows.tolist()), reverse=True)
+        return gone
+
+    def _reset(self, rows: Rows) -> None:
+        """Rows back to a fresh series' state, as holes, marked for the next checkpoint."""
+        for name, (_, fresh) in _OWN.items():
+            self.own[name][rows] = fresh
+        self.recent_ts[rows] = 0.0
+        self.recent_x[rows] = 0.0
+        self.detector.reset_rows(rows)
+        self.live[rows] = False
+        self.dirty[rows] = True
 
     def recent(self, row: int) -> list[list[float]]:
         """The row's recent ``[ts, value]`` points, oldest first."""
@@ -307,6 +353,7 @@ class SeriesBank:
         rewritten at the next checkpoint.
         """
         stale = 0
+        holes: list[int] = []  # rows checkpointed empty (evicted): free for new series
         for block in sorted(blocks):
             state = blocks[block]
             start = block * self.block_rows
@@ -317,6 +364,9 @@ class SeriesBank:
             for i, sid in enumerate(ids):
                 if sid and sid not in self.index:
                     self.ids[start + i], self.index[sid] = sid, start + i
+                    self.live[start + i] = True
+                elif not sid:
+                    holes.append(start + i)
             usable = (
                 state.get("version") == self.state_version and state.get("config") == self.config
             )
@@ -335,6 +385,8 @@ class SeriesBank:
                 self.own[name][start : start + len(ids)] = unpack(data)
             self.recent_ts[start : start + len(ids)] = unpack(state["recent"][0])
             self.recent_x[start : start + len(ids)] = unpack(state["recent"][1])
+        # Holes of blocks never written stay unused: only a block's own writer may fill it.
+        self.free = sorted(set(self.free) | set(holes), reverse=True)
         return stale
 
     def bytes_per_series(self) -> float:

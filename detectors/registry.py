@@ -147,6 +147,10 @@ class LoopBatch(BatchDetector):
         self.items.extend(self._cls(**self._params) for _ in range(extra))
         self.n += extra
 
+    def reset_rows(self, rows: NDArray[np.intp]) -> None:
+        for r in rows.tolist():
+            self.items[r] = self._cls(**self._params)
+
     def block_state(self, start: int, stop: int) -> dict[str, Any]:
         return {"items": [d.to_state() for d in self.items[start:stop]]}
 

@@ -11,11 +11,15 @@ the default bank keep their plain number as key (``"7"``), so checkpoints writte
 existed restore as they were; a rule's blocks are keyed ``"<rule name>/<block>"``. A block
 whose rule is gone, or whose rule now has another configuration, is counted as stale and its
 series start afresh wherever the rules now send them.
+
+New series are admitted within ``SeriesLimits`` (``admit``), counted per service over every
+bank; ``evict_idle`` frees the rows of series idle for the limits' ``idle_s``.
 """
 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -25,6 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from detectors.bank import Fired, Rows, SeriesBank
+from detectors.cardinality import Refusal, SeriesLimits, refusal
 from detectors.registry import outside_domain, value_domain
 from detectors.vector import Floats
 
@@ -74,6 +79,7 @@ class RoutedBanks:
         detector_params: Mapping[str, Any] | None = None,
         policy_params: Mapping[str, Any] | None = None,
         rules: Sequence[DetectorRule] = (),
+        limits: SeriesLimits | None = None,
     ) -> None:
         names = [r.name for r in rules]
         twice = sorted({n for n in names if names.count(n) > 1})
@@ -87,6 +93,12 @@ class RoutedBanks:
         #: The detector name of each bank, for the detections it fires.
         self.detectors = [r.detector for r in self.rules] + [detector]
         self.index: dict[str, int] = {}
+        self.limits = limits or SeriesLimits()
+        #: Series held per service, over every bank.
+        self.per_service: Counter[str] = Counter()
+        #: The newest event time given to ``evict_idle``, and that of its last sweep.
+        self.clock = -math.inf
+        self._swept_at = -math.inf
         domains = [value_domain(d) or (-math.inf, math.inf) for d in self.detectors]
         self._bounds = np.asarray(domains, dtype=np.float64).T
         self._bounded = bool(np.isfinite(self._bounds).any())
@@ -111,17 +123,52 @@ class RoutedBanks:
         return len(self.rules)
 
     def rows_for(self, series: Sequence[str]) -> Rows:
-        """The global row of each of ``series``; new series get fresh rows in their bank."""
+        """The global row of each of ``series``; new series get fresh rows in their bank, or
+        -1 beyond a limit (``admit`` says why)."""
+        return self.admit(series)[0]
+
+    def admit(self, series: Sequence[str]) -> tuple[Rows, dict[int, Refusal]]:
+        """The global row of each of ``series`` (new series get fresh rows in their bank), and
+        the positions of the points of new series refused by a limit, with the refusal (their
+        row is -1)."""
         get = self.index.get
         rows = np.array([get(s, -1) for s in series], dtype=np.intp)
+        refused: dict[int, Refusal] = {}
         for i in np.flatnonzero(rows < 0).tolist():
             sid = series[i]
             found = self.index.get(sid)  # the same new series earlier in this call
             if found is None:
+                service = service_metric(sid)[0]
+                no = refusal(service, self.per_service[service], len(self.index), self.limits)
+                if no is not None:
+                    refused[i] = no
+                    continue
                 k = self.route(sid)
                 found = self.index[sid] = k + len(self.banks) * self.banks[k].row(sid)
+                self.per_service[service] += 1
             rows[i] = found
-        return rows
+        return rows, refused
+
+    def evict_idle(self, now: float) -> list[str]:
+        """Free the rows of series without a point for ``limits.idle_s`` before ``now`` (event
+        time; the newest ``now`` given so far counts), sweeping at most every
+        ``limits.sweep_s``; returns the series evicted."""
+        self.clock = max(self.clock, now)
+        idle_s = self.limits.idle_s
+        if idle_s <= 0 or self.clock < self._swept_at + self.limits.sweep_s:
+            return []
+        self._swept_at = self.clock
+        n = len(self.banks)
+        gone: list[str] = []
+        for k, bank in enumerate(self.banks):
+            for sid in bank.evict_idle(self.clock - idle_s):
+                found = self.index.get(sid)
+                if found is not None and found % n == k:
+                    del self.index[sid]
+                    self.per_service[service_metric(sid)[0]] -= 1
+                    gone.append(sid)
+        self.per_service = +self.per_service  # drop the services left without series
+        return gone
 
     def series(self, row: int) -> str:
         return self.banks[row % len(self.banks)].ids[row // len(self.banks)]
@@ -204,4 +251,5 @@ class RoutedBanks:
                 # Restored series that the rules now send elsewhere start afresh there.
                 if sid and bank.index.get(sid) == row and self.route(sid) == k:
                     self.index[sid] = k + n * row
+        self.per_service = Counter(service_metric(sid)[0] for sid in self.index)
         return stale

@@ -167,6 +167,12 @@ class BatchDetector:
         for key, arr in arrays.items():
             arr[start : start + rows] = stored[key] if key in stored else fresh[key]
 
+    def reset_rows(self, rows: NDArray[np.intp]) -> None:
+        """The series at ``rows`` back to a fresh series' state (their rows are reused)."""
+        fresh = self._fresh_row()
+        for key, arr in self.arrays().items():
+            arr[rows] = fresh[key]
+
     def _fresh_row(self) -> dict[str, NDArray[Any]]:
         """The arrays of one fresh series (what a row an older state lacks starts as)."""
         return {k: v[0] for k, v in type(self)(1, **self.params()).arrays().items()}

@@ -44,6 +44,11 @@ _COUNTERS = {
     "delivery_errors": "Messages of the delivery stage that failed unexpectedly (dead-lettered).",
     "deliveries_resumed": "Unfinished deliveries (pending after a crash or a rebalance) resumed.",
     "log_records_processed": "Log records mined.",
+    "series_refused_per_service": "Points of new series dead-lettered: their service had "
+    "max_series_per_service series.",
+    "series_refused_per_partition": "Points of new series dead-lettered: their partition held "
+    "max_series_per_partition series.",
+    "series_evicted": "Series evicted after series_idle_s without a point.",
 }
 
 
@@ -57,6 +62,12 @@ class _PipelineCollector(Collector):
         for name, doc in _COUNTERS.items():
             yield CounterMetricFamily(f"warroom_{name}", doc, value=p.counters.get(name, 0))
         detect = p.detect
+        banks = getattr(detect, "banks", {})
+        yield GaugeMetricFamily(
+            "warroom_series",
+            "Series watched by the detectors on this worker's points partitions.",
+            value=sum(len(b) for b in list(banks.values())),
+        )
         for name, at, doc in (
             ("first", getattr(detect, "first_batch_at", None), "began scoring"),
             ("last", getattr(detect, "last_batch_at", None), "was scored"),
@@ -66,6 +77,12 @@ class _PipelineCollector(Collector):
                 f"Unix time the {name} batch of points {doc} (0: none yet).",
                 value=at or 0.0,
             )
+        yield GaugeMetricFamily(
+            "warroom_points_processed_by_last_batch",
+            "Points processed when the last batch of points ended (a batch's points are counted "
+            "before its detections and checkpoint are written).",
+            value=getattr(detect, "processed_by_last_batch", 0),
+        )
         dlq = CounterMetricFamily(
             "warroom_dead_letters", "Messages dead-lettered.", labels=["topic", "stage"]
         )

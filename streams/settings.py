@@ -227,6 +227,24 @@ class Settings(BaseSettings):
     detector_rules: tuple[DetectorRuleConfig, ...] = Field(
         default=(), description="Per-series detectors: the first rule that matches a series wins."
     )
+    max_series_per_service: int = Field(
+        default=10_000,
+        ge=1,
+        description="Series one service may have; a point of a new series beyond is "
+        "dead-lettered with the reason.",
+    )
+    max_series_per_partition: int = Field(
+        default=200_000,
+        ge=1,
+        description="Series one points partition may hold; a point of a new series beyond is "
+        "dead-lettered with the reason.",
+    )
+    series_idle_s: float = Field(
+        default=3 * 86_400.0,
+        ge=0.0,
+        description="A series without a point for this long (event time) is evicted: its "
+        "detector state is dropped, also from the checkpoint (0: kept forever).",
+    )
     checkpoint_interval_s: float = Field(
         default=1.0,
         ge=0.0,
@@ -362,13 +380,17 @@ class Settings(BaseSettings):
 
     def detector_banks(self) -> RoutedBanks:
         """Empty banks for one points partition: a bank per detector rule, then the default."""
+        from detectors.cardinality import SeriesLimits
         from detectors.routing import DetectorRule, RoutedBanks
 
         rules = [
             DetectorRule(r.name, r.detector, r.services, r.metrics, r.params, r.policy)
             for r in self.detector_rules
         ]
-        return RoutedBanks(self.detector, self.detector_params, self.policy_params, rules)
+        limits = SeriesLimits(
+            self.max_series_per_service, self.max_series_per_partition, self.series_idle_s
+        )
+        return RoutedBanks(self.detector, self.detector_params, self.policy_params, rules, limits)
 
     @model_validator(mode="after")
     def _security(self) -> Settings:

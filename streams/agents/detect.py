@@ -41,10 +41,12 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import ConsumerStoppedError, KafkaError
 
 from detectors.bank import Rows, detection
+from detectors.cardinality import Refusal
 from detectors.routing import RoutedBanks
 from responders.lifecycle import routing_key
 from streams.agents import FirstInput
 from streams.codec import PointBatch, decode_points, decode_points_many, encode
+from streams.ingest.publish import batches
 
 if TYPE_CHECKING:
     from streams.app import Pipeline
@@ -103,9 +105,11 @@ class Detect(mode.Service):
         self._closing = False
         #: When the current restore of detector state started (None: not restoring).
         self.restoring_since: float | None = None
-        #: Wall-clock times: the first batch of points began scoring, the latest one ended.
+        #: Wall-clock times: the first batch of points began scoring, the latest one ended;
+        #: and the points processed by then (the count moves before its batch ends).
         self.first_batch_at: float | None = None
         self.last_batch_at: float | None = None
+        self.processed_by_last_batch = 0
         self._producer: AIOKafkaProducer
         self._consumer: AIOKafkaConsumer
         self._restorer: AIOKafkaConsumer
@@ -167,6 +171,7 @@ class Detect(mode.Service):
                     await self._batch(batch)
                     if batch:
                         self.last_batch_at = time.time()
+                        self.processed_by_last_batch = self.p.counters.get("points_processed", 0)
                 except Exception:
                     # Sending or checkpointing failed (the broker is away, say): the banks may
                     # be ahead of what reached the broker, so every partition goes back to its
@@ -266,8 +271,9 @@ class Detect(mode.Service):
                     await p.dead_letters.send(record, "decode", bad.reason, bad.payload)
                 if b > a:
                     taken.append((record, at + a))
-            chunk_rows = bank.rows_for(decoded.series)
-            keep = await self._refuse(bank, chunk, decoded, chunk_rows)
+            self._evict(bank, decoded)
+            chunk_rows, over = bank.admit(decoded.series)
+            keep = await self._refuse(bank, chunk, decoded, chunk_rows, over)
             if keep is not None:
                 kept.append(at + keep)
                 rows.append(chunk_rows[keep])
@@ -315,18 +321,43 @@ class Detect(mode.Service):
             await asyncio.gather(*sent)
         return bool(fired) or bank.deciding
 
+    def _evict(self, bank: RoutedBanks, decoded: PointBatch) -> None:
+        """Evict the series idle as of the chunk's newest point; never past the wall clock, so
+        a point from the far future does not evict every series."""
+        if len(decoded.ts):
+            now = min(float(decoded.ts.max()), time.time())
+            self.p.count("series_evicted", len(bank.evict_idle(now)))
+
     async def _refuse(
-        self, bank: RoutedBanks, chunk: list[ConsumerRecord], decoded: PointBatch, rows: Rows
+        self,
+        bank: RoutedBanks,
+        chunk: list[ConsumerRecord],
+        decoded: PointBatch,
+        rows: Rows,
+        over: dict[int, Refusal],
     ) -> Any:
-        """Dead-letter the points outside their detector's domain, each with the reason; the
-        positions in ``decoded`` of the points that are left."""
+        """Dead-letter the points of new series beyond a series limit (``over``) and those
+        outside their detector's domain, each with the reason; the positions in ``decoded`` of
+        the points that are left.
+
+        A message's points refused by one limit go in as few dead letters as their size allows
+        (a ``{"points": [...]}`` batch each), so a label explosion costs a dead letter per
+        message, not per point."""
         refused = bank.refused(rows, decoded.values)
+        if over:
+            limited = np.zeros(len(rows), dtype=np.bool_)
+            limited[list(over)] = True
+            refused = limited if refused is None else refused | limited
         if refused is None or not refused.any():
             return None
         starts = [a for a, _ in decoded.spans]
+        points: dict[int, Any] = {}  # message -> its points, decoded once
+        limited_out: dict[tuple[int, str], list[bytes]] = {}  # (message, reason) -> points
         for i in np.flatnonzero(refused).tolist():
             m = bisect_right(starts, i) - 1
-            point = decode_points(chunk[m].value).points[i - starts[m]]
+            if m not in points:
+                points[m] = decode_points(chunk[m].value).points
+            point = points[m][i - starts[m]]
             value = float(decoded.values[i])
             entry = {
                 "ts": datetime.fromtimestamp(float(decoded.ts[i]), tz=UTC).isoformat(),
@@ -335,9 +366,16 @@ class Detect(mode.Service):
                 "value": value,
                 "labels": point.labels or {},
             }
-            reason = bank.why_refused(int(rows[i]), value)
             payload = json.dumps(entry, separators=(",", ":")).encode()
+            if i in over:
+                self.p.count(f"series_refused_{over[i].limit}")
+                limited_out.setdefault((m, over[i].reason), []).append(payload)
+                continue
+            reason = bank.why_refused(int(rows[i]), value)
             await self.p.dead_letters.send(chunk[m], "detect", reason, payload)
+        for (m, reason), entries in limited_out.items():
+            for letter in batches(entries, "points"):
+                await self.p.dead_letters.send(chunk[m], "detect", reason, letter)
         return np.flatnonzero(~refused)
 
     # -- checkpoints and offsets -------------------------------------------------------------

@@ -5,15 +5,18 @@ Against a real broker (a local one started in a temporary folder, or
 
 (a) raw ceiling: a plain aiokafka consumer reads and JSON-decodes (msgspec) the points topic, no
     processing; measured before and after the pipeline's run, the faster counts;
-(b) pipeline: a real ``warroom worker`` process scores the same points, timed from its first to
-    its last processed point (its ``warroom_points_processed_total`` counter, polled); with
+(b) pipeline: a real ``warroom worker`` process scores the same points, timed by its own clock
+    from the start of its first batch of points to the end of the batch that processed the last
+    one (``warroom_points_processed_by_last_batch``, polled); a run whose times do not measure
+    that (no batch ended after the first began) is refused, never printed; with
     ``--workers N``, then N workers sharing one consumer group (a fresh app id) score the same
     messages, timed from the first to the last point processed by any of them;
 (c) end-to-end latency at a fixed offered load: from an anomalous point being produced (its ``ts``
     is the wall clock at production) to its detection on ``detections.v1``, to the ``opened``
     event on ``incidents.events.v1`` and to the page reaching a local webhook server;
-(d) memory per series: the worker's RSS growth after warming 10k and 100k series, and the JSON
-    size of one series' checkpointed detector state with a full window.
+(d) memory per series: the worker's RSS growth after warming 10k and 100k series with
+    ``--memory-labels`` labels each (default 20), and the JSON size of one series' checkpointed
+    detector state with a full window and as many labels in its id.
 
 Prints a table, and as its last line one JSON object with the figures.
 """
@@ -157,16 +160,23 @@ class Worker:
         found = re.search(r"^warroom_points_processed_total (\S+)$", text, re.MULTILINE)
         return int(float(found.group(1))) if found else 0
 
-    async def batch_times(self, session: aiohttp.ClientSession) -> tuple[float, float]:
-        """Unix times the worker's first batch of points began scoring and its last one ended."""
-        async with session.get(f"{self.base_url}/metrics") as response:
-            text = await response.text()
-        found = [
-            re.search(rf"^warroom_points_{name}_batch_at (\S+)$", text, re.MULTILINE)
-            for name in ("first", "last")
-        ]
-        first, last = (float(f.group(1)) if f else 0.0 for f in found)
-        return first, last
+    async def progress(self, session: aiohttp.ClientSession) -> Progress:
+        """The worker's batch clock: when its first batch of points began and its last one
+        ended (Unix times), and the points processed by then."""
+        try:
+            async with session.get(f"{self.base_url}/metrics") as response:
+                text = await response.text()
+        except aiohttp.ClientError:
+            return Progress(0.0, 0.0, 0)
+        values = {}
+        for name in ("first_batch_at", "last_batch_at", "processed_by_last_batch"):
+            found = re.search(rf"^warroom_points_{name} (\S+)$", text, re.MULTILINE)
+            values[name] = float(found.group(1)) if found else 0.0
+        return Progress(
+            values["first_batch_at"],
+            values["last_batch_at"],
+            int(values["processed_by_last_batch"]),
+        )
 
     def rss_bytes(self) -> int:
         assert self.proc is not None
@@ -185,14 +195,63 @@ class Worker:
                 self.proc.wait()
 
 
+class BenchError(Exception):
+    """A phase could not measure what it reports: refused, never printed as a figure."""
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One worker's batch clock (``Worker.progress``): Unix times its first batch of points
+    began and its last one ended (0: none yet), and the points processed by that end."""
+
+    first_batch_at: float
+    last_batch_at: float
+    processed_by_last_batch: int
+
+
+def measured_rate(progress: list[Progress], expected: int) -> tuple[int, float]:
+    """(points, seconds) from the first batch any worker began to the last batch any ended,
+    once finished batches hold ``expected`` points; ``BenchError`` when they do not measure it.
+
+    >>> measured_rate([Progress(100.0, 102.0, 5000), Progress(100.5, 101.0, 5000)], 10_000)
+    (10000, 2.0)
+    >>> measured_rate([Progress(100.0, 0.0, 0)], 10_000)
+    Traceback (most recent call last):
+    ...
+    streams.bench.throughput.BenchError: only 0 of 10000 points were processed by a finished batch
+    """
+    done = sum(p.processed_by_last_batch for p in progress)
+    if done < expected:
+        raise BenchError(f"only {done} of {expected} points were processed by a finished batch")
+    began = [p.first_batch_at for p in progress if p.first_batch_at > 0]
+    if not began:
+        raise BenchError("no worker recorded when its first batch of points began")
+    first, last = min(began), max(p.last_batch_at for p in progress)
+    if last <= first:
+        raise BenchError(
+            f"the last batch ended at {last:.6f}, not after the first began at {first:.6f}"
+        )
+    return done, last - first
+
+
 def series_name(s: int, services: int) -> tuple[str, str]:
     return f"svc{s % services:04d}", f"m{s // services}"
 
 
+def series_labels(s: int, labels: int) -> dict[str, str]:
+    """``labels`` labels for series ``s``, of the length Kubernetes and cloud labels have.
+
+    >>> series_labels(7, 2)
+    {'label_00': 'value-007', 'label_01': 'value-014'}
+    """
+    return {f"label_{j:02d}": f"value-{s * (j + 1) % 1000:03d}" for j in range(labels)}
+
+
 def workload(
-    n: int, k: int, batch: int, base: float, services: int
+    n: int, k: int, batch: int, base: float, services: int, labels: int = 0
 ) -> Iterator[tuple[bytes, bytes, int]]:
-    """(key, value, points) messages: ``n`` points over ``k`` series, ``batch`` per message.
+    """(key, value, points) messages: ``n`` points over ``k`` series, ``batch`` per message,
+    each series with ``labels`` labels.
 
     Each service's points go out in time order, chunked into messages of ``batch`` points.
     """
@@ -210,8 +269,11 @@ def workload(
                     break
                 service, metric = series_name(s, services)
                 value = 100.0 + rng.gauss(0, 5)
-                pending[svc].append({"ts": base + r, "service": service, "metric": metric,
-                                     "value": round(value, 3)})  # fmt: skip
+                point = {"ts": base + r, "service": service, "metric": metric,
+                         "value": round(value, 3)}  # fmt: skip
+                if labels:
+                    point["labels"] = series_labels(s, labels)
+                pending[svc].append(point)
                 sent += 1
                 if len(pending[svc]) == batch:
                     yield _message(service, pending[svc])
@@ -288,22 +350,19 @@ async def pipeline_rate(
     """Poll the workers' counters until together they have processed ``expected``; (points,
     seconds from the first batch any of them began to the last one any finished, points by
     worker)."""
-    counts = [0] * len(workers)
+    progress = [Progress(0.0, 0.0, 0)] * len(workers)
     deadline = time.monotonic() + timeout_s
     async with aiohttp.ClientSession() as session:
         while time.monotonic() < deadline:
-            counts = list(await asyncio.gather(*(w.processed(session) for w in workers)))
-            if sum(counts) >= expected:
+            # The workers' own clocks: from the first batch any of them began to the end of
+            # the batch that processed the last point (a batch's points are counted before it
+            # ends, so the count alone would stop the clock early).
+            progress = list(await asyncio.gather(*(w.progress(session) for w in workers)))
+            if sum(p.processed_by_last_batch for p in progress) >= expected:
                 break
             await asyncio.sleep(POLL_S)
-        if sum(counts) < expected:
-            return sum(counts), 0.0, counts
-        # The workers' own clocks: from the first batch any of them began to the last one
-        # any of them finished (polling only tells when the count was reached).
-        times = await asyncio.gather(*(w.batch_times(session) for w in workers))
-    began = min(first for first, _ in times if first > 0)
-    ended = max(last for _, last in times)
-    return sum(counts), max(ended - began, 1e-9), counts
+    done, took = measured_rate(progress, expected)
+    return done, took, [p.processed_by_last_batch for p in progress]
 
 
 async def group_formed(bootstrap: str, workers: list[Worker], timeout_s: float = 120.0) -> None:
@@ -372,7 +431,7 @@ async def throughput(
         "points": sent,
         "series": k,
         "raw_points_per_s": raw,
-        "points_per_s": done / took if took else 0.0,
+        "points_per_s": done / took,
         "processed": done,
         "workers": 1,
     }
@@ -428,7 +487,7 @@ async def scale_out(
         "points_workers": sent,
         "processed_workers": done,
         "processed_by_worker": by_worker,
-        "points_per_s_workers": done / took if took else 0.0,
+        "points_per_s_workers": done / took,
     }
 
 
@@ -587,9 +646,14 @@ async def latency(
 
 
 async def memory(
-    bootstrap: str, home: Path, counts: list[int], per_series: int, detector: dict[str, Any]
+    bootstrap: str,
+    home: Path,
+    counts: list[int],
+    per_series: int,
+    detector: dict[str, Any],
+    labels: int = 0,
 ) -> dict[str, Any]:
-    """RSS of one worker before and after warming each number of series."""
+    """RSS of one worker before and after warming each number of series (``labels`` each)."""
     worker = Worker(bootstrap, home, settings=detector)
     from streams.settings import Settings
     from streams.topics import ensure_topics
@@ -609,15 +673,22 @@ async def memory(
         for k in counts:
             n = k * per_series
             produced += await produce_workload(
-                bootstrap, worker.topics.metrics, workload(n, k, 100, base, min(k, 500))
+                bootstrap, worker.topics.metrics, workload(n, k, 100, base, min(k, 500), labels)
             )
             base += per_series
             async with aiohttp.ClientSession() as session:
                 deadline = time.monotonic() + 600
+                scored = 0
                 while time.monotonic() < deadline:
-                    if await worker.processed(session) >= produced:
+                    scored = await worker.processed(session)
+                    if scored >= produced:
                         break
                     await asyncio.sleep(0.2)
+            if scored < produced:
+                raise BenchError(
+                    f"memory: {scored} of {produced} points were scored (the reasons of the "
+                    f"others are on {worker.topics.dlq(worker.topics.metrics)})"
+                )
             rss = worker.rss_bytes()
             rows[str(k)] = {"rss": rss, "bytes_per_series": (rss - baseline) / k}
     finally:
@@ -625,14 +696,18 @@ async def memory(
     return rows
 
 
-def state_size(detector: dict[str, Any], series: int = 1024, points: int = 200) -> dict[str, float]:
+def state_size(
+    detector: dict[str, Any], series: int = 1024, points: int = 200, labels: int = 0
+) -> dict[str, float]:
     """Detector state per series after ``points`` points each (windows full): the bytes of its
-    arrays in memory, and of its share of the checkpointed blocks (JSON, arrays in base64)."""
+    arrays in memory, and of its share of the checkpointed blocks (JSON, arrays in base64),
+    with ``labels`` labels in each series' id."""
     from detectors import SeriesBank
+    from schemas.metrics import series_id
 
     bank = SeriesBank(detector["detector"], detector.get("detector_params"))
     rng = np.random.default_rng(5)
-    ids = [f"svc|m{i}" for i in range(series)]
+    ids = [series_id("svc", f"m{i}", series_labels(i, labels)) for i in range(series)]
     for t in range(points):
         bank.observe(ids, 100.0 + rng.normal(0, 5, series), np.full(series, 1.7e9 + t))
     blocks = bank.take_dirty_blocks()
@@ -660,11 +735,15 @@ async def run(args: argparse.Namespace, bootstrap: str, home: Path) -> dict[str,
     lat = await latency(bootstrap, home, args.rate, args.latency_series, args.batch,
                         args.latency_duration, detector)  # fmt: skip
     report["latency"] = lat
-    _say(f"memory: {args.memory_series} series, {args.memory_points} points each")
-    report["memory"] = await memory(
-        bootstrap, home, args.memory_series, args.memory_points, detector
+    _say(
+        f"memory: {args.memory_series} series, {args.memory_points} points each, "
+        f"{args.memory_labels} labels"
     )
-    report["state"] = state_size(detector)
+    report["memory"] = await memory(
+        bootstrap, home, args.memory_series, args.memory_points, detector, args.memory_labels
+    )
+    report["memory_labels"] = args.memory_labels
+    report["state"] = state_size(detector, labels=args.memory_labels)
     return report
 
 
@@ -708,6 +787,7 @@ def summarize(report: dict[str, Any]) -> dict[str, Any]:
         "latency_p99_s": _round(_pct(lat["page_s"], 99)),
         "bytes_per_series": round(mem[counts[-1]]["bytes_per_series"]) if counts else None,
         "rss_bytes_per_series": {k: round(mem[k]["bytes_per_series"]) for k in counts},
+        "memory_labels": report.get("memory_labels", 0),
         "state_bytes_per_series": round(report["state"]["array_bytes"]),
         "checkpoint_bytes_per_series": round(report["state"]["checkpoint_bytes"]),
         **{f"machine_{k}": v for k, v in report["machine"].items()},
@@ -744,7 +824,8 @@ def print_table(report: dict[str, Any], out: dict[str, Any]) -> None:
          f"{_fmt(out['latency_open_p50_s'])} / {_fmt(out['latency_open_p99_s'])}"),
         ("point -> page at webhook p50 / p99 (s)",
          f"{_fmt(out['latency_p50_s'])} / {_fmt(out['latency_p99_s'])}"),
-        *[(f"worker RSS growth per series, {k} series (bytes)", _fmt(float(v)))
+        *[(f"worker RSS growth per series, {k} series, {out['memory_labels']} labels (bytes)",
+           _fmt(float(v)))
           for k, v in out["rss_bytes_per_series"].items()],
         ("detector state per series, in memory (bytes)",
          _fmt(float(out["state_bytes_per_series"]))),
@@ -775,6 +856,9 @@ def main(args: argparse.Namespace) -> int:
             bootstrap = broker.start(progress=_say)
         try:
             report = asyncio.run(run(args, bootstrap, home))
+        except BenchError as exc:
+            print(f"warroom bench throughput: not measured: {exc}", file=sys.stderr)
+            return 1
         finally:
             if broker is not None:
                 broker.stop()
@@ -782,6 +866,17 @@ def main(args: argparse.Namespace) -> int:
     print_table(report, out)
     print(json.dumps(out))
     return 0
+
+
+def labels_count(text: str) -> int:
+    """An argparse type: labels per series, 0 to 100."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and 100")
+    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -803,5 +898,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--latency-duration", type=positive_float, default=30.0, help="seconds")
     parser.add_argument("--memory-series", type=positive_int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--memory-points", type=positive_int, default=2, help="points per series")
+    parser.add_argument(
+        "--memory-labels", type=labels_count, default=20, help="labels per series (memory)"
+    )
     parser.add_argument("--detector", default=DEFAULT_DETECTOR, help="the workers' detector")
     add_detector_params(parser)
