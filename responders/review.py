@@ -28,6 +28,7 @@ True
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -141,7 +142,7 @@ def build_review(events: Sequence[IncidentEvent], chart_path: str | None = None)
 
     out: list[str] = [f"# Post-incident review: {_text(incident.title)}", ""]
     out += [
-        f"`{incident.id}` · {incident.severity.value} · {incident.status.value} · "
+        f"{_code(incident.id)} · {incident.severity.value} · {incident.status.value} · "
         f"built from {len(timeline)} timeline events, the last #{last.seq} at {_utc(last.at)} UTC",
         "",
     ]
@@ -390,7 +391,8 @@ def _participants(timeline: list[IncidentEvent], impact: datetime) -> list[str]:
         roles = ", ".join(p["roles"]) or ("system" if name == "warroom" else "-")
         since = "+" + _duration((p["first"] - impact).total_seconds())
         out.append(
-            f"| {_cell(name)} | {_cell(roles)} | {', '.join(p['paged']) or '-'} | {_cell(did)} "
+            f"| {_cell(name)} | {_cell(roles)} | {_cell(', '.join(p['paged']) or '-')} | "
+            f"{_cell(did)} "
             f"| {since} |"
         )
     return [*out, ""]
@@ -594,9 +596,44 @@ def _num(value: object) -> str:
     return f"{float(value):.4g}"  # type: ignore[arg-type]
 
 
+#: What untrusted text must not be in Markdown: a backslash first (so no escape is undone),
+#: then link and image brackets, code spans, HTML and entities.
+_MARKDOWN = (
+    ("\\", "\\\\"),
+    ("`", "\\`"),
+    ("[", "\\["),
+    ("]", "\\]"),
+    ("&", "&amp;"),
+    ("<", "&lt;"),
+    (">", "&gt;"),
+)
+#: Bare URLs that GitHub and other renderers would make links of.
+_AUTOLINK = re.compile(r"(?i)(?<=[a-z])(:)(?=//)|(?<=\bwww)(\.)")
+
+
 def _text(value: str) -> str:
-    """Markdown-safe inline text (no raw HTML, no line breaks)."""
-    return " ".join(value.replace("<", "&lt;").replace(">", "&gt;").split())
+    r"""Markdown-safe inline text: one line, no raw HTML, no link, image or code span, no bare
+    URL a renderer would link. Alert text, notes and names come from people and producers.
+
+    >>> print(_text("see [docs](https://evil.example)\n# `x` <b>&</b> www.evil.example"))
+    see \[docs\](https\://evil.example) # \`x\` &lt;b&gt;&amp;&lt;/b&gt; www\.evil.example
+    """
+    text = " ".join(value.split())
+    for char, escaped in _MARKDOWN:
+        text = text.replace(char, escaped)
+    return _AUTOLINK.sub(lambda m: "\\" + m.group(0), text)
+
+
+def _code(value: str) -> str:
+    """``value`` as a code span, whatever backticks it holds (a longer fence around them).
+
+    >>> _code("inc-1"), _code("a`b")
+    ('`inc-1`', '``a`b``')
+    """
+    text = " ".join(value.split())
+    fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def _why(value: Any) -> str | None:
