@@ -66,3 +66,31 @@ async def test_silence_mutes_matching_detections_until_expired(
         return True if started and f"silence {created['id']} expired" in text else None
 
     await eventually(noticed, 10, "notices that the silence started and expired")
+
+
+#: (case, pattern, status, what the error starts with)
+PATTERNS = [
+    (
+        "lookahead",
+        "(?=batch)batch",
+        400,
+        "matchers.0: value is not a regular expression RE2 accepts",
+    ),
+    ("too-costly", "[^x]{1000}", 400, "matchers.0: value is too costly a regular expression"),
+    ("linear", "ba(t|tc)+h", 201, None),
+]
+
+
+async def test_a_pattern_the_engine_refuses_is_a_400_naming_the_field(
+    start_worker: Callable[..., RunningWorker],
+) -> None:
+    worker = start_worker()
+    for case, pattern, status, said in PATTERNS:
+        body = {"matchers": [{"name": "service", "value": pattern, "regex": True}],
+                "duration_s": 600, "comment": "reindex", "actor": "ann"}  # fmt: skip
+        code, answer = await Api(worker).post("/api/silences", body)
+        assert code == status, (case, answer)
+        if said is not None:
+            assert answer["error"].startswith(said), (case, answer)
+        else:
+            assert answer["matchers"][0]["value"] == pattern, case
