@@ -126,8 +126,8 @@ def api_token_problem(token: SecretStr | None) -> str | None:
     """Why the worker must not start with this API token, in one line naming the setting; None
     when it may (a long random token, or none at all: then every write is refused with 403).
 
-    >>> api_token_problem(SecretStr("change-me"))[:60]
-    'WARROOM_API_TOKEN is too weak: 9 characters, at least 32 ar'
+    >>> print(api_token_problem(SecretStr("change-me")))  # doctest: +ELLIPSIS
+    WARROOM_API_TOKEN is too weak: 9 characters, at least 32 are needed; generate one with ...
     >>> api_token_problem(SecretStr("Yx3v9QeLr2mT8kWb1NcZ5pHd7sFg0aJu")) is None
     True
     """
