@@ -607,16 +607,18 @@ _MARKDOWN = (
     ("<", "&lt;"),
     (">", "&gt;"),
 )
-#: Bare URLs that GitHub and other renderers would make links of.
-_AUTOLINK = re.compile(r"(?i)(?<=[a-z])(:)(?=//)|(?<=\bwww)(\.)")
+#: What renderers make links of without brackets: a scheme's ``://``, a domain's dots (``www.``,
+#: ``evil.com``) and an email address's ``@``. Escaped, each shows the same and links nowhere.
+_AUTOLINK = re.compile(r"(?<=[^\W_])(:)(?=//)|(?<=[^\W_])(\.)(?=[^\W\d_])|@")
 
 
 def _text(value: str) -> str:
     r"""Markdown-safe inline text: one line, no raw HTML, no link, image or code span, no bare
-    URL a renderer would link. Alert text, notes and names come from people and producers.
+    URL, domain or email address a renderer would link. Alert text, notes and names come from
+    people and producers.
 
-    >>> print(_text("see [docs](https://evil.example)\n# `x` <b>&</b> www.evil.example"))
-    see \[docs\](https\://evil.example) # \`x\` &lt;b&gt;&amp;&lt;/b&gt; www\.evil.example
+    >>> print(_text("see [docs](https://evil.com)\n# `x` <b>&</b> www.evil.com ann@evil.com"))
+    see \[docs\](https\://evil\.com) # \`x\` &lt;b&gt;&amp;&lt;/b&gt; www\.evil\.com ann\@evil\.com
     """
     text = " ".join(value.split())
     for char, escaped in _MARKDOWN:

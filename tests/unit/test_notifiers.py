@@ -20,6 +20,8 @@ import pytest
 from aiohttp import web
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from responders.throttle import Bucket, Limit, admit, flush
 from schemas import Channel, Page, Severity
@@ -489,3 +491,41 @@ async def test_the_console_writes_a_page_on_one_line(
     line = record.getMessage()
     assert line.startswith("PAGE inc-1 ") and text.lstrip("\r\n\x85\u2028\x00\u202e") in line
     assert not any(c in line for c in "\r\n\x85\u2028\x00\u202e")
+
+
+# --- any text at all: properties over what hypothesis can think of --------------------------
+
+ANY_TEXT = st.text(st.characters(codec="utf-8"), max_size=60)
+HEADERS = {"Subject", "From", "To", "Date", "Message-ID", "X-Warroom-Dedup-Key", "MIME-Version",
+           "Content-Type"}  # fmt: skip
+
+
+@given(text=ANY_TEXT)
+@settings(max_examples=300, deadline=None)
+def test_no_text_adds_a_slack_control_sequence(text: str) -> None:
+    message = slack_message(hostile(Channel.SLACK, "https://hooks.example/x", text), INCIDENT_URL)
+    links = message["blocks"][3]["text"]["text"]
+    assert links.count("<") == 2 and links.endswith("|Runbook>")
+    for mrkdwn in mrkdwn_texts(message):
+        if mrkdwn is not links:
+            assert "<" not in mrkdwn and ">" not in mrkdwn, mrkdwn
+    body = message["blocks"][2]["text"]["text"]
+    assert slack_unescape(body) == hostile(Channel.SLACK, "-", text).body  # shown as written
+
+
+@given(text=ANY_TEXT)
+@settings(max_examples=300, deadline=None)
+def test_no_text_adds_an_email_header(text: str) -> None:
+    from streams.notifiers.email import email_message
+
+    sent = hostile(Channel.EMAIL, "alice@example.com", text)
+    raw = email_message(sent, "warroom@example.com", INCIDENT_URL).as_bytes()
+    message = message_from_bytes(raw, policy=policy.default)
+    assert isinstance(message, EmailMessage)
+    assert set(message.keys()) == HEADERS
+    assert message["To"] == "alice@example.com"
+    assert "\n" not in str(message["Subject"]) and "\r" not in str(message["Subject"])
+    html_part = message.get_body(("html",))
+    assert html_part is not None
+    hrefs = re.findall(r'href="([^"]*)"', html_part.get_content())
+    assert hrefs[1:] == ["https://runbooks.example/checkout"] and len(hrefs) == 2

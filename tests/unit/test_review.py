@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from responders.lifecycle import on_detection
 from responders.review import build_review, follow_ups, render_review
@@ -378,3 +380,34 @@ def test_an_incident_id_with_backticks_stays_one_code_span() -> None:
     html_text = render_html(render_review(events))
     assert 'href="' not in html_text
     assert f"<code>{hostile_id}</code>" in html_text
+
+
+def _tags(html_text: str) -> set[str]:
+    import re
+
+    return set(re.findall(r"<([a-z][a-z0-9]*)", html_text))
+
+
+#: Pieces of Markdown and HTML syntax, so that random text often makes a link or a tag.
+SYNTAX = ["[", "]", "(", ")", "!", "`", "<", ">", "|", "\\", "&", "#", "*", "_", "\n", " ", "a",
+          ":", "/", "@", "https://evil.com", "www.evil.com", "<img src=x>", "&lt;",
+          "x@evil.com"]  # fmt: skip
+MARKDOWNISH = st.lists(st.sampled_from(SYNTAX), max_size=16).map("".join) | st.text(
+    st.characters(codec="utf-8"), max_size=60
+)
+
+
+@given(text=MARKDOWNISH)
+@settings(max_examples=300, deadline=None)
+def test_no_text_adds_markup_beyond_emphasis(text: str) -> None:
+    """Whatever a name, note or signal holds, the rendered review has the tags of an ordinary
+    one (emphasis aside), links only the chart, and shows one heading."""
+    import re
+
+    html_text = render_html(build_review(hostile_timeline(text), chart_path="chart.svg").markdown)
+    assert _tags(html_text) <= ORDINARY_TAGS | {"em", "strong"}, _tags(html_text) - ORDINARY_TAGS
+    assert re.findall(r'(?:href|src)="([^"]*)"', html_text) == ["chart.svg"]
+    assert html_text.count("<h1>") == 1
+
+
+ORDINARY_TAGS = _tags(render_html(build_review(timeline(), chart_path="chart.svg").markdown))
