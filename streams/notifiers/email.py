@@ -114,10 +114,11 @@ class EmailNotifier:
         if not self._config.host:
             return DeliveryResult(False, False, "email is not configured (WARROOM_SMTP_HOST)")
         try:
-            message = email_message(page, self._config.sender, self._incident_url)
+            recipient = mailbox(page.address)
         except ValueError as exc:
             return DeliveryResult(False, False, f"invalid address: {exc}")
-        return await asyncio.to_thread(self._send, message, page.address)
+        message = email_message(page, self._config.sender, self._incident_url)
+        return await asyncio.to_thread(self._send, message, recipient)
 
     def _send(self, message: EmailMessage, recipient: str) -> DeliveryResult:
         c = self._config
