@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -612,6 +613,21 @@ _MARKDOWN = (
 _AUTOLINK = re.compile(r"(?<=[^\W_])(:)(?=//)|(?<=[^\W_])(\.)(?=[^\W\d_])|@")
 
 
+#: Bidirectional embeddings, overrides and isolates: they reorder what a reader sees.
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _one_line(value: str) -> str:
+    r"""``value`` on one line, with control characters (terminal escape sequences among them)
+    and bidirectional overrides made spaces, and runs of spaces made one.
+
+    >>> _one_line("ok\x1b[2J all\r\n\u202efine")
+    'ok [2J all fine'
+    """
+    kept = (" " if c in _BIDI or unicodedata.category(c) == "Cc" else c for c in value)
+    return " ".join("".join(kept).split())
+
+
 def _text(value: str) -> str:
     r"""Markdown-safe inline text: one line, no raw HTML, no link, image or code span, no bare
     URL, domain or email address a renderer would link. Alert text, notes and names come from
@@ -620,7 +636,7 @@ def _text(value: str) -> str:
     >>> print(_text("see [docs](https://evil.com)\n# `x` <b>&</b> www.evil.com ann@evil.com"))
     see \[docs\](https\://evil\.com) # \`x\` &lt;b&gt;&amp;&lt;/b&gt; www\.evil\.com ann\@evil\.com
     """
-    text = " ".join(value.split())
+    text = _one_line(value)
     for char, escaped in _MARKDOWN:
         text = text.replace(char, escaped)
     return _AUTOLINK.sub(lambda m: "\\" + m.group(0), text)
@@ -632,7 +648,7 @@ def _code(value: str) -> str:
     >>> _code("inc-1"), _code("a`b")
     ('`inc-1`', '``a`b``')
     """
-    text = " ".join(value.split())
+    text = _one_line(value)
     fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
     pad = " " if text.startswith("`") or text.endswith("`") else ""
     return f"{fence}{pad}{text}{pad}{fence}"

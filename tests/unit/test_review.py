@@ -411,3 +411,23 @@ def test_no_text_adds_markup_beyond_emphasis(text: str) -> None:
 
 
 ORDINARY_TAGS = _tags(render_html(build_review(timeline(), chart_path="chart.svg").markdown))
+
+
+CONTROLS = {
+    "terminal-link": (
+        "\x1b]8;;https://evil.example\x07click\x1b]8;;\x07",
+        "\\]8;;https\\://evil\\.example click \\]8;;",
+    ),
+    "clear-screen": ("ok\x1b[2J\x1b[Hall fine", "ok \\[2J \\[Hall fine"),
+    "bidi-override": ("deploy \u202edetaeler\u202c done", "deploy detaeler done"),
+    "nul-and-bell": ("a\x00b\x07c", "a b c"),
+}
+
+
+@pytest.mark.parametrize(("text", "shown"), CONTROLS.values(), ids=CONTROLS.keys())
+def test_a_review_holds_no_control_characters(text: str, shown: str) -> None:
+    """``warroom review`` prints the Markdown to a terminal: an escape sequence in a note could
+    draw a link or wipe the screen there, and a bidirectional override reorders what is read."""
+    markdown = build_review(hostile_timeline(text)).markdown
+    assert not any(c in markdown for c in "\x1b\x07\x00\u202e\u202c"), repr(markdown)
+    assert f"- [ ] {shown} (noted by" in markdown
