@@ -68,29 +68,35 @@ async def test_silence_mutes_matching_detections_until_expired(
     await eventually(noticed, 10, "notices that the silence started and expired")
 
 
-#: (case, pattern, status, what the error starts with)
-PATTERNS = [
-    (
-        "lookahead",
-        "(?=batch)batch",
-        400,
-        "matchers.0: value is not a regular expression RE2 accepts",
-    ),
-    ("too-costly", "[^x]{1000}", 400, "matchers.0: value is too costly a regular expression"),
-    ("linear", "ba(t|tc)+h", 201, None),
-]
+#: (case, changes to a good silence, status, what the error starts with)
+BAD_SILENCES: list[tuple[str, dict[str, Any], int, str | None]] = [
+    ("lookahead", {"value": "(?=batch)batch"}, 400,
+     "matchers.0: value is not a regular expression RE2 accepts"),
+    ("too-costly", {"value": "[^x]{1000}"}, 400,
+     "matchers.0: value is too costly a regular expression"),
+    ("linear", {"value": "ba(t|tc)+h"}, 201, None),
+    ("nan-duration", {"duration_s": float("nan")}, 400, "duration_s: must be a positive"),
+    ("infinite-duration", {"duration_s": float("inf")}, 400, "duration_s: must be a positive"),
+    ("endless-duration", {"duration_s": 1e300}, 400, "duration_s: ends after the year 9999"),
+    ("huge-integer", {"duration_s": 10**400}, 400, "duration_s: must be a positive"),
+    ("end-past-9999", {"starts_at": "9999-12-31T00:00:00Z", "duration_s": 172800}, 400,
+     "duration_s: ends after the year 9999"),
+]  # fmt: skip
 
 
-async def test_a_pattern_the_engine_refuses_is_a_400_naming_the_field(
+async def test_a_bad_pattern_or_duration_is_a_400_naming_the_field(
     start_worker: Callable[..., RunningWorker],
 ) -> None:
     worker = start_worker()
-    for case, pattern, status, said in PATTERNS:
-        body = {"matchers": [{"name": "service", "value": pattern, "regex": True}],
-                "duration_s": 600, "comment": "reindex", "actor": "ann"}  # fmt: skip
+    for case, change, status, said in BAD_SILENCES:
+        matcher = {"name": "service", "value": change.get("value", "batch"), "regex": True}
+        body = {"matchers": [matcher], "duration_s": change.get("duration_s", 600),
+                "comment": "reindex", "actor": "ann"}  # fmt: skip
+        if "starts_at" in change:
+            body["starts_at"] = change["starts_at"]
         code, answer = await Api(worker).post("/api/silences", body)
         assert code == status, (case, answer)
         if said is not None:
             assert answer["error"].startswith(said), (case, answer)
         else:
-            assert answer["matchers"][0]["value"] == pattern, case
+            assert answer["matchers"][0]["value"] == matcher["value"], case
