@@ -86,8 +86,10 @@ def routes(api: Api) -> list[web.RouteDef]:
             "created_by": body.get("created_by") or body.get("actor") or "api",
             "comment": body.get("comment"),
             "created_at": now,
-            "maintenance": bool(body.get("maintenance", False)),
+            "maintenance": body.get("maintenance", False),
         }
+        if not isinstance(data["maintenance"], bool):  # bool("false") would be True
+            return _error(400, "maintenance: must be true or false")
         duration = body.get("duration_s")
         if duration is not None:
             if not _positive(duration):

@@ -79,6 +79,7 @@ BAD_SILENCES: list[tuple[str, dict[str, Any], int, str | None]] = [
     ("infinite-duration", {"duration_s": float("inf")}, 400, "duration_s: must be a positive"),
     ("endless-duration", {"duration_s": 1e300}, 400, "duration_s: ends after the year 9999"),
     ("huge-integer", {"duration_s": 10**400}, 400, "duration_s: must be a positive"),
+    ("maintenance-string", {"maintenance": "false"}, 400, "maintenance: must be true or false"),
     ("end-past-9999", {"starts_at": "9999-12-31T00:00:00Z", "duration_s": 172800}, 400,
      "duration_s: ends after the year 9999"),
 ]  # fmt: skip
@@ -90,10 +91,8 @@ async def test_a_bad_pattern_or_duration_is_a_400_naming_the_field(
     worker = start_worker()
     for case, change, status, said in BAD_SILENCES:
         matcher = {"name": "service", "value": change.get("value", "batch"), "regex": True}
-        body = {"matchers": [matcher], "duration_s": change.get("duration_s", 600),
-                "comment": "reindex", "actor": "ann"}  # fmt: skip
-        if "starts_at" in change:
-            body["starts_at"] = change["starts_at"]
+        body = {"matchers": [matcher], "duration_s": 600, "comment": "reindex", "actor": "ann"}
+        body |= {k: v for k, v in change.items() if k != "value"}
         code, answer = await Api(worker).post("/api/silences", body)
         assert code == status, (case, answer)
         if said is not None:
