@@ -102,14 +102,18 @@ def _pages(
         f"detected {incident.detected_at.isoformat()}; "
         f"signals: {', '.join(incident.signals) or 'n/a'}."
     )
-    runbook = catalog.services.get(incident.service)
-    if runbook is not None and runbook.runbook:
-        body += f" Runbook: {runbook.runbook}"
+    listed = catalog.services.get(incident.service)
+    runbook = listed.runbook if listed is not None and listed.runbook else None
+    if runbook is not None:
+        body += f" Runbook: {runbook}"
     pages = []
     for recipient in people:
         for contact in catalog.people[recipient].contacts:
             key = dedup_key(incident.id, step, recipient, contact.channel.value)
-            pages.append(page_to(incident, recipient, contact, key, subject, body, now, step=step))
+            page = page_to(
+                incident, recipient, contact, key, subject, body, now, step, "page", runbook
+            )
+            pages.append(page)
     return tuple(pages)
 
 
@@ -123,8 +127,10 @@ def page_to(
     now: datetime,
     step: int = 0,
     kind: PageKind = "page",
+    runbook: str | None = None,
 ) -> Page:
-    """One message about ``incident`` to one contact method of ``recipient``."""
+    """One message about ``incident`` to one contact method of ``recipient``; ``runbook`` is the
+    catalog's runbook URL for the incident's service, the only runbook a notifier links."""
     return Page(
         dedup_key=key,
         incident_id=incident.id,
@@ -138,4 +144,5 @@ def page_to(
         body=body,
         created_at=now,
         kind=kind,
+        runbook_url=runbook,
     )

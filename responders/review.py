@@ -28,6 +28,8 @@ True
 from __future__ import annotations
 
 import math
+import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -141,7 +143,7 @@ def build_review(events: Sequence[IncidentEvent], chart_path: str | None = None)
 
     out: list[str] = [f"# Post-incident review: {_text(incident.title)}", ""]
     out += [
-        f"`{incident.id}` · {incident.severity.value} · {incident.status.value} · "
+        f"{_code(incident.id)} · {incident.severity.value} · {incident.status.value} · "
         f"built from {len(timeline)} timeline events, the last #{last.seq} at {_utc(last.at)} UTC",
         "",
     ]
@@ -390,7 +392,8 @@ def _participants(timeline: list[IncidentEvent], impact: datetime) -> list[str]:
         roles = ", ".join(p["roles"]) or ("system" if name == "warroom" else "-")
         since = "+" + _duration((p["first"] - impact).total_seconds())
         out.append(
-            f"| {_cell(name)} | {_cell(roles)} | {', '.join(p['paged']) or '-'} | {_cell(did)} "
+            f"| {_cell(name)} | {_cell(roles)} | {_cell(', '.join(p['paged']) or '-')} | "
+            f"{_cell(did)} "
             f"| {since} |"
         )
     return [*out, ""]
@@ -594,9 +597,61 @@ def _num(value: object) -> str:
     return f"{float(value):.4g}"  # type: ignore[arg-type]
 
 
+#: What untrusted text must not be in Markdown: a backslash first (so no escape is undone),
+#: then link and image brackets, code spans, HTML and entities.
+_MARKDOWN = (
+    ("\\", "\\\\"),
+    ("`", "\\`"),
+    ("[", "\\["),
+    ("]", "\\]"),
+    ("&", "&amp;"),
+    ("<", "&lt;"),
+    (">", "&gt;"),
+)
+#: What renderers make links of without brackets: a scheme's ``://``, a domain's dots (``www.``,
+#: ``evil.com``) and an email address's ``@``. Escaped, each shows the same and links nowhere.
+_AUTOLINK = re.compile(r"(?<=[^\W_])(:)(?=//)|(?<=[^\W_])(\.)(?=[^\W\d_])|@")
+
+
+#: Bidirectional embeddings, overrides and isolates: they reorder what a reader sees.
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _one_line(value: str) -> str:
+    r"""``value`` on one line, with control characters (terminal escape sequences among them)
+    and bidirectional overrides made spaces, and runs of spaces made one.
+
+    >>> _one_line("ok\x1b[2J all\r\n\u202efine")
+    'ok [2J all fine'
+    """
+    kept = (" " if c in _BIDI or unicodedata.category(c) == "Cc" else c for c in value)
+    return " ".join("".join(kept).split())
+
+
 def _text(value: str) -> str:
-    """Markdown-safe inline text (no raw HTML, no line breaks)."""
-    return " ".join(value.replace("<", "&lt;").replace(">", "&gt;").split())
+    r"""Markdown-safe inline text: one line, no raw HTML, no link, image or code span, no bare
+    URL, domain or email address a renderer would link. Alert text, notes and names come from
+    people and producers.
+
+    >>> print(_text("see [docs](https://evil.com)\n# `x` <b>&</b> www.evil.com ann@evil.com"))
+    see \[docs\](https\://evil\.com) # \`x\` &lt;b&gt;&amp;&lt;/b&gt; www\.evil\.com ann\@evil\.com
+    """
+    text = _one_line(value)
+    for char, escaped in _MARKDOWN:
+        text = text.replace(char, escaped)
+    return _AUTOLINK.sub(lambda m: "\\" + m.group(0), text)
+
+
+def _code(value: str) -> str:
+    """``value`` as a code span, whatever backticks it holds (a longer fence around them).
+
+    >>> _code("inc-1"), _code("a`b")
+    ('`inc-1`', '``a`b``')
+    """
+    text = _one_line(value)
+    fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def _why(value: Any) -> str | None:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Container, Iterable, Mapping
 from datetime import datetime
 from enum import StrEnum
 
 from schemas import Detection
-from schemas.silences import Matcher, Silence
+from schemas.silences import Matcher, Silence, full_match
 
 
 class SilenceState(StrEnum):
@@ -76,7 +75,7 @@ def _matches(matcher: Matcher, value: str | None) -> bool:
     if value is None:
         return False
     if matcher.regex:
-        return re.fullmatch(matcher.value, value) is not None
+        return full_match(matcher.value, value)
     return value == matcher.value
 
 

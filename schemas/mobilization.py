@@ -44,6 +44,8 @@ class Page(WireModel):
     kind: PageKind = "page"
     #: A digest's incidents, in the order it lists them (its ``incident_id`` is ``digest``).
     incidents: list[Name] = Field(default_factory=list)
+    #: The incident's runbook, from the catalog (notifiers link it; alert text never is).
+    runbook_url: str | None = None
 
 
 class FlushDigest(WireModel):

@@ -175,6 +175,40 @@ SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 
+#: Fewest characters of an API token the worker starts with.
+MIN_API_TOKEN_CHARS = 32
+#: Words of the placeholders that guides and shipped files use: a token holding one is a default.
+_PLACEHOLDERS = ("changeme", "replaceme", "example", "password", "secret", "default", "warroom")
+_GENERATE_ONE = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+
+
+def api_token_problem(token: SecretStr | None) -> str | None:
+    """Why the worker must not start with this API token, in one line naming the setting; None
+    when it may (a long random token, or none at all: then every write is refused with 403).
+
+    >>> print(api_token_problem(SecretStr("change-me")))  # doctest: +ELLIPSIS
+    WARROOM_API_TOKEN is too weak: 9 characters, at least 32 are needed; generate one with ...
+    >>> api_token_problem(SecretStr("Yx3v9QeLr2mT8kWb1NcZ5pHd7sFg0aJu")) is None
+    True
+    """
+    if token is None:
+        return None
+    value = token.get_secret_value()
+    plain = "".join(c for c in value.lower() if c.isalnum())
+    if len(value) < MIN_API_TOKEN_CHARS:
+        why = f"{len(value)} characters, at least {MIN_API_TOKEN_CHARS} are needed"
+    elif any(word in plain for word in _PLACEHOLDERS):
+        why = "it holds a placeholder word"
+    elif len(set(value)) < 8:
+        why = f"only {len(set(value))} different characters"
+    else:
+        return None
+    return (
+        f"WARROOM_API_TOKEN is too weak: {why}; generate one with {_GENERATE_ONE}, "
+        "or unset it to refuse every write"
+    )
+
+
 class Settings(BaseSettings):
     """Everything the worker and the CLI need; secrets are ``SecretStr`` and never printed."""
 

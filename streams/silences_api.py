@@ -11,6 +11,7 @@ planned window. ``GET`` lists them with their current ``state`` (``pending``, ``
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,17 @@ _TIME: TypeAdapter[datetime] = TypeAdapter(Timestamp)
 
 def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
+
+
+def _positive(value: object) -> bool:
+    """A finite number of seconds above zero (Python's JSON reads NaN, Infinity and 1e400)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        seconds = float(value)
+    except OverflowError:  # an integer past any float
+        return False
+    return math.isfinite(seconds) and seconds > 0
 
 
 def routes(api: Api) -> list[web.RouteDef]:
@@ -75,11 +87,13 @@ def routes(api: Api) -> list[web.RouteDef]:
             "created_by": body.get("created_by") or body.get("actor") or "api",
             "comment": body.get("comment"),
             "created_at": now,
-            "maintenance": bool(body.get("maintenance", False)),
+            "maintenance": body.get("maintenance", False),
         }
+        if not isinstance(data["maintenance"], bool):  # bool("false") would be True
+            return _error(400, "maintenance: must be true or false")
         duration = body.get("duration_s")
         if duration is not None:
-            if not isinstance(duration, int | float) or isinstance(duration, bool) or duration <= 0:
+            if not _positive(duration):
                 return _error(400, "duration_s: must be a positive number of seconds")
             if data["ends_at"] is not None:
                 return _error(400, "give ends_at or duration_s, not both")
@@ -94,7 +108,10 @@ def routes(api: Api) -> list[web.RouteDef]:
                 )
             except ValidationError as exc:
                 return _error(400, format_errors(exc))
-            data["ends_at"] = start_at + timedelta(seconds=float(duration))
+            try:
+                data["ends_at"] = start_at + timedelta(seconds=float(duration))
+            except OverflowError:
+                return _error(400, "duration_s: ends after the year 9999")
         try:
             silence = Silence.model_validate(data)
         except ValidationError as exc:

@@ -9,7 +9,7 @@ import faust
 from aiokafka.errors import KafkaConnectionError
 
 from streams.app import ConfigError, build, load_catalog
-from streams.settings import Settings
+from streams.settings import Settings, api_token_problem
 from streams.topics import ensure_topics
 from streams.web import WebServer
 
@@ -17,7 +17,11 @@ log = logging.getLogger(__name__)
 
 
 def run_worker(settings: Settings) -> None:
-    """Run until SIGTERM/SIGINT; the API answers /healthz at once and /readyz after recovery."""
+    """Run until SIGTERM/SIGINT; the API answers /healthz at once and /readyz after recovery.
+    Raises ConfigError before touching Kafka when the API token is weak."""
+    problem = api_token_problem(settings.api_token)
+    if problem is not None:
+        raise ConfigError(problem)
     catalog = load_catalog(settings.catalog_path)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)

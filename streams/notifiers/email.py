@@ -4,6 +4,11 @@ in a thread so the event loop never blocks).
 SMTP's own codes say whether to retry: 4xx replies are transient (retryable), 5xx permanent.
 Connection failures and timeouts are retryable. The ``Message-ID`` is derived from the page's
 dedup key, so a replayed page is recognisably the same message.
+
+Alert text is untrusted: header values are made one line (a CR/LF in a service or signal name
+can neither add a header nor make the message unsendable), the HTML part escapes every field,
+and the only links are the incident's and the catalog's runbook (``streams.notifiers.links``).
+An address that is not one plain mailbox is refused for good, before any SMTP command.
 """
 
 from __future__ import annotations
@@ -14,12 +19,18 @@ import html
 import smtplib
 import ssl
 from dataclasses import dataclass
+from email.errors import HeaderParseError
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
 
 from responders.ports import DeliveryResult
 from schemas import Page
 from streams.notifiers.links import links_for
+from streams.notifiers.text import one_line
+
+#: Characters of a subject kept in the header (the whole title is in the body).
+SUBJECT_CHARS = 250
 
 
 @dataclass(frozen=True)
@@ -35,26 +46,46 @@ class SmtpConfig:
     timeout_s: float = 10.0
 
 
+def mailbox(address: str) -> str:
+    r"""``address`` if it is one plain mailbox (``user@domain``, no display name, no line break);
+    raises ValueError otherwise.
+
+    >>> mailbox("ann@example.com")
+    'ann@example.com'
+    >>> mailbox("ann@example.com\r\nBcc: all@example.com")
+    Traceback (most recent call last):
+    ...
+    ValueError: not one mailbox: 'ann@example.com\r\nBcc: all@example.com'
+    """
+    try:
+        parsed = Address(addr_spec=address)
+    except (ValueError, IndexError, HeaderParseError):
+        raise ValueError(f"not one mailbox: {address!r}") from None
+    if parsed.addr_spec != address or not parsed.domain or one_line(address) != address:
+        raise ValueError(f"not one mailbox: {address!r}")
+    return address
+
+
 def email_message(page: Page, sender: str, incident_url: str | None = None) -> EmailMessage:
-    """The message for a page: subject, a plain-text part and an HTML alternative with links."""
-    links = links_for(page.body, page.incident_id, incident_url, page.incidents)
+    """The message for a page: subject, a plain-text part and an HTML alternative with links.
+    Raises ValueError when the page's address is not one mailbox."""
+    links = links_for(page, incident_url)
     message = EmailMessage()
-    message["Subject"] = page.subject
+    message["Subject"] = one_line(page.subject, SUBJECT_CHARS)
     message["From"] = sender
-    message["To"] = page.address
+    message["To"] = mailbox(page.address)
     message["Date"] = format_datetime(page.created_at)
     digest = hashlib.sha256(page.dedup_key.encode()).hexdigest()[:32]
     message["Message-ID"] = f"<{digest}@warroom>"
-    message["X-Warroom-Dedup-Key"] = page.dedup_key
+    message["X-Warroom-Dedup-Key"] = one_line(page.dedup_key)
     facts = [
         ("Severity", page.severity.value),
         ("Service", page.routing_key),
         ("Incident", page.incident_id),
         ("Escalation step", str(page.step)),
     ]
-    text = "\n".join(
-        [page.body, "", *(f"{k}: {v}" for k, v in facts), *(f"{k}: {u}" for k, u in links)]
-    )
+    lines = [f"{k}: {one_line(v)}" for k, v in facts] + [f"{k}: {u}" for k, u in links]
+    text = "\n".join([page.body, "", *lines])
     message.set_content(text + "\n")
     rows = "".join(
         f"<tr><th align='left'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
@@ -65,7 +96,7 @@ def email_message(page: Page, sender: str, incident_url: str | None = None) -> E
     )
     message.add_alternative(
         "<!doctype html><html><body>"
-        f"<h2>{html.escape(page.subject)}</h2><p>{html.escape(page.body)}</p>"
+        f"<h2>{html.escape(one_line(page.subject))}</h2><p>{html.escape(page.body)}</p>"
         f"<table>{rows}</table>" + (f"<p>{anchors}</p>" if anchors else "") + "</body></html>\n",
         subtype="html",
     )
@@ -82,8 +113,12 @@ class EmailNotifier:
     async def deliver(self, page: Page) -> DeliveryResult:
         if not self._config.host:
             return DeliveryResult(False, False, "email is not configured (WARROOM_SMTP_HOST)")
+        try:
+            recipient = mailbox(page.address)
+        except ValueError as exc:
+            return DeliveryResult(False, False, f"invalid address: {exc}")
         message = email_message(page, self._config.sender, self._incident_url)
-        return await asyncio.to_thread(self._send, message, page.address)
+        return await asyncio.to_thread(self._send, message, recipient)
 
     def _send(self, message: EmailMessage, recipient: str) -> DeliveryResult:
         c = self._config

@@ -1,34 +1,57 @@
-"""Links a page's reader follows: the incident (from a URL template) and the runbook in its body;
-for a digest, each incident it lists.
+"""Links a page's reader follows: the incident (from the ``public_url`` setting's template) and
+the runbook the catalog gives the incident's service; for a digest, each incident it lists.
 
->>> links_for("Down. Runbook: https://rb.example/checkout.", "inc-1", "https://w.example/i/{incident_id}")
+Links come only from settings and the catalog, never from alert text: a signal named
+"Runbook: https://evil.example" stays text. Only ``http`` and ``https`` URLs are linked.
+
+>>> from datetime import UTC, datetime
+>>> from schemas import Channel, Page, Severity
+>>> page = Page(dedup_key="k", incident_id="inc-1", routing_key="api", step=0, recipient="ann",
+...     channel=Channel.EMAIL, address="ann@example.com", severity=Severity.SEV2,
+...     subject="s", body="Down. Runbook: https://evil.example", created_at=datetime(2026, 1, 1,
+...     tzinfo=UTC), runbook_url="https://rb.example/checkout")
+>>> links_for(page, "https://w.example/i/{incident_id}")
 [('Incident', 'https://w.example/i/inc-1'), ('Runbook', 'https://rb.example/checkout')]
->>> links_for("2 held", "digest", "https://w.example/i/{incident_id}", ["inc-1", "inc-2"])
+>>> digest = page.model_copy(update={"incident_id": "digest", "incidents": ["inc-1", "inc-2"],
+...     "runbook_url": None})
+>>> links_for(digest, "https://w.example/i/{incident_id}")
 [('Incident inc-1', 'https://w.example/i/inc-1'), ('Incident inc-2', 'https://w.example/i/inc-2')]
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
-_RUNBOOK = re.compile(r"Runbook: (https?://[^\s<>\"]+)")
+from schemas import Page
 
 
-def links_for(
-    body: str, incident_id: str, incident_url: str | None, incidents: Sequence[str] = ()
-) -> list[tuple[str, str]]:
+def links_for(page: Page, incident_url: str | None) -> list[tuple[str, str]]:
     """(label, URL) pairs: the incident if a template (with ``{incident_id}``) is configured, or
-    each of a digest's ``incidents``; then the runbook that ``responders.paging`` appends to a
-    page's body."""
+    each of a digest's ``incidents``; then the page's runbook (``Page.runbook_url``, which
+    ``responders.paging`` takes from the catalog)."""
     links = []
-    if incident_url and incidents:
-        links += [(f"Incident {i}", _incident(incident_url, i)) for i in incidents]
+    if incident_url and page.incidents:
+        links += [(f"Incident {i}", _incident(incident_url, i)) for i in page.incidents]
     elif incident_url:
-        links.append(("Incident", _incident(incident_url, incident_id)))
-    links += [("Runbook", url.rstrip(".,;)")) for url in _RUNBOOK.findall(body)]
-    return links
+        links.append(("Incident", _incident(incident_url, page.incident_id)))
+    if page.runbook_url:
+        links.append(("Runbook", page.runbook_url))
+    return [(label, url) for label, url in links if is_web_url(url)]
+
+
+def is_web_url(url: str) -> bool:
+    """True for an absolute ``http``/``https`` URL with a host and no whitespace or controls.
+
+    >>> [is_web_url(u) for u in ("https://a.example/x", "javascript:alert(1)", "https://a b")]
+    [True, False, False]
+    """
+    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in url):
+        return False
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
 def _incident(template: str, incident_id: str) -> str:

@@ -1,5 +1,9 @@
 """Generic webhook channel: the page as a JSON POST, with its dedup key and a signature in headers.
 
+The body is the page's JSON, which escapes any text. The dedup key also travels in headers,
+percent-encoded where it holds anything but printable ASCII, so a line break in it cannot add a
+header (the body keeps it exact).
+
 With a shared secret, ``X-Warroom-Signature: sha256=<hex>`` is the HMAC-SHA256 of the exact body
 bytes, so a receiver can check that the page came from warroom and was not altered:
 
@@ -15,6 +19,7 @@ import hmac
 from responders.ports import DeliveryResult
 from schemas import Page
 from streams.notifiers.http import JsonPoster
+from streams.notifiers.text import header_value
 
 SIGNATURE_HEADER = "X-Warroom-Signature"
 
@@ -33,7 +38,8 @@ class WebhookNotifier:
 
     async def deliver(self, page: Page) -> DeliveryResult:
         body = page.model_dump_json().encode()
-        headers = {"Idempotency-Key": page.dedup_key, "X-Warroom-Dedup-Key": page.dedup_key}
+        key = header_value(page.dedup_key)
+        headers = {"Idempotency-Key": key, "X-Warroom-Dedup-Key": key}
         if self._secret:
             headers[SIGNATURE_HEADER] = signature(body, self._secret)
         return await self._poster.post(page.address, body, headers)

@@ -66,3 +66,36 @@ async def test_silence_mutes_matching_detections_until_expired(
         return True if started and f"silence {created['id']} expired" in text else None
 
     await eventually(noticed, 10, "notices that the silence started and expired")
+
+
+#: (case, changes to a good silence, status, what the error starts with)
+BAD_SILENCES: list[tuple[str, dict[str, Any], int, str | None]] = [
+    ("lookahead", {"value": "(?=batch)batch"}, 400,
+     "matchers.0: value is not a regular expression RE2 accepts"),
+    ("too-costly", {"value": "[^x]{1000}"}, 400,
+     "matchers.0: value is too costly a regular expression"),
+    ("linear", {"value": "ba(t|tc)+h"}, 201, None),
+    ("nan-duration", {"duration_s": float("nan")}, 400, "duration_s: must be a positive"),
+    ("infinite-duration", {"duration_s": float("inf")}, 400, "duration_s: must be a positive"),
+    ("endless-duration", {"duration_s": 1e300}, 400, "duration_s: ends after the year 9999"),
+    ("huge-integer", {"duration_s": 10**400}, 400, "duration_s: must be a positive"),
+    ("maintenance-string", {"maintenance": "false"}, 400, "maintenance: must be true or false"),
+    ("end-past-9999", {"starts_at": "9999-12-31T00:00:00Z", "duration_s": 172800}, 400,
+     "duration_s: ends after the year 9999"),
+]  # fmt: skip
+
+
+async def test_a_bad_pattern_or_duration_is_a_400_naming_the_field(
+    start_worker: Callable[..., RunningWorker],
+) -> None:
+    worker = start_worker()
+    for case, change, status, said in BAD_SILENCES:
+        matcher = {"name": "service", "value": change.get("value", "batch"), "regex": True}
+        body = {"matchers": [matcher], "duration_s": 600, "comment": "reindex", "actor": "ann"}
+        body |= {k: v for k, v in change.items() if k != "value"}
+        code, answer = await Api(worker).post("/api/silences", body)
+        assert code == status, (case, answer)
+        if said is not None:
+            assert answer["error"].startswith(said), (case, answer)
+        else:
+            assert answer["matchers"][0]["value"] == matcher["value"], case

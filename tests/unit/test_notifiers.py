@@ -7,17 +7,21 @@ import asyncio
 import hashlib
 import hmac
 import json
+import re
 import socket
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from urllib.parse import quote
 
 import pytest
 from aiohttp import web
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from responders.throttle import Bucket, Limit, admit, flush
 from schemas import Channel, Page, Severity
@@ -42,6 +46,7 @@ def page(channel: Channel, address: str) -> Page:
         subject="[SEV1] checkout: latency_ms anomalous <p99>",
         body="Incident inc-1 on checkout is triggered. Runbook: https://runbooks.example/checkout",
         created_at=datetime(2026, 3, 29, 7, 0, tzinfo=UTC),
+        runbook_url="https://runbooks.example/checkout",
     )
 
 
@@ -289,3 +294,238 @@ def test_settings_hold_the_channel_secrets(monkeypatch: pytest.MonkeyPatch) -> N
     assert settings.webhook_secret.get_secret_value() == "s3cret"
     assert settings.smtp_host == "mail.example" and settings.smtp_port == 25
     assert "hunter2" not in repr(settings) and "s3cret" not in repr(settings)
+
+
+# --- hostile alert text: every channel is safe on its own ------------------------------------
+#
+# Service, signal and incident names come from producers. The schema may refuse some of what
+# follows; the channels must not depend on it, so these pages skip validation (model_copy).
+
+EVIL = "https://evil.example/login"
+SLACK_INJECTIONS = {
+    "channel": "<!channel>",
+    "here": "<!here> wake up",
+    "everyone": "<!everyone>",
+    "user": "<@U123ABC>",
+    "group": "<!subteam^S123>",
+    "link": f"<{EVIL}|click here>",
+    "pre-escaped": "&lt;!channel&gt;",
+}
+
+
+def hostile(channel: Channel, address: str, text: str) -> Page:
+    """A page whose every alert-derived field holds ``text``."""
+    return page(channel, address).model_copy(
+        update={
+            "routing_key": f"checkout{text}",
+            "incident_id": f"inc-1{text}",
+            "dedup_key": f"inc-1{text}/0/alice/{channel.value}",
+            "subject": f"[SEV1] checkout{text}: latency_ms anomalous",
+            "body": f"Incident inc-1 on checkout{text} is triggered. signals: {text}.",
+            "runbook_url": "https://runbooks.example/checkout",
+        }
+    )
+
+
+def mrkdwn_texts(message: dict[str, object]) -> list[str]:
+    """Every string Slack parses as mrkdwn: the top-level ``text`` and each mrkdwn object."""
+    found: list[str] = [str(message["text"])]
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "mrkdwn":
+                found.append(str(node["text"]))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(message["blocks"])
+    return found
+
+
+def slack_unescape(text: str) -> str:
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+@pytest.mark.parametrize("text", SLACK_INJECTIONS.values(), ids=SLACK_INJECTIONS.keys())
+async def test_slack_shows_hostile_text_as_typed_and_links_only_the_catalog(
+    receiver: Receiver, text: str
+) -> None:
+    notifier = SlackNotifier(timeout_s=2.0, incident_url=INCIDENT_URL)
+    result = await notifier.deliver(hostile(Channel.SLACK, f"{receiver.url}/status/200", text))
+    await notifier.close()
+    assert result.delivered, result.detail
+    message = json.loads(receiver.requests[0][1])
+    texts = mrkdwn_texts(message)
+    # Slack's control sequences are <...>: the only ones left are the two links we make.
+    controls = [c for t in texts for c in re.findall(r"<[^<>]*>", t)]
+    incident = INCIDENT_URL.format(incident_id=quote(f"inc-1{text}", safe=""))
+    assert controls == [f"<{incident}|Incident>", "<https://runbooks.example/checkout|Runbook>"]
+    # What the reader sees is what the producer wrote, in the text and in the body.
+    assert f"checkout{text}" in slack_unescape(message["text"])
+    assert f"signals: {text}." in slack_unescape(message["blocks"][2]["text"]["text"])
+    assert message["blocks"][0]["text"]["type"] == "plain_text"
+    assert message["unfurl_links"] is False and message["unfurl_media"] is False
+
+
+@pytest.mark.parametrize("channel", [Channel.SLACK, Channel.EMAIL], ids=["slack", "email"])
+async def test_a_runbook_in_alert_text_is_never_a_link(
+    receiver: Receiver, mailbox: Mailbox, channel: Channel
+) -> None:
+    """A signal named "Runbook: https://evil..." stays text; the catalog's runbook is linked."""
+    text = f" Runbook: {EVIL} "
+    if channel is Channel.SLACK:
+        notifier = SlackNotifier(timeout_s=2.0, incident_url=INCIDENT_URL)
+        sent = hostile(channel, f"{receiver.url}/status/200", text)
+        assert (await notifier.deliver(sent)).delivered
+        await notifier.close()
+        message = json.loads(receiver.requests[0][1])
+        links = message["blocks"][3]["text"]["text"]
+        assert "<https://runbooks.example/checkout|Runbook>" in links and EVIL not in links
+        assert not any(f"<{EVIL}" in t for t in mrkdwn_texts(message))
+        return
+    assert (
+        await mailer(mailbox.port).deliver(hostile(channel, "alice@example.com", text))
+    ).delivered
+    [(_, _, raw)] = mailbox.messages
+    message = message_from_bytes(raw, policy=policy.default)
+    assert isinstance(message, EmailMessage)
+    plain_part, html_part = message.get_body(("plain",)), message.get_body(("html",))
+    assert plain_part is not None and html_part is not None
+    plain, rich = plain_part.get_content(), html_part.get_content()
+    assert "Runbook: https://runbooks.example/checkout" in plain
+    incident = INCIDENT_URL.format(incident_id=quote(f"inc-1{text}", safe=""))
+    lines = plain.splitlines()
+    links = lines[lines.index("Escalation step: 0") + 1 :]
+    assert links == [f"Incident: {incident}", "Runbook: https://runbooks.example/checkout"]
+    assert re.findall(r'href="([^"]*)"', rich) == [incident, "https://runbooks.example/checkout"]
+
+
+async def test_a_page_without_a_catalog_runbook_links_no_runbook(receiver: Receiver) -> None:
+    sent = page(Channel.SLACK, f"{receiver.url}/status/200").model_copy(
+        update={"runbook_url": None}  # its body still names one
+    )
+    links = slack_message(sent, INCIDENT_URL)["blocks"][3]["text"]["text"]
+    assert links == "<http://warroom.example/api/incidents/inc-1|Incident>"
+
+
+LINE_BREAKS = {
+    "crlf-bcc": "\r\nBcc: victim@example.com",
+    "lf-header": "\nX-Injected: 1",
+    "cr": "\rX-Injected: 1",
+    "line-separator": "\u2028X-Injected: 1",
+    "next-line": "\x85X-Injected: 1",
+    "nul-and-bidi": "\x00\u202eX-Injected: 1",
+}
+
+
+@pytest.mark.parametrize("text", LINE_BREAKS.values(), ids=LINE_BREAKS.keys())
+async def test_email_headers_never_carry_a_line_break_from_alert_text(
+    mailbox: Mailbox, text: str
+) -> None:
+    result = await mailer(mailbox.port).deliver(hostile(Channel.EMAIL, "alice@example.com", text))
+    assert result.delivered, result.detail
+    [(_, recipients, raw)] = mailbox.messages
+    assert recipients == ["alice@example.com"]
+    message = message_from_bytes(raw, policy=policy.default)
+    assert isinstance(message, EmailMessage)
+    assert message["Bcc"] is None and message["X-Injected"] is None
+    assert message.defects == []
+    visible = text.replace("\x00", " ").replace("\u202e", " ")
+    subject = " ".join(f"[SEV1] checkout{visible}: latency_ms anomalous".split())
+    assert message["Subject"] == subject
+    assert message["X-Warroom-Dedup-Key"] == " ".join(f"inc-1{visible}/0/alice/email".split())
+    html_part = message.get_body(("html",))
+    assert html_part is not None
+    assert "<h2>[SEV1] checkout" in html_part.get_content()
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "alice@example.com\r\nRCPT TO:<victim@example.com>",
+        "alice@example.com, victim@example.com",
+        "Alice <alice@example.com>",
+        "not-an-address",
+    ],
+    ids=["crlf-smtp-command", "two-mailboxes", "display-name", "no-domain"],
+)
+async def test_an_address_that_is_not_one_mailbox_is_refused_for_good(
+    mailbox: Mailbox, address: str
+) -> None:
+    sent = page(Channel.EMAIL, "alice@example.com").model_copy(update={"address": address})
+    result = await mailer(mailbox.port).deliver(sent)
+    assert not result.delivered and not result.retryable
+    assert result.detail is not None and result.detail.startswith("invalid address: ")
+    assert mailbox.messages == []
+
+
+async def test_webhook_headers_carry_a_hostile_dedup_key_without_injection(
+    receiver: Receiver,
+) -> None:
+    text = "\r\nX-Injected: 1 é%"
+    sent = hostile(Channel.WEBHOOK, f"{receiver.url}/status/200", text)
+    notifier = WebhookNotifier(timeout_s=2.0, secret=SECRET)
+    result = await notifier.deliver(sent)
+    await notifier.close()
+    assert result.delivered, result.detail
+    headers, body = receiver.requests[0]
+    assert "X-Injected" not in headers
+    encoded = "inc-1%0D%0AX-Injected: 1 %C3%A9%25/0/alice/webhook"
+    assert headers["X-Warroom-Dedup-Key"] == headers["Idempotency-Key"] == encoded
+    assert Page.model_validate_json(body) == sent  # the body keeps the key exact
+
+
+@pytest.mark.parametrize("text", LINE_BREAKS.values(), ids=LINE_BREAKS.keys())
+async def test_the_console_writes_a_page_on_one_line(
+    caplog: pytest.LogCaptureFixture, text: str
+) -> None:
+    from streams.notifiers.console import ConsoleNotifier
+
+    with caplog.at_level("WARNING", logger="warroom.pages"):
+        result = await ConsoleNotifier().deliver(hostile(Channel.CONSOLE, "-", text))
+    assert result.delivered
+    [record] = caplog.records
+    line = record.getMessage()
+    assert line.startswith("PAGE inc-1 ") and text.lstrip("\r\n\x85\u2028\x00\u202e") in line
+    assert not any(c in line for c in "\r\n\x85\u2028\x00\u202e")
+
+
+# --- any text at all: properties over what hypothesis can think of --------------------------
+
+ANY_TEXT = st.text(st.characters(codec="utf-8"), max_size=60)
+HEADERS = {"Subject", "From", "To", "Date", "Message-ID", "X-Warroom-Dedup-Key", "MIME-Version",
+           "Content-Type"}  # fmt: skip
+
+
+@given(text=ANY_TEXT)
+@settings(max_examples=300, deadline=None)
+def test_no_text_adds_a_slack_control_sequence(text: str) -> None:
+    message = slack_message(hostile(Channel.SLACK, "https://hooks.example/x", text), INCIDENT_URL)
+    links = message["blocks"][3]["text"]["text"]
+    assert links.count("<") == 2 and links.endswith("|Runbook>")
+    for mrkdwn in mrkdwn_texts(message):
+        if mrkdwn is not links:
+            assert "<" not in mrkdwn and ">" not in mrkdwn, mrkdwn
+    body = message["blocks"][2]["text"]["text"]
+    assert slack_unescape(body) == hostile(Channel.SLACK, "-", text).body  # shown as written
+
+
+@given(text=ANY_TEXT)
+@settings(max_examples=300, deadline=None)
+def test_no_text_adds_an_email_header(text: str) -> None:
+    from streams.notifiers.email import email_message
+
+    sent = hostile(Channel.EMAIL, "alice@example.com", text)
+    raw = email_message(sent, "warroom@example.com", INCIDENT_URL).as_bytes()
+    message = message_from_bytes(raw, policy=policy.default)
+    assert isinstance(message, EmailMessage)
+    assert set(message.keys()) == HEADERS
+    assert message["To"] == "alice@example.com"
+    assert "\n" not in str(message["Subject"]) and "\r" not in str(message["Subject"])
+    html_part = message.get_body(("html",))
+    assert html_part is not None
+    hrefs = re.findall(r'href="([^"]*)"', html_part.get_content())
+    assert hrefs[1:] == ["https://runbooks.example/checkout"] and len(hrefs) == 2

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from streams.app import load_catalog
-from streams.settings import Settings
+from streams.settings import Settings, api_token_problem
 
 ROOT = Path(__file__).resolve().parents[2]
+TOKEN = "Yx3v9QeLr2mT8kWb1NcZ5pHd7sFg0aJu"
 
 
 def compose() -> dict[str, Any]:
@@ -31,16 +33,29 @@ def test_compose_runs_kafka_and_a_worker() -> None:
 def test_compose_worker_environment_is_valid_settings(monkeypatch: Any) -> None:
     env = compose()["services"]["worker"]["environment"]
     for key, value in env.items():
-        monkeypatch.setenv(key, str(value).replace("${WARROOM_API_TOKEN:-change-me}", "x"))
+        monkeypatch.setenv(key, re.sub(r"\$\{WARROOM_API_TOKEN[^}]*\}", TOKEN, str(value)))
     settings = Settings()
     assert settings.web_bind == "0.0.0.0"
+    assert api_token_problem(settings.api_token) is None
     mounted = compose()["services"]["worker"]["volumes"][0].split(":")[0]
     assert load_catalog(ROOT / mounted).services
 
 
+def test_compose_publishes_every_port_on_loopback_only() -> None:
+    """The broker speaks PLAINTEXT without authentication: published on all interfaces, anyone
+    on the network could write commands and detections."""
+    published = [p for s in compose()["services"].values() for p in s.get("ports", [])]
+    assert published and all(str(p).startswith("127.0.0.1:") for p in published), published
+
+
+def test_compose_requires_an_api_token_and_has_no_default() -> None:
+    """``${VAR:?message}``: compose refuses to start without it; no placeholder to forget."""
+    token = compose()["services"]["worker"]["environment"]["WARROOM_API_TOKEN"]
+    assert re.fullmatch(r"\$\{WARROOM_API_TOKEN:\?[^}]+\}", token), token
+
+
 def test_grafana_dashboard_queries_only_exported_metrics() -> None:
     import json
-    import re
 
     from streams.metrics import _COUNTERS
 

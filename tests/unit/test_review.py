@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from responders.lifecycle import on_detection
 from responders.review import build_review, follow_ups, render_review
@@ -278,3 +280,154 @@ def test_bad_timelines_are_refused_with_the_reason(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         render_review(events)
+
+
+# --- hostile text: names, notes and signals come from people and producers ------------------
+
+MARKDOWN_INJECTIONS = {
+    "link": "[click](https://evil.example/login)",
+    "image": "![x](https://evil.example/pixel.png)",
+    "autolink": "<https://evil.example/login>",
+    "bare-url": "see https://evil.example/login now",
+    "www": "see www.evil.com now",
+    "html": "<img src=x onerror=alert(1)><script>alert(1)</script>",
+    "backticks": "a` | `b",
+    "pipes": "a | b | c",
+    "escaped-bracket": "\\[click](https://evil.example/login)",
+    "reference": "x\n[click]: https://evil.example/login\n[click]",
+    "heading": "x\n# Owned\n",
+    "entity": "&lt;script&gt;",
+}
+
+
+def render_html(markdown: str) -> str:
+    """The review as a GitHub-like renderer shows it: CommonMark, tables and bare-URL links."""
+    from markdown_it import MarkdownIt
+
+    md = MarkdownIt("commonmark", {"linkify": True}).enable(["table", "linkify"])
+    return md.render(markdown)
+
+
+def rows(html_text: str) -> list[list[str]]:
+    """The text of each cell of each table row, as a reader sees it."""
+    import html
+    import re
+
+    return [
+        [
+            html.unescape(re.sub(r"<[^>]+>", "", c))
+            for c in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", row, flags=re.S)
+        ]
+        for row in re.findall(r"<tr>(.*?)</tr>", html_text, flags=re.S)
+    ]
+
+
+def hostile_timeline(text: str) -> list[IncidentEvent]:
+    """The usual timeline with ``text`` as a task, an actor's name, a note and a detection's
+    signal and why."""
+    events = timeline(why=text)
+    out = []
+    for e in events:
+        data = dict(e.data)
+        if e.kind is IncidentEventKind.TASK_DONE:
+            data["task"] = text
+        if e.kind is IncidentEventKind.NOTE and str(data.get("text", "")).startswith("TODO"):
+            data["text"] = f"TODO {text}"
+        if e.kind is IncidentEventKind.DETECTION_ATTACHED:
+            data["signal"] = text
+        actor = text if e.actor == "bob" else e.actor
+        out.append(e.model_copy(update={"data": data, "actor": actor}))
+    return out
+
+
+@pytest.mark.parametrize("text", MARKDOWN_INJECTIONS.values(), ids=MARKDOWN_INJECTIONS.keys())
+def test_hostile_text_renders_as_typed_and_never_as_markup(text: str) -> None:
+    review = build_review(hostile_timeline(text), chart_path="chart.svg")
+    html_text = render_html(review.markdown)
+    import re
+
+    # The only link target is the chart; no HTML, no heading, no code span comes from the text.
+    assert re.findall(r'(?:href|src)="([^"]*)"', html_text) == ["chart.svg"]
+    assert "<script" not in html_text and html_text.count("<img") == 1
+    assert html_text.count("<h1>") == 1 and "<h1>Owned" not in html_text
+    codes = re.findall(r"<code>(.*?)</code>", html_text, flags=re.S)
+    assert codes[0].startswith("inc-") and all(set(c) <= set("▁▂▃▄▅▆▇█") for c in codes[1:])
+    # Tables keep their columns; each cell shows exactly what was written.
+    shown = " ".join(text.split())
+    table = rows(html_text)
+    [person] = [r for r in table if r[0] == shown and r[2] == "-"]
+    [task] = [r for r in table if r[0] == shown and r[1] == "bob"]
+    [detection] = [r for r in table if len(r) > 1 and r[1] == shown]
+    assert len(person) == len(task) == 5 and len(detection) == 6
+    assert task[2] == shown and detection[5] == f"attached: {shown}"
+    assert [r for r in table if r[0] == "task"] == [
+        ["task", "owner", "done by", "at (UTC)", "took"]
+    ]
+    import html
+
+    visible = html.unescape(re.sub(r"<[^>]+>", "", html_text))
+    assert f"[ ] {shown} (noted by {shown}, #7)" in visible
+
+
+def test_an_incident_id_with_backticks_stays_one_code_span() -> None:
+    hostile_id = "inc`1 [x](https://evil.example)"
+    events = []
+    for e in timeline():
+        data = dict(e.data)
+        if "incident" in data:
+            data["incident"] = {**data["incident"], "id": hostile_id}
+        events.append(e.model_copy(update={"incident_id": hostile_id, "data": data}))
+    html_text = render_html(render_review(events))
+    assert 'href="' not in html_text
+    assert f"<code>{hostile_id}</code>" in html_text
+
+
+def _tags(html_text: str) -> set[str]:
+    import re
+
+    return set(re.findall(r"<([a-z][a-z0-9]*)", html_text))
+
+
+#: Pieces of Markdown and HTML syntax, so that random text often makes a link or a tag.
+SYNTAX = ["[", "]", "(", ")", "!", "`", "<", ">", "|", "\\", "&", "#", "*", "_", "\n", " ", "a",
+          ":", "/", "@", "https://evil.com", "www.evil.com", "<img src=x>", "&lt;",
+          "x@evil.com"]  # fmt: skip
+MARKDOWNISH = st.lists(st.sampled_from(SYNTAX), max_size=16).map("".join) | st.text(
+    st.characters(codec="utf-8"), max_size=60
+)
+
+
+@given(text=MARKDOWNISH)
+@settings(max_examples=300, deadline=None)
+def test_no_text_adds_markup_beyond_emphasis(text: str) -> None:
+    """Whatever a name, note or signal holds, the rendered review has the tags of an ordinary
+    one (emphasis aside), links only the chart, and shows one heading."""
+    import re
+
+    html_text = render_html(build_review(hostile_timeline(text), chart_path="chart.svg").markdown)
+    assert _tags(html_text) <= ORDINARY_TAGS | {"em", "strong"}, _tags(html_text) - ORDINARY_TAGS
+    assert re.findall(r'(?:href|src)="([^"]*)"', html_text) == ["chart.svg"]
+    assert html_text.count("<h1>") == 1
+
+
+ORDINARY_TAGS = _tags(render_html(build_review(timeline(), chart_path="chart.svg").markdown))
+
+
+CONTROLS = {
+    "terminal-link": (
+        "\x1b]8;;https://evil.example\x07click\x1b]8;;\x07",
+        "\\]8;;https\\://evil\\.example click \\]8;;",
+    ),
+    "clear-screen": ("ok\x1b[2J\x1b[Hall fine", "ok \\[2J \\[Hall fine"),
+    "bidi-override": ("deploy \u202edetaeler\u202c done", "deploy detaeler done"),
+    "nul-and-bell": ("a\x00b\x07c", "a b c"),
+}
+
+
+@pytest.mark.parametrize(("text", "shown"), CONTROLS.values(), ids=CONTROLS.keys())
+def test_a_review_holds_no_control_characters(text: str, shown: str) -> None:
+    """``warroom review`` prints the Markdown to a terminal: an escape sequence in a note could
+    draw a link or wipe the screen there, and a bidirectional override reorders what is read."""
+    markdown = build_review(hostile_timeline(text)).markdown
+    assert not any(c in markdown for c in "\x1b\x07\x00\u202e\u202c"), repr(markdown)
+    assert f"- [ ] {shown} (noted by" in markdown

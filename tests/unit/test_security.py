@@ -112,3 +112,69 @@ def test_the_password_is_never_in_reprs_or_dumps(monkeypatch: pytest.MonkeyPatch
     assert s.sasl_password is not None and s.sasl_password.get_secret_value() == SECRET
     for text in (repr(s), str(s), s.model_dump_json(), str(s.model_dump())):
         assert SECRET not in text
+
+
+# --- the API token: the worker refuses a default, known-weak or short one --------------------
+
+GOOD_TOKEN = "Yx3v9QeLr2mT8kWb1NcZ5pHd7sFg0aJu"
+
+
+@pytest.mark.parametrize(
+    ("token", "problem"),
+    [
+        (None, None),  # no token: writes are refused (403), reads work
+        (GOOD_TOKEN, None),
+        ("0f1e2d3c4b5a69788796a5b4c3d2e1f0", None),  # uuid4().hex, as the tests' harness makes
+        ("change-me", "9 characters, at least 32 are needed"),
+        ("", "0 characters, at least 32 are needed"),
+        (GOOD_TOKEN[:31], "31 characters, at least 32 are needed"),
+        ("change-me-" + GOOD_TOKEN, "it holds a placeholder word"),
+        ("CHANGE_ME" + GOOD_TOKEN, "it holds a placeholder word"),
+        ("my-Super-Secret-api-token-for-prod", "it holds a placeholder word"),
+        ("a" * 64, "only 1 different characters"),
+        ("0123" * 10, "only 4 different characters"),
+    ],
+    ids=["none", "random", "uuid-hex", "compose-default", "empty", "short", "placeholder",
+         "placeholder-case", "secret-word", "one-character", "four-characters"],
+)  # fmt: skip
+def test_weak_api_tokens_are_named_and_refused(token: str | None, problem: str | None) -> None:
+    from pydantic import SecretStr
+
+    from streams.settings import api_token_problem
+
+    said = api_token_problem(None if token is None else SecretStr(token))
+    if problem is None:
+        assert said is None
+        return
+    assert said is not None and "\n" not in said
+    assert said.startswith("WARROOM_API_TOKEN is too weak: ") and problem in said
+    assert "secrets.token_urlsafe(32)" in said
+    assert token is None or not token or token not in said  # the secret is never printed
+
+
+def test_the_worker_refuses_to_start_with_a_weak_token(tmp_path: Path) -> None:
+    """One line on stderr and exit status 2, before any connection to Kafka (none listens on
+    the port it is given)."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WARROOM_")}
+    env |= {"WARROOM_API_TOKEN": "change-me", "WARROOM_BOOTSTRAP_SERVERS": f"127.0.0.1:{port}",
+            "WARROOM_DATA_DIR": str(tmp_path / "data")}  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "worker"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("warroom worker: WARROOM_API_TOKEN is too weak: 9 characters")

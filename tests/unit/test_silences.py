@@ -143,3 +143,69 @@ def test_a_silence_ends_at_its_earliest_end_and_is_forgotten_a_retention_later()
     assert not forgettable(silence(), T0 + 2 * hour - timedelta(seconds=1), 3600.0, {})
     assert forgettable(silence(), T0 + 2 * hour, 3600.0, {})
     assert not forgettable(silence(), T0 + 1000 * hour, 0.0, {})  # 0 keeps every silence
+
+
+# --- regular expressions: linear time, checked and cost-capped on creation -------------------
+
+HOSTILE = "a" * 50_000
+
+
+@pytest.mark.timeout(20)  # Python's re backtracks for longer than the age of the universe here
+@pytest.mark.parametrize(
+    ("pattern", "value", "muted"),
+    [
+        ("(a+)+", HOSTILE + "!", False),
+        ("(a+)+", HOSTILE, True),
+        ("(a|aa)*b", HOSTILE, False),
+        ("(a*)*$", HOSTILE + "b", False),
+        ("(.*a){12}", HOSTILE[:3000] + "b", False),
+        ("([a-z]+)*x", HOSTILE, False),
+    ],
+    ids=["nested-plus", "nested-plus-matches", "alternation", "star-star", "counted", "class"],
+)
+def test_pathological_patterns_run_in_linear_time(pattern: str, value: str, muted: bool) -> None:
+    s = silence(matchers=[{"name": "region", "value": pattern, "regex": True}])
+    found = silenced_by(detection(labels={"region": value}), [s], T0 + timedelta(minutes=1))
+    assert (found is not None) is muted
+
+
+@pytest.mark.parametrize(
+    ("pattern", "value", "matches"),
+    [
+        ("api", "api", True),
+        ("ap", "api", False),  # anchored at both ends, like Alertmanager's =~
+        ("p.", "api", False),
+        ("a|api", "api", True),
+        ("a|ap", "api", False),
+        ("(?i)API", "api", True),
+        ("a[a-z]{1,2}", "api", True),
+        ("", "api", False),
+        (".*", "", True),
+        ("caf.", "café", True),  # one character, not one byte
+    ],
+    ids=["literal", "prefix", "infix", "alternation", "alternation-part", "flags", "counted",
+         "empty", "empty-value", "unicode"],
+)  # fmt: skip
+def test_regex_matchers_match_the_whole_value(pattern: str, value: str, matches: bool) -> None:
+    s = silence(matchers=[{"name": "region", "value": pattern, "regex": True}])
+    found = silenced_by(detection(labels={"region": value}), [s], T0 + timedelta(minutes=1))
+    assert (found is not None) is matches
+
+
+@pytest.mark.parametrize(
+    ("pattern", "error"),
+    [
+        ("(?=a)a", "not a regular expression RE2 accepts: invalid perl operator: (?="),
+        ("(a)\\1", "not a regular expression RE2 accepts: invalid escape sequence: \\1"),
+        ("(", "not a regular expression RE2 accepts: missing ): ("),
+        ("[^x]{1000}", "too costly a regular expression: it compiles to 8004 instructions"),
+        ("(a{1000}){1000}", "invalid repetition size"),
+        ("a" * 1001, "value: String should have at most 1000 characters"),
+    ],
+    ids=["lookahead", "backreference", "syntax", "too-costly", "repetition", "too-long"],
+)
+def test_patterns_the_engine_refuses_are_refused_on_creation(pattern: str, error: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        silence(matchers=[{"name": "service", "value": pattern, "regex": True}])
+    said = format_errors(caught.value)
+    assert said.startswith("matchers.0") and error in said, said
