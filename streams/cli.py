@@ -262,6 +262,17 @@ def parser() -> argparse.ArgumentParser:
         action="store_false",
         help="skip the row of river's Half-Space Trees as shipped (measured in the same run)",
     )
+    nab.add_argument(
+        "--cv",
+        action="store_true",
+        help="also score leaving out each NAB category in turn, every choice made on the others",
+    )
+    nab.add_argument(
+        "--grid",
+        default="{}",
+        help="with --cv: parameter values to choose from (JSON object of name to list), "
+        "chosen per left-out category on the others",
+    )
     nab.set_defaults(func=_bench)
     loghub = bench_sub.add_parser("loghub", help="log template mining accuracy on Loghub-2k")
     loghub.add_argument("--root", default="../shared/loghub", help="Loghub-2k systems")
