@@ -139,6 +139,10 @@ def _bench(args: argparse.Namespace) -> int:
         from streams.bench.seasonal import main as seasonal_main
 
         return seasonal_main(args)
+    if args.bench == "obvious":
+        from streams.bench.obvious import main as obvious_main
+
+        return obvious_main(args)
     print(f"warroom bench: unknown benchmark {args.bench!r}", file=sys.stderr)
     return 2
 
@@ -296,6 +300,13 @@ def parser() -> argparse.ArgumentParser:
 
     seasonal_arguments(seasonal)
     seasonal.set_defaults(func=_bench)
+    obvious = bench_sub.add_parser(
+        "obvious", help="anomalies nobody would miss on simple series, with an EWMA baseline"
+    )
+    from streams.bench.obvious import add_arguments as obvious_arguments
+
+    obvious_arguments(obvious)
+    obvious.set_defaults(func=_bench)
 
     api_help = "the worker's HTTP API (default http://127.0.0.1:8080)"
     review = sub.add_parser("review", help="an incident's post-incident review (Markdown)")
