@@ -75,7 +75,7 @@ def test_detector_params_reach_every_measurement(
 ) -> None:
     _corpus(tmp_path)
     sizes = {}
-    for params in ("{}", '{"scales": [], "day_parts": 0}'):
+    for params in ("{}", '{"scales": [], "day_parts": 0, "deviation": 0}'):
         args = argparse.Namespace(
             root=str(tmp_path), detector=["tolerant_novelty"], detector_params=params,
             baseline=False,
@@ -84,9 +84,9 @@ def test_detector_params_reach_every_measurement(
         summary = json.loads(capsys.readouterr().out.splitlines()[-1])
         assert summary["detector_params"] == json.loads(params)
         sizes[params] = summary["detectors"]["tolerant_novelty"]["state_json_bytes"]
-    # One memory instead of three, none by time of day: the state measured is the configured
-    # detector's.
-    assert sizes['{"scales": [], "day_parts": 0}'] * 2 < sizes["{}"]
+    # One memory instead of three, none by time of day, no deviation arm: the state measured
+    # is the configured detector's.
+    assert sizes['{"scales": [], "day_parts": 0, "deviation": 0}'] * 2 < sizes["{}"]
 
 
 @pytest.mark.parametrize(
