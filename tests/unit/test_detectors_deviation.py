@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detectors.transition import TolerantNovelty, TolerantNoveltyBatch
+from detectors.transition import WHY_DEVIATION, TolerantNovelty, TolerantNoveltyBatch
 
 THRESHOLD = TolerantNovelty.threshold
 
@@ -89,3 +89,24 @@ def test_a_version_5_state_restores_warm_with_a_fresh_deviation_arm() -> None:
     # A fresh arm learns before it scores: the next ordinary point is not news.
     assert restored.score_one(float(_walk(1, 401)[-1]), 400 * 60.0) < THRESHOLD
     assert restored.to_state()["state"]["zcount"] == 0
+
+
+def test_a_detection_of_the_arm_says_so() -> None:
+    # A x5 spike while the memories rest from an alert of their own: the arm's score.
+    for seed in range(6):
+        batch = TolerantNoveltyBatch(1)
+        walk = _walk(seed)
+        alert = None
+        for t, v in enumerate(walk.tolist()):
+            [score] = batch.score_learn_many(np.array([v]), np.array([60.0 * t]))
+            if t > 300 and score >= THRESHOLD:
+                alert = t
+                break
+        if alert is None:
+            continue
+        spike = walk[alert + 1] * 5.0
+        [score] = batch.score_learn_many(np.array([spike]), np.array([60.0 * (alert + 1)]))
+        assert score >= 0.5 and batch.last_why[0] == WHY_DEVIATION
+        assert "further from the series' level" in str(batch.explain(WHY_DEVIATION, 0.0))
+        return
+    pytest.fail("no seed gave an alert to rest from")
