@@ -199,16 +199,18 @@ def _deviation(
     c = zcount[r]
     m, d = zmean[r], zdev[r]
     scale = max(d, max(rel_floor * abs(m), abs_floor))
-    z = abs(x - m) / scale if c > 0 else 0.0
-    need = max(fire, margin * zmax[r])
+    # Distances, not ratios: a division only where the largest recent deviation grows.
+    dist = abs(x - m)
+    bar = max(fire, margin * zmax[r]) * scale
     score = 0.0
-    if c >= Z_WARMUP and zrest[r] == 0 and z >= need:
-        score = 1.0 - 0.5 * need / z
+    if c >= Z_WARMUP and zrest[r] == 0 and dist >= bar:
+        score = 1.0 - 0.5 * bar / dist
     if not learn:
         return score
     if c >= Z_TRACK:
         # Alerts count too: a deviation the series has made is less news the next time.
-        zmax[r] = max(zmax[r] * Z_DECAY, z)
+        decayed = zmax[r] * Z_DECAY
+        zmax[r] = dist / scale if dist > decayed * scale else decayed
     if c == 0:
         zmean[r] = x
     elif zrest[r] > 0 or score > 0.0:
