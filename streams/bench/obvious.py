@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from detectors.registry import DEFAULT_DETECTOR, make_batch
+from detectors.registry import DEFAULT_DETECTOR, DETECTORS, make_batch
 from streams.bench import (
     add_detector_choice,
     chosen_detectors,
@@ -192,9 +192,12 @@ def missed(c: Case, scores: Floats) -> int:
     )
 
 
-def evaluate(scorer: Scorer, series: int, seed: int) -> dict[str, dict[str, Any]]:
+def evaluate(
+    scorer: Scorer, series: int, seed: int, threshold: float = FOUND
+) -> dict[str, dict[str, Any]]:
     """Per shape: anomalies missed by kind (of ``series`` each) and clean points scoring
-    ``FOUND`` or more per million (from ``WARMUP`` on)."""
+    ``FOUND`` or more per million (from ``WARMUP`` on); also those reaching ``threshold`` (a
+    detector's own, where the worker alerts) as ``clean_alerts``."""
     out: dict[str, dict[str, Any]] = {}
     for shape in SHAPES:
         figures: dict[str, Any] = {"missed": {}}
@@ -206,6 +209,7 @@ def evaluate(scorer: Scorer, series: int, seed: int) -> dict[str, dict[str, Any]
                 figures["clean_high"] = high
                 figures["clean_points"] = scores[:, WARMUP:].size
                 figures["clean_per_million"] = 1e6 * high / scores[:, WARMUP:].size
+                figures["clean_alerts"] = int((scores[:, WARMUP:] >= threshold).sum())
             else:
                 figures["missed"][kind] = missed(c, scores)
         out[shape] = figures
@@ -239,19 +243,23 @@ def main(args: argparse.Namespace) -> int:
     width = max(len(BASELINE), *(len(detector_label(n)) for n in names))
     print(f"{'shape':<12} {'detector':<{width}} " + " ".join(f"{k:>8}" for k in _COLUMNS)
           + f" {'clean':>6} {'per_M':>9}")  # fmt: skip
-    runs: list[tuple[str, str, Scorer]] = [
-        (n, detector_label(n), detector_scorer(n, params)) for n in names
+    runs: list[tuple[str, str, Scorer, float]] = [
+        (n, detector_label(n), detector_scorer(n, params), float(DETECTORS[n].threshold))
+        for n in names
     ]
-    runs.append((BASELINE, BASELINE, ewma_z_baseline))
+    runs.append((BASELINE, BASELINE, ewma_z_baseline, FOUND))
     results: dict[str, dict[str, Any]] = {}
-    for key, _, scorer in runs:
+    for key, _, scorer, threshold in runs:
         started = time.perf_counter()
-        shapes = evaluate(scorer, args.series, args.seed)
+        shapes = evaluate(scorer, args.series, args.seed, threshold)
         elapsed = time.perf_counter() - started
         total_missed = sum(sum(f["missed"].values()) for f in shapes.values())
         high = sum(f["clean_high"] for f in shapes.values())
         points = sum(f["clean_points"] for f in shapes.values())
+        alerts = sum(f["clean_alerts"] for f in shapes.values())
         results[key] = {
+            "threshold": threshold,
+            "clean_alerts_per_million": round(1e6 * alerts / points, 1),
             "missed": total_missed,
             "cases": sum(len(f["missed"]) for f in shapes.values()) * args.series,
             "clean_high": high,
@@ -260,13 +268,14 @@ def main(args: argparse.Namespace) -> int:
             "shapes": shapes,
         }
     for shape in SHAPES:
-        for key, label, _ in runs:
+        for key, label, *_ in runs:
             print(_row(shape, label, width, results[key]["shapes"][shape], args.series))
-    for key, label, _ in runs:
+    for key, label, *_ in runs:
         r = results[key]
         print(f"{'all':<12} {label:<{width}} missed {r['missed']}/{r['cases']}, clean points "
-              f">= {FOUND}: {r['clean_high']} ({r['clean_per_million']} per million), "
-              f"{r['seconds']} s")  # fmt: skip
+              f">= {FOUND}: {r['clean_high']} ({r['clean_per_million']} per million; "
+              f">= its threshold {r['threshold']:g}: {r['clean_alerts_per_million']} per "
+              f"million), {r['seconds']} s")  # fmt: skip
     print(json.dumps({"series": args.series, "seed": args.seed, "machine": host,
                       "detector_params": params, "detectors": results}))  # fmt: skip
     return 0

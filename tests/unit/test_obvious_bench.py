@@ -96,6 +96,14 @@ def test_a_bad_detector_fails_it(
         assert figures["clean_per_million"] == per_million
 
 
+def test_clean_alerts_count_at_the_detectors_own_threshold() -> None:
+    # Scores of 0.4 everywhere: under 0.5, but an alert for a detector whose threshold is 0.33.
+    report = evaluate(lambda c: np.full(c.values.shape, 0.4), series=2, seed=1, threshold=0.33)
+    for figures in report.values():
+        assert figures["clean_high"] == 0
+        assert figures["clean_alerts"] == figures["clean_points"] == 2 * (LENGTH - WARMUP)
+
+
 def test_the_ewma_baseline_catches_a_spike_on_a_flat_line_and_not_noise() -> None:
     spike = case("flat", "spike", series=3, seed=2)
     scores = ewma_z_baseline(spike)
@@ -112,6 +120,8 @@ def test_the_bench_prints_a_row_per_shape_and_detector_and_one_json_line(
     assert lines[1].startswith("machine: ")
     summary = json.loads(lines[-1])
     assert set(summary["detectors"]) == {"ewma", "ewma_z5 (baseline)"}
+    assert summary["detectors"]["ewma"]["threshold"] == 0.5
+    assert summary["detectors"]["ewma"]["clean_alerts_per_million"] >= 0.0
     for figures in summary["detectors"].values():
         assert set(figures["shapes"]) == set(SHAPES)
         assert figures["cases"] == sum(len(KINDS[s]) - 1 for s in SHAPES) * 3
