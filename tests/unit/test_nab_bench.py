@@ -179,3 +179,19 @@ def test_cv_of_one_category_is_a_clear_error(
     _corpus(tmp_path)
     assert main(_cv_args(tmp_path)) == 2
     assert "at least two categories" in capsys.readouterr().err
+
+
+def test_the_command_line_takes_cv_and_grid(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from streams.cli import main as cli
+
+    _two_categories(tmp_path)
+    command = ["bench", "nab", "--root", str(tmp_path), "--detector", "tolerant_novelty",
+               "--no-baseline", "--cv", "--grid", '{"warmup": [30, 60]}']  # fmt: skip
+    assert cli(command) == 0
+    summary = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert len(summary["cv"]["grid"]) == 2
+    # A grid is chosen per left-out category: without --cv there is nothing to choose it on.
+    assert cli(command[:-3] + command[-2:]) == 2
+    assert "--grid is for --cv" in capsys.readouterr().err
