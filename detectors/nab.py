@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from numpy.typing import NDArray
@@ -105,7 +106,16 @@ class _Weights:
 
 
 def _row_weights(file: LabelledFile, profile: CostProfile, window_offset: int) -> _Weights:
-    """What a detection on each row of ``file`` would be worth under ``profile``."""
+    """What a detection on each row of ``file`` would be worth under ``profile``, its windows
+    numbered from ``window_offset``."""
+    own = _file_weights(file, profile)
+    return _Weights(own.weight, np.where(own.window >= 0, own.window + window_offset, own.window))
+
+
+@lru_cache(maxsize=1024)
+def _file_weights(file: LabelledFile, profile: CostProfile) -> _Weights:
+    """``_row_weights`` with windows numbered from 0, computed once per file and profile (a
+    cross-validated score asks for the same file many times). Callers never write to it."""
     n = file.n_rows
     weight = np.empty(n, dtype=np.float64)
     window = np.full(n, _NO_WINDOW, dtype=np.int64)
@@ -119,10 +129,11 @@ def _row_weights(file: LabelledFile, profile: CostProfile, window_offset: int) -
         for i in range(start, end + 1):
             position = -(end - i + 1) / width
             weight[i] = scaled_sigmoid(position) * profile.tp_weight / max_tp
-            window[i] = window_offset + k
+            window[i] = k
         prev_end, prev_width, cursor = end, width, end + 1
     _fill_outside(weight, cursor, n, prev_end, prev_width, profile)
     window[: math.ceil(probation_rows(n))] = _PROBATION
+    weight.flags.writeable = window.flags.writeable = False
     return _Weights(weight, window)
 
 
@@ -284,3 +295,78 @@ def score_corpus(
         false_positives=sum(r.false_positives for r in results),
         files=results,
     )
+
+
+def file_groups(files: Sequence[LabelledFile]) -> list[str]:
+    """Each file's category: the folder its name starts with (NAB's seven, such as
+    ``realTraffic``), empty for a file outside any folder."""
+    return [f.name.split("/", 1)[0] if "/" in f.name else "" for f in files]
+
+
+@dataclass(frozen=True)
+class FoldResult:
+    """One left-out category, scored with the choice and threshold the others made."""
+
+    group: str
+    choice: int
+    threshold: float
+    raw: float
+    windows: int
+    found: int
+    false_positives: int
+
+
+@dataclass(frozen=True)
+class CrossValidated:
+    """A leave-one-category-out score: the left-out categories' totals, normalized as the
+    corpus score is (same null and perfect totals), so the two compare directly."""
+
+    profile: str
+    raw: float
+    null: float
+    perfect: float
+    score: float
+    folds: tuple[FoldResult, ...]
+
+
+def cross_validate(
+    files: Sequence[LabelledFile],
+    groups: Sequence[str],
+    candidates: Sequence[Sequence[NDArray[np.float64]]],
+    profile: CostProfile,
+) -> CrossValidated:
+    """Leave one category out: for each category, the choice among ``candidates`` (score
+    arrays of every file, one set per parameter choice) and the threshold are those that
+    maximize the total of the other categories, and the category is scored with them.
+
+    The files are scored once per choice; each fold only re-thresholds them. Ties go to the
+    first choice and, as in ``score_corpus``, the highest threshold.
+    """
+    names = sorted(set(groups))
+    if len(names) < 2:
+        raise ValueError("cross-validation needs files of at least two categories")
+    if not candidates:
+        raise ValueError("no candidate scores")
+    whole = score_corpus(files, candidates[0], profile)
+    folds = []
+    for name in names:
+        train = [i for i, g in enumerate(groups) if g != name]
+        test = [i for i, g in enumerate(groups) if g == name]
+        fits = [
+            score_corpus([files[i] for i in train], [c[i] for i in train], profile)
+            for c in candidates
+        ]
+        choice = max(range(len(fits)), key=lambda k: (fits[k].raw, -k))
+        threshold = fits[choice].threshold
+        held = score_corpus(
+            [files[i] for i in test], [candidates[choice][i] for i in test], profile, threshold
+        )
+        folds.append(
+            FoldResult(
+                name, choice, threshold, held.raw, held.windows, held.found, held.false_positives
+            )
+        )
+    raw = sum(f.raw for f in folds)
+    span = whole.perfect - whole.null
+    score = 100.0 * (raw - whole.null) / span if span > 0 else 0.0
+    return CrossValidated(profile.name, raw, whole.null, whole.perfect, score, tuple(folds))

@@ -56,6 +56,16 @@ MAX_DAY_PARTS = 24
 DAY_S, HOUR_S = 86400.0, 3600.0
 #: The ``why`` of a score that the memory of values by time of day gave.
 WHY_HOUR = 100
+#: The ``why`` of a score that ``TolerantNoveltyBatch``'s deviation arm gave.
+WHY_DEVIATION = 101
+#: The deviation arm: points it learns before it scores; its level's and typical deviation's
+#: weight (a plain mean before ``1 / Z_ALPHA`` points); a deviation counts at most ``Z_CLIP``
+#: typical deviations when learned; the largest recent deviation decays by ``Z_DECAY`` a point
+#: (half-life about 1,400 points) and is tracked from ``Z_TRACK`` points; while the arm rests
+#: after an alert its level follows the series with weight ``Z_REST_ALPHA``.
+#: Its rest is at most ``Z_REST_MAX`` points (it is kept in 16 bits).
+Z_WARMUP, Z_ALPHA, Z_CLIP, Z_DECAY, Z_TRACK, Z_REST_ALPHA = 100, 0.02, 3.0, 0.9995, 30, 0.2
+Z_REST_MAX = 32767
 #: Bytes of one grid's memory: successors (a bit per level) of the empty context, of each
 #: level, of each pair of levels.
 _MEMORY = 1 + LEVELS + LEVELS * LEVELS
@@ -172,6 +182,54 @@ def _hours_matter(words: Any, reach: int) -> bool:
     return bool(common == np.uint64(0))
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _deviation(
+    r: int, x: float, learn: bool, zmean: Any, zdev: Any, zmax: Any, zcount: Any, zrest: Any,
+    fire: float, margin: float, rel_floor: float, abs_floor: float, rest_period: int,
+) -> float:  # fmt: skip
+    """The deviation arm's score of ``x`` for series ``r`` (learned, with ``learn``).
+
+    ``z`` is the distance from the series' robust level in typical absolute deviations (both
+    exponentially weighted, each learned step clipped). It scores, from 0.5 up, once ``z``
+    reaches ``fire`` and ``margin`` times the largest ``z`` seen lately: far beyond anything
+    the series' own noise has done, whatever its tails. Then the arm rests ``rest_period``
+    points while its level follows the series quickly (to a shifted level, or back after a
+    spike), and what it knew of the deviations is kept.
+    """
+    c = zcount[r]
+    m, d = zmean[r], zdev[r]
+    scale = max(d, max(rel_floor * abs(m), abs_floor))
+    # Distances, not ratios: a division only where the largest recent deviation grows.
+    dist = abs(x - m)
+    bar = max(fire, margin * zmax[r]) * scale
+    score = 0.0
+    if c >= Z_WARMUP and zrest[r] == 0 and dist >= bar:
+        score = 1.0 - 0.5 * bar / dist
+    if not learn:
+        return score
+    if c >= Z_TRACK:
+        # Alerts count too: a deviation the series has made is less news the next time.
+        decayed = zmax[r] * Z_DECAY
+        zmax[r] = dist / scale if dist > decayed * scale else decayed
+    if c == 0:
+        zmean[r] = x
+    elif zrest[r] > 0 or score > 0.0:
+        zmean[r] = m + Z_REST_ALPHA * (x - m)
+    else:
+        a = max(Z_ALPHA, 1.0 / (c + 1))
+        step = x - m
+        if c >= Z_TRACK:
+            step = min(max(step, -Z_CLIP * scale), Z_CLIP * scale)
+        zmean[r] = m + a * step
+        zdev[r] = d + a * (abs(step) - d)
+    if score > 0.0:
+        zrest[r] = min(rest_period, Z_REST_MAX)
+    elif zrest[r] > 0:
+        zrest[r] -= 1
+    zcount[r] = min(c + 1, Z_WARMUP)
+    return score
+
+
 @numba.njit(cache=True, nogil=True)
 def _levels(x: float, lo: float, span: float, shift: float, out: Any) -> None:
     """The level of ``x`` in each grid: grid ``g`` is shifted down by ``g * shift``."""
@@ -229,7 +287,8 @@ def _observe(
     abs_floor: float, novelty_alpha: float, tolerance: float, step_alpha: float,
     step_clip: float, records: bool, scales: Any, sums: Any, rested: Any,
     daily: Any, daily_rate: Any, clock: Any, pending: Any, parts: int, daily_after: int,
-    day_offset: float, out: Any, why: Any,
+    day_offset: float, zmean: Any, zdev: Any, zmax: Any, zcount: Any, zrest: Any,
+    deviation: float, deviation_margin: float, out: Any, why: Any,
 ) -> None:  # fmt: skip
     """Score ``values[i]`` of series ``rows[i]`` in turn into ``out`` and, with ``learn``, learn
     each before the next. Without ``learn`` nothing changes (rows should then be distinct).
@@ -255,8 +314,13 @@ def _observe(
     That novelty times one minus its own recent rate (``daily_rate``) scores as the point's own
     does. A value seen only an hour away waits in ``pending`` until its part ends.
 
+    With ``deviation`` above 0 (``zmean`` to ``zrest``: one entry per series), the deviation
+    arm (``_deviation``) scores each point too, and the point scores the higher of the two: the
+    memories' rest does not hold the arm back, and an alert of the arm rests the memories.
+
     ``why[i]`` says which memory gave ``out[i]``: 0 none, ``1 + m`` memory row ``m`` (the point
-    itself, then each scale), ``WHY_HOUR`` the values by time of day.
+    itself, then each scale), ``WHY_HOUR`` the values by time of day, ``WHY_DEVIATION`` the
+    deviation arm.
     """
     grids = seen.shape[1]
     words = daily.shape[1]
@@ -454,6 +518,17 @@ def _observe(
                 q = rest_period
             if learn:
                 rested[rows[i]] = q
+        if deviation > 0.0:
+            z_score = _deviation(
+                rows[i], values[i], learn, zmean, zdev, zmax, zcount, zrest, deviation,
+                deviation_margin, rel_floor, abs_floor, rest_period,
+            )  # fmt: skip
+            if z_score > best:
+                best, best_why = z_score, WHY_DEVIATION
+                if learn and stride > 1:
+                    rested[rows[i]] = rest_period
+                elif learn:
+                    quiet[rows[i]] = own_rest
         out[i] = best
         why[i] = best_why if best > 0.0 else 0
 
@@ -493,6 +568,10 @@ class TransitionNoveltyBatch(BatchDetector):
     day_after: int = 7
     weekends: bool = False
     utc_offset_h: float = 0.0
+    #: The deviation arm's least distance to fire, in typical deviations (0: no arm here; see
+    #: ``TolerantNoveltyBatch``), and how many times the largest recent one it must be.
+    deviation: float = 0.0
+    deviation_margin: float = 5.0
 
     def __init__(
         self,
@@ -549,6 +628,15 @@ class TransitionNoveltyBatch(BatchDetector):
         self._clock = np.full(n if parts else 0, -1, dtype=np.int32)
         # Values of the current part seen only an hour away, learned when the part ends.
         self._pending = np.zeros(n if parts else 0, dtype=np.uint64)
+        # The deviation arm: level, typical deviation, largest recent deviation, points
+        # learned (up to its warm-up) and rest.
+        # 19 bytes a series: the scales in single precision, the count up to ``Z_WARMUP``.
+        arm = n if self.deviation > 0.0 else 0
+        self._zmean = np.zeros(arm)
+        self._zdev = np.zeros(arm, dtype=np.float32)
+        self._zmax = np.zeros(arm, dtype=np.float32)
+        self._zcount = np.zeros(arm, dtype=np.uint8)
+        self._zrest = np.zeros(arm, dtype=np.int16)
         #: Which memory gave each score of the last call (see ``explain``); not state.
         self.last_why: NDArray[np.int8] = np.zeros(0, dtype=np.int8)
 
@@ -607,7 +695,9 @@ class TransitionNoveltyBatch(BatchDetector):
             self.abs_floor, self.novelty_alpha, *self._tolerance(),
             self._scale_lengths, self._sums, self._rested,
             self._daily, self._daily_rate, self._clock, self._pending, self.day_parts,
-            self.day_after, self.utc_offset_h * HOUR_S, out, why,
+            self.day_after, self.utc_offset_h * HOUR_S,
+            self._zmean, self._zdev, self._zmax, self._zcount, self._zrest,
+            self.deviation, self.deviation_margin, out, why,
         )  # fmt: skip
         return out
 
@@ -624,6 +714,11 @@ class TransitionNoveltyBatch(BatchDetector):
         if 2 <= why <= 1 + len(self.scales):
             k = self.scales[why - 2]
             return f"the mean of the last {k} points: never seen in this series"
+        if why == WHY_DEVIATION:
+            return (
+                "the value: many times further from the series' level than its own "
+                "deviations lately"
+            )
         if why == WHY_HOUR and self.day_parts:
             # The word the kernel used: the part of the day, counted on from day_parts at
             # weekends.
@@ -721,12 +816,23 @@ class TolerantNoveltyBatch(TransitionNoveltyBatch):
     ``day_after`` days have begun and the time of day plainly matters: no fine level has values
     within the tolerance of it in every part. Its novelty, times one minus its own
     recent rate, scores as the point's own does.
+
+    A memory of what was seen forgets nothing and rests after each alert, so a series that
+    keeps setting records (a random walk) alerts on them and, resting, misses a x5 spike that
+    follows. A second learner of another kind watches beside it: a deviation arm that
+    measures each value's distance from the series' robust level (exponentially weighted,
+    steps clipped) in the series' own typical absolute deviations, and scores, from 0.5 up,
+    only a distance of at least ``deviation`` of them and ``deviation_margin`` times the
+    largest one seen lately (a decayed maximum): far beyond anything the series' own noise has
+    done, whatever its tails. A point scores the higher of the two; the arm does not rest
+    with the memories, and an alert of either rests both. ``deviation=0`` turns it off.
     """
 
     name: ClassVar[str] = "tolerant_novelty"
-    state_version: ClassVar[int] = 5
-    #: State of version 4 lacks the memory by time of day, which starts empty.
-    reads_versions: ClassVar[tuple[int, ...]] = (4,)
+    state_version: ClassVar[int] = 6
+    #: State of version 4 lacks the memory by time of day, and of 4 and 5 the deviation arm:
+    #: those start empty.
+    reads_versions: ClassVar[tuple[int, ...]] = (4, 5)
     #: One of the three sequence lengths new, with the memory right 99% of the time lately.
     threshold: ClassVar[float] = 0.33
     for_points: ClassVar[int] = 1
@@ -752,7 +858,11 @@ class TolerantNoveltyBatch(TransitionNoveltyBatch):
         day_after: int = 7,
         weekends: bool = True,
         utc_offset_h: float = 0.0,
+        deviation: float = 6.0,
+        deviation_margin: float = 5.0,
     ) -> None:
+        if deviation < 0.0 or deviation_margin < 1.0:
+            raise ValueError("deviation must be >= 0 (0: no arm) and deviation_margin >= 1")
         if tolerance < 0.0 or not 0.0 < step_alpha <= 1.0 or step_clip <= 0.0:
             raise ValueError("tolerance must be >= 0, step_alpha in (0, 1], step_clip > 0")
         scales = tuple(scales)
@@ -771,6 +881,7 @@ class TolerantNoveltyBatch(TransitionNoveltyBatch):
         self.scales = scales
         self.day_parts, self.day_after, self.weekends = day_parts, day_after, weekends
         self.utc_offset_h = utc_offset_h
+        self.deviation, self.deviation_margin = deviation, deviation_margin
         super().__init__(
             n,
             grids=grids,
@@ -797,6 +908,8 @@ class TolerantNoveltyBatch(TransitionNoveltyBatch):
             "day_after": self.day_after,
             "weekends": self.weekends,
             "utc_offset_h": self.utc_offset_h,
+            "deviation": self.deviation,
+            "deviation_margin": self.deviation_margin,
         }
 
     def arrays(self) -> dict[str, NDArray[Any]]:
@@ -807,6 +920,14 @@ class TolerantNoveltyBatch(TransitionNoveltyBatch):
                 "daily_rate": self._daily_rate,
                 "clock": self._clock,
                 "pending": self._pending,
+            }
+        if self.deviation > 0.0:
+            out |= {
+                "zmean": self._zmean,
+                "zdev": self._zdev,
+                "zmax": self._zmax,
+                "zcount": self._zcount,
+                "zrest": self._zrest,
             }
         return out
 

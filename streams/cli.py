@@ -153,6 +153,10 @@ def _bench(args: argparse.Namespace) -> int:
         from streams.bench.seasonal import main as seasonal_main
 
         return seasonal_main(args)
+    if args.bench == "obvious":
+        from streams.bench.obvious import main as obvious_main
+
+        return obvious_main(args)
     print(f"warroom bench: unknown benchmark {args.bench!r}", file=sys.stderr)
     return 2
 
@@ -307,6 +311,17 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         action="store_false",
         help="skip the row of river's Half-Space Trees as shipped (measured in the same run)",
     )
+    nab.add_argument(
+        "--cv",
+        action="store_true",
+        help="also score leaving out each NAB category in turn, every choice made on the others",
+    )
+    nab.add_argument(
+        "--grid",
+        default="{}",
+        help="with --cv: parameter values to choose from (JSON object of name to list), "
+        "chosen per left-out category on the others",
+    )
     nab.set_defaults(func=_bench)
     loghub = bench_sub.add_parser("loghub", help="log template mining accuracy on Loghub-2k")
     loghub.add_argument("--root", default="../shared/loghub", help="Loghub-2k systems")
@@ -333,6 +348,13 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
         seasonal_arguments(seasonal)
     seasonal.set_defaults(func=_bench)
+    obvious = bench_sub.add_parser(
+        "obvious", help="anomalies nobody would miss on simple series, with an EWMA baseline"
+    )
+    from streams.bench.obvious import add_arguments as obvious_arguments
+
+    obvious_arguments(obvious)
+    obvious.set_defaults(func=_bench)
 
     api_help = "the worker's HTTP API (default http://127.0.0.1:8080)"
     review = sub.add_parser("review", help="an incident's post-incident review (Markdown)")

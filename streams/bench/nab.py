@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import json
 import sys
 import time
@@ -15,7 +16,16 @@ import numpy as np
 from numpy.typing import NDArray
 
 from detectors.bank import recommended_policy
-from detectors.nab import LabelledFile, profiles_from_config, score_corpus, window_rows
+from detectors.nab import (
+    CostProfile,
+    CrossValidated,
+    LabelledFile,
+    cross_validate,
+    file_groups,
+    profiles_from_config,
+    score_corpus,
+    window_rows,
+)
 from detectors.registry import DEFAULT_DETECTOR, DETECTORS, make_batch
 from streams.backtest import parse_time
 from streams.bench import chosen_detectors, detector_label, machine, machine_line
@@ -163,6 +173,51 @@ def state_bytes(name: str, corpus: list[Series], params: dict[str, Any] | None =
     return len(json.dumps(batch.row_state(0)))
 
 
+def param_grid(text: str, names: list[str], params: dict[str, Any]) -> list[dict[str, Any]]:
+    """``--grid``: a JSON object of parameter name to a list of values; every combination
+    (over ``params``), each checked against every detector in ``names``. ``"{}"`` is the one
+    choice ``params``. ``ValueError`` says what is wrong."""
+    grid = json.loads(text)  # a JSONDecodeError is a ValueError
+    if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
+        raise ValueError("--grid must be a JSON object of parameter names to lists of values")
+    keys = sorted(grid)
+    choices = [params | dict(zip(keys, combo, strict=True)) for combo in
+               itertools.product(*(grid[k] for k in keys))]  # fmt: skip
+    for choice in choices:
+        for name in names:
+            make_batch(name, 1, **choice)
+    return choices
+
+
+def cv_groups(corpus: list[Series]) -> list[str]:
+    """Each file's NAB category; ``ValueError`` when there are fewer than two to leave out."""
+    groups = file_groups([s.file for s in corpus])
+    if len(set(groups)) < 2:
+        raise ValueError("--cv needs files of at least two categories (data/<category>/...)")
+    return groups
+
+
+def cv_figures(cv: CrossValidated) -> dict[str, Any]:
+    """A cross-validated score and its folds as JSON-able figures."""
+    return {
+        "score": round(cv.score, 2),
+        "folds": {
+            f.group: {
+                "choice": f.choice,
+                "threshold": f.threshold if f.threshold != float("inf") else None,
+                "windows_found": f.found,
+                "windows": f.windows,
+                "false_positives": f.false_positives,
+            }
+            for f in cv.folds
+        },
+    }
+
+
+def _standard(profiles: list[CostProfile]) -> CostProfile:
+    return next((p for p in profiles if p.name == "standard"), profiles[0])
+
+
 def main(args: argparse.Namespace) -> int:
     root = Path(args.root)
     try:
@@ -174,17 +229,30 @@ def main(args: argparse.Namespace) -> int:
     if not corpus:
         print(f"warroom bench nab: no data files under {root}", file=sys.stderr)
         return 2
+    cv = getattr(args, "cv", False)
     try:
         names, params = chosen_detectors(args, sorted(DETECTORS))
+        grid = param_grid(getattr(args, "grid", "{}"), names, params)
+        groups = cv_groups(corpus) if cv else []
     except ValueError as exc:
         print(f"warroom bench nab: {exc}", file=sys.stderr)
         return 2
+    if len(grid) > 1 and not cv:
+        print("warroom bench nab: --grid is for --cv (a grid's best is chosen on the left-in "
+              "categories)", file=sys.stderr)  # fmt: skip
+        return 2
     points = sum(s.file.n_rows for s in corpus)
     print(f"NAB corpus: {len(corpus)} files, {points} points, root {root}")
+    if cv:
+        print(
+            f"cv_std: standard score leaving out each of {len(set(groups))} categories in turn, "
+            f"threshold{' and grid choice' if len(grid) > 1 else ''} chosen on the others"
+        )
     print(machine_line(host := machine()))
     width = max(len("river HST (baseline)"), *(len(n) + 2 for n in names))
+    cv_head = f" {'cv_std':>8}" if cv else ""
     header = (
-        f"{'detector':<{width}} {'standard':>8} {'low_FP':>8} {'low_FN':>8} {'worker':>8} "
+        f"{'detector':<{width}} {'standard':>8}{cv_head} {'low_FP':>8} {'low_FN':>8} {'worker':>8} "
         f"{'windows':>9} "
         f"{'FP':>5} {'time_s':>7} {'us/pt':>7} {'batch_us':>8} {'state_B':>8}"
     )
@@ -197,7 +265,7 @@ def main(args: argparse.Namespace) -> int:
         results = {p.name: score_corpus(files, scores, p) for p in profiles}
         std = results.get("standard", next(iter(results.values())))
         us = 1e6 * elapsed / points
-        baseline = {
+        baseline: dict[str, Any] = {
             **{f"score_{k}": round(r.score, 2) for k, r in results.items()},
             "windows_found": std.found,
             "false_positives": std.false_positives,
@@ -208,8 +276,13 @@ def main(args: argparse.Namespace) -> int:
             f"{results[k].score:>8.1f}" if k in results else f"{'-':>8}"
             for k in ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
         ]
+        cv_col = ""
+        if cv:
+            held = cross_validate(files, groups, [scores], _standard(profiles))
+            baseline["cv_standard"] = cv_figures(held)
+            cv_col = f" {held.score:>8.1f}"
         print(
-            f"{'river HST (baseline)':<{width}} {sc[0]} {sc[1]} {sc[2]} {'-':>8} "
+            f"{'river HST (baseline)':<{width}} {sc[0]}{cv_col} {sc[1]} {sc[2]} {'-':>8} "
             f"{std.found:>4}/{std.windows:<4} {std.false_positives:>5} {elapsed:>7.2f} "
             f"{us:>7.2f} {'-':>8} {'-':>8}",
             flush=True,
@@ -217,8 +290,17 @@ def main(args: argparse.Namespace) -> int:
     for name in names:
         scores, elapsed = run_detector(name, corpus, params)
         results = {p.name: score_corpus(files, scores, p) for p in profiles}
-        standard = next((p for p in profiles if p.name == "standard"), profiles[0])
+        standard = _standard(profiles)
         std = results[standard.name]
+        cv_col = ""
+        if cv:
+            # Every choice's scores once; the folds only re-threshold them.
+            candidates = [
+                scores if choice == params else run_detector(name, corpus, choice)[0]
+                for choice in grid
+            ]
+            held = cross_validate(files, groups, candidates, standard)
+            cv_col = f" {held.score:>8.1f}"
         # As the worker decides (its recommended policy), not at the threshold this corpus
         # would pick.
         alerts = worker_alerts(name, corpus, scores)
@@ -244,6 +326,8 @@ def main(args: argparse.Namespace) -> int:
             "batch_series": BATCH_SERIES,
             "state_json_bytes": size,
         }
+        if cv:
+            figures[name]["cv_standard"] = cv_figures(held)
         # NAB's three profiles by name; a config without one shows "-" in its column.
         sc = [
             f"{results[k].score:>8.1f}" if k in results else f"{'-':>8}"
@@ -251,7 +335,7 @@ def main(args: argparse.Namespace) -> int:
         ]
         label = detector_label(name)
         print(
-            f"{label:<{width}} {sc[0]} {sc[1]} {sc[2]} {at.score:>8.1f} "
+            f"{label:<{width}} {sc[0]}{cv_col} {sc[1]} {sc[2]} {at.score:>8.1f} "
             f"{std.found:>4}/{std.windows:<4} {std.false_positives:>5} {elapsed:>7.2f} "
             f"{us:>7.2f} {batch_us:>8.3f} {size:>8}",
             flush=True,
@@ -263,6 +347,8 @@ def main(args: argparse.Namespace) -> int:
         "detector_params": params,
         "detectors": figures,
     }
+    if cv:
+        summary["cv"] = {"categories": sorted(set(groups)), "grid": grid}
     if args.baseline:
         summary["baseline_river_hst"] = baseline
     print(json.dumps(summary))

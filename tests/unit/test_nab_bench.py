@@ -75,7 +75,7 @@ def test_detector_params_reach_every_measurement(
 ) -> None:
     _corpus(tmp_path)
     sizes = {}
-    for params in ("{}", '{"scales": [], "day_parts": 0}'):
+    for params in ("{}", '{"scales": [], "day_parts": 0, "deviation": 0}'):
         args = argparse.Namespace(
             root=str(tmp_path), detector=["tolerant_novelty"], detector_params=params,
             baseline=False,
@@ -84,9 +84,9 @@ def test_detector_params_reach_every_measurement(
         summary = json.loads(capsys.readouterr().out.splitlines()[-1])
         assert summary["detector_params"] == json.loads(params)
         sizes[params] = summary["detectors"]["tolerant_novelty"]["state_json_bytes"]
-    # One memory instead of three, none by time of day: the state measured is the configured
-    # detector's.
-    assert sizes['{"scales": [], "day_parts": 0}'] * 2 < sizes["{}"]
+    # One memory instead of three, none by time of day, no deviation arm: the state measured
+    # is the configured detector's.
+    assert sizes['{"scales": [], "day_parts": 0, "deviation": 0}'] * 2 < sizes["{}"]
 
 
 @pytest.mark.parametrize(
@@ -104,3 +104,94 @@ def test_bad_detector_params_are_refused_before_any_run(
     captured = capsys.readouterr()
     assert problem in captured.err and "warroom bench nab" in captured.err
     assert "NAB corpus" not in captured.out
+
+
+def _two_categories(root: Path) -> None:
+    """Two categories of one file each: a spike in ``demo`` and one in ``other``."""
+    _corpus(root)
+    (root / "data" / "other").mkdir()
+    spike = (root / "data" / "demo" / "spike.csv").read_text()
+    (root / "data" / "other" / "spike.csv").write_text(spike)
+    windows = json.loads((root / "labels" / "combined_windows.json").read_text())
+    windows["other/spike.csv"] = windows["demo/spike.csv"]
+    (root / "labels" / "combined_windows.json").write_text(json.dumps(windows))
+
+
+def _cv_args(root: Path, **extra: object) -> argparse.Namespace:
+    return argparse.Namespace(
+        root=str(root), detector=["tolerant_novelty"], detector_params="{}", baseline=False,
+        cv=True, grid="{}", **extra,
+    )  # fmt: skip
+
+
+def test_cv_scores_each_category_with_the_threshold_of_the_others(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _two_categories(tmp_path)
+    assert main(_cv_args(tmp_path)) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(line for line in lines if line.startswith("detector"))
+    assert header.split()[1:3] == ["standard", "cv_std"]
+    summary = json.loads(lines[-1])
+    assert summary["cv"]["categories"] == ["demo", "other"]
+    figures = summary["detectors"]["tolerant_novelty"]
+    cv = figures["cv_standard"]
+    assert set(cv["folds"]) == {"demo", "other"}
+    # The same spike in both: the threshold one chooses finds the other's.
+    assert all(f["windows_found"] == 1 for f in cv["folds"].values())
+    assert cv["score"] == figures["score_standard"]
+
+
+def test_cv_chooses_from_a_grid_on_the_other_categories(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _two_categories(tmp_path)
+    # A warm-up longer than the file sees nothing; the grid's other choice is chosen.
+    args = _cv_args(tmp_path)
+    args.grid = '{"warmup": [5000, 30]}'
+    assert main(args) == 0
+    summary = json.loads(capsys.readouterr().out.splitlines()[-1])
+    folds = summary["detectors"]["tolerant_novelty"]["cv_standard"]["folds"]
+    assert [f["choice"] for f in folds.values()] == [1, 1]
+    assert [c["warmup"] for c in summary["cv"]["grid"]] == [5000, 30]
+
+
+@pytest.mark.parametrize(
+    ("grid", "problem"),
+    [('{"warmup": 30}', "lists of values"), ('{"nope": [1]}', "nope"), ("{", "")],
+    ids=["not-a-list", "unknown-parameter", "not-json"],
+)
+def test_a_bad_grid_is_refused_before_any_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], grid: str, problem: str
+) -> None:
+    _two_categories(tmp_path)
+    args = _cv_args(tmp_path)
+    args.grid = grid
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    assert problem in captured.err and "warroom bench nab" in captured.err
+    assert "NAB corpus" not in captured.out
+
+
+def test_cv_of_one_category_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _corpus(tmp_path)
+    assert main(_cv_args(tmp_path)) == 2
+    assert "at least two categories" in capsys.readouterr().err
+
+
+def test_the_command_line_takes_cv_and_grid(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from streams.cli import main as cli
+
+    _two_categories(tmp_path)
+    command = ["bench", "nab", "--root", str(tmp_path), "--detector", "tolerant_novelty",
+               "--no-baseline", "--cv", "--grid", '{"warmup": [30, 60]}']  # fmt: skip
+    assert cli(command) == 0
+    summary = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert len(summary["cv"]["grid"]) == 2
+    # A grid is chosen per left-out category: without --cv there is nothing to choose it on.
+    assert cli(command[:-3] + command[-2:]) == 2
+    assert "--grid is for --cv" in capsys.readouterr().err
