@@ -28,6 +28,11 @@ _STATS = {"mean": "mean_s", "p50": "p50_s", "p90": "p90_s", "p99": "p99_s"}
 _COUNTERS = {
     "points_processed": "Metric points scored by the detectors.",
     "detections_emitted": "Detections sent to detections.v1.",
+    "detect_errors": "Failures while scoring points (each is retried from the checkpoint).",
+    "detect_records_skipped": "Points records dead-lettered and skipped after failing "
+    "detect_max_attempts times.",
+    "checkpoint_blocks_too_large": "Detector checkpoint blocks not written because one series "
+    "alone encodes past the record limit (that series starts afresh after a restore).",
     "incidents_opened": "Incidents opened by this worker.",
     "groups_forgotten": "Idle correlation groups forgotten after their retention.",
     "notification_log_forgotten": "Notification log entries (pages by dedup key) forgotten "

@@ -148,6 +148,13 @@ class Settings(BaseSettings):
         ge=0.0,
         description="How often each partition's detector state is written to its table.",
     )
+    detect_max_attempts: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description="A points record whose processing fails this many times is dead-lettered "
+        "with the reason and skipped.",
+    )
     notifier_timeout_s: float = Field(default=5.0, gt=0)
     delivery_attempts: int = Field(default=8, ge=1, le=50)
     delivery_backoff_s: float = Field(default=0.5, ge=0)
