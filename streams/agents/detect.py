@@ -8,6 +8,9 @@ are scored together by that partition's banks (points are keyed by service, so a
 on one partition), in a few vectorized rounds: a ``SeriesBank`` per detector rule and one for
 the default detector (``detectors.routing``).
 
+Where a series' episode ends (its policy's ``clear_points`` normal points in a row), the same
+signal is sent as a ``resolved`` detection, so its incident learns the signal has recovered.
+
 Exactly what a changelog-backed table gives, kept by hand because a Faust table can only be
 written while a Faust stream is processing an event of the same partition: each partition's bank
 is checkpointed in blocks of rows to partition ``p`` of the compacted topic
@@ -332,7 +335,7 @@ class Detect(mode.Service):
         if not len(t_all):
             return False
         try:
-            _, fired = bank.observe_rows(at_rows, np.concatenate(values), t_all)
+            _, fired = bank.observe_rows(at_rows, np.concatenate(values), t_all, ends=True)
         except Exception as exc:
             raise _BankError(f"{type(exc).__name__}: {exc}") from exc
         p.count("points_processed", len(t_all))
@@ -358,7 +361,7 @@ class Detect(mode.Service):
                 )
                 key = routing_key(found, s.group_by).encode()
                 sent.append(await self._producer.send(s.topics.detections, encode(found), key=key))
-                p.count("detections_emitted")
+                p.count("detections_resolved" if f.decision.resolved else "detections_emitted")
             # The checkpoint records these points as seen: their detections reach the broker
             # first, or a crash in between would skip them for good.
             await asyncio.gather(*sent)

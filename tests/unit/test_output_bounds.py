@@ -1,15 +1,21 @@
-"""Every output of the points path fits a Kafka record, whatever the input's size."""
+"""Every output of the points path fits a Kafka record, whatever the input's size: dead
+letters, checkpoint blocks and detections."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import types
 from datetime import UTC, datetime
+from typing import Any
 
+import numpy as np
 import pytest
 
-from schemas import DeadLetter
+from detectors.bank import Fired, SeriesBank, detection
+from detectors.policy import Decision
+from schemas import DeadLetter, DetectionSeverity
 from streams.codec import encode
 from streams.deadletter import dead_letter
 
@@ -68,3 +74,146 @@ def test_dead_letters_written_before_the_bounds_still_read() -> None:
     letter = DeadLetter.model_validate_json(old)
     assert letter.value_length is None and letter.value_sha256 is None
     assert not letter.value_truncated
+
+
+BLOCK_BOUND = 512 * KIB
+
+
+def _encoded(state: dict[str, Any]) -> int:
+    return len(json.dumps(state, separators=(",", ":")).encode())
+
+
+def _fleet(ids: list[str], points: int, detector: str = "tolerant_novelty") -> SeriesBank:
+    bank = SeriesBank(detector)
+    rng = np.random.default_rng(5)
+    for t in range(points):
+        bank.observe(ids, 100.0 + rng.normal(0, 2, len(ids)), np.full(len(ids), 1e9 + 60 * t))
+    return bank
+
+
+@pytest.mark.parametrize(
+    "pad",
+    ["x" * 2995, "\x01" * 2995, "\U0001f525" * 2995],
+    ids=["ascii", "control-characters", "astral-characters"],
+)
+def test_blocks_of_long_series_ids_are_written_in_parts_under_the_bound(pad: str) -> None:
+    ids = [f"checkout|latency_ms|pod={i:04d}-{pad}" for i in range(256)]
+    live = _fleet(ids, 30)
+    blocks = live.take_dirty_blocks()
+    assert len(blocks) >= 2 and set(blocks) >= {"0", "0.1"}
+    assert max(_encoded(v) for v in blocks.values()) <= BLOCK_BOUND
+    wire = {k: json.loads(json.dumps(v)) for k, v in blocks.items()}
+    restored = SeriesBank("tolerant_novelty")
+    assert restored.load_blocks(wire) == 0
+    assert restored.ids == live.ids
+    spike = (np.full(256, 900.0), np.full(256, 1e9 + 60 * 30))
+    assert (restored.observe(ids, *spike)[0] == live.observe(ids, *spike)[0]).all()
+
+
+def test_a_part_always_starts_at_the_same_row_as_its_block_grows() -> None:
+    ids = [f"api|m|pod={i:04d}-" + "y" * 2995 for i in range(256)]
+    bank = _fleet(ids[:100], 1)
+    before = bank.parts(0)
+    for sid in ids[100:]:
+        bank.row(sid)
+    after = bank.parts(0)
+    assert len(after) > len(before)
+    assert [a for a, _ in after[: len(before)]] == [a for a, _ in before]
+    assert after[len(before) - 1][1] >= before[-1][1]
+
+
+def test_only_the_parts_with_changed_rows_are_written_again() -> None:
+    ids = [f"api|m|pod={i:04d}-" + "y" * 2995 for i in range(256)]
+    bank = _fleet(ids, 2)
+    bank.take_dirty_blocks()
+    bank.observe([ids[0]], np.array([100.0]), np.array([1e9 + 600]))
+    assert set(bank.take_dirty_blocks()) == {"0"}
+
+
+def test_a_block_of_the_version_before_parts_restores_warm() -> None:
+    ids = [f"svc|m{i}" for i in range(5)]
+    live = _fleet(ids, 40)
+    [(key, state)] = live.take_dirty_blocks().items()
+    old = {k: v for k, v in state.items() if k != "start"} | {"version": 1}
+    restored = SeriesBank("tolerant_novelty")
+    assert restored.load_blocks({key: old}) == 0
+    later = (np.full(5, 900.0), np.full(5, 1e9 + 60 * 40))
+    assert (restored.observe(ids, *later)[0] == live.observe(ids, *later)[0]).all()
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        {"version": 2, "ids": "not a list"},
+        {"version": 2, "start": 10**12, "ids": ["a|m"]},
+        {"version": 2, "start": 0, "ids": ["a|m"], "config": "x"},
+        {"version": 2, "start": 0, "ids": ["a|m"], "own": 3},
+    ],
+    ids=["ids-not-a-list", "start-outside-its-block", "other-config", "garbage-state"],
+)
+def test_an_unreadable_part_is_counted_stale_never_raised(state: dict[str, Any]) -> None:
+    bank = SeriesBank("tolerant_novelty")
+    garbage = {**state, "config": state.get("config", bank.config)}
+    assert bank.load_blocks({"0": garbage, "x.y": {}}) == 2
+    assert len(bank.ids) <= 1
+
+
+DETECTION_BOUND = 256 * KIB
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [
+        {"pod": "x" * 900_000},
+        {f"k{i:05d}" + "\x01" * 300: "\U0001f525" * 300 for i in range(5_000)},
+    ],
+    ids=["one-900kb-label", "5000-labels-of-escaped-characters"],
+)
+def test_a_detection_is_bounded_and_says_it_was_cut(labels: dict[str, str]) -> None:
+    series = "checkout|latency_ms|" + ",".join(f"{k}={v}" for k, v in labels.items())
+    fired = Fired(
+        index=0,
+        score=1.0,
+        decision=Decision(1.0, DetectionSeverity.CRITICAL, 1e9, repeat=False),
+        recent=[[1e9 + i, 1.0] for i in range(100)],
+        why="\x02" * 1_000_000,
+    )
+    found = detection(
+        fired,
+        detector="tolerant_novelty",
+        series=series,
+        service="checkout",
+        metric="latency_ms",
+        labels=labels,
+        ts=1e9,
+        value=5.0,
+    )
+    assert len(encode(found)) <= DETECTION_BOUND
+    assert found.context["truncated"] is True
+    assert next(iter(found.labels)).startswith(next(iter(labels))[:200])
+    same = detection(
+        fired,
+        detector="tolerant_novelty",
+        series=series + "-other",
+        service="checkout",
+        metric="latency_ms",
+        labels=labels,
+        ts=1e9,
+        value=5.0,
+    )
+    assert same.id != found.id  # the id still names the whole series
+
+
+def test_an_ordinary_detection_is_not_cut() -> None:
+    fired = Fired(0, 1.0, Decision(1.0, DetectionSeverity.ERROR, 1e9, repeat=False), [[1e9, 5.0]])
+    found = detection(
+        fired,
+        detector="ewma",
+        series="api|p99|region=eu",
+        service="api",
+        metric="p99",
+        labels={"region": "eu"},
+        ts=1e9,
+        value=5.0,
+    )
+    assert found.labels == {"region": "eu"} and "truncated" not in found.context
