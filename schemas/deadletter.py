@@ -59,11 +59,12 @@ def kept(data: bytes, limit: int) -> tuple[bytes, int, str, bool]:
 
 
 def capped(text: str, limit: int = DEAD_LETTER_ERROR_CHARS) -> str:
-    """``text``, or its first ``limit`` characters and how many more there were.
+    """``text``, or its first ``limit`` characters and how many more there were; a character
+    UTF-8 cannot carry (a lone surrogate) is written as its escape, so the text always encodes.
 
     >>> capped("x" * 10, 4)
     'xxxx... (6 more characters)'
     """
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit]}... ({len(text) - limit} more characters)"
+    if len(text) > limit:
+        text = f"{text[:limit]}... ({len(text) - limit} more characters)"
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")

@@ -58,6 +58,12 @@ def test_a_dead_letter_is_bounded_and_names_what_it_cut(
         assert letter.key_sha256 == hashlib.sha256(key).hexdigest()
 
 
+def test_a_reason_that_utf8_cannot_carry_is_escaped_not_raised() -> None:
+    letter = dead_letter(_message(b"k", b"v"), "detect", "label \ud800 bad", b"v", b"k", AT)
+    assert letter.error == "label \\ud800 bad"
+    assert b"ud800" in encode(letter)
+
+
 def test_a_small_message_is_dead_lettered_whole() -> None:
     letter = dead_letter(
         _message(b"api", b"{not json"), "decode", "not JSON", b"{not json", b"api", AT
