@@ -28,8 +28,7 @@ _STATS = {"mean": "mean_s", "p50": "p50_s", "p90": "p90_s", "p99": "p99_s"}
 _COUNTERS = {
     "points_processed": "Metric points scored by the detectors.",
     "detections_emitted": "Detections sent to detections.v1.",
-    "detections_resolved": "Resolved detections (a metric episode that ended) sent to "
-    "detections.v1.",
+    "detections_resolved": "Of those, resolved detections: a metric episode that ended.",
     "detect_errors": "Failures while scoring points (each is retried from the checkpoint).",
     "detect_records_skipped": "Points records dead-lettered and skipped after failing "
     "detect_max_attempts times.",

@@ -361,7 +361,9 @@ class Detect(mode.Service):
                 )
                 key = routing_key(found, s.group_by).encode()
                 sent.append(await self._producer.send(s.topics.detections, encode(found), key=key))
-                p.count("detections_resolved" if f.decision.resolved else "detections_emitted")
+                p.count("detections_emitted")
+                if f.decision.resolved:
+                    p.count("detections_resolved")
             # The checkpoint records these points as seen: their detections reach the broker
             # first, or a crash in between would skip them for good.
             await asyncio.gather(*sent)

@@ -248,3 +248,4 @@ async def test_an_ended_metric_episode_recovers_its_signal_on_the_incident(
 
     kinds = await eventually(recovered_on_timeline, 60, "signals_recovered on the incident")
     assert kinds[0] == "opened"
+    assert await _metric(worker, "warroom_detections_resolved_total") == 1
