@@ -12,12 +12,14 @@ from typing import Any
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from detectors.bank import Fired, SeriesBank, detection
 from detectors.policy import Decision
 from schemas import DeadLetter, DetectionSeverity
 from streams.codec import encode
 from streams.deadletter import dead_letter
+from streams.settings import Settings
 
 KIB = 1024
 #: Kafka's default largest record is about 1 MB; each output stays well under it.
@@ -223,3 +225,17 @@ def test_an_ordinary_detection_is_not_cut() -> None:
         value=5.0,
     )
     assert found.labels == {"region": "eu"} and "truncated" not in found.context
+
+
+@pytest.mark.parametrize("value", ["0", "101", "many"], ids=["zero", "too-many", "not-a-number"])
+def test_detect_max_attempts_is_checked_by_name(
+    value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WARROOM_DETECT_MAX_ATTEMPTS", value)
+    with pytest.raises(ValidationError, match="detect_max_attempts"):
+        Settings()
+
+
+def test_detect_max_attempts_defaults_to_three(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WARROOM_DETECT_MAX_ATTEMPTS", raising=False)
+    assert Settings().detect_max_attempts == 3
