@@ -148,6 +148,11 @@ class Settings(BaseSettings):
         ge=0.0,
         description="How often each partition's detector state is written to its table.",
     )
+    detect_resolves: bool = Field(
+        default=True,
+        description="Send a resolved detection where a metric series' episode ends (its "
+        "policy's clear_points normal points in a row).",
+    )
     detect_max_attempts: int = Field(
         default=3,
         ge=1,

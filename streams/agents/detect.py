@@ -9,7 +9,8 @@ on one partition), in a few vectorized rounds: a ``SeriesBank`` per detector rul
 the default detector (``detectors.routing``).
 
 Where a series' episode ends (its policy's ``clear_points`` normal points in a row), the same
-signal is sent as a ``resolved`` detection, so its incident learns the signal has recovered.
+signal is sent as a ``resolved`` detection, so its incident learns the signal has recovered
+(unless ``detect_resolves`` is off).
 
 Exactly what a changelog-backed table gives, kept by hand because a Faust table can only be
 written while a Faust stream is processing an event of the same partition: each partition's bank
@@ -335,7 +336,9 @@ class Detect(mode.Service):
         if not len(t_all):
             return False
         try:
-            _, fired = bank.observe_rows(at_rows, np.concatenate(values), t_all, ends=True)
+            _, fired = bank.observe_rows(
+                at_rows, np.concatenate(values), t_all, ends=s.detect_resolves
+            )
         except Exception as exc:
             raise _BankError(f"{type(exc).__name__}: {exc}") from exc
         p.count("points_processed", len(t_all))

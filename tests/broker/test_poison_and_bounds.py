@@ -249,3 +249,33 @@ async def test_an_ended_metric_episode_recovers_its_signal_on_the_incident(
     kinds = await eventually(recovered_on_timeline, 60, "signals_recovered on the incident")
     assert kinds[0] == "opened"
     assert await _metric(worker, "warroom_detections_resolved_total") == 1
+
+
+async def test_with_detect_resolves_off_an_ended_episode_sends_nothing(
+    start_worker: Callable[..., RunningWorker],
+) -> None:
+    worker = start_worker(
+        detector="ewma",
+        policy_params={"for_points": 2, "clear_points": 3},
+        detect_resolves="false",
+    )
+    rng = random.Random(9)
+    base = float(int(time.time()) - 3 * 3600)
+    values = [100.0 + rng.gauss(0, 2) for _ in range(40)] + [900.0, 950.0, 925.0]
+    values += [100.0 + rng.gauss(0, 2) for _ in range(6)]
+    series = _points("checkout", base, values)
+    await produce(
+        worker.bootstrap,
+        worker.topics.metrics,
+        [(b"checkout", json.dumps({"points": series}).encode())],
+    )
+    group = worker.group_of(worker.topics.metrics)
+
+    async def done() -> bool | None:
+        return True if await consumed_all(worker.bootstrap, group, worker.topics.metrics) else None
+
+    await eventually(done, 60, "every point scored and committed")
+    found = await consume(
+        worker.bootstrap, worker.topics.detections, lambda vs: len(vs) >= 1, timeout_s=30
+    )
+    assert [d["status"] for d in found] == ["firing"]
