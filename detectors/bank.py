@@ -552,7 +552,7 @@ def detection(
     kept_labels = _capped_labels(labels)
     kept_series = series[:DETECTION_TEXT_CHARS]
     why = fired.why[:DETECTION_TEXT_CHARS] if fired.why else None
-    truncated = kept_labels != labels or kept_series != series or why != fired.why
+    truncated = kept_labels != labels or kept_series != series or why != (fired.why or None)
     return Detection(
         id="det-" + uuid.uuid5(_NAMESPACE, f"{series}\x00{at.timestamp()!r}{ended}").hex[:20],
         ts=at,
