@@ -233,8 +233,9 @@ class Detect(mode.Service):
                 await asyncio.sleep(1.0)
                 return False
         if partition in self._careful:
-            await self._one_by_one(partition, records)
-            return False
+            records = await self._one_by_one(partition, records)
+            if not records:
+                return False
         try:
             urgent = await self._score(partition, records)
         except Exception as exc:
@@ -250,9 +251,13 @@ class Detect(mode.Service):
         self._read[partition] = records[-1].offset + 1
         return urgent
 
-    async def _one_by_one(self, partition: int, records: list[ConsumerRecord]) -> None:
+    async def _one_by_one(
+        self, partition: int, records: list[ConsumerRecord]
+    ) -> list[ConsumerRecord]:
+        """Score ``records`` one at a time, each checkpointed, up to the last one that was
+        in the failed batch; the records after it, to be scored as usual."""
         last = self._careful[partition]
-        for record in records:
+        for i, record in enumerate(records):
             try:
                 await self._score(partition, [record])
             except Exception as exc:
@@ -260,13 +265,14 @@ class Detect(mode.Service):
                     raise
                 self.p.count("detect_errors")
                 if not await self._failed(partition, record, exc):
-                    return  # read again from this record, from the checkpoint before it
+                    return []  # read again from this record, from the checkpoint before it
             self._attempts.pop((partition, record.offset), None)
             self._read[partition] = record.offset + 1
             await self._save({partition})
             if record.offset >= last:
                 del self._careful[partition]
-                return
+                return records[i + 1 :]
+        return []
 
     async def _failed(self, partition: int, record: ConsumerRecord, exc: Exception) -> bool:
         """Count a failure of ``record`` (its partition's bank goes back to the checkpoint

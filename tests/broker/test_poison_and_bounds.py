@@ -76,7 +76,7 @@ async def test_poison_records_are_dead_lettered_and_never_stall_detection(
         detector="ewma",
         policy_params={"for_points": 2},
         detector_rules=rules,
-        detect_max_attempts=2,
+        detect_max_attempts=3,
     )
     api = Api(worker)
     rng = random.Random(3)
@@ -102,7 +102,22 @@ async def test_poison_records_are_dead_lettered_and_never_stall_detection(
             (b"checkout", not_utf8),
             (b"checkout", not_a_point),
             (b"checkout", unencodable),
-            *[(b"checkout", json.dumps(p).encode()) for p in after],
+        ],
+    )
+
+    async def failed_once() -> float | None:
+        errors = await _metric(worker, "warroom_detect_errors_total")
+        return errors if errors >= 1 else None
+
+    # The ordinary points arrive while the failing record is retried, so they are fetched
+    # with it: they are scored after it, not dropped with the rest of its batch.
+    await eventually(failed_once, 30, "the unencodable record's first failure")
+    await produce(
+        worker.bootstrap,
+        worker.topics.metrics,
+        [
+            (b"checkout", json.dumps({"points": after[:300]}).encode()),
+            (b"checkout", json.dumps({"points": after[300:]}).encode()),
             (b"checkout", json.dumps({"points": spike}).encode()),
         ],
     )
@@ -132,7 +147,7 @@ async def test_poison_records_are_dead_lettered_and_never_stall_detection(
         assert letter["value_truncated"] is True
     letter = by_digest[hashlib.sha256(unencodable).hexdigest()]
     assert letter["stage"] == "detect" and letter["value_length"] == len(unencodable)
-    assert letter["error"].startswith("failed 2 times, skipped:"), letter["error"]
+    assert letter["error"].startswith("failed 3 times, skipped:"), letter["error"]
     assert "surrogates not allowed" in letter["error"]
     assert base64.b64decode(letter["value_b64"]) == unencodable and not letter["value_truncated"]
     assert await _metric(worker, "warroom_detect_records_skipped_total") == 1
