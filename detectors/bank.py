@@ -6,7 +6,11 @@ needs a decision go through the policy one at a time, so a quiet fleet costs arr
 
 Rows are checkpointed in blocks of ``block_rows`` consecutive rows; a block is one compact
 JSON-able value holding its series ids and their rows, written when any of its rows changed.
-Restoring puts every block back at its rows, so a block key always names the same series.
+A block whose encoded size could pass ``block_bytes`` (long series ids) is written in parts:
+key ``"7"`` is the first part of block 7, ``"7.1"`` the next, and so on; each part names its
+first row (``start``). Parts are cut greedily from the block's first row, so where a part starts
+depends only on the rows before it: a block that grows only extends its last part or adds one,
+and a part key always names the same first row. Restoring puts every part back at its rows.
 
 Points at or before a series' last event time are ignored (stale), so a replayed point is neither
 learned nor detected twice; the detection id is derived from the series and the point's time.
@@ -14,15 +18,24 @@ learned nor detected twice; the detection id is derived from the series and the 
 A series idle since an event time (``evict_idle``) gives its row back: the row is reset to fresh
 state, marked for the next checkpoint (its block is rewritten with an empty id there, so a
 restore does not bring the series back) and handed to the next new series.
+
+Asked to (``ends``), the bank also reports where a series' episode ends (the policy's
+``clear_points`` normal points in a row): that point becomes a ``resolved`` detection.
+
+A detection is bounded whatever its series' labels: at most ``DETECTION_LABELS`` labels of at
+most ``DETECTION_LABEL_CHARS`` characters each (name and value), the series id and the
+detector's words at most ``DETECTION_TEXT_CHARS``; ``context.truncated`` says something was cut.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 import numba
@@ -32,9 +45,14 @@ from numpy.typing import NDArray
 from detectors.policy import Decision, ThresholdPolicy
 from detectors.registry import DETECTORS, LoopBatch, checked_params, make_batch
 from detectors.vector import Floats, pack, unpack
-from schemas import Detection
+from schemas import Detection, DetectionSeverity, DetectionStatus
 
 _NAMESPACE = uuid.UUID("0b6c8f7e-2d1a-4c3b-9e8f-7a6b5c4d3e2f")
+#: Labels a detection keeps (the first ones of its point), and characters of each name and value.
+DETECTION_LABELS = 64
+DETECTION_LABEL_CHARS = 256
+#: Characters of the series id and of the detector's explanation a detection keeps.
+DETECTION_TEXT_CHARS = 1024
 
 Rows = NDArray[np.intp]
 
@@ -81,11 +99,16 @@ def recommended_policy(
 class SeriesBank:
     """The series of one partition: ids to rows, and every row's state in arrays."""
 
-    state_version = 1
+    #: Version 2 writes blocks in parts (``start``); version 1 blocks (one part) still restore.
+    state_version = 2
+    reads_versions = (1, 2)
     #: Recent points kept per series for the detection's context (the chart in the review).
     recent_points = 16
-    #: Rows per checkpoint block for vectorized detectors (a block stays well under 1 MB).
+    #: Rows per checkpoint block for vectorized detectors.
     block_rows_vector = 256
+    #: Encoded bytes a checkpoint part stays under, whatever the series ids (Kafka's default
+    #: record limit is about 1 MB). Only a single row larger than this is written alone above it.
+    block_bytes = 512 * 1024
 
     def __init__(
         self,
@@ -196,14 +219,15 @@ class SeriesBank:
     # -- observing ---------------------------------------------------------------------------
 
     def observe(
-        self, series: Sequence[str], values: Floats, ts: Floats
+        self, series: Sequence[str], values: Floats, ts: Floats, *, ends: bool = False
     ) -> tuple[Floats, list[Fired]]:
         """Score, learn and decide the points (``series[i]``, ``values[i]`` at ``ts[i]``).
 
         Points of one series are taken in the order given. Returns every point's score (0 for
-        stale points) and what the policy fired on, in point order.
+        stale points) and what the policy fired on, in point order; with ``ends``, also the
+        points where an episode ended (their decision is ``resolved``).
         """
-        return self.observe_rows(self.rows_for(series), values, ts)
+        return self.observe_rows(self.rows_for(series), values, ts, ends=ends)
 
     def rows_for(self, series: Sequence[str]) -> Rows:
         """The row of each of ``series``; new series get fresh rows."""
@@ -213,7 +237,9 @@ class SeriesBank:
             rows[i] = self.row(series[int(i)])
         return rows
 
-    def observe_rows(self, rows: Rows, values: Floats, ts: Floats) -> tuple[Floats, list[Fired]]:
+    def observe_rows(
+        self, rows: Rows, values: Floats, ts: Floats, *, ends: bool = False
+    ) -> tuple[Floats, list[Fired]]:
         """``observe`` for series given by their rows (``rows_for``)."""
         n = len(rows)
         scores = np.zeros(n)
@@ -225,15 +251,22 @@ class SeriesBank:
         rows = np.asarray(rows, dtype=np.intp)
         sequence = getattr(self.detector, "score_learn_sequence", None)
         if sequence is not None:
-            self._observe_sequence(sequence, rows, values, ts, scores, fired)
+            self._observe_sequence(sequence, rows, values, ts, scores, fired, ends)
             return scores, fired
         for idx in _rounds(rows):
-            self._observe_round(idx, rows[idx], values[idx], ts[idx], scores, fired)
+            self._observe_round(idx, rows[idx], values[idx], ts[idx], scores, fired, ends)
         fired.sort(key=lambda f: f.index)
         return scores, fired
 
     def _observe_sequence(
-        self, sequence: Any, rows: Rows, x: Floats, t: Floats, scores: Floats, fired: list[Fired]
+        self,
+        sequence: Any,
+        rows: Rows,
+        x: Floats,
+        t: Floats,
+        scores: Floats,
+        fired: list[Fired],
+        ends: bool,
     ) -> None:
         """The points in order, for a detector with a compiled per-point kernel: same results
         as the rounds, without their per-round array overhead."""
@@ -263,11 +296,11 @@ class SeriesBank:
                 row, s = int(frows[j]), float(score[j])
                 if s < threshold and not own["active"][row] and own["run"][row] == 0:
                     continue
-                decision = self._decide(row, s, float(t[idx[j]]))
+                decision = self._decide(row, s, float(t[idx[j]]), ends)
                 if decision is not None:
                     recent = self._recent_at(row, frows[: j + 1], idx[: j + 1], x, t)
                     why = None
-                    if explain is not None and reasons is not None:
+                    if explain is not None and reasons is not None and not decision.resolved:
                         why = explain(int(reasons[j]), float(ft[j]))
                     fired.append(Fired(int(idx[j]), s, decision, recent, why))
         # The recent points move on only now: a detection's context ends at its own point.
@@ -282,7 +315,14 @@ class SeriesBank:
         return points[-self.recent_points :]
 
     def _observe_round(
-        self, idx: Rows, rows: Rows, x: Floats, t: Floats, scores: Floats, fired: list[Fired]
+        self,
+        idx: Rows,
+        rows: Rows,
+        x: Floats,
+        t: Floats,
+        scores: Floats,
+        fired: list[Fired],
+        ends: bool,
     ) -> None:
         """Points of distinct rows."""
         own = self.own
@@ -304,16 +344,18 @@ class SeriesBank:
         decide = np.flatnonzero(hot)
         self.deciding |= len(decide) > 0
         for j in decide:
-            decision = self._decide(int(rows[j]), float(score[j]), float(t[j]))
+            decision = self._decide(int(rows[j]), float(score[j]), float(t[j]), ends)
             if decision is not None:
                 fired.append(Fired(int(idx[j]), float(score[j]), decision, self.recent(rows[j])))
 
-    def _decide(self, row: int, score: float, ts: float) -> Decision | None:
+    def _decide(self, row: int, score: float, ts: float, ends: bool) -> Decision | None:
+        """The policy's decision on the row's point; with ``ends``, also where an episode
+        ended (a ``resolved`` decision)."""
         own, policy = self.own, self.policy
         policy.run = int(own["run"][row])
         policy.run_started_at = _opt(own["run_started_at"][row])
         policy.calm = int(own["calm"][row])
-        policy.active = bool(own["active"][row])
+        policy.active = active = bool(own["active"][row])
         policy.last_fired_at = _opt(own["last_fired_at"][row])
         decision = policy.decide(score, ts)
         own["run"][row] = policy.run
@@ -321,43 +363,93 @@ class SeriesBank:
         own["calm"][row] = policy.calm
         own["active"][row] = policy.active
         own["last_fired_at"][row] = _nan(policy.last_fired_at)
+        if ends and active and not policy.active:  # the episode ended on this point
+            return Decision(score, DetectionSeverity.INFO, ts, repeat=False, resolved=True)
         return decision
 
     # -- checkpoints -------------------------------------------------------------------------
 
-    def take_dirty_blocks(self) -> dict[int, dict[str, Any]]:
-        """The blocks with rows changed since the last call, as ``block -> value``."""
+    def take_dirty_blocks(self) -> dict[str, dict[str, Any]]:
+        """The block parts with rows changed since the last call, as ``key -> value``."""
         used = len(self.ids)
-        blocks = np.unique(np.flatnonzero(self.dirty[:used]) // self.block_rows)
+        dirty = np.flatnonzero(self.dirty[:used])
         self.dirty[:used] = False
         self.deciding = False
-        return {int(b): self.block_state(int(b)) for b in blocks}
+        out: dict[str, dict[str, Any]] = {}
+        for block in np.unique(dirty // self.block_rows).tolist():
+            for part, (start, stop) in enumerate(self.parts(block)):
+                lo, hi = np.searchsorted(dirty, [start, stop])
+                if hi > lo:
+                    out[_part_key(block, part)] = self.part_state(start, stop)
+        return out
 
-    def block_state(self, block: int) -> dict[str, Any]:
+    def parts(self, block: int) -> list[tuple[int, int]]:
+        """The row ranges ``[start, stop)`` block ``block`` is written in, each of which encodes
+        to at most ``block_bytes`` (unless it is one row that alone is larger)."""
         start = block * self.block_rows
         stop = min(start + self.block_rows, len(self.ids))
+        if stop - start <= 1 or isinstance(self.detector, LoopBatch):
+            return [(start, stop)]  # a per-instance detector's state has no size per row
+        per_row, overhead = self._part_cost
+        budget = self.block_bytes - overhead
+        ids = self.ids[start:stop]
+        # JSON escapes a character to at most 12 bytes: most blocks need no closer look.
+        if (stop - start) * (per_row + 3) + 12 * sum(map(len, ids)) <= budget:
+            return [(start, stop)]
+        out, first, used = [], start, 0
+        for row, sid in enumerate(ids, start):
+            cost = per_row + len(json.dumps(sid)) + 1
+            if row > first and used + cost > budget:
+                out.append((first, row))
+                first, used = row, 0
+            used += cost
+        out.append((first, stop))
+        return out
+
+    @cached_property
+    def _part_cost(self) -> tuple[int, int]:
+        """Upper bounds of a part's encoded bytes per row (ids aside) and of its fixed part."""
+        arrays = [*self.own.values(), self.recent_ts, self.recent_x]
+        arrays += list(self.detector.arrays().values())
+        per_row = sum(-(-a[:1].nbytes * 4 // 3) for a in arrays)
+        empty = len(json.dumps(self.part_state(0, 0), separators=(",", ":")))
+        # Base64 padding and the row count in each array's shape, per array.
+        return per_row, empty + 16 * len(arrays)
+
+    def block_state(self, block: int) -> dict[str, Any]:
+        """The whole of block ``block`` as one value (see ``parts`` for how it is written)."""
+        start = block * self.block_rows
+        return self.part_state(start, min(start + self.block_rows, len(self.ids)))
+
+    def part_state(self, start: int, stop: int) -> dict[str, Any]:
+        """Rows ``start:stop`` (within one block) as one compact JSON-able value."""
         return {
             "version": self.state_version,
             "config": self.config,
+            "start": start,
             "ids": self.ids[start:stop],
             "detector": self.detector.block_state(start, stop),
             "own": {k: pack(v[start:stop]) for k, v in self.own.items()},
             "recent": [pack(self.recent_ts[start:stop]), pack(self.recent_x[start:stop])],
         }
 
-    def load_blocks(self, blocks: Mapping[int, Mapping[str, Any]]) -> int:
-        """Put checkpointed blocks back at their rows; returns how many were for another config.
+    def load_blocks(self, blocks: Mapping[str, Mapping[str, Any]]) -> int:
+        """Put checkpointed block parts back at their rows; returns how many were for another
+        config, or could not be read.
 
-        A block written under another detector configuration, or another state version of the
+        A part written under another detector configuration, or another state version of the
         bank or of the detector, keeps its series at their rows with fresh state, and is
-        rewritten at the next checkpoint.
+        rewritten at the next checkpoint; so is an unreadable one, as far as it can be placed.
+        Rows checkpointed empty (evicted series) are free for new series.
         """
         stale = 0
         holes: list[int] = []  # rows checkpointed empty (evicted): free for new series
-        for block in sorted(blocks):
-            state = blocks[block]
-            start = block * self.block_rows
-            ids: list[str] = list(state["ids"])
+        for key in sorted(blocks, key=_part_order):
+            state = blocks[key]
+            start, ids = self._placed(key, state)
+            if start is None:
+                stale += 1  # nowhere to put it: its series start afresh where they come
+                continue
             self._reserve(start + len(ids))
             while len(self.ids) < start + len(ids):
                 self.ids.append("")  # a hole: a block that was never written
@@ -367,27 +459,46 @@ class SeriesBank:
                     self.live[start + i] = True
                 elif not sid:
                     holes.append(start + i)
-            usable = (
-                state.get("version") == self.state_version and state.get("config") == self.config
-            )
-            if usable:
-                try:
-                    # Same configuration, but the detector's state may be from an older version
-                    # of it (an upgrade): refused before anything is written, so it starts afresh.
-                    self.detector.load_block(start, state["detector"])
-                except ValueError:
-                    usable = False
-            if not usable:
+            if not self._load_rows(start, len(ids), state):
                 stale += 1
                 self.dirty[start : start + len(ids)] = True
-                continue
-            for name, data in state["own"].items():
-                self.own[name][start : start + len(ids)] = unpack(data)
-            self.recent_ts[start : start + len(ids)] = unpack(state["recent"][0])
-            self.recent_x[start : start + len(ids)] = unpack(state["recent"][1])
         # Holes of blocks never written stay unused: only a block's own writer may fill it.
         self.free = sorted(set(self.free) | set(holes), reverse=True)
         return stale
+
+    def _placed(self, key: str, state: Mapping[str, Any]) -> tuple[int | None, list[str]]:
+        """Where a stored part goes (its first row; None: nowhere) and its series ids."""
+        block, _, _ = key.partition(".")
+        ids = state.get("ids") if isinstance(state, Mapping) else None
+        if not block.isdigit() or not isinstance(ids, list):
+            return None, []
+        first = int(block) * self.block_rows
+        start = state.get("start", first)
+        if (
+            not isinstance(start, int)
+            or not first <= start <= first + self.block_rows - len(ids)
+            or not all(isinstance(sid, str) for sid in ids)
+        ):
+            return None, []
+        return start, ids
+
+    def _load_rows(self, start: int, n: int, state: Mapping[str, Any]) -> bool:
+        """The rows' state from a stored part; False (nothing loaded) when it is for another
+        configuration or version, or unreadable."""
+        if state.get("version") not in self.reads_versions or state.get("config") != self.config:
+            return False
+        try:
+            # Same configuration, but the detector's state may be from an older version of it
+            # (an upgrade): refused before anything is written, so it starts afresh.
+            self.detector.load_block(start, state["detector"])
+            for name, data in state["own"].items():
+                if name in self.own:
+                    self.own[name][start : start + n] = unpack(data)
+            self.recent_ts[start : start + n] = unpack(state["recent"][0])
+            self.recent_x[start : start + n] = unpack(state["recent"][1])
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError):
+            return False
+        return True
 
     def bytes_per_series(self) -> float:
         """Array bytes held per series (detector, policy, recent points), at current capacity."""
@@ -434,6 +545,23 @@ def _remember(
         dirty[r] = True
 
 
+def _part_key(block: int, part: int) -> str:
+    """A block part's key: the block number, then ``.part`` after the first part.
+
+    >>> _part_key(7, 0), _part_key(7, 2)
+    ('7', '7.2')
+    """
+    return str(block) if part == 0 else f"{block}.{part}"
+
+
+def _part_order(key: str) -> tuple[int, int]:
+    block, _, part = key.partition(".")
+    return (
+        int(block) if block.isdigit() else -1,
+        int(part) if part.isdigit() else 0,
+    )
+
+
 def _rounds(rows: Rows) -> list[Rows]:
     """Split point positions into rounds of distinct rows, keeping each row's points in order."""
     n = len(rows)
@@ -469,24 +597,45 @@ def detection(
     ts: float,
     value: float,
 ) -> Detection:
-    """The detection for a fired point; its id depends only on the series and the point's time."""
+    """The detection for a fired point (``resolved`` where its episode ended), bounded as the
+    module docstring says; its id depends only on the series, the point's time and whether it
+    fired or resolved, so a replayed detection is the same one."""
     at = datetime.fromtimestamp(ts, tz=UTC)
     decision = fired.decision
+    ended = "\x00resolved" if decision.resolved else ""
+    kept_labels = _capped_labels(labels)
+    kept_series = series[:DETECTION_TEXT_CHARS]
+    why = fired.why[:DETECTION_TEXT_CHARS] if fired.why else None
+    truncated = kept_labels != labels or kept_series != series or why != (fired.why or None)
     return Detection(
-        id="det-" + uuid.uuid5(_NAMESPACE, f"{series}\x00{at.timestamp()!r}").hex[:20],
+        id="det-" + uuid.uuid5(_NAMESPACE, f"{series}\x00{at.timestamp()!r}{ended}").hex[:20],
         ts=at,
         service=service,
         signal=metric,
         detector=detector,
         score=fired.score,
         severity=decision.severity,
-        impact_started_at=datetime.fromtimestamp(decision.impact_started_at, tz=UTC),
-        labels=labels,
+        impact_started_at=(
+            None if decision.resolved else datetime.fromtimestamp(decision.impact_started_at, UTC)
+        ),
+        labels=kept_labels,
         context={
-            "series": series,
+            "series": kept_series,
             "value": value,
             "repeat": decision.repeat,
-            "recent": fired.recent,
-            **({"why": fired.why} if fired.why else {}),
+            "recent": fired.recent[-SeriesBank.recent_points :],
+            **({"why": why} if why else {}),
+            **({"truncated": True} if truncated else {}),
         },
+        status=DetectionStatus.RESOLVED if decision.resolved else DetectionStatus.FIRING,
     )
+
+
+def _capped_labels(labels: dict[str, str]) -> dict[str, str]:
+    """The first ``DETECTION_LABELS`` labels, names and values cut to ``DETECTION_LABEL_CHARS``.
+
+    >>> _capped_labels({"pod": "x" * 300})["pod"] == "x" * DETECTION_LABEL_CHARS
+    True
+    """
+    n = DETECTION_LABEL_CHARS
+    return {k[:n]: v[:n] for k, v in list(labels.items())[:DETECTION_LABELS]}

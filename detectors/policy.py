@@ -10,12 +10,14 @@ from schemas import DetectionSeverity
 
 @dataclass(frozen=True)
 class Decision:
-    """The policy decided to emit a detection for this point."""
+    """The policy decided to emit a detection for this point (``resolved``: the series'
+    episode ended on it; ``decide`` itself returns only firing decisions)."""
 
     score: float
     severity: DetectionSeverity
     impact_started_at: float
     repeat: bool
+    resolved: bool = False
 
 
 class ThresholdPolicy:

@@ -7,8 +7,9 @@ whose service and metric patterns (shell-style, as in ``fnmatch``) both match it
 default. A series keeps its bank for as long as this object lives.
 
 Rows handed out are global: row ``r`` of bank ``k`` is ``k + banks * r``. Checkpoint blocks of
-the default bank keep their plain number as key (``"7"``), so checkpoints written before any rule
-existed restore as they were; a rule's blocks are keyed ``"<rule name>/<block>"``. A block
+the default bank keep their plain number as key (``"7"``, or ``"7.1"`` for a block's second part),
+so checkpoints written before any rule existed restore as they were; a rule's blocks are keyed
+``"<rule name>/<block>"``. A block
 whose rule is gone, or whose rule now has another configuration, is counted as stale and its
 series start afresh wherever the rules now send them.
 
@@ -21,7 +22,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -193,12 +194,14 @@ class RoutedBanks:
         rule = self.rules[k].name if k < len(self.rules) else None
         return outside_domain(self.detectors[k], value, rule) or ""
 
-    def observe_rows(self, rows: Rows, values: Floats, ts: Floats) -> tuple[Floats, list[Fired]]:
+    def observe_rows(
+        self, rows: Rows, values: Floats, ts: Floats, *, ends: bool = False
+    ) -> tuple[Floats, list[Fired]]:
         """Each bank observes its points, in order; scores and firings in point order."""
         rows = np.asarray(rows, dtype=np.intp)
         n = len(self.banks)
         if n == 1:
-            return self.default.observe_rows(rows // n, values, ts)
+            return self.default.observe_rows(rows // n, values, ts, ends=ends)
         values = np.asarray(values, dtype=np.float64)
         ts = np.asarray(ts, dtype=np.float64)
         scores = np.zeros(len(rows))
@@ -206,23 +209,21 @@ class RoutedBanks:
         which = rows % n
         for k in np.unique(which).tolist():
             at = np.flatnonzero(which == k)
-            got, hits = self.banks[k].observe_rows(rows[at] // n, values[at], ts[at])
+            got, hits = self.banks[k].observe_rows(rows[at] // n, values[at], ts[at], ends=ends)
             scores[at] = got
-            fired += [
-                Fired(int(at[f.index]), f.score, f.decision, f.recent) for f in hits
-            ]  # fmt: skip
+            fired += [replace(f, index=int(at[f.index])) for f in hits]
         fired.sort(key=lambda f: f.index)
         return scores, fired
 
     def observe(
-        self, series: Sequence[str], values: Floats, ts: Floats
+        self, series: Sequence[str], values: Floats, ts: Floats, *, ends: bool = False
     ) -> tuple[Floats, list[Fired]]:
-        return self.observe_rows(self.rows_for(series), values, ts)
+        return self.observe_rows(self.rows_for(series), values, ts, ends=ends)
 
     # -- checkpoints -------------------------------------------------------------------------
 
-    def _key(self, k: int, block: int) -> str:
-        return str(block) if k == len(self.rules) else f"{self.rules[k].name}/{block}"
+    def _key(self, k: int, block: str) -> str:
+        return block if k == len(self.rules) else f"{self.rules[k].name}/{block}"
 
     def take_dirty_blocks(self) -> dict[str, dict[str, Any]]:
         """Changed blocks of every bank, keyed as the module docstring says."""
@@ -235,15 +236,16 @@ class RoutedBanks:
     def load_blocks(self, blocks: Mapping[str, Mapping[str, Any]]) -> int:
         """Put checkpointed blocks back in their banks; returns how many are stale."""
         by_name = {r.name: k for k, r in enumerate(self.rules)}
-        per_bank: list[dict[int, Mapping[str, Any]]] = [{} for _ in self.banks]
+        per_bank: list[dict[str, Mapping[str, Any]]] = [{} for _ in self.banks]
         stale = 0
         for key, state in blocks.items():
             name, _, number = key.rpartition("/")
             k = by_name.get(name) if name else len(self.rules)
-            if k is None or not number.isdigit():
+            block, _, part = number.partition(".")
+            if k is None or not block.isdigit() or not (part.isdigit() or number == block):
                 stale += 1  # a rule that is gone: its series are routed afresh
                 continue
-            per_bank[k][int(number)] = state
+            per_bank[k][number] = state
         n = len(self.banks)
         for k, bank in enumerate(self.banks):
             stale += bank.load_blocks(per_bank[k])

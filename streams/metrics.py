@@ -28,6 +28,12 @@ _STATS = {"mean": "mean_s", "p50": "p50_s", "p90": "p90_s", "p99": "p99_s"}
 _COUNTERS = {
     "points_processed": "Metric points scored by the detectors.",
     "detections_emitted": "Detections sent to detections.v1.",
+    "detections_resolved": "Of those, resolved detections: a metric episode that ended.",
+    "detect_errors": "Failures while scoring points (each is retried from the checkpoint).",
+    "detect_records_skipped": "Points records dead-lettered and skipped after failing "
+    "detect_max_attempts times.",
+    "checkpoint_blocks_too_large": "Detector checkpoint blocks not written because one series "
+    "alone encodes past the record limit (that series starts afresh after a restore).",
     "incidents_opened": "Incidents opened by this worker.",
     "incidents_unrouted": "Times an incident's own escalation policy paged nobody (an unlisted "
     "service without default_team, a step that resolves to nobody); the fallback policy, if "

@@ -284,6 +284,18 @@ class Settings(BaseSettings):
         ge=0.0,
         description="How often each partition's detector state is written to its table.",
     )
+    detect_resolves: bool = Field(
+        default=True,
+        description="Send a resolved detection where a metric series' episode ends (its "
+        "policy's clear_points normal points in a row).",
+    )
+    detect_max_attempts: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description="A points record whose processing fails this many times is dead-lettered "
+        "with the reason and skipped.",
+    )
     notifier_timeout_s: float = Field(
         default=5.0, gt=0, description="Timeout of one webhook, Slack or email delivery."
     )

@@ -8,6 +8,10 @@ are scored together by that partition's banks (points are keyed by service, so a
 on one partition), in a few vectorized rounds: a ``SeriesBank`` per detector rule and one for
 the default detector (``detectors.routing``).
 
+Where a series' episode ends (its policy's ``clear_points`` normal points in a row), the same
+signal is sent as a ``resolved`` detection, so its incident learns the signal has recovered
+(unless ``detect_resolves`` is off).
+
 Exactly what a changelog-backed table gives, kept by hand because a Faust table can only be
 written while a Faust stream is processing an event of the same partition: each partition's bank
 is checkpointed in blocks of rows to partition ``p`` of the compacted topic
@@ -22,6 +26,12 @@ committed. Committed offsets never run ahead of the checkpoint, so after a crash
 after it are read again and scored from the state before them; a checkpoint that got ahead of
 its commit is harmless too: points at or before a series' checkpointed time are skipped, and a
 detection's id derives from its series and time, so a replayed detection is the same one.
+
+A partition whose records fail (anything but the broker being away) goes back to its
+checkpoint and takes the records since one at a time; a record that fails
+``detect_max_attempts`` times is dead-lettered with the reason and skipped, and the partition's
+other records proceed. Failures of the broker itself are retried, never counted against a
+record.
 """
 
 from __future__ import annotations
@@ -38,7 +48,12 @@ import mode
 import numpy as np
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.errors import ConsumerStoppedError, KafkaError
+from aiokafka.errors import (
+    ConsumerStoppedError,
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+)
 
 from detectors.bank import Rows, detection
 from detectors.cardinality import Refusal
@@ -58,6 +73,8 @@ log = logging.getLogger(__name__)
 MAX_RECORDS = 10000
 FETCH_BYTES_PER_PARTITION = 16 * 1024 * 1024
 DECODE_MESSAGES = 50
+# The producer's default largest request, less room for the record's key and headers.
+MAX_BLOCK_BYTES = 1_000_000
 
 
 def attach(p: Pipeline) -> None:
@@ -100,6 +117,7 @@ class Detect(mode.Service):
         self._committed: dict[int, int] = {}
         self._saved_at: dict[int, float] = {}
         self._careful: dict[int, int] = {}  # partition -> last offset to take one at a time
+        self._attempts: dict[tuple[int, int], int] = {}  # (partition, offset) -> failures
         self._unrestored: set[int] = set()  # assigned, but their state could not be read yet
         self._lock = asyncio.Lock()
         self._closing = False
@@ -220,11 +238,14 @@ class Detect(mode.Service):
                 await asyncio.sleep(1.0)
                 return False
         if partition in self._careful:
-            await self._one_by_one(partition, records)
-            return False
+            records = await self._one_by_one(partition, records)
+            if not records:
+                return False
         try:
             urgent = await self._score(partition, records)
-        except _BankError as exc:
+        except Exception as exc:
+            if _transient(exc):
+                raise  # the broker is away: every partition goes back and is read again
             # The bank may be half-updated: go back to the checkpoint and take the records
             # since the last commit one at a time, to find the one that fails.
             log.error("detect: partition %d: %s; replaying from its checkpoint", partition, exc)
@@ -235,20 +256,58 @@ class Detect(mode.Service):
         self._read[partition] = records[-1].offset + 1
         return urgent
 
-    async def _one_by_one(self, partition: int, records: list[ConsumerRecord]) -> None:
+    async def _one_by_one(
+        self, partition: int, records: list[ConsumerRecord]
+    ) -> list[ConsumerRecord]:
+        """Score ``records`` one at a time, each checkpointed, up to the last one that was
+        in the failed batch; the records after it, to be scored as usual."""
         last = self._careful[partition]
-        for record in records:
+        for i, record in enumerate(records):
             try:
                 await self._score(partition, [record])
-            except _BankError as exc:
+            except Exception as exc:
+                if _transient(exc):
+                    raise
                 self.p.count("detect_errors")
-                await self.p.dead_letters.send(record, "detect", str(exc))
-                self.banks[partition] = await self._restore(partition)
+                if not await self._failed(partition, record, exc):
+                    return []  # read again from this record, from the checkpoint before it
+            self._attempts.pop((partition, record.offset), None)
             self._read[partition] = record.offset + 1
             await self._save({partition})
             if record.offset >= last:
                 del self._careful[partition]
-                return
+                return records[i + 1 :]
+        return []
+
+    async def _failed(self, partition: int, record: ConsumerRecord, exc: Exception) -> bool:
+        """Count a failure of ``record`` (its partition's bank goes back to the checkpoint
+        before it); True once it is skipped, dead-lettered with the reason."""
+        self.banks[partition] = await self._restore(partition)
+        at = (partition, record.offset)
+        failures = self._attempts.get(at, 0) + 1
+        limit = self.p.settings.detect_max_attempts
+        reason = f"{type(exc).__name__}: {exc}"
+        if failures < limit:
+            self._attempts[at] = failures
+            log.warning(
+                "detect: %s[%d]@%d failed (%d of %d attempts): %s",
+                record.topic, partition, record.offset, failures, limit, reason,
+            )  # fmt: skip
+            await self._seek_committed(partition)
+            return False
+        self.p.count("detect_records_skipped")
+        try:
+            await self.p.dead_letters.send(
+                record, "detect", f"failed {failures} times, skipped: {reason}"
+            )
+        except Exception as letter_exc:
+            if _transient(letter_exc):
+                raise
+            log.error(
+                "detect: %s[%d]@%d skipped; its dead letter failed too: %s",
+                record.topic, partition, record.offset, letter_exc,
+            )  # fmt: skip
+        return True
 
     async def _score(self, partition: int, records: list[ConsumerRecord]) -> bool:
         """Decode, score and send the detections of ``records``; True if the policy is busy."""
@@ -289,7 +348,9 @@ class Detect(mode.Service):
         if not len(t_all):
             return False
         try:
-            _, fired = bank.observe_rows(at_rows, np.concatenate(values), t_all)
+            _, fired = bank.observe_rows(
+                at_rows, np.concatenate(values), t_all, ends=s.detect_resolves
+            )
         except Exception as exc:
             raise _BankError(f"{type(exc).__name__}: {exc}") from exc
         p.count("points_processed", len(t_all))
@@ -316,6 +377,8 @@ class Detect(mode.Service):
                 key = routing_key(found, s.group_by).encode()
                 sent.append(await self._producer.send(s.topics.detections, encode(found), key=key))
                 p.count("detections_emitted")
+                if f.decision.resolved:
+                    p.count("detections_resolved")
             # The checkpoint records these points as seen: their detections reach the broker
             # first, or a crash in between would skip them for good.
             await asyncio.gather(*sent)
@@ -389,6 +452,12 @@ class Detect(mode.Service):
         for part in sorted(partitions):
             for block, state in self.banks[part].take_dirty_blocks().items():
                 value = json.dumps(state, separators=(",", ":")).encode()
+                if len(value) > MAX_BLOCK_BYTES:
+                    # One series whose id alone is this long: written, it would fail every
+                    # time; not written, that series starts afresh after a restore.
+                    log.error("detect: block %s of %d bytes not checkpointed", block, len(value))
+                    self.p.count("checkpoint_blocks_too_large")
+                    continue
                 writes.append(
                     await self._producer.send(
                         self.blocks_topic, value, key=block.encode(), partition=part
@@ -433,7 +502,7 @@ class Detect(mode.Service):
                 else:
                     found[key] = record.value
         bank = s.detector_banks()
-        stale = bank.load_blocks({block: json.loads(v) for block, v in found.items()})
+        stale = bank.load_blocks(_readable(found, partition))
         if stale:
             log.warning(
                 "partition %d: %d detector blocks were written under another detector "
@@ -482,6 +551,7 @@ class Detect(mode.Service):
             for state in (self._read, self._committed, self._saved_at, self._careful):
                 for part in partitions:
                     state.pop(part, None)
+            self._attempts = {k: n for k, n in self._attempts.items() if k[0] not in partitions}
             self._unrestored -= partitions
 
     async def assigned(self, partitions: set[int]) -> None:
@@ -519,3 +589,23 @@ class Detect(mode.Service):
 
 class _BankError(Exception):
     """The bank raised while scoring: a bug, not bad input (decoding rejects that)."""
+
+
+def _readable(found: dict[str, bytes], partition: int) -> dict[str, Any]:
+    """The stored blocks that decode as JSON; the others are left out (their series start
+    afresh and are written again), rather than failing every restore of the partition."""
+    out = {}
+    for key, value in found.items():
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            log.error("detect: partition %d: block %r is not JSON; left out", partition, key)
+    return out
+
+
+def _transient(exc: BaseException) -> bool:
+    """Whether ``exc`` says the broker is away or slow (retried as long as it takes), rather
+    than that this input cannot be processed (counted against the record)."""
+    if isinstance(exc, KafkaConnectionError | KafkaTimeoutError | ConnectionError | TimeoutError):
+        return True
+    return isinstance(exc, KafkaError) and bool(getattr(exc, "retriable", False))

@@ -158,7 +158,7 @@ def test_blocks_written_under_another_configuration_start_afresh() -> None:
     assert new.load_blocks(old.take_dirty_blocks()) == 1
     assert new.index == {"a|m": 0, "b|m": 1}
     assert not new.detector.warmed_up_many()[:2].any()
-    assert set(new.take_dirty_blocks()) == {0}  # rewritten under the new configuration
+    assert set(new.take_dirty_blocks()) == {"0"}  # rewritten under the new configuration
 
 
 def test_blocks_from_an_older_version_of_the_detector_start_afresh() -> None:
@@ -175,7 +175,7 @@ def test_blocks_from_an_older_version_of_the_detector_start_afresh() -> None:
     assert new.load_blocks(blocks) == 1
     assert new.index == {"a|m": 0, "b|m": 1}
     assert not new.detector.warmed_up_many()[:2].any()
-    assert set(new.take_dirty_blocks()) == {0}
+    assert set(new.take_dirty_blocks()) == {"0"}
 
 
 def test_blocks_of_the_version_before_the_memory_by_time_of_day_restore_warm() -> None:
@@ -202,7 +202,7 @@ def test_a_block_never_written_leaves_a_hole_and_new_series_go_after() -> None:
     live.block_rows = 2
     live.observe(["a", "b", "c", "d", "e"], np.ones(5), np.full(5, 1e9))
     blocks = live.take_dirty_blocks()
-    del blocks[1]  # c and d: lost before their block was written
+    del blocks["1"]  # c and d: lost before their block was written
     restored = SeriesBank("surprise")
     restored.block_rows = 2
     restored.load_blocks(blocks)

@@ -89,7 +89,7 @@ def test_a_checkpoint_without_rules_restores_into_the_default_bank() -> None:
     plain = SeriesBank("surprise", {"warmup": 10})
     for t in range(20):
         plain.observe(["web|cpu"], np.array([1.0 + t % 3]), np.array([1e9 + 60 * t]))
-    blocks = {str(k): v for k, v in plain.take_dirty_blocks().items()}
+    blocks = plain.take_dirty_blocks()
     banks = _banks()
     assert banks.load_blocks(blocks) == 0
     row = int(banks.rows_for(["web|cpu"])[0])
