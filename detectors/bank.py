@@ -19,8 +19,12 @@ A series idle since an event time (``evict_idle``) gives its row back: the row i
 state, marked for the next checkpoint (its block is rewritten with an empty id there, so a
 restore does not bring the series back) and handed to the next new series.
 
-Asked to (``ends``), the bank also reports where a series' episode ends (the policy's
-``clear_points`` normal points in a row): that point becomes a ``resolved`` detection.
+Asked to (``ends``), the bank also reports where a series' episode ends: the policy's
+``clear_points`` normal points in a row, and the value back within the range the series had
+before the episode began (its recent points then, widened by ``BACK_SPREAD`` of that range and
+``BACK_LEVEL`` of its level). A detector that has learned a lasting shift stops scoring it high,
+but the episode does not end until the values come back: that point becomes a ``resolved``
+detection.
 
 A detection is bounded whatever its series' labels: at most ``DETECTION_LABELS`` labels of at
 most ``DETECTION_LABEL_CHARS`` characters each (name and value), the series id and the
@@ -78,7 +82,16 @@ _OWN: dict[str, tuple[type[Any], float]] = {
     "calm": (np.int64, 0),
     "active": (np.bool_, False),
     "last_fired_at": (np.float64, math.nan),
+    # The range of the series before its episode began, and whether the policy has ended the
+    # episode while the values are still outside it (its resolved detection waits for them).
+    "base_lo": (np.float64, math.nan),
+    "base_hi": (np.float64, math.nan),
+    "ending": (np.bool_, False),
 }
+#: How far outside the pre-fault range a value may be and still count as back: a quarter of the
+#: range, plus 1% of the level (so a flat series has some room).
+BACK_SPREAD = 0.25
+BACK_LEVEL = 0.01
 
 
 def recommended_policy(
@@ -286,17 +299,18 @@ class SeriesBank:
         if reasons is None or explain is None or len(reasons) != len(frows):
             explain = None
         threshold = self.policy.threshold
-        if _any_hot(frows, score, threshold, own["active"], own["run"]):
-            playing = own["active"][frows] | (own["run"][frows] > 0)
+        busy = self._busy(ends)
+        if _any_hot(frows, score, threshold, busy, own["run"]):
+            playing = busy[frows] | (own["run"][frows] > 0)
             candidates = playing | (score >= threshold)
             # Each such row's points in order; a quiet point on an idle policy leaves it idle.
             self.deciding = True
             decide = np.isin(frows, np.unique(frows[candidates]))
             for j in np.flatnonzero(decide).tolist():
                 row, s = int(frows[j]), float(score[j])
-                if s < threshold and not own["active"][row] and own["run"][row] == 0:
+                if s < threshold and not busy[row] and own["run"][row] == 0:
                     continue
-                decision = self._decide(row, s, float(t[idx[j]]), ends)
+                decision = self._decide(row, s, float(t[idx[j]]), ends, float(fx[j]))
                 if decision is not None:
                     recent = self._recent_at(row, frows[: j + 1], idx[: j + 1], x, t)
                     why = None
@@ -340,22 +354,74 @@ class SeriesBank:
         self.dirty[rows] = True
         scores[idx] = score
         # A quiet point on an idle policy leaves it idle: only the others need deciding.
-        hot = (score >= self.policy.threshold) | own["active"][rows] | (own["run"][rows] > 0)
+        busy = self._busy(ends)
+        hot = (score >= self.policy.threshold) | busy[rows] | (own["run"][rows] > 0)
         decide = np.flatnonzero(hot)
         self.deciding |= len(decide) > 0
         for j in decide:
-            decision = self._decide(int(rows[j]), float(score[j]), float(t[j]), ends)
+            row = int(rows[j])
+            decision = self._decide(row, float(score[j]), float(t[j]), ends, float(x[j]), True)
             if decision is not None:
                 fired.append(Fired(int(idx[j]), float(score[j]), decision, self.recent(rows[j])))
 
-    def _decide(self, row: int, score: float, ts: float, ends: bool) -> Decision | None:
+    def _busy(self, ends: bool) -> Any:
+        """Rows whose policy needs every point: active, or (with ``ends``) an ended episode
+        waiting for its values to come back."""
+        active = self.own["active"]
+        return active | self.own["ending"] if ends and self.own["ending"].any() else active
+
+    def _decide(
+        self,
+        row: int,
+        score: float,
+        ts: float,
+        ends: bool,
+        value: float = math.nan,
+        in_ring: bool = False,
+    ) -> Decision | None:
         """The policy's decision on the row's point; with ``ends``, also where an episode
-        ended (a ``resolved`` decision)."""
+        ended (a ``resolved`` decision), once ``value`` is back within the range the series had
+        before it. ``in_ring``: the point is already among the row's recent points."""
+        own = self.own
+        was_active = bool(own["active"][row])
+        decision = self._policy_decision(row, score, ts)
+        if not ends:
+            return decision
+        if decision is not None and not decision.repeat and not was_active:
+            if not own["ending"][row]:  # a new episode: remember the range before it
+                self._remember_base(row, in_ring)
+            own["ending"][row] = False
+            return decision
+        if was_active and not own["active"][row]:
+            own["ending"][row] = True  # the policy is calm: wait for the values to come back
+        if own["ending"][row] and not own["active"][row] and self._back(row, value):
+            own["ending"][row] = False
+            self.dirty[row] = True
+            return Decision(score, DetectionSeverity.INFO, ts, repeat=False, resolved=True)
+        return decision
+
+    def _remember_base(self, row: int, in_ring: bool) -> None:
+        """The range of the row's recent points before the run that started the episode."""
+        skip = self.policy.for_points - (0 if in_ring else 1)
+        before = [x for _, x in self.recent(row)][: max(0, len(self.recent(row)) - skip)]
+        finite = [x for x in before if math.isfinite(x)]
+        lo, hi = (min(finite), max(finite)) if len(finite) >= 3 else (math.nan, math.nan)
+        self.own["base_lo"][row], self.own["base_hi"][row] = lo, hi
+
+    def _back(self, row: int, value: float) -> bool:
+        """Whether ``value`` is within the row's pre-episode range (any value, without one)."""
+        lo, hi = float(self.own["base_lo"][row]), float(self.own["base_hi"][row])
+        if math.isnan(lo) or math.isnan(hi):
+            return True
+        room = BACK_SPREAD * (hi - lo) + BACK_LEVEL * max(abs(lo), abs(hi)) + 1e-12
+        return lo - room <= value <= hi + room
+
+    def _policy_decision(self, row: int, score: float, ts: float) -> Decision | None:
         own, policy = self.own, self.policy
         policy.run = int(own["run"][row])
         policy.run_started_at = _opt(own["run_started_at"][row])
         policy.calm = int(own["calm"][row])
-        policy.active = active = bool(own["active"][row])
+        policy.active = bool(own["active"][row])
         policy.last_fired_at = _opt(own["last_fired_at"][row])
         decision = policy.decide(score, ts)
         own["run"][row] = policy.run
@@ -363,8 +429,6 @@ class SeriesBank:
         own["calm"][row] = policy.calm
         own["active"][row] = policy.active
         own["last_fired_at"][row] = _nan(policy.last_fired_at)
-        if ends and active and not policy.active:  # the episode ended on this point
-            return Decision(score, DetectionSeverity.INFO, ts, repeat=False, resolved=True)
         return decision
 
     # -- checkpoints -------------------------------------------------------------------------

@@ -351,9 +351,10 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     obvious = bench_sub.add_parser(
         "obvious", help="anomalies nobody would miss on simple series, with an EWMA baseline"
     )
-    from streams.bench.obvious import add_arguments as obvious_arguments
+    if wants("bench", "obvious"):
+        from streams.bench.obvious import add_arguments as obvious_arguments
 
-    obvious_arguments(obvious)
+        obvious_arguments(obvious)
     obvious.set_defaults(func=_bench)
 
     api_help = "the worker's HTTP API (default http://127.0.0.1:8080)"

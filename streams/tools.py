@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
 import time
 import urllib.error
@@ -23,6 +24,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaConnectionError
 from pydantic import ValidationError
 
 from responders.lifecycle import replay
@@ -188,7 +190,27 @@ def read_lines(path: Path, key_field: str | None) -> list[tuple[bytes | None, by
 async def send_lines(
     settings: Settings, topic: str, messages: list[tuple[bytes | None, bytes]]
 ) -> None:
-    producer = AIOKafkaProducer(**settings.kafka_client_kwargs(), acks="all")
+    """Send ``messages`` to ``topic`` and wait for the broker; ``ToolError`` names an
+    unreachable broker or a topic it does not have."""
+    kwargs = settings.kafka_client_kwargs()
+    try:
+        admin = AIOKafkaAdminClient(**kwargs)
+        await admin.start()
+    except KafkaConnectionError:
+        raise ToolError(
+            f"no Kafka broker answered at {settings.bootstrap_servers} "
+            "(WARROOM_BOOTSTRAP_SERVERS); start one with `warroom kafka start`"
+        ) from None
+    try:
+        [described] = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    if described.get("error_code") or not described.get("partitions"):
+        raise ToolError(
+            f"topic {topic!r} not found on {settings.bootstrap_servers}; give a topic's name, "
+            f"or one of {', '.join(sorted(settings.topics.model_dump()))}"
+        )
+    producer = AIOKafkaProducer(**kwargs, acks="all")
     await producer.start()
     try:
         for key, value in messages:
@@ -279,6 +301,9 @@ def replay_command(
     compare_api: str | None,
 ) -> int:
     """``warroom replay``: send a JSON-lines file, or rebuild incidents from the timeline."""
+    quiet = logging.getLogger("aiokafka")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)  # its connection errors: said once, below
     try:
         if not rebuild_state:
             if input_path is None or topic is None:
@@ -308,6 +333,15 @@ def replay_command(
             file=sys.stderr,
         )
         return 1 if diffs or result.problems else 0
+    except KafkaConnectionError:
+        print(
+            f"warroom replay: no Kafka broker answered at {settings.bootstrap_servers} "
+            "(WARROOM_BOOTSTRAP_SERVERS); start one with `warroom kafka start`",
+            file=sys.stderr,
+        )
+        return 2
     except ToolError as exc:
         print(f"warroom replay: {exc}", file=sys.stderr)
         return 2
+    finally:
+        quiet.setLevel(level)

@@ -25,6 +25,9 @@ def run_worker(settings: Settings) -> None:
     catalog = load_catalog(settings.catalog_path)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
+    quiet = logging.getLogger("aiokafka")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)  # an unreachable broker is said once, below
     try:
         loop.run_until_complete(ensure_topics(settings))
     except KafkaConnectionError:
@@ -33,6 +36,8 @@ def run_worker(settings: Settings) -> None:
             "(WARROOM_BOOTSTRAP_SERVERS): start a local one with `warroom kafka start`, "
             "or set WARROOM_BOOTSTRAP_SERVERS to your brokers"
         ) from None
+    finally:
+        quiet.setLevel(level)
     pipeline = build(settings, catalog)
 
     worker = faust.Worker(

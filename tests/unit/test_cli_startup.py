@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -67,8 +68,28 @@ def test_a_worker_without_a_broker_names_the_address_and_the_setting() -> None:
         check=False,
     )
     assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr  # one line, nothing else
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("warroom worker: no Kafka broker answered at " + address)
     assert "WARROOM_BOOTSTRAP_SERVERS" in last
     assert "warroom kafka start" in last
     assert "Traceback" not in done.stderr
+
+
+def test_replay_without_a_broker_or_to_an_unknown_topic_says_so_in_one_line(
+    tmp_path: Path,
+) -> None:
+    points = tmp_path / "points.jsonl"
+    points.write_text('{"ts": 1, "service": "api", "metric": "m", "value": 1}\n')
+    address = f"127.0.0.1:{free_port()}"
+    env = {**os.environ, "WARROOM_BOOTSTRAP_SERVERS": address}
+    done = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "replay", "--input", str(points), "--topic",
+         "metrics"],
+        capture_output=True, text=True, timeout=120, env=env, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        f"warroom replay: no Kafka broker answered at {address} (WARROOM_BOOTSTRAP_SERVERS); "
+        "start one with `warroom kafka start`"
+    )

@@ -87,3 +87,34 @@ def test_the_resolved_detection_has_a_deterministic_id_of_its_own() -> None:
     resolved = first[-1]
     assert resolved.impact_started_at is None
     assert len({d.id for d in first}) == len(first)
+
+
+@pytest.mark.parametrize("name", ["tolerant_novelty", "ewma"], ids=["novelty", "ewma"])
+def test_a_lasting_shift_resolves_only_when_the_values_come_back(name: str) -> None:
+    # The detector learns the new level and stops scoring it high; the episode still lasts
+    # while the values stay outside the range the series had before it.
+    bank = SeriesBank(name, policy_params={"for_points": 1, "clear_points": 3})
+    lasting = [900.0 + (i % 3) for i in range(60)]
+    events = _run(bank, NORMAL + lasting + AFTER, ends=True)
+    ended = [i for i, resolved in events if resolved]
+    assert [i for i, resolved in events if not resolved][:1] == [len(NORMAL)]
+    assert ended == [len(NORMAL) + len(lasting)]  # the first point back in range
+
+
+def test_an_episode_on_a_flat_series_ends_when_the_level_returns() -> None:
+    bank = SeriesBank("tolerant_novelty", policy_params={"for_points": 1, "clear_points": 3})
+    flat = [50.0] * 40
+    events = _run(bank, flat + [80.0] * 30 + [50.2] * 5, ends=True)
+    assert [i for i, resolved in events if resolved] == [70]
+
+
+def test_the_pre_fault_range_survives_a_checkpoint() -> None:
+    bank = SeriesBank("tolerant_novelty", policy_params={"for_points": 1, "clear_points": 3})
+    lasting = [900.0 + (i % 3) for i in range(20)]
+    _run(bank, NORMAL + lasting, ends=True)
+    restored = SeriesBank("tolerant_novelty", policy_params={"for_points": 1, "clear_points": 3})
+    restored.load_blocks(bank.take_dirty_blocks())
+    at = len(NORMAL) + len(lasting)
+    ts = 1e9 + 60.0 * np.arange(at, at + 2, dtype=np.float64)
+    _, fired = restored.observe(["api|p99"] * 2, np.array([901.0, 100.0]), ts, ends=True)
+    assert [(f.index, f.decision.resolved) for f in fired] == [(1, True)]
