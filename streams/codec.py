@@ -10,7 +10,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from itertools import pairwise
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 from pydantic import BaseModel, ValidationError
 
 from schemas import MetricPoint, format_errors
-from schemas.common import MAX_EPOCH_S
+from schemas.common import CONTROL, MAX_EPOCH_S, labels_problem, received
 from schemas.metrics import series_id
 
 M = TypeVar("M", bound=BaseModel)
@@ -57,20 +57,30 @@ def _load(raw: bytes | None) -> tuple[Any, str | None]:
         return None, "not JSON: nested too deeply"
 
 
-def decode_one(raw: bytes | None, model: type[M]) -> Decoded[M]:
-    """Decode a message that holds exactly one ``model``."""
+def arrival(received_s: float, max_future_s: float) -> dict[str, Any]:
+    """The validation context of a message received at ``received_s`` (epoch seconds): its
+    times may be at most ``max_future_s`` ahead of that (``schemas.common.received``)."""
+    return received(datetime.fromtimestamp(received_s, tz=UTC), max_future_s)
+
+
+def decode_one(
+    raw: bytes | None, model: type[M], context: dict[str, Any] | None = None
+) -> Decoded[M]:
+    """Decode a message that holds exactly one ``model`` (validated with ``context``)."""
     data, problem = _load(raw)
     if problem is not None:
         return Decoded(rejected=[Rejected(raw or b"", problem)])
     if not isinstance(data, dict):
         return Decoded(rejected=[Rejected(raw or b"", "expected a JSON object")])
     try:
-        return Decoded(items=[model.model_validate(data)])
+        return Decoded(items=[model.model_validate(data, context=context)])
     except ValidationError as exc:
         return Decoded(rejected=[Rejected(raw or b"", format_errors(exc))])
 
 
-def decode_batchable(raw: bytes | None, model: type[M], batch_field: str) -> Decoded[M]:
+def decode_batchable(
+    raw: bytes | None, model: type[M], batch_field: str, context: dict[str, Any] | None = None
+) -> Decoded[M]:
     """Decode one ``model`` or a batch ``{batch_field: [...]}``; bad entries are split out."""
     data, problem = _load(raw)
     if problem is not None:
@@ -79,7 +89,7 @@ def decode_batchable(raw: bytes | None, model: type[M], batch_field: str) -> Dec
         return Decoded(rejected=[Rejected(raw or b"", "expected a JSON object")])
     if batch_field not in data:
         try:
-            return Decoded(items=[model.model_validate(data)])
+            return Decoded(items=[model.model_validate(data, context=context)])
         except ValidationError as exc:
             return Decoded(rejected=[Rejected(raw or b"", format_errors(exc))])
     entries = data[batch_field]
@@ -90,7 +100,7 @@ def decode_batchable(raw: bytes | None, model: type[M], batch_field: str) -> Dec
         try:
             if not isinstance(entry, dict):
                 raise TypeError
-            out.items.append(model.model_validate(entry))
+            out.items.append(model.model_validate(entry, context=context))
         except TypeError:
             out.rejected.append(Rejected(_dump(entry), f"{batch_field}.{i}: expected an object"))
         except ValidationError as exc:
@@ -109,8 +119,9 @@ def encode(model: BaseModel) -> bytes:
 
 # Metric points, the hot path: decoded straight into columns. msgspec decodes and type-checks a
 # whole message in one pass; a message it cannot take as is (anything invalid, a name with
-# surrounding space, a timestamp without offset, ...) goes the ``MetricPoint`` way instead, which
-# gives the same points and every bad entry with its reason.
+# surrounding space, a timestamp without offset, a control character, a time too far ahead of the
+# message's arrival, ...) goes the ``MetricPoint`` way instead, which gives the same points and
+# every bad entry with its reason.
 
 
 class PointLike(Protocol):
@@ -162,14 +173,22 @@ class PointColumns:
     rejected: list[Rejected] = field(default_factory=list)
 
 
-def decode_points(raw: bytes | None) -> PointColumns:
-    """A ``metrics.points.v1`` message: one point or ``{"points": [...]}``."""
-    fast = _fast_points(raw)
-    return fast if fast is not None else _model_points(raw)
+def decode_points(
+    raw: bytes | None, received_s: float | None = None, max_future_s: float = math.inf
+) -> PointColumns:
+    """A ``metrics.points.v1`` message: one point or ``{"points": [...]}``. With ``received_s``
+    (when the message was received, epoch seconds), a point more than ``max_future_s`` after
+    that is rejected."""
+    not_after = math.inf if received_s is None else received_s + max_future_s
+    fast = _fast_points(raw, not_after)
+    if fast is not None:
+        return fast
+    context = None if received_s is None else arrival(received_s, max_future_s)
+    return _model_points(raw, context)
 
 
-def _model_points(raw: bytes | None) -> PointColumns:
-    decoded = decode_batchable(raw, MetricPoint, "points")
+def _model_points(raw: bytes | None, context: dict[str, Any] | None = None) -> PointColumns:
+    decoded = decode_batchable(raw, MetricPoint, "points", context)
     items = decoded.items
     return PointColumns(
         points=items,
@@ -200,7 +219,7 @@ def _wire_points(raw: bytes | None) -> list[_WirePoint] | None:
     return points or None
 
 
-def _fast_points(raw: bytes | None) -> PointColumns | None:
+def _fast_points(raw: bytes | None, not_after: float = math.inf) -> PointColumns | None:
     points = _wire_points(raw)
     if points is None:
         return None
@@ -208,7 +227,7 @@ def _fast_points(raw: bytes | None) -> PointColumns | None:
         return None
     ts = _epochs([p.ts for p in points])
     values = np.array([p.value for p in points], dtype=np.float64)
-    if not _valid_numbers(ts, values).all():
+    if not _valid_numbers(ts, values).all() or not (ts <= not_after).all():
         return None
     return PointColumns(points, _series_ids(points), values, ts)
 
@@ -225,10 +244,15 @@ class PointBatch:
     rejected: list[list[Rejected]]
 
 
-def decode_points_many(raws: Sequence[bytes | None]) -> PointBatch:
+def decode_points_many(
+    raws: Sequence[bytes | None],
+    received_s: Sequence[float] | None = None,
+    max_future_s: float = math.inf,
+) -> PointBatch:
     """``decode_points`` for many messages, with the same results: the columns are built and
     checked once for all of them (a message's points are most of a worker's work, and numpy's
-    fixed cost per call is large against a hundred points)."""
+    fixed cost per call is large against a hundred points). ``received_s[m]``: when message
+    ``m`` was received, as in ``decode_points``."""
     series: list[str] = []
     times: list[Any] = []
     values: list[float] = []
@@ -246,7 +270,11 @@ def decode_points_many(raws: Sequence[bytes | None]) -> PointBatch:
     ts = _epochs(times)
     x = np.fromiter(values, dtype=np.float64, count=len(values))
     slow = [m for m, points in enumerate(taken) if points is None]
-    bad = np.flatnonzero(~_valid_numbers(ts, x))
+    valid = _valid_numbers(ts, x)
+    if received_s is not None and len(ts):
+        limit = np.asarray(received_s, dtype=np.float64) + max_future_s
+        valid &= ts <= np.repeat(limit, np.diff(starts))
+    bad = np.flatnonzero(~valid)
     slow += np.unique(np.searchsorted(starts, bad, side="right") - 1).tolist()
     unseen = set(series).difference(_SEEN_SERIES)
     if unseen:
@@ -268,7 +296,8 @@ def decode_points_many(raws: Sequence[bytes | None]) -> PointBatch:
     for m, raw in enumerate(raws):
         at = len(out.series)
         if m in redo:
-            model = _model_points(raw)
+            context = None if received_s is None else arrival(received_s[m], max_future_s)
+            model = _model_points(raw, context)
             out.series += model.series
             pieces_x.append(model.values)
             pieces_ts.append(model.ts)
@@ -320,8 +349,15 @@ def _epoch(ts: float | datetime) -> float:
 def _valid_names(points: Sequence[_WirePoint]) -> bool:
     names = {p.service for p in points}
     names.update(p.metric for p in points)
-    return all(map(_is_name, names))
+    if not all(map(_is_name, names)):
+        return False
+    return all(labels_problem(p.labels) is None for p in points if p.labels)
 
 
 def _is_name(text: str) -> bool:
-    return 0 < len(text) <= _NAME_MAX and not text[0].isspace() and not text[-1].isspace()
+    return (
+        0 < len(text) <= _NAME_MAX
+        and not text[0].isspace()
+        and not text[-1].isspace()
+        and CONTROL.search(text) is None
+    )

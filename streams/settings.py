@@ -189,6 +189,18 @@ class Settings(BaseSettings):
         default=30.0, ge=6.0, le=300.0, description="How soon a dead worker's partitions move."
     )
     ingest: IngestMappings = IngestMappings()
+    max_future_s: float = Field(
+        default=300.0,
+        ge=0.0,
+        description="Clock skew allowed: an input whose time is further ahead of the time its "
+        "message was received (the Kafka record time, or the HTTP request) is dead-lettered.",
+    )
+    max_lateness_s: float = Field(
+        default=3600.0,
+        gt=0.0,
+        description="A detection on a point (or log record) older than this when it was "
+        "received is recorded, not paged: backfilled data trains the detectors quietly.",
+    )
     stall_after_s: float = Field(
         default=60.0, gt=0, description="/healthz fails when a lagging partition is idle this long."
     )

@@ -258,7 +258,9 @@ class Detect(mode.Service):
         at = 0
         for i in range(0, len(records), DECODE_MESSAGES):
             chunk = records[i : i + DECODE_MESSAGES]
-            decoded = decode_points_many([r.value for r in chunk])
+            decoded = decode_points_many(
+                [r.value for r in chunk], [r.timestamp / 1000 for r in chunk], s.max_future_s
+            )
             for record, (a, b), rejected in zip(
                 chunk, decoded.spans, decoded.rejected, strict=True
             ):
@@ -296,7 +298,10 @@ class Detect(mode.Service):
                 at_point = int(position[f.index])
                 record, start = taken[bisect_right(starts, at_point) - 1]
                 # Decoded again: only the few points that fire need their names and labels.
-                point = decode_points(record.value).points[at_point - start]
+                received_s = record.timestamp / 1000
+                point = decode_points(record.value, received_s, s.max_future_s).points[
+                    at_point - start
+                ]
                 found = detection(
                     f,
                     detector=bank.detector(int(at_rows[f.index])),
@@ -306,7 +311,7 @@ class Detect(mode.Service):
                     labels=point.labels or {},
                     ts=float(t_all[f.index]),
                     value=point.value,
-                )
+                ).model_copy(update={"received_at": datetime.fromtimestamp(received_s, tz=UTC)})
                 key = routing_key(found, s.group_by).encode()
                 sent.append(await self._producer.send(s.topics.detections, encode(found), key=key))
                 p.count("detections_emitted")
@@ -326,7 +331,10 @@ class Detect(mode.Service):
         starts = [a for a, _ in decoded.spans]
         for i in np.flatnonzero(refused).tolist():
             m = bisect_right(starts, i) - 1
-            point = decode_points(chunk[m].value).points[i - starts[m]]
+            received_s = chunk[m].timestamp / 1000
+            point = decode_points(chunk[m].value, received_s, self.p.settings.max_future_s).points[
+                i - starts[m]
+            ]
             value = float(decoded.values[i])
             entry = {
                 "ts": datetime.fromtimestamp(float(decoded.ts[i]), tz=UTC).isoformat(),
