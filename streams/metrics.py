@@ -37,6 +37,9 @@ _COUNTERS = {
     "pages_delivered": "Pages delivered by a notifier.",
     "pages_dead_lettered": "Pages dead-lettered after the last retry.",
     "log_records_processed": "Log records mined.",
+    "detections_late": "Firing detections on data received after WARROOM_MAX_LATENESS_S: "
+    "recorded, not paged.",
+    "inputs_rekeyed": "Detections and commands sent again under their correlation group's key.",
 }
 
 

@@ -196,10 +196,12 @@ class Settings(BaseSettings):
         "message was received (the Kafka record time, or the HTTP request) is dead-lettered.",
     )
     max_lateness_s: float = Field(
-        default=3600.0,
+        default=7200.0,
         gt=0.0,
         description="A detection on a point (or log record) older than this when it was "
-        "received is recorded, not paged: backfilled data trains the detectors quietly.",
+        "received is recorded, not paged: backfilled data trains the detectors quietly. Two "
+        "hours: what Prometheus remote write delivers late from its write-ahead log after an "
+        "outage still pages.",
     )
     stall_after_s: float = Field(
         default=60.0, gt=0, description="/healthz fails when a lagging partition is idle this long."
