@@ -22,6 +22,8 @@ from tests.harness import (
     eventually,
     produce,
     read_all,
+    read_records,
+    read_timed_records,
 )
 
 pytestmark = pytest.mark.broker
@@ -141,21 +143,23 @@ async def test_a_backfilled_spike_trains_the_detector_but_pages_nobody(
         worker.bootstrap, worker.topics.pages, lambda vs: len(vs) >= 1, timeout_s=45
     )
     await settled(worker, worker.topics.metrics, worker.topics.detections)
-    detections = await read_all(worker.bootstrap, worker.topics.detections)
-    firing = sorted(
-        (at(d["ts"]), d["received_at"] is not None, d["id"])
-        for d in detections
-        if d["status"] == "firing"
-    )
-    assert [(ts, has) for ts, has, _ in firing] == [(old + 36, True), (live_base + 6, True)]
+    # One incident, opened by the live spike; every page is for it.
     _, body = await api.get("/api/incidents")
     [incident] = body["incidents"]
     assert at(incident["detected_at"]) == live_base + 6
+    assert at(incident["impact_started_at"]) == live_base + 5
     assert incident["detection_count"] == 1
-    assert {p["incident_id"] for p in await read_all(worker.bootstrap, worker.topics.pages)} == {
-        incident["id"]
-    }
-    assert {p["incident_id"] for p in pages} == {incident["id"]}
+    every_page = await read_all(worker.bootstrap, worker.topics.pages)
+    assert {p["incident_id"] for p in [*pages, *every_page]} == {incident["id"]}
+    # The backfilled spike was detected and recorded on detections.v1, with when its points
+    # were received, and counted as late.
+    detections = await read_all(worker.bootstrap, worker.topics.detections)
+    firing = sorted(
+        (at(d["ts"]), d.get("received_at") is not None)
+        for d in detections
+        if d["status"] == "firing"
+    )
+    assert firing == [(old + 36, True), (live_base + 6, True)]
     assert await metric(worker, "detections_late") == 1.0
 
 
@@ -235,7 +239,6 @@ async def test_a_wrongly_keyed_detection_does_not_split_its_group(
     start_worker: Callable[..., RunningWorker],
 ) -> None:
     worker = start_worker(catalog("checkout"))
-    api = Api(worker)
     now = float(int(time.time()))
 
     def detection(n: int) -> bytes:
@@ -257,17 +260,27 @@ async def test_a_wrongly_keyed_detection_does_not_split_its_group(
         [(b"checkout", detection(1)), (wrong, detection(2)), (None, detection(3))],
     )
 
-    async def all_attached() -> dict[str, Any] | None:
-        _, body = await api.get("/api/incidents")
-        counts = [i["detection_count"] for i in body["incidents"]]
-        return body if sum(counts) >= 3 else None
+    def applied(events: list[Any]) -> bool:
+        kinds = ("opened", "detection_attached")
+        return {e["cause"] for e in events if e["kind"] in kinds} >= {"d1", "d2", "d3"}
 
-    await eventually(all_attached, 45, "the three detections to reach incidents")
+    events = await consume(worker.bootstrap, worker.topics.events, applied, timeout_s=45)
     await settled(worker, worker.topics.detections)
-    _, body = await api.get("/api/incidents")
-    [incident] = body["incidents"]
-    assert incident["detection_count"] == 3
+    opened = [e for e in events if e["kind"] == "opened"]
+    assert len(opened) == 1, [(e["kind"], e["cause"], e["incident_id"]) for e in events]
+    # The group's state was written from one partition only, its key's: on the changelog of
+    # open-incidents every version of it is on the partition of ``checkout``.
+    changelog = await read_timed_records(
+        worker.bootstrap, f"{worker.app_id}-open-incidents-changelog"
+    )
+    home = DefaultPartitioner()(b"checkout", [0, 1], [0, 1])
+    written = {r.partition for r in changelog if r.key == b'"checkout"'}
+    assert written == {home}
     # The wrongly keyed and the keyless one were sent again under the group's key.
-    records = await read_all(worker.bootstrap, worker.topics.detections)
-    assert sorted(r["id"] for r in records) == ["d1", "d2", "d2", "d3", "d3"]
+    records = await read_records(worker.bootstrap, worker.topics.detections)
+    ids = sorted((json.loads(v or b"{}")["id"], k or b"") for k, v in records)
+    assert ids == [
+        ("d1", b"checkout"), ("d2", b"checkout"), ("d2", wrong), ("d3", b""),
+        ("d3", b"checkout"),
+    ]  # fmt: skip
     assert await metric(worker, "inputs_rekeyed") == 2.0
