@@ -160,6 +160,12 @@ _POINTS = msgspec.json.Decoder(_WireMessage)
 _SEEN_SERIES: set[str] = set()
 _SEEN_MAX = 200_000
 _NAME_MAX = 200
+# ``bytes.translate`` deletes these, leaving only a message's C0 controls, DEL and backslashes.
+_KEEP_UNSAFE = bytes(b for b in range(128) if b >= 0x20 and b not in b"\x7f\\")
+# A series id this short holds at most 32 labels, each key and value far within its limit,
+# whatever its labels: ``service|metric|`` takes 4 characters or more, each ``k=v`` 2 and more
+# plus a comma (an empty key shows as ``|=`` or ``,=`` and is checked).
+_SHORT_ID = 99
 
 
 @dataclass
@@ -223,13 +229,14 @@ def _fast_points(raw: bytes | None, not_after: float = math.inf) -> PointColumns
     points = _wire_points(raw)
     if points is None:
         return None
-    if not _valid_names(points):
+    ids = _series_ids(points)
+    if not _valid_names(points, raw, ids):
         return None
     ts = _epochs([p.ts for p in points])
     values = np.array([p.value for p in points], dtype=np.float64)
     if not _valid_numbers(ts, values).all() or not (ts <= not_after).all():
         return None
-    return PointColumns(points, _series_ids(points), values, ts)
+    return PointColumns(points, ids, values, ts)
 
 
 @dataclass
@@ -282,7 +289,7 @@ def decode_points_many(
             mine = unseen.intersection(series[starts[m] : starts[m + 1]])
             if not mine or points is None:
                 continue
-            if not _valid_names(points):
+            if not _valid_names(points, raws[m], series[starts[m] : starts[m + 1]]):
                 slow.append(m)
                 continue
             _remember_valid(mine)
@@ -346,18 +353,34 @@ def _epoch(ts: float | datetime) -> float:
     return ts
 
 
-def _valid_names(points: Sequence[_WirePoint]) -> bool:
+def _valid_names(points: Sequence[_WirePoint], raw: bytes | None, ids: Sequence[str]) -> bool:
+    """True when every name and label of ``points`` (whose series ids are ``ids``) passes the
+    model's checks. A series id holds the point's service, metric and every label key and value,
+    so it is checked once for all the points of its series: for a control character, unless the
+    message's bytes show there is none (:func:`_plain`); and for the label limits, which a short
+    id without an empty key meets whatever its labels (``_SHORT_ID``)."""
     names = {p.service for p in points}
     names.update(p.metric for p in points)
     if not all(map(_is_name, names)):
         return False
-    return all(labels_problem(p.labels) is None for p in points if p.labels)
+    unique = set(ids)
+    if not _plain(raw) and any(CONTROL.search(i) for i in unique):
+        return False
+    longer = {i for i in unique if len(i) > _SHORT_ID or "|=" in i or ",=" in i}
+    if not longer:
+        return True
+    return all(
+        labels_problem(p.labels) is None for p, i in zip(points, ids, strict=True)
+        if p.labels and i in longer
+    )  # fmt: skip
+
+
+def _plain(raw: bytes | None) -> bool:
+    """True when no string of the JSON message ``raw`` can hold a control character: it is
+    ASCII (no C1 control, no U+2028/U+2029) with no escape and no raw C0 control or DEL (a JSON
+    string cannot hold a raw C0 control; whitespace between tokens only costs the full check)."""
+    return raw is not None and raw.isascii() and not raw.translate(None, _KEEP_UNSAFE)
 
 
 def _is_name(text: str) -> bool:
-    return (
-        0 < len(text) <= _NAME_MAX
-        and not text[0].isspace()
-        and not text[-1].isspace()
-        and CONTROL.search(text) is None
-    )
+    return 0 < len(text) <= _NAME_MAX and not text[0].isspace() and not text[-1].isspace()

@@ -136,6 +136,28 @@ def test_fast_paths_reject_what_the_model_rejects(bad: dict[str, Any], reason: s
     assert many.spans == [(0, 2), (2, 3)]
 
 
+KEYS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJ"
+
+
+@pytest.mark.parametrize(
+    ("labels", "kept"),
+    [
+        ({k: "" for k in KEYS[:32]}, True),
+        ({k: "" for k in KEYS[:33]}, False),
+        ({"": "v"}, False),
+        ({"a": "", "": ""}, False),
+        ({"k" * 128: "v" * 1024}, True),
+        ({"k" * 129: "v"}, False),
+    ],
+    ids=["32-short", "33-short", "empty-key", "empty-key-second", "longest", "key-too-long"],
+)
+def test_fast_paths_label_limits_at_their_edges(labels: dict[str, str], kept: bool) -> None:
+    """The fast paths skip the per-label checks for a short series id: its edges."""
+    raw = _message({**POINT, "service": "s", "metric": "m", "labels": labels})
+    for series in (decode_points(raw).series, decode_points_many([raw]).series):
+        assert len(series) == int(kept)
+
+
 def test_surrounding_line_breaks_are_stripped_by_every_path() -> None:
     """A name's surrounding whitespace (a trailing newline too) is stripped, as before; inside
     a name a line break is refused."""
