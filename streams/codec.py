@@ -57,9 +57,12 @@ def _load(raw: bytes | None) -> tuple[Any, str | None]:
         return None, "not JSON: nested too deeply"
 
 
-def arrival(received_s: float, max_future_s: float) -> dict[str, Any]:
+def arrival(received_s: float | None, max_future_s: float) -> dict[str, Any] | None:
     """The validation context of a message received at ``received_s`` (epoch seconds): its
-    times may be at most ``max_future_s`` ahead of that (``schemas.common.received``)."""
+    times may be at most ``max_future_s`` ahead of that (``schemas.common.received``). None
+    when the time is unknown (a record without a timestamp has -1): nothing to compare with."""
+    if received_s is None or not math.isfinite(received_s) or received_s <= 0:
+        return None
     return received(datetime.fromtimestamp(received_s, tz=UTC), max_future_s)
 
 
@@ -185,11 +188,11 @@ def decode_points(
     """A ``metrics.points.v1`` message: one point or ``{"points": [...]}``. With ``received_s``
     (when the message was received, epoch seconds), a point more than ``max_future_s`` after
     that is rejected."""
-    not_after = math.inf if received_s is None else received_s + max_future_s
+    context = arrival(received_s, max_future_s)
+    not_after = math.inf if context is None or received_s is None else received_s + max_future_s
     fast = _fast_points(raw, not_after)
     if fast is not None:
         return fast
-    context = None if received_s is None else arrival(received_s, max_future_s)
     return _model_points(raw, context)
 
 
@@ -279,7 +282,8 @@ def decode_points_many(
     slow = [m for m, points in enumerate(taken) if points is None]
     valid = _valid_numbers(ts, x)
     if received_s is not None and len(ts):
-        limit = np.asarray(received_s, dtype=np.float64) + max_future_s
+        arrived = np.asarray(received_s, dtype=np.float64)
+        limit = np.where(arrived > 0, arrived + max_future_s, np.inf)  # -1: unknown
         valid &= ts <= np.repeat(limit, np.diff(starts))
     bad = np.flatnonzero(~valid)
     slow += np.unique(np.searchsorted(starts, bad, side="right") - 1).tolist()

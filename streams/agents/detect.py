@@ -311,7 +311,7 @@ class Detect(mode.Service):
                     labels=point.labels or {},
                     ts=float(t_all[f.index]),
                     value=point.value,
-                ).model_copy(update={"received_at": datetime.fromtimestamp(received_s, tz=UTC)})
+                ).model_copy(update={"received_at": _instant(received_s)})
                 key = routing_key(found, s.group_by).encode()
                 sent.append(await self._producer.send(s.topics.detections, encode(found), key=key))
                 p.count("detections_emitted")
@@ -485,6 +485,11 @@ class Detect(mode.Service):
             if high is not None and read is not None:
                 out[(self.topic, part)] = (read, int(high))
         return out
+
+
+def _instant(epoch_s: float) -> datetime | None:
+    """A record's timestamp as a time; None for a record without one (-1)."""
+    return datetime.fromtimestamp(epoch_s, tz=UTC) if epoch_s > 0 else None
 
 
 class _BankError(Exception):

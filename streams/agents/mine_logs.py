@@ -40,9 +40,8 @@ def attach(p: Pipeline) -> None:
     async def mine_logs(stream: Any) -> None:
         async for event in stream.events():
             message = event.message
-            received_s = message.timestamp or datetime.now(tz=UTC).timestamp()
-            received = {"received_at": datetime.fromtimestamp(received_s, tz=UTC)}
-            context = arrival(received_s, p.settings.max_future_s)
+            context = arrival(message.timestamp, p.settings.max_future_s)
+            received = {"received_at": context["received_at"] if context else None}
             decoded = decode_batchable(event.value, LogRecord, "records", context)
             for bad in decoded.rejected:
                 await p.dead_letters.send(message, "decode", bad.reason, bad.payload)

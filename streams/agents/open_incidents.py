@@ -146,7 +146,7 @@ def attach(p: Pipeline) -> None:
         return None if key == right.encode() else right.encode()
 
     def handle(
-        raw: bytes | None, topic: str, now: datetime, received_s: float
+        raw: bytes | None, topic: str, now: datetime, received_s: float | None
     ) -> tuple[Step | None, str | None]:
         context = arrival(received_s, s.max_future_s)
         if topic == s.topics.detections:
@@ -210,8 +210,7 @@ def attach(p: Pipeline) -> None:
                 p.count("inputs_rekeyed")
                 continue
             try:
-                received_s = message.timestamp or now.timestamp()
-                step, problem = handle(event.value, message.topic, now, received_s)
+                step, problem = handle(event.value, message.topic, now, message.timestamp)
             except Exception as exc:
                 step, problem = None, f"{type(exc).__name__}: {exc}"
             if step is None or step.outcome.rejection:

@@ -202,6 +202,14 @@ def test_points_without_an_arrival_are_not_bounded() -> None:
     assert len(decode_points(raw).series) == 1
 
 
+def test_a_record_without_a_timestamp_is_not_bounded() -> None:
+    """Kafka gives -1 for a record without a timestamp: nothing to compare with."""
+    raw = _message({**POINT, "ts": NOW_S + TEN_YEARS_S})
+    assert len(decode_points(raw, -0.001, 300.0).series) == 1
+    assert decode_points_many([raw], [-0.001], 300.0).spans == [(0, 1)]
+    assert arrival(-0.001, 300.0) is None and arrival(None, 300.0) is None
+
+
 def test_each_message_has_its_own_arrival() -> None:
     raw = _message({**POINT, "ts": NOW_S + 3600})
     decoded = decode_points_many([raw, raw], [NOW_S, NOW_S + 3600], 300.0)
