@@ -12,8 +12,10 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.partitioner import DefaultPartitioner
 
+from streams.topics import _described
 from tests.harness import (
     Api,
     RunningWorker,
@@ -113,6 +115,17 @@ async def test_a_far_future_point_is_dead_lettered_and_its_series_still_detects_
     assert "after the message was received" in letter["error"]
     assert "at most 300 s of clock skew is allowed" in letter["error"]
     assert json.loads(base64.b64decode(letter["value_b64"]))["ts"] == future["ts"]
+    # The reference is the time the broker appended the record, not one the producer chose.
+    admin = AIOKafkaAdminClient(bootstrap_servers=worker.bootstrap)
+    await admin.start()
+    try:
+        inbound = [worker.topics.metrics, worker.topics.detections, worker.topics.commands]
+        configs = await _described(admin, inbound)
+    finally:
+        await admin.close()
+    assert {t: c["message.timestamp.type"] for t, c in configs.items()} == dict.fromkeys(
+        inbound, "LogAppendTime"
+    )
 
 
 async def test_a_backfilled_spike_trains_the_detector_but_pages_nobody(
