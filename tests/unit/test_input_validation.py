@@ -14,7 +14,7 @@ from responders.correlation import Group, Timing, late, on_detection_in_group
 from responders.lifecycle import on_detection
 from schemas import Catalog, Command, Detection, IncidentEventKind, LogRecord, MetricPoint
 from schemas.alerts import AlertmanagerWebhook, PagerDutyEvent
-from schemas.common import received
+from schemas.common import format_errors, received
 from streams.codec import arrival, decode_batchable, decode_one, decode_points, decode_points_many
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
@@ -343,3 +343,30 @@ def test_a_backfilled_detection_is_recorded_on_the_open_incident_without_a_page(
         group, incident, _detection(0.0, n=2), CATALOG, OPEN_AT_ONCE, later, max_lateness_s=HOUR
     )
     assert len(on_time.outcome.pages) == 1
+
+
+# -- the catalog: what reaches a notification -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("person", "reason"),
+    [
+        (
+            {"name": "Ann\r\nBcc: x@example.com", "contacts": [{"channel": "console"}]},
+            "people.ann.name: holds the control character U+000D",
+        ),
+        (
+            {"contacts": [{"channel": "email", "address": "ann@example.com\n"}]},
+            "an email contact needs an address like name@example.com",
+        ),
+    ],
+    ids=["display-name-crlf", "email-trailing-newline"],
+)
+def test_catalog_refuses_control_characters_that_reach_notifications(
+    person: dict[str, Any], reason: str
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        Catalog.model_validate({"people": {"ann": person}})
+    assert reason in format_errors(caught.value)
+    with pytest.raises(ValidationError, match="holds the control character"):
+        Catalog.model_validate({"people": {"an\nn": {"contacts": [{"channel": "console"}]}}})
