@@ -296,4 +296,15 @@ async def test_a_wrongly_keyed_detection_does_not_split_its_group(
         ("d1", b"checkout"), ("d2", b"checkout"), ("d2", wrong), ("d3", b""),
         ("d3", b"checkout"),
     ]  # fmt: skip
-    assert await metric(worker, "inputs_rekeyed") == 2.0
+    # A command keyed wrongly goes to its incident's partition too.
+    note = {"id": "c-note", "kind": "note", "incident_id": opened[0]["incident_id"],
+            "routing_key": "checkout", "issued_at": now, "text": "looking"}  # fmt: skip
+    await produce(worker.bootstrap, worker.topics.commands, [(wrong, json.dumps(note).encode())])
+    noted = await consume(
+        worker.bootstrap,
+        worker.topics.events,
+        lambda vs: any(v["kind"] == "note" for v in vs),
+        timeout_s=30,
+    )
+    assert [e["cause"] for e in noted if e["kind"] == "note"] == ["c-note"]
+    assert await metric(worker, "inputs_rekeyed") == 3.0
