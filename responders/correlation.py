@@ -10,6 +10,11 @@ holds at most one open incident. Timing follows Alertmanager's route options and
   this often.
 - ``repeat_interval`` (4 h): an incident nobody has acknowledged is paged again this often.
 
+A firing detection that is :func:`late` (its data reached warroom more than ``max_lateness_s``
+after its time: a backfill) pages nobody and opens nothing: it is recorded on the timeline of the
+group's open incident, if there is one, and is otherwise only on the detections topic. Its points
+still trained the detectors.
+
 When every firing signal of an open incident has recovered, a ``signals_recovered`` event suggests
 mitigation; for alerts that ask for it (``auto_resolve``, as Alertmanager's and PagerDuty's do) the
 incident is resolved instead. Timers are deadlines in the group state; the shell asks for them to
@@ -28,6 +33,7 @@ an incident is still recognized from the ``incidents`` table, which is not forgo
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -331,6 +337,21 @@ def _live(incident: Incident | None) -> Incident | None:
     return incident
 
 
+def late(detection: Detection, max_lateness_s: float) -> bool:
+    """True for a firing detection whose data was received more than ``max_lateness_s`` after
+    the detection's time (``received_at`` says when; without it, never late: an alert from a
+    webhook says what fires now, however long ago it started).
+
+    >>> d = Detection(id="d", ts=0, service="api", signal="s", detector="x", score=1,
+    ...               received_at=7200)
+    >>> late(d, 3600), late(d, 7200), late(d.model_copy(update={"received_at": None}), 1)
+    (True, False, False)
+    """
+    if detection.status is not DetectionStatus.FIRING or detection.received_at is None:
+        return False
+    return (detection.received_at - detection.ts).total_seconds() > max_lateness_s
+
+
 def _signal(d: Detection) -> str:
     return d.dedup_key or d.signal
 
@@ -379,12 +400,17 @@ def on_detection_in_group(
     timing: Timing,
     now: datetime,
     inhibited_by: str | None = None,
+    max_lateness_s: float = math.inf,
 ) -> Step:
     """Feed one detection to its group. ``incident`` is the group's open incident, if any;
-    ``inhibited_by`` an open incident on one of the service's dependencies, if any."""
+    ``inhibited_by`` an open incident on one of the service's dependencies, if any; a detection
+    :func:`late` by more than ``max_lateness_s`` is recorded, not paged."""
     if detection.id in group.seen:
         return Step(group)
-    step = _detection(group, incident, detection, catalog, timing, now, inhibited_by)
+    if late(detection, max_lateness_s):
+        step = _late(group, _live(incident), detection, catalog, now)
+    else:
+        step = _detection(group, incident, detection, catalog, timing, now, inhibited_by)
     if step.group is group and not step.outcome.events:
         return step  # nothing happened (e.g. dropped in a storm): a redelivery may still count
     return replace(step, group=step.group.remember(detection.id))
@@ -420,6 +446,16 @@ def _detection(
     if timing.group_wait_s <= 0 or declared:
         return _open(g, catalog, now, inhibited_by)
     return Step(g)
+
+
+def _late(
+    group: Group, incident: Incident | None, detection: Detection, catalog: Catalog, now: datetime
+) -> Step:
+    """A backfilled detection: on the open incident's timeline, if any, and nothing else (no
+    page, no new signal to announce, no incident opened, no timer moved)."""
+    if incident is None:
+        return Step(group)
+    return Step(group, on_detection(incident, detection, catalog, now))
 
 
 def _recovered(

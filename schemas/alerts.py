@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from schemas.common import Timestamp
+from schemas.common import Labels, Timestamp, no_control
+
+#: Text that becomes a name (service, signal, group key): no control characters.
+NameText = Annotated[str, AfterValidator(no_control)]
 
 
 class _Inbound(BaseModel):
@@ -18,7 +21,7 @@ class AlertmanagerAlert(_Inbound):
     """One alert of a webhook notification."""
 
     status: str = Field(pattern="^(firing|resolved)$")
-    labels: dict[str, str] = Field(default_factory=dict)
+    labels: Labels = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
     starts_at: Timestamp = Field(alias="startsAt")
     ends_at: str | None = Field(default=None, alias="endsAt")
@@ -45,10 +48,10 @@ class PagerDutyAction(StrEnum):
 
 class PagerDutyPayload(_Inbound):
     summary: str = Field(min_length=1, max_length=1024)
-    source: str = Field(min_length=1, max_length=255)
+    source: NameText = Field(min_length=1, max_length=255)
     severity: str = Field(pattern="^(critical|error|warning|info)$")
     timestamp: Timestamp | None = None
-    component: str | None = None
+    component: NameText | None = Field(default=None, max_length=255)
     group: str | None = None
     class_: str | None = Field(default=None, alias="class")
     custom_details: dict[str, Any] | None = None
@@ -59,7 +62,7 @@ class PagerDutyEvent(_Inbound):
 
     routing_key: str | None = None
     event_action: PagerDutyAction
-    dedup_key: str | None = Field(default=None, max_length=255)
+    dedup_key: NameText | None = Field(default=None, max_length=255)
     payload: PagerDutyPayload | None = None
     client: str | None = None
     client_url: str | None = None

@@ -21,10 +21,18 @@ from datetime import date, time
 from typing import Annotated, Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
 
-from schemas.common import Name, Timestamp
+from schemas.common import Name, Timestamp, no_control
 from schemas.mobilization import Channel
 from schemas.runbooks import Runbook
 
@@ -38,7 +46,8 @@ MIN_ESCALATION_DELAY_S = 60.0
 INLINE_POLICY_PREFIX = "team:"
 """A team's inline ``escalation`` is the policy named ``team:<team>``; no policy may use it."""
 
-_EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
+# ``\Z``, not ``$``: ``$`` also matches before a final newline, which would reach a mail header.
+_EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+\Z")
 
 
 class _Config(BaseModel):
@@ -89,7 +98,7 @@ class ContactMethod(_Config):
 class Person(_Config):
     """Someone who can be paged."""
 
-    name: str = ""
+    name: Annotated[str, AfterValidator(no_control)] = Field(default="", max_length=200)
     contacts: tuple[ContactMethod, ...] = Field(min_length=1)
 
 

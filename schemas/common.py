@@ -6,22 +6,37 @@
 '1970-01-01T00:00:00+00:00'
 >>> ta.validate_python("2026-01-02T03:04:05+02:00").isoformat()
 '2026-01-02T01:04:05+00:00'
+
+A time is refused when it is further ahead of the time its message was received than the clock
+skew allowed; the shell says when that was through the validation context (:func:`received`):
+
+>>> at = datetime(2026, 1, 1, tzinfo=UTC)
+>>> ta.validate_python("2026-01-01T00:04:00Z", context=received(at, 300)).isoformat()
+'2026-01-01T00:04:00+00:00'
+>>> try:
+...     ta.validate_python("2026-01-01T00:06:00Z", context=received(at, 300))
+... except ValidationError as e:
+...     print(format_errors(e).split(" (")[0])
+(message): timestamp 2026-01-01T00:06:00Z is 360 s after the message was received
 """
 
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     PlainSerializer,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
 )
 
 # Accept timestamps from 1970 up to the year 2200: anything outside is a unit mistake
@@ -64,15 +79,114 @@ def _rfc3339(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+#: Validation context keys (see :func:`received`).
+RECEIVED_AT = "received_at"
+MAX_FUTURE_S = "max_future_s"
+
+
+def received(at: datetime, max_future_s: float) -> dict[str, Any]:
+    """The validation context of a message received ``at``: its times may be at most
+    ``max_future_s`` after that (the producer's clock may run a little ahead, not years)."""
+    return {RECEIVED_AT: at, MAX_FUTURE_S: max_future_s}
+
+
+def _not_ahead(value: datetime, info: ValidationInfo) -> datetime:
+    context = info.context
+    if not isinstance(context, dict) or RECEIVED_AT not in context:
+        return value
+    at, skew_s = context[RECEIVED_AT], float(context[MAX_FUTURE_S])
+    ahead_s = (value - at).total_seconds()
+    if ahead_s > skew_s:
+        raise ValueError(
+            f"timestamp {_rfc3339(value)} is {ahead_s:.0f} s after the message was received "
+            f"({_rfc3339(at)}); at most {skew_s:.0f} s of clock skew is allowed"
+        )
+    return value
+
+
 Timestamp = Annotated[
     datetime,
     BeforeValidator(_to_utc),
+    AfterValidator(_not_ahead),
     PlainSerializer(_rfc3339, return_type=str, when_used="json"),
 ]
 """A tz-aware UTC instant; in: epoch seconds or RFC 3339, out (JSON): RFC 3339 with ``Z``."""
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-"""A service, metric, team or person name: non-empty, at most 200 characters."""
+#: Characters no name or label may hold: C0 controls (NUL, CR, LF, TAB, ...), DEL, C1 controls
+#: and the Unicode line and paragraph separators. A name flows into log lines, email headers,
+#: chat messages and series ids, where any of them splits or forges a line.
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+MAX_LABELS = 32
+MAX_LABEL_KEY = 128
+MAX_LABEL_VALUE = 1024
+
+
+def control_problem(text: str) -> str | None:
+    """What is wrong with ``text`` if it holds a control character, else None.
+
+    >>> control_problem("api"), control_problem("api\\r\\nBcc: x")
+    (None, "holds the control character U+000D at 3: 'api\\\\r\\\\nBcc: x'")
+    """
+    found = CONTROL.search(text)
+    if found is None:
+        return None
+    shown = text if len(text) <= 60 else text[:57] + "..."
+    return f"holds the control character U+{ord(found.group()):04X} at {found.start()}: {shown!r}"
+
+
+def no_control(value: str) -> str:
+    """``value`` itself, or a ``ValueError`` if it holds a control character."""
+    problem = control_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+Name = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    AfterValidator(no_control),
+]
+"""A service, metric, team or person name: non-empty, at most 200 characters, no control
+characters."""
+
+
+def labels_problem(labels: dict[str, str]) -> str | None:
+    """What is wrong with a set of labels, else None: more than ``MAX_LABELS``, a key empty or
+    longer than ``MAX_LABEL_KEY``, a value longer than ``MAX_LABEL_VALUE``, or a control
+    character in either.
+
+    >>> labels_problem({"region": "eu"}) is None
+    True
+    >>> labels_problem({"region": "eu\\n"})
+    "value of 'region' holds the control character U+000A at 2: 'eu\\\\n'"
+    """
+    if len(labels) > MAX_LABELS:
+        return f"{len(labels)} labels; at most {MAX_LABELS} are allowed"
+    for key, value in labels.items():
+        if not 0 < len(key) <= MAX_LABEL_KEY:
+            return f"key {key[:40]!r}: a label key has 1 to {MAX_LABEL_KEY} characters"
+        if len(value) > MAX_LABEL_VALUE:
+            return f"value of {key!r} has {len(value)} characters; at most {MAX_LABEL_VALUE}"
+        problem = control_problem(key)
+        if problem is not None:
+            return f"key {problem}"
+        problem = control_problem(value)
+        if problem is not None:
+            return f"value of {key!r} {problem}"
+    return None
+
+
+def _valid_labels(value: dict[str, str]) -> dict[str, str]:
+    problem = labels_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+Labels = Annotated[dict[str, str], AfterValidator(_valid_labels)]
+"""Labels of a series or an alert: at most ``MAX_LABELS``, bounded keys and values, no control
+characters."""
 
 
 class WireModel(BaseModel):

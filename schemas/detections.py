@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
-from schemas.common import Name, Timestamp, WireModel
+from schemas.common import Labels, Name, Timestamp, WireModel, no_control
 
 
 class DetectionSeverity(StrEnum):
@@ -42,8 +42,13 @@ class Detection(WireModel):
     score: float = Field(ge=0.0, le=1.0)
     severity: DetectionSeverity = DetectionSeverity.WARNING
     impact_started_at: Timestamp | None = None
-    labels: dict[str, str] = Field(default_factory=dict)
+    labels: Labels = Field(default_factory=dict)
     context: dict[str, Any] = Field(default_factory=dict)
     status: DetectionStatus = DetectionStatus.FIRING
-    dedup_key: str | None = Field(default=None, max_length=255)
+    dedup_key: Annotated[str, AfterValidator(no_control)] | None = Field(
+        default=None, max_length=255
+    )
     auto_resolve: bool = False
+    #: When the input it derives from reached warroom (a point's Kafka record time, an alert's
+    #: HTTP request); the lateness bound is measured from it. None: the detection's own record.
+    received_at: Timestamp | None = None

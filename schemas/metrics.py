@@ -6,7 +6,7 @@ import math
 
 from pydantic import Field, field_validator
 
-from schemas.common import Name, Timestamp, WireModel
+from schemas.common import Labels, Name, Timestamp, WireModel
 
 
 class MetricPoint(WireModel):
@@ -21,7 +21,7 @@ class MetricPoint(WireModel):
     service: Name
     metric: Name
     value: float
-    labels: dict[str, str] = Field(default_factory=dict)
+    labels: Labels = Field(default_factory=dict)
 
     @field_validator("value")
     @classmethod

@@ -3,6 +3,10 @@
 Alertmanager's webhook payload and PagerDuty Events API v2 events become detections on
 ``detections.v1`` (keyed by correlation group); a PagerDuty ``acknowledge`` becomes a command for
 the open incident of its ``dedup_key``, and is dropped when there is none, as PagerDuty does.
+
+The request's arrival is the reference time: a payload or a detection made of it with a time more
+than ``max_future_s`` after it, a name with a control character or labels past their limits is
+refused with 400 and the reason.
 """
 
 from __future__ import annotations
@@ -18,8 +22,9 @@ from pydantic import BaseModel, ValidationError
 from responders.correlation import Group
 from responders.inbound import from_alertmanager, from_pagerduty, pagerduty_dedup_key
 from responders.lifecycle import routing_key
-from schemas import Command, CommandKind, format_errors
+from schemas import Command, CommandKind, Detection, format_errors
 from schemas.alerts import AlertmanagerWebhook, PagerDutyAction, PagerDutyEvent
+from schemas.common import received
 from streams.codec import encode
 from streams.writes import acknowledged, idempotency_key, write_id
 
@@ -31,7 +36,7 @@ def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
-async def _body(request: web.Request, model: type[BaseModel]) -> Any:
+async def _body(request: web.Request, model: type[BaseModel], context: dict[str, Any]) -> Any:
     try:
         data = json.loads(await request.read() or b"null")
     except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested too deeply
@@ -39,9 +44,21 @@ async def _body(request: web.Request, model: type[BaseModel]) -> Any:
     if not isinstance(data, dict):
         return _error(400, "body must be a JSON object")
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context=context)
     except ValidationError as exc:
         return _error(400, format_errors(exc))
+
+
+def _checked(make: Any, context: dict[str, Any]) -> list[Detection] | web.Response:
+    """The detections ``make()`` builds, each valid in ``context`` (none of its times too far
+    ahead of the request), or the 400 answer naming what is wrong."""
+    try:
+        return [
+            Detection.model_validate(d.model_dump(), context=context)
+            for d in make()  # a service or signal taken from the payload may be invalid too
+        ]
+    except ValidationError as exc:
+        return _error(400, format_errors(exc, "detection"))
 
 
 def routes(api: Api) -> list[web.RouteDef]:
@@ -59,15 +76,21 @@ def routes(api: Api) -> list[web.RouteDef]:
         denied = api._authorized(request)
         if denied is not None:
             return denied
-        payload = await _body(request, AlertmanagerWebhook)
+        now = datetime.now(tz=UTC)
+        context = received(now, p.settings.max_future_s)
+        payload = await _body(request, AlertmanagerWebhook, context)
         if isinstance(payload, web.Response):
             return payload
-        detections = from_alertmanager(payload, datetime.now(tz=UTC))
+        detections = _checked(lambda: from_alertmanager(payload, now), context)
+        if isinstance(detections, web.Response):
+            return detections
         await send_detections(detections)
         return web.json_response({"accepted": len(detections)}, status=202)
 
     async def pagerduty(request: web.Request) -> web.Response:
-        event = await _body(request, PagerDutyEvent)
+        now = datetime.now(tz=UTC)
+        context = received(now, p.settings.max_future_s)
+        event = await _body(request, PagerDutyEvent, context)
         if isinstance(event, web.Response):
             return event
         token = p.settings.api_token
@@ -95,7 +118,6 @@ def routes(api: Api) -> list[web.RouteDef]:
             if group.incident_id is None:
                 answer["message"] = "No open incident for this dedup_key; dropped"
                 return web.json_response(answer, status=202)
-            now = datetime.now(tz=UTC)
             cmd = Command(
                 id=write_id("cmd", request, group.incident_id), kind=CommandKind.ACKNOWLEDGE,
                 incident_id=group.incident_id, routing_key=key, actor="pagerduty", issued_at=now,
@@ -103,7 +125,10 @@ def routes(api: Api) -> list[web.RouteDef]:
             await acknowledged(await p.topics.commands.send(key=key.encode(), value=encode(cmd)))
             return web.json_response(answer, status=202)
         retry = write_id("pd", request) if idempotency_key(request) else None
-        await send_detections([from_pagerduty(event, datetime.now(tz=UTC), retry)])
+        detections = _checked(lambda: [from_pagerduty(event, now, retry)], context)
+        if isinstance(detections, web.Response):
+            return detections
+        await send_detections(detections)
         return web.json_response(answer, status=202)
 
     return [

@@ -10,7 +10,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from itertools import pairwise
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 from pydantic import BaseModel, ValidationError
 
 from schemas import MetricPoint, format_errors
-from schemas.common import MAX_EPOCH_S
+from schemas.common import CONTROL, MAX_EPOCH_S, labels_problem, received
 from schemas.metrics import series_id
 
 M = TypeVar("M", bound=BaseModel)
@@ -57,20 +57,33 @@ def _load(raw: bytes | None) -> tuple[Any, str | None]:
         return None, "not JSON: nested too deeply"
 
 
-def decode_one(raw: bytes | None, model: type[M]) -> Decoded[M]:
-    """Decode a message that holds exactly one ``model``."""
+def arrival(received_s: float | None, max_future_s: float) -> dict[str, Any] | None:
+    """The validation context of a message received at ``received_s`` (epoch seconds): its
+    times may be at most ``max_future_s`` ahead of that (``schemas.common.received``). None
+    when the time is unknown (a record without a timestamp has -1): nothing to compare with."""
+    if received_s is None or not math.isfinite(received_s) or received_s <= 0:
+        return None
+    return received(datetime.fromtimestamp(received_s, tz=UTC), max_future_s)
+
+
+def decode_one(
+    raw: bytes | None, model: type[M], context: dict[str, Any] | None = None
+) -> Decoded[M]:
+    """Decode a message that holds exactly one ``model`` (validated with ``context``)."""
     data, problem = _load(raw)
     if problem is not None:
         return Decoded(rejected=[Rejected(raw or b"", problem)])
     if not isinstance(data, dict):
         return Decoded(rejected=[Rejected(raw or b"", "expected a JSON object")])
     try:
-        return Decoded(items=[model.model_validate(data)])
+        return Decoded(items=[model.model_validate(data, context=context)])
     except ValidationError as exc:
         return Decoded(rejected=[Rejected(raw or b"", format_errors(exc))])
 
 
-def decode_batchable(raw: bytes | None, model: type[M], batch_field: str) -> Decoded[M]:
+def decode_batchable(
+    raw: bytes | None, model: type[M], batch_field: str, context: dict[str, Any] | None = None
+) -> Decoded[M]:
     """Decode one ``model`` or a batch ``{batch_field: [...]}``; bad entries are split out."""
     data, problem = _load(raw)
     if problem is not None:
@@ -79,7 +92,7 @@ def decode_batchable(raw: bytes | None, model: type[M], batch_field: str) -> Dec
         return Decoded(rejected=[Rejected(raw or b"", "expected a JSON object")])
     if batch_field not in data:
         try:
-            return Decoded(items=[model.model_validate(data)])
+            return Decoded(items=[model.model_validate(data, context=context)])
         except ValidationError as exc:
             return Decoded(rejected=[Rejected(raw or b"", format_errors(exc))])
     entries = data[batch_field]
@@ -90,7 +103,7 @@ def decode_batchable(raw: bytes | None, model: type[M], batch_field: str) -> Dec
         try:
             if not isinstance(entry, dict):
                 raise TypeError
-            out.items.append(model.model_validate(entry))
+            out.items.append(model.model_validate(entry, context=context))
         except TypeError:
             out.rejected.append(Rejected(_dump(entry), f"{batch_field}.{i}: expected an object"))
         except ValidationError as exc:
@@ -109,8 +122,9 @@ def encode(model: BaseModel) -> bytes:
 
 # Metric points, the hot path: decoded straight into columns. msgspec decodes and type-checks a
 # whole message in one pass; a message it cannot take as is (anything invalid, a name with
-# surrounding space, a timestamp without offset, ...) goes the ``MetricPoint`` way instead, which
-# gives the same points and every bad entry with its reason.
+# surrounding space, a timestamp without offset, a control character, a time too far ahead of the
+# message's arrival, ...) goes the ``MetricPoint`` way instead, which gives the same points and
+# every bad entry with its reason.
 
 
 class PointLike(Protocol):
@@ -149,6 +163,12 @@ _POINTS = msgspec.json.Decoder(_WireMessage)
 _SEEN_SERIES: set[str] = set()
 _SEEN_MAX = 200_000
 _NAME_MAX = 200
+# ``bytes.translate`` deletes these, leaving only a message's C0 controls, DEL and backslashes.
+_KEEP_UNSAFE = bytes(b for b in range(128) if b >= 0x20 and b not in b"\x7f\\")
+# A series id this short holds at most 32 labels, each key and value far within its limit,
+# whatever its labels: ``service|metric|`` takes 4 characters or more, each ``k=v`` 2 and more
+# plus a comma (an empty key shows as ``|=`` or ``,=`` and is checked).
+_SHORT_ID = 99
 
 
 @dataclass
@@ -162,14 +182,22 @@ class PointColumns:
     rejected: list[Rejected] = field(default_factory=list)
 
 
-def decode_points(raw: bytes | None) -> PointColumns:
-    """A ``metrics.points.v1`` message: one point or ``{"points": [...]}``."""
-    fast = _fast_points(raw)
-    return fast if fast is not None else _model_points(raw)
+def decode_points(
+    raw: bytes | None, received_s: float | None = None, max_future_s: float = math.inf
+) -> PointColumns:
+    """A ``metrics.points.v1`` message: one point or ``{"points": [...]}``. With ``received_s``
+    (when the message was received, epoch seconds), a point more than ``max_future_s`` after
+    that is rejected."""
+    context = arrival(received_s, max_future_s)
+    not_after = math.inf if context is None or received_s is None else received_s + max_future_s
+    fast = _fast_points(raw, not_after)
+    if fast is not None:
+        return fast
+    return _model_points(raw, context)
 
 
-def _model_points(raw: bytes | None) -> PointColumns:
-    decoded = decode_batchable(raw, MetricPoint, "points")
+def _model_points(raw: bytes | None, context: dict[str, Any] | None = None) -> PointColumns:
+    decoded = decode_batchable(raw, MetricPoint, "points", context)
     items = decoded.items
     return PointColumns(
         points=items,
@@ -200,17 +228,18 @@ def _wire_points(raw: bytes | None) -> list[_WirePoint] | None:
     return points or None
 
 
-def _fast_points(raw: bytes | None) -> PointColumns | None:
+def _fast_points(raw: bytes | None, not_after: float = math.inf) -> PointColumns | None:
     points = _wire_points(raw)
     if points is None:
         return None
-    if not _valid_names(points):
+    ids = _series_ids(points)
+    if not _valid_names(points, raw, ids):
         return None
     ts = _epochs([p.ts for p in points])
     values = np.array([p.value for p in points], dtype=np.float64)
-    if not _valid_numbers(ts, values).all():
+    if not _valid_numbers(ts, values).all() or not (ts <= not_after).all():
         return None
-    return PointColumns(points, _series_ids(points), values, ts)
+    return PointColumns(points, ids, values, ts)
 
 
 @dataclass
@@ -225,10 +254,15 @@ class PointBatch:
     rejected: list[list[Rejected]]
 
 
-def decode_points_many(raws: Sequence[bytes | None]) -> PointBatch:
+def decode_points_many(
+    raws: Sequence[bytes | None],
+    received_s: Sequence[float] | None = None,
+    max_future_s: float = math.inf,
+) -> PointBatch:
     """``decode_points`` for many messages, with the same results: the columns are built and
     checked once for all of them (a message's points are most of a worker's work, and numpy's
-    fixed cost per call is large against a hundred points)."""
+    fixed cost per call is large against a hundred points). ``received_s[m]``: when message
+    ``m`` was received, as in ``decode_points``."""
     series: list[str] = []
     times: list[Any] = []
     values: list[float] = []
@@ -246,7 +280,12 @@ def decode_points_many(raws: Sequence[bytes | None]) -> PointBatch:
     ts = _epochs(times)
     x = np.fromiter(values, dtype=np.float64, count=len(values))
     slow = [m for m, points in enumerate(taken) if points is None]
-    bad = np.flatnonzero(~_valid_numbers(ts, x))
+    valid = _valid_numbers(ts, x)
+    if received_s is not None and len(ts):
+        arrived = np.asarray(received_s, dtype=np.float64)
+        limit = np.where(arrived > 0, arrived + max_future_s, np.inf)  # -1: unknown
+        valid &= ts <= np.repeat(limit, np.diff(starts))
+    bad = np.flatnonzero(~valid)
     slow += np.unique(np.searchsorted(starts, bad, side="right") - 1).tolist()
     unseen = set(series).difference(_SEEN_SERIES)
     if unseen:
@@ -254,7 +293,7 @@ def decode_points_many(raws: Sequence[bytes | None]) -> PointBatch:
             mine = unseen.intersection(series[starts[m] : starts[m + 1]])
             if not mine or points is None:
                 continue
-            if not _valid_names(points):
+            if not _valid_names(points, raws[m], series[starts[m] : starts[m + 1]]):
                 slow.append(m)
                 continue
             _remember_valid(mine)
@@ -268,7 +307,8 @@ def decode_points_many(raws: Sequence[bytes | None]) -> PointBatch:
     for m, raw in enumerate(raws):
         at = len(out.series)
         if m in redo:
-            model = _model_points(raw)
+            context = None if received_s is None else arrival(received_s[m], max_future_s)
+            model = _model_points(raw, context)
             out.series += model.series
             pieces_x.append(model.values)
             pieces_ts.append(model.ts)
@@ -317,10 +357,33 @@ def _epoch(ts: float | datetime) -> float:
     return ts
 
 
-def _valid_names(points: Sequence[_WirePoint]) -> bool:
+def _valid_names(points: Sequence[_WirePoint], raw: bytes | None, ids: Sequence[str]) -> bool:
+    """True when every name and label of ``points`` (whose series ids are ``ids``) passes the
+    model's checks. A series id holds the point's service, metric and every label key and value,
+    so it is checked once for all the points of its series: for a control character, unless the
+    message's bytes show there is none (:func:`_plain`); and for the label limits, which a short
+    id without an empty key meets whatever its labels (``_SHORT_ID``)."""
     names = {p.service for p in points}
     names.update(p.metric for p in points)
-    return all(map(_is_name, names))
+    if not all(map(_is_name, names)):
+        return False
+    unique = set(ids)
+    if not _plain(raw) and any(CONTROL.search(i) for i in unique):
+        return False
+    longer = {i for i in unique if len(i) > _SHORT_ID or "|=" in i or ",=" in i}
+    if not longer:
+        return True
+    return all(
+        labels_problem(p.labels) is None for p, i in zip(points, ids, strict=True)
+        if p.labels and i in longer
+    )  # fmt: skip
+
+
+def _plain(raw: bytes | None) -> bool:
+    """True when no string of the JSON message ``raw`` can hold a control character: it is
+    ASCII (no C1 control, no U+2028/U+2029) with no escape and no raw C0 control or DEL (a JSON
+    string cannot hold a raw C0 control; whitespace between tokens only costs the full check)."""
+    return raw is not None and raw.isascii() and not raw.translate(None, _KEEP_UNSAFE)
 
 
 def _is_name(text: str) -> bool:

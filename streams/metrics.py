@@ -55,6 +55,9 @@ _COUNTERS = {
     "series_refused_per_partition": "Points of new series dead-lettered: their partition held "
     "max_series_per_partition series.",
     "series_evicted": "Series evicted after series_idle_s without a point.",
+    "detections_late": "Firing detections on data received after WARROOM_MAX_LATENESS_S: "
+    "recorded, not paged.",
+    "inputs_rekeyed": "Detections and commands sent again under their correlation group's key.",
 }
 
 

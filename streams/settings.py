@@ -357,6 +357,20 @@ class Settings(BaseSettings):
     ingest: IngestMappings = Field(
         IngestMappings(), description="Where ingest finds fields in foreign records (see below)."
     )
+    max_future_s: float = Field(
+        default=300.0,
+        ge=0.0,
+        description="Clock skew allowed: an input whose time is further ahead of the time its "
+        "message was received (the Kafka record time, or the HTTP request) is dead-lettered.",
+    )
+    max_lateness_s: float = Field(
+        default=7200.0,
+        gt=0.0,
+        description="A detection on a point (or log record) older than this when it was "
+        "received is recorded, not paged: backfilled data trains the detectors quietly. Two "
+        "hours: what Prometheus remote write delivers late from its write-ahead log after an "
+        "outage still pages.",
+    )
     stall_after_s: float = Field(
         default=60.0, gt=0, description="/healthz fails when a lagging partition is idle this long."
     )

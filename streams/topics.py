@@ -23,6 +23,14 @@ _COMPACTED = {"aggregates", "silences"}
 # know which incidents are open. A broker's default retention (a week) would lose both.
 _KEPT = {"events"}
 KEEP_FOREVER = {"retention.ms": "-1", "retention.bytes": "-1"}
+# Written by producers outside the worker: the broker stamps each record with the time it was
+# appended, so an input's time is checked against a clock the producer does not set
+# (``max_future_s``, ``max_lateness_s``), and a record read twice has the same reference time.
+_STAMPED = {
+    "metrics", "logs", "detections", "commands", "otlp_metrics", "otlp_logs", "prometheus",
+    "json_logs",
+}  # fmt: skip
+LOG_APPEND_TIME = {"message.timestamp.type": "LogAppendTime"}
 DESCRIBE_WAIT_S = 10.0
 
 
@@ -92,10 +100,13 @@ async def ensure_topics(settings: Settings) -> list[str]:
         compacted = {getattr(settings.topics, f) for f in _COMPACTED}
         compacted.add(settings.detector_blocks_topic)
         kept = {getattr(settings.topics, f) for f in _KEPT}
+        stamped = {getattr(settings.topics, f) for f in _STAMPED}
 
         def configs(name: str) -> dict[str, str]:
             if name in compacted:
                 return {"cleanup.policy": "compact"}
+            if name in stamped:
+                return dict(LOG_APPEND_TIME)
             return dict(KEEP_FOREVER) if name in kept else {}
 
         wanted = [

@@ -40,6 +40,7 @@ from schemas import (
     format_errors,
 )
 from schemas.commands import Declaration
+from schemas.common import received
 from streams.alerts_api import routes as alert_routes
 from streams.codec import encode
 from streams.liveness import Liveness, consumer_offsets
@@ -466,7 +467,8 @@ class Api:
                     "role": body.get("role"),
                     "person": body.get("person"),
                     "task": task,
-                }
+                },
+                context=received(now, self.p.settings.max_future_s),
             )
         except ValidationError as exc:
             return _error(400, format_errors(exc))

@@ -322,7 +322,9 @@ class Detect(mode.Service):
         at = 0
         for i in range(0, len(records), DECODE_MESSAGES):
             chunk = records[i : i + DECODE_MESSAGES]
-            decoded = decode_points_many([r.value for r in chunk])
+            decoded = decode_points_many(
+                [r.value for r in chunk], [r.timestamp / 1000 for r in chunk], s.max_future_s
+            )
             for record, (a, b), rejected in zip(
                 chunk, decoded.spans, decoded.rejected, strict=True
             ):
@@ -363,7 +365,10 @@ class Detect(mode.Service):
                 at_point = int(position[f.index])
                 record, start = taken[bisect_right(starts, at_point) - 1]
                 # Decoded again: only the few points that fire need their names and labels.
-                point = decode_points(record.value).points[at_point - start]
+                received_s = record.timestamp / 1000
+                point = decode_points(record.value, received_s, s.max_future_s).points[
+                    at_point - start
+                ]
                 found = detection(
                     f,
                     detector=bank.detector(int(at_rows[f.index])),
@@ -373,7 +378,7 @@ class Detect(mode.Service):
                     labels=point.labels or {},
                     ts=float(t_all[f.index]),
                     value=point.value,
-                )
+                ).model_copy(update={"received_at": _instant(received_s)})
                 key = routing_key(found, s.group_by).encode()
                 sent.append(await self._producer.send(s.topics.detections, encode(found), key=key))
                 p.count("detections_emitted")
@@ -419,7 +424,10 @@ class Detect(mode.Service):
         for i in np.flatnonzero(refused).tolist():
             m = bisect_right(starts, i) - 1
             if m not in points:
-                points[m] = decode_points(chunk[m].value).points
+                received_s = chunk[m].timestamp / 1000
+                points[m] = decode_points(
+                    chunk[m].value, received_s, self.p.settings.max_future_s
+                ).points
             point = points[m][i - starts[m]]
             value = float(decoded.values[i])
             entry = {
@@ -585,6 +593,11 @@ class Detect(mode.Service):
             if high is not None and read is not None:
                 out[(self.topic, part)] = (read, int(high))
         return out
+
+
+def _instant(epoch_s: float) -> datetime | None:
+    """A record's timestamp as a time; None for a record without one (-1)."""
+    return datetime.fromtimestamp(epoch_s, tz=UTC) if epoch_s > 0 else None
 
 
 class _BankError(Exception):

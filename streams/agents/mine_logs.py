@@ -12,8 +12,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from detectors.logs import LogSource
+from responders.lifecycle import routing_key
 from schemas import LogRecord
-from streams.codec import decode_batchable, encode
+from streams.codec import arrival, decode_batchable, encode
 
 if TYPE_CHECKING:
     from streams.app import Pipeline
@@ -39,7 +40,9 @@ def attach(p: Pipeline) -> None:
     async def mine_logs(stream: Any) -> None:
         async for event in stream.events():
             message = event.message
-            decoded = decode_batchable(event.value, LogRecord, "records")
+            context = arrival(message.timestamp, p.settings.max_future_s)
+            received = {"received_at": context["received_at"] if context else None}
+            decoded = decode_batchable(event.value, LogRecord, "records", context)
             for bad in decoded.rejected:
                 await p.dead_letters.send(message, "decode", bad.reason, bad.payload)
             by_service: dict[str, list[LogRecord]] = defaultdict(list)
@@ -58,9 +61,11 @@ def attach(p: Pipeline) -> None:
                     await p.dead_letters.send(message, "mine_logs", f"{type(exc).__name__}: {exc}")
                     continue
                 p.count("log_records_processed", len(records))
-                for detection in detections:
+                for found in detections:
+                    detection = found.model_copy(update=received)
+                    key = routing_key(detection, p.settings.group_by).encode()
                     p.count("detections_emitted")
-                    await p.topics.detections.send(key=service.encode(), value=encode(detection))
+                    await p.topics.detections.send(key=key, value=encode(detection))
 
     @p.app.timer(interval=SILENCE_CHECK_S)
     async def report_silent_sources() -> None:
@@ -73,5 +78,6 @@ def attach(p: Pipeline) -> None:
                 continue
             if detection is not None and detection.id not in silences_sent:
                 silences_sent.add(detection.id)
+                key = routing_key(detection, p.settings.group_by).encode()
                 p.count("detections_emitted")
-                await p.topics.detections.send(key=service.encode(), value=encode(detection))
+                await p.topics.detections.send(key=key, value=encode(detection))

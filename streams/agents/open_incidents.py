@@ -3,7 +3,9 @@
 Reads ``detections.v1`` and ``incidents.commands.v1`` (both keyed by correlation group), keeps the
 write model in the ``incidents`` table and each group's state (open incident, held detections,
 timers) in ``open-incidents``, and sends each new timeline event to ``incidents.events.v1`` and each
-page to ``mobilization.pages.v1``. A timer sends a ``tick`` command to each group whose deadline
+page to ``mobilization.pages.v1``. An input keyed other than by its correlation group (a producer's
+mistake) is sent again under the right key, to the partition that holds its group's state, and
+not processed where it landed. A timer sends a ``tick`` command to each group whose deadline
 (group wait, update interval, repeat) has come, so timed work also happens inside the stream.
 
 The timer reads deadlines from an index of the groups that have one, which the stream updates as
@@ -39,6 +41,7 @@ from responders.correlation import (
     Step,
     Timing,
     forget_at,
+    late,
     on_command_in_group,
     on_detection_in_group,
     on_retention_tick,
@@ -50,7 +53,7 @@ from responders.stakeholders import follow_up
 from schemas import Command, CommandKind, Detection, DetectionStatus, Incident, IncidentEvent
 from schemas.incidents import IncidentEventKind
 from streams.agents import FirstInput
-from streams.codec import decode_one, encode
+from streams.codec import arrival, decode_one, encode
 
 if TYPE_CHECKING:
     from streams.app import Pipeline
@@ -135,9 +138,23 @@ def attach(p: Pipeline) -> None:
                 return str(found)
         return None
 
-    def handle(raw: bytes | None, topic: str, now: datetime) -> tuple[Step | None, str | None]:
+    def rekeyed(raw: bytes | None, key: bytes | None, topic: str) -> bytes | None:
+        """The right key of an input keyed wrongly (or not at all), else None."""
+        try:
+            if topic == s.topics.detections:
+                right = routing_key(Detection.model_validate_json(raw or b""), s.group_by)
+            else:
+                right = Command.model_validate_json(raw or b"").routing_key
+        except ValueError:  # invalid: ``handle`` dead-letters it with the reason
+            return None
+        return None if key == right.encode() else right.encode()
+
+    def handle(
+        raw: bytes | None, topic: str, now: datetime, received_s: float | None
+    ) -> tuple[Step | None, str | None]:
+        context = arrival(received_s, s.max_future_s)
         if topic == s.topics.detections:
-            det = decode_one(raw, Detection)
+            det = decode_one(raw, Detection, context)
             if det.rejected:
                 return None, det.rejected[0].reason
             d = det.items[0]
@@ -152,14 +169,15 @@ def attach(p: Pipeline) -> None:
                 p.count("detections_silenced")
                 return Step(g), None
             current = load(g.incident_id)
+            p.count("detections_late", int(late(d, s.max_lateness_s)))
             return (
                 on_detection_in_group(
                     g, current, d, p.catalog, timing_of(g, current, d.service), now,
-                    inhibitor(d.service),
+                    inhibitor(d.service), s.max_lateness_s,
                 ),
                 None,
             )  # fmt: skip
-        cmd = decode_one(raw, Command)
+        cmd = decode_one(raw, Command, context)
         if cmd.rejected:
             return None, cmd.rejected[0].reason
         c = cmd.items[0]
@@ -188,8 +206,15 @@ def attach(p: Pipeline) -> None:
         async for event in stream.events():
             message = event.message
             first(message)
+            now = datetime.now(tz=UTC)
+            right = rekeyed(event.value, message.key, message.topic)
+            if right is not None:
+                to = p.topics.detections if message.topic == s.topics.detections else None
+                await (await (to or p.topics.commands).send(key=right, value=event.value))
+                p.count("inputs_rekeyed")
+                continue
             try:
-                step, problem = handle(event.value, message.topic, datetime.now(tz=UTC))
+                step, problem = handle(event.value, message.topic, now, message.timestamp)
             except Exception as exc:
                 step, problem = None, f"{type(exc).__name__}: {exc}"
             if step is None or step.outcome.rejection:
