@@ -50,10 +50,11 @@ from detectors.policy import Decision, ThresholdPolicy
 from detectors.registry import DETECTORS, LoopBatch, checked_params, make_batch
 from detectors.vector import Floats, pack, unpack
 from schemas import Detection, DetectionSeverity, DetectionStatus
+from schemas.common import CONTROL, MAX_LABEL_KEY, MAX_LABELS
 
 _NAMESPACE = uuid.UUID("0b6c8f7e-2d1a-4c3b-9e8f-7a6b5c4d3e2f")
 #: Labels a detection keeps (the first ones of its point), and characters of each name and value.
-DETECTION_LABELS = 64
+DETECTION_LABELS = MAX_LABELS
 DETECTION_LABEL_CHARS = 256
 #: Characters of the series id and of the detector's explanation a detection keeps.
 DETECTION_TEXT_CHARS = 1024
@@ -696,10 +697,17 @@ def detection(
 
 
 def _capped_labels(labels: dict[str, str]) -> dict[str, str]:
-    """The first ``DETECTION_LABELS`` labels, names and values cut to ``DETECTION_LABEL_CHARS``.
+    """The first ``DETECTION_LABELS`` labels, names cut to ``MAX_LABEL_KEY`` and values to
+    ``DETECTION_LABEL_CHARS``, control characters shown as U+FFFD: always a valid detection's.
 
     >>> _capped_labels({"pod": "x" * 300})["pod"] == "x" * DETECTION_LABEL_CHARS
     True
+    >>> _capped_labels({"a\x01": "b"})
+    {'a\ufffd': 'b'}
     """
     n = DETECTION_LABEL_CHARS
-    return {k[:n]: v[:n] for k, v in list(labels.items())[:DETECTION_LABELS]}
+    out: dict[str, str] = {}
+    for k, v in list(labels.items())[:DETECTION_LABELS]:
+        key = CONTROL.sub("\ufffd", k[:MAX_LABEL_KEY]) or "_"
+        out.setdefault(key, CONTROL.sub("\ufffd", v[:n]))
+    return out

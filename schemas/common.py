@@ -67,12 +67,24 @@ def _to_utc(value: Any) -> datetime:
             raise ValueError(f"timestamp {value!r} is not RFC 3339") from None
         if parsed.tzinfo is None:
             raise ValueError(f"timestamp {value!r} has no UTC offset (RFC 3339 requires one)")
-        return parsed.astimezone(UTC)
+        return _in_range(parsed, value)
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise ValueError("timestamp must be timezone-aware")
-        return value.astimezone(UTC)
+        return _in_range(value, value)
     raise ValueError("timestamp must be epoch seconds or an RFC 3339 string")
+
+
+def _in_range(parsed: datetime, given: Any) -> datetime:
+    """``parsed`` in UTC, if it falls between 1970 and 2200 as epoch seconds do."""
+    try:
+        utc = parsed.astimezone(UTC)
+        seconds = utc.timestamp()
+    except (OverflowError, OSError, ValueError):
+        seconds = math.inf
+    if not 0 <= seconds <= MAX_EPOCH_S:
+        raise ValueError(f"timestamp {str(given)[:40]!r} is out of range (1970 to 2200)")
+    return utc
 
 
 def _rfc3339(value: datetime) -> str:

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
 
 from schemas.common import Labels, Name, Timestamp, WireModel, no_control
+
+#: Bytes of JSON a detection's context may hold: it is copied onto the incident's timeline, the
+#: review and the dashboard, so an unbounded one would outgrow a Kafka record downstream.
+MAX_CONTEXT_BYTES = 64 * 1024
+
+
+def _bounded_context(value: dict[str, Any]) -> dict[str, Any]:
+    size = len(json.dumps(value, separators=(",", ":"), default=str).encode("utf-8", "replace"))
+    if size > MAX_CONTEXT_BYTES:
+        raise ValueError(f"{size:,} bytes of JSON; at most {MAX_CONTEXT_BYTES:,}")
+    return value
 
 
 class DetectionSeverity(StrEnum):
@@ -43,7 +55,10 @@ class Detection(WireModel):
     severity: DetectionSeverity = DetectionSeverity.WARNING
     impact_started_at: Timestamp | None = None
     labels: Labels = Field(default_factory=dict)
-    context: dict[str, Any] = Field(default_factory=dict)
+    context: Annotated[dict[str, Any], AfterValidator(_bounded_context)] = Field(
+        default_factory=dict,
+        description=f"What the detector saw (at most {MAX_CONTEXT_BYTES:,} bytes of JSON).",
+    )
     status: DetectionStatus = DetectionStatus.FIRING
     dedup_key: Annotated[str, AfterValidator(no_control)] | None = Field(
         default=None, max_length=255

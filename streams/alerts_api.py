@@ -118,13 +118,16 @@ def routes(api: Api) -> list[web.RouteDef]:
             if group.incident_id is None:
                 answer["message"] = "No open incident for this dedup_key; dropped"
                 return web.json_response(answer, status=202)
+            cmd_id = write_id("cmd", request, group.incident_id, body=await request.read())
             cmd = Command(
-                id=write_id("cmd", request, group.incident_id), kind=CommandKind.ACKNOWLEDGE,
+                id=cmd_id, kind=CommandKind.ACKNOWLEDGE,
                 incident_id=group.incident_id, routing_key=key, actor="pagerduty", issued_at=now,
             )  # fmt: skip
             await acknowledged(await p.topics.commands.send(key=key.encode(), value=encode(cmd)))
             return web.json_response(answer, status=202)
-        retry = write_id("pd", request) if idempotency_key(request) else None
+        retry = (
+            write_id("pd", request, body=await request.read()) if idempotency_key(request) else None
+        )
         detections = _checked(lambda: [from_pagerduty(event, now, retry)], context)
         if isinstance(detections, web.Response):
             return detections

@@ -112,7 +112,8 @@ def decode_batchable(
 
 
 def _dump(entry: Any) -> bytes:
-    return json.dumps(entry, separators=(",", ":"), ensure_ascii=False).encode()
+    # ASCII escapes: an entry may hold a lone surrogate (valid JSON, not encodable as UTF-8).
+    return json.dumps(entry, separators=(",", ":")).encode()
 
 
 def encode(model: BaseModel) -> bytes:

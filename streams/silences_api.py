@@ -79,7 +79,7 @@ def routes(api: Api) -> list[web.RouteDef]:
         if isinstance(matchers, dict):
             matchers = [{"name": k, "value": v} for k, v in matchers.items()]
         data = {
-            "id": write_id("sil", request, length=16),
+            "id": write_id("sil", request, body=await request.read(), length=16),
             "matchers": matchers,
             "starts_at": body.get("starts_at") or now,
             "ends_at": body.get("ends_at"),

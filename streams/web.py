@@ -41,6 +41,7 @@ from schemas import (
 )
 from schemas.commands import Declaration
 from schemas.common import received
+from streams import timeline_store
 from streams.alerts_api import routes as alert_routes
 from streams.codec import encode
 from streams.liveness import Liveness, consumer_offsets
@@ -267,7 +268,7 @@ class Api:
 
     async def timeline(self, request: web.Request) -> web.Response:
         incident_id = request.match_info["id"]
-        events = self.p.tables.timelines.get(incident_id)
+        events = timeline_store.read(self.p.tables.timelines, incident_id)
         if events is None:
             if self._incident(incident_id) is None:
                 return _error(404, f"incident {incident_id!r} not found")
@@ -279,7 +280,7 @@ class Api:
         incident = self._incident(request.match_info["id"])
         if incident is None:
             return _error(404, f"incident {request.match_info['id']!r} not found")
-        saved = self.p.tables.timelines.get(incident.id) or []
+        saved = timeline_store.read(self.p.tables.timelines, incident.id) or []
         timeline = [IncidentEvent.model_validate(e) for e in saved]
         return web.json_response(task_board(incident, timeline))
 
@@ -289,7 +290,7 @@ class Api:
         ``?chart=NAME`` makes the Markdown show the chart as an image at that relative path.
         """
         incident_id = request.match_info["id"]
-        saved = self.p.tables.timelines.get(incident_id) or []
+        saved = timeline_store.read(self.p.tables.timelines, incident_id) or []
         if not saved:
             return _error(404, f"incident {incident_id!r} not found")
         review = build_review(
@@ -404,8 +405,9 @@ class Api:
                                    "declared_by": declared.actor}  # fmt: skip
         if declared.text:
             context["text"] = declared.text
+        detection_id = write_id("dcl", request, body=await request.read())
         detection = Detection(
-            id=write_id("dcl", request), ts=now, service=declared.service, signal="declared",
+            id=detection_id, ts=now, service=declared.service, signal="declared",
             detector=DECLARED, score=1.0, severity=DetectionSeverity.CRITICAL,
             impact_started_at=now, context=context,
         )  # fmt: skip
@@ -455,7 +457,7 @@ class Api:
         try:
             cmd = Command.model_validate(
                 {
-                    "id": write_id("cmd", request, incident.id),
+                    "id": write_id("cmd", request, incident.id, body=await request.read()),
                     "kind": kind,
                     "incident_id": incident.id,
                     "routing_key": incident.routing_key,

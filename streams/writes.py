@@ -35,14 +35,18 @@ def idempotency_key(request: web.Request) -> str | None:
     return key
 
 
-def write_id(prefix: str, request: web.Request, *scope: str, length: int = 20) -> str:
+def write_id(
+    prefix: str, request: web.Request, *scope: str, body: bytes = b"", length: int = 20
+) -> str:
     """``<prefix>-<hex>``: derived from the ``Idempotency-Key`` (with the method, path,
-    credentials and ``scope``) when the request has one, else random."""
+    credentials, ``scope`` and the request's ``body``) when the request has one, else random.
+    The same key with another body is another write, never the first one's id with new
+    content."""
     key = idempotency_key(request)
     if key is None:
         return f"{prefix}-{uuid.uuid4().hex[:length]}"
     caller = request.headers.get("Authorization", "")
-    parts = [request.method, request.path, caller, key, *scope]
+    parts = [request.method, request.path, caller, key, *scope, hashlib.sha256(body).hexdigest()]
     digest = hashlib.sha256("\x00".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
     return f"{prefix}-{digest[:length]}"
 

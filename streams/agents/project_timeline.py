@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from responders.lifecycle import apply
 from responders.mttr import contributions
 from schemas import Incident, IncidentEvent
+from streams import timeline_store
 from streams.codec import encode
 
 if TYPE_CHECKING:
@@ -37,8 +38,7 @@ def attach(p: Pipeline) -> None:
                 continue
             if before is None or ev.seq > before.last_seq:
                 projection[ev.incident_id] = incident.model_dump(mode="json")
-                events = timelines.get(ev.incident_id) or []
-                timelines[ev.incident_id] = [*events, ev.model_dump(mode="json")]
+                timeline_store.append(timelines, ev.incident_id, ev.model_dump(mode="json"))
                 p.live.publish("event", ev.model_dump(mode="json"))
                 p.live.publish("incident", incident.model_dump(mode="json"))
             # Sent again on a replay too: the aggregator's fold is idempotent, and this way a

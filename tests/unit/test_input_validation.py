@@ -370,3 +370,31 @@ def test_catalog_refuses_control_characters_that_reach_notifications(
     assert reason in format_errors(caught.value)
     with pytest.raises(ValidationError, match="holds the control character"):
         Catalog.model_validate({"people": {"an\nn": {"contacts": [{"channel": "console"}]}}})
+
+
+@pytest.mark.parametrize(
+    "ts",
+    ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "9999-12-31T00:00:00Z",
+     "1969-12-31T23:59:59Z"],
+    ids=["year-1-east", "year-9999-west", "year-9999", "before-1970"],
+)  # fmt: skip
+def test_timestamps_outside_1970_to_2200_are_refused_never_raised(ts: str) -> None:
+    from pydantic import ValidationError
+
+    from schemas import MetricPoint
+
+    with pytest.raises(ValidationError) as caught:
+        MetricPoint.model_validate({"ts": ts, "service": "s", "metric": "m", "value": 1})
+    assert "out of range" in str(caught.value)
+
+
+def test_a_lone_surrogate_in_a_batch_entry_is_dead_lettered_not_raised() -> None:
+    from streams.codec import decode_points
+
+    raw = (
+        b'{"points":[{"ts":1796622000,"service":"ok","metric":"m","value":1},'
+        b'{"ts":1796622000,"service":"x","metric":"m","value":"\\ud800"}]}'
+    )
+    decoded = decode_points(raw)
+    assert [p.service for p in decoded.points] == ["ok"]
+    assert len(decoded.rejected) == 1

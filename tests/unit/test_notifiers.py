@@ -475,7 +475,8 @@ async def test_webhook_headers_carry_a_hostile_dedup_key_without_injection(
     assert "X-Injected" not in headers
     encoded = "inc-1%0D%0AX-Injected: 1 %C3%A9%25/0/alice/webhook"
     assert headers["X-Warroom-Dedup-Key"] == headers["Idempotency-Key"] == encoded
-    assert Page.model_validate_json(body) == sent  # the body keeps the key exact
+    # The body keeps the key exact (a page read back from the topic would refuse it now).
+    assert json.loads(body)["dedup_key"] == sent.dedup_key
 
 
 @pytest.mark.parametrize("text", LINE_BREAKS.values(), ids=LINE_BREAKS.keys())

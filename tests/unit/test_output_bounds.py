@@ -173,7 +173,7 @@ DETECTION_BOUND = 256 * KIB
     "labels",
     [
         {"pod": "x" * 900_000},
-        {f"k{i:05d}" + "\x01" * 300: "\U0001f525" * 300 for i in range(5_000)},
+        {f"k{i:05d}" + '"\\' * 150: "\U0001f525" * 300 for i in range(5_000)},
     ],
     ids=["one-900kb-label", "5000-labels-of-escaped-characters"],
 )
@@ -198,7 +198,7 @@ def test_a_detection_is_bounded_and_says_it_was_cut(labels: dict[str, str]) -> N
     )
     assert len(encode(found)) <= DETECTION_BOUND
     assert found.context["truncated"] is True
-    assert next(iter(found.labels)).startswith(next(iter(labels))[:200])
+    assert next(iter(found.labels)).startswith(next(iter(labels))[:100])
     same = detection(
         fired,
         detector="tolerant_novelty",
