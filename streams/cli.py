@@ -10,7 +10,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from schemas import format_errors
-from streams.bench import positive_float
+from streams.bench import positive_float, positive_int
 
 
 def _settings() -> object:
@@ -265,6 +265,12 @@ def parser() -> argparse.ArgumentParser:
     nab.set_defaults(func=_bench)
     loghub = bench_sub.add_parser("loghub", help="log template mining accuracy on Loghub-2k")
     loghub.add_argument("--root", default="../shared/loghub", help="Loghub-2k systems")
+    loghub.add_argument(
+        "--cv", action="store_true", help="also score each system with settings chosen without it"
+    )
+    loghub.add_argument(
+        "--family-lines", type=positive_int, default=2000, help="lines of each generated family"
+    )
     loghub.set_defaults(func=_bench)
     throughput = bench_sub.add_parser(
         "throughput", help="points/s through the worker against the raw ceiling; latency; memory"
