@@ -9,7 +9,7 @@ pairs, sshd and PAM, PostgreSQL, and a Kafka broker.
 
 >>> lines = generate("sshd", 3, seed=1)
 >>> len(lines), lines[0].template == template_of(lines[0].pattern), lines[0].event[:5]
-(3, True, 'sshd-E1')
+(3, True, 'sshd-')
 >>> generate("sshd", 5, seed=7) == generate("sshd", 5, seed=7)
 True
 """
