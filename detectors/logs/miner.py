@@ -40,6 +40,9 @@ _MEMO_LIMIT = 100_000
 # A position is a candidate value only among more than this many constant tokens: short
 # messages that differ in one word ("boot" / "halt") are different events.
 _SIBLING_CONTEXT = 3
+# A new template is compared, position by position, with the templates that fit it in at least
+# this share of positions: their values show which positions vary.
+_RESEMBLANCE = 0.5
 
 
 @dataclass(frozen=True)
@@ -143,15 +146,88 @@ class Match:
     merged: tuple[str, ...] = ()
 
 
+_KEEP = frozenset("=:([{<\"'@/,;|#")
+_CLOSE = _KEEP | frozenset(")]}>")
+
+
+def fits(pattern: str, token: str) -> bool:
+    """Whether ``token`` is ``pattern`` or one of the values it stands for.
+
+    >>> fits("user=<*>", "user=bob"), fits("user=<*>", "uid=0"), fits("<*>", "x")
+    (True, False, True)
+    """
+    if pattern in (token, WILDCARD):
+        return True
+    if WILDCARD not in pattern:
+        return False
+    head, _, tail = pattern.partition(WILDCARD)
+    tail = tail.rpartition(WILDCARD)[2]
+    return len(token) >= len(head) + len(tail) and token.startswith(head) and token.endswith(tail)
+
+
+def generalize(a: str, b: str) -> str:
+    """One token that stands for both: their common key, brackets and quotes around ``<*>``.
+
+    >>> generalize("user=bob", "user=al"), generalize("(uid=0)", "(uid=1)"), generalize("a", "b")
+    ('user=<*>', '(uid=<*>)', '<*>')
+    >>> generalize("user=<*>", "user=bob"), generalize("ubuntu(uid=<*>)", "git(uid=<*>)")
+    ('user=<*>', '<*>(uid=<*>)')
+    """
+    if fits(a, b):
+        return a
+    if fits(b, a):
+        return b
+    limit = min(len(a), len(b))
+    head = 0
+    while head < limit and a[head] == b[head]:
+        head += 1
+    while head > 0 and a[head - 1] not in _KEEP:
+        head -= 1
+    tail = 0
+    while tail < limit - head and a[-1 - tail] == b[-1 - tail]:
+        tail += 1
+    while tail > 0 and a[-tail] not in _CLOSE:
+        tail -= 1
+    prefix, suffix = a[:head], a[len(a) - tail :]
+    if not (prefix or suffix):
+        return WILDCARD
+    return prefix + WILDCARD + suffix
+
+
 def _similarity(template: list[str], tokens: tuple[str, ...]) -> tuple[float, int]:
     const = same = 0
     for a, b in zip(template, tokens, strict=True):
         if a == WILDCARD:
             continue
         const += 1
-        if a == b:
+        if a == b or (WILDCARD in a and fits(a, b)):
             same += 1
     return (same / const if const else 1.0), same
+
+
+def _resemblance(template: list[str], tokens: list[str]) -> float:
+    """The share of positions where ``tokens`` fits ``template`` (equal, or a wildcard)."""
+    fit = sum(fits(a, b) for a, b in zip(template, tokens, strict=True))
+    return fit / len(tokens) if tokens else 1.0
+
+
+def _enumerated(values: set[str]) -> bool:
+    """Whether every value is an upper-case name (a state, a level, an event type): such names
+    enumerate kinds of event, however many of them there are."""
+    return all(v.isupper() and v.replace("_", "").isalnum() for v in values)
+
+
+def _variable_positions(tokens: list[str], others: list[Template], values: int) -> set[int]:
+    """Positions where ``tokens`` differs from one of ``others`` and that hold a value: a
+    ``<*>`` in one of them, or at least ``values`` distinct tokens among them all."""
+    out: set[int] = set()
+    for i, token in enumerate(tokens):
+        seen = {token}
+        for other in others:
+            seen.add(other.tokens[i])
+        if len(seen) > 1 and (WILDCARD in seen or (len(seen) >= values and not _enumerated(seen))):
+            out.add(i)
+    return out
 
 
 def _sibling_keys(tokens: list[str]) -> list[tuple[str, ...]]:
@@ -237,10 +313,12 @@ class TemplateMiner:
             found = self._best(tokens)
             if found is None:
                 found = self._create(tokens, ts)
+                found = self._merge_variable_positions(found, merged)
                 created = True
             else:
                 generalized = [
-                    a if a == b else WILDCARD for a, b in zip(found.tokens, tokens, strict=True)
+                    a if a == b else generalize(a, b)
+                    for a, b in zip(found.tokens, tokens, strict=True)
                 ]
                 if generalized != found.tokens:
                     self._retokenize(found, generalized)
@@ -288,24 +366,60 @@ class TemplateMiner:
             )
             if group is None:
                 return template
-            members = sorted(group, key=lambda t: t.seq)
-            target = members[0]
-            tokens = list(target.tokens)
-            for other in members[1:]:
-                tokens = [
-                    a if a == b else WILDCARD for a, b in zip(tokens, other.tokens, strict=True)
-                ]
-                target.count += other.count
-                target.first_ts = min(target.first_ts, other.first_ts)
-                target.last_ts = max(target.last_ts, other.last_ts)
-                self._remove(other)
-                self._aliases[other.id] = target.id
-                for old, new in list(self._aliases.items()):
-                    if new == other.id:
-                        self._aliases[old] = target.id
-                merged.append(other.id)
-            self._retokenize(target, tokens)
-            template = target
+            template = self._fold(group, merged)
+
+    def _fold(self, group: list[Template], merged: list[str]) -> Template:
+        """Merge ``group`` into its oldest template, wildcards where the members differ."""
+        members = sorted(group, key=lambda t: t.seq)
+        target = members[0]
+        tokens = list(target.tokens)
+        for other in members[1:]:
+            tokens = [
+                a if a == b else generalize(a, b) for a, b in zip(tokens, other.tokens, strict=True)
+            ]
+            target.count += other.count
+            target.first_ts = min(target.first_ts, other.first_ts)
+            target.last_ts = max(target.last_ts, other.last_ts)
+            self._remove(other)
+            self._aliases[other.id] = target.id
+            for old, new in list(self._aliases.items()):
+                if new == other.id:
+                    self._aliases[old] = target.id
+            merged.append(other.id)
+        self._retokenize(target, tokens)
+        return target
+
+    def _merge_variable_positions(self, template: Template, merged: list[str]) -> Template:
+        """Merge a new template with the templates of its length that differ from it only in
+        positions whose values vary: positions that hold ``<*>`` in one of them, or at least
+        ``siblings`` distinct values among the templates that resemble it."""
+        tokens = template.tokens
+        similar = [
+            other
+            for other in self._buckets.get(len(tokens), ())
+            if other is not template and _resemblance(other.tokens, tokens) >= _RESEMBLANCE
+        ]
+        if not similar:
+            return template
+        variable = _variable_positions(tokens, similar, self.config.siblings)
+        group = [
+            other
+            for other in similar
+            if all(
+                fits(a, b) or i in variable
+                for i, (a, b) in enumerate(zip(other.tokens, tokens, strict=True))
+            )
+        ]
+        if not group:
+            return template
+        kept = [
+            a
+            for i, a in enumerate(tokens)
+            if WILDCARD not in a and all(other.tokens[i] == a for other in group)
+        ]
+        if len(kept) < _SIBLING_CONTEXT:
+            return template
+        return self._fold([template, *group], merged)
 
     def _mergeable(self, key: tuple[str, ...], members: list[Template]) -> bool:
         """Enough siblings, or one of them already holds a value in the differing position."""

@@ -32,7 +32,7 @@ GROUPING = [
             "Receiving block blk_2 src: /10.0.0.3:5 dest: /10.0.0.4 from the node beta, all ok",
         ],
         [0, 0],
-        ["Receiving block <*> src: <*> dest: <*> from the node <*> all ok"],
+        ["Receiving block <*> src: <*> dest: <*> from the node <*>, all ok"],
     ),
     (
         "masked-value-joins-a-word-sibling",
@@ -45,6 +45,43 @@ GROUPING = [
         ["running", "blocked", "halt"],
         [0, 1, 2],
         ["running", "blocked", "halt"],
+    ),
+    (
+        # Three word values change at once: no two messages differ in one position only, yet
+        # each position shows many values, so they are one event.
+        "words-vary-in-several-positions",
+        [
+            f"LOG: connection authorized: user={u} database={d} application_name={a}"
+            for u, d, a in [
+                ("deploy", "audit", "orders"),
+                ("carol", "search", "users"),
+                ("root", "ledger", "payments"),
+                ("alice", "cart", "billing"),
+                ("bob", "orders", "search"),
+            ]
+        ],
+        [0, 0, 0, 0, 0],
+        ["LOG: connection authorized: user=<*> database=<*> application_name=<*>"],
+    ),
+    (
+        # The values vary, the level does not: two levels give two events, not one.
+        "enumeration-beside-varying-values-stays-apart",
+        [
+            f"{level} login by {u} from office {o} accepted"
+            for level, u, o in [
+                ("INFO", "al", "paris"),
+                ("WARN", "bo", "tokyo"),
+                ("INFO", "cy", "lima"),
+                ("WARN", "di", "oslo"),
+                ("INFO", "ed", "rome"),
+                ("WARN", "fa", "kiev"),
+            ]
+        ],
+        [0, 1, 0, 1, 0, 1],
+        [
+            "INFO login by <*> from office <*> accepted",
+            "WARN login by <*> from office <*> accepted",
+        ],
     ),
     (
         "different-lengths",
