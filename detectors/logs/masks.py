@@ -32,12 +32,21 @@ _LONG = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Su
 _LONG += ["January", "February", "March", "April", "June", "July", "August", "September"]
 _LONG += ["October", "November", "December"]
 _DATE_WORDS = frozenset(_DAYS + _MONTHS + _LONG)
-_LEAD = "([{<\"'`"
-_TRAIL = "()]}>\"'`,;:.!?"
+_LEAD = "([{<\"'`\\"
+_TRAIL = "()]}>\"'`,;:.!?\\"
 # Lower-case dotted names ending in a short label: host names and file names (a.example.org).
 _HOST = re.compile(r"^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.[a-z]{2,4}$").match
 _WINDOWS_PATH = re.compile(r"^[A-Za-z]:\\").match
 _CACHE_LIMIT = 200_000
+# A token is a run of anything but whitespace, where a double-quoted string (escapes allowed)
+# or a brace-delimited fragment (one level of nesting) counts as one piece, spaces and all.
+_TOKEN = re.compile(r'(?:[^\s"{]+|"(?:[^"\\]|\\.)*"|\{[^{}]*(?:\{[^{}]*\}[^{}]*)*\}|["{])+')
+_JSON = re.compile(r"\{[^{}]*(?:\{[^{}]*\}[^{}]*)*\}")
+_WILDCARD_RUN = re.compile(r"<\*>(?:\s+<\*>)+")
+# A stack frame: a qualified method and its source line (com.acme.Client.charge(Client.java:212)).
+_FRAME = re.compile(r"^[\w$]+(?:\.[\w$<>]+)+\([\w$.-]*:\d+\)$").match
+# A name and its process id in brackets (sshd[50596]).
+_PROCESS = re.compile(r"^([A-Za-z][\w.-]*)\[\d+\]([:,;]?)$").match
 
 
 @dataclass(frozen=True)
@@ -77,6 +86,27 @@ def _mask_value(core: str) -> str:
     return masked
 
 
+def _structured(match: re.Match[str]) -> str:
+    fragment = match.group(0)
+    return WILDCARD if ":" in fragment or "=" in fragment else fragment
+
+
+def mask_compound(token: str) -> str:
+    """The masked form of a token that holds spaces: a quoted string or a braced fragment.
+
+    A fragment in braces with keys (JSON, a map) is one value; the words of a quoted string are
+    masked one by one, and stay one token.
+
+    >>> mask_compound('"GET /a/b HTTP/1.1"'), mask_compound('cfg={"a": 1, "b": 2}')
+    ('"GET <*>"', 'cfg=<*>')
+    """
+    if "{" in token:
+        token = _JSON.sub(_structured, token)
+    if " " not in token and "\t" not in token:
+        return mask_token(token)
+    return _WILDCARD_RUN.sub(WILDCARD, " ".join(mask_token(word) for word in token.split()))
+
+
 def mask_token(token: str) -> str:
     """The masked form of one whitespace-free token.
 
@@ -87,6 +117,11 @@ def mask_token(token: str) -> str:
     """
     if _DIGIT(token) is None and "/" not in token and "\\" not in token and "." not in token:
         return _EMPTY.get(token, token)
+    if _FRAME(token):
+        return WILDCARD
+    process = _PROCESS(token)
+    if process is not None:
+        return process.group(1) + "[" + WILDCARD + "]" + process.group(2)
     start, end = 0, len(token)
     while start < end and token[start] in _LEAD:
         start += 1
@@ -118,12 +153,13 @@ class Masker:
         cache = self._cache
         out: list[str] = []
         dated = False
-        for token in message.split():
+        words = _TOKEN.findall(message) if '"' in message or "{" in message else message.split()
+        for token in words:
             masked = cache.get(token)
             if masked is None:
                 if len(cache) >= _CACHE_LIMIT:
                     cache.clear()
-                masked = cache[token] = mask_token(token)
+                masked = cache[token] = mask_compound(token)
             out.append(masked)
             dated = dated or masked in _DATE_WORDS
         if dated:

@@ -324,6 +324,8 @@ class TemplateMiner:
                     self._retokenize(found, generalized)
                     changed = True
             found = self._merge_siblings(found, merged)
+            if changed or merged:
+                found = self._absorb(found, merged)
             changed = changed or bool(merged)
             if self._memo_size >= _MEMO_LIMIT:
                 self._memo.clear()
@@ -389,6 +391,16 @@ class TemplateMiner:
         self._retokenize(target, tokens)
         return target
 
+    def _absorb(self, template: Template, merged: list[str]) -> Template:
+        """Fold in the templates of its length that ``template``, now more general, covers."""
+        covered = [
+            other
+            for other in self._buckets.get(len(template.tokens), ())
+            if other is not template
+            and all(fits(a, b) for a, b in zip(template.tokens, other.tokens, strict=True))
+        ]
+        return self._fold([template, *covered], merged) if covered else template
+
     def _merge_variable_positions(self, template: Template, merged: list[str]) -> Template:
         """Merge a new template with the templates of its length that differ from it only in
         positions whose values vary: positions that hold ``<*>`` in one of them, or at least
@@ -412,12 +424,12 @@ class TemplateMiner:
         ]
         if not group:
             return template
-        kept = [
-            a
+        kept = sum(
+            len(a.split())
             for i, a in enumerate(tokens)
-            if WILDCARD not in a and all(other.tokens[i] == a for other in group)
-        ]
-        if len(kept) < _SIBLING_CONTEXT:
+            if a != WILDCARD and all(other.tokens[i] == a for other in group)
+        )
+        if kept < _SIBLING_CONTEXT:
             return template
         return self._fold([template, *group], merged)
 

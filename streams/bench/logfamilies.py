@@ -175,6 +175,10 @@ VALUES: dict[str, Value] = {
     "method": _pick(_METHODS),
     "status": _pick(["200", "200", "200", "201", "204", "301", "304", "400", "404", "500"]),
     "agent": _agent,
+    "remote": lambda r: r.choice(["-", "-", "-", *_USERS]),
+    "target": lambda r: _path(r) if r.random() < 0.8 else _url(r),
+    "proto": _pick(["HTTP/1.1", "HTTP/1.1", "HTTP/2.0", "HTTP/1.0"]),
+    "referrer": lambda r: '"-"' if r.random() < 0.7 else f'"{_url(r)}"',
     "reason": _pick(_REASONS),
     "class": _pick(_JAVA),
     "time": _time,
@@ -188,11 +192,11 @@ VALUES: dict[str, Value] = {
 # (weight, pattern): weights are relative frequencies within a family.
 FAMILIES: dict[str, list[tuple[float, str]]] = {
     "nginx": [
-        (60, '{ip} - - [{stamp} +0000] "{method} {path} HTTP/1.1" {status} {int} "-" {agent}'),
+        # One log_format: the user and the referrer are values ("-" when there is none).
         (
-            10,
-            '{ip} - {user} [{stamp} +0000] "{method} {url} HTTP/2.0" {status} '
-            '{int} "{url}" {agent}',
+            70,
+            '{ip} - {remote} [{stamp} +0000] "{method} {target} {proto}" {status} {int} '
+            "{referrer} {agent}",
         ),
         (
             4,

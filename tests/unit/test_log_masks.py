@@ -34,6 +34,9 @@ TOKENS = [
     ("trailing-colon", "src:", "src:"),
     ("sentence-end", "done.", "done."),
     ("java-class", "org.apache.hadoop.Task", "org.apache.hadoop.Task"),
+    ("stack-frame", "com.acme.pay.Client.charge(Client.java:212)", "<*>"),
+    ("process-id", "sshd[50596]:", "sshd[<*>]:"),
+    ("json-word", '{"id":', '{"id":'),
 ]
 
 
@@ -51,6 +54,28 @@ MESSAGES = [
     ("month-is-a-date-word", "Scheduled for May 3", ("Scheduled", "for", "<*>")),
     ("whitespace", "  a\tb   c ", ("a", "b", "c")),
     ("empty", "", ()),
+    (
+        # A quoted string is one token, its words masked inside it.
+        "quoted-string-is-one-token",
+        'reason="not found for key 12" attempt=3',
+        ('reason="not found for key <*>"', "attempt=<*>"),
+    ),
+    (
+        "escaped-quotes-stay-inside",
+        'msg="StartContainer for \\"9f2c1d\\" returns successfully" id=3',
+        ('msg="StartContainer for \\"<*>\\" returns successfully"', "id=<*>"),
+    ),
+    ("unbalanced-quote-splits-as-usual", 'he said "hi there', ("he", "said", '"hi', "there")),
+    (
+        "json-fragment-is-one-value",
+        'loaded config {"orders": 12, "users": {"max": 3}} from disk',
+        ("loaded", "config", "<*>", "from", "disk"),
+    ),
+    (
+        "request-and-agent",
+        '1.2.3.4 - - "GET /a/b HTTP/1.1" 200 "curl/8.4.0"',
+        ("<*>", "-", "-", '"GET <*>"', "<*>", '"<*>"'),
+    ),
 ]
 
 
