@@ -17,7 +17,7 @@ a variable-length value (a date, a list of numbers) gives one template.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 WILDCARD = "<*>"
@@ -43,6 +43,9 @@ _CACHE_LIMIT = 200_000
 _TOKEN = re.compile(r'(?:[^\s"{]+|"(?:[^"\\]|\\.)*"|\{[^{}]*(?:\{[^{}]*\}[^{}]*)*\}|["{])+')
 _JSON = re.compile(r"\{[^{}]*(?:\{[^{}]*\}[^{}]*)*\}")
 _WILDCARD_RUN = re.compile(r"<\*>(?:\s+<\*>)+")
+# Tokens that are one value whole: a digit and none of the separators a key or a list uses.
+_PLAIN_VALUE = re.compile(r"[^:=,;@|#\s]*\d[^:=,;@|#\s]*").fullmatch
+_CLOCK = re.compile(r"\d+(?::\d+)+(?:[.,]\d+)?").fullmatch
 # A stack frame: a qualified method and its source line (com.acme.Client.charge(Client.java:212)).
 _FRAME = re.compile(r"^[\w$]+(?:\.[\w$<>]+)+\([\w$.-]*:\d+\)$").match
 # A name and its process id in brackets (sshd[50596]).
@@ -86,27 +89,6 @@ def _mask_value(core: str) -> str:
     return masked
 
 
-def _structured(match: re.Match[str]) -> str:
-    fragment = match.group(0)
-    return WILDCARD if ":" in fragment or "=" in fragment else fragment
-
-
-def mask_compound(token: str) -> str:
-    """The masked form of a token that holds spaces: a quoted string or a braced fragment.
-
-    A fragment in braces with keys (JSON, a map) is one value; the words of a quoted string are
-    masked one by one, and stay one token.
-
-    >>> mask_compound('"GET /a/b HTTP/1.1"'), mask_compound('cfg={"a": 1, "b": 2}')
-    ('"GET <*>"', 'cfg=<*>')
-    """
-    if "{" in token:
-        token = _JSON.sub(_structured, token)
-    if " " not in token and "\t" not in token:
-        return mask_token(token)
-    return _WILDCARD_RUN.sub(WILDCARD, " ".join(mask_token(word) for word in token.split()))
-
-
 def mask_token(token: str) -> str:
     """The masked form of one whitespace-free token.
 
@@ -117,7 +99,14 @@ def mask_token(token: str) -> str:
     """
     if _DIGIT(token) is None and "/" not in token and "\\" not in token and "." not in token:
         return _EMPTY.get(token, token)
-    if _FRAME(token):
+    if (
+        _PLAIN_VALUE(token)
+        and token[0] not in _LEAD
+        and token[-1] not in _TRAIL
+        and ".." not in token
+    ):
+        return WILDCARD  # a number, an id, an address: nothing to keep around the value
+    if _CLOCK(token) or _FRAME(token):
         return WILDCARD
     process = _PROCESS(token)
     if process is not None:
@@ -138,6 +127,27 @@ def mask_token(token: str) -> str:
     return token[:start] + masked + token[end:]
 
 
+def _structured(match: re.Match[str]) -> str:
+    fragment = match.group(0)
+    return WILDCARD if ":" in fragment or "=" in fragment else fragment
+
+
+def mask_compound(token: str, word: Callable[[str], str] = mask_token) -> str:
+    """The masked form of a token that holds spaces: a quoted string or a braced fragment.
+
+    A fragment in braces with keys (JSON, a map) is one value; the words of a quoted string are
+    masked one by one, and stay one token.
+
+    >>> mask_compound('"GET /a/b HTTP/1.1"'), mask_compound('cfg={"a": 1, "b": 2}')
+    ('"GET <*>"', 'cfg=<*>')
+    """
+    if "{" in token:
+        token = _JSON.sub(_structured, token)
+    if " " not in token and "\t" not in token:
+        return word(token)
+    return _WILDCARD_RUN.sub(WILDCARD, " ".join(word(w) for w in token.split()))
+
+
 class Masker:
     """Tokenize and mask messages, remembering the masked form of tokens already seen."""
 
@@ -145,6 +155,14 @@ class Masker:
         self.rules = tuple(rules)
         self._compiled = tuple((re.compile(r.pattern), r.replacement) for r in self.rules)
         self._cache: dict[str, str] = {}
+
+    def _word(self, word: str) -> str:
+        masked = self._cache.get(word)
+        if masked is None:
+            if len(self._cache) >= _CACHE_LIMIT:
+                self._cache.clear()
+            masked = self._cache[word] = mask_token(word)
+        return masked
 
     def tokens(self, message: str) -> tuple[str, ...]:
         """The masked tokens of ``message``, consecutive wildcards collapsed."""
@@ -159,7 +177,7 @@ class Masker:
             if masked is None:
                 if len(cache) >= _CACHE_LIMIT:
                     cache.clear()
-                masked = cache[token] = mask_compound(token)
+                masked = cache[token] = mask_compound(token, self._word)
             out.append(masked)
             dated = dated or masked in _DATE_WORDS
         if dated:
