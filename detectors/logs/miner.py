@@ -136,7 +136,8 @@ class Template:
 class Match:
     """Where one message went: its template, and whether the template is new or changed.
 
-    ``merged`` lists templates folded into this one by the message (their ids now resolve here).
+    ``merged`` lists templates folded into this one by the message (their ids now resolve here);
+    ``templates`` is how many templates the miner holds after it.
     """
 
     template_id: str
@@ -144,6 +145,7 @@ class Match:
     created: bool = False
     changed: bool = False
     merged: tuple[str, ...] = ()
+    templates: int = 0
 
 
 _KEEP = frozenset("=:([{<\"'@/,;|#")
@@ -312,9 +314,10 @@ class TemplateMiner:
         if found is None:
             found = self._best(tokens)
             if found is None:
-                found = self._create(tokens, ts)
-                found = self._merge_variable_positions(found, merged)
-                created = True
+                new = self._create(tokens, ts)
+                found = self._merge_variable_positions(new, merged)
+                # A template folded into an older one at once is no new kind of message.
+                created = found is new
             else:
                 generalized = [
                     a if a == b else generalize(a, b)
@@ -334,7 +337,7 @@ class TemplateMiner:
             self._memo_size += 1
         found.count += 1
         found.last_ts = max(found.last_ts, ts)
-        return Match(found.id, found.text, created, changed, tuple(merged))
+        return Match(found.id, found.text, created, changed, tuple(merged), len(self._templates))
 
     def _index(self, template: Template) -> None:
         for key in _sibling_keys(template.tokens):

@@ -159,3 +159,12 @@ def test_overrides_apply_per_source() -> None:
     assert config.siblings == 9 and len(config.masks) == 1
     with pytest.raises(ValueError, match="unknown"):
         MinerConfig().with_overrides({"depth": 4})
+
+
+def test_a_template_folded_into_an_older_one_is_not_created() -> None:
+    miner = TemplateMiner()
+    first = [miner.add(f"session opened for user {u} by ssh") for u in ["al", "bo", "cy"]]
+    assert all(m.created for m in first)
+    fourth = miner.add("session opened for user di by ssh")
+    assert fourth.template_id == first[0].template_id and fourth.merged
+    assert not fourth.created
