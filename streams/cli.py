@@ -127,6 +127,10 @@ def _bench(args: argparse.Namespace) -> int:
         from streams.bench.loghub import main as loghub_main
 
         return loghub_main(args)
+    if args.bench == "lognoise":
+        from streams.bench.lognoise import main as lognoise_main
+
+        return lognoise_main(args)
     if args.bench == "throughput":
         from streams.bench.throughput import main as throughput_main
 
@@ -272,6 +276,13 @@ def parser() -> argparse.ArgumentParser:
         "--family-lines", type=positive_int, default=2000, help="lines of each generated family"
     )
     loghub.set_defaults(func=_bench)
+    lognoise = bench_sub.add_parser(
+        "lognoise", help="log detections per million lines of steady generated logs"
+    )
+    from streams.bench.lognoise import add_arguments as lognoise_arguments
+
+    lognoise_arguments(lognoise)
+    lognoise.set_defaults(func=_bench)
     throughput = bench_sub.add_parser(
         "throughput", help="points/s through the worker against the raw ceiling; latency; memory"
     )

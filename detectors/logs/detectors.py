@@ -61,6 +61,7 @@ class LogDetectorConfig:
     error_min_count: int = 5
     error_share_delta: float = 0.25
     error_share_ratio: float = 3.0
+    error_share_z: float = 6.0
     new_templates_per_window: int = 5
     silence_s: float = 600.0
     cooldown_s: float = 900.0
@@ -98,6 +99,18 @@ def detection_id(service: str, kind: str, key: str, window_start: float) -> str:
     """Deterministic id of the detection of one episode."""
     name = f"{service}\x00{kind}\x00{key}\x00{window_start!r}"
     return "det-" + uuid.uuid5(_NAMESPACE, name).hex[:20]
+
+
+def _share_z(errors: int, total: int, base_share: float) -> float:
+    """How many standard deviations ``errors`` in ``total`` records lie above what the baseline
+    share gives by chance (a binomial count; the share is floored at 1% so that a source that
+    never erred still needs several errors).
+
+    >>> round(_share_z(5, 11, 0.13), 1), round(_share_z(12, 12, 0.0), 1)
+    (3.2, 34.5)
+    """
+    p = max(base_share, 0.01)
+    return (errors - total * p) / math.sqrt(total * p * (1.0 - p))
 
 
 def _at(ts: float) -> datetime:
@@ -272,9 +285,11 @@ class LogDetector:
                     out.append(("log_burst", tid, started, score, DetectionSeverity.WARNING, extra))
         if self.errors >= cfg.error_min_count and self.error_share[1] >= 1:
             share, base_share = self.errors / self.total, self.error_share[0]
+            z = _share_z(self.errors, self.total, base_share)
             if (
                 share >= base_share + cfg.error_share_delta
                 and share >= cfg.error_share_ratio * base_share
+                and z >= cfg.error_share_z
             ):
                 started = self._episode("errors", ts)
                 if started is not None:
@@ -284,6 +299,7 @@ class LogDetector:
                         "share": round(share, 4),
                         "baseline_share": round(base_share, 4),
                         "ratio": round(share / base_share, 2) if base_share > 0 else None,
+                        "z": round(z, 2),
                         "history_windows": int(self.error_share[1]),
                         "error_templates": self._top_errors(),
                     }

@@ -535,6 +535,23 @@ def render(pattern: str, rng: random.Random) -> str:
     return _FIELD.sub(lambda m: VALUES[m.group(1)](rng), pattern)
 
 
+_ERROR_MARKS = ("ERROR", "[error]", "[crit]", "[alert]", "FATAL", "E1207", "level=error")
+_WARN_MARKS = ("WARN", "[warn]", "W1207", "level=warning")
+
+
+def level_of(pattern: str) -> str:
+    """The level a line of this event is logged at, as its own text says.
+
+    >>> level_of("{stamp} ERROR [main] x"), level_of("W1207 {time} y"), level_of("ok")
+    ('ERROR', 'WARN', 'INFO')
+    """
+    if any(mark in pattern for mark in _ERROR_MARKS):
+        return "ERROR"
+    if any(mark in pattern for mark in _WARN_MARKS):
+        return "WARN"
+    return "INFO"
+
+
 @dataclass(frozen=True)
 class Line:
     """One generated line: its message, the event (group) it belongs to and its template."""

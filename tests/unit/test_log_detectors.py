@@ -187,3 +187,19 @@ def test_a_new_value_of_a_known_template_is_not_a_new_template() -> None:
     history = steady() + [r for w in range(WINDOWS) for r in logins(w, ["al", "bo", "cy"])]
     run(sorted(history, key=lambda r: r.ts), source)
     assert run(logins(WINDOWS, ["di"]), source) == []
+
+
+def test_a_few_errors_early_in_a_window_are_not_a_surge() -> None:
+    # Errors are one line in eight all along; a window that opens with 5 errors in 11 lines is
+    # what such a share gives by chance now and then, not an error surge.
+    source = LogSource.create(detector=CONFIG)
+    history = []
+    for w in range(WINDOWS):
+        for i in range(60):
+            level = "ERROR" if i % 8 == 0 else "INFO"
+            history.append(record(at(w, i), f"request {i} served", level=level))
+    run(history, source)
+    levels = ["ERROR"] * 5 + ["INFO"] * 6
+    start = at(WINDOWS + 1) // 60 * 60  # the first seconds of a window
+    opening = [record(start + i, f"request {i} served", level=lv) for i, lv in enumerate(levels)]
+    assert run(opening, source) == []
