@@ -43,6 +43,9 @@ _SIBLING_CONTEXT = 3
 # A new template is compared, position by position, with the templates that fit it in at least
 # this share of positions: their values show which positions vary.
 _RESEMBLANCE = 0.5
+# Free text after a "word:" token is a value only after a head of this many words.
+_TAIL_HEAD_WORDS = 4
+_TAIL_HEAD_VALUES = 2
 
 
 @dataclass(frozen=True)
@@ -213,6 +216,29 @@ def _resemblance(template: list[str], tokens: list[str]) -> float:
     return fit / len(tokens) if tokens else 1.0
 
 
+def _tail_start(tokens: list[str]) -> int | None:
+    """Where the free text after the last ``word:`` token starts, if at least
+    ``_TAIL_HEAD_WORDS`` words without a value come before it, and some text after it."""
+    for i in range(len(tokens) - 2, -1, -1):
+        token = tokens[i]
+        if token.endswith(":") and token != WILDCARD:
+            words = sum(WILDCARD not in t and any(c.isalpha() for c in t) for t in tokens[: i + 1])
+            return i + 1 if words >= _TAIL_HEAD_WORDS else None
+    return None
+
+
+def _heads_agree(head: list[str], other: list[str]) -> bool:
+    """Whether two heads of free text are one: at most ``_TAIL_HEAD_VALUES`` positions, and a
+    third of them, differ, and ``_TAIL_HEAD_WORDS`` words without a value are the same in both."""
+    same = differ = 0
+    for a, b in zip(head, other, strict=True):
+        if fits(a, b) or fits(b, a):
+            same += WILDCARD not in a and any(c.isalpha() for c in a)
+        else:
+            differ += 1
+    return same >= _TAIL_HEAD_WORDS and differ <= _TAIL_HEAD_VALUES and 3 * differ <= len(head)
+
+
 def _enumerated(values: set[str]) -> bool:
     """Whether every value is an upper-case name (a state, a level, an event type): such names
     enumerate kinds of event, however many of them there are."""
@@ -316,6 +342,8 @@ class TemplateMiner:
             if found is None:
                 new = self._create(tokens, ts)
                 found = self._merge_variable_positions(new, merged)
+                if found is new:
+                    found = self._merge_tails(new, merged)
                 # A template folded into an older one at once is no new kind of message.
                 created = found is new
             else:
@@ -382,17 +410,21 @@ class TemplateMiner:
             tokens = [
                 a if a == b else generalize(a, b) for a, b in zip(tokens, other.tokens, strict=True)
             ]
-            target.count += other.count
-            target.first_ts = min(target.first_ts, other.first_ts)
-            target.last_ts = max(target.last_ts, other.last_ts)
-            self._remove(other)
-            self._aliases[other.id] = target.id
-            for old, new in list(self._aliases.items()):
-                if new == other.id:
-                    self._aliases[old] = target.id
-            merged.append(other.id)
+            self._fold_into(target, other, merged)
         self._retokenize(target, tokens)
         return target
+
+    def _fold_into(self, target: Template, other: Template, merged: list[str]) -> None:
+        """Count ``other`` as ``target`` from now on, and forget it."""
+        target.count += other.count
+        target.first_ts = min(target.first_ts, other.first_ts)
+        target.last_ts = max(target.last_ts, other.last_ts)
+        self._remove(other)
+        self._aliases[other.id] = target.id
+        for old, new in list(self._aliases.items()):
+            if new == other.id:
+                self._aliases[old] = target.id
+        merged.append(other.id)
 
     def _absorb(self, template: Template, merged: list[str]) -> Template:
         """Fold in the templates of its length that ``template``, now more general, covers."""
@@ -403,6 +435,45 @@ class TemplateMiner:
             and all(fits(a, b) for a, b in zip(template.tokens, other.tokens, strict=True))
         ]
         return self._fold([template, *covered], merged) if covered else template
+
+    def _merge_tails(self, template: Template, merged: list[str]) -> Template:
+        """Merge templates that differ only in the text after their last ``word:`` token (free
+        text of any length, such as an error's message) once ``siblings`` distinct texts of
+        several words, or one ``<*>``, followed the same head."""
+        tokens = template.tokens
+        cut = _tail_start(tokens)
+        if cut is None:
+            return template
+        head = tokens[:cut]
+        members = [
+            other
+            for other in self._templates.values()
+            if other is not template
+            and len(other.tokens) > cut
+            and other.tokens[cut - 1] == head[-1]
+            and _heads_agree(head, other.tokens[:cut])
+        ]
+        tails = {tuple(t.tokens[cut:]) for t in members} | {tuple(tokens[cut:])}
+        # Texts of several words; one word after the head is a position like any other (an
+        # upper-case name there, EventType: JOB_SETUP, names a kind of event).
+        texts = sum(len(tail) > 1 for tail in tails)
+        if not members or ((WILDCARD,) not in tails and texts < self.config.siblings):
+            return template
+        group = sorted([template, *members], key=lambda t: t.seq)
+        target = group[0]
+        for other in group:
+            head = [
+                a if a == b else generalize(a, b)
+                for a, b in zip(head, other.tokens[:cut], strict=True)
+            ]
+        for other in group[1:]:
+            self._fold_into(target, other, merged)
+        self._remove(target)
+        target.tokens = [*head, WILDCARD]
+        target.text = template_text(target.tokens)
+        self._add(target)
+        self._forget(len(target.tokens))
+        return target
 
     def _merge_variable_positions(self, template: Template, merged: list[str]) -> Template:
         """Merge a new template with the templates of its length that differ from it only in

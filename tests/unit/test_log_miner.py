@@ -84,6 +84,43 @@ GROUPING = [
         ],
     ),
     (
+        # An error's own message after "...:" is free text of any length.
+        "free-text-after-a-colon-is-one-value",
+        [
+            f"ERROR scheduler - job sync failed after {i}ms: {reason}"
+            for i, reason in enumerate(
+                [
+                    "EOF",
+                    "connection reset by peer",
+                    "broken pipe",
+                    "no route to host",
+                    "too many open files",
+                    "EOF",
+                ]
+            )
+        ],
+        [0, 0, 0, 0, 0, 0],
+        ["ERROR scheduler - job sync failed after <*>: <*>"],
+    ),
+    (
+        # A single word after the head is a position like any other: upper-case names there
+        # are kinds of event, and one longer text beside them is not free text.
+        "names-after-a-colon-stay-apart",
+        [
+            "Processing the event EventType: JOB_SETUP",
+            "Processing the event EventType: TASK_ABORT",
+            "Processing the event EventType: CONTAINER_LAUNCH for container c_1 attempt a_1",
+            "Processing the event EventType: JOB_COMMIT",
+        ],
+        [0, 1, 2, 3],
+        [
+            "Processing the event EventType: JOB_SETUP",
+            "Processing the event EventType: TASK_ABORT",
+            "Processing the event EventType: CONTAINER_LAUNCH for container <*> attempt <*>",
+            "Processing the event EventType: JOB_COMMIT",
+        ],
+    ),
+    (
         "different-lengths",
         ["connection closed", "connection closed by peer"],
         [0, 1],
