@@ -37,6 +37,8 @@ from typing import Any, Self
 from detectors.logs.masks import WILDCARD, Masker, MaskRule
 
 _MEMO_LIMIT = 100_000
+# Merges chain ids (a -> b -> c); a chain longer than this is cut where it stands.
+_ALIAS_HOPS = 64
 # A position is a candidate value only among more than this many constant tokens: short
 # messages that differ in one word ("boot" / "halt") are different events.
 _SIBLING_CONTEXT = 3
@@ -299,7 +301,13 @@ class TemplateMiner:
 
     def resolve(self, template_id: str) -> str:
         """The current id of a template, following merges (unknown ids come back as given)."""
-        return self._aliases.get(template_id, template_id)
+        aliases = self._aliases
+        for _ in range(_ALIAS_HOPS):
+            target = aliases.get(template_id)
+            if target is None or target == template_id:
+                break
+            template_id = target
+        return template_id
 
     def get(self, template_id: str) -> Template | None:
         return self._templates.get(self.resolve(template_id))
@@ -420,10 +428,8 @@ class TemplateMiner:
         target.first_ts = min(target.first_ts, other.first_ts)
         target.last_ts = max(target.last_ts, other.last_ts)
         self._remove(other)
+        # Ids merged into ``other`` before now reach ``target`` through it: resolve follows.
         self._aliases[other.id] = target.id
-        for old, new in list(self._aliases.items()):
-            if new == other.id:
-                self._aliases[old] = target.id
         merged.append(other.id)
 
     def _absorb(self, template: Template, merged: list[str]) -> Template:
@@ -516,6 +522,7 @@ class TemplateMiner:
 
     def _create(self, tokens: tuple[str, ...], ts: float) -> Template:
         template = Template(template_id(tokens), list(tokens), 0, ts, ts, self._next_seq)
+        self._aliases.pop(template.id, None)  # created again after a merge: live, not an alias
         self._next_seq += 1
         self._add(template)
         self._forget(len(tokens))
@@ -555,7 +562,7 @@ class TemplateMiner:
                 [t.id, list(t.tokens), t.count, t.first_ts, t.last_ts, t.seq]
                 for t in self.templates
             ],
-            "aliases": dict(self._aliases),
+            "aliases": {old: self.resolve(old) for old in self._aliases},
         }
 
     @classmethod

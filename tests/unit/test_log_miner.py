@@ -205,3 +205,14 @@ def test_a_template_folded_into_an_older_one_is_not_created() -> None:
     fourth = miner.add("session opened for user di by ssh")
     assert fourth.template_id == first[0].template_id and fourth.merged
     assert not fourth.created
+
+
+def test_ids_merged_twice_resolve_to_the_last_template() -> None:
+    miner = TemplateMiner()
+    early = [miner.add(f"session opened for user {u} by ssh").template_id for u in "abc"]
+    miner.add("session opened for user d by ssh")
+    later = [miner.add(f"job {j} failed after 3ms: {r}") for j, r in [("x", "EOF")]]
+    assert {miner.resolve(i) for i in early} == {early[0]}
+    assert later[0].template_id == miner.resolve(later[0].template_id)
+    state = miner.to_state()
+    assert all(miner.resolve(v) == v for v in state["aliases"].values())
