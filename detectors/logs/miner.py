@@ -346,26 +346,11 @@ class TemplateMiner:
         created = changed = False
         merged: list[str] = []
         if found is None:
-            found = self._best(tokens)
+            # Tokens that once created a template belong to it, wherever merges have taken it
+            # (a template merged on its free text no longer has its first length).
+            found = self._templates.get(self.resolve(template_id(tokens)))
             if found is None:
-                new = self._create(tokens, ts)
-                found = self._merge_variable_positions(new, merged)
-                if found is new:
-                    found = self._merge_tails(new, merged)
-                # A template folded into an older one at once is no new kind of message.
-                created = found is new
-            else:
-                generalized = [
-                    a if a == b else generalize(a, b)
-                    for a, b in zip(found.tokens, tokens, strict=True)
-                ]
-                if generalized != found.tokens:
-                    self._retokenize(found, generalized)
-                    changed = True
-            found = self._merge_siblings(found, merged)
-            if changed or merged:
-                found = self._absorb(found, merged)
-            changed = changed or bool(merged)
+                found, created, changed = self._mine(tokens, ts, merged)
             if self._memo_size >= _MEMO_LIMIT:
                 self._memo.clear()
                 self._memo_size = 0
@@ -374,6 +359,32 @@ class TemplateMiner:
         found.count += 1
         found.last_ts = max(found.last_ts, ts)
         return Match(found.id, found.text, created, changed, tuple(merged), len(self._templates))
+
+    def _mine(
+        self, tokens: tuple[str, ...], ts: float, merged: list[str]
+    ) -> tuple[Template, bool, bool]:
+        """The template of tokens never seen: the best of their length, made to cover them, or a
+        new one; then merges. Also whether it is new, and whether a template changed."""
+        created = changed = False
+        found = self._best(tokens)
+        if found is None:
+            new = self._create(tokens, ts)
+            found = self._merge_variable_positions(new, merged)
+            if found is new:
+                found = self._merge_tails(new, merged)
+            # A template folded into an older one at once is no new kind of message.
+            created = found is new
+        else:
+            generalized = [
+                a if a == b else generalize(a, b) for a, b in zip(found.tokens, tokens, strict=True)
+            ]
+            if generalized != found.tokens:
+                self._retokenize(found, generalized)
+                changed = True
+        found = self._merge_siblings(found, merged)
+        if changed or merged:
+            found = self._absorb(found, merged)
+        return found, created, changed or bool(merged)
 
     def _index(self, template: Template) -> None:
         for key in _sibling_keys(template.tokens):

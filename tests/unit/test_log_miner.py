@@ -216,3 +216,14 @@ def test_ids_merged_twice_resolve_to_the_last_template() -> None:
     assert later[0].template_id == miner.resolve(later[0].template_id)
     state = miner.to_state()
     assert all(miner.resolve(v) == v for v in state["aliases"].values())
+
+
+def test_the_first_message_of_a_template_merged_on_its_free_text_still_joins_it() -> None:
+    miner = TemplateMiner()
+    reasons = ["broken pipe", "connection reset by peer", "no route to host", "i/o timeout"]
+    reasons += ["too many open files"]
+    ids = [miner.add(f"ERROR job sync failed after 3ms: {r}").template_id for r in reasons]
+    again = miner.add("ERROR job sync failed after 9ms: broken pipe")
+    assert not again.created
+    assert again.template_id == miner.resolve(ids[0]) == miner.resolve(ids[-1])
+    assert [t.text for t in miner.templates] == ["ERROR job sync failed after <*>: <*>"]
