@@ -30,6 +30,7 @@ True
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Self
@@ -48,6 +49,7 @@ _RESEMBLANCE = 0.5
 # Free text after a "word:" token is a value only after a head of this many words.
 _TAIL_HEAD_WORDS = 4
 _TAIL_HEAD_VALUES = 2
+_EXCEPTION = re.compile(r"^[\w$.]*(?:Exception|Error|Throwable):$").match
 
 
 @dataclass(frozen=True)
@@ -220,10 +222,13 @@ def _resemblance(template: list[str], tokens: list[str]) -> float:
 
 def _tail_start(tokens: list[str]) -> int | None:
     """Where the free text after the last ``word:`` token starts, if at least
-    ``_TAIL_HEAD_WORDS`` words without a value come before it, and some text after it."""
+    ``_TAIL_HEAD_WORDS`` words without a value come before it (or the token names an exception,
+    ``java.io.IOException:``), and some text after it."""
     for i in range(len(tokens) - 2, -1, -1):
         token = tokens[i]
         if token.endswith(":") and token != WILDCARD:
+            if _EXCEPTION(token):
+                return i + 1  # an exception's message follows its class
             words = sum(WILDCARD not in t and any(c.isalpha() for c in t) for t in tokens[: i + 1])
             return i + 1 if words >= _TAIL_HEAD_WORDS else None
     return None
@@ -238,7 +243,9 @@ def _heads_agree(head: list[str], other: list[str]) -> bool:
             same += WILDCARD not in a and any(c.isalpha() for c in a)
         else:
             differ += 1
-    return same >= _TAIL_HEAD_WORDS and differ <= _TAIL_HEAD_VALUES and 3 * differ <= len(head)
+    words = sum(WILDCARD not in a and any(c.isalpha() for c in a) for a in head)
+    enough = min(_TAIL_HEAD_WORDS, words)
+    return same >= enough and differ <= _TAIL_HEAD_VALUES and 3 * differ <= len(head)
 
 
 def _enumerated(values: set[str]) -> bool:

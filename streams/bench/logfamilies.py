@@ -5,7 +5,7 @@ from a typed generator (an address, a path, a duration, a quoted string, a user 
 ground-truth template of a line is its pattern with every ``{kind}`` written ``<*>``; lines of
 one event form one group. The families are written after the shapes of real logs: nginx access
 and error logs, a Kubernetes kubelet and containerd, a JVM service with exceptions and key=value
-pairs, sshd and PAM, PostgreSQL, and a Kafka broker.
+pairs, sshd and PAM, PostgreSQL, a Kafka broker, and an Android device's logcat.
 
 >>> lines = generate("sshd", 3, seed=1)
 >>> len(lines), lines[0].template == template_of(lines[0].pattern), lines[0].event[:5]
@@ -186,6 +186,8 @@ VALUES: dict[str, Value] = {
     "sql": _sql,
     "topic": lambda r: f"{r.choice(_WORDS)}.{r.choice(['events', 'commands', 'changes'])}.v1",
     "float": lambda r: f"{r.uniform(0, 100):.2f}",
+    "pkg": lambda r: f"com.{r.choice(_WORDS)}.{r.choice(['app', 'client', 'mobile', 'lite'])}",
+    "day": lambda r: f"{r.randint(1, 12):02d}-{r.randint(1, 28):02d}",
     "bytes": lambda r: f"{r.randint(1, 999)}{r.choice(['B', 'KiB', 'MiB', 'GiB'])}",
 }
 
@@ -441,6 +443,44 @@ FAMILIES: dict[str, list[tuple[float, str]]] = {
             "for ShareLock on transaction {int} after {float} ms",
         ),
     ],
+    "android": [
+        (
+            15,
+            "{day} {time} {pid} {pid} D PowerManagerService: acquireWakeLock flags=0x{hex8} "
+            'tag="{word}" uid={int} pid={pid}',
+        ),
+        (
+            12,
+            "{day} {time} {pid} {pid} I ActivityManager: Start proc {pid}:{pkg}/u0a{small} for "
+            "activity {pkg}/.MainActivity",
+        ),
+        (
+            10,
+            "{day} {time} {pid} {pid} I ActivityManager: Killing {pid}:{pkg}/u0a{small} "
+            "(adj {small}): empty #{small}",
+        ),
+        (
+            8,
+            "{day} {time} {pid} {pid} V AlarmManager: Triggering alarm #{small}: "
+            "Alarm{{hex8} type {small} when {int} {pkg}}",
+        ),
+        (8, "{day} {time} {pid} {pid} I chatty  : uid={int}({pkg}) {word} identical {small} lines"),
+        (
+            6,
+            "{day} {time} {pid} {pid} D BatteryService: level:{small} scale:100 status:{small} "
+            "health:2 present:true voltage:{int} temperature:{int}",
+        ),
+        (
+            4,
+            "{day} {time} {pid} {pid} W ActivityManager: Scheduling restart of crashed service "
+            "{pkg}/.SyncService in {int}ms",
+        ),
+        (3, "{day} {time} {pid} {pid} D WifiStateMachine: processMsg: ConnectedState"),
+        (3, "{day} {time} {pid} {pid} D WifiStateMachine: processMsg: ObtainingIpState"),
+        (2, "{day} {time} {pid} {pid} E AndroidRuntime: FATAL EXCEPTION: main"),
+        (2, "{day} {time} {pid} {pid} E AndroidRuntime: Process: {pkg}, PID: {pid}"),
+        (1, "{day} {time} {pid} {pid} W System.err: java.io.IOException: {reason}"),
+    ],
     "kafka": [
         (
             15,
@@ -535,8 +575,8 @@ def render(pattern: str, rng: random.Random) -> str:
     return _FIELD.sub(lambda m: VALUES[m.group(1)](rng), pattern)
 
 
-_ERROR_MARKS = ("ERROR", "[error]", "[crit]", "[alert]", "FATAL", "E1207", "level=error")
-_WARN_MARKS = ("WARN", "[warn]", "W1207", "level=warning")
+_ERROR_MARKS = ("ERROR", "[error]", "[crit]", "[alert]", "FATAL", "E1207", "level=error", "} E ")
+_WARN_MARKS = ("WARN", "[warn]", "W1207", "level=warning", "} W ")
 
 
 def level_of(pattern: str) -> str:

@@ -103,6 +103,22 @@ GROUPING = [
         ["ERROR scheduler - job sync failed after <*>: <*>"],
     ),
     (
+        # An exception's message follows its class, however short the head before it.
+        "exception-message-is-one-value",
+        [
+            f"W System.err: java.io.IOException: {reason}"
+            for reason in [
+                "broken pipe",
+                "connection reset by peer",
+                "no route to host",
+                "too many open files",
+                "EOF",
+            ]
+        ],
+        [0, 0, 0, 0, 0],
+        ["W <*>: java.io.IOException: <*>"],  # System.err reads as a host name
+    ),
+    (
         # A single word after the head is a position like any other: upper-case names there
         # are kinds of event, and one longer text beside them is not free text.
         "names-after-a-colon-stay-apart",
