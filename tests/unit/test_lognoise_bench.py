@@ -19,7 +19,7 @@ def test_a_steady_family_raises_no_detection(family: str) -> None:
 
 
 def test_bench_prints_a_summary(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(argparse.Namespace(lines=60, rate=1.0, seed=1)) == 0
+    assert main(argparse.Namespace(lines=10 * len(FAMILIES), rate=1.0, seed=1)) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert summary["lines"] == 60 and summary["detections"] == 0
+    assert summary["lines"] == 10 * len(FAMILIES) and summary["detections"] == 0
     assert set(summary["families"]) == set(FAMILIES)
