@@ -256,11 +256,13 @@ def _averages(
     return out
 
 
-def _print_averages(averages: dict[str, dict[str, float]], extra: str = "") -> None:
+def _print_averages(
+    averages: dict[str, dict[str, float]], extra: dict[str, str] | None = None
+) -> None:
     for kind, avg in averages.items():
         print(
             f"{'avg ' + kind:<12} {'':>6} {'':>6} {'':>6} {avg['ga']:>6.3f} {avg['pa']:>6.3f} "
-            f"{avg['fga']:>6.3f} {avg['fta']:>6.3f}{extra}"
+            f"{avg['fga']:>6.3f} {avg['fta']:>6.3f}{(extra or {}).get(kind, '')}"
         )
 
 
@@ -287,24 +289,30 @@ def main(args: argparse.Namespace) -> int:
         return 1
     results: list[Accuracy] = []
     total_lines, total_s = 0, 0.0
+    kind_lines: dict[str, int] = defaultdict(int)
+    kind_s: dict[str, float] = defaultdict(float)
     print(machine_line(host := machine()))
     print("default configuration (" + config_label(MinerConfig()) + ")")
     print(_header(f" {'lines/s':>9}"))
-    for _, name, rows in cases:
+    for kind, name, rows in cases:
         acc, elapsed = mine_system(rows)
         results.append(acc)
         total_lines += acc.lines
         total_s += elapsed
+        kind_lines[kind] += acc.lines
+        kind_s[kind] += elapsed
         print(_row(name, acc, f" {acc.lines / elapsed if elapsed else 0.0:>9.0f}"))
     throughput = total_lines / total_s if total_s else 0.0
     averages = _averages(cases, results)
-    _print_averages(averages)
+    rates = {k: kind_lines[k] / kind_s[k] if kind_s[k] else 0.0 for k in kind_lines}
+    _print_averages(averages, {k: f" {r:>9.0f}" for k, r in rates.items()})
     print(f"{'all cases':<12} {total_lines:>6} lines, {throughput:.0f} lines/s")
     summary: dict[str, object] = {
         "systems": {name: asdict(a) for (_, name, _), a in zip(cases, results, strict=True)},
         "average": averages["loghub"],
         "generated_average": averages.get("generated", {}),
         "lines_per_s": round(throughput),
+        "lines_per_s_by_kind": {k: round(r) for k, r in rates.items()},
         "machine": host,
     }
     if getattr(args, "cv", False):
