@@ -56,7 +56,7 @@ _EXCEPTION = re.compile(r"^[\w$.]*(?:Exception|Error|Throwable):$").match
 class MinerConfig:
     """Mining parameters; the defaults are meant to work for any source without tuning."""
 
-    similarity: float = 0.9
+    similarity: float = 1.0
     siblings: int = 4
     max_templates: int = 2000
     masks: tuple[MaskRule, ...] = ()

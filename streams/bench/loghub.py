@@ -157,7 +157,7 @@ def config_label(config: MinerConfig) -> str:
     """A short name of a configuration's tunable settings.
 
     >>> config_label(MinerConfig())
-    'sim=0.9,sib=4'
+    'sim=1,sib=4'
     """
     return f"sim={config.similarity:g},sib={config.siblings}"
 

@@ -26,12 +26,14 @@ GROUPING = [
         ["session opened for user <*> by ssh"],
     ),
     (
-        "long-message-one-word-differs",
+        # A word that differs is a value once it has shown enough values, however long the
+        # message around it.
+        "long-message-one-word-varies",
         [
-            "Receiving block blk_1 src: /10.0.0.1:5 dest: /10.0.0.2 from the node alpha, all ok",
-            "Receiving block blk_2 src: /10.0.0.3:5 dest: /10.0.0.4 from the node beta, all ok",
+            f"Receiving block blk_{i} src: /10.0.0.{i}:5 dest: /10.1.{i} from the node {n}, all ok"
+            for i, n in enumerate(["alpha", "beta", "gamma", "delta"])
         ],
-        [0, 0],
+        [0, 0, 0, 0],
         ["Receiving block <*> src: <*> dest: <*> from the node <*>, all ok"],
     ),
     (
