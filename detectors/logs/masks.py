@@ -1,9 +1,11 @@
 """Token masks for log template mining: numbers, ids, IPs, hosts, paths, hex, durations, dates.
 
-A message is split on whitespace and every token is masked on its own. A token that carries a
-variable value (anything with a digit, a path, a URL) becomes ``<*>``, keeping a constant key
-(``uid=<*>``) and the brackets around it (``(<*>)``); runs of ``<*>`` tokens collapse to one, so
-a variable-length value (a date, a list of numbers) gives one template.
+A message is split on whitespace, a double-quoted string or a braced fragment counting as one
+token, and every token is masked on its own. A token that carries a variable value (anything
+with a digit, a path, a URL, a stack frame) becomes ``<*>``, keeping a constant key
+(``uid=<*>``) and the brackets around it (``(<*>)``); a braced fragment with keys (JSON) is one
+value, and the words of a quoted string are masked inside it. Runs of ``<*>`` tokens collapse to
+one, so a variable-length value (a date, a list of numbers) gives one template.
 
 >>> m = Masker()
 >>> m.tokens("Received block blk_-1608999687919862906 of size 91178 from /10.250.10.6")

@@ -3,11 +3,18 @@
 Messages are masked (:mod:`detectors.logs.masks`) and compared with the templates of the same
 token count: the message joins the template whose constant tokens it matches best, if it matches
 at least ``similarity`` of them, and the positions where it differs become ``<*>``. Otherwise it
-starts a new template. Templates that differ in a single word are merged once ``siblings`` of
-them exist (a value such as a user name), not before (an enumeration such as a state).
+starts a new template, and position statistics decide whether it is a new kind of message:
+templates of its length that differ from it only in positions that have shown ``<*>`` or
+``siblings`` distinct words fold into the oldest (values that vary in several positions at
+once); templates whose heads agree and whose free text after the head's last ``word:`` token
+differs in ``siblings`` ways fold into ``head <*>`` whatever their lengths (an error's message).
+Templates that differ in a single word are merged once ``siblings`` of them exist (a value such
+as a user name), not before (an enumeration such as a state); upper-case names are never values.
 
 Template ids are a hash of the tokens that created the template, so they are stable across
-restarts and replays; ``max_templates`` bounds memory by evicting the rarest.
+restarts and replays; a merged template's id is an alias of the template it went into, and
+the tokens that created a template find it wherever merges took it. ``max_templates`` bounds
+memory by evicting the rarest.
 
 >>> miner = TemplateMiner()
 >>> a = miner.add("Found child 6725 in scoreboard slot 10", ts=0.0)
