@@ -51,7 +51,11 @@ _CLOCK = re.compile(r"\d+(?::\d+)+(?:[.,]\d+)?").fullmatch
 # A stack frame: a qualified method and its source line (com.acme.Client.charge(Client.java:212)).
 _FRAME = re.compile(r"^[\w$]+(?:\.[\w$<>]+)+\([\w$.-]*:\d+\)$").match
 # A name and its process id in brackets (sshd[50596]).
-_PROCESS = re.compile(r"^([A-Za-z][\w.-]*)\[\d+\]([:,;]?)$").match
+_PROCESS = re.compile(r"^([A-Za-z][A-Za-z_.-]*)\[\d+\]([:,;]?)$").match
+# Masking never keeps a digit of its input (a token with a digit is a value, or keeps only the
+# digit-free key, brackets or name around it), and decides the same for any digit: so tokens are
+# cached by their shape, every digit read as 0, and 12:04:01 answers for 22:24:30.
+_SHAPE = str.maketrans("123456789", "000000000")
 
 
 @dataclass(frozen=True)
@@ -159,6 +163,7 @@ class Masker:
         self._cache: dict[str, str] = {}
 
     def _word(self, word: str) -> str:
+        word = word.translate(_SHAPE)
         masked = self._cache.get(word)
         if masked is None:
             if len(self._cache) >= _CACHE_LIMIT:
@@ -179,7 +184,11 @@ class Masker:
             if masked is None:
                 if len(cache) >= _CACHE_LIMIT:
                     cache.clear()
-                masked = cache[token] = mask_compound(token, self._word)
+                shape = token.translate(_SHAPE)
+                masked = cache.get(shape)
+                if masked is None:
+                    masked = cache[shape] = mask_compound(shape, self._word)
+                cache[token] = masked
             out.append(masked)
             dated = dated or masked in _DATE_WORDS
         if dated:

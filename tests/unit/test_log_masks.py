@@ -89,3 +89,23 @@ def test_masker_tokens(message: str, expected: tuple[str, ...]) -> None:
 def test_extra_mask_rule_applies_before_tokens() -> None:
     masker = Masker([MaskRule(r"user \w+", "user <*>")])
     assert masker.tokens("login by user alice") == ("login", "by", "user", "<*>")
+
+
+@pytest.mark.parametrize(
+    "tokens",
+    [
+        ["22:24:30", "04:19:45.123", "12:00"],
+        ["sshd[50596]:", "sshd[7]:"],
+        ["uid=0", "uid=1000", "(HWID=1973)", "(HWID=2)"],
+        ["10.0.228.226:8080", "192.168.1.9"],
+        ["dcbf.........0", "dcbf.........9"],
+        ["x86_64", "ip6tables", "log4j"],
+    ],
+    ids=["times", "process-ids", "key-values", "addresses", "dot-leaders", "names-with-digits"],
+)
+def test_tokens_of_one_shape_share_the_cache_and_mask_as_alone(tokens: list[str]) -> None:
+    masker = Masker()
+    assert masker.tokens(" ".join(tokens)) == Masker().tokens(" ".join(tokens))
+    for token in tokens:
+        assert masker.tokens(token) == Masker([]).tokens(token)
+        assert masker.tokens(token) == (mask_token(token),)
