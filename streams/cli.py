@@ -339,9 +339,10 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     lognoise = bench_sub.add_parser(
         "lognoise", help="log detections per million lines of steady generated logs"
     )
-    from streams.bench.lognoise import add_arguments as lognoise_arguments
+    if wants("bench", "lognoise"):
+        from streams.bench.lognoise import add_arguments as lognoise_arguments
 
-    lognoise_arguments(lognoise)
+        lognoise_arguments(lognoise)
     lognoise.set_defaults(func=_bench)
     throughput = bench_sub.add_parser(
         "throughput", help="points/s through the worker against the raw ceiling; latency; memory"
