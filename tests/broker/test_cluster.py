@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from streams.kafka_local import LocalCluster, partition_states
 from tests.broker.test_faults import SERVICES, catalog, points_scenario
@@ -158,9 +160,12 @@ async def test_cluster_leader_and_worker_kills_lose_and_duplicate_nothing(
         expected = batch_aggregates(list(events.values()))
         await converged(successor, expected)
 
-        # Every topic the worker made, Faust's changelogs included, has three replicas.
-        states = await partition_states(cluster.bootstrap, await worker_topics(cluster, worker))
+        # Every topic the worker made, Faust's changelogs included, has three replicas, needs
+        # two in sync to accept a write, and never elects a replica that fell behind.
+        made = await worker_topics(cluster, worker)
+        states = await partition_states(cluster.bootstrap, made)
         assert states and {len(s.replicas) for s in states.values()} == {3}
+        assert await durability_of(cluster, made) == {("2", "false")}
         elapsed = time.monotonic() - started
         print(
             f"cluster: {len(broker_kills)} broker SIGKILLs ({broker_kills}), 1 worker SIGKILL; "
@@ -175,11 +180,27 @@ async def test_cluster_leader_and_worker_kills_lose_and_duplicate_nothing(
 
 
 async def worker_topics(cluster: LocalCluster, worker: RunningWorker) -> list[str]:
-    from aiokafka.admin import AIOKafkaAdminClient
-
+    """Every topic of ``worker``'s app: its own, Faust's changelogs, the detector state."""
     admin = AIOKafkaAdminClient(bootstrap_servers=cluster.bootstrap)
     await admin.start()
     try:
         return [t for t in await admin.list_topics() if t.startswith(worker.app_id)]
+    finally:
+        await admin.close()
+
+
+async def durability_of(cluster: LocalCluster, topics: list[str]) -> set[tuple[str, str]]:
+    """The distinct (min.insync.replicas, unclean.leader.election.enable) of ``topics``."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=cluster.bootstrap)
+    await admin.start()
+    try:
+        resources = [ConfigResource(ConfigResourceType.TOPIC, t) for t in topics]
+        found = set()
+        for response in await admin.describe_configs(resources):
+            for code, message, _type, name, entries in response.resources:
+                assert not code, (name, message)
+                config = {e[0]: e[1] for e in entries}
+                found.add((config["min.insync.replicas"], config["unclean.leader.election.enable"]))
+        return found
     finally:
         await admin.close()
