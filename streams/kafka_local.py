@@ -2,6 +2,7 @@
 
 ``warroom kafka start|stop|status`` and the test harness both use :class:`LocalBroker`. The jars are
 fetched once with Maven through ``streams/kafka/pom.xml`` into an ignored cache folder and reused.
+:class:`LocalCluster` runs three such nodes as one cluster, for the tests that need replication.
 """
 
 from __future__ import annotations
@@ -506,38 +507,45 @@ class ClusterNode:
         return f"127.0.0.1:{self.port}"
 
 
-async def cluster_brokers(bootstrap: str, timeout_s: float = 3.0) -> set[int]:
-    """The ids of the brokers a metadata request reports as alive (empty if none answers)."""
+@dataclass(frozen=True)
+class PartitionState:
+    """Where a partition lives right now: its leader (-1: none), replicas and in-sync replicas."""
+
+    leader: int
+    replicas: tuple[int, ...]
+    isr: tuple[int, ...]
+
+
+async def _cluster_metadata(bootstrap: str, timeout_s: float) -> Any:
+    """aiokafka's ``ClusterMetadata`` for every topic, from whichever listed broker answers
+    (dead ones are skipped); raises if none does."""
     from aiokafka.client import AIOKafkaClient
 
+    # Refused connections to a killed node are expected; don't print each one.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
     try:
         await asyncio.wait_for(client.bootstrap(), timeout_s)
-        metadata = await asyncio.wait_for(client.fetch_all_metadata(), timeout_s)
-        return {int(b.nodeId) for b in metadata.brokers()}
-    except Exception:
-        return set()
+        return await asyncio.wait_for(client.fetch_all_metadata(), timeout_s)
     finally:
         await client.close()
         logging.getLogger("aiokafka").setLevel(logging.NOTSET)
+
+
+async def cluster_brokers(bootstrap: str, timeout_s: float = 3.0) -> set[int]:
+    """The ids of the brokers a metadata request reports as alive (empty if none answers)."""
+    try:
+        metadata = await _cluster_metadata(bootstrap, timeout_s)
+    except Exception:
+        return set()
+    return {int(b.nodeId) for b in metadata.brokers()}
 
 
 async def partition_states(
     bootstrap: str, topics: list[str], timeout_s: float = 5.0
 ) -> dict[tuple[str, int], PartitionState]:
-    """Leader, replicas and in-sync replicas of every partition of ``topics``, by a metadata
-    request to whichever listed broker answers (a dead one is skipped)."""
-    from aiokafka.client import AIOKafkaClient
-
-    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
-    client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
-    try:
-        await asyncio.wait_for(client.bootstrap(), timeout_s)
-        metadata = await asyncio.wait_for(client.fetch_all_metadata(), timeout_s)
-    finally:
-        await client.close()
-        logging.getLogger("aiokafka").setLevel(logging.NOTSET)
+    """Leader, replicas and in-sync replicas of every partition of ``topics``, by metadata."""
+    metadata = await _cluster_metadata(bootstrap, timeout_s)
     # ClusterMetadata keeps each partition's replicas and ISR but only exposes its leader.
     partitions: dict[str, dict[int, Any]] = metadata._partitions
     return {
@@ -547,15 +555,6 @@ async def partition_states(
         for topic in topics
         for p in partitions.get(topic, {}).values()
     }
-
-
-@dataclass(frozen=True)
-class PartitionState:
-    """Where a partition lives right now: its leader (-1: none), replicas and in-sync replicas."""
-
-    leader: int
-    replicas: tuple[int, ...]
-    isr: tuple[int, ...]
 
 
 @dataclass
