@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
@@ -87,18 +88,29 @@ async def settled(worker: RunningWorker) -> None:
 
 
 async def acknowledge_open(worker: RunningWorker, services: set[str]) -> set[str]:
-    """Acknowledge the open incident of each of ``services`` through the API; their ids."""
-    api = Api(worker)
+    """Acknowledge the open incident of each of ``services`` through the API, as a client
+    would: a 503 (the broker has not acknowledged the write yet, as in a leader election) is
+    retried with the same ``Idempotency-Key`` until it answers 202. Returns the incidents' ids."""
 
     async def listed() -> list[dict[str, Any]] | None:
-        _, body = await api.get("/api/incidents")
+        _, body = await Api(worker).get("/api/incidents")
         found = [i for i in body["incidents"] if i["service"] in services]
         return found if len(found) == len(services) else None
 
     incidents = await eventually(listed, 60, f"incidents of {sorted(services)} in the API")
     for incident in incidents:
-        status, body = await api.post(f"/api/incidents/{incident['id']}/acknowledge", {})
-        assert status == 202, body
+        url = f"{worker.base_url}/api/incidents/{incident['id']}/acknowledge"
+        headers = {**worker.headers(), "Idempotency-Key": f"ack-{incident['id']}"}
+
+        async def accepted(url: str = url, headers: dict[str, str] = headers) -> bool | None:
+            async with (
+                aiohttp.ClientSession() as session,
+                session.post(url, json={}, headers=headers) as response,
+            ):
+                assert response.status in (202, 503), (response.status, await response.text())
+                return True if response.status == 202 else None
+
+        await eventually(accepted, 90, f"the acknowledgement of {incident['id']}", 0.5)
     return {i["id"] for i in incidents}
 
 
