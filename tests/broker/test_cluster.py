@@ -30,6 +30,7 @@ from tests.harness import (
     WebhookServer,
     consumed_all,
     eventually,
+    lagging,
     new_worker,
     produce,
     read_all,
@@ -75,6 +76,8 @@ async def rejoin(cluster: LocalCluster, node_id: int, topics: list[str]) -> None
 
 
 async def settled(worker: RunningWorker) -> None:
+    """Wait until the worker's groups have committed every input to its end; on timeout, say
+    which partitions lag (committed offset, end offset)."""
     topics = worker.topics
     inputs = (topics.metrics, topics.detections, topics.commands, topics.events, topics.pages)
 
@@ -84,7 +87,11 @@ async def settled(worker: RunningWorker) -> None:
                 return None
         return True
 
-    await eventually(probe, 120, "the worker to consume every input")
+    try:
+        await eventually(probe, 120, "the worker to consume every input")
+    except AssertionError as timed_out:
+        behind = {t: await lagging(worker.bootstrap, worker.group_of(t), t) for t in inputs}
+        raise AssertionError(f"{timed_out}; lagging: {behind}") from None
 
 
 async def acknowledge_open(worker: RunningWorker, services: set[str]) -> set[str]:
