@@ -13,7 +13,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from schemas import format_errors
-from streams.bench import positive_float
+from streams.bench import positive_float, positive_int
 
 
 def _settings() -> object:
@@ -141,6 +141,10 @@ def _bench(args: argparse.Namespace) -> int:
         from streams.bench.loghub import main as loghub_main
 
         return loghub_main(args)
+    if args.bench == "lognoise":
+        from streams.bench.lognoise import main as lognoise_main
+
+        return lognoise_main(args)
     if args.bench == "throughput":
         from streams.bench.throughput import main as throughput_main
 
@@ -325,7 +329,21 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     nab.set_defaults(func=_bench)
     loghub = bench_sub.add_parser("loghub", help="log template mining accuracy on Loghub-2k")
     loghub.add_argument("--root", default="../shared/loghub", help="Loghub-2k systems")
+    loghub.add_argument(
+        "--cv", action="store_true", help="also score each system with settings chosen without it"
+    )
+    loghub.add_argument(
+        "--family-lines", type=positive_int, default=2000, help="lines of each generated family"
+    )
     loghub.set_defaults(func=_bench)
+    lognoise = bench_sub.add_parser(
+        "lognoise", help="log detections per million lines of steady generated logs"
+    )
+    if wants("bench", "lognoise"):
+        from streams.bench.lognoise import add_arguments as lognoise_arguments
+
+        lognoise_arguments(lognoise)
+    lognoise.set_defaults(func=_bench)
     throughput = bench_sub.add_parser(
         "throughput", help="points/s through the worker against the raw ceiling; latency; memory"
     )

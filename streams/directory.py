@@ -176,7 +176,7 @@ class Directory(Service):
         if not ended:
             return
         if self._producer is None:
-            self._producer = AIOKafkaProducer(**self.settings.kafka_client_kwargs())
+            self._producer = AIOKafkaProducer(**self.settings.kafka_client_kwargs(), acks="all")
             await self._producer.start()
         for silence in ended:
             self.silences.pop(silence.id, None)

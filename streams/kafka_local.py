@@ -2,6 +2,7 @@
 
 ``warroom kafka start|stop|status`` and the test harness both use :class:`LocalBroker`. The jars are
 fetched once with Maven through ``streams/kafka/pom.xml`` into an ignored cache folder and reused.
+:class:`LocalCluster` runs three such nodes as one cluster, for the tests that need replication.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 KAFKA_VERSION = "4.1.2"
 _POM = Path(__file__).with_name("kafka") / "pom.xml"
@@ -468,3 +470,253 @@ def _is_our_broker(pid: int) -> bool:
     # A zombie (state Z) has exited but not been reaped by its parent yet.
     state = stat.rsplit(")", 1)[-1].split()[0]
     return state != "Z" and b"kafka.Kafka" in cmdline
+
+
+#: Broker defaults of :class:`LocalCluster`: what a production cluster runs with. Every topic
+#: (the offsets and transaction-state topics included) has three replicas, a write with
+#: ``acks=all`` needs two of them in sync, and a replica that fell behind never becomes leader.
+CLUSTER_DURABILITY = (
+    "default.replication.factor=3",
+    "min.insync.replicas=2",
+    "unclean.leader.election.enable=false",
+    "offsets.topic.replication.factor=3",
+    "transaction.state.log.replication.factor=3",
+    "transaction.state.log.min.isr=2",
+)
+
+#: Timings of :class:`LocalCluster` so that a killed node is fenced and its partitions get a
+#: new leader within seconds (Kafka's defaults: 9 s, 2 s, 30 s).
+CLUSTER_FAILOVER = (
+    "broker.session.timeout.ms=6000",
+    "broker.heartbeat.interval.ms=1000",
+    "replica.lag.time.max.ms=10000",
+)
+
+
+@dataclass(frozen=True)
+class ClusterNode:
+    """One combined broker+controller node of a :class:`LocalCluster`."""
+
+    node_id: int
+    port: int
+    controller_port: int
+    home: Path
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+@dataclass(frozen=True)
+class PartitionState:
+    """Where a partition lives right now: its leader (-1: none), replicas and in-sync replicas."""
+
+    leader: int
+    replicas: tuple[int, ...]
+    isr: tuple[int, ...]
+
+
+async def _cluster_metadata(bootstrap: str, timeout_s: float) -> Any:
+    """aiokafka's ``ClusterMetadata`` for every topic, from whichever listed broker answers
+    (dead ones are skipped); raises if none does."""
+    from aiokafka.client import AIOKafkaClient
+
+    # Refused connections to a killed node are expected; don't print each one.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
+    try:
+        await asyncio.wait_for(client.bootstrap(), timeout_s)
+        return await asyncio.wait_for(client.fetch_all_metadata(), timeout_s)
+    finally:
+        await client.close()
+        logging.getLogger("aiokafka").setLevel(logging.NOTSET)
+
+
+async def cluster_brokers(bootstrap: str, timeout_s: float = 3.0) -> set[int]:
+    """The ids of the brokers a metadata request reports as alive (empty if none answers)."""
+    try:
+        metadata = await _cluster_metadata(bootstrap, timeout_s)
+    except Exception:
+        return set()
+    return {int(b.nodeId) for b in metadata.brokers()}
+
+
+async def partition_states(
+    bootstrap: str, topics: list[str], timeout_s: float = 5.0
+) -> dict[tuple[str, int], PartitionState]:
+    """Leader, replicas and in-sync replicas of every partition of ``topics``, by metadata."""
+    metadata = await _cluster_metadata(bootstrap, timeout_s)
+    # ClusterMetadata keeps each partition's replicas and ISR but only exposes its leader.
+    partitions: dict[str, dict[int, Any]] = metadata._partitions
+    return {
+        (topic, p.partition): PartitionState(
+            leader=int(p.leader), replicas=tuple(p.replicas), isr=tuple(p.isr)
+        )
+        for topic in topics
+        for p in partitions.get(topic, {}).values()
+    }
+
+
+@dataclass
+class LocalCluster:
+    """A three-node Apache Kafka cluster in KRaft mode, every node broker and controller, from the
+    same jars as :class:`LocalBroker`; data, configs, logs and PIDs live under ``home``.
+
+    The static quorum is ``controller.quorum.voters=1@127.0.0.1:c1,2@...,3@...``; the broker
+    defaults are :data:`CLUSTER_DURABILITY` (replication 3, ``min.insync.replicas=2``, no
+    unclean leader election). :meth:`kill` SIGKILLs one node and :meth:`restart_node` starts it
+    again on its ports and data, for fault tests.
+    """
+
+    home: Path
+    size: int = 3
+    heap: str = "384m"
+    nodes: dict[int, ClusterNode] = field(default_factory=dict)
+    _procs: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def bootstrap(self) -> str:
+        """Every node's ``host:port``, comma-separated (what clients are given)."""
+        return ",".join(n.bootstrap for n in self.nodes.values())
+
+    def start(self, timeout_s: float = 180.0, progress: Progress = _stderr) -> str:
+        """Format and start every node (fresh data), then wait until a metadata request sees all
+        of them as brokers; returns the bootstrap list."""
+        libs = fetch_jars(progress)
+        shutil.rmtree(self.home, ignore_errors=True)
+        ports = _distinct_ports(2 * self.size)
+        self.nodes = {
+            i: ClusterNode(i, ports[2 * i - 2], ports[2 * i - 1], self.home / f"node{i}")
+            for i in range(1, self.size + 1)
+        }
+        voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self.nodes.values())
+        cluster_id = _cluster_id()
+        started = time.monotonic()
+        for node in self.nodes.values():
+            props = self._write_properties(node, voters)
+            fmt = subprocess.run(
+                [*self._jvm(libs, node), "kafka.tools.StorageTool", "format",
+                 f"--cluster-id={cluster_id}", "-c", str(props)],
+                capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            if fmt.returncode != 0:
+                raise BrokerError(f"formatting node {node.node_id} failed:\n{fmt.stderr}")
+        for node in self.nodes.values():
+            self._launch(libs, node)
+        progress(f"waiting for {self.size} brokers at {self.bootstrap} ...")
+        try:
+            self._wait_for_all(started + timeout_s)
+        except BrokerError:
+            self.stop()
+            raise
+        progress(f"cluster ready at {self.bootstrap} in {time.monotonic() - started:.1f}s")
+        return self.bootstrap
+
+    def kill(self, node_id: int) -> None:
+        """SIGKILL one node (no shutdown: its sockets drop and its partitions lose their leader)."""
+        proc = self._procs.pop(node_id)
+        proc.kill()
+        proc.wait()
+
+    def restart_node(self, node_id: int, timeout_s: float = 120.0) -> None:
+        """Start a killed or stopped node again on its ports and data; wait until a metadata
+        request sees every node as a broker again."""
+        if node_id in self._procs:
+            raise BrokerError(f"node {node_id} is running")
+        self._launch(fetch_jars(), self.nodes[node_id])
+        self._wait_for_all(time.monotonic() + timeout_s)
+
+    def alive(self) -> list[int]:
+        """The ids of the nodes whose process is running."""
+        return sorted(i for i, p in self._procs.items() if p.poll() is None)
+
+    async def leader_of(self, topic: str, partition: int) -> int:
+        """The node that leads ``topic``'s ``partition`` right now (-1 while none does)."""
+        states = await partition_states(self.bootstrap, [topic])
+        return states[(topic, partition)].leader
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """SIGTERM every running node, then SIGKILL whatever is left after ``timeout_s``."""
+        for proc in self._procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+        deadline = time.monotonic() + timeout_s
+        for proc in self._procs.values():
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self._procs.clear()
+
+    def _wait_for_all(self, deadline: float) -> None:
+        want = set(self.nodes)
+        while time.monotonic() < deadline:
+            for node_id, proc in self._procs.items():
+                if proc.poll() is not None:
+                    logs = self.nodes[node_id].home / "logs"
+                    raise BrokerError(
+                        f"node {node_id} exited with code {proc.returncode}; see {logs}"
+                    )
+            if asyncio.run(cluster_brokers(self.bootstrap, timeout_s=2.0)) == want:
+                return
+            time.sleep(0.2)
+        raise BrokerError(f"the cluster did not see all of {sorted(want)} in time")
+
+    def _write_properties(self, node: ClusterNode, voters: str) -> Path:
+        (node.home / "logs").mkdir(parents=True, exist_ok=True)
+        props = node.home / "server.properties"
+        props.write_text(
+            "\n".join(
+                [
+                    "process.roles=broker,controller",
+                    f"node.id={node.node_id}",
+                    f"controller.quorum.voters={voters}",
+                    f"listeners=PLAINTEXT://{node.bootstrap},"
+                    f"CONTROLLER://127.0.0.1:{node.controller_port}",
+                    f"advertised.listeners=PLAINTEXT://{node.bootstrap}",
+                    "controller.listener.names=CONTROLLER",
+                    "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                    "inter.broker.listener.name=PLAINTEXT",
+                    f"log.dirs={node.home / 'data'}",
+                    "num.partitions=1",
+                    "offsets.topic.num.partitions=4",
+                    *CLUSTER_DURABILITY,
+                    *CLUSTER_FAILOVER,
+                    "group.initial.rebalance.delay.ms=0",
+                    "auto.create.topics.enable=false",
+                    "log.retention.hours=168",
+                    "",
+                ]
+            )
+        )
+        return props
+
+    def _jvm(self, libs: Path, node: ClusterNode) -> list[str]:
+        java = shutil.which("java") or "java"
+        return [
+            java, f"-Xmx{self.heap}", "-Xms64m", "-XX:+UseSerialGC",
+            "-XX:TieredStopAtLevel=1", "-Djava.awt.headless=true",
+            f"-Dkafka.logs.dir={node.home / 'logs'}",
+            f"-Dlog4j2.configurationFile={_LOG4J}",
+            "-cp", f"{libs}/*",
+        ]  # fmt: skip
+
+    def _launch(self, libs: Path, node: ClusterNode) -> None:
+        out = (node.home / "logs" / "stdout.log").open("ab")
+        self._procs[node.node_id] = subprocess.Popen(
+            [*self._jvm(libs, node), "kafka.Kafka", str(node.home / "server.properties")],
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
+        out.close()
+
+
+def _distinct_ports(count: int) -> list[int]:
+    """``count`` different TCP ports on 127.0.0.1 that are free right now."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports

@@ -5,6 +5,8 @@ Fixtures:
 - ``kafka_bootstrap``: the ``host:port`` of an Apache Kafka broker this session started itself
   (``streams.kafka_local.LocalBroker``, the code behind ``warroom kafka start``). If it cannot
   start, tests that use it fail; they never skip.
+- ``kafka_cluster``: a three-node KRaft cluster (:class:`streams.kafka_local.LocalCluster`),
+  started once per session by the first test that asks for it; it fails, never skips.
 - ``start_worker(catalog=None, **settings)``: starts ``warroom worker`` as a subprocess with a
   fresh app id, fresh topic names and its own data dir, waits until ``/readyz`` answers, and
   returns a :class:`tests.harness.RunningWorker` (``base_url``, ``token``, ``settings``,
@@ -24,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from streams.kafka_local import LocalBroker
+from streams.kafka_local import LocalBroker, LocalCluster
 from tests.harness import RunningWorker, WebhookServer, new_worker
 
 LOG_TAIL_LINES = 80
@@ -54,6 +56,18 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield bootstrap
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """A three-node KRaft cluster (replication 3, min.insync.replicas 2), started only when a
+    test asks for it; a test that kills a node starts it again before it ends."""
+    cluster = LocalCluster(tmp_path_factory.mktemp("kafka-cluster"))
+    cluster.start(timeout_s=240)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture

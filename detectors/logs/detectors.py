@@ -61,6 +61,7 @@ class LogDetectorConfig:
     error_min_count: int = 5
     error_share_delta: float = 0.25
     error_share_ratio: float = 3.0
+    error_share_z: float = 6.0
     new_templates_per_window: int = 5
     silence_s: float = 600.0
     cooldown_s: float = 900.0
@@ -100,6 +101,18 @@ def detection_id(service: str, kind: str, key: str, window_start: float) -> str:
     return "det-" + uuid.uuid5(_NAMESPACE, name).hex[:20]
 
 
+def _share_z(errors: int, total: int, base_share: float) -> float:
+    """How many standard deviations ``errors`` in ``total`` records lie above what the baseline
+    share gives by chance (a binomial count; the share is floored at 1% so that a source that
+    never erred still needs several errors).
+
+    >>> round(_share_z(5, 11, 0.13), 1), round(_share_z(12, 12, 0.0), 1)
+    (3.2, 34.5)
+    """
+    p = max(base_share, 0.01)
+    return (errors - total * p) / math.sqrt(total * p * (1.0 - p))
+
+
 def _at(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, tz=UTC)
 
@@ -132,6 +145,8 @@ class LogDetector:
         self.counts: dict[str, int] = {}
         self.examples: dict[str, list[str]] = {}
         self.errors = 0
+        self.error_counts: dict[str, int] = {}
+        self.error_texts: dict[str, str] = {}
         self.total = 0
         self.new_in_window = 0
         self.baselines: dict[str, list[float]] = {}
@@ -186,6 +201,7 @@ class LogDetector:
                 del self.episodes[key]
         self.window_start = until
         self.counts, self.examples = {}, {}
+        self.error_counts, self.error_texts = {}, {}
         self.errors = self.total = self.new_in_window = 0
 
     def _episode(self, key: str, ts: float) -> float | None:
@@ -220,6 +236,8 @@ class LogDetector:
         self.total += 1
         if level is not None and level.lower() in ERROR_LEVELS:
             self.errors += 1
+            self.error_counts[tid] = self.error_counts.get(tid, 0) + 1
+            self.error_texts[tid] = match.template
         fired: list[tuple[str, str, float, float, DetectionSeverity, dict[str, Any]]] = []
         for rule, regex in self._rules:
             if regex.search(message) is not None:
@@ -243,7 +261,12 @@ class LogDetector:
         out: list[tuple[str, str, float, float, DetectionSeverity, dict[str, Any]]] = []
         if match.created and self.new_in_window < cfg.new_templates_per_window:
             self.new_in_window += 1
-            out.append(("log_new_template", tid, window, 1.0, DetectionSeverity.WARNING, {}))
+            extra: dict[str, Any] = {
+                "history_records": self.records - 1,
+                "history_s": round(ts - (self.first_ts if self.first_ts is not None else ts), 3),
+                "templates_known": max(0, match.templates - 1),
+            }
+            out.append(("log_new_template", tid, window, 1.0, DetectionSeverity.WARNING, extra))
         base = self.baselines.get(tid)
         if count >= cfg.burst_min_count and base is not None and base[2] >= cfg.baseline_windows:
             mean, var = base[0], base[1]
@@ -252,13 +275,21 @@ class LogDetector:
                 started = self._episode("burst:" + tid, ts)
                 if started is not None:
                     score = 1.0 - math.exp(-z / cfg.burst_z)
-                    extra = {"baseline": round(mean, 3), "z": round(z, 2)}
+                    extra = {
+                        "baseline": round(mean, 3),
+                        "baseline_std": round(math.sqrt(var), 3),
+                        "ratio": round(count / max(mean, 1.0), 2),
+                        "z": round(z, 2),
+                        "history_windows": int(base[2]),
+                    }
                     out.append(("log_burst", tid, started, score, DetectionSeverity.WARNING, extra))
         if self.errors >= cfg.error_min_count and self.error_share[1] >= 1:
             share, base_share = self.errors / self.total, self.error_share[0]
+            z = _share_z(self.errors, self.total, base_share)
             if (
                 share >= base_share + cfg.error_share_delta
                 and share >= cfg.error_share_ratio * base_share
+                and z >= cfg.error_share_z
             ):
                 started = self._episode("errors", ts)
                 if started is not None:
@@ -267,10 +298,22 @@ class LogDetector:
                         "records": self.total,
                         "share": round(share, 4),
                         "baseline_share": round(base_share, 4),
+                        "ratio": round(share / base_share, 2) if base_share > 0 else None,
+                        "z": round(z, 2),
+                        "history_windows": int(self.error_share[1]),
+                        "error_templates": self._top_errors(),
                     }
                     severity = DetectionSeverity.ERROR
                     out.append(("log_error_share", "errors", started, share, severity, extra))
         return out
+
+    def _top_errors(self) -> list[dict[str, Any]]:
+        """The templates with the most error records in this window, most first."""
+        top = sorted(self.error_counts.items(), key=lambda kv: (-kv[1], kv[0]))[:_EXAMPLES]
+        return [
+            {"template_id": tid, "template": self.error_texts.get(tid, ""), "errors": n}
+            for tid, n in top
+        ]
 
     def _detection(
         self,
@@ -338,6 +381,8 @@ class LogDetector:
             "counts": dict(self.counts),
             "examples": {k: list(v) for k, v in self.examples.items()},
             "errors": self.errors,
+            "error_counts": dict(self.error_counts),
+            "error_texts": dict(self.error_texts),
             "total": self.total,
             "new_in_window": self.new_in_window,
             "baselines": {k: list(v) for k, v in self.baselines.items()},
@@ -357,6 +402,8 @@ class LogDetector:
         d.counts = {str(k): int(v) for k, v in state["counts"].items()}
         d.examples = {str(k): [str(x) for x in v] for k, v in state["examples"].items()}
         d.errors = int(state["errors"])
+        d.error_counts = {str(k): int(v) for k, v in state.get("error_counts", {}).items()}
+        d.error_texts = {str(k): str(v) for k, v in state.get("error_texts", {}).items()}
         d.total = int(state["total"])
         d.new_in_window = int(state["new_in_window"])
         d.baselines = {str(k): [float(x) for x in v] for k, v in state["baselines"].items()}

@@ -21,13 +21,15 @@ from collections.abc import Hashable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from detectors.logs import LogSource, TemplateMiner
+from detectors.logs import LogSource, MinerConfig, TemplateMiner
 from schemas import LogRecord
 from streams.bench import machine, machine_line
+from streams.bench.logfamilies import FAMILIES, generate
 
 _TRUTH = "_2k.log_structured_corrected.csv"
 _SPACES = re.compile(r"\s+")
 _WILDCARDS = re.compile(r"<\*>(?:\s*<\*>)+")
+FAMILY_LINES = 2000
 
 
 @dataclass(frozen=True)
@@ -113,13 +115,25 @@ def _read_truth(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-def mine_system(rows: list[dict[str, str]]) -> tuple[Accuracy, float]:
-    """Accuracy of the default miner on one system, and the seconds spent mining."""
+def family_rows(family: str, lines: int = FAMILY_LINES, seed: int = 0) -> list[dict[str, str]]:
+    """A generated family as ground-truth rows (``Content``, ``EventId``, ``EventTemplate``)."""
+    return [
+        {"Content": x.message, "EventId": x.event, "EventTemplate": x.template}
+        for x in generate(family, lines, seed)
+    ]
+
+
+def mine_system(
+    rows: list[dict[str, str]], config: MinerConfig | None = None
+) -> tuple[Accuracy, float]:
+    """Accuracy of the miner (the default one unless ``config``) on one system, and the CPU
+    seconds spent mining."""
     messages = [row["Content"] for row in rows]
-    miner = TemplateMiner()
-    started = time.perf_counter()
+    miner = TemplateMiner(config)
+    # CPU time of this process: lines per second of one core, whatever else the machine runs.
+    started = time.process_time()
     ids = [miner.add(message).template_id for message in messages]
-    elapsed = time.perf_counter() - started
+    elapsed = time.process_time() - started
     # Each line is scored with the template its group ended up in (groups merge as values show).
     ids = [miner.resolve(i) for i in ids]
     final = {t.id: t.text for t in miner.templates}
@@ -128,6 +142,45 @@ def mine_system(rows: list[dict[str, str]]) -> tuple[Accuracy, float]:
         [row["EventId"] for row in rows], [row["EventTemplate"] for row in rows], ids, templates
     )
     return acc, elapsed
+
+
+def config_grid() -> list[MinerConfig]:
+    """Every miner configuration the leave-one-system-out run chooses from."""
+    return [
+        MinerConfig(similarity=s, siblings=n)
+        for s in (0.6, 0.7, 0.8, 0.9, 1.0)
+        for n in (2, 3, 4, 6, 8)
+    ]
+
+
+def config_label(config: MinerConfig) -> str:
+    """A short name of a configuration's tunable settings.
+
+    >>> config_label(MinerConfig())
+    'sim=1,sib=4'
+    """
+    return f"sim={config.similarity:g},sib={config.siblings}"
+
+
+def leave_one_out(scores: Sequence[Sequence[Accuracy]]) -> list[int]:
+    """For each case, the configuration with the best mean GA over every other case.
+
+    ``scores[c][k]`` is case ``k`` mined with configuration ``c``; ties go to the earlier
+    configuration. The case itself never weighs in its own choice.
+
+    >>> a = lambda ga: Accuracy(1, 1, 1, ga, 0.0, 0.0, 0.0)
+    >>> leave_one_out([[a(1.0), a(0.0), a(0.0)], [a(0.0), a(0.6), a(0.6)]])
+    [1, 0, 0]
+    """
+    cases = len(scores[0])
+    chosen: list[int] = []
+    for held_out in range(cases):
+        means = [
+            sum(row[k].ga for k in range(cases) if k != held_out) / max(1, cases - 1)
+            for row in scores
+        ]
+        chosen.append(max(range(len(scores)), key=lambda c: (means[c], -c)))
+    return chosen
 
 
 @dataclass(frozen=True)
@@ -172,44 +225,112 @@ def detect_windows(rows: list[dict[str, str]], window: int = 20) -> WindowScore:
     )
 
 
-def main(args: argparse.Namespace) -> int:
-    root = Path(args.root)
+def _cases(root: Path, family_lines: int) -> list[tuple[str, str, list[dict[str, str]]]]:
+    """Every case as (kind, name, rows): the Loghub systems under ``root``, then the families."""
     found = root.iterdir() if root.is_dir() else iter(())
     systems = sorted(p.name for p in found if (p / f"{p.name}{_TRUTH}").is_file())
-    if not systems:
+    cases = [("loghub", s, _read_truth(root / s / f"{s}{_TRUTH}")) for s in systems]
+    return cases + [("generated", f, family_rows(f, family_lines)) for f in sorted(FAMILIES)]
+
+
+def _row(name: str, acc: Accuracy, extra: str = "") -> str:
+    return (
+        f"{name:<12} {acc.lines:>6} {acc.truth_groups:>6} {acc.mined_groups:>6} "
+        f"{acc.ga:>6.3f} {acc.pa:>6.3f} {acc.fga:>6.3f} {acc.fta:>6.3f}{extra}"
+    )
+
+
+def _mean(accs: Sequence[Accuracy]) -> dict[str, float]:
+    keys = ("ga", "pa", "fga", "fta")
+    return {k: sum(getattr(a, k) for a in accs) / len(accs) if accs else 0.0 for k in keys}
+
+
+def _averages(
+    cases: Sequence[tuple[str, str, object]], accs: Sequence[Accuracy]
+) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = {}
+    for kind in ("loghub", "generated"):
+        chosen = [a for (k, _, _), a in zip(cases, accs, strict=True) if k == kind]
+        if chosen:
+            out[kind] = _mean(chosen)
+    return out
+
+
+def _print_averages(
+    averages: dict[str, dict[str, float]], extra: dict[str, str] | None = None
+) -> None:
+    for kind, avg in averages.items():
+        print(
+            f"{'avg ' + kind:<12} {'':>6} {'':>6} {'':>6} {avg['ga']:>6.3f} {avg['pa']:>6.3f} "
+            f"{avg['fga']:>6.3f} {avg['fta']:>6.3f}{(extra or {}).get(kind, '')}"
+        )
+
+
+def _header(extra: str) -> str:
+    names = ("lines", "truth", "mined", "GA", "PA", "FGA", "FTA")
+    return f"{'system':<12} " + " ".join(f"{n:>6}" for n in names) + extra
+
+
+def _cross_validate(
+    cases: list[tuple[str, str, list[dict[str, str]]]],
+) -> tuple[list[Accuracy], list[MinerConfig]]:
+    """Leave one case out: each case mined with the configuration the others chose."""
+    grid = config_grid()
+    scores = [[mine_system(rows, config)[0] for _, _, rows in cases] for config in grid]
+    chosen = leave_one_out(scores)
+    return [scores[c][k] for k, c in enumerate(chosen)], [grid[c] for c in chosen]
+
+
+def main(args: argparse.Namespace) -> int:
+    root = Path(args.root)
+    cases = _cases(root, getattr(args, "family_lines", FAMILY_LINES))
+    if not any(kind == "loghub" for kind, _, _ in cases):
         print(f"warroom bench loghub: no Loghub-2k systems under {root}", file=sys.stderr)
         return 1
-    results: dict[str, Accuracy] = {}
+    results: list[Accuracy] = []
     total_lines, total_s = 0, 0.0
-    names = ("lines", "truth", "mined", "GA", "PA", "FGA", "FTA")
+    kind_lines: dict[str, int] = defaultdict(int)
+    kind_s: dict[str, float] = defaultdict(float)
     print(machine_line(host := machine()))
-    print(f"{'system':<12} " + " ".join(f"{n:>6}" for n in names) + f" {'lines/s':>9}")
-    for system in systems:
-        rows = _read_truth(root / system / f"{system}{_TRUTH}")
+    print("default configuration (" + config_label(MinerConfig()) + ")")
+    print(_header(f" {'lines/s':>9}"))
+    for kind, name, rows in cases:
         acc, elapsed = mine_system(rows)
-        results[system] = acc
+        results.append(acc)
         total_lines += acc.lines
         total_s += elapsed
-        rate = acc.lines / elapsed if elapsed else 0.0
-        print(
-            f"{system:<12} {acc.lines:>6} {acc.truth_groups:>6} {acc.mined_groups:>6} "
-            f"{acc.ga:>6.3f} {acc.pa:>6.3f} {acc.fga:>6.3f} {acc.fta:>6.3f} {rate:>9.0f}"
-        )
-    avg = {
-        k: sum(getattr(a, k) for a in results.values()) / len(results)
-        for k in ("ga", "pa", "fga", "fta")
-    }
+        kind_lines[kind] += acc.lines
+        kind_s[kind] += elapsed
+        print(_row(name, acc, f" {acc.lines / elapsed if elapsed else 0.0:>9.0f}"))
     throughput = total_lines / total_s if total_s else 0.0
-    print(
-        f"{'average':<12} {total_lines:>6} {'':>6} {'':>6} {avg['ga']:>6.3f} {avg['pa']:>6.3f} "
-        f"{avg['fga']:>6.3f} {avg['fta']:>6.3f} {throughput:>9.0f}"
-    )
+    averages = _averages(cases, results)
+    rates = {k: kind_lines[k] / kind_s[k] if kind_s[k] else 0.0 for k in kind_lines}
+    _print_averages(averages, {k: f" {r:>9.0f}" for k, r in rates.items()})
+    print(f"{'all cases':<12} {total_lines:>6} lines, {throughput:.0f} lines/s")
     summary: dict[str, object] = {
-        "systems": {s: asdict(a) for s, a in results.items()},
-        "average": avg,
+        "systems": {name: asdict(a) for (_, name, _), a in zip(cases, results, strict=True)},
+        "average": averages["loghub"],
+        "generated_average": averages.get("generated", {}),
         "lines_per_s": round(throughput),
+        "lines_per_s_by_kind": {k: round(r) for k, r in rates.items()},
         "machine": host,
     }
+    if getattr(args, "cv", False):
+        cv, configs = _cross_validate(cases)
+        print("leave one system out (each case mined with the configuration the others chose)")
+        print(_header(" configuration"))
+        for (_, name, _), acc, config in zip(cases, cv, configs, strict=True):
+            print(_row(name, acc, " " + config_label(config)))
+        cv_averages = _averages(cases, cv)
+        _print_averages(cv_averages)
+        summary["cv"] = {
+            "systems": {
+                name: {**asdict(a), "config": config_label(c)}
+                for (_, name, _), a, c in zip(cases, cv, configs, strict=True)
+            },
+            "average": cv_averages["loghub"],
+            "generated_average": cv_averages.get("generated", {}),
+        }
     bgl = root / "BGL" / f"BGL{_TRUTH}"
     if bgl.is_file():
         score = detect_windows(_read_truth(bgl))

@@ -139,3 +139,67 @@ def test_silence_needs_a_warmed_up_source() -> None:
     source = LogSource.create(detector=CONFIG)
     run(steady(0, 2), source)
     assert source.detector.check_silence(SERVICE, at(1000)) is None
+
+
+def test_new_template_says_what_history_it_is_new_against() -> None:
+    source = LogSource.create(detector=CONFIG)
+    history = steady()
+    run(history, source)
+    (detection,) = run(new_template(), source)
+    assert detection.context["template"] == "disk quota exceeded on volume <*>"
+    assert detection.context["history_records"] == len(history)
+    assert detection.context["history_s"] == pytest.approx(
+        at(WINDOWS, 1) - history[0].ts.timestamp()
+    )
+    assert detection.context["templates_known"] == 3
+
+
+def test_burst_says_how_far_from_its_history() -> None:
+    source = LogSource.create(detector=CONFIG)
+    run(steady(), source)
+    (detection,) = run(burst(), source)
+    assert detection.context["ratio"] >= CONFIG.burst_ratio
+    assert detection.context["baseline"] == pytest.approx(1.0, abs=0.05)
+    assert detection.context["history_windows"] >= CONFIG.baseline_windows
+    assert "baseline_std" in detection.context
+
+
+def test_error_share_names_the_templates_that_err() -> None:
+    source = LogSource.create(detector=CONFIG)
+    run(steady(), source)
+    (detection,) = run(errors(), source)
+    (top,) = detection.context["error_templates"]
+    assert top["template"] == "GET <*> in <*>" and top["errors"] == detection.context["errors"]
+    assert detection.context["baseline_share"] == 0.0
+    assert detection.context["history_windows"] >= 1
+
+
+def test_a_new_value_of_a_known_template_is_not_a_new_template() -> None:
+    # Three users log in all along; the fourth user's line makes the position a value and its
+    # template folds into the first one's: that is no new kind of event.
+    def logins(window: int, names: list[str]) -> list[LogRecord]:
+        return [
+            record(at(window, 40 + i), f"session opened for user {name} by sshd service")
+            for i, name in enumerate(names)
+        ]
+
+    source = LogSource.create(detector=CONFIG)
+    history = steady() + [r for w in range(WINDOWS) for r in logins(w, ["al", "bo", "cy"])]
+    run(sorted(history, key=lambda r: r.ts), source)
+    assert run(logins(WINDOWS, ["di"]), source) == []
+
+
+def test_a_few_errors_early_in_a_window_are_not_a_surge() -> None:
+    # Errors are one line in eight all along; a window that opens with 5 errors in 11 lines is
+    # what such a share gives by chance now and then, not an error surge.
+    source = LogSource.create(detector=CONFIG)
+    history = []
+    for w in range(WINDOWS):
+        for i in range(60):
+            level = "ERROR" if i % 8 == 0 else "INFO"
+            history.append(record(at(w, i), f"request {i} served", level=level))
+    run(history, source)
+    levels = ["ERROR"] * 5 + ["INFO"] * 6
+    start = at(WINDOWS + 1) // 60 * 60  # the first seconds of a window
+    opening = [record(start + i, f"request {i} served", level=lv) for i, lv in enumerate(levels)]
+    assert run(opening, source) == []

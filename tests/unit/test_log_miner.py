@@ -26,13 +26,15 @@ GROUPING = [
         ["session opened for user <*> by ssh"],
     ),
     (
-        "long-message-one-word-differs",
+        # A word that differs is a value once it has shown enough values, however long the
+        # message around it.
+        "long-message-one-word-varies",
         [
-            "Receiving block blk_1 src: /10.0.0.1:5 dest: /10.0.0.2 from the node alpha, all ok",
-            "Receiving block blk_2 src: /10.0.0.3:5 dest: /10.0.0.4 from the node beta, all ok",
+            f"Receiving block blk_{i} src: /10.0.0.{i}:5 dest: /10.1.{i} from the node {n}, all ok"
+            for i, n in enumerate(["alpha", "beta", "gamma", "delta"])
         ],
-        [0, 0],
-        ["Receiving block <*> src: <*> dest: <*> from the node <*> all ok"],
+        [0, 0, 0, 0],
+        ["Receiving block <*> src: <*> dest: <*> from the node <*>, all ok"],
     ),
     (
         "masked-value-joins-a-word-sibling",
@@ -45,6 +47,96 @@ GROUPING = [
         ["running", "blocked", "halt"],
         [0, 1, 2],
         ["running", "blocked", "halt"],
+    ),
+    (
+        # Three word values change at once: no two messages differ in one position only, yet
+        # each position shows many values, so they are one event.
+        "words-vary-in-several-positions",
+        [
+            f"LOG: connection authorized: user={u} database={d} application_name={a}"
+            for u, d, a in [
+                ("deploy", "audit", "orders"),
+                ("carol", "search", "users"),
+                ("root", "ledger", "payments"),
+                ("alice", "cart", "billing"),
+                ("bob", "orders", "search"),
+            ]
+        ],
+        [0, 0, 0, 0, 0],
+        ["LOG: connection authorized: user=<*> database=<*> application_name=<*>"],
+    ),
+    (
+        # The values vary, the level does not: two levels give two events, not one.
+        "enumeration-beside-varying-values-stays-apart",
+        [
+            f"{level} login by {u} from office {o} accepted"
+            for level, u, o in [
+                ("INFO", "al", "paris"),
+                ("WARN", "bo", "tokyo"),
+                ("INFO", "cy", "lima"),
+                ("WARN", "di", "oslo"),
+                ("INFO", "ed", "rome"),
+                ("WARN", "fa", "kiev"),
+            ]
+        ],
+        [0, 1, 0, 1, 0, 1],
+        [
+            "INFO login by <*> from office <*> accepted",
+            "WARN login by <*> from office <*> accepted",
+        ],
+    ),
+    (
+        # An error's own message after "...:" is free text of any length.
+        "free-text-after-a-colon-is-one-value",
+        [
+            f"ERROR scheduler - job sync failed after {i}ms: {reason}"
+            for i, reason in enumerate(
+                [
+                    "EOF",
+                    "connection reset by peer",
+                    "broken pipe",
+                    "no route to host",
+                    "too many open files",
+                    "EOF",
+                ]
+            )
+        ],
+        [0, 0, 0, 0, 0, 0],
+        ["ERROR scheduler - job sync failed after <*>: <*>"],
+    ),
+    (
+        # An exception's message follows its class, however short the head before it.
+        "exception-message-is-one-value",
+        [
+            f"W System.err: java.io.IOException: {reason}"
+            for reason in [
+                "broken pipe",
+                "connection reset by peer",
+                "no route to host",
+                "too many open files",
+                "EOF",
+            ]
+        ],
+        [0, 0, 0, 0, 0],
+        ["W <*>: java.io.IOException: <*>"],  # System.err reads as a host name
+    ),
+    (
+        # A single word after the head is a position like any other: upper-case names there
+        # are kinds of event, and one longer text beside them is not free text.
+        "names-after-a-colon-stay-apart",
+        [
+            "Processing the event EventType: JOB_SETUP",
+            "Processing the event EventType: TASK_ABORT",
+            "Processing the event EventType: CONTAINER_LAUNCH for container c_1 attempt a_1",
+            "Processing the event EventType: JOB_COMMIT",
+        ],
+        [0, 1, 2, 3],
+        [
+            "Processing the event EventType: JOB_SETUP",
+            "Processing the event EventType: TASK_ABORT",
+            "Processing the event EventType: CONTAINER_LAUNCH for container <*> attempt <*>",
+            "Processing the event EventType: JOB_COMMIT",
+        ],
     ),
     (
         "different-lengths",
@@ -122,3 +214,34 @@ def test_overrides_apply_per_source() -> None:
     assert config.siblings == 9 and len(config.masks) == 1
     with pytest.raises(ValueError, match="unknown"):
         MinerConfig().with_overrides({"depth": 4})
+
+
+def test_a_template_folded_into_an_older_one_is_not_created() -> None:
+    miner = TemplateMiner()
+    first = [miner.add(f"session opened for user {u} by ssh") for u in ["al", "bo", "cy"]]
+    assert all(m.created for m in first)
+    fourth = miner.add("session opened for user di by ssh")
+    assert fourth.template_id == first[0].template_id and fourth.merged
+    assert not fourth.created
+
+
+def test_ids_merged_twice_resolve_to_the_last_template() -> None:
+    miner = TemplateMiner()
+    early = [miner.add(f"session opened for user {u} by ssh").template_id for u in "abc"]
+    miner.add("session opened for user d by ssh")
+    later = [miner.add(f"job {j} failed after 3ms: {r}") for j, r in [("x", "EOF")]]
+    assert {miner.resolve(i) for i in early} == {early[0]}
+    assert later[0].template_id == miner.resolve(later[0].template_id)
+    state = miner.to_state()
+    assert all(miner.resolve(v) == v for v in state["aliases"].values())
+
+
+def test_the_first_message_of_a_template_merged_on_its_free_text_still_joins_it() -> None:
+    miner = TemplateMiner()
+    reasons = ["broken pipe", "connection reset by peer", "no route to host", "i/o timeout"]
+    reasons += ["too many open files"]
+    ids = [miner.add(f"ERROR job sync failed after 3ms: {r}").template_id for r in reasons]
+    again = miner.add("ERROR job sync failed after 9ms: broken pipe")
+    assert not again.created
+    assert again.template_id == miner.resolve(ids[0]) == miner.resolve(ids[-1])
+    assert [t.text for t in miner.templates] == ["ERROR job sync failed after <*>: <*>"]
