@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install kafka-jars browser lint docs docs-build clean
+.PHONY: demo test test-cluster install kafka-jars browser lint docs docs-build clean
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required (none found on PATH)"; exit 1; }
@@ -33,6 +33,11 @@ lint: install
 
 test: kafka-jars browser lint docs-build
 	$(BIN)/pytest
+
+# The three-broker cluster test (leader and worker kills): not part of `make test` while it
+# fails about one run in eight on a Faust rebalance hang (docs/operations.md).
+test-cluster: kafka-jars
+	$(BIN)/pytest tests/broker/test_cluster.py -m cluster
 
 demo: kafka-jars
 	$(BIN)/warroom demo --duration 90
