@@ -12,7 +12,6 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from schemas import format_errors
 from streams.bench import positive_float, positive_int
 
 
@@ -22,7 +21,20 @@ def _settings() -> object:
     try:
         return Settings()
     except ValidationError as exc:
-        raise SystemExit(f"warroom: invalid settings: {format_errors(exc, 'WARROOM')}") from None
+        raise SystemExit(f"warroom: invalid settings: {setting_errors(exc)}") from None
+
+
+def setting_errors(exc: ValidationError) -> str:
+    """One line naming each bad setting by its variable (``WARROOM_PARTITIONS``), and where it
+    holds JSON, the place inside it (``WARROOM_DETECTOR_RULES: 0: ...``)."""
+    parts = []
+    for err in exc.errors(include_url=False):
+        loc = [str(p) for p in err["loc"]]
+        name = f"WARROOM_{loc[0].upper()}" if loc else "WARROOM"
+        inside = ".".join(loc[1:])
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        parts.append(f"{name}: {inside + ': ' if inside else ''}{msg}")
+    return "; ".join(parts)
 
 
 def _kafka(args: argparse.Namespace) -> int:
@@ -86,11 +98,15 @@ def _config_check(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    print(
-        f"ok: {len(catalog.services)} services, {len(catalog.teams)} teams, "
-        f"{len(catalog.people)} people, {len(catalog.schedules)} schedules, "
-        f"{len(catalog.escalation_policies)} escalation policies, {len(catalog.runbooks)} runbooks"
-    )
+    counts = [
+        (len(catalog.services), "service", "services"),
+        (len(catalog.teams), "team", "teams"),
+        (len(catalog.people), "person", "people"),
+        (len(catalog.schedules), "schedule", "schedules"),
+        (len(catalog.escalation_policies), "escalation policy", "escalation policies"),
+        (len(catalog.runbooks), "runbook", "runbooks"),
+    ]
+    print("ok: " + ", ".join(f"{n} {one if n == 1 else many}" for n, one, many in counts))
     return 0
 
 

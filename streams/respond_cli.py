@@ -145,7 +145,8 @@ def main(args: argparse.Namespace) -> int:
     try:
         bearer = token(args.token_file)
         path, body, ok = silence_request(args) if args.command == "silence" else request_for(args)
-        status, answer = post(args.api, path, {k: v for k, v in body.items() if v is not None},
+        api = args.api or os.environ.get("WARROOM_API_URL") or DEFAULT_API
+        status, answer = post(api, path, {k: v for k, v in body.items() if v is not None},
                               bearer)  # fmt: skip
     except RespondError as exc:
         print(f"{name}: {exc}", file=sys.stderr)
@@ -170,7 +171,9 @@ def add_arguments(sub: Any, func: Any) -> None:
     """The commands, on the CLI's subparsers ``sub``; each runs ``func``."""
 
     def common(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--api", default=DEFAULT_API, help="the worker's HTTP API")
+        parser.add_argument(
+            "--api", help=f"the worker's HTTP API (default: $WARROOM_API_URL, else {DEFAULT_API})"
+        )
         parser.add_argument("--token-file", help=f"token file (default {DEFAULT_TOKEN_FILE})")
         parser.add_argument("--as", dest="actor", help="who acts (default: $USER)")
         parser.set_defaults(func=func)
@@ -181,9 +184,11 @@ def add_arguments(sub: Any, func: Any) -> None:
     declare.add_argument("--severity", default="SEV2", choices=["SEV1", "SEV2", "SEV3", "SEV4"])
     declare.add_argument("--text", help="what is known so far")
     common(declare)
-    for name, what in (("ack", "acknowledge"), ("mitigate", "mark service restored"),
-                       ("resolve", "mark the permanent fix in"), ("reopen", "reopen")):  # fmt: skip
-        parser = sub.add_parser(name, help=f"{what} an incident")
+    for name, what in (("ack", "acknowledge an incident"),
+                       ("mitigate", "mark an incident's service restored"),
+                       ("resolve", "mark an incident's permanent fix in"),
+                       ("reopen", "reopen an incident")):  # fmt: skip
+        parser = sub.add_parser(name, help=what)
         parser.add_argument("incident_id", metavar="ID")
         parser.add_argument("--text", help="a note with it")
         common(parser)

@@ -32,7 +32,7 @@ def test_good_oncall_catalog_loads() -> None:
 
 def test_example_catalog_validates(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["config", "check", str(ROOT / "catalog.example.yaml")]) == 0
-    assert "1 schedules, 1 escalation policies" in capsys.readouterr().out
+    assert "1 schedule, 1 escalation policy" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

@@ -93,3 +93,13 @@ def test_replay_without_a_broker_or_to_an_unknown_topic_says_so_in_one_line(
         f"warroom replay: no Kafka broker answered at {address} (WARROOM_BOOTSTRAP_SERVERS); "
         "start one with `warroom kafka start`"
     )
+
+
+def test_an_invalid_setting_is_named_by_its_variable() -> None:
+    env = {**os.environ, "WARROOM_PARTITIONS": "zero"}
+    done = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "worker"],
+        capture_output=True, text=True, timeout=60, env=env, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.strip().startswith("warroom: invalid settings: WARROOM_PARTITIONS: ")
