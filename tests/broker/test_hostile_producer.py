@@ -15,9 +15,10 @@ import hashlib
 import json
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
@@ -29,11 +30,16 @@ from tests.harness import (
     WebhookServer,
     consumed_all,
     eventually,
+    new_worker,
     produce,
     read_all,
 )
 
 pytestmark = pytest.mark.broker
+
+T = TypeVar("T")
+#: The control run: (incident id, service, severity) of each incident, and the pages' dedup keys.
+Control = tuple[list[tuple[str, str, str]], list[str]]
 
 TEN_YEARS_S = 10 * 365 * 86400.0
 
@@ -188,6 +194,27 @@ async def run_stream(
     return found, keys
 
 
+async def on_fresh_worker(
+    bootstrap: str,
+    home: Path,
+    name: str,
+    body: Callable[[RunningWorker, WebhookServer], Awaitable[T]],
+) -> T:
+    """``body`` run against a worker of its own (fresh topics and group) and a webhook server."""
+    hook = WebhookServer()
+    await hook.start()
+    worker = new_worker(
+        bootstrap, home, name, catalog(hook.url),
+        {"detector": "median_mad", "policy_params": {"for_points": 2}},
+    )  # fmt: skip
+    worker.start()
+    try:
+        return await body(worker, hook)
+    finally:
+        worker.stop()
+        await hook.stop()
+
+
 @pytest.fixture(scope="module")
 def stream_times() -> tuple[float, float]:
     """One base time for the control and every example, so ids derived from it agree."""
@@ -200,31 +227,16 @@ def control(
     kafka_bootstrap: str,
     tmp_path_factory: pytest.TempPathFactory,
     stream_times: tuple[float, float],
-) -> tuple[list[tuple[str, str, str]], list[str]]:
+) -> Control:
     """The valid stream alone, on a worker of its own."""
-    from tests.harness import new_worker
-
     base, _ = stream_times
+    messages = [("metrics", k, v) for k, v in valid_messages(base)]
 
-    async def go() -> tuple[list[tuple[str, str, str]], list[str]]:
-        hook = WebhookServer()
-        await hook.start()
-        worker = new_worker(
-            kafka_bootstrap,
-            tmp_path_factory.mktemp("control"),
-            "hostile-control",
-            catalog(hook.url),
-            {"detector": "median_mad", "policy_params": {"for_points": 2}},
-        )
-        worker.start()
-        try:
-            messages = [("metrics", k, v) for k, v in valid_messages(base)]
-            return await run_stream(worker, hook, messages, expected_incidents=1)
-        finally:
-            worker.stop()
-            await hook.stop()
+    async def go(worker: RunningWorker, hook: WebhookServer) -> Control:
+        return await run_stream(worker, hook, messages, expected_incidents=1)
 
-    return asyncio.run(go())
+    home = tmp_path_factory.mktemp("control")
+    return asyncio.run(on_fresh_worker(kafka_bootstrap, home, "hostile-control", go))
 
 
 @settings(
@@ -242,10 +254,8 @@ def test_hostile_records_change_nothing_valid_and_each_is_dead_lettered(
     kafka_bootstrap: str,
     tmp_path_factory: pytest.TempPathFactory,
     stream_times: tuple[float, float],
-    control: tuple[list[tuple[str, str, str]], list[str]],
+    control: Control,
 ) -> None:
-    from tests.harness import new_worker
-
     base, now = stream_times
     oversized = data.draw(st.integers(min_value=700_000, max_value=950_000), label="oversized")
     every = hostile_records(base, now, oversized)
@@ -263,52 +273,34 @@ def test_hostile_records_change_nothing_valid_and_each_is_dead_lettered(
         at = data.draw(st.integers(min_value=0, max_value=limit), label=f"position of {name}")
         mixed.insert(at, (record.topic, record.key, record.value))
 
-    async def go() -> None:
-        hook = WebhookServer()
-        await hook.start()
-        worker = new_worker(
-            kafka_bootstrap,
-            tmp_path_factory.mktemp("hostile"),
-            "hostile-example",
-            catalog(hook.url),
-            {"detector": "median_mad", "policy_params": {"for_points": 2}},
-        )
-        worker.start()
-        try:
-            incidents, pages = await run_stream(worker, hook, mixed, expected_incidents=1)
-            # Exactly the control's incidents and pages: same ids, same dedup keys.
-            assert (incidents, pages) == control
+    async def go(worker: RunningWorker, hook: WebhookServer) -> None:
+        incidents, pages = await run_stream(worker, hook, mixed, expected_incidents=1)
+        # Exactly the control's incidents and pages: same ids, same dedup keys.
+        assert (incidents, pages) == control
 
-            letters: list[dict[str, Any]] = []
-            for topic in (worker.topics.metrics, worker.topics.detections):
-                letters += await read_all(worker.bootstrap, f"{topic}.dlq")
-            for name in names:
-                marker = every[name].marker
-                found = [letter for letter in letters if letter_shows(letter, marker)]
-                assert found, f"{name}: no dead letter carries {marker!r}"
-                assert all(letter["error"] for letter in found), f"{name}: a letter without reason"
-                # Whatever the input's size, its dead letter fits a default Kafka record.
-                assert all(len(json.dumps(letter)) < 1_000_000 for letter in found)
-            oversized_letters = [
-                letter for letter in letters if letter_shows(letter, "hostile-oversized")
-            ]
-            if "oversized" in names:
-                [letter] = oversized_letters
-                original = every["oversized"].value
-                if letter.get("value_sha256"):
-                    assert letter["value_sha256"] == hashlib.sha256(original).hexdigest()
-            status, _ = await Api(worker).get("/readyz")
-            assert status == 200
-        finally:
-            worker.stop()
-            await hook.stop()
+        letters: list[dict[str, Any]] = []
+        for topic in (worker.topics.metrics, worker.topics.detections):
+            letters += await read_all(worker.bootstrap, f"{topic}.dlq")
+        for name in names:
+            marker = every[name].marker
+            found = [letter for letter in letters if letter_shows(letter, marker)]
+            assert found, f"{name}: no dead letter carries {marker!r}"
+            assert all(letter["error"] for letter in found), f"{name}: a letter without reason"
+            # Whatever the input's size, its dead letter fits a default Kafka record.
+            assert all(len(json.dumps(letter)) < 1_000_000 for letter in found)
+        if "oversized" in names:
+            [letter] = [x for x in letters if letter_shows(x, "hostile-oversized")]
+            original = every["oversized"].value
+            assert letter["value_sha256"] == hashlib.sha256(original).hexdigest()
+            assert letter["value_length"] == len(original)
+        status, _ = await Api(worker).get("/readyz")
+        assert status == 200
 
-    asyncio.run(go())
+    home = tmp_path_factory.mktemp("hostile")
+    asyncio.run(on_fresh_worker(kafka_bootstrap, home, "hostile-example", go))
 
 
-def test_the_control_run_opens_one_incident_and_pages_once(
-    control: tuple[list[tuple[str, str, str]], list[str]],
-) -> None:
+def test_the_control_run_opens_one_incident_and_pages_once(control: Control) -> None:
     incidents, pages = control
     assert [service for _, service, _ in incidents] == ["checkout"]
     assert len(pages) == 1
