@@ -37,6 +37,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from responders.ports import DeliveryResult
 from responders.throttle import Bucket, Limit, admit, flush, flush_due, throttle_key
 from schemas import Command, CommandKind, Page, Receipt, ReceiptOutcome
 from schemas.mobilization import DeliveryOutcome, FlushDigest
@@ -135,7 +136,10 @@ def attach(p: Pipeline) -> None:
         detail: str | None = None
         attempt, delivered = 1, False
         for attempt in range(1, s.delivery_attempts + 1):
-            result = await notifier.deliver(page)
+            try:
+                result = await notifier.deliver(page)
+            except Exception as exc:  # a notifier's bug: this page fails, the lane goes on
+                result = DeliveryResult(False, False, f"{type(exc).__name__}: {exc}"[:500])
             detail = result.detail
             if result.delivered:
                 delivered = True
