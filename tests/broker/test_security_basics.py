@@ -318,9 +318,9 @@ async def test_no_secret_appears_in_any_log_line(
         assert run.returncode != 0, (name, output[-2000:])
         assert "Traceback" not in output, (name, output[-2000:])
         logs[f"config {name}"] = output
-    assert "partitions" in logs["config partitions"]
+    assert "WARROOM_PARTITIONS" in logs["config partitions"]
     assert "sasl_username" in logs["config sasl"]
-    assert "smtp_port" in logs["config smtp_port"]
+    assert "WARROOM_SMTP_PORT" in logs["config smtp_port"]
     assert "ghost" in logs["config catalog"]
 
     assert "HTTP API on" in logs["worker"] and "dead-lettered" in logs["worker"]  # a real log
