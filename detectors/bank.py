@@ -36,10 +36,10 @@ from __future__ import annotations
 import json
 import math
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any
 
 import numba
@@ -309,9 +309,12 @@ class SeriesBank:
             decide = np.isin(frows, np.unique(frows[candidates]))
             for j in np.flatnonzero(decide).tolist():
                 row, s = int(frows[j]), float(score[j])
-                if s < threshold and not busy[row] and own["run"][row] == 0:
+                # The row's state now (an episode may have begun or ended earlier in the batch).
+                waiting = own["active"][row] or (ends and own["ending"][row])
+                if s < threshold and not waiting and own["run"][row] == 0:
                     continue
-                decision = self._decide(row, s, float(t[idx[j]]), ends, float(fx[j]))
+                earlier = partial(self._recent_at, row, frows[:j], idx[:j], x, t)
+                decision = self._decide(row, s, float(t[idx[j]]), ends, float(fx[j]), earlier)
                 if decision is not None:
                     recent = self._recent_at(row, frows[: j + 1], idx[: j + 1], x, t)
                     why = None
@@ -328,6 +331,10 @@ class SeriesBank:
         mine = idx[rows == row]
         points = self.recent(row) + [[float(t[i]), float(x[i])] for i in mine.tolist()]
         return points[-self.recent_points :]
+
+    def _ring_before_last(self, row: int) -> list[list[float]]:
+        """The row's recent points but the last (in a round, the ring already holds it)."""
+        return self.recent(row)[:-1]
 
     def _observe_round(
         self,
@@ -361,7 +368,8 @@ class SeriesBank:
         self.deciding |= len(decide) > 0
         for j in decide:
             row = int(rows[j])
-            decision = self._decide(row, float(score[j]), float(t[j]), ends, float(x[j]), True)
+            earlier = partial(self._ring_before_last, row)
+            decision = self._decide(row, float(score[j]), float(t[j]), ends, float(x[j]), earlier)
             if decision is not None:
                 fired.append(Fired(int(idx[j]), float(score[j]), decision, self.recent(rows[j])))
 
@@ -378,19 +386,20 @@ class SeriesBank:
         ts: float,
         ends: bool,
         value: float = math.nan,
-        in_ring: bool = False,
+        before: Callable[[], list[list[float]]] | None = None,
     ) -> Decision | None:
         """The policy's decision on the row's point; with ``ends``, also where an episode
         ended (a ``resolved`` decision), once ``value`` is back within the range the series had
-        before it. ``in_ring``: the point is already among the row's recent points."""
+        before it. ``before``: the row's recent points before this one (asked only when an
+        episode begins)."""
         own = self.own
         was_active = bool(own["active"][row])
         decision = self._policy_decision(row, score, ts)
         if not ends:
             return decision
         if decision is not None and not decision.repeat and not was_active:
-            if not own["ending"][row]:  # a new episode: remember the range before it
-                self._remember_base(row, in_ring)
+            if not own["ending"][row] and before is not None:  # a new episode: its range
+                self._remember_base(row, before())
             own["ending"][row] = False
             return decision
         if was_active and not own["active"][row]:
@@ -401,11 +410,11 @@ class SeriesBank:
             return Decision(score, DetectionSeverity.INFO, ts, repeat=False, resolved=True)
         return decision
 
-    def _remember_base(self, row: int, in_ring: bool) -> None:
-        """The range of the row's recent points before the run that started the episode."""
-        skip = self.policy.for_points - (0 if in_ring else 1)
-        before = [x for _, x in self.recent(row)][: max(0, len(self.recent(row)) - skip)]
-        finite = [x for x in before if math.isfinite(x)]
+    def _remember_base(self, row: int, points: list[list[float]]) -> None:
+        """The range of ``points`` (the row's recent ones before this point) that came before
+        the run that started the episode."""
+        run = self.policy.for_points - 1  # the run's earlier points are the last of them
+        finite = [x for _, x in points[: max(0, len(points) - run)] if math.isfinite(x)]
         lo, hi = (min(finite), max(finite)) if len(finite) >= 3 else (math.nan, math.nan)
         self.own["base_lo"][row], self.own["base_hi"][row] = lo, hi
 

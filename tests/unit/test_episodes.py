@@ -118,3 +118,14 @@ def test_the_pre_fault_range_survives_a_checkpoint() -> None:
     ts = 1e9 + 60.0 * np.arange(at, at + 2, dtype=np.float64)
     _, fired = restored.observe(["api|p99"] * 2, np.array([901.0, 100.0]), ts, ends=True)
     assert [(f.index, f.decision.resolved) for f in fired] == [(1, True)]
+
+
+def test_the_pre_fault_range_counts_the_points_of_the_same_batch() -> None:
+    # Warm-up, a lasting shift and the return in one batch: the range before the shift comes
+    # from the batch's own earlier points, not only from the checkpointed ring.
+    bank = SeriesBank("tolerant_novelty", policy_params={"for_points": 1, "clear_points": 3})
+    lasting = [900.0 + (i % 3) for i in range(60)]
+    values = NORMAL + lasting + AFTER
+    ts = 1e9 + 60.0 * np.arange(len(values), dtype=np.float64)
+    _, fired = bank.observe(["api|p99"] * len(values), np.array(values), ts, ends=True)
+    assert [f.index for f in fired if f.decision.resolved] == [len(NORMAL) + len(lasting)]
