@@ -242,7 +242,7 @@ def build(settings: Settings, catalog: Catalog) -> Pipeline:
         tables=tables,
         dead_letters=DeadLetters(app),
         notifiers={
-            Channel.CONSOLE: ConsoleNotifier(),
+            Channel.CONSOLE: ConsoleNotifier(incident_url=_incident_url(settings)),
             Channel.WEBHOOK: WebhookNotifier(
                 timeout_s=settings.notifier_timeout_s,
                 secret=settings.webhook_secret.get_secret_value()

@@ -6,6 +6,7 @@ Each step is on the timeline; hostile text stays text; screenshots go to ``test-
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -70,6 +71,17 @@ def message(browser: webdriver.Chrome) -> tuple[str, str]:
     return str(shown.get_attribute("data-kind") or ""), str(shown.text).strip()
 
 
+def whole_page(browser: webdriver.Chrome, path: Path) -> None:
+    """A screenshot of the whole page, beyond the window's height."""
+    height = browser.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]["height"]
+    width = browser.execute_script("return window.innerWidth")
+    clip = {"x": 0, "y": 0, "width": width, "height": height, "scale": 1}
+    shot = browser.execute_cdp_cmd(
+        "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip}
+    )
+    path.write_bytes(base64.b64decode(shot["data"]))
+
+
 async def kinds_on(api: Api, incident_id: str) -> list[dict[str, Any]]:
     code, body = await api.get(f"/api/incidents/{incident_id}/timeline")
     assert code == 200, body
@@ -93,7 +105,11 @@ async def test_an_incident_run_from_its_page(
     worker = start_worker(CATALOG)
     api = Api(worker)
     now = time.time()
-    recent = [[now - 180 + i * 10, 100.0 + (i % 3)] for i in range(12)] + [[now - 5, 400.0]]
+    # The series the detector saw: about 100 until impact started 125 s ago, about 400 since.
+    recent = [
+        [t, (100.0 if t < now - 125 else 400.0) + t % 3]
+        for t in range(int(now) - 300, int(now) - 5, 10)
+    ]
     detection = {
         "id": "det-page-1", "ts": now - 5, "service": "checkout", "signal": HOSTILE_SIGNAL,
         "detector": "median_mad", "score": 0.999, "severity": "critical",
@@ -164,6 +180,15 @@ async def test_an_incident_run_from_its_page(
         browser,
         lambda d: d.execute_script("return document.getElementById('chart-img').naturalWidth"),
         "the signal chart",
+    )
+
+    # Live: a note written elsewhere (through the API) appears without a reload.
+    code, _ = await api.post(f"{path}/notes", {"text": "looking at the deploy log"})
+    assert code == 202
+    await until(
+        browser,
+        lambda d: "looking at the deploy log" in text_of(d, '#timeline [data-kind="note"]'),
+        "a note from elsewhere, live",
     )
 
     # Every control is a real button or a labelled field.
@@ -238,7 +263,12 @@ async def test_an_incident_run_from_its_page(
         lambda d: HOSTILE_NOTE in text_of(d, '#timeline [data-kind="note"]'),
         "the note on the page's timeline",
     )
-    noted = await on_timeline(api, incident_id, lambda e: e["kind"] == "note", "note")
+    noted = await on_timeline(
+        api,
+        incident_id,
+        lambda e: e["kind"] == "note" and e["data"]["text"] != "looking at the deploy log",
+        "note",
+    )
     assert noted["data"]["text"] == HOSTILE_NOTE
     assert browser.find_element(By.ID, "note-text").get_attribute("value") == ""
 
@@ -276,7 +306,8 @@ async def test_an_incident_run_from_its_page(
     await on_timeline(api, incident_id, lambda e: e["kind"] == "resolved", "resolved")
     kinds = [e["kind"] for e in await kinds_on(api, incident_id)]
     steps = ["acknowledged", "task_done", "role_assigned", "note", "severity_changed", "resolved"]
-    assert [k for k in kinds if k in steps] == steps, kinds
+    # The first note is the one written through the API before the page acted.
+    assert [k for k in kinds if k in steps] == ["note", *steps], kinds
     assert "so far" not in text_of(browser, '[data-stage="resolve"] dd')
     await until(
         browser,
@@ -290,9 +321,13 @@ async def test_an_incident_run_from_its_page(
     assert browser.execute_script("return window.__loadedOnce") == "yes"
 
     ARTIFACTS.mkdir(exist_ok=True)
+    browser.execute_script("window.scrollTo(0, 0)")
     assert browser.save_screenshot(str(ARTIFACTS / "incident-page.png"))
+    whole_page(browser, ARTIFACTS / "incident-page-full.png")
     browser.set_window_size(390, 844)  # a phone
     assert browser.execute_script("return window.innerWidth") <= 390
+    browser.execute_script("window.scrollTo(0, 0)")
     assert browser.save_screenshot(str(ARTIFACTS / "incident-page-phone.png"))
+    whole_page(browser, ARTIFACTS / "incident-page-phone-full.png")
     width = browser.execute_script("return document.documentElement.scrollWidth")
     assert width <= 390, f"the page scrolls sideways on a phone ({width}px)"

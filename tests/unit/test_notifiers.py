@@ -496,6 +496,20 @@ async def test_the_console_writes_a_page_on_one_line(
     assert not any(c in line for c in "\r\n\x85\u2028\x00\u202e")
 
 
+async def test_the_console_line_links_the_incident_page_and_the_runbook(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from streams.notifiers.console import ConsoleNotifier
+
+    with caplog.at_level("WARNING", logger="warroom.pages"):
+        await ConsoleNotifier(incident_url=INCIDENT_URL).deliver(page(Channel.CONSOLE, "-"))
+    [record] = caplog.records
+    assert record.getMessage().endswith(
+        " | Incident: http://warroom.example/incidents/inc-1"
+        " | Runbook: https://runbooks.example/checkout"
+    )
+
+
 # --- any text at all: properties over what hypothesis can think of --------------------------
 
 ANY_TEXT = st.text(st.characters(codec="utf-8"), max_size=60)
