@@ -5,7 +5,10 @@
 
 (() => {
   const $ = (id) => document.getElementById(id);
-  const ID = decodeURIComponent(location.pathname.replace(/^.*\/incidents\//, "").replace(/\/+$/, ""));
+  const ID = (() => {
+    const raw = location.pathname.replace(/^.*\/incidents\//, "").replace(/\/+$/, "");
+    try { return decodeURIComponent(raw); } catch (e) { return raw; }  // a stray "%"
+  })();
   const API = `/api/incidents/${encodeURIComponent(ID)}`;
   const TOKEN_KEY = "warroom.token";
   // The status each lifecycle button usually follows: that button is the page's primary one.
@@ -19,7 +22,9 @@
     ["resolve", "impact_started_at", "resolved_at"],
   ];
   const SYMBOL = { done: "\u2713", failed: "\u2717", pending: "\u25CB" };
-  const state = { incident: null, events: new Map(), board: null, chartUrl: null, chartSeq: -1 };
+  // The newest events shown at first; "Show all" shows the rest.
+  const SHOWN = 300;
+  const state = { incident: null, events: new Map(), board: null, chartUrl: null, chartSeq: -1, showAll: false };
 
   // An element with properties and children (strings become text nodes).
   function el(tag, props, ...children) {
@@ -122,14 +127,17 @@
   }
 
   function renderTimeline() {
-    const events = [...state.events.values()].sort((a, b) => b.seq - a.seq);
+    const all = [...state.events.values()].sort((a, b) => b.seq - a.seq);
+    const events = state.showAll ? all : all.slice(0, SHOWN);
+    $("show-all").hidden = events.length === all.length;
+    $("show-all").textContent = `Show all ${all.length} events`;
     $("timeline").replaceChildren(...events.map((e) => el("li", { dataset: { kind: e.kind, seq: e.seq } },
       el("time", { datetime: e.at, title: new Date(e.at).toString(), text: clock(e.at) }),
       el("span", { class: "what" },
         el("span", { class: "kind", text: e.kind.replaceAll("_", " ") }), " ",
         el("span", { class: "by", text: `by ${e.actor}` }),
         el("span", { class: "detail", text: details(e) })))));
-    $("timeline-count").textContent = events.length ? `(${events.length})` : "";
+    $("timeline-count").textContent = all.length ? `(${all.length})` : "";
   }
 
   // ---- the runbook --------------------------------------------------------------------------
@@ -197,8 +205,10 @@
   }
 
   // ---- the signal chart (the review's) ------------------------------------------------------
+  // The chart changes with the events that move its series or its shading, and only then.
+  const CHARTED = new Set(["opened", "detection_attached", "mitigated", "reopened"]);
   async function loadChart() {
-    const seq = state.incident ? state.incident.last_seq : 0;
+    const seq = Math.max(0, ...[...state.events.values()].filter((e) => CHARTED.has(e.kind)).map((e) => e.seq));
     if (seq === state.chartSeq) return;
     state.chartSeq = seq;
     const img = $("chart-img"), caption = $("chart-caption");
@@ -217,6 +227,7 @@
       img.hidden = false;
       caption.textContent = "Shaded: the impact until service was restored. Lines: impact start and detection.";
     } catch (e) {
+      state.chartSeq = -1;  // try again with the next change or reconnection
       caption.textContent = `Could not load the chart: ${e.message}`;
     }
   }
@@ -263,6 +274,13 @@
     if (known && e.seq > known + 1 && !state.events.has(e.seq - 1)) reload();
   }
 
+  // Live messages come in bursts: draw once per frame, whatever changed.
+  const dirty = new Set();
+  function later(render) {
+    if (!dirty.size) requestAnimationFrame(() => { const todo = [...dirty]; dirty.clear(); todo.forEach((f) => f()); });
+    dirty.add(render);
+  }
+
   function connect() {
     const source = new EventSource("/api/stream");
     let hellos = 0;
@@ -278,15 +296,15 @@
       if (msg.kind === "incident" && msg.data.id === ID) {
         const before = state.incident && state.incident.status;
         putIncident(msg.data);
-        renderIncident();
-        if (before === "resolved" || state.incident.status === "resolved") renderTasks();
+        later(renderIncident);
+        if (before === "resolved" || state.incident.status === "resolved") later(renderTasks);
       } else if (msg.kind === "event" && msg.data.incident_id === ID) {
         addEvent(msg.data);
-        renderTimeline();
+        later(renderTimeline);
         if (msg.data.kind === "task_done" && !noteTask(msg.data)) reload();
         else if (msg.data.kind === "runbook_attached") reload();
-        renderTasks();
-        if (["detection_attached", "mitigated", "reopened"].includes(msg.data.kind)) loadChart();
+        later(renderTasks);
+        if (CHARTED.has(msg.data.kind)) loadChart();
       }
     };
   }
@@ -339,6 +357,7 @@
 
   function wire() {
     showToken(Boolean(localStorage.getItem(TOKEN_KEY)));
+    $("show-all").addEventListener("click", () => { state.showAll = true; renderTimeline(); });
     onSubmit("token-form", () => {
       const token = $("token").value.trim();
       if (!token) return;
@@ -386,5 +405,8 @@
 
   wire();
   setInterval(renderClock, 1000);
-  load().catch((e) => say("error", e.message)).finally(connect);
+  load().catch((e) => {
+    if (!state.incident) $("title").textContent = "The incident could not be loaded";
+    say("error", e.message);
+  }).finally(connect);
 })();

@@ -331,3 +331,57 @@ async def test_an_incident_run_from_its_page(
     whole_page(browser, ARTIFACTS / "incident-page-phone-full.png")
     width = browser.execute_script("return document.documentElement.scrollWidth")
     assert width <= 390, f"the page scrolls sideways on a phone ({width}px)"
+
+
+async def test_after_a_lost_connection_the_page_catches_up(
+    start_worker: Callable[..., RunningWorker], browser: webdriver.Chrome
+) -> None:
+    worker = start_worker(CATALOG)
+    api = Api(worker)
+    detection = {
+        "id": "det-page-2", "ts": time.time() - 5, "service": "checkout", "signal": "latency_ms",
+        "detector": "median_mad", "score": 0.999, "severity": "critical",
+    }  # fmt: skip
+    await produce(
+        worker.bootstrap, worker.topics.detections, [(b"checkout", json.dumps(detection).encode())]
+    )
+
+    async def opened() -> dict[str, Any] | None:
+        _, body = await api.get("/api/incidents")
+        return body["incidents"][0] if body["incidents"] else None
+
+    incident = await eventually(opened, 30, "the incident")
+    browser.get(f"{worker.base_url}/incidents/{incident['id']}")
+    await until(browser, lambda d: text_of(d, "#conn") == "live", "the page live")
+    await until(browser, lambda d: text_of(d, "#status") == "triggered", "the status")
+    browser.execute_script("window.__loadedOnce = 'yes';")
+
+    # The stream drops (the worker stops) and the browser stays offline while the worker, back
+    # up, resolves the incident: none of it reaches the page live.
+    browser.execute_cdp_cmd("Network.enable", {})
+    offline = {"offline": True, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1}
+    browser.execute_cdp_cmd("Network.emulateNetworkConditions", offline)
+    worker.stop()
+    await until(browser, lambda d: text_of(d, "#conn") == "reconnecting", "offline")
+    resolve = {
+        "id": "cmd-page-resolve", "kind": "resolve", "incident_id": incident["id"],
+        "routing_key": incident["routing_key"], "actor": "alice", "issued_at": time.time(),
+        "text": "fixed while the page was offline",
+    }  # fmt: skip
+    key = incident["routing_key"].encode()
+    await produce(worker.bootstrap, worker.topics.commands, [(key, json.dumps(resolve).encode())])
+    worker.start()
+    await on_timeline(api, incident["id"], lambda e: e["kind"] == "resolved", "resolved")
+    assert text_of(browser, "#status") == "triggered"  # nothing arrived while offline
+
+    browser.execute_cdp_cmd("Network.emulateNetworkConditions", {**offline, "offline": False})
+    await until(browser, lambda d: text_of(d, "#status") == "resolved", "the page to catch up")
+    await until(
+        browser,
+        lambda d: (
+            "fixed while the page was offline" in text_of(d, '#timeline [data-kind="resolved"]')
+        ),
+        "the resolution on the page's timeline",
+    )
+    assert text_of(browser, "#conn") == "live"
+    assert browser.execute_script("return window.__loadedOnce") == "yes"  # not reloaded
