@@ -213,7 +213,7 @@
     state.chartSeq = seq;
     const img = $("chart-img"), caption = $("chart-caption");
     try {
-      const r = await fetch(`${API}/review.svg`);
+      const r = await fetch(`${API}/review.svg`, { headers: auth() });
       if (!r.ok) {
         img.hidden = true;
         caption.textContent = await errorText(r);
@@ -241,8 +241,15 @@
     return `HTTP ${r.status}`;
   }
 
+  // Reads are open by default; where a deployment makes them private, the saved token opens them.
+  function auth() {
+    const token = localStorage.getItem(TOKEN_KEY);
+    return token ? { "Authorization": `Bearer ${token}` } : {};
+  }
+
   async function getJSON(url) {
-    const r = await fetch(url);
+    const r = await fetch(url, { headers: auth() });
+    if (r.status === 401 || r.status === 403) showToken(false);
     if (!r.ok) throw new Error(await errorText(r));
     return r.json();
   }

@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 from selenium import webdriver
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
@@ -53,6 +54,13 @@ CATALOG: dict[str, Any] = {
         }
     },
 }  # fmt: skip
+
+
+#: What has the keyboard focus, in a word: its id, its action, its label or its text.
+FOCUSED = (
+    "const e = document.activeElement;"
+    "return e.id || e.dataset.action || e.getAttribute('aria-label') || e.textContent.trim();"
+)
 
 
 @pytest.fixture
@@ -203,6 +211,21 @@ async def test_an_incident_run_from_its_page(
         ".map((e) => e.tagName);"
     )
     assert clickable and set(clickable) == {"BUTTON"}, clickable
+
+    # The keyboard reaches them in reading order: the way to the actions, the token, the
+    # lifecycle, severity, roles, responders, the note, then the runbook's tasks.
+    browser.execute_script("document.activeElement.blur(); window.scrollTo(0, 0);")
+    order = []
+    for _ in range(21):
+        ActionChains(browser).send_keys(Keys.TAB).perform()
+        order.append(browser.execute_script(FOCUSED))
+    assert order == [
+        "Skip to the actions", "warroom", "token", "Save token", "acknowledge", "mitigate",
+        "resolve", "reopen", "silence", "severity-choice", "Change severity", "role",
+        "role-person", "Assign", "responder-kind", "responder-name", "Add responder",
+        "note-text", "Add note", "Note for: Open the incident channel",
+        "Mark done: Open the incident channel",
+    ], order  # fmt: skip
 
     ack = browser.find_element(By.CSS_SELECTOR, 'button[data-action="acknowledge"]')
     # Without a token, a write asks for one and sends nothing.
