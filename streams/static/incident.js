@@ -24,7 +24,8 @@
   const SYMBOL = { done: "\u2713", failed: "\u2717", pending: "\u25CB" };
   // The newest events shown at first; "Show all" shows the rest.
   const SHOWN = 300;
-  const state = { incident: null, events: new Map(), board: null, chartUrl: null, chartSeq: -1, showAll: false };
+  const state = { incident: null, events: new Map(), board: null, chartUrl: null, chartSeq: -1, showAll: false,
+                  silences: new Map() };
 
   // An element with properties and children (strings become text nodes).
   function el(tag, props, ...children) {
@@ -77,10 +78,24 @@
     $("roles").replaceChildren(...Object.entries(i.roles || {}).map(([role, person]) =>
       el("li", {}, el("span", { class: "by", text: `${role.replaceAll("_", " ")}: ` }), person)));
     if (!Object.keys(i.roles || {}).length) $("roles").append(el("li", { class: "empty", text: "Nobody assigned yet." }));
+    renderPages();
     document.querySelectorAll("button[data-action]").forEach((b) => {
       b.classList.toggle("primary", NEXT[i.status] === b.dataset.action);
     });
     renderClock();
+  }
+
+  // Whether an active "until resolved" silence holds this incident's pages, and whose.
+  function renderPages() {
+    const held = [...state.silences.values()].find((s) => s.state === "active" && s.until_resolved === ID);
+    $("pages").textContent = held ? `held until resolved (${held.created_by}: ${held.comment})` : "sent";
+    $("pages").dataset.held = held ? "yes" : "no";
+  }
+
+  function putSilence(s) {
+    if (s.until_resolved !== ID) return;
+    if (s.state === "active" || s.state === "pending") state.silences.set(s.id, s);
+    else state.silences.delete(s.id);
   }
 
   // Time since impact and the MTT* so far, every second: a stage not reached yet counts on.
@@ -260,9 +275,12 @@
   }
 
   async function load() {
-    const [incident, timeline, board] = await Promise.all([
+    const [incident, timeline, board, silences] = await Promise.all([
       getJSON(API), getJSON(`${API}/timeline`), getJSON(`${API}/tasks`),
+      getJSON("/api/silences?state=active&state=pending"),
     ]);
+    state.silences.clear();
+    silences.silences.forEach(putSilence);
     putIncident(incident);
     timeline.events.forEach((e) => state.events.set(e.seq, e));
     if (!state.board || board.last_seq >= state.board.last_seq) state.board = board;
@@ -299,7 +317,11 @@
     source.onerror = () => { $("conn").className = ""; $("conn").lastChild.textContent = "reconnecting"; };
     source.onmessage = (m) => {
       const msg = JSON.parse(m.data);
-      if (!msg.data || (msg.kind !== "incident" && msg.kind !== "event")) return;
+      if (!msg.data) return;
+      if (msg.kind === "silence" && msg.data.until_resolved === ID) {
+        putSilence(msg.data);
+        later(renderPages);
+      }
       if (msg.kind === "incident" && msg.data.id === ID) {
         const before = state.incident && state.incident.status;
         putIncident(msg.data);

@@ -171,6 +171,7 @@ async def test_an_incident_run_from_its_page(
     assert text_of(browser, "#severity") == incident["severity"]
     assert text_of(browser, "#status") == "triggered"
     assert text_of(browser, "#commander") == "none yet"
+    assert text_of(browser, "#pages") == "sent"
     assert text_of(browser, "#impact-for").startswith("2m"), text_of(browser, "#impact-for")
     assert text_of(browser, '[data-stage="detect"] dd') not in ("", "-")
     assert "so far" in text_of(browser, '[data-stage="acknowledge"] dd')
@@ -322,6 +323,13 @@ async def test_an_incident_run_from_its_page(
     hold = await eventually(silenced, 30, "the silence until resolved")
     assert hold["matchers"] == [{"name": "service", "value": "checkout", "regex": False}]
     await until(browser, lambda d: message(d)[0] == "ok", "the silence accepted")
+    held = await until(
+        browser,
+        lambda d: text_of(d, "#pages") if text_of(d, "#pages") != "sent" else None,
+        "the pages held, in the header",
+    )
+    reason = f"silenced from the incident page until {incident_id} is resolved"
+    assert held == f"held until resolved (api: {reason})"
 
     # Resolved.
     browser.find_element(By.CSS_SELECTOR, 'button[data-action="resolve"]').click()
