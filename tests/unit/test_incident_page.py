@@ -8,10 +8,15 @@ import re
 import tomllib
 from fnmatch import fnmatch
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
 from streams.notifiers.links import incident_template
+from streams.settings import Settings
+from streams.web import Api
 
 ROOT = Path(__file__).resolve().parents[2]
 STATIC = ROOT / "streams" / "static"
@@ -57,3 +62,24 @@ def test_the_html_has_nothing_inline() -> None:
 )
 def test_pages_link_to_the_incident_page(base: str, expected: str) -> None:
     assert incident_template(base).format(incident_id="inc-1") == expected
+
+
+async def test_the_page_and_its_files_are_served_with_their_policy() -> None:
+    pipeline: Any = SimpleNamespace(settings=Settings())
+    async with TestClient(TestServer(Api(pipeline).app())) as client:
+        # Any id: the page reads the incident (or the API's 404) itself.
+        page = await client.get("/incidents/inc-%3Cb%3E")
+        assert page.status == 200 and page.content_type == "text/html"
+        assert await page.text() == (STATIC / "incident.html").read_text()
+        policy = page.headers["Content-Security-Policy"]
+        assert "default-src 'none'" in policy and "frame-ancestors 'none'" in policy
+        assert "script-src 'self';" in policy and "unsafe" not in policy
+        assert page.headers["X-Content-Type-Options"] == "nosniff"
+        for name, kind in (("incident.js", "text/javascript"), ("incident.css", "text/css")):
+            asset = await client.get(f"/static/{name}")
+            assert asset.status == 200 and asset.content_type == kind
+            assert await asset.text() == (STATIC / name).read_text()
+        for other in ("dashboard.html", "..%2Fweb.py", "incident.js.map"):
+            missing = await client.get(f"/static/{other}")
+            assert missing.status == 404, other
+            assert (await missing.json())["error"].startswith("no static file")
