@@ -344,8 +344,22 @@
     $("token-saved").hidden = !saved;
   }
 
+  // Requests on their way: the same request again (a double click) is not sent twice.
+  const inFlight = new Set();
+
   // POST ``body`` with the saved token; the server's answer, or null after saying why not.
   async function write(url, body, what) {
+    const request = `${url} ${JSON.stringify(body)}`;
+    if (inFlight.has(request)) return null;
+    inFlight.add(request);
+    try {
+      return await send(url, body, what);
+    } finally {
+      inFlight.delete(request);
+    }
+  }
+
+  async function send(url, body, what) {
     const token = localStorage.getItem(TOKEN_KEY);
     if (!token) {
       showToken(false);
