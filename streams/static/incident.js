@@ -404,6 +404,11 @@
     onSubmit("token-form", () => {
       const token = $("token").value.trim();
       if (!token) return;
+      if (!/^[\x21-\x7e]+$/.test(token)) {  // what an Authorization header can carry
+        say("error", "A token is printable ASCII, without spaces: check what was pasted.");
+        $("token").focus();
+        return;
+      }
       localStorage.setItem(TOKEN_KEY, token);
       $("token").value = "";
       showToken(true);

@@ -234,6 +234,15 @@ async def test_an_incident_run_from_its_page(
     kind, said = await until(browser, message, "the request for a token")
     assert kind == "error" and "token" in said.lower(), said
     assert browser.switch_to.active_element.get_attribute("id") == "token"
+    # A token no header can carry is refused before it is kept.
+    browser.find_element(By.ID, "token").send_keys("t\u00f6ken with spaces")
+    browser.find_element(By.CSS_SELECTOR, "#token-form button[type=submit]").click()
+    kind, _ = await until(
+        browser, lambda d: message(d) if "ASCII" in message(d)[1] else None, "the refusal"
+    )
+    assert kind == "error" and browser.find_element(By.ID, "token-form").is_displayed()
+    assert browser.execute_script("return localStorage.getItem('warroom.token')") is None
+    browser.find_element(By.ID, "token").clear()
     # A wrong token: the server's own words, and the form comes back to replace it.
     browser.find_element(By.ID, "token").send_keys("not-the-token")
     browser.find_element(By.CSS_SELECTOR, "#token-form button[type=submit]").click()
