@@ -24,6 +24,7 @@ from streams.directory import Directory
 from streams.live import Live
 from streams.notifiers.console import ConsoleNotifier
 from streams.notifiers.email import EmailNotifier, SmtpConfig
+from streams.notifiers.links import incident_template
 from streams.notifiers.slack import SlackNotifier
 from streams.notifiers.webhook import WebhookNotifier
 from streams.settings import Settings
@@ -157,9 +158,11 @@ def broker_credentials(settings: Settings) -> Any:
 
 
 def _incident_url(settings: Settings) -> str:
-    """Where a page's reader finds the incident: ``public_url``, else this worker's HTTP API."""
-    base = settings.public_url or f"http://{settings.web_bind}:{settings.web_port}"
-    return f"{base.rstrip('/')}/api/incidents/{{incident_id}}"
+    """Where a page's reader finds the incident: its page for people, under ``public_url``,
+    else under this worker's own address."""
+    return incident_template(
+        settings.public_url or f"http://{settings.web_bind}:{settings.web_port}"
+    )
 
 
 def build(settings: Settings, catalog: Catalog) -> Pipeline:
@@ -239,7 +242,7 @@ def build(settings: Settings, catalog: Catalog) -> Pipeline:
         tables=tables,
         dead_letters=DeadLetters(app),
         notifiers={
-            Channel.CONSOLE: ConsoleNotifier(),
+            Channel.CONSOLE: ConsoleNotifier(incident_url=_incident_url(settings)),
             Channel.WEBHOOK: WebhookNotifier(
                 timeout_s=settings.notifier_timeout_s,
                 secret=settings.webhook_secret.get_secret_value()

@@ -402,7 +402,8 @@ class Settings(BaseSettings):
         default=None, description="Signs webhook pages (X-Warroom-Signature); none: unsigned."
     )
     public_url: str | None = Field(
-        default=None, description="How people reach this API, for links in pages."
+        default=None,
+        description="Base URL people reach this worker at; pages link to its /incidents/{id}.",
     )
     smtp_host: str | None = Field(
         default=None, description="SMTP server; without it, email pages fail (not retried)."

@@ -44,6 +44,7 @@ from schemas.common import received
 from streams import timeline_store
 from streams.alerts_api import routes as alert_routes
 from streams.codec import encode
+from streams.incident_page import routes as page_routes
 from streams.liveness import Liveness, consumer_offsets
 from streams.metrics import render_metrics
 from streams.silences_api import routes as silence_routes
@@ -181,6 +182,7 @@ class Api:
         app.router.add_get("/", self.dashboard)
         app.add_routes(alert_routes(self))
         app.add_routes(silence_routes(self))
+        app.add_routes(page_routes())
         return app
 
     async def healthz(self, request: web.Request) -> web.Response:

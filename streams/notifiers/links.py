@@ -1,4 +1,4 @@
-"""Links a page's reader follows: the incident (from the ``public_url`` setting's template) and
+"""Links a page's reader follows: the incident's page (``public_url`` + ``/incidents/{id}``) and
 the runbook the catalog gives the incident's service; for a digest, each incident it lists.
 
 Links come only from settings and the catalog, never from alert text: a signal named
@@ -23,6 +23,16 @@ from __future__ import annotations
 from urllib.parse import quote, urlsplit
 
 from schemas import Page
+
+
+def incident_template(base: str) -> str:
+    """The link template of an incident's page (``/incidents/{incident_id}``) under ``base``,
+    the address people reach this deployment at.
+
+    >>> incident_template("https://warroom.example.com/")
+    'https://warroom.example.com/incidents/{incident_id}'
+    """
+    return f"{base.rstrip('/')}/incidents/{{incident_id}}"
 
 
 def links_for(page: Page, incident_url: str | None) -> list[tuple[str, str]]:

@@ -87,7 +87,7 @@ async def test_hostile_signal_is_text_and_only_the_catalog_runbook_is_linked(
     html_part = message.get_body(("html",))
     assert html_part is not None
     rich = html_part.get_content()
-    incident = f"https://warroom.example.com/api/incidents/{page['incident_id']}"
+    incident = f"https://warroom.example.com/incidents/{page['incident_id']}"
     assert re.findall(r'href="([^"]*)"', rich) == [incident, RUNBOOK]
     assert "<b>p99</b>" not in rich and "&lt;b&gt;p99&lt;/b&gt;" in rich
 

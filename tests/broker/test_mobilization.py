@@ -170,7 +170,7 @@ async def test_email_page_arrives_with_the_incident_link(
     assert "api" in message["Subject"] and "SEV2" in message["Subject"]
     text = message.get_body(preferencelist=("plain",))
     assert text is not None
-    assert f"https://warroom.example.com/api/incidents/{incident_id}" in text.get_content()
+    assert f"https://warroom.example.com/incidents/{incident_id}" in text.get_content()
 
 
 async def test_pages_wait_out_a_webhook_that_refuses_connections(

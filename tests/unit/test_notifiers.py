@@ -26,11 +26,13 @@ from hypothesis import strategies as st
 from responders.throttle import Bucket, Limit, admit, flush
 from schemas import Channel, Page, Severity
 from streams.notifiers.email import EmailNotifier, SmtpConfig
+from streams.notifiers.links import incident_template
 from streams.notifiers.slack import SlackNotifier, slack_message
 from streams.notifiers.webhook import WebhookNotifier
 
 SECRET = "shared-secret"
-INCIDENT_URL = "http://warroom.example/api/incidents/{incident_id}"
+#: Where pages link: the incident's page for people, under the deployment's public URL.
+INCIDENT_URL = incident_template("http://warroom.example/")
 
 
 def page(channel: Channel, address: str) -> Page:
@@ -160,7 +162,7 @@ async def test_slack_incoming_webhook_shape(receiver: Receiver) -> None:
     fields = [f["text"] for f in message["blocks"][1]["fields"]]
     assert "*Severity*\nSEV1" in fields and "*Service*\ncheckout" in fields
     links = message["blocks"][3]["text"]["text"]
-    assert "<http://warroom.example/api/incidents/inc-1|Incident>" in links
+    assert "<http://warroom.example/incidents/inc-1|Incident>" in links
     assert "<https://runbooks.example/checkout|Runbook>" in links
 
 
@@ -226,9 +228,9 @@ async def test_email_arrives_with_text_html_and_the_incident_link(mailbox: Mailb
     html = message.get_body(("html",))
     assert text is not None and html is not None
     plain, rich = text.get_content(), html.get_content()
-    assert "Incident: http://warroom.example/api/incidents/inc-1" in plain
+    assert "Incident: http://warroom.example/incidents/inc-1" in plain
     assert "Runbook: https://runbooks.example/checkout" in plain
-    assert '<a href="http://warroom.example/api/incidents/inc-1">Incident</a>' in rich
+    assert '<a href="http://warroom.example/incidents/inc-1">Incident</a>' in rich
     assert "&lt;p99&gt;" in rich
 
 
@@ -250,12 +252,12 @@ async def test_a_digest_links_each_incident_it_lists(mailbox: Mailbox) -> None:
     text = message.get_body(("plain",))
     assert text is not None
     plain = text.get_content()
-    assert "Incident inc-1: http://warroom.example/api/incidents/inc-1" in plain
-    assert "Incident inc-2: http://warroom.example/api/incidents/inc-2" in plain
-    assert "/api/incidents/digest" not in plain
+    assert "Incident inc-1: http://warroom.example/incidents/inc-1" in plain
+    assert "Incident inc-2: http://warroom.example/incidents/inc-2" in plain
+    assert "/incidents/digest" not in plain
     slack = json.dumps(slack_message(digest, INCIDENT_URL))
-    assert "<http://warroom.example/api/incidents/inc-2|Incident inc-2>" in slack
-    assert "/api/incidents/digest" not in slack
+    assert "<http://warroom.example/incidents/inc-2|Incident inc-2>" in slack
+    assert "/incidents/digest" not in slack
 
 
 @pytest.mark.parametrize(
@@ -408,7 +410,7 @@ async def test_a_page_without_a_catalog_runbook_links_no_runbook(receiver: Recei
         update={"runbook_url": None}  # its body still names one
     )
     links = slack_message(sent, INCIDENT_URL)["blocks"][3]["text"]["text"]
-    assert links == "<http://warroom.example/api/incidents/inc-1|Incident>"
+    assert links == "<http://warroom.example/incidents/inc-1|Incident>"
 
 
 LINE_BREAKS = {
@@ -492,6 +494,20 @@ async def test_the_console_writes_a_page_on_one_line(
     line = record.getMessage()
     assert line.startswith("PAGE inc-1 ") and text.lstrip("\r\n\x85\u2028\x00\u202e") in line
     assert not any(c in line for c in "\r\n\x85\u2028\x00\u202e")
+
+
+async def test_the_console_line_links_the_incident_page_and_the_runbook(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from streams.notifiers.console import ConsoleNotifier
+
+    with caplog.at_level("WARNING", logger="warroom.pages"):
+        await ConsoleNotifier(incident_url=INCIDENT_URL).deliver(page(Channel.CONSOLE, "-"))
+    [record] = caplog.records
+    assert record.getMessage().endswith(
+        " | Incident: http://warroom.example/incidents/inc-1"
+        " | Runbook: https://runbooks.example/checkout"
+    )
 
 
 # --- any text at all: properties over what hypothesis can think of --------------------------
