@@ -55,6 +55,7 @@ from aiokafka.errors import (
     KafkaTimeoutError,
 )
 
+from detectors import blocks
 from detectors.bank import Rows, detection
 from detectors.cardinality import Refusal
 from detectors.routing import RoutedBanks
@@ -459,7 +460,7 @@ class Detect(mode.Service):
         writes = []
         for part in sorted(partitions):
             for block, state in self.banks[part].take_dirty_blocks().items():
-                value = json.dumps(state, separators=(",", ":")).encode()
+                value = blocks.encode(state)
                 if len(value) > MAX_BLOCK_BYTES:
                     # One series whose id alone is this long: written, it would fail every
                     # time; not written, that series starts afresh after a restore.
@@ -605,14 +606,14 @@ class _BankError(Exception):
 
 
 def _readable(found: dict[str, bytes], partition: int) -> dict[str, Any]:
-    """The stored blocks that decode as JSON; the others are left out (their series start
-    afresh and are written again), rather than failing every restore of the partition."""
+    """The stored blocks that decode; the others are left out (their series start afresh and
+    are written again), rather than failing every restore of the partition."""
     out = {}
     for key, value in found.items():
         try:
-            out[key] = json.loads(value)
+            out[key] = blocks.decode(value)
         except ValueError:
-            log.error("detect: partition %d: block %r is not JSON; left out", partition, key)
+            log.error("detect: partition %d: block %r does not decode; left out", partition, key)
     return out
 
 
