@@ -5,7 +5,8 @@ few vectorized steps over the rows the batch touches. Only points whose score or
 needs a decision go through the policy one at a time, so a quiet fleet costs array work only.
 
 Rows are checkpointed in blocks of ``block_rows`` consecutive rows; a block is one compact
-JSON-able value holding its series ids and their rows, written when any of its rows changed.
+value holding its series ids and their rows (``detectors.blocks`` encodes it: a JSON header and
+the arrays' raw bytes), written when any of its rows changed.
 A block whose encoded size could pass ``block_bytes`` (long series ids) is written in parts:
 key ``"7"`` is the first part of block 7, ``"7.1"`` the next, and so on; each part names its
 first row (``start``). Parts are cut greedily from the block's first row, so where a part starts
@@ -46,6 +47,7 @@ import numba
 import numpy as np
 from numpy.typing import NDArray
 
+from detectors import blocks
 from detectors.policy import Decision, ThresholdPolicy
 from detectors.registry import DETECTORS, LoopBatch, checked_params, make_batch
 from detectors.vector import Floats, pack, unpack
@@ -485,10 +487,10 @@ class SeriesBank:
         """Upper bounds of a part's encoded bytes per row (ids aside) and of its fixed part."""
         arrays = [*self.own.values(), self.recent_ts, self.recent_x]
         arrays += list(self.detector.arrays().values())
-        per_row = sum(-(-a[:1].nbytes * 4 // 3) for a in arrays)
-        empty = len(json.dumps(self.part_state(0, 0), separators=(",", ":")))
-        # Base64 padding and the row count in each array's shape, per array.
-        return per_row, empty + 16 * len(arrays)
+        per_row = sum(a[:1].nbytes for a in arrays)
+        empty = len(blocks.encode(self.part_state(0, 0)))
+        # The row count in each array's shape and its offset and length (at most 7 digits).
+        return per_row, empty + 24 * len(arrays)
 
     def block_state(self, block: int) -> dict[str, Any]:
         """The whole of block ``block`` as one value (see ``parts`` for how it is written)."""

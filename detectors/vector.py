@@ -251,16 +251,14 @@ def masked_update(mask: Mask, new: NDArray[Any], old: NDArray[Any]) -> None:
 
 
 def pack(arr: NDArray[Any]) -> dict[str, Any]:
-    """An array as JSON-able data: dtype, shape and base64 of its bytes."""
+    """An array as dtype, shape and its raw bytes (``detectors.blocks`` writes them as they
+    are; JSON would need base64)."""
     arr = np.ascontiguousarray(arr)
-    return {
-        "dtype": arr.dtype.str,
-        "shape": list(arr.shape),
-        "data": base64.b64encode(arr.tobytes()).decode(),
-    }
+    return {"dtype": arr.dtype.str, "shape": list(arr.shape), "data": arr.tobytes()}
 
 
 def unpack(data: dict[str, Any]) -> NDArray[Any]:
-    """The array ``pack`` wrote."""
-    raw = base64.b64decode(data["data"])
+    """The array ``pack`` wrote (its bytes, or base64 text as checkpoints once held them)."""
+    stored = data["data"]
+    raw = base64.b64decode(stored) if isinstance(stored, str) else bytes(stored)
     return np.frombuffer(raw, dtype=np.dtype(data["dtype"])).reshape(data["shape"]).copy()

@@ -282,7 +282,17 @@ class Settings(BaseSettings):
     checkpoint_interval_s: float = Field(
         default=1.0,
         ge=0.0,
-        description="How often each partition's detector state is written to its table.",
+        description="How often each partition's detector state is written to its table "
+        "(at the soonest: see checkpoint_max_share).",
+    )
+    checkpoint_max_share: float = Field(
+        default=0.2,
+        gt=0.0,
+        le=1.0,
+        description="At most this share of the detect service's time goes to writing "
+        "checkpoints: after one that took d seconds the next waits at least d / share (with "
+        "many series changing every second, the checkpoint, not the scoring, would otherwise "
+        "set the pace; a crash then replays a little more).",
     )
     detect_resolves: bool = Field(
         default=True,

@@ -21,6 +21,7 @@ import yaml
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from streams.kafka_local import free_port
 from streams.settings import TopicNames
@@ -420,3 +421,18 @@ class Api:
             session.post(self.worker.base_url + path, json=body, headers=headers) as response,
         ):
             return response.status, await response.json()
+
+
+async def counters(worker: RunningWorker) -> dict[str, float]:
+    """Every sample of the worker's ``/metrics``, by name and labels."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{worker.base_url}/metrics") as response,
+    ):
+        text = await response.text()
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+            out[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    return out

@@ -22,10 +22,14 @@ points are read.
 Per partition, in this order: the batch's detections are acknowledged by the broker; then the
 changed blocks are written (every ``checkpoint_interval_s``, and at once when a policy fired or
 is deciding, so a handover never drops a run in progress); then the partition's offset is
-committed. Committed offsets never run ahead of the checkpoint, so after a crash the points
-after it are read again and scored from the state before them; a checkpoint that got ahead of
-its commit is harmless too: points at or before a series' checkpointed time are skipped, and a
-detection's id derives from its series and time, so a replayed detection is the same one.
+committed. A checkpoint that took ``d`` seconds puts the next timed one at least
+``d / checkpoint_max_share`` away: with a hundred thousand series changing every second, writing
+them all every second would cost more than scoring them, and the price of a longer pause is
+only a longer replay after a crash. Committed offsets never run ahead of the checkpoint, so after
+a crash the points after it are read again and scored from the state before them; a checkpoint
+that got ahead of its commit is harmless too: points at or before a series' checkpointed time
+are skipped, and a detection's id derives from its series and time, so a replayed detection is
+the same one.
 
 A partition whose records fail (anything but the broker being away) goes back to its
 checkpoint and takes the records since one at a time; a record that fails
@@ -55,6 +59,7 @@ from aiokafka.errors import (
     KafkaTimeoutError,
 )
 
+from detectors import blocks
 from detectors.bank import Rows, detection
 from detectors.cardinality import Refusal
 from detectors.routing import RoutedBanks
@@ -116,6 +121,8 @@ class Detect(mode.Service):
         self._read: dict[int, int] = {}  # partition -> next offset, once processed
         self._committed: dict[int, int] = {}
         self._saved_at: dict[int, float] = {}
+        #: The least time between two checkpoints of a partition, from the last one's cost.
+        self._pause = 0.0
         self._careful: dict[int, int] = {}  # partition -> last offset to take one at a time
         self._attempts: dict[tuple[int, int], int] = {}  # (partition, offset) -> failures
         self._unrestored: set[int] = set()  # assigned, but their state could not be read yet
@@ -204,7 +211,7 @@ class Detect(mode.Service):
             if records and await self._partition(tp.partition, records):
                 due.add(tp.partition)
         now = time.monotonic()
-        interval = self.p.settings.checkpoint_interval_s
+        interval = max(self.p.settings.checkpoint_interval_s, self._pause)
         due.update(
             part
             for part, offset in self._read.items()
@@ -456,10 +463,12 @@ class Detect(mode.Service):
         partitions = {part for part in partitions if part in self.banks}
         if not partitions:
             return
+        began, written = time.monotonic(), 0
         writes = []
         for part in sorted(partitions):
             for block, state in self.banks[part].take_dirty_blocks().items():
-                value = json.dumps(state, separators=(",", ":")).encode()
+                value = blocks.encode(state)
+                written += len(value)
                 if len(value) > MAX_BLOCK_BYTES:
                     # One series whose id alone is this long: written, it would fail every
                     # time; not written, that series starts afresh after a restore.
@@ -473,6 +482,7 @@ class Detect(mode.Service):
                 )
         await asyncio.gather(*writes)
         now = time.monotonic()
+        self._paced(now - began, written)
         offsets = {}
         for part in partitions:
             self._saved_at[part] = now
@@ -490,6 +500,13 @@ class Detect(mode.Service):
             return
         for tp, offset in offsets.items():
             self._committed[tp.partition] = offset
+
+    def _paced(self, took_s: float, written: int) -> None:
+        """Count a checkpoint and set the pause before the next from what this one cost."""
+        self.p.count("checkpoints_written")
+        self.p.count("checkpoint_bytes", written)
+        self.p.count("checkpoint_write_ms", round(took_s * 1000))
+        self._pause = took_s / self.p.settings.checkpoint_max_share
 
     async def _restore(self, partition: int) -> RoutedBanks:
         """The bank of ``partition`` as its latest blocks on the checkpoint topic left it."""
@@ -605,14 +622,14 @@ class _BankError(Exception):
 
 
 def _readable(found: dict[str, bytes], partition: int) -> dict[str, Any]:
-    """The stored blocks that decode as JSON; the others are left out (their series start
-    afresh and are written again), rather than failing every restore of the partition."""
+    """The stored blocks that decode; the others are left out (their series start afresh and
+    are written again), rather than failing every restore of the partition."""
     out = {}
     for key, value in found.items():
         try:
-            out[key] = json.loads(value)
+            out[key] = blocks.decode(value)
         except ValueError:
-            log.error("detect: partition %d: block %r is not JSON; left out", partition, key)
+            log.error("detect: partition %d: block %r does not decode; left out", partition, key)
     return out
 
 

@@ -15,7 +15,7 @@ Against a real broker (a local one started in a temporary folder, or
     is the wall clock at production) to its detection on ``detections.v1``, to the ``opened``
     event on ``incidents.events.v1`` and to the page reaching a local webhook server;
 (d) memory per series: the worker's RSS growth after warming 10k and 100k series with
-    ``--memory-labels`` labels each (default 20), and the JSON size of one series' checkpointed
+    ``--memory-labels`` labels each (default 20), and the encoded size of one series' checkpointed
     detector state with a full window and as many labels in its id.
 
 Prints a table, and as its last line one JSON object with the figures.
@@ -700,9 +700,9 @@ def state_size(
     detector: dict[str, Any], series: int = 1024, points: int = 200, labels: int = 0
 ) -> dict[str, float]:
     """Detector state per series after ``points`` points each (windows full): the bytes of its
-    arrays in memory, and of its share of the checkpointed blocks (JSON, arrays in base64),
-    with ``labels`` labels in each series' id."""
-    from detectors import SeriesBank
+    arrays in memory, and of its share of the checkpointed blocks as written
+    (``detectors.blocks``), with ``labels`` labels in each series' id."""
+    from detectors import SeriesBank, blocks
     from schemas.metrics import series_id
 
     bank = SeriesBank(detector["detector"], detector.get("detector_params"))
@@ -710,8 +710,8 @@ def state_size(
     ids = [series_id("svc", f"m{i}", series_labels(i, labels)) for i in range(series)]
     for t in range(points):
         bank.observe(ids, 100.0 + rng.normal(0, 5, series), np.full(series, 1.7e9 + t))
-    blocks = bank.take_dirty_blocks()
-    stored = sum(len(json.dumps(v, separators=(",", ":"))) for v in blocks.values())
+    parts = bank.take_dirty_blocks()
+    stored = sum(len(blocks.encode(v)) for v in parts.values())
     return {"array_bytes": bank.bytes_per_series(), "checkpoint_bytes": stored / series}
 
 

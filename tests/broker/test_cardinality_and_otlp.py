@@ -16,30 +16,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import aiohttp
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from streams.ingest.publish import MAX_BATCH_BYTES
 from tests.fixtures.otlp_export import logs_export, metrics_export
-from tests.harness import RunningWorker, consume, eventually, produce, read_all
+from tests.harness import RunningWorker, consume, counters, eventually, produce, read_all
 
 pytestmark = pytest.mark.broker
-
-
-async def counters(worker: RunningWorker) -> dict[str, float]:
-    """Every sample of the worker's ``/metrics``, by name and labels."""
-    async with (
-        aiohttp.ClientSession() as session,
-        session.get(f"{worker.base_url}/metrics") as response,
-    ):
-        text = await response.text()
-    out: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
-            out[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
-    return out
 
 
 def points_of(batch: dict[str, Any]) -> list[dict[str, Any]]:

@@ -23,6 +23,7 @@ from tests.harness import (
     RunningWorker,
     consume,
     consumed_all,
+    counters,
     eventually,
     produce,
     read_timed_records,
@@ -193,6 +194,10 @@ async def test_long_series_ids_are_checkpointed_in_bounded_blocks_and_restored(
     blocks = await read_timed_records(worker.bootstrap, f"{worker.app_id}-detector-blocks")
     sizes = [len(r.value) for r in blocks if r.value is not None]
     assert len(sizes) >= 2 and max(sizes) <= BLOCK_BOUND, sizes
+    # What /metrics says was written is what the topic holds.
+    seen = await counters(worker)
+    assert seen["warroom_checkpoint_bytes_total"] == sum(sizes), (seen, sum(sizes))
+    assert seen["warroom_checkpoints_written_total"] >= 1
     worker.restart()
 
     # A fresh detector has no history (no score): a detection proves the restored state.

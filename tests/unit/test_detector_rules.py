@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import numpy as np
@@ -10,6 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from detectors import SeriesBank
+from detectors import blocks as blocks_codec
 from detectors.routing import DetectorRule, RoutedBanks
 from streams.settings import Settings
 
@@ -76,7 +76,7 @@ def test_blocks_restore_into_their_banks_and_default_keys_stay_numbers() -> None
         banks.observe(series, np.array([0.5, 0.01, 3.0]), np.full(3, 1e9 + 60 * t))
     blocks = banks.take_dirty_blocks()
     assert set(blocks) == {"disk-full/0", "checkout-slo/0", "0"}
-    wire = {k: json.loads(json.dumps(v)) for k, v in blocks.items()}
+    wire = {k: blocks_codec.decode(blocks_codec.encode(v)) for k, v in blocks.items()}
     restored = _banks()
     assert restored.load_blocks(wire) == 0
     assert restored.index == banks.index

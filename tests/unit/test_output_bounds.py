@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import types
 from datetime import UTC, datetime
 from typing import Any
@@ -14,6 +13,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from detectors import blocks as blocks_codec
 from detectors.bank import Fired, SeriesBank, detection
 from detectors.policy import Decision
 from schemas import DeadLetter, DetectionSeverity
@@ -88,7 +88,7 @@ BLOCK_BOUND = 512 * KIB
 
 
 def _encoded(state: dict[str, Any]) -> int:
-    return len(json.dumps(state, separators=(",", ":")).encode())
+    return len(blocks_codec.encode(state))
 
 
 def _fleet(ids: list[str], points: int, detector: str = "tolerant_novelty") -> SeriesBank:
@@ -110,7 +110,7 @@ def test_blocks_of_long_series_ids_are_written_in_parts_under_the_bound(pad: str
     blocks = live.take_dirty_blocks()
     assert len(blocks) >= 2 and set(blocks) >= {"0", "0.1"}
     assert max(_encoded(v) for v in blocks.values()) <= BLOCK_BOUND
-    wire = {k: json.loads(json.dumps(v)) for k, v in blocks.items()}
+    wire = {k: blocks_codec.decode(blocks_codec.encode(v)) for k, v in blocks.items()}
     restored = SeriesBank("tolerant_novelty")
     assert restored.load_blocks(wire) == 0
     assert restored.ids == live.ids
