@@ -25,7 +25,7 @@ def _offset(seconds: float) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    from streams.app import catalog_for_command
+    from streams.catalog_cli import load_for_command
 
     try:
         at = TypeAdapter(Timestamp).validate_python(args.at) if args.at else datetime.now(UTC)
@@ -35,7 +35,7 @@ def main(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    catalog = catalog_for_command(args.catalog, "warroom oncall")
+    catalog = load_for_command(args.catalog, "warroom oncall")
     if catalog is None:
         return 2
     found = policy_for(catalog, args.service)
