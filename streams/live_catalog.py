@@ -152,13 +152,10 @@ async def read_live(settings: Settings, bootstrap: Catalog, timeout_s: float) ->
     )
     await consumer.start()
     try:
-        partitions = consumer.partitions_for_topic(settings.topics.catalog)
-        if partitions is None:
-            await consumer.force_metadata_update()
-            partitions = consumer.partitions_for_topic(settings.topics.catalog)
-        tps = [TopicPartition(settings.topics.catalog, p) for p in sorted(partitions or ())]
-        if not tps:
+        if settings.topics.catalog not in await consumer.topics():
             return live
+        # Every record is written to partition 0 (:func:`publish`; one partition when created).
+        tps = [TopicPartition(settings.topics.catalog, 0)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)

@@ -46,6 +46,7 @@ from streams.alerts_api import routes as alert_routes
 from streams.codec import encode
 from streams.liveness import Liveness, consumer_offsets
 from streams.metrics import render_metrics
+from streams.oncall_api import routes as oncall_routes
 from streams.silences_api import routes as silence_routes
 from streams.writes import acknowledged, write_id
 
@@ -181,6 +182,7 @@ class Api:
         app.router.add_get("/", self.dashboard)
         app.add_routes(alert_routes(self))
         app.add_routes(silence_routes(self))
+        app.add_routes(oncall_routes(self))
         return app
 
     async def healthz(self, request: web.Request) -> web.Response:
