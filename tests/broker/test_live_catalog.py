@@ -109,13 +109,20 @@ async def test_a_catalog_applied_while_running_pages_the_new_recipient_without_a
     assert len(await read_records(worker.bootstrap, worker.topics.catalog)) == 1
 
 
-BAD = {
+Change = Callable[[dict[str, Any]], Any]
+
+
+def _no_default_team(c: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in c.items() if k != "default_team"}
+
+
+BAD: dict[str, tuple[Change, str]] = {
     "an unknown person": (
         lambda c: {**c, "teams": {"core": {"escalation": [{"targets": ["ann", "zed"]}]}}},
         "teams.core.escalation.0.targets.1: unknown person 'zed'",
     ),
     "a gap nobody pages": (
-        lambda c: {k: v for k, v in c.items() if k != "default_team"},
+        _no_default_team,
         "fallback_policy: required, since an incident could page nobody",
     ),
     "not a mapping": (lambda c: ["services"], "expected a mapping at the top level"),
