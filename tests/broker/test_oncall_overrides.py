@@ -83,7 +83,8 @@ async def test_an_override_taken_through_the_api_pages_the_new_person(
     assert await first_step(api) == ["ann"]
     now = datetime.now(tz=UTC).replace(microsecond=0)
     start, end = now - timedelta(minutes=1), now + timedelta(hours=2)
-    good = {"person": "ben", "schedule": "primary", "start": stamp(start), "end": stamp(end),
+    good: dict[str, Any] = {"person": "ben", "schedule": "primary", "start": stamp(start),
+            "end": stamp(end),
             "comment": "covering for ann"}  # fmt: skip
 
     refusals = [
