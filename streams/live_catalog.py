@@ -68,6 +68,8 @@ class LiveCatalog:
         self.in_force = InForce(bootstrap, None, catalog_digest(bootstrap))
         self._on_change = on_change
         self._dirty = False
+        #: Records that did not validate (or had an unknown key), skipped.
+        self.skipped = 0
 
     @property
     def base(self) -> Catalog:
@@ -85,6 +87,7 @@ class LiveCatalog:
             except ValidationError as exc:
                 log.warning("ignoring an invalid catalog at offset %d: %s", offset,
                             format_errors(exc)[:500])  # fmt: skip
+                self.skipped += 1
                 return
             self.revision, self.version = revision, offset
         elif key is not None and key.startswith(OVERRIDE_PREFIX.encode()):
@@ -97,10 +100,12 @@ class LiveCatalog:
                 except ValidationError as exc:
                     log.warning("ignoring an invalid override at offset %d: %s", offset,
                                 format_errors(exc)[:500])  # fmt: skip
+                    self.skipped += 1
                     return
         else:
             log.warning("ignoring a record with an unknown key on the catalog topic (offset %d)",
                         offset)  # fmt: skip
+            self.skipped += 1
             return
         self._dirty = True
 

@@ -13,8 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.harness import (
     Api,
@@ -63,6 +65,21 @@ async def events_of(api: Api, incident_id: str, kind: str) -> list[dict[str, Any
     return events or None
 
 
+async def metrics(worker: RunningWorker) -> dict[str, float]:
+    """Each unlabelled sample of the worker's ``/metrics``."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{worker.base_url}/metrics") as response,
+    ):
+        text = await response.text()
+    return {
+        s.name: s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if not s.labels
+    }
+
+
 async def paged_by(api: Api, service: str, person: str) -> bool | None:
     """True once the worker's catalog in force pages ``person`` first for ``service``."""
     _, found = await api.get(f"/api/oncall?service={service}")
@@ -102,6 +119,10 @@ async def test_a_catalog_applied_while_running_pages_the_new_recipient_without_a
     )
     assert opened_under["data"]["version"] == version
     assert opened_under["data"]["digest"] == recorded["data"]["digest"]
+
+    found = await metrics(worker)
+    assert found["warroom_catalog_version"] == version
+    assert found["warroom_catalogs_applied_total"] == 1
 
     # The same content again writes nothing.
     again = apply(worker, path)

@@ -164,6 +164,7 @@ def test_the_fold_keeps_the_last_good_catalog_and_follows_overrides() -> None:
     live.apply(b"junk", b"{}", 7)
     live.apply(CATALOG_KEY, None, 8)
     assert live.settle().version == 4 and len(seen) == 1
+    assert live.skipped == 3
 
     o = override("o1", "ben", "2026-03-02T07:00", "2026-03-03T09:00")
     live.apply(o.key, o.model_dump_json().encode(), 9)
