@@ -5,6 +5,8 @@ gone after ``DELETE``; a bad request is refused with the field and writes nothin
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -125,6 +127,16 @@ async def test_an_override_taken_through_the_api_pages_the_new_person(
     assert max(s[2] for s in shifts) >= now + timedelta(weeks=8) - timedelta(minutes=1)
     assert await feed(worker, "/api/people/ben.ics") == [ben]
     assert len(await feed(worker, "/api/people/ann.ics")) == 2
+
+    # ``warroom oncall`` reads the overrides from the topic too (the catalog from the file, as
+    # no catalog has been applied).
+    said = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "oncall", "api"],
+        env=worker.env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert said.returncode == 0, said.stderr
+    assert "using the catalog file with 1 run-time override(s)" in said.stderr
+    assert said.stdout.splitlines()[2].endswith("ben"), said.stdout
 
     # Durable: a restarted worker reads it back from the topic.
     worker.restart()
