@@ -97,7 +97,10 @@ def attach(p: Pipeline) -> None:
         return Group.from_dict(key, groups.get(key))
 
     def timing_of(
-        g: Group, incident: Incident | None, service: str | None = None, catalog: Any = None
+        g: Group,
+        incident: Incident | None,
+        service: str | None = None,
+        catalog: Catalog | None = None,
     ) -> Timing:
         """The worker's timing with the catalog's overrides for the service of the group's
         incident (else of the detection at hand, else of the first one the group holds)."""
@@ -105,7 +108,7 @@ def attach(p: Pipeline) -> None:
             service = incident.service
         elif service is None and g.held:
             service = g.held[0].service
-        return timing.for_service(catalog or p.catalog, service)
+        return timing.for_service(catalog if catalog is not None else p.catalog, service)
 
     def muted(incident_id: str | None, now: datetime) -> bool:
         """An active silence "until resolved" for this incident holds back its timers (not the
