@@ -104,8 +104,21 @@ async def test_an_override_taken_through_the_api_pages_the_new_person(
     assert status == 401, answer
     assert await read_records(worker.bootstrap, worker.topics.catalog) == []
 
-    status, created = await api.post("/api/overrides", good)
-    assert status == 201, created
+    # Written once the broker has it; a retry with the same Idempotency-Key is the same write.
+    headers = {**worker.headers(), "Idempotency-Key": "take-ann-shift"}
+    answers = []
+    async with aiohttp.ClientSession() as session:
+        for _ in range(2):
+            async with session.post(
+                f"{worker.base_url}/api/overrides", json=good, headers=headers
+            ) as response:
+                answers.append((response.status, await response.json()))
+    [(status, created), (again, retried)] = answers
+    assert status == again == 201, answers
+    assert retried["id"] == created["id"]
+    assert {k for k, _ in await read_records(worker.bootstrap, worker.topics.catalog)} == {
+        f"override/{created['id']}".encode()
+    }
     assert (created["person"], created["schedule"]) == ("ben", "primary")
     assert await first_step(api) == ["ben"]
     _, listed = await api.get("/api/overrides?schedule=primary")
@@ -116,6 +129,19 @@ async def test_an_override_taken_through_the_api_pages_the_new_person(
     await produce(worker.bootstrap, worker.topics.detections, [(b"api", json.dumps(body).encode())])
     [page] = await webhook_server.wait_for(1, timeout_s=30)
     assert page["json"]["recipient"] == "ben"
+
+    for path, reason in [
+        ("/api/oncall", "service: required (or schedule)"),
+        ("/api/oncall?service=api&at=noon", "at: timestamp 'noon' is not RFC 3339"),
+        ("/api/oncall?schedule=nope", "schedule 'nope' not found"),
+        ("/api/schedules/nope.ics", "schedule 'nope' not found"),
+        ("/api/people/zed.ics", "person 'zed' not found"),
+        ("/api/schedules/primary.ics?weeks=99", "weeks: must be between 1 and 52, not 99"),
+    ]:
+        status, answer = await api.get(path)
+        assert status in (400, 404) and answer["error"] == reason, (path, answer)
+    _, who = await api.get(f"/api/oncall?schedule=primary&at={stamp(end)}")
+    assert who["people"] == ["ann"]  # the override has ended by then
 
     # The schedule's feed: ann until the override, ben during it, ann after; each person's feed
     # holds their own shifts.
@@ -145,7 +171,9 @@ async def test_an_override_taken_through_the_api_pages_the_new_person(
     assert status == 200, deleted
     assert await first_step(api) == ["ann"]
     records = await read_records(worker.bootstrap, worker.topics.catalog)
-    assert [value is None for _, value in records] == [False, True]
+    # The retry wrote the same key again (compaction keeps one); the delete is a tombstone.
+    assert [value is None for _, value in records] == [False, False, True]
+    assert len({key for key, _ in records}) == 1
     status, missing = await api.delete(f"/api/overrides/{created['id']}")
     assert status == 404, missing
 
