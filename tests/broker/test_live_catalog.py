@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 import yaml
+from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.harness import (
@@ -25,6 +26,7 @@ from tests.harness import (
     eventually,
     produce,
     read_records,
+    same_group,
 )
 
 pytestmark = pytest.mark.broker
@@ -175,3 +177,38 @@ async def test_a_bad_catalog_is_refused_whole_and_changes_nothing(
     await detect(worker, "api", "d-after-refusals")
     [page] = await webhook_server.wait_for(1, timeout_s=30)
     assert page["json"]["recipient"] == "ben"
+
+
+async def test_every_worker_of_the_app_applies_it(
+    start_worker: Callable[..., RunningWorker], webhook_server: WebhookServer, tmp_path: Path
+) -> None:
+    a = start_worker(catalog(webhook_server.url, "ann"))
+    b = same_group(a, tmp_path, "b")
+    b.start()
+    try:
+        path = tmp_path / "new.yaml"
+        path.write_text(yaml.safe_dump(catalog(webhook_server.url, "ben")))
+        done = apply(a, path)
+        assert done.returncode == 0, done.stderr
+        version = int(done.stdout.split()[2])
+        for worker in (a, b):
+
+            async def applied(worker: RunningWorker = worker) -> bool | None:
+                found = await metrics(worker)
+                return True if found.get("warroom_catalog_version") == version else None
+
+            await eventually(applied, 30, f"version {version} in force on {worker.base_url}")
+            assert await paged_by(Api(worker), "api", "ben")
+
+        # Services on both partitions (so on both workers, once the group is balanced): every
+        # page goes to ben.
+        services = ["api", "cache", "db", "queue"]
+        partitioner = DefaultPartitioner()
+        assert {partitioner(s.encode(), [0, 1], [0, 1]) for s in services} == {0, 1}
+        for service in services:
+            await detect(a, service, f"d-{service}")
+        pages = await webhook_server.wait_for(len(services), timeout_s=60)
+        assert {p["json"]["recipient"] for p in pages} == {"ben"}
+        assert len({p["json"]["incident_id"] for p in pages}) == len(services)
+    finally:
+        b.stop()
