@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import logging
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +24,8 @@ from schemas.live_catalog import CATALOG_KEY, CatalogRevision, catalog_digest
 
 #: Seconds ``apply`` waits for the broker to read the topic's newest catalog.
 READ_TIMEOUT_S = 20.0
+#: Bytes a revision may take as JSON: one Kafka record, whose default limit is about 1 MB.
+MAX_REVISION_BYTES = 900_000
 
 
 def checked(path: Path) -> tuple[Catalog | None, str]:
@@ -82,12 +85,18 @@ def apply(args: argparse.Namespace) -> int:
         applied_by=args.by or getpass.getuser() or "warroom",
         catalog=catalog,
     )
+    size = len(revision.model_dump_json().encode())
+    if size > MAX_REVISION_BYTES:
+        print(f"refused, nothing applied: the catalog takes {size:,} bytes as JSON, more than "
+              f"one record holds ({MAX_REVISION_BYTES:,})", file=sys.stderr)  # fmt: skip
+        return 1
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # an unreachable broker: said below
     try:
         message = asyncio.run(_apply(settings, revision))
     except (KafkaError, TimeoutError, OSError) as exc:
         print(
             f"warroom config apply: no catalog written: the broker at "
-            f"{settings.bootstrap_servers} (WARROOM_BOOTSTRAP_SERVERS) did not answer: "
+            f"{settings.bootstrap_servers} (WARROOM_BOOTSTRAP_SERVERS) did not take it: "
             f"{type(exc).__name__}: {exc}",
             file=sys.stderr,
         )

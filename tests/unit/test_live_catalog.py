@@ -219,6 +219,17 @@ def test_config_apply_refuses_a_bad_catalog_before_it_writes(
     assert captured.out == ""
     assert captured.err.startswith("refused, nothing applied: catalog ")
     assert "services.api.team: unknown team 'ghost'" in captured.err
+    # Too large for one record: refused before any broker is asked.
+    hook = {"channel": "webhook", "address": "https://hooks.example.com/" + "a" * 500}
+    people = {f"p{i:04d}": {"contacts": [hook, hook]} for i in range(1000)}
+    huge = tmp_path / "huge.yaml"
+    huge.write_text(yaml.safe_dump({"people": people, "fallback_policy": "all",
+                                    "escalation_policies": {"all": {"steps": [
+                                        {"targets": [{"person": "p0000"}]}]}}}))  # fmt: skip
+    assert main(["config", "check", str(huge)]) == 0
+    capsys.readouterr()
+    assert main(["config", "apply", str(huge)]) == 1
+    assert "more than one record holds (900,000)" in capsys.readouterr().err
     # A good catalog with no broker to take it: said, with the setting to fix.
     good = tmp_path / "good.yaml"
     good.write_text(yaml.safe_dump({"teams": {"core": {"escalation": [{"targets": ["ann"]}]}},
