@@ -16,11 +16,15 @@ import logging
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from schemas import Catalog, format_errors
 from schemas.live_catalog import CATALOG_KEY, CatalogRevision, catalog_digest
+
+if TYPE_CHECKING:
+    from streams.settings import Settings
 
 #: Seconds ``apply`` waits for the broker to read the topic's newest catalog.
 READ_TIMEOUT_S = 20.0
@@ -105,11 +109,9 @@ def apply(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _apply(settings: object, revision: CatalogRevision) -> str:
+async def _apply(settings: Settings, revision: CatalogRevision) -> str:
     from streams.live_catalog import ensure_catalog_topic, publish, read_live
-    from streams.settings import Settings
 
-    assert isinstance(settings, Settings)
     await asyncio.wait_for(ensure_catalog_topic(settings), READ_TIMEOUT_S)
     current = await read_live(settings, Catalog(), READ_TIMEOUT_S)
     if current.revision is not None and current.revision.digest == revision.digest:

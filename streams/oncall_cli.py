@@ -1,5 +1,7 @@
 """``warroom oncall SERVICE``: the escalation policy that pages for a service, and who each of
-its steps would page if an incident opened at ``--at`` (default: now) and nobody acknowledged."""
+its steps would page if an incident opened at ``--at`` (default: now) and nobody acknowledged.
+The catalog is the live one on ``catalog.v1`` (overrides included) when a broker is configured,
+else the file (:func:`streams.catalog_cli.load_for_command`)."""
 
 from __future__ import annotations
 
