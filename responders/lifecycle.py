@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from responders.paging import route
@@ -403,6 +403,42 @@ def _complete_task(current: Incident, command: Command, at: datetime, seq: int) 
     return Outcome(apply(current, ev), (ev,))
 
 
+def catalog_recorded(
+    outcome: Outcome, incident: Incident | None, version: int, digest: str, now: datetime
+) -> Outcome:
+    """``outcome`` with a ``catalog_applied`` event added when the incident it leaves open (its
+    own, else ``incident``, the group's) has not recorded catalog ``version`` yet: on opening,
+    and on its next input after another catalog is applied.
+
+    >>> from datetime import UTC, datetime
+    >>> t = datetime(2026, 1, 1, tzinfo=UTC)
+    >>> inc = Incident(id="inc-1", routing_key="x", service="x", title="x", status="triggered",
+    ...                severity="SEV2", impact_started_at=t, detected_at=t, opened_at=t,
+    ...                last_seq=3)
+    >>> out = catalog_recorded(Outcome(inc), None, 7, "ab" * 32, t)
+    >>> [(e.kind.value, e.seq, e.data["version"]) for e in out.events], out.incident.catalog_version
+    ([('catalog_applied', 4, 7)], 7)
+    >>> catalog_recorded(out, None, 7, "ab" * 32, t) is out
+    True
+    """
+    current = outcome.incident if outcome.incident is not None else incident
+    if (
+        outcome.rejection
+        or current is None
+        or current.status is S.RESOLVED
+        or current.catalog_version == version
+    ):
+        return outcome
+    data: dict[str, object] = {
+        "version": version, "digest": digest, "previous": current.catalog_version,
+    }  # fmt: skip
+    event = make_event(
+        current.id, current.routing_key, current.last_seq + 1, E.CATALOG_APPLIED, now,
+        "warroom", None, data,
+    )  # fmt: skip
+    return replace(outcome, incident=apply(current, event), events=(*outcome.events, event))
+
+
 def apply(incident: Incident | None, event: IncidentEvent) -> Incident:
     """Fold one timeline event into the incident; events already applied (by seq) are ignored."""
     if incident is None:
@@ -459,6 +495,8 @@ def apply(incident: Incident | None, event: IncidentEvent) -> Incident:
         case E.TASK_DONE if "task_id" in event.data and "phase" in event.data:
             key = task_key(str(event.data["phase"]), str(event.data["task_id"]))
             changes["tasks"] = {**incident.tasks, key: str(event.data.get("outcome", DONE))}
+        case E.CATALOG_APPLIED:
+            changes["catalog_version"] = int(event.data["version"])
         case E.ROLE_ASSIGNED:
             changes["roles"] = {
                 **incident.roles,

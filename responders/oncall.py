@@ -40,10 +40,12 @@ from schemas.catalog import (
     Catalog,
     EscalationPolicy,
     Layer,
+    Override,
     PolicyStep,
     Restriction,
     Target,
 )
+from schemas.live_catalog import ShiftOverride
 
 _DAY_S = 86_400
 _WEEK_S = 7 * _DAY_S
@@ -74,6 +76,93 @@ def on_call(catalog: Catalog, schedule_name: str, at: datetime) -> list[str]:
         if person is not None:
             return [person]
     return []
+
+
+class Shift(NamedTuple):
+    """``person`` is on call in ``schedule`` from ``start`` to ``end``."""
+
+    schedule: str
+    person: str
+    start: datetime
+    end: datetime
+
+
+def with_overrides(catalog: Catalog, overrides: Iterable[ShiftOverride]) -> Catalog:
+    """The catalog with run-time overrides added to their schedules' own. An override whose
+    schedule or person the catalog no longer has is left out (a catalog applied since may have
+    removed them), never an error."""
+    extra: dict[str, list[Override]] = {}
+    for o in sorted(overrides, key=lambda o: (o.start, o.id)):
+        if o.schedule in catalog.schedules and o.person in catalog.people:
+            extra.setdefault(o.schedule, []).append(
+                Override(person=o.person, start=o.start, end=o.end)
+            )
+    if not extra:
+        return catalog
+    schedules = {
+        name: schedule.model_copy(update={"overrides": (*schedule.overrides, *extra.get(name, ()))})
+        for name, schedule in catalog.schedules.items()
+    }
+    return catalog.model_copy(update={"schedules": schedules})
+
+
+def shifts(catalog: Catalog, schedule_name: str, start: datetime, end: datetime) -> list[Shift]:
+    """Each person's turns on call in a schedule between ``start`` and ``end``, overrides
+    included, in time order; a turn running past either bound is cut at it.
+
+    Who is on call changes only at a hand-off, at a restriction's edge or at an override's:
+    those instants are enumerated, day by day in the schedule's zone, and who is on call asked
+    at each. Raises ``KeyError`` for a schedule the catalog does not have.
+
+    >>> from schemas import Catalog
+    >>> catalog = Catalog.model_validate({
+    ...     "people": {p: {"contacts": [{"channel": "console"}]} for p in ("ann", "ben")},
+    ...     "schedules": {"ops": {"time_zone": "UTC", "layers": [{
+    ...         "participants": ["ann", "ben"], "rotation": "daily",
+    ...         "start": "2026-03-01", "handoff": "09:00"}]}},
+    ... })
+    >>> t = datetime(2026, 3, 1, tzinfo=UTC)
+    >>> [(s.person, s.start.hour, s.end.day) for s in shifts(catalog, "ops", t, t + timedelta(2))]
+    [('ann', 9, 2), ('ben', 9, 3)]
+    """
+    lo, hi = _utc(start), _utc(end)
+    edges = sorted(e for e in _edges(catalog, schedule_name, lo, hi) if lo <= e < hi)
+    out: list[Shift] = []
+    current: dict[str, datetime] = {}
+    for at in [*edges, hi]:
+        people = set(on_call(catalog, schedule_name, at)) if at < hi else set()
+        for person in [p for p in current if p not in people]:
+            out.append(Shift(schedule_name, person, current.pop(person), at))
+        for person in people - set(current):
+            current[person] = at
+    return sorted(out, key=lambda s: (s.start, s.person))
+
+
+def _edges(catalog: Catalog, schedule_name: str, lo: datetime, hi: datetime) -> set[datetime]:
+    """Every instant in [``lo``, ``hi``] at which the schedule's on-call may change, and ``lo``."""
+    schedule = catalog.schedules[schedule_name]
+    zone = ZoneInfo(schedule.time_zone)
+    edges = {lo}
+    for o in schedule.overrides:
+        edges.update((o.start, o.end))
+    day, last = lo.astimezone(zone).date() - timedelta(days=1), hi.astimezone(zone).date()
+    clocks = {
+        clock
+        for layer in schedule.layers
+        for clock in (layer.handoff, *(t for r in layer.restrictions for t in (r.start, r.end)))
+    }
+    while day <= last:
+        edges.update(_handoff(day, clock, zone) for clock in clocks)
+        day += timedelta(days=1)
+    for layer in schedule.layers:
+        if layer.rotation != "hourly":
+            continue
+        anchor, step = _handoff(layer.start, layer.handoff, zone), timedelta(hours=layer.length)
+        at = anchor + max(0, (lo - anchor) // step) * step
+        while at <= hi:
+            edges.add(at)
+            at += step
+    return edges
 
 
 def layer_on_call(layer: Layer, zone: ZoneInfo, at: datetime) -> str | None:

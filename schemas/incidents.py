@@ -45,6 +45,10 @@ class IncidentEventKind(StrEnum):
     #: The incident's own escalation policy paged nobody (``reason``); ``fallback`` names the
     #: catalog's fallback policy when it paged instead.
     UNROUTED = "unrouted"
+    #: The catalog in force for the incident: its ``version`` (the offset of the revision on
+    #: ``catalog.v1``) and ``digest``, and the ``previous`` version; recorded when the incident
+    #: opens under a catalog from the topic, and again whenever another one is applied.
+    CATALOG_APPLIED = "catalog_applied"
 
 
 class Incident(WireModel):
@@ -74,6 +78,8 @@ class Incident(WireModel):
     tasks: dict[str, str] = Field(default_factory=dict)
     #: Why its own escalation policy paged nobody, the last time it did (None: it paged).
     unrouted: str | None = None
+    #: The version of the live catalog last recorded on its timeline (None: the catalog file).
+    catalog_version: int | None = None
     last_seq: int = 0
 
     @property

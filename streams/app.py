@@ -22,6 +22,7 @@ from streams import faust_flush
 from streams.deadletter import DeadLetters
 from streams.directory import Directory
 from streams.live import Live
+from streams.live_catalog import InForce, LiveCatalog
 from streams.notifiers.console import ConsoleNotifier
 from streams.notifiers.email import EmailNotifier, SmtpConfig
 from streams.notifiers.links import incident_template
@@ -132,6 +133,12 @@ class Pipeline:
     notifiers: dict[Channel, Any]
     live: Live = field(default_factory=Live)
     directory: Any = None
+    #: The version of the catalog in force (its offset on ``catalog.v1``; None: the file) and
+    #: the digest of its content. ``catalog`` and these change together, between inputs.
+    catalog_version: int | None = None
+    catalog_digest: str = ""
+    #: The live catalog (``catalog.v1`` folded over the file), once the directory follows it.
+    catalogs: LiveCatalog | None = None
     #: The ``detect`` service (points consumer and detector banks).
     detect: Any = None
     ready: bool = False
@@ -139,6 +146,14 @@ class Pipeline:
 
     def count(self, name: str, n: int = 1) -> None:
         self.counters[name] = self.counters.get(name, 0) + n
+
+    def put_in_force(self, in_force: InForce) -> None:
+        """Swap the catalog in force: one synchronous step, so that no input sees half of it."""
+        if in_force.version != self.catalog_version:
+            self.count("catalogs_applied")
+        self.catalog = in_force.catalog
+        self.catalog_version = in_force.version
+        self.catalog_digest = in_force.digest
 
 
 def broker_credentials(settings: Settings) -> Any:
@@ -268,7 +283,9 @@ def build(settings: Settings, catalog: Catalog) -> Pipeline:
             ),
         },
     )
-    pipeline.directory = Directory(settings, pipeline.live)
+    pipeline.catalogs = LiveCatalog(catalog, on_change=pipeline.put_in_force)
+    pipeline.put_in_force(pipeline.catalogs.in_force)
+    pipeline.directory = Directory(settings, pipeline.live, pipeline.catalogs)
     from streams.agents import (
         aggregate_mttr,
         deliver_pages,

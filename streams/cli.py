@@ -80,34 +80,15 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _config_check(args: argparse.Namespace) -> int:
-    from streams.app import ConfigError, load_catalog
+    from streams.catalog_cli import check
 
-    try:
-        catalog = load_catalog(Path(args.catalog))
-    except ConfigError as exc:
-        print(f"invalid: {exc}", file=sys.stderr)
-        return 1
-    from responders.paging import unroutable
+    return check(args)
 
-    gaps = unroutable(catalog)
-    if gaps:
-        print(
-            "invalid: fallback_policy: required, since an incident could page nobody: "
-            + "; ".join(gaps)
-            + " (name an escalation policy as fallback_policy, or close the gaps)",
-            file=sys.stderr,
-        )
-        return 1
-    counts = [
-        (len(catalog.services), "service", "services"),
-        (len(catalog.teams), "team", "teams"),
-        (len(catalog.people), "person", "people"),
-        (len(catalog.schedules), "schedule", "schedules"),
-        (len(catalog.escalation_policies), "escalation policy", "escalation policies"),
-        (len(catalog.runbooks), "runbook", "runbooks"),
-    ]
-    print("ok: " + ", ".join(f"{n} {one if n == 1 else many}" for n, one, many in counts))
-    return 0
+
+def _config_apply(args: argparse.Namespace) -> int:
+    from streams.catalog_cli import apply
+
+    return apply(args)
 
 
 def _oncall(args: argparse.Namespace) -> int:
@@ -269,11 +250,22 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     check = config_sub.add_parser("check", help="validate a catalog YAML file")
     check.add_argument("catalog", help="the catalog YAML file")
     check.set_defaults(func=_config_check)
+    apply = config_sub.add_parser(
+        "apply", help="check a catalog YAML file and put it in force on every worker"
+    )
+    apply.add_argument("catalog", help="the catalog YAML file")
+    apply.add_argument("--by", default=None, help="who applies it (default: the login name)")
+    apply.set_defaults(func=_config_apply)
 
     oncall = sub.add_parser("oncall", help="who a service's escalation policy pages, and when")
     oncall.add_argument("service", help="a service of the catalog")
     oncall.add_argument("--at", default=None, help="RFC 3339 time the incident opens (now)")
-    oncall.add_argument("--catalog", default=None, help="catalog YAML (WARROOM_CATALOG_PATH)")
+    oncall.add_argument(
+        "--catalog",
+        default=None,
+        help="catalog YAML (default: the live catalog when WARROOM_BOOTSTRAP_SERVERS is set, "
+        "else WARROOM_CATALOG_PATH)",
+    )
     oncall.add_argument("--incident", default=None, help="incident key for round-robin picks")
     oncall.set_defaults(func=_oncall)
 

@@ -1,8 +1,10 @@
-"""What every worker must see whole, whatever partitions it owns: silences (``silences.v1``), and
+"""What every worker must see whole, whatever partitions it owns: silences (``silences.v1``),
 which incidents are open or resolved (``incidents.events.v1``, for inhibition by dependencies and
-"until resolved" silences), read by a plain consumer from the beginning. It also announces
-silences as they are scheduled, start and expire (in the log and as ``silence`` messages on the
-dashboard's live stream)."""
+"until resolved" silences), and the live catalog with its on-call overrides (``catalog.v1``,
+folded by :class:`streams.live_catalog.LiveCatalog`), read by a plain consumer from the
+beginning. The catalog in force changes between batches of records, never within one. It also
+announces silences as they are scheduled, start and expire (in the log and as ``silence``
+messages on the dashboard's live stream)."""
 
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from schemas.silences import Silence
 
 if TYPE_CHECKING:
     from streams.live import Live
+    from streams.live_catalog import LiveCatalog
     from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -55,9 +58,13 @@ async def _position(consumer: AIOKafkaConsumer, tp: Any) -> int:
 class Directory(Service):
     """Silences and resolved incident ids, kept up to date in memory."""
 
-    def __init__(self, settings: Settings, live: Live, **kwargs: Any) -> None:
+    def __init__(
+        self, settings: Settings, live: Live, catalogs: LiveCatalog | None = None, **kwargs: Any
+    ) -> None:
         self.settings = settings
         self.live = live
+        #: The live catalog, when this directory follows ``catalog.v1``.
+        self.catalogs = catalogs
         self.silences: dict[str, Silence] = {}
         #: Resolved incident ids, with when they were resolved (None if unreadable).
         self.resolved: OrderedDict[str, datetime | None] = OrderedDict()
@@ -118,7 +125,10 @@ class Directory(Service):
 
     @Service.task
     async def _follow(self) -> None:
-        topics = (self.settings.topics.silences, self.settings.topics.events)
+        topics: tuple[str, ...] = (self.settings.topics.silences, self.settings.topics.events)
+        catalog_topic = self.settings.topics.catalog
+        if self.catalogs is not None:
+            topics = (*topics, catalog_topic)
         while not self.should_stop:
             consumer = AIOKafkaConsumer(
                 *topics, **self.settings.kafka_client_kwargs(),
@@ -131,7 +141,12 @@ class Directory(Service):
                     batch = await consumer.getmany(timeout_ms=500)
                     for records in batch.values():
                         for r in records:
-                            self._apply(r.topic, r.key, r.value)
+                            if r.topic == catalog_topic and self.catalogs is not None:
+                                self.catalogs.apply(r.key, r.value, r.offset)
+                            else:
+                                self._apply(r.topic, r.key, r.value)
+                    if self.catalogs is not None:
+                        self.catalogs.settle()
                     # The position, not the last record: compaction and control records leave
                     # gaps below the end offset.
                     behind = {

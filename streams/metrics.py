@@ -62,6 +62,7 @@ _COUNTERS = {
     "detections_late": "Firing detections on data received after WARROOM_MAX_LATENESS_S: "
     "recorded, not paged.",
     "inputs_rekeyed": "Detections and commands sent again under their correlation group's key.",
+    "catalogs_applied": "Catalogs from catalog.v1 put in force by this worker.",
 }
 
 
@@ -95,6 +96,22 @@ class _PipelineCollector(Collector):
             "Points processed when the last batch of points ended (a batch's points are counted "
             "before its detections and checkpoint are written).",
             value=getattr(detect, "processed_by_last_batch", 0),
+        )
+        catalogs = p.catalogs
+        yield GaugeMetricFamily(
+            "warroom_catalog_version",
+            "Version (offset on catalog.v1) of the catalog in force; -1: the catalog file.",
+            value=-1 if p.catalog_version is None else p.catalog_version,
+        )
+        yield GaugeMetricFamily(
+            "warroom_oncall_overrides",
+            "On-call overrides taken at run time that this worker holds (ended ones included).",
+            value=len(catalogs.overrides) if catalogs is not None else 0,
+        )
+        yield CounterMetricFamily(
+            "warroom_catalog_records_skipped",
+            "Records of catalog.v1 that did not validate, skipped (the last good one stays).",
+            value=catalogs.skipped if catalogs is not None else 0,
         )
         dlq = CounterMetricFamily(
             "warroom_dead_letters", "Messages dead-lettered.", labels=["topic", "stage"]

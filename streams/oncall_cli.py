@@ -1,5 +1,7 @@
 """``warroom oncall SERVICE``: the escalation policy that pages for a service, and who each of
-its steps would page if an incident opened at ``--at`` (default: now) and nobody acknowledged."""
+its steps would page if an incident opened at ``--at`` (default: now) and nobody acknowledged.
+The catalog is the live one on ``catalog.v1`` (overrides included) when a broker is configured,
+else the file (:func:`streams.catalog_cli.load_for_command`)."""
 
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ def _offset(seconds: float) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    from streams.app import catalog_for_command
+    from streams.catalog_cli import load_for_command
 
     try:
         at = TypeAdapter(Timestamp).validate_python(args.at) if args.at else datetime.now(UTC)
@@ -35,7 +37,7 @@ def main(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    catalog = catalog_for_command(args.catalog, "warroom oncall")
+    catalog = load_for_command(args.catalog, "warroom oncall")
     if catalog is None:
         return 2
     found = policy_for(catalog, args.service)

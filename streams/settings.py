@@ -79,6 +79,11 @@ class TopicNames(BaseModel):
         "prometheus.metrics.v1", description="prometheus-kafka-adapter JSON samples."
     )
     json_logs: str = Field("logs.json.v1", description="JSON log events (Vector, Fluent Bit, ...).")
+    catalog: str = Field(
+        "catalog.v1",
+        description="The live catalog and the on-call overrides taken at run time (compacted, "
+        "one partition).",
+    )
 
     def inbound(self) -> list[str]:
         """Topics read by agents; each has a dead-letter topic."""

@@ -12,6 +12,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
 
+from streams.live_catalog import CATALOG_CONFIGS, CATALOG_PARTITIONS
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -103,6 +104,8 @@ async def ensure_topics(settings: Settings) -> list[str]:
         stamped = {getattr(settings.topics, f) for f in _STAMPED}
 
         def configs(name: str) -> dict[str, str]:
+            if name == settings.topics.catalog:
+                return dict(CATALOG_CONFIGS)
             if name in compacted:
                 return {"cleanup.policy": "compact"}
             if name in stamped:
@@ -112,7 +115,9 @@ async def ensure_topics(settings: Settings) -> list[str]:
         wanted = [
             NewTopic(
                 name=name,
-                num_partitions=settings.partitions,
+                num_partitions=CATALOG_PARTITIONS
+                if name == settings.topics.catalog
+                else settings.partitions,
                 replication_factor=settings.replication_factor,
                 topic_configs=configs(name),
             )

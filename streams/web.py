@@ -47,6 +47,7 @@ from streams.codec import encode
 from streams.incident_page import routes as page_routes
 from streams.liveness import Liveness, consumer_offsets
 from streams.metrics import render_metrics
+from streams.oncall_api import routes as oncall_routes
 from streams.silences_api import routes as silence_routes
 from streams.writes import acknowledged, write_id
 
@@ -183,6 +184,7 @@ class Api:
         app.add_routes(alert_routes(self))
         app.add_routes(silence_routes(self))
         app.add_routes(page_routes())
+        app.add_routes(oncall_routes(self))
         return app
 
     async def healthz(self, request: web.Request) -> web.Response:

@@ -47,10 +47,19 @@ from responders.correlation import (
     on_retention_tick,
     on_tick,
 )
-from responders.lifecycle import Outcome, incident_id_for, routing_key
+from responders.lifecycle import Outcome, catalog_recorded, incident_id_for, routing_key
 from responders.silences import SilenceState, silenced_by, state
 from responders.stakeholders import follow_up
-from schemas import Command, CommandKind, Detection, DetectionStatus, Incident, IncidentEvent
+from schemas import (
+    Catalog,
+    Command,
+    CommandKind,
+    Detection,
+    DetectionStatus,
+    Incident,
+    IncidentEvent,
+    IncidentStatus,
+)
 from schemas.incidents import IncidentEventKind
 from streams.agents import FirstInput
 from streams.codec import arrival, decode_one, encode
@@ -77,6 +86,8 @@ def attach(p: Pipeline) -> None:
     #: The next deadline of each group that has one (see the module docstring).
     due_at: dict[str, datetime] = {}
     scanned_at = [-FULL_SCAN_S]
+    #: The catalog version the last rebuild saw: another one rebuilds the index at once.
+    scanned_version: list[int | None] = [p.catalog_version]
 
     def load(incident_id: str | None) -> Incident | None:
         data = incidents.get(incident_id) if incident_id else None
@@ -85,14 +96,19 @@ def attach(p: Pipeline) -> None:
     def group(key: str) -> Group:
         return Group.from_dict(key, groups.get(key))
 
-    def timing_of(g: Group, incident: Incident | None, service: str | None = None) -> Timing:
+    def timing_of(
+        g: Group,
+        incident: Incident | None,
+        service: str | None = None,
+        catalog: Catalog | None = None,
+    ) -> Timing:
         """The worker's timing with the catalog's overrides for the service of the group's
         incident (else of the detection at hand, else of the first one the group holds)."""
         if incident is not None:
             service = incident.service
         elif service is None and g.held:
             service = g.held[0].service
-        return timing.for_service(p.catalog, service)
+        return timing.for_service(catalog if catalog is not None else p.catalog, service)
 
     def muted(incident_id: str | None, now: datetime) -> bool:
         """An active silence "until resolved" for this incident holds back its timers (not the
@@ -109,6 +125,8 @@ def attach(p: Pipeline) -> None:
         incident = load(g.incident_id)
         at = timing_of(g, incident)
         due = g.due(at, incident, p.catalog, muted(g.incident_id, datetime.now(tz=UTC)))
+        if unrecorded(incident):
+            due = datetime.now(tz=UTC)  # its next input records the catalog in force
         expiring = False
         if due is None and expired_by is not None:
             forget = forget_at(g, incident, at, p.catalog, s.group_retention_s, expired_by)
@@ -120,18 +138,27 @@ def attach(p: Pipeline) -> None:
             due_at[g.key] = due
         return expiring
 
-    def notify_stakeholders(step: Step, now: datetime) -> Step:
+    def unrecorded(incident: Incident | None) -> bool:
+        """An open incident that has not recorded the live catalog in force yet."""
+        return (
+            incident is not None
+            and p.catalog_version is not None
+            and incident.status is not IncidentStatus.RESOLVED
+            and incident.catalog_version != p.catalog_version
+        )
+
+    def notify_stakeholders(step: Step, catalog: Catalog, now: datetime) -> Step:
         """Add the stakeholder notices the step calls for. The recent timeline is read from
         ``incident-timelines``, which is co-partitioned with this stream (events and inputs are
         both keyed by routing key); the step's own events are added by ``follow_up``."""
         incident = step.outcome.incident
         saved = p.tables.timelines.get(incident.id) if incident is not None else None
         recent = tuple(IncidentEvent.model_validate(e) for e in (saved or [])[-20:])
-        return follow_up(step, p.catalog, timing_of(step.group, incident), recent, now)
+        return follow_up(step, catalog, timing_of(step.group, incident, None, catalog), recent, now)
 
-    def inhibitor(service: str | None) -> str | None:
+    def inhibitor(service: str | None, catalog: Catalog) -> str | None:
         """An open incident on one of the service's dependencies, if any."""
-        listed = p.catalog.services.get(service) if service else None
+        listed = catalog.services.get(service) if service else None
         for dependency in listed.depends_on if listed is not None else ():
             found = p.directory.open_on(dependency)
             if found is not None:
@@ -150,7 +177,7 @@ def attach(p: Pipeline) -> None:
         return None if key == right.encode() else right.encode()
 
     def handle(
-        raw: bytes | None, topic: str, now: datetime, received_s: float | None
+        raw: bytes | None, topic: str, now: datetime, received_s: float | None, catalog: Catalog
     ) -> tuple[Step | None, str | None]:
         context = arrival(received_s, s.max_future_s)
         if topic == s.topics.detections:
@@ -172,8 +199,8 @@ def attach(p: Pipeline) -> None:
             p.count("detections_late", int(late(d, s.max_lateness_s)))
             return (
                 on_detection_in_group(
-                    g, current, d, p.catalog, timing_of(g, current, d.service), now,
-                    inhibitor(d.service), s.max_lateness_s,
+                    g, current, d, catalog, timing_of(g, current, d.service, catalog), now,
+                    inhibitor(d.service, catalog), s.max_lateness_s,
                 ),
                 None,
             )  # fmt: skip
@@ -185,8 +212,8 @@ def attach(p: Pipeline) -> None:
         if c.kind is CommandKind.TICK:
             ticked.pop(c.routing_key, None)
             current = load(g.incident_id)
-            at = timing_of(g, current)
-            retained = on_retention_tick(g, current, at, p.catalog, s.group_retention_s, now)
+            at = timing_of(g, current, None, catalog)
+            retained = on_retention_tick(g, current, at, catalog, s.group_retention_s, now)
             if retained is not None:
                 return retained, None
             if muted(g.incident_id, now):
@@ -194,8 +221,16 @@ def attach(p: Pipeline) -> None:
                 # to ``follow_up``: stakeholders still get their periodic updates.
                 return Step(g, Outcome(current)), None
             service = current.service if current else (g.held[0].service if g.held else None)
-            return on_tick(g, current, p.catalog, at, now, inhibitor(service)), None
-        return on_command_in_group(g, load(c.incident_id), c, now, p.catalog), None
+            return on_tick(g, current, catalog, at, now, inhibitor(service, catalog)), None
+        return on_command_in_group(g, load(c.incident_id), c, now, catalog), None
+
+    def record_catalog(step: Step, version: int | None, digest: str, now: datetime) -> Step:
+        """The step with the live catalog in force recorded on the incident it leaves open (the
+        group's, if the step is about no incident), when it has not been yet."""
+        if version is None:
+            return step
+        outcome = catalog_recorded(step.outcome, load(step.group.incident_id), version, digest, now)
+        return step if outcome is step.outcome else replace(step, outcome=outcome)
 
     @p.app.agent(p.topics.incident_inputs, name="open_incidents")
     async def open_incidents(stream: Any) -> None:
@@ -207,6 +242,9 @@ def attach(p: Pipeline) -> None:
             message = event.message
             first(message)
             now = datetime.now(tz=UTC)
+            # The catalog in force is read once per input: one applied meanwhile (the directory
+            # swaps it between inputs) is used from the next input on.
+            catalog, version, digest = p.catalog, p.catalog_version, p.catalog_digest
             right = rekeyed(event.value, message.key, message.topic)
             if right is not None:
                 to = p.topics.detections if message.topic == s.topics.detections else None
@@ -214,7 +252,7 @@ def attach(p: Pipeline) -> None:
                 p.count("inputs_rekeyed")
                 continue
             try:
-                step, problem = handle(event.value, message.topic, now, message.timestamp)
+                step, problem = handle(event.value, message.topic, now, message.timestamp, catalog)
             except Exception as exc:
                 step, problem = None, f"{type(exc).__name__}: {exc}"
             if step is None or step.outcome.rejection:
@@ -229,7 +267,8 @@ def attach(p: Pipeline) -> None:
                 due_at.pop(step.group.key, None)
                 p.count("groups_forgotten")
                 continue
-            step = notify_stakeholders(step, datetime.now(tz=UTC))
+            step = notify_stakeholders(step, catalog, datetime.now(tz=UTC))
+            step = record_catalog(step, version, digest, now)
             g, outcome = step.group, step.outcome
             # Send first and wait for the broker, then write the tables: after a crash in
             # between, the input is processed again and sends the same events (same ids and
@@ -264,8 +303,11 @@ def attach(p: Pipeline) -> None:
     @p.app.timer(interval=1.0)
     async def tick_due_groups() -> None:
         now = datetime.now(tz=UTC)
-        if time.monotonic() - scanned_at[0] >= FULL_SCAN_S:
-            scanned_at[0] = time.monotonic()
+        if (
+            time.monotonic() - scanned_at[0] >= FULL_SCAN_S
+            or scanned_version[0] != p.catalog_version
+        ):
+            scanned_at[0], scanned_version[0] = time.monotonic(), p.catalog_version
             due_at.clear()
             budget = FORGET_PER_SCAN
             for key, value in list(groups.items()):

@@ -138,6 +138,9 @@ def attach(p: Pipeline) -> None:
 
     @p.app.agent(p.topics.automation_inputs, name="run_automation")
     async def run_automation(stream: Any) -> None:
+        # Runbooks (and their webhook headers) come from the catalog in force: after a restart,
+        # the live catalog on ``catalog.v1`` is read before any automation runs.
+        await p.directory.caught_up.wait()
         async for event in stream.events():
             now = datetime.now(tz=UTC)
             pruning = event.message.topic == s.topics.automation_retention

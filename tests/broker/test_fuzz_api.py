@@ -205,6 +205,11 @@ QUERY_KEYS = [
     "state",
     "chart",
     "x",
+    "at",
+    "schedule",
+    "person",
+    "weeks",
+    "incident",
 ]
 TIMES = [
     "2024-13-45T99:99:99Z", "yesterday", "", "1970-01-01", "2026-01-01T00:00:00Z", "-1e400",
@@ -214,7 +219,7 @@ BODY_KEYS = [
     "actor", "text", "at", "severity", "role", "person", "matchers", "comment", "ends_at",
     "starts_at", "duration_s", "until_resolved", "maintenance", "created_by", "alerts", "status",
     "labels", "startsAt", "event_action", "routing_key", "dedup_key", "payload", "summary",
-    "source", "timestamp", "version",
+    "source", "timestamp", "version", "schedule", "start", "end",
 ]  # fmt: skip
 
 ids = st.one_of(st.text(max_size=200), st.sampled_from(ODD_IDS))
@@ -253,7 +258,8 @@ def bodies(draw: st.DrawFn) -> bytes | None:
     if kind == "bytes":
         return draw(st.binary(max_size=300))
     if kind == "time":
-        field = draw(st.sampled_from(["at", "starts_at", "ends_at", "startsAt", "timestamp"]))
+        field = draw(st.sampled_from(["at", "starts_at", "ends_at", "startsAt", "timestamp",
+                                      "start", "end"]))  # fmt: skip
         return json.dumps({field: draw(st.sampled_from(TIMES)), "matchers": {"a": "b"}}).encode()
     raw = json.dumps(draw(json_objects)).encode()
     if kind == "surrogate":  # lone surrogates are valid JSON escapes, but not valid text
@@ -292,12 +298,13 @@ def segment(value: str, raw: bool) -> str:
 GET_PATHS = [
     "/healthz", "/readyz", "/api/incidents", "/api/incidents/{id}", "/api/incidents/{id}/timeline",
     "/api/incidents/{id}/tasks", "/api/incidents/{id}/review", "/api/incidents/{id}/review.svg",
-    "/api/mttr", "/api/events", "/api/silences", "/metrics", "/",
+    "/api/mttr", "/api/events", "/api/silences", "/metrics", "/", "/api/overrides", "/api/oncall",
+    "/api/schedules/{id}.ics", "/api/people/{id}.ics",
 ]  # fmt: skip
 ACTIONS = ["acknowledge", "mitigate", "resolve", "reopen", "notes", "severity", "roles"]
 WRITE_PATHS = [f"/api/incidents/{{id}}/{a}" for a in ACTIONS] + [
     "/api/incidents/{id}/tasks/{task}", "/api/alerts/alertmanager", "/api/alerts/pagerduty",
-    "/api/silences",
+    "/api/silences", "/api/overrides",
 ]  # fmt: skip
 
 

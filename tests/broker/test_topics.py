@@ -13,6 +13,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from streams.settings import Settings, TopicNames
 from streams.topics import ensure_topics
+from tests.harness import partitions_of
 
 pytestmark = pytest.mark.broker
 
@@ -48,6 +49,11 @@ async def test_the_timeline_is_created_without_retention_limits(kafka_bootstrap:
     assert (await _configs(kafka_bootstrap, settings.topics.silences))["cleanup.policy"] == (
         "compact"
     )
+    # The live catalog: the latest revision and each override are what readers need, in one
+    # order (a revision's version is its offset).
+    catalog = await _configs(kafka_bootstrap, settings.topics.catalog)
+    assert catalog["cleanup.policy"] == "compact"
+    assert await partitions_of(kafka_bootstrap, settings.topics.catalog) == [0]
 
 
 async def test_a_timeline_that_would_lose_events_is_reported(

@@ -1,0 +1,253 @@
+"""On-call at run time: ``/api/overrides``, ``/api/oncall`` and the iCalendar feeds.
+
+An override (``POST /api/overrides``: ``person``, ``schedule``, ``start``, ``end`` as RFC 3339
+times, optional ``comment`` and ``created_by``) puts a person on call in a schedule above its
+layers, as a catalog ``overrides`` entry does; a swap is two overrides. It is written to
+``catalog.v1`` under ``override/<id>`` and the API answers 201 once the broker has it; every
+worker's directory applies it between two inputs. ``DELETE /api/overrides/{id}`` writes a
+tombstone. ``GET /api/overrides`` lists those not ended (``?schedule=``, ``?person=``).
+
+``GET /api/oncall?service=S[&at=T]`` answers whom each escalation step of the service's policy
+pages at ``at`` (default now), as ``warroom oncall`` prints it; ``?schedule=N`` who is on call in
+one schedule. ``/api/schedules/{name}.ics`` and ``/api/people/{id}.ics`` are iCalendar feeds of
+the shifts from a week ago to ``weeks`` (default 8) ahead, overrides included.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import icalendar
+from aiohttp import web
+from pydantic import TypeAdapter, ValidationError
+
+from responders.oncall import Shift, escalation_plan, on_call, policy_for, shifts
+from schemas import Timestamp, format_errors
+from schemas.live_catalog import ShiftOverride
+from streams.writes import acknowledged, write_id
+
+if TYPE_CHECKING:
+    from streams.web import Api
+
+_TIME: TypeAdapter[datetime] = TypeAdapter(Timestamp)
+#: How far back a feed starts: the shift under way keeps its real start.
+FEED_PAST = timedelta(days=7)
+FEED_WEEKS_DEFAULT, FEED_WEEKS_MAX = 8, 52
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def rfc3339(name: str, value: object) -> datetime:
+    """``value`` as a UTC time; ``ValueError`` says what is wrong, naming the field."""
+    if not isinstance(value, str):
+        raise ValueError(f"{name}: required, an RFC 3339 time such as 2026-03-01T09:00:00Z")
+    try:
+        return _TIME.validate_python(value)
+    except ValidationError as exc:
+        reason = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
+        raise ValueError(f"{name}: {reason}") from None
+
+
+def calendar(name: str, found: list[Shift], people: dict[str, str], now: datetime) -> bytes:
+    """An iCalendar document with one event per shift."""
+    cal = icalendar.Calendar()
+    cal.add("prodid", "-//warroom//on-call//EN")
+    cal.add("version", "2.0")
+    cal.add("x-wr-calname", name)
+    for shift in found:
+        event = icalendar.Event()
+        who = people.get(shift.person) or shift.person
+        event.add("uid", f"{shift.schedule}/{shift.person}/{shift.start.isoformat()}@warroom")
+        event.add("summary", f"On call: {shift.schedule} ({who})")
+        event.add("dtstart", shift.start)
+        event.add("dtend", shift.end)
+        event.add("dtstamp", now)
+        event.add("categories", [shift.schedule])
+        cal.add_component(event)
+    return bytes(cal.to_ical())
+
+
+def routes(api: Api) -> list[web.RouteDef]:
+    p = api.p
+
+    async def publish(key: bytes, value: bytes | None) -> None:
+        sending = await p.app.send(
+            p.settings.topics.catalog, key=key, value=value,
+            key_serializer="raw", value_serializer="raw",
+        )  # fmt: skip
+        await acknowledged(sending)
+        # Seen at once by this worker; its directory confirms it from the topic.
+        if p.catalogs is not None:
+            p.catalogs.apply(key, value, -1)
+            p.catalogs.settle()
+
+    def parsed(body: dict[str, Any], now: datetime, request_id: str) -> ShiftOverride:
+        """The override the body asks for; ``ValueError`` names the field and the problem."""
+        catalog = p.catalog
+        schedule, person = body.get("schedule"), body.get("person")
+        if not isinstance(schedule, str) or schedule not in catalog.schedules:
+            known = ", ".join(sorted(catalog.schedules)) or "none in the catalog"
+            raise ValueError(f"schedule: unknown schedule {schedule!r} (one of {known})")
+        if not isinstance(person, str) or person not in catalog.people:
+            raise ValueError(f"person: unknown person {person!r}")
+        start, end = rfc3339("start", body.get("start")), rfc3339("end", body.get("end"))
+        if end <= start:
+            raise ValueError("end: must be after start")
+        if end <= now:
+            raise ValueError("end: already past")
+        comment = body.get("comment", "")
+        if not isinstance(comment, str):
+            raise ValueError("comment: must be text")
+        by = body.get("created_by") or body.get("actor") or "api"
+        try:
+            return ShiftOverride(
+                id=request_id, schedule=schedule, person=person, start=start, end=end,
+                created_by=by, created_at=now, comment=comment,
+            )  # fmt: skip
+        except ValidationError as exc:
+            raise ValueError(format_errors(exc)) from None
+
+    async def create(request: web.Request) -> web.Response:
+        denied = api._authorized(request)
+        if denied is not None:
+            return denied
+        raw = await request.read()
+        try:
+            body = json.loads(raw or b"null")
+        except (ValueError, RecursionError):
+            return _error(400, "body is not JSON")
+        if not isinstance(body, dict):
+            return _error(400, "body must be a JSON object")
+        now = datetime.now(tz=UTC)
+        try:
+            override = parsed(body, now, write_id("ovr", request, body=raw, length=16))
+        except ValueError as exc:
+            return _error(400, str(exc))
+        await publish(override.key, override.model_dump_json().encode())
+        return web.json_response(override.model_dump(mode="json"), status=201)
+
+    async def listing(request: web.Request) -> web.Response:
+        if p.catalogs is None:
+            return web.json_response({"overrides": []})
+        rows = p.catalogs.active_overrides(datetime.now(tz=UTC))
+        for name in ("schedule", "person"):
+            wanted = request.query.get(name)
+            if wanted:
+                rows = [o for o in rows if getattr(o, name) == wanted]
+        return web.json_response({"overrides": [o.model_dump(mode="json") for o in rows]})
+
+    async def delete(request: web.Request) -> web.Response:
+        denied = api._authorized(request)
+        if denied is not None:
+            return denied
+        override_id = request.match_info["id"]
+        found = p.catalogs.overrides.get(override_id) if p.catalogs is not None else None
+        if found is None:
+            return _error(404, f"override {override_id!r} not found")
+        await publish(found.key, None)
+        return web.json_response({"deleted": override_id})
+
+    def instant(request: web.Request) -> datetime:
+        at = request.query.get("at")
+        return rfc3339("at", at) if at else datetime.now(tz=UTC)
+
+    def in_force() -> dict[str, Any]:
+        return {"version": p.catalog_version, "digest": p.catalog_digest}
+
+    async def oncall(request: web.Request) -> web.Response:
+        try:
+            at = instant(request)
+        except ValueError as exc:
+            return _error(400, str(exc))
+        catalog, service = p.catalog, request.query.get("service")
+        schedule = request.query.get("schedule")
+        if schedule:
+            if schedule not in catalog.schedules:
+                return _error(404, f"schedule {schedule!r} not found")
+            people = on_call(catalog, schedule, at)
+            when = _TIME.dump_python(at, mode="json")
+            answer = {"schedule": schedule, "at": when, "people": people, "catalog": in_force()}
+            return web.json_response(answer)
+        if not service:
+            return _error(400, "service: required (or schedule)")
+        found = policy_for(catalog, service)
+        if found is None:
+            return _error(404, f"no escalation policy pages for service {service!r}")
+        name, policy = found
+        steps = []
+        for planned in escalation_plan(catalog, service, at, request.query.get("incident")):
+            index = planned.step % len(policy.steps)
+            steps.append({
+                "step": planned.step,
+                "policy_step": index,
+                "due_at": _TIME.dump_python(planned.due_at, mode="json"),
+                "notify": policy.steps[index].notify,
+                "people": planned.people,
+            })  # fmt: skip
+        answer = {
+            "service": service, "team": catalog.team_for(service), "policy": name,
+            "at": _TIME.dump_python(at, mode="json"), "steps": steps, "catalog": in_force(),
+        }  # fmt: skip
+        return web.json_response(answer)
+
+    def window(request: web.Request) -> tuple[datetime, datetime, datetime]:
+        text = request.query.get("weeks", str(FEED_WEEKS_DEFAULT))
+        try:
+            weeks = int(text)
+        except ValueError:
+            raise ValueError("weeks: must be an integer") from None
+        if not 1 <= weeks <= FEED_WEEKS_MAX:
+            raise ValueError(f"weeks: must be between 1 and {FEED_WEEKS_MAX}, not {weeks}")
+        now = datetime.now(tz=UTC)
+        return now, now - FEED_PAST, now + timedelta(weeks=weeks)
+
+    def ics(body: bytes, filename: str) -> web.Response:
+        return web.Response(
+            body=body,
+            content_type="text/calendar",
+            charset="utf-8",
+            headers={"Content-Disposition": f'inline; filename="{filename}.ics"'},
+        )
+
+    def names() -> dict[str, str]:
+        return {pid: person.name for pid, person in p.catalog.people.items()}
+
+    async def schedule_feed(request: web.Request) -> web.Response:
+        name, catalog = request.match_info["name"], p.catalog
+        if name not in catalog.schedules:
+            return _error(404, f"schedule {name!r} not found")
+        try:
+            now, lo, hi = window(request)
+        except ValueError as exc:
+            return _error(400, str(exc))
+        found = shifts(catalog, name, lo, hi)
+        return ics(calendar(f"On call: {name}", found, names(), now), name)
+
+    async def person_feed(request: web.Request) -> web.Response:
+        person, catalog = request.match_info["id"], p.catalog
+        if person not in catalog.people:
+            return _error(404, f"person {person!r} not found")
+        try:
+            now, lo, hi = window(request)
+        except ValueError as exc:
+            return _error(400, str(exc))
+        found = sorted(
+            (s for name in catalog.schedules for s in shifts(catalog, name, lo, hi)
+             if s.person == person),
+            key=lambda s: (s.start, s.schedule),
+        )  # fmt: skip
+        label = catalog.people[person].name or person
+        return ics(calendar(f"On call: {label}", found, names(), now), person)
+
+    return [
+        web.post("/api/overrides", create),
+        web.get("/api/overrides", listing),
+        web.delete("/api/overrides/{id}", delete),
+        web.get("/api/oncall", oncall),
+        web.get("/api/schedules/{name}.ics", schedule_feed),
+        web.get("/api/people/{id}.ics", person_feed),
+    ]
