@@ -45,6 +45,9 @@ class IncidentEventKind(StrEnum):
     #: The incident's own escalation policy paged nobody (``reason``); ``fallback`` names the
     #: catalog's fallback policy when it paged instead.
     UNROUTED = "unrouted"
+    #: Someone (the actor) paged a person, team or schedule (``target``) into the incident;
+    #: ``recipients``: who that reached.
+    RESPONDER_ADDED = "responder_added"
 
 
 class Incident(WireModel):

@@ -1,8 +1,8 @@
-"""What every worker must see whole, whatever partitions it owns: silences (``silences.v1``), and
-which incidents are open or resolved (``incidents.events.v1``, for inhibition by dependencies and
-"until resolved" silences), read by a plain consumer from the beginning. It also announces
-silences as they are scheduled, start and expire (in the log and as ``silence`` messages on the
-dashboard's live stream)."""
+"""What every worker must see whole, whatever partitions it owns: silences (``silences.v1``),
+personal API tokens (``auth.tokens.v1``, by SHA-256), and which incidents are open or resolved
+(``incidents.events.v1``, for inhibition by dependencies and "until resolved" silences), read by a
+plain consumer from the beginning. It also announces silences as they are scheduled, start and
+expire (in the log and as ``silence`` messages on the dashboard's live stream)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from mode import Service
 from pydantic import ValidationError
 
 from responders.silences import SilenceState, forgettable, transitions
+from schemas.auth import TokenRecord
 from schemas.silences import Silence
 
 if TYPE_CHECKING:
@@ -59,6 +60,8 @@ class Directory(Service):
         self.settings = settings
         self.live = live
         self.silences: dict[str, Silence] = {}
+        #: Personal tokens by their SHA-256 (hex).
+        self.tokens: dict[str, TokenRecord] = {}
         #: Resolved incident ids, with when they were resolved (None if unreadable).
         self.resolved: OrderedDict[str, datetime | None] = OrderedDict()
         self._producer: AIOKafkaProducer | None = None
@@ -79,7 +82,22 @@ class Directory(Service):
     def active_silences(self) -> list[Silence]:
         return list(self.silences.values())
 
+    def _apply_token(self, key: bytes | None, value: bytes | None) -> None:
+        digest = key.decode(errors="replace") if key else ""
+        if value is None:
+            self.tokens.pop(digest, None)
+            return
+        try:
+            record = TokenRecord.model_validate_json(value)
+        except ValidationError:
+            log.warning("ignoring an invalid token record on %s", self.settings.topics.tokens)
+            return
+        self.tokens[record.digest] = record
+
     def _apply(self, topic: str, key: bytes | None, value: bytes | None) -> None:
+        if topic == self.settings.topics.tokens:
+            self._apply_token(key, value)
+            return
         if topic == self.settings.topics.silences:
             silence_id = key.decode() if key else None
             if value is None:
@@ -118,7 +136,8 @@ class Directory(Service):
 
     @Service.task
     async def _follow(self) -> None:
-        topics = (self.settings.topics.silences, self.settings.topics.events)
+        names = self.settings.topics
+        topics = (names.silences, names.tokens, names.events)
         while not self.should_stop:
             consumer = AIOKafkaConsumer(
                 *topics, **self.settings.kafka_client_kwargs(),
