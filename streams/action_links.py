@@ -99,24 +99,34 @@ def routes(api: Api) -> list[web.RouteDef]:
 
     async def act(request: web.Request) -> web.Response:
         incident_id, action, person, sig = checked(request)
+        if done_already(api, incident_id, action):
+            return _nothing_to_do(api, incident_id)
         cmd_id = "lnk-" + hashlib.sha256(sig.encode()).hexdigest()[:20]
         try:
             await api.submit(incident_id, _KINDS[action], Principal(person, "responder", person),
                              {}, cmd_id)  # fmt: skip
         except ApiError as exc:
-            incident = api.incident(incident_id)
-            if exc.status != 409 or incident is None or not _already(incident.status, action):
+            if exc.status != 409 or not done_already(api, incident_id, action):
                 raise
-            said = f"Incident {incident_id} is already {incident.status.value}; nothing changed."
-            return _html(_page("Nothing to do", said))
+            return _nothing_to_do(api, incident_id)
         done = f"Incident {incident_id} {_DONE[action]} by {person}."
         return _html(_page(_DONE[action].capitalize(), done))
 
     return [web.get("/act/{id}/{action}", confirm), web.post("/act/{id}/{action}", act)]
 
 
-def _already(status: IncidentStatus, action: str) -> bool:
+def done_already(api: Api, incident_id: str, action: str) -> bool:
     """True when the link's action has been done already (by this link or anyone)."""
+    incident = api.incident(incident_id)
+    if incident is None:
+        return False
     if action == "resolve":
-        return status is IncidentStatus.RESOLVED
-    return status is not IncidentStatus.TRIGGERED
+        return incident.status is IncidentStatus.RESOLVED
+    return incident.status is not IncidentStatus.TRIGGERED
+
+
+def _nothing_to_do(api: Api, incident_id: str) -> web.Response:
+    incident = api.incident(incident_id)
+    status = incident.status.value if incident is not None else "changed"
+    said = f"Incident {incident_id} is already {status}; nothing changed."
+    return _html(_page("Nothing to do", said))

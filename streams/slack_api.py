@@ -19,6 +19,7 @@ from aiohttp import web
 
 from responders.access import slack_problem
 from schemas import CommandKind
+from streams.action_links import done_already
 from streams.http_common import ApiError
 from streams.people import Principal, require
 
@@ -72,6 +73,9 @@ def routes(api: Api) -> list[web.RouteDef]:
         if person is None:
             raise ApiError(403, f"Slack user {user} is no person of the catalog (slack_user_id)")
         who = require(Principal(person, p.catalog.people[person].role, person), "responder")
+        incident = api.incident(incident_id)
+        if incident is not None and done_already(api, incident_id, action):
+            return _reply(f"Nothing changed: {incident_id} is already {incident.status.value}.")
         cmd_id = "slk-" + hashlib.sha256(body).hexdigest()[:20]
         try:
             await api.submit(incident_id, _KINDS[action], who, {}, cmd_id)
