@@ -395,7 +395,8 @@ async def test_silences_show_live_and_mute_their_incident(
         "/api/silences",
         {"matchers": [{"name": "service", "value": "db-.*", "regex": True}],
          "starts_at": later.isoformat(), "duration_s": 7200, "maintenance": True,
-         "created_by": "dba", "comment": "database upgrade"},
+         "comment": "database upgrade"},
+        actor="dba",
     )  # fmt: skip
     assert code == 201 and window["state"] == "pending", window
     shown = await until(
