@@ -393,6 +393,12 @@ class Catalog(_Config):
                     self.people,
                     "person",
                 )
+        slack_members: dict[str, str] = {}
+        for name, held in self.people.items():
+            other = slack_members.setdefault(held.slack_user_id or "", name)
+            if held.slack_user_id and other != name:
+                fail(("people", name, "slack_user_id"), held.slack_user_id,
+                     f"already the Slack member of {other!r}")  # fmt: skip
         for name, policy in self.escalation_policies.items():
             self._check_policy(name, policy, fail)
         self._check_runbooks(fail)

@@ -88,3 +88,23 @@ def test_a_link_signed_with_another_key_does_not_act() -> None:
 )  # fmt: skip
 def test_roles_are_ordered_viewer_responder_admin(role: Role, needed: Role, allowed: bool) -> None:
     assert allows(role, needed) is allowed
+
+
+def test_a_slack_member_is_one_person_and_roles_are_named() -> None:
+    from pydantic import ValidationError
+
+    from schemas import Catalog
+
+    console = [{"channel": "console"}]
+    with pytest.raises(ValidationError) as twice:
+        Catalog.model_validate({"people": {
+            "ann": {"contacts": console, "slack_user_id": "U0ANN"},
+            "bob": {"contacts": console, "slack_user_id": "U0ANN"},
+        }})  # fmt: skip
+    assert "people.bob.slack_user_id" in str(twice.value)
+    assert "already the Slack member of 'ann'" in str(twice.value)
+    with pytest.raises(ValidationError) as role:
+        Catalog.model_validate({"people": {"ann": {"contacts": console, "role": "owner"}}})
+    assert "people.ann.role" in str(role.value)
+    people = Catalog.model_validate({"people": {"ann": {"contacts": console}}}).people
+    assert people["ann"].role == "responder" and people["ann"].slack_user_id is None
