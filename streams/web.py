@@ -408,9 +408,10 @@ class Api:
         shared = self.p.settings.api_token
         tokens = self.p.directory.tokens if self.p.directory is not None else {}
         if shared is None and not tokens:
+            what = "reads are private" if needed == "viewer" else "writes are disabled"
             raise ApiError(
-                403, "writes are disabled: set WARROOM_API_TOKEN on the worker, or create a "
-                "personal token with it (warroom token create PERSON)",
+                403, f"{what}: set WARROOM_API_TOKEN on the worker, or create a personal token "
+                "with it (warroom token create PERSON)",
             )  # fmt: skip
         given = bearer(request.headers.get("Authorization", ""))
         secret = shared.get_secret_value() if shared is not None else None
