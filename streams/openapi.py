@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from schemas import Detection, Incident, IncidentEvent, MttrAggregate
+from schemas import Incident, IncidentEvent, MttrAggregate
 from schemas.alerts import AlertmanagerWebhook, PagerDutyEvent
 from schemas.auth import (
     Accepted,
@@ -124,7 +124,6 @@ def _operation(op: Operation) -> dict[str, Any]:
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI 3.1 document of ``OPERATIONS``."""
     models = {m for op in OPERATIONS for m in (op.body, op.answer) if m is not None} | {ApiError}
-    models.add(Detection)
     _, top = models_json_schema(
         [(m, "validation") for m in sorted(models, key=lambda m: m.__name__)], ref_template=_REF
     )
