@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -19,7 +20,7 @@ import aiohttp
 import pytest
 
 from responders.access import link_signature
-from tests.harness import Api, RunningWorker, WebhookServer, eventually
+from tests.harness import Api, RunningWorker, WebhookServer, eventually, same_group
 
 pytestmark = pytest.mark.broker
 
@@ -188,6 +189,28 @@ async def test_tokens_roles_and_revocation_record_the_authenticated_person(
         ("acknowledged", "ann"), ("note", "deploy-bot"), ("responder_added", "ann"),
     ]  # fmt: skip
     assert "mallory" not in json.dumps(events)
+
+
+async def test_a_token_made_on_one_worker_acts_on_another_until_revoked_there(
+    start_worker: Callable[..., RunningWorker], webhook_server: WebhookServer, tmp_path: Path
+) -> None:
+    a = start_worker(catalog(webhook_server.url))
+    b = same_group(a, tmp_path, "b")
+    b.start()
+    try:
+        code, made = await call(a, "POST", "/api/tokens", a.token, {"person": "ann"})
+        assert code == 201
+
+        async def known_on(worker: RunningWorker, status: int) -> bool | None:
+            return (await call(worker, "GET", "/api/whoami", made["token"]))[0] == status or None
+
+        await eventually(lambda: known_on(b, 200), 20, "worker b to know ann's token")
+        code, said = await call(b, "DELETE", "/api/tokens/ann", b.token)
+        assert code == 200 and said["revoked"] == [made["token_id"]]
+        assert (await call(b, "GET", "/api/whoami", made["token"]))[0] == 401
+        await eventually(lambda: known_on(a, 401), 20, "worker a to see the revocation")
+    finally:
+        b.stop()
 
 
 async def test_private_reads_need_a_token_but_probes_stay_open(
