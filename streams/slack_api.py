@@ -45,7 +45,7 @@ def pressed(body: bytes) -> tuple[str, str, str]:
 
 
 def _reply(text: str) -> web.Response:
-    """Slack shows ``text`` to the person who pressed the button, and only to them."""
+    """What happened, in Slack's message shape (ephemeral: for the person who pressed)."""
     answer: dict[str, Any] = {"response_type": "ephemeral", "replace_original": False,
                               "text": text}  # fmt: skip
     return web.json_response(answer)
