@@ -39,11 +39,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from responders.lifecycle import DECLARED, Outcome, apply, make_event, on_command, on_detection
-from responders.oncall import next_due, policy_for
-from responders.paging import pages_for, route
+from responders.oncall import next_due, people_of, policy_for
+from responders.paging import page_to, pages_for, route
 from schemas import (
     Catalog,
     Command,
+    CommandKind,
     Detection,
     DetectionStatus,
     Incident,
@@ -52,6 +53,7 @@ from schemas import (
     IncidentStatus,
     Page,
 )
+from schemas.catalog import Target
 
 E = IncidentEventKind
 SEEN_KEPT = 128
@@ -535,6 +537,8 @@ def on_command_in_group(
     applied before (by id) changes nothing."""
     if command.id in group.seen:
         return Step(group, Outcome(incident))
+    if command.kind is CommandKind.ADD_RESPONDER:
+        return _add_responder(group, incident, command, catalog or Catalog())
     outcome = on_command(incident, command, now, group.incident_id)
     kinds = {e.kind for e in outcome.events}
     if E.DELIVERY_FAILED in kinds and catalog is not None and outcome.incident is not None:
@@ -551,6 +555,62 @@ def on_command_in_group(
     if outcome.events:
         g = g.remember(command.id)
     return Step(g, outcome)
+
+
+def _add_responder(
+    group: Group, incident: Incident | None, command: Command, catalog: Catalog
+) -> Step:
+    """Page a person, a team or a schedule's on-call into the incident now, recorded as who
+    added whom; refused (with the reason) for a resolved incident or a target nobody answers.
+
+    Each page has its own dedup key (the command's id in it), on the group's current step."""
+    refused = _responder_refusal(incident, command, catalog)
+    if refused is not None or incident is None:
+        return Step(group, Outcome(incident, rejection=refused or "incident not found"))
+    at = command.at or command.issued_at
+    target = Target(person=command.person, team=command.team, schedule=command.schedule)
+    people = people_of(catalog, target, at)
+    if not people:
+        return Step(group, Outcome(incident, rejection="nobody is on call there now"))
+    subject = f"[{incident.severity.value}] {incident.title} (you were added)"
+    why = f" Why: {command.text}" if command.text else ""
+    body = f"{command.actor} added you to incident {incident.id} on {incident.service}.{why}"
+    pages = tuple(
+        page_to(incident, person, contact, f"{incident.id}/{group.step}/{person}/"
+                f"{contact.channel.value}/{command.id}", subject, body, at, group.step)
+        for person in people
+        for contact in catalog.people[person].contacts
+    )  # fmt: skip
+    named = target.model_dump(exclude_none=True)
+    data: dict[str, object] = {"target": named, "recipients": people, "text": command.text}
+    event = make_event(
+        incident.id, incident.routing_key, incident.last_seq + 1, E.RESPONDER_ADDED, at,
+        command.actor, command.id, data,
+    )  # fmt: skip
+    g = group.remember(command.id)
+    return _with(Step(g, Outcome(incident)), g, incident, event, pages)
+
+
+def _responder_refusal(incident: Incident | None, command: Command, catalog: Catalog) -> str | None:
+    if incident is None:
+        return f"incident {command.incident_id!r} not found"
+    if incident.status is IncidentStatus.RESOLVED:
+        return "cannot add a responder to a resolved incident"
+    named = [
+        (what, name, known)
+        for what, name, known in (
+            ("person", command.person, catalog.people),
+            ("team", command.team, catalog.teams),
+            ("schedule", command.schedule, catalog.schedules),
+        )
+        if name is not None
+    ]
+    if len(named) != 1:
+        return "name exactly one of person, team or schedule"
+    what, name, known = named[0]
+    if name not in known:
+        return f"{what}: {name!r} is not in the catalog"
+    return None
 
 
 def _escalate_past(

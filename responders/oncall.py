@@ -285,6 +285,11 @@ def escalation_plan(
     return plan
 
 
+def people_of(catalog: Catalog, target: Target, at: datetime) -> list[str]:
+    """Who ``target`` (a person, a schedule's on-call, or a team) reaches at ``at``."""
+    return _unique(_resolve(catalog, target, at))
+
+
 def _resolve(catalog: Catalog, target: Target, at: datetime) -> list[str]:
     if target.person is not None:
         return [target.person]

@@ -95,11 +95,22 @@ class ContactMethod(_Config):
         return self
 
 
+Role = Literal["viewer", "responder", "admin"]
+"""What a person's token may do: ``viewer`` reads, ``responder`` also acts on incidents and
+silences, ``admin`` also creates and revokes tokens."""
+
+
 class Person(_Config):
-    """Someone who can be paged."""
+    """Someone who can be paged, and who acts on incidents as themselves (``role``)."""
 
     name: Annotated[str, AfterValidator(no_control)] = Field(default="", max_length=200)
     contacts: tuple[ContactMethod, ...] = Field(min_length=1)
+    role: Role = "responder"
+    slack_user_id: str | None = Field(
+        default=None,
+        pattern=r"^[UW][A-Z0-9]{2,20}$",
+        description="Slack member id (U0123ABCD): Slack buttons pressed by it act as this person.",
+    )
 
 
 class EscalationStep(_Config):
@@ -382,6 +393,12 @@ class Catalog(_Config):
                     self.people,
                     "person",
                 )
+        slack_members: dict[str, str] = {}
+        for name, held in self.people.items():
+            other = slack_members.setdefault(held.slack_user_id or "", name)
+            if held.slack_user_id and other != name:
+                fail(("people", name, "slack_user_id"), held.slack_user_id,
+                     f"already the Slack member of {other!r}")  # fmt: skip
         for name, policy in self.escalation_policies.items():
             self._check_policy(name, policy, fail)
         self._check_runbooks(fail)

@@ -21,6 +21,8 @@ class CommandKind(StrEnum):
     ASSIGN_ROLE = "assign_role"
     #: Mark a task of the incident's runbook done (``task``; ``text`` a note or the result).
     COMPLETE_TASK = "complete_task"
+    #: Page ``person``, ``team`` or ``schedule`` into the incident now (``text``: why).
+    ADD_RESPONDER = "add_responder"
     #: Internal: the worker's timer asking a correlation group to act on its due deadlines.
     TICK = "tick"
     #: Internal: every attempt to deliver a page failed (``page``: its dedup key; ``step``: its
@@ -44,6 +46,10 @@ class Command(WireModel):
     severity: Severity | None = None
     role: str | None = Field(default=None, pattern=r"^[a-z][a-z_]{0,39}$")
     person: Name | None = None
+    team: Name | None = Field(default=None, description="For add_responder: a team to page.")
+    schedule: Name | None = Field(
+        default=None, description="For add_responder: a schedule whose on-call to page."
+    )
     task: str | None = Field(default=None, max_length=63, description="A runbook task's id.")
     page: str | None = Field(
         default=None, max_length=255, description="Internal: the dedup key of a failed page."
@@ -58,5 +64,7 @@ class Declaration(WireModel):
     service: Name
     title: str = Field(min_length=1, max_length=200)
     severity: Severity = Severity.SEV2
-    actor: Name = "api"
+    actor: Name = Field(
+        default="api", description="Ignored: who declares is the authenticated caller."
+    )
     text: str | None = Field(default=None, max_length=10_000, description="What is known so far.")

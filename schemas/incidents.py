@@ -49,6 +49,9 @@ class IncidentEventKind(StrEnum):
     #: ``catalog.v1``) and ``digest``, and the ``previous`` version; recorded when the incident
     #: opens under a catalog from the topic, and again whenever another one is applied.
     CATALOG_APPLIED = "catalog_applied"
+    #: Someone (the actor) paged a person, team or schedule (``target``) into the incident;
+    #: ``recipients``: who that reached.
+    RESPONDER_ADDED = "responder_added"
 
 
 class Incident(WireModel):

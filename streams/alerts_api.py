@@ -12,7 +12,6 @@ refused with 400 and the reason.
 from __future__ import annotations
 
 import hmac
-import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -26,39 +25,30 @@ from schemas import Command, CommandKind, Detection, format_errors
 from schemas.alerts import AlertmanagerWebhook, PagerDutyAction, PagerDutyEvent
 from schemas.common import received
 from streams.codec import encode
+from streams.http_common import ApiError, json_object
 from streams.writes import acknowledged, idempotency_key, write_id
 
 if TYPE_CHECKING:
     from streams.web import Api
 
 
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
-
-
 async def _body(request: web.Request, model: type[BaseModel], context: dict[str, Any]) -> Any:
     try:
-        data = json.loads(await request.read() or b"null")
-    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested too deeply
-        return _error(400, "body is not JSON")
-    if not isinstance(data, dict):
-        return _error(400, "body must be a JSON object")
-    try:
-        return model.model_validate(data, context=context)
+        return model.model_validate(await json_object(request), context=context)
     except ValidationError as exc:
-        return _error(400, format_errors(exc))
+        raise ApiError(400, format_errors(exc)) from None
 
 
-def _checked(make: Any, context: dict[str, Any]) -> list[Detection] | web.Response:
+def _checked(make: Any, context: dict[str, Any]) -> list[Detection]:
     """The detections ``make()`` builds, each valid in ``context`` (none of its times too far
-    ahead of the request), or the 400 answer naming what is wrong."""
+    ahead of the request); ``ApiError`` 400 names what is wrong."""
     try:
         return [
             Detection.model_validate(d.model_dump(), context=context)
             for d in make()  # a service or signal taken from the payload may be invalid too
         ]
     except ValidationError as exc:
-        return _error(400, format_errors(exc, "detection"))
+        raise ApiError(400, format_errors(exc, "detection")) from None
 
 
 def routes(api: Api) -> list[web.RouteDef]:
@@ -73,17 +63,11 @@ def routes(api: Api) -> list[web.RouteDef]:
             await acknowledged(sending)
 
     async def alertmanager(request: web.Request) -> web.Response:
-        denied = api._authorized(request)
-        if denied is not None:
-            return denied
+        api.authorized(request)
         now = datetime.now(tz=UTC)
         context = received(now, p.settings.max_future_s)
         payload = await _body(request, AlertmanagerWebhook, context)
-        if isinstance(payload, web.Response):
-            return payload
         detections = _checked(lambda: from_alertmanager(payload, now), context)
-        if isinstance(detections, web.Response):
-            return detections
         await send_detections(detections)
         return web.json_response({"accepted": len(detections)}, status=202)
 
@@ -91,8 +75,6 @@ def routes(api: Api) -> list[web.RouteDef]:
         now = datetime.now(tz=UTC)
         context = received(now, p.settings.max_future_s)
         event = await _body(request, PagerDutyEvent, context)
-        if isinstance(event, web.Response):
-            return event
         token = p.settings.api_token
         keyed = (
             token is not None
@@ -102,14 +84,12 @@ def routes(api: Api) -> list[web.RouteDef]:
                 token.get_secret_value().encode(),
             )
         )
-        denied = None if keyed else api._authorized(request)
-        if denied is not None:
-            return denied
+        actor = "pagerduty" if keyed else api.authorized(request).actor
         action = event.event_action
         if action is PagerDutyAction.TRIGGER and event.payload is None:
-            return _error(400, "payload: a trigger needs a payload")
+            raise ApiError(400, "payload: a trigger needs a payload")
         if action is not PagerDutyAction.TRIGGER and not event.dedup_key:
-            return _error(400, f"dedup_key: {action.value} needs the dedup_key")
+            raise ApiError(400, f"dedup_key: {action.value} needs the dedup_key")
         dedup_key = pagerduty_dedup_key(event)
         answer = {"status": "success", "message": "Event processed", "dedup_key": dedup_key}
         if action is PagerDutyAction.ACKNOWLEDGE:
@@ -121,7 +101,7 @@ def routes(api: Api) -> list[web.RouteDef]:
             cmd_id = write_id("cmd", request, group.incident_id, body=await request.read())
             cmd = Command(
                 id=cmd_id, kind=CommandKind.ACKNOWLEDGE,
-                incident_id=group.incident_id, routing_key=key, actor="pagerduty", issued_at=now,
+                incident_id=group.incident_id, routing_key=key, actor=actor, issued_at=now,
             )  # fmt: skip
             await acknowledged(await p.topics.commands.send(key=key.encode(), value=encode(cmd)))
             return web.json_response(answer, status=202)
@@ -129,8 +109,6 @@ def routes(api: Api) -> list[web.RouteDef]:
             write_id("pd", request, body=await request.read()) if idempotency_key(request) else None
         )
         detections = _checked(lambda: [from_pagerduty(event, now, retry)], context)
-        if isinstance(detections, web.Response):
-            return detections
         await send_detections(detections)
         return web.json_response(answer, status=202)
 

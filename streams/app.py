@@ -25,7 +25,7 @@ from streams.live import Live
 from streams.live_catalog import InForce, LiveCatalog
 from streams.notifiers.console import ConsoleNotifier
 from streams.notifiers.email import EmailNotifier, SmtpConfig
-from streams.notifiers.links import incident_template
+from streams.notifiers.links import ActionLinks, incident_template
 from streams.notifiers.slack import SlackNotifier
 from streams.notifiers.webhook import WebhookNotifier
 from streams.settings import Settings
@@ -172,12 +172,24 @@ def broker_credentials(settings: Settings) -> Any:
     return None
 
 
+def _base_url(settings: Settings) -> str:
+    """How people reach this API: ``public_url``, else this worker's address."""
+    return (settings.public_url or f"http://{settings.web_bind}:{settings.web_port}").rstrip("/")
+
+
 def _incident_url(settings: Settings) -> str:
     """Where a page's reader finds the incident: its page for people, under ``public_url``,
     else under this worker's own address."""
-    return incident_template(
-        settings.public_url or f"http://{settings.web_bind}:{settings.web_port}"
-    )
+    return incident_template(_base_url(settings))
+
+
+def _action_links(settings: Settings) -> ActionLinks | None:
+    """The signed action links pages carry, if ``action_link_key`` is set."""
+    key = settings.action_link_key
+    if key is None:
+        return None
+    return ActionLinks(_base_url(settings), key.get_secret_value().encode(),
+                       settings.action_link_ttl_s)  # fmt: skip
 
 
 def build(settings: Settings, catalog: Catalog) -> Pipeline:
@@ -205,6 +217,7 @@ def build(settings: Settings, catalog: Catalog) -> Pipeline:
         logging_config=None,
     )
     names = settings.topics
+    actions = _action_links(settings)
 
     def topic(*topic_names: str) -> Any:
         return app.topic(
@@ -263,9 +276,13 @@ def build(settings: Settings, catalog: Catalog) -> Pipeline:
                 secret=settings.webhook_secret.get_secret_value()
                 if settings.webhook_secret is not None
                 else None,
+                actions=actions,
             ),
             Channel.SLACK: SlackNotifier(
-                timeout_s=settings.notifier_timeout_s, incident_url=_incident_url(settings)
+                timeout_s=settings.notifier_timeout_s,
+                incident_url=_incident_url(settings),
+                actions=actions,
+                buttons=settings.slack_signing_secret is not None,
             ),
             Channel.EMAIL: EmailNotifier(
                 SmtpConfig(
@@ -280,6 +297,7 @@ def build(settings: Settings, catalog: Catalog) -> Pipeline:
                     timeout_s=max(settings.notifier_timeout_s, 10.0),
                 ),
                 incident_url=_incident_url(settings),
+                actions=actions,
             ),
         },
     )

@@ -1,10 +1,11 @@
 """What every worker must see whole, whatever partitions it owns: silences (``silences.v1``),
-which incidents are open or resolved (``incidents.events.v1``, for inhibition by dependencies and
-"until resolved" silences), and the live catalog with its on-call overrides (``catalog.v1``,
-folded by :class:`streams.live_catalog.LiveCatalog`), read by a plain consumer from the
-beginning. The catalog in force changes between batches of records, never within one. It also
-announces silences as they are scheduled, start and expire (in the log and as ``silence``
-messages on the dashboard's live stream)."""
+personal API tokens (``auth.tokens.v1``, by SHA-256), which incidents are open or resolved
+(``incidents.events.v1``, for inhibition by dependencies and "until resolved" silences), and the
+live catalog with its on-call overrides (``catalog.v1``, folded by
+:class:`streams.live_catalog.LiveCatalog`), read by a plain consumer from the beginning. The
+catalog in force changes between batches of records, never within one. It also announces
+silences as they are scheduled, start and expire (in the log and as ``silence`` messages on the
+dashboard's live stream)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from mode import Service
 from pydantic import ValidationError
 
 from responders.silences import SilenceState, forgettable, transitions
+from schemas.auth import TokenRecord
 from schemas.silences import Silence
 
 if TYPE_CHECKING:
@@ -66,6 +68,8 @@ class Directory(Service):
         #: The live catalog, when this directory follows ``catalog.v1``.
         self.catalogs = catalogs
         self.silences: dict[str, Silence] = {}
+        #: Personal tokens by their SHA-256 (hex).
+        self.tokens: dict[str, TokenRecord] = {}
         #: Resolved incident ids, with when they were resolved (None if unreadable).
         self.resolved: OrderedDict[str, datetime | None] = OrderedDict()
         self._producer: AIOKafkaProducer | None = None
@@ -86,7 +90,22 @@ class Directory(Service):
     def active_silences(self) -> list[Silence]:
         return list(self.silences.values())
 
+    def _apply_token(self, key: bytes | None, value: bytes | None) -> None:
+        digest = key.decode(errors="replace") if key else ""
+        if value is None:
+            self.tokens.pop(digest, None)
+            return
+        try:
+            record = TokenRecord.model_validate_json(value)
+        except ValidationError:
+            log.warning("ignoring an invalid token record on %s", self.settings.topics.tokens)
+            return
+        self.tokens[record.digest] = record
+
     def _apply(self, topic: str, key: bytes | None, value: bytes | None) -> None:
+        if topic == self.settings.topics.tokens:
+            self._apply_token(key, value)
+            return
         if topic == self.settings.topics.silences:
             silence_id = key.decode() if key else None
             if value is None:
@@ -125,8 +144,9 @@ class Directory(Service):
 
     @Service.task
     async def _follow(self) -> None:
-        topics: tuple[str, ...] = (self.settings.topics.silences, self.settings.topics.events)
-        catalog_topic = self.settings.topics.catalog
+        names = self.settings.topics
+        topics: tuple[str, ...] = (names.silences, names.tokens, names.events)
+        catalog_topic = names.catalog
         if self.catalogs is not None:
             topics = (*topics, catalog_topic)
         while not self.should_stop:

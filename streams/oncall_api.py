@@ -15,7 +15,6 @@ the shifts from a week ago to ``weeks`` (default 8) ahead, overrides included.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +25,7 @@ from pydantic import TypeAdapter, ValidationError
 from responders.oncall import Shift, escalation_plan, on_call, policy_for, shifts
 from schemas import Timestamp, format_errors
 from schemas.live_catalog import ShiftOverride
+from streams.http_common import error, json_object
 from streams.writes import acknowledged, write_id
 
 if TYPE_CHECKING:
@@ -35,10 +35,6 @@ _TIME: TypeAdapter[datetime] = TypeAdapter(Timestamp)
 #: How far back a feed starts: the shift under way keeps its real start.
 FEED_PAST = timedelta(days=7)
 FEED_WEEKS_DEFAULT, FEED_WEEKS_MAX = 8, 52
-
-
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
 
 
 def rfc3339(name: str, value: object) -> datetime:
@@ -85,8 +81,10 @@ def routes(api: Api) -> list[web.RouteDef]:
             p.catalogs.apply(key, value, -1)
             p.catalogs.settle()
 
-    def parsed(body: dict[str, Any], now: datetime, request_id: str) -> ShiftOverride:
-        """The override the body asks for; ``ValueError`` names the field and the problem."""
+    def parsed(body: dict[str, Any], now: datetime, request_id: str, actor: str) -> ShiftOverride:
+        """The override the body asks for, taken by ``actor`` (the caller; a body's
+        ``created_by`` is ignored, as a body's actor is everywhere); ``ValueError`` names the
+        field and the problem."""
         catalog = p.catalog
         schedule, person = body.get("schedule"), body.get("person")
         if not isinstance(schedule, str) or schedule not in catalog.schedules:
@@ -102,31 +100,23 @@ def routes(api: Api) -> list[web.RouteDef]:
         comment = body.get("comment", "")
         if not isinstance(comment, str):
             raise ValueError("comment: must be text")
-        by = body.get("created_by") or body.get("actor") or "api"
         try:
             return ShiftOverride(
                 id=request_id, schedule=schedule, person=person, start=start, end=end,
-                created_by=by, created_at=now, comment=comment,
+                created_by=actor, created_at=now, comment=comment,
             )  # fmt: skip
         except ValidationError as exc:
             raise ValueError(format_errors(exc)) from None
 
     async def create(request: web.Request) -> web.Response:
-        denied = api._authorized(request)
-        if denied is not None:
-            return denied
+        who = api.authorized(request)
+        body = await json_object(request)
+        now = datetime.now(tz=UTC)
         raw = await request.read()
         try:
-            body = json.loads(raw or b"null")
-        except (ValueError, RecursionError):
-            return _error(400, "body is not JSON")
-        if not isinstance(body, dict):
-            return _error(400, "body must be a JSON object")
-        now = datetime.now(tz=UTC)
-        try:
-            override = parsed(body, now, write_id("ovr", request, body=raw, length=16))
+            override = parsed(body, now, write_id("ovr", request, body=raw, length=16), who.actor)
         except ValueError as exc:
-            return _error(400, str(exc))
+            return error(400, str(exc))
         await publish(override.key, override.model_dump_json().encode())
         return web.json_response(override.model_dump(mode="json"), status=201)
 
@@ -141,13 +131,11 @@ def routes(api: Api) -> list[web.RouteDef]:
         return web.json_response({"overrides": [o.model_dump(mode="json") for o in rows]})
 
     async def delete(request: web.Request) -> web.Response:
-        denied = api._authorized(request)
-        if denied is not None:
-            return denied
+        api.authorized(request)
         override_id = request.match_info["id"]
         found = p.catalogs.overrides.get(override_id) if p.catalogs is not None else None
         if found is None:
-            return _error(404, f"override {override_id!r} not found")
+            return error(404, f"override {override_id!r} not found")
         await publish(found.key, None)
         return web.json_response({"deleted": override_id})
 
@@ -162,21 +150,21 @@ def routes(api: Api) -> list[web.RouteDef]:
         try:
             at = instant(request)
         except ValueError as exc:
-            return _error(400, str(exc))
+            return error(400, str(exc))
         catalog, service = p.catalog, request.query.get("service")
         schedule = request.query.get("schedule")
         if schedule:
             if schedule not in catalog.schedules:
-                return _error(404, f"schedule {schedule!r} not found")
+                return error(404, f"schedule {schedule!r} not found")
             people = on_call(catalog, schedule, at)
             when = _TIME.dump_python(at, mode="json")
             answer = {"schedule": schedule, "at": when, "people": people, "catalog": in_force()}
             return web.json_response(answer)
         if not service:
-            return _error(400, "service: required (or schedule)")
+            return error(400, "service: required (or schedule)")
         found = policy_for(catalog, service)
         if found is None:
-            return _error(404, f"no escalation policy pages for service {service!r}")
+            return error(404, f"no escalation policy pages for service {service!r}")
         name, policy = found
         steps = []
         for planned in escalation_plan(catalog, service, at, request.query.get("incident")):
@@ -219,22 +207,22 @@ def routes(api: Api) -> list[web.RouteDef]:
     async def schedule_feed(request: web.Request) -> web.Response:
         name, catalog = request.match_info["name"], p.catalog
         if name not in catalog.schedules:
-            return _error(404, f"schedule {name!r} not found")
+            return error(404, f"schedule {name!r} not found")
         try:
             now, lo, hi = window(request)
         except ValueError as exc:
-            return _error(400, str(exc))
+            return error(400, str(exc))
         found = shifts(catalog, name, lo, hi)
         return ics(calendar(f"On call: {name}", found, names(), now), name)
 
     async def person_feed(request: web.Request) -> web.Response:
         person, catalog = request.match_info["id"], p.catalog
         if person not in catalog.people:
-            return _error(404, f"person {person!r} not found")
+            return error(404, f"person {person!r} not found")
         try:
             now, lo, hi = window(request)
         except ValueError as exc:
-            return _error(400, str(exc))
+            return error(400, str(exc))
         found = sorted(
             (s for name in catalog.schedules for s in shifts(catalog, name, lo, hi)
              if s.person == person),

@@ -1,10 +1,13 @@
-"""``warroom declare|ack|mitigate|resolve|reopen|note|assign|silence``: act on incidents from the
-terminal, through a running worker's HTTP API (``--api``).
+"""``warroom declare|ack|mitigate|resolve|reopen|note|assign|add-responder|silence`` and
+``warroom token create|revoke``: act on incidents from the terminal, through a running worker's
+HTTP API (``--api``).
 
 The token comes from ``WARROOM_TOKEN`` (a person's own), else ``WARROOM_API_TOKEN``, else the
-first line of ``--token-file`` (default ``~/.config/warroom/token``). Every write carries a fresh
-``Idempotency-Key`` and is sent once more, under the same key, if the first attempt got no
-answer or a 5xx: the worker writes it once either way.
+first line of ``--token-file`` (default ``~/.config/warroom/token``). With a personal token the
+worker records its person as the actor; ``--as NAME`` names the actor of the shared token (sent
+as ``X-Warroom-Actor``). Every write carries a fresh ``Idempotency-Key`` and is sent once more,
+under the same key, if the first attempt got no answer or a 5xx: the worker writes it once either
+way.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_API = "http://127.0.0.1:8080"
+ACTOR_HEADER = "X-Warroom-Actor"
 DEFAULT_TOKEN_FILE = Path("~/.config/warroom/token")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -61,8 +65,15 @@ def duration_s(text: str) -> float:
     return float(found.group(1)) * _UNIT_S[found.group(2)]
 
 
-def post(api: str, path: str, body: dict[str, Any], bearer: str) -> tuple[int, dict[str, Any]]:
-    """POST JSON with an idempotency key; once more under the same key if no answer or 5xx."""
+def post(
+    api: str,
+    path: str,
+    body: dict[str, Any] | None,
+    bearer: str,
+    actor: str | None = None,
+    method: str = "POST",
+) -> tuple[int, dict[str, Any]]:
+    """Send JSON with an idempotency key; once more under the same key if no answer or 5xx."""
     url = api.rstrip("/") + path
     if not url.startswith(("http://", "https://")):
         raise RespondError(f"the API address must be an http(s) URL, not {api!r}")
@@ -71,10 +82,12 @@ def post(api: str, path: str, body: dict[str, Any], bearer: str) -> tuple[int, d
         "Authorization": f"Bearer {bearer}",
         "Idempotency-Key": uuid.uuid4().hex,
     }
-    data = json.dumps(body).encode()
+    if actor:
+        headers[ACTOR_HEADER] = actor
+    data = json.dumps(body).encode() if body is not None else None
     problem = ""
     for _ in range(2):
-        request = urllib.request.Request(url, data=data, headers=headers, method="POST")  # noqa: S310
+        request = urllib.request.Request(url, data=data, headers=headers, method=method)  # noqa: S310
         try:
             with urllib.request.urlopen(request, timeout=20) as response:  # noqa: S310
                 return int(response.status), _json(response.read())
@@ -95,27 +108,26 @@ def _json(raw: bytes) -> dict[str, Any]:
     return loaded if isinstance(loaded, dict) else {"value": loaded}
 
 
-def _actor(args: argparse.Namespace) -> str:
-    return str(args.actor or os.environ.get("USER") or "cli")
-
-
 def request_for(args: argparse.Namespace) -> tuple[str, dict[str, Any], int]:
     """The API path, body and the success status of a command's arguments."""
     quote = urllib.parse.quote
     command = args.command
     if command == "declare":
         body = {"service": args.service, "title": args.title, "severity": args.severity,
-                "actor": _actor(args), "text": args.text}  # fmt: skip
+                "text": args.text}  # fmt: skip
         return "/api/incidents", body, 202
     incident = f"/api/incidents/{quote(args.incident_id, safe='')}"
     if command in ("ack", "mitigate", "resolve", "reopen"):
         action = "acknowledge" if command == "ack" else command
-        return f"{incident}/{action}", {"actor": _actor(args), "text": args.text}, 202
+        return f"{incident}/{action}", {"text": args.text}, 202
     if command == "note":
-        return f"{incident}/notes", {"actor": _actor(args), "text": args.text}, 202
+        return f"{incident}/notes", {"text": args.text}, 202
     if command == "assign":
-        body = {"actor": _actor(args), "role": args.role, "person": args.person}
-        return f"{incident}/roles", body, 202
+        return f"{incident}/roles", {"role": args.role, "person": args.person}, 202
+    if command == "add-responder":
+        body = {"person": args.person, "team": args.team, "schedule": args.schedule,
+                "text": args.text}  # fmt: skip
+        return f"{incident}/responders", body, 202
     raise RespondError(f"unknown command {command!r}")
 
 
@@ -124,8 +136,7 @@ def silence_request(args: argparse.Namespace) -> tuple[str, dict[str, Any], int]
     for given in args.match:
         name, op, value = _matcher(given)
         matchers.append({"name": name, "value": value, "regex": op == "=~"})
-    body: dict[str, Any] = {"matchers": matchers, "comment": args.comment,
-                            "created_by": _actor(args)}  # fmt: skip
+    body: dict[str, Any] = {"matchers": matchers, "comment": args.comment}
     if args.until_resolved:
         body["until_resolved"] = args.until_resolved
     else:
@@ -140,14 +151,28 @@ def _matcher(text: str) -> tuple[str, str, str]:
     return found.group(1), found.group(2), found.group(3)
 
 
+def token_request(args: argparse.Namespace) -> tuple[str, str, dict[str, Any] | None, int]:
+    """``warroom token create|revoke PERSON``: the method, path, body and success status."""
+    if args.token_command == "create":  # noqa: S105 (a subcommand, not a password)
+        return "POST", "/api/tokens", {"person": args.person}, 201
+    return "DELETE", f"/api/tokens/{urllib.parse.quote(args.person, safe='')}", None, 200
+
+
 def main(args: argparse.Namespace) -> int:
     name = f"warroom {args.command}"
+    method = "POST"
     try:
         bearer = token(args.token_file)
-        path, body, ok = silence_request(args) if args.command == "silence" else request_for(args)
+        if args.command == "token":
+            name = f"warroom token {args.token_command}"
+            method, path, body, ok = token_request(args)
+        elif args.command == "silence":
+            path, body, ok = silence_request(args)
+        else:
+            path, body, ok = request_for(args)
         api = args.api or os.environ.get("WARROOM_API_URL") or DEFAULT_API
-        status, answer = post(api, path, {k: v for k, v in body.items() if v is not None},
-                              bearer)  # fmt: skip
+        sent = {k: v for k, v in body.items() if v is not None} if body is not None else None
+        status, answer = post(api, path, sent, bearer, args.actor, method)
     except RespondError as exc:
         print(f"{name}: {exc}", file=sys.stderr)
         return 2
@@ -159,6 +184,11 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _summary(command: str, answer: dict[str, Any]) -> str:
+    if command == "token":
+        if "token" in answer:
+            return str(answer["token"])
+        revoked = answer.get("revoked") or []
+        return f"revoked {len(revoked)} token(s) of {answer.get('person')}"
     if command == "declare":
         joined = " (joined the open incident)" if answer.get("joined_open_incident") else ""
         return f"declared {answer.get('incident_id')}{joined}"
@@ -175,7 +205,10 @@ def add_arguments(sub: Any, func: Any) -> None:
             "--api", help=f"the worker's HTTP API (default: $WARROOM_API_URL, else {DEFAULT_API})"
         )
         parser.add_argument("--token-file", help=f"token file (default {DEFAULT_TOKEN_FILE})")
-        parser.add_argument("--as", dest="actor", help="who acts (default: $USER)")
+        parser.add_argument(
+            "--as", dest="actor",
+            help="who acts, with the shared token (a personal token acts as its person)",
+        )  # fmt: skip
         parser.set_defaults(func=func)
 
     declare = sub.add_parser("declare", help="open an incident by hand")
@@ -204,6 +237,22 @@ def add_arguments(sub: Any, func: Any) -> None:
     )  # fmt: skip
     assign.add_argument("person")
     common(assign)
+    added = sub.add_parser("add-responder", help="page a person, team or schedule in now")
+    added.add_argument("incident_id", metavar="ID")
+    whom = added.add_mutually_exclusive_group(required=True)
+    whom.add_argument("--person", help="a person of the catalog")
+    whom.add_argument("--team", help="a team: its schedule's on-call, else its members")
+    whom.add_argument("--schedule", help="a schedule: who is on call now")
+    added.add_argument("--text", help="why they are needed")
+    common(added)
+    tokens = sub.add_parser("token", help="personal API tokens (needs an admin token)")
+    tokens_sub = tokens.add_subparsers(dest="token_command", required=True)
+    create = tokens_sub.add_parser("create", help="a new token for a person; printed once")
+    create.add_argument("person", help="a person of the catalog")
+    common(create)
+    revoke = tokens_sub.add_parser("revoke", help="revoke every token of a person")
+    revoke.add_argument("person", help="a person of the catalog")
+    common(revoke)
     silence = sub.add_parser("silence", help="silence matching detections for a while")
     silence.add_argument("--match", action="append", required=True, metavar="NAME=VALUE",
                          help="a matcher: NAME=VALUE or NAME=~REGEX (repeatable)")  # fmt: skip

@@ -66,6 +66,10 @@ class TopicNames(BaseModel):
     silences: str = Field(
         "silences.v1", description="Silences and maintenance windows (compacted)."
     )
+    tokens: str = Field(
+        "auth.tokens.v1",
+        description="Personal API tokens, as their SHA-256 and person (compacted).",
+    )
     # Foreign formats, decoded by the ingest agents into ``metrics`` and ``logs``. The OTLP
     # defaults are the OpenTelemetry Collector kafka exporter's own default topic names.
     otlp_metrics: str = Field(
@@ -253,6 +257,27 @@ class Settings(BaseSettings):
     )
     api_token: SecretStr | None = Field(
         default=None, description="Bearer token for writes; without it, writes answer 403."
+    )
+    private_reads: bool = Field(
+        default=False,
+        description="Reads need a token too (any role); /healthz, /readyz and signed action "
+        "links stay open.",
+    )
+    action_link_key: SecretStr | None = Field(
+        default=None,
+        description="Signs the acknowledge and resolve links in pages (HMAC-SHA256); none: "
+        "pages carry no action links.",
+    )
+    action_link_ttl_s: float = Field(
+        default=86_400.0,
+        ge=60.0,
+        le=30 * 86_400.0,
+        description="How long an action link acts after its page was made.",
+    )
+    slack_signing_secret: SecretStr | None = Field(
+        default=None,
+        description="The Slack app's signing secret: Slack pages carry acknowledge and resolve "
+        "buttons, and /api/slack/interactivity accepts requests it signed; none: no buttons.",
     )
     topics: TopicNames = Field(TopicNames(), description="Topic names, by key (see below).")
     detector: str = Field("tolerant_novelty", description="The default metric detector.")

@@ -18,7 +18,7 @@ from streams.settings import Settings
 log = logging.getLogger(__name__)
 
 # Compacted: the latest value per key is what readers need.
-_COMPACTED = {"aggregates", "silences"}
+_COMPACTED = {"aggregates", "silences", "tokens"}
 # Kept for ever: the timeline is the record the incident tables and MTTR aggregates are rebuilt
 # from (``warroom replay --rebuild``), and every worker's directory reads it from the start to
 # know which incidents are open. A broker's default retention (a week) would lose both.

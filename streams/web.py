@@ -2,15 +2,14 @@
 
 Reads come from the worker's tables; writes become commands on ``incidents.commands.v1`` after a
 pre-check against the same pure transition the agent applies (404, 409 with the reason). Every
-error is JSON with a message, never a traceback. Writes need ``Authorization: Bearer <token>``.
+error is JSON with a message, never a traceback. Writes need ``Authorization: Bearer <token>``:
+a person's own token (``streams.people``; the actor is that person) or the shared one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import heapq
-import hmac
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -24,8 +23,8 @@ from mode import Service
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import TypeAdapter, ValidationError
 
-from responders.correlation import Group
-from responders.lifecycle import DECLARED, incident_id_for, on_command, routing_key
+from responders.correlation import Group, on_command_in_group
+from responders.lifecycle import DECLARED, incident_id_for, routing_key
 from responders.review import build_review
 from responders.runbooks import task_board
 from schemas import (
@@ -39,16 +38,24 @@ from schemas import (
     Timestamp,
     format_errors,
 )
+from schemas.auth import ResponderRequest
+from schemas.catalog import Role
 from schemas.commands import Declaration
 from schemas.common import received
 from streams import timeline_store
+from streams.action_links import routes as link_routes
 from streams.alerts_api import routes as alert_routes
 from streams.codec import encode
+from streams.http_common import ApiError, error, json_object
 from streams.incident_page import routes as page_routes
 from streams.liveness import Liveness, consumer_offsets
 from streams.metrics import render_metrics
 from streams.oncall_api import routes as oncall_routes
+from streams.openapi import openapi_document
+from streams.people import ACTOR_HEADER, Principal, bearer, identify, require
 from streams.silences_api import routes as silence_routes
+from streams.slack_api import routes as slack_routes
+from streams.tokens_api import routes as token_routes
 from streams.writes import acknowledged, write_id
 
 if TYPE_CHECKING:
@@ -70,10 +77,6 @@ _ACTIONS = {
     "severity": CommandKind.SET_SEVERITY,
     "roles": CommandKind.ASSIGN_ROLE,
 }
-
-
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
 
 
 def _instant_key(at: str) -> str:
@@ -143,13 +146,23 @@ def _listing_query(query: Mapping[str, str]) -> _Listing:
 async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
+    except ApiError as exc:
+        return error(exc.status, exc.message)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return _error(exc.status, exc.reason or "error")
+        return error(exc.status, exc.reason or "error")
     except Exception:
         log.exception("unhandled error serving %s %s", request.method, request.path)
-        return _error(500, "internal error; see the worker log")
+        return error(500, "internal error; see the worker log")
+
+
+#: What stays open when reads are private: probes, and signed links (their signature is the
+#: credential).
+_OPEN_PATHS = ("/healthz", "/readyz")
+#: The incident page and its script and style hold no data (the page reads it with the token it
+#: keeps), so a browser can load them before it has one.
+_OPEN_PREFIXES = ("/act/", "/incidents/", "/static/")
 
 
 class Api:
@@ -163,7 +176,7 @@ class Api:
 
     def app(self) -> web.Application:
         app = web.Application(
-            middlewares=[_errors], client_max_size=self.p.settings.web_max_body_bytes
+            middlewares=[_errors, self._reads], client_max_size=self.p.settings.web_max_body_bytes
         )
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)
@@ -174,6 +187,7 @@ class Api:
         app.router.add_get("/api/incidents/{id}/tasks", self.tasks)
         app.router.add_get("/api/incidents/{id}/review", self.review)
         app.router.add_get("/api/incidents/{id}/review.svg", self.review)
+        app.router.add_post("/api/incidents/{id}/responders", self.add_responder)
         app.router.add_post("/api/incidents/{id}/{action}", self.command)
         app.router.add_post("/api/incidents/{id}/tasks/{task}", self.complete_task)
         app.router.add_get("/api/mttr", self.mttr)
@@ -185,7 +199,29 @@ class Api:
         app.add_routes(silence_routes(self))
         app.add_routes(page_routes())
         app.add_routes(oncall_routes(self))
+        app.add_routes(token_routes(self))
+        app.add_routes(link_routes(self))
+        app.add_routes(slack_routes(self))
+        app.router.add_get("/api/openapi.json", self.openapi)
         return app
+
+    @web.middleware
+    async def _reads(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """With ``private_reads``, every read needs a token of any role, but the probes and
+        signed links."""
+        path = request.path
+        if (
+            self.p.settings.private_reads
+            and request.method in ("GET", "HEAD")
+            and path not in _OPEN_PATHS
+            and not path.startswith(_OPEN_PREFIXES)
+        ):
+            self.authorized(request, "viewer")
+        return await handler(request)
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        """This API as an OpenAPI 3.1 document."""
+        return web.json_response(openapi_document())
 
     async def healthz(self, request: web.Request) -> web.Response:
         """503 with the reason when recovery hangs or a lagging partition stops moving."""
@@ -218,7 +254,7 @@ class Api:
             return web.json_response({"status": "starting"}, status=503)
         return web.json_response({"status": "ready"})
 
-    def _incident(self, incident_id: str) -> Incident | None:
+    def incident(self, incident_id: str) -> Incident | None:
         data = self.p.tables.incidents.get(incident_id)
         return Incident.model_validate(data) if data is not None else None
 
@@ -229,7 +265,7 @@ class Api:
         try:
             query = _listing_query(request.query)
         except ValueError as exc:
-            return _error(400, str(exc))
+            return error(400, str(exc))
         status, service = query.status, query.service
 
         def sort_key(row: dict[str, Any]) -> tuple[str, str] | None:
@@ -265,25 +301,25 @@ class Api:
         )
 
     async def get_incident(self, request: web.Request) -> web.Response:
-        incident = self._incident(request.match_info["id"])
+        incident = self.incident(request.match_info["id"])
         if incident is None:
-            return _error(404, f"incident {request.match_info['id']!r} not found")
+            return error(404, f"incident {request.match_info['id']!r} not found")
         return web.json_response(incident.model_dump(mode="json"))
 
     async def timeline(self, request: web.Request) -> web.Response:
         incident_id = request.match_info["id"]
         events = timeline_store.read(self.p.tables.timelines, incident_id)
         if events is None:
-            if self._incident(incident_id) is None:
-                return _error(404, f"incident {incident_id!r} not found")
+            if self.incident(incident_id) is None:
+                return error(404, f"incident {incident_id!r} not found")
             events = []
         return web.json_response({"incident_id": incident_id, "events": events})
 
     async def tasks(self, request: web.Request) -> web.Response:
         """The attached runbook phase by phase, each task with its state and latest result."""
-        incident = self._incident(request.match_info["id"])
+        incident = self.incident(request.match_info["id"])
         if incident is None:
-            return _error(404, f"incident {request.match_info['id']!r} not found")
+            return error(404, f"incident {request.match_info['id']!r} not found")
         saved = timeline_store.read(self.p.tables.timelines, incident.id) or []
         timeline = [IncidentEvent.model_validate(e) for e in saved]
         return web.json_response(task_board(incident, timeline))
@@ -296,14 +332,14 @@ class Api:
         incident_id = request.match_info["id"]
         saved = timeline_store.read(self.p.tables.timelines, incident_id) or []
         if not saved:
-            return _error(404, f"incident {incident_id!r} not found")
+            return error(404, f"incident {incident_id!r} not found")
         review = build_review(
             [IncidentEvent.model_validate(e) for e in saved], request.query.get("chart")
         )
         if not request.path.endswith(".svg"):
             return web.Response(text=review.markdown, content_type="text/markdown")
         if review.chart_svg is None:
-            return _error(404, f"incident {incident_id!r} has no signal points to chart")
+            return error(404, f"incident {incident_id!r} has no signal points to chart")
         return web.Response(text=review.chart_svg, content_type="image/svg+xml")
 
     async def mttr(self, request: web.Request) -> web.Response:
@@ -327,7 +363,7 @@ class Api:
         try:
             limit = min(500, max(1, int(request.query.get("limit", "50"))))
         except ValueError:
-            return _error(400, "limit must be an integer")
+            return error(400, "limit must be an integer")
         every = (e for tl in list(self.p.tables.timelines.values()) for e in tl)
         newest = heapq.nlargest(limit, every, key=lambda e: (_instant_key(e["at"]), e["seq"]))
         return web.json_response({"events": newest})
@@ -372,41 +408,35 @@ class Api:
             self.p.live.unsubscribe(queue)
         return response
 
-    def _authorized(self, request: web.Request) -> web.Response | None:
-        token = self.p.settings.api_token
-        if token is None:
-            return _error(403, "writes are disabled: set WARROOM_API_TOKEN on the worker")
-        header = request.headers.get("Authorization", "")
-        scheme, _, given = header.partition(" ")
-        if scheme.lower() != "bearer" or not given:
-            return _error(401, "missing bearer token (Authorization: Bearer <token>)")
-        # Header values may hold any bytes (surrogate-escaped by aiohttp): encode losslessly.
-        if not hmac.compare_digest(
-            given.encode("utf-8", "surrogatepass"), token.get_secret_value().encode()
-        ):
-            return _error(401, "invalid token")
-        return None
+    def authorized(self, request: web.Request, needed: Role = "responder") -> Principal:
+        """The caller, if their token allows ``needed``: 401 without a valid token, 403 when
+        their role is too weak or no token is configured at all."""
+        shared = self.p.settings.api_token
+        tokens = self.p.directory.tokens if self.p.directory is not None else {}
+        if shared is None and not tokens:
+            what = "reads are private" if needed == "viewer" else "writes are disabled"
+            raise ApiError(
+                403, f"{what}: set WARROOM_API_TOKEN on the worker, or create a personal token "
+                "with it (warroom token create PERSON)",
+            )  # fmt: skip
+        given = bearer(request.headers.get("Authorization", ""))
+        secret = shared.get_secret_value() if shared is not None else None
+        actor = request.headers.get(ACTOR_HEADER)
+        return require(identify(given, secret, tokens, self.p.catalog, actor), needed)
 
     async def declare(self, request: web.Request) -> web.Response:
         """Open an incident by hand (``Declaration``): a detection of the ``declared`` detector,
         which opens at once and pages as any incident of the service would. 202 with the
         incident's id (the open incident of the service's group, if there is one)."""
-        denied = self._authorized(request)
-        if denied is not None:
-            return denied
-        try:
-            loaded = json.loads(await request.read() or b"null")
-        except (ValueError, RecursionError):
-            return _error(400, "body is not JSON")
-        if not isinstance(loaded, dict):
-            return _error(400, "body must be a JSON object")
+        who = self.authorized(request)
+        loaded = await json_object(request)
         try:
             declared = Declaration.model_validate(loaded)
         except ValidationError as exc:
-            return _error(400, format_errors(exc))
+            return error(400, format_errors(exc))
         now = datetime.now(tz=UTC)
         context: dict[str, Any] = {"title": declared.title, "severity": declared.severity.value,
-                                   "declared_by": declared.actor}  # fmt: skip
+                                   "declared_by": who.actor}  # fmt: skip
         if declared.text:
             context["text"] = declared.text
         detection_id = write_id("dcl", request, body=await request.read())
@@ -422,74 +452,92 @@ class Api:
             await self.p.topics.detections.send(key=key.encode(), value=encode(detection))
         )
         answer = {"accepted": True, "incident_id": incident_id, "detection_id": detection.id,
-                  "joined_open_incident": group.incident_id is not None}  # fmt: skip
+                  "joined_open_incident": group.incident_id is not None,
+                  "actor": who.actor}  # fmt: skip
         return web.json_response(answer, status=202)
 
     async def command(self, request: web.Request) -> web.Response:
-        denied = self._authorized(request)
-        if denied is not None:
-            return denied
+        who = self.authorized(request)
         action = request.match_info["action"]
         kind = _ACTIONS.get(action)
         if kind is None:
-            return _error(404, f"unknown action {action!r}; one of {', '.join(_ACTIONS)}")
-        return await self._submit(request, kind)
+            return error(404, f"unknown action {action!r}; one of {', '.join(_ACTIONS)}")
+        return await self._submit(request, who, kind)
 
     async def complete_task(self, request: web.Request) -> web.Response:
-        """Mark a runbook task done; body (optional) ``{"actor", "text"}``."""
-        denied = self._authorized(request)
-        if denied is not None:
-            return denied
-        return await self._submit(request, CommandKind.COMPLETE_TASK, request.match_info["task"])
+        """Mark a runbook task done; body (optional) ``{"text"}``."""
+        who = self.authorized(request)
+        return await self._submit(
+            request, who, CommandKind.COMPLETE_TASK, request.match_info["task"]
+        )
+
+    async def add_responder(self, request: web.Request) -> web.Response:
+        """Page a person, a team or a schedule's on-call into the incident now
+        (``ResponderRequest``); the timeline records who added whom."""
+        who = self.authorized(request)
+        body = await json_object(request)
+        try:
+            wanted = ResponderRequest.model_validate(body)
+        except ValidationError as exc:
+            return error(400, format_errors(exc))
+        return await self._submit(
+            request, who, CommandKind.ADD_RESPONDER, body=wanted.model_dump(exclude_none=True)
+        )
 
     async def _submit(
-        self, request: web.Request, kind: CommandKind, task: str | None = None
+        self,
+        request: web.Request,
+        who: Principal,
+        kind: CommandKind,
+        task: str | None = None,
+        body: dict[str, Any] | None = None,
     ) -> web.Response:
-        body: dict[str, Any] = {}
-        if request.can_read_body:
-            try:
-                loaded = json.loads(await request.read() or b"{}")
-            except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested too deeply
-                return _error(400, "body is not JSON")
-            if not isinstance(loaded, dict):
-                return _error(400, "body must be a JSON object")
-            body = loaded
-        incident = self._incident(request.match_info["id"])
+        if body is None:
+            body = await json_object(request, empty={}) if request.can_read_body else {}
+        incident_id = request.match_info["id"]
+        cmd_id = write_id("cmd", request, incident_id, body=await request.read())
+        answer = await self.submit(incident_id, kind, who, body, cmd_id, task)
+        return web.json_response(answer, status=202)
+
+    async def submit(
+        self,
+        incident_id: str,
+        kind: CommandKind,
+        who: Principal,
+        body: Mapping[str, Any],
+        cmd_id: str,
+        task: str | None = None,
+    ) -> dict[str, Any]:
+        """Check a command against the incident as the agent will, send it, and wait for the
+        broker: the answer's ``actor`` is ``who`` (never a body's ``actor``). ``ApiError`` 404
+        or 409 with the reason; a retry of an applied command (same id) is accepted again."""
+        incident = self.incident(incident_id)
         if incident is None:
-            return _error(404, f"incident {request.match_info['id']!r} not found")
+            raise ApiError(404, f"incident {incident_id!r} not found")
         now = datetime.now(tz=UTC)
+        fields = ("at", "text", "severity", "role", "person", "team", "schedule")
         try:
             cmd = Command.model_validate(
                 {
-                    "id": write_id("cmd", request, incident.id, body=await request.read()),
-                    "kind": kind,
-                    "incident_id": incident.id,
-                    "routing_key": incident.routing_key,
-                    "actor": body.get("actor", "api"),
-                    "issued_at": now,
-                    "at": body.get("at"),
-                    "text": body.get("text"),
-                    "severity": body.get("severity"),
-                    "role": body.get("role"),
-                    "person": body.get("person"),
-                    "task": task,
+                    "id": cmd_id, "kind": kind, "incident_id": incident.id,
+                    "routing_key": incident.routing_key, "actor": who.actor, "issued_at": now,
+                    "task": task, **{name: body.get(name) for name in fields},
                 },
                 context=received(now, self.p.settings.max_future_s),
-            )
+            )  # fmt: skip
         except ValidationError as exc:
-            return _error(400, format_errors(exc))
+            raise ApiError(400, format_errors(exc)) from None
         group = Group.from_dict(
             incident.routing_key, self.p.tables.open_incidents.get(incident.routing_key)
         )
-        outcome = on_command(incident, cmd, now, group.incident_id)
+        outcome = on_command_in_group(group, incident, cmd, now, self.p.catalog).outcome
         if outcome.rejection and cmd.id not in group.seen:  # else: a retry of an applied write
-            return _error(409, outcome.rejection)
+            raise ApiError(409, outcome.rejection)
         await acknowledged(
             await self.p.topics.commands.send(key=incident.routing_key.encode(), value=encode(cmd))
         )
-        return web.json_response(
-            {"accepted": True, "command_id": cmd.id, "incident_id": incident.id}, status=202
-        )
+        return {"accepted": True, "command_id": cmd.id, "incident_id": incident.id,
+                "actor": who.actor}  # fmt: skip
 
 
 class WebServer(Service):

@@ -409,13 +409,21 @@ class Api:
             return response.status, await response.json()
 
     async def post(
-        self, path: str, body: dict[str, Any] | None = None, token: str | None = "default"
+        self,
+        path: str,
+        body: dict[str, Any] | None = None,
+        token: str | None = "default",
+        actor: str | None = None,
     ) -> tuple[int, Any]:
+        """POST ``body``; ``actor`` names who acts with the shared token (``X-Warroom-Actor``):
+        a body's ``actor`` is not read."""
         headers = {}
         if token == "default":
             headers = self.worker.headers()
         elif token is not None:
             headers = {"Authorization": f"Bearer {token}"}
+        if actor is not None:
+            headers["X-Warroom-Actor"] = actor
         async with (
             aiohttp.ClientSession() as session,
             session.post(self.worker.base_url + path, json=body, headers=headers) as response,

@@ -26,7 +26,7 @@ from email.utils import format_datetime
 
 from responders.ports import DeliveryResult
 from schemas import Page
-from streams.notifiers.links import links_for
+from streams.notifiers.links import ActionLinks, links_for
 from streams.notifiers.text import one_line
 
 #: Characters of a subject kept in the header (the whole title is in the body).
@@ -66,10 +66,13 @@ def mailbox(address: str) -> str:
     return address
 
 
-def email_message(page: Page, sender: str, incident_url: str | None = None) -> EmailMessage:
-    """The message for a page: subject, a plain-text part and an HTML alternative with links.
-    Raises ValueError when the page's address is not one mailbox."""
-    links = links_for(page, incident_url)
+def email_message(
+    page: Page, sender: str, incident_url: str | None = None, actions: ActionLinks | None = None
+) -> EmailMessage:
+    """The message for a page: subject, a plain-text part and an HTML alternative with links
+    (the signed acknowledge and resolve links among them, with ``actions``). Raises ValueError
+    when the page's address is not one mailbox."""
+    links = links_for(page, incident_url, actions)
     message = EmailMessage()
     message["Subject"] = one_line(page.subject, SUBJECT_CHARS)
     message["From"] = sender
@@ -106,7 +109,13 @@ def email_message(page: Page, sender: str, incident_url: str | None = None) -> E
 class EmailNotifier:
     """Sends each page to the contact's address through the configured SMTP server."""
 
-    def __init__(self, config: SmtpConfig, incident_url: str | None = None) -> None:
+    def __init__(
+        self,
+        config: SmtpConfig,
+        incident_url: str | None = None,
+        actions: ActionLinks | None = None,
+    ) -> None:
+        self._actions = actions
         self._config = config
         self._incident_url = incident_url
 
@@ -117,7 +126,7 @@ class EmailNotifier:
             recipient = mailbox(page.address)
         except ValueError as exc:
             return DeliveryResult(False, False, f"invalid address: {exc}")
-        message = email_message(page, self._config.sender, self._incident_url)
+        message = email_message(page, self._config.sender, self._incident_url, self._actions)
         return await asyncio.to_thread(self._send, message, recipient)
 
     def _send(self, message: EmailMessage, recipient: str) -> DeliveryResult:

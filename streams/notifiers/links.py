@@ -20,8 +20,10 @@ Links come only from settings and the catalog, never from alert text: a signal n
 
 from __future__ import annotations
 
-from urllib.parse import quote, urlsplit
+from dataclasses import dataclass
+from urllib.parse import quote, urlencode, urlsplit
 
+from responders.access import LINK_ACTIONS, link_signature
 from schemas import Page
 
 
@@ -35,15 +37,57 @@ def incident_template(base: str) -> str:
     return f"{base.rstrip('/')}/incidents/{{incident_id}}"
 
 
-def links_for(page: Page, incident_url: str | None) -> list[tuple[str, str]]:
+@dataclass(frozen=True)
+class ActionLinks:
+    """Signed, expiring links that act on a page's incident as its recipient
+    (``/act/{incident}/{action}?person=&expires=&sig=``): ``ttl_s`` after the page was made.
+
+    >>> from datetime import UTC, datetime
+    >>> from schemas import Channel, Page, Severity
+    >>> page = Page(dedup_key="k", incident_id="inc-1", routing_key="api", step=0,
+    ...     recipient="ann", channel=Channel.EMAIL, address="ann@example.com",
+    ...     severity=Severity.SEV2, subject="s", body="b", created_at=datetime(2026, 1, 1,
+    ...     tzinfo=UTC))
+    >>> for action, url in ActionLinks("https://w.example/", b"k" * 32, 3600).of(page):
+    ...     print(url.partition("&sig=")[0])
+    https://w.example/act/inc-1/acknowledge?person=ann&expires=1767229200
+    https://w.example/act/inc-1/resolve?person=ann&expires=1767229200
+    """
+
+    base_url: str
+    key: bytes
+    ttl_s: float
+
+    def of(self, page: Page) -> list[tuple[str, str]]:
+        """(action, URL) for each action; none for a notice or a digest (nothing to act on)."""
+        if page.kind != "page" or page.incidents:
+            return []
+        expires = int(page.created_at.timestamp() + self.ttl_s)
+        base = self.base_url.rstrip("/")
+        found = []
+        for action in LINK_ACTIONS:
+            sig = link_signature(self.key, page.incident_id, action, page.recipient, expires)
+            query = urlencode({"person": page.recipient, "expires": expires, "sig": sig})
+            found.append(
+                (action, f"{base}/act/{quote(page.incident_id, safe='')}/{action}?{query}")
+            )
+        return found
+
+
+def links_for(
+    page: Page, incident_url: str | None, actions: ActionLinks | None = None
+) -> list[tuple[str, str]]:
     """(label, URL) pairs: the incident if a template (with ``{incident_id}``) is configured, or
-    each of a digest's ``incidents``; then the page's runbook (``Page.runbook_url``, which
+    each of a digest's ``incidents``; its signed action links (``Acknowledge``, ``Resolve``) when
+    ``actions`` is given; then the page's runbook (``Page.runbook_url``, which
     ``responders.paging`` takes from the catalog)."""
     links = []
     if incident_url and page.incidents:
         links += [(f"Incident {i}", _incident(incident_url, i)) for i in page.incidents]
     elif incident_url:
         links.append(("Incident", _incident(incident_url, page.incident_id)))
+    if actions is not None:
+        links += [(action.capitalize(), url) for action, url in actions.of(page)]
     if page.runbook_url:
         links.append(("Runbook", page.runbook_url))
     return [(label, url) for label, url in links if is_web_url(url)]

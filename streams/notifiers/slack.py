@@ -18,7 +18,7 @@ from typing import Any
 from responders.ports import DeliveryResult
 from schemas import Page
 from streams.notifiers.http import JsonPoster
-from streams.notifiers.links import links_for
+from streams.notifiers.links import ActionLinks, links_for
 from streams.notifiers.text import one_line
 
 
@@ -44,10 +44,30 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def slack_message(page: Page, incident_url: str | None = None) -> dict[str, Any]:
+def _buttons(page: Page) -> dict[str, Any]:
+    """Acknowledge and resolve buttons; ``/api/slack/interactivity`` receives their presses
+    (``action_id``: the action, ``value``: the incident)."""
+    return {
+        "type": "actions",
+        "elements": [
+            {"type": "button", "action_id": action, "value": page.incident_id,
+             "text": {"type": "plain_text", "text": action.capitalize()},
+             **({"style": "primary"} if action == "acknowledge" else {})}
+            for action in ("acknowledge", "resolve")
+        ],
+    }  # fmt: skip
+
+
+def slack_message(
+    page: Page,
+    incident_url: str | None = None,
+    actions: ActionLinks | None = None,
+    buttons: bool = False,
+) -> dict[str, Any]:
     """The incoming-webhook payload for a page: ``text`` (notifications and fallback) and blocks
-    with the title, severity, service, incident, escalation step, body and links."""
-    links = links_for(page, incident_url)
+    with the title, severity, service, incident, escalation step, body and links; with
+    ``buttons`` (a Slack app's signing secret is set), acknowledge and resolve buttons."""
+    links = links_for(page, incident_url, actions)
     subject = one_line(page.subject)
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": _clip(subject, 150)}},
@@ -65,6 +85,8 @@ def slack_message(page: Page, incident_url: str | None = None) -> dict[str, Any]
     if links:
         text = " · ".join(_link(url, label) for label, url in links)
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text}})
+    if buttons and page.kind == "page" and not page.incidents:
+        blocks.append(_buttons(page))
     key = _escape(one_line(page.dedup_key))
     blocks.append(
         {"type": "context", "elements": [{"type": "mrkdwn", "text": f"dedup key `{key}`"}]}
@@ -77,12 +99,21 @@ def slack_message(page: Page, incident_url: str | None = None) -> dict[str, Any]
 class SlackNotifier:
     """POSTs a Slack incoming-webhook message to the contact's webhook URL."""
 
-    def __init__(self, timeout_s: float = 5.0, incident_url: str | None = None) -> None:
+    def __init__(
+        self,
+        timeout_s: float = 5.0,
+        incident_url: str | None = None,
+        actions: ActionLinks | None = None,
+        buttons: bool = False,
+    ) -> None:
         self._poster = JsonPoster(timeout_s)
         self._incident_url = incident_url
+        self._actions = actions
+        self._buttons = buttons
 
     async def deliver(self, page: Page) -> DeliveryResult:
-        body = json.dumps(slack_message(page, self._incident_url)).encode()
+        message = slack_message(page, self._incident_url, self._actions, self._buttons)
+        body = json.dumps(message).encode()
         return await self._poster.post(page.address, body, {})
 
     async def close(self) -> None:

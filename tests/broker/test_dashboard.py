@@ -219,7 +219,7 @@ async def test_runbook_progress_follows_the_tasks_live(
     # A manual task done through the API: the row and the detail change without a reload, and
     # the toggle keeps the keyboard focus across the re-render.
     path = f"/api/incidents/{incident_id}"
-    code, body = await api.post(f"{path}/tasks/open-channel", {"actor": "bob", "text": "#inc-42"})
+    code, body = await api.post(f"{path}/tasks/open-channel", {"text": "#inc-42"}, actor="bob")
     assert code == 202, body
     await until(browser, lambda d: progress_of(d, incident_id) == "Runbook 1/5 done", "1/5 done")
     state, text = (await until(
@@ -230,7 +230,7 @@ async def test_runbook_progress_follows_the_tasks_live(
     assert focused == incident_id
 
     # Acknowledged: diagnose begins and its automated tasks run, one done and one failed.
-    assert (await api.post(f"{path}/acknowledge", {"actor": "alice"}))[0] == 202
+    assert (await api.post(f"{path}/acknowledge", actor="alice"))[0] == 202
     await until(
         browser,
         lambda d: progress_of(d, incident_id) == "Runbook 2/5 done, 1 failed",
@@ -376,8 +376,8 @@ async def test_silences_show_live_and_mute_their_incident(
     # A silence made through the API appears without a reload: matchers, end, creator, comment.
     code, reindex = await api.post(
         "/api/silences",
-        {"matchers": {"service": "batch-jobs"}, "duration_s": 3600, "comment": "nightly reindex",
-         "actor": "ann"},
+        {"matchers": {"service": "batch-jobs"}, "duration_s": 3600, "comment": "nightly reindex"},
+        actor="ann",
     )  # fmt: skip
     assert code == 201, reindex
     shown = await until(
@@ -395,7 +395,8 @@ async def test_silences_show_live_and_mute_their_incident(
         "/api/silences",
         {"matchers": [{"name": "service", "value": "db-.*", "regex": True}],
          "starts_at": later.isoformat(), "duration_s": 7200, "maintenance": True,
-         "created_by": "dba", "comment": "database upgrade"},
+         "comment": "database upgrade"},
+        actor="dba",
     )  # fmt: skip
     assert code == 201 and window["state"] == "pending", window
     shown = await until(
@@ -433,7 +434,8 @@ async def test_silences_show_live_and_mute_their_incident(
     code, hold = await api.post(
         "/api/silences",
         {"matchers": {"service": "checkout"}, "until_resolved": incidents["checkout"],
-         "comment": "fix is deploying", "actor": "bob"},
+         "comment": "fix is deploying"},
+        actor="bob",
     )  # fmt: skip
     assert code == 201, hold
     badges = await until(browser, muted_badges, "the muted badge")
@@ -489,13 +491,15 @@ async def test_silences_show_live_and_mute_their_incident(
     assert (await api.delete(f"/api/silences/{window['id']}"))[0] == 200
     code, canary = await api.post(
         "/api/silences",
-        {"matchers": {"service": "search"}, "duration_s": 600, "comment": "canary", "actor": "cy"},
+        {"matchers": {"service": "search"}, "duration_s": 600, "comment": "canary"},
+        actor="cy",
     )  # fmt: skip
     assert code == 201, canary
     code, muting = await api.post(
         "/api/silences",
         {"matchers": {"service": "search"}, "until_resolved": incidents["search"],
-         "comment": "known", "actor": "cy"},
+         "comment": "known"},
+        actor="cy",
     )  # fmt: skip
     assert code == 201, muting
     code, listed = await api.get("/api/silences?state=active&state=pending")

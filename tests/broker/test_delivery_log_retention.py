@@ -213,7 +213,7 @@ async def test_a_resolved_incidents_automation_is_forgotten_an_open_ones_is_kept
 
     # Every event so far is in both entries before the resolve (the open one's last write).
     await eventually(events_handled, 30, "every timeline event handled")
-    assert (await api.post(f"/api/incidents/{gone}/resolve", {"actor": "ann"}))[0] == 202
+    assert (await api.post(f"/api/incidents/{gone}/resolve", actor="ann"))[0] == 202
 
     gone_rows = await eventually(
         lambda: forgotten(changelog, worker, gone), 40, "the resolved incident's delete",

@@ -79,7 +79,7 @@ async def test_escalation_and_acknowledgement(
         assert page["created_at"] == by_service[service]["opened_at"]  # paged as it opened
     # Acknowledge cart's incident; api's is left alone and escalates to bob.
     cart = by_service["cart"]["id"]
-    assert (await api.post(f"/api/incidents/{cart}/acknowledge", {"actor": "ann"}))[0] == 202
+    assert (await api.post(f"/api/incidents/{cart}/acknowledge", actor="ann"))[0] == 202
 
     async def bob_paged() -> dict[str, Any] | None:
         return next((p for p in pages(webhook_server) if p["recipient"] == "bob"), None)

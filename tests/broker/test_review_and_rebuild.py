@@ -86,14 +86,14 @@ async def test_review_durations_and_rebuild_equal_the_live_state(
 
     incident = await eventually(opened, 30, "an incident")
     path = f"/api/incidents/{incident['id']}"
-    note = {"actor": "alice", "text": "follow-up: alert on p99 before the median moves"}
-    assert (await api.post(f"{path}/notes", note))[0] == 202
+    note = {"text": "follow-up: alert on p99 before the median moves"}
+    assert (await api.post(f"{path}/notes", note, actor="alice"))[0] == 202
     for action, status_after in [
         ("acknowledge", "acknowledged"),
         ("mitigate", "mitigated"),
         ("resolve", "resolved"),
     ]:
-        code, accepted = await api.post(f"{path}/{action}", {"actor": "alice", "text": action})
+        code, accepted = await api.post(f"{path}/{action}", {"text": action}, actor="alice")
         assert code == 202, accepted
 
         async def reached(status_after: str = status_after) -> dict[str, Any] | None:

@@ -103,10 +103,10 @@ async def test_runbook_attached_automation_recorded_and_task_completed(
     # The manual task, completed through the API.
     task_path = f"{path}/tasks/check-deploys"
     assert (await api.post(task_path, token=None))[0] == 401
-    code, body = await api.post(f"{path}/tasks/nope", {"actor": "bob"})
+    code, body = await api.post(f"{path}/tasks/nope", actor="bob")
     assert code == 409 and "unknown task 'nope'" in body["error"], body
     assert (await api.post("/api/incidents/inc-nope/tasks/check-deploys"))[0] == 404
-    code, body = await api.post(task_path, {"actor": "bob", "text": "nothing deployed today"})
+    code, body = await api.post(task_path, {"text": "nothing deployed today"}, actor="bob")
     assert code == 202, body
     events = await eventually(lambda: timeline_with("task_done", 2), 15, "the manual task_done")
     manual = [e for e in events if e["kind"] == "task_done"][-1]
@@ -120,13 +120,13 @@ async def test_runbook_attached_automation_recorded_and_task_completed(
 
     current = await eventually(tasks_done, 15, "both tasks done on the incident")
     assert current["tasks"] == {"mobilize/status-page": "done", "diagnose/check-deploys": "done"}
-    code, body = await api.post(task_path, {"actor": "bob"})
+    code, body = await api.post(task_path, actor="bob")
     assert code == 409 and "already done" in body["error"]
 
     # Later phases begin; what already ran is not called again.
-    assert (await api.post(f"{path}/acknowledge", {"actor": "alice"}))[0] == 202
+    assert (await api.post(f"{path}/acknowledge", actor="alice"))[0] == 202
     await eventually(lambda: timeline_with("acknowledged"), 15, "acknowledged")
-    code, _ = await api.post(f"{path}/resolve", {"actor": "alice"})
+    code, _ = await api.post(f"{path}/resolve", actor="alice")
     assert code == 202
     await eventually(lambda: timeline_with("resolved"), 15, "resolved")
 

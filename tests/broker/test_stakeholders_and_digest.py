@@ -83,7 +83,7 @@ async def test_stakeholder_gets_notice_updates_and_final_update(
     assert _ts(update["created_at"]) - _ts(notice["created_at"]) >= UPDATE_INTERVAL_S
     assert "paged ann" in update["body"]  # actions, from the timeline
 
-    status, _ = await api.post(f"/api/incidents/{incident}/resolve", {"actor": "ann"})
+    status, _ = await api.post(f"/api/incidents/{incident}/resolve", actor="ann")
     assert status == 202
     final = await eventually(
         first(lambda m: "/notice/resolved@" in m["dedup_key"]), 20, "the final update"
@@ -169,7 +169,7 @@ async def test_until_resolved_silence_mutes_pages_not_stakeholder_updates(
         held_to - held_from,
     )
 
-    assert (await api.post(f"/api/incidents/{incident}/resolve", {"actor": "ann"}))[0] == 202
+    assert (await api.post(f"/api/incidents/{incident}/resolve", actor="ann"))[0] == 202
 
     async def final() -> dict[str, Any] | None:
         return next(

@@ -55,12 +55,13 @@ async def test_an_incident_run_from_the_terminal(
         ("ack", incident_id),
         ("note", incident_id, "rolling back 4.2.1"),
         ("assign", incident_id, "commander", "alice"),
+        ("add-responder", incident_id, "--person", "alice", "--text", "a second look"),
         ("silence", "--match", "service=checkout", "--until-resolved", incident_id,
          "--comment", "noise while we roll back"),
         ("mitigate", incident_id, "--text", "rollback done"),
         ("resolve", incident_id),
     ]  # fmt: skip
-    expected = ["acknowledged", "note", "role_assigned", "mitigated", "resolved"]
+    expected = ["acknowledged", "note", "role_assigned", "responder_added", "mitigated", "resolved"]
     for n, step in enumerate(steps):
         code, out, err = warroom(worker, *step)
         assert code == 0, (step, err)

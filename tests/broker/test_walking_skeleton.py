@@ -91,7 +91,7 @@ async def test_metric_to_incident_page_lifecycle_and_mttr(
         ("mitigate", "mitigated"),
         ("resolve", "resolved"),
     ]:
-        code, accepted = await api.post(f"{path}/{action}", {"actor": "alice"})
+        code, accepted = await api.post(f"{path}/{action}", actor="alice")
         assert code == 202, accepted
 
         async def reached(status_after: str = status_after) -> dict[str, Any] | None:
