@@ -1,0 +1,281 @@
+"""Silent streams: a series, a service or a cron job's heartbeat whose expected points stop.
+
+Expectations come from two places:
+
+- **learned**, for every series seen regularly: after ``min_intervals`` intervals between its
+  points, a series is expected again within ``max(factor * median, floor_s)`` of its last point
+  (the median of its last ``keep`` intervals). A series whose recent intervals already hold a
+  gap that long is not regular (a batch job, a sparse counter) and is not watched;
+- **the catalog**: a service's ``heartbeat.within_s`` (any point of the service) and a named
+  heartbeat's ``within_s`` (its series), watched from the first point on.
+
+Time is event time, per partition of the points topic (a service's series share one). The
+clock is the newest point time, where a point counts only as far as its own series makes
+plausible (at most two of its median intervals past the series' previous point; a series
+without a cadence yet moves nothing), and never ahead of the newest broker time of the points
+read: one point from the far future moves the clock by its series' cadence, not by a week.
+
+When the partition is live (its clock was within ``live_lag_s`` of the broker time of its last
+batch), the wall-clock time since that batch is added: a whole partition that stops is noticed.
+A replay (its points far behind the broker time) gets no wall-clock time: pausing a replay is
+not an outage.
+
+A silence is reported once (``firing``), with the last point's time, and once more
+(``resolved``) when a point of it returns. Pure: ``wall_s`` is always an argument.
+
+>>> w = SilenceWatch(SilenceParams(factor=3.0, floor_s=1.0, min_intervals=3))
+>>> ts = np.arange(0.0, 60.0, 10.0)
+>>> _ = w.observe(["a|x"] * 6 + ["b|x"] * 6, np.concatenate([ts, ts]), 50.0, 1000.0)
+>>> [t.status for t in w.check(1000.0 + 20.0)]  # 10 s cadence, 30 s expected: not yet
+[]
+>>> _ = w.observe(["b|x"] * 4, np.arange(60.0, 100.0, 10.0), 90.0, 1040.0)
+>>> [(t.key, t.status, t.last_ts) for t in w.check(1040.0)]
+[('a|x', 'firing', 50.0)]
+>>> w.check(1045.0)  # once per silence
+[]
+>>> [(t.key, t.status) for t in w.observe(["a|x"], np.array([95.0]), 95.0, 1046.0)]
+[('a|x', 'resolved')]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from schemas.catalog import Catalog
+from schemas.metrics import series_id
+
+#: The metric and label of a named heartbeat's points (``POST /api/heartbeats/{name}``).
+HEARTBEAT_METRIC = "heartbeat"
+HEARTBEAT_LABEL = "heartbeat"
+#: Key prefix of a service's own heartbeat (any point of the service).
+SERVICE_KEY = "service:"
+
+
+@dataclass(frozen=True)
+class SilenceParams:
+    """How a learned cadence becomes an expectation, and when wall-clock time counts."""
+
+    factor: float = 5.0
+    floor_s: float = 300.0
+    min_intervals: int = 5
+    keep: int = 9
+    live_lag_s: float = 300.0
+    learned: bool = True
+    #: A silent series not heard of for this long (event time) is forgotten (0: never).
+    forget_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Deadlines:
+    """The catalog's expectations: by service, and by series (named heartbeats)."""
+
+    services: Mapping[str, float] = field(default_factory=dict)
+    series: Mapping[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, catalog: Catalog) -> Deadlines:
+        """The heartbeats of ``catalog``.
+
+        >>> c = Catalog.model_validate({"services": {"db": {"team": "t", "heartbeat":
+        ...     {"within_s": 60}}}, "teams": {"t": {"members": ["a"], "escalation":
+        ...     [{"targets": ["a"]}]}}, "people": {"a": {"contacts": [{"channel": "console"}]}},
+        ...     "heartbeats": {"backup": {"service": "db", "within_s": 90000}}})
+        >>> d = Deadlines.of(c)
+        >>> dict(d.services), dict(d.series)
+        ({'db': 60.0}, {'db|heartbeat|heartbeat=backup': 90000.0})
+        """
+        services = {
+            name: s.heartbeat.within_s
+            for name, s in catalog.services.items()
+            if s.heartbeat is not None
+        }
+        series = {
+            heartbeat_series(b.service, name): b.within_s for name, b in catalog.heartbeats.items()
+        }
+        return cls(services, series)
+
+
+def heartbeat_series(service: str, name: str) -> str:
+    """The series id of the named heartbeat ``name`` of ``service``."""
+    return series_id(service, HEARTBEAT_METRIC, {HEARTBEAT_LABEL: name})
+
+
+Source = Literal["learned", "heartbeat"]
+
+
+@dataclass(frozen=True)
+class Silent:
+    """A silence begins (``firing``) or ends (``resolved``) for ``key`` at event time ``at``."""
+
+    key: str
+    service: str
+    status: Literal["firing", "resolved"]
+    at: float
+    last_ts: float
+    expected_s: float
+    source: Source
+    median_s: float | None = None
+
+
+def _median(gaps: list[float]) -> float:
+    return float(np.median(gaps)) if gaps else math.nan
+
+
+class SilenceWatch:
+    """The watch over one partition's series: their last points, cadences and silences."""
+
+    def __init__(self, params: SilenceParams | None = None) -> None:
+        self.params = params or SilenceParams()
+        self._last: dict[str, float] = {}
+        self._gaps: dict[str, list[float]] = {}
+        #: The learned deadline of each regular series (its last point plus the expectation).
+        self._due: dict[str, float] = {}
+        #: Keys reported silent, with the expectation they were judged by.
+        self._firing: dict[str, float] = {}
+        self._services: dict[str, float] = {}
+        self.clock = -math.inf
+        self._arrived_wall: float | None = None
+        self._lag = math.inf
+
+    def __len__(self) -> int:
+        return len(self._last)
+
+    def expected_s(self, key: str) -> float | None:
+        """The learned expectation of series ``key`` (None: not regular, or not seen enough)."""
+        gaps = self._gaps.get(key, [])
+        p = self.params
+        if not p.learned or len(gaps) < p.min_intervals:
+            return None
+        expected = max(p.factor * _median(gaps), p.floor_s)
+        return None if max(gaps) >= expected else expected
+
+    def now(self, wall_s: float) -> float:
+        """The partition's event time at wall-clock ``wall_s`` (see the module docstring)."""
+        if self._arrived_wall is None or self._lag > self.params.live_lag_s:
+            return self.clock
+        return self.clock + max(wall_s - self._arrived_wall, 0.0)
+
+    def observe(
+        self,
+        series: Sequence[str],
+        ts: NDArray[np.float64],
+        received_s: float,
+        wall_s: float,
+        deadlines: Deadlines | None = None,
+    ) -> list[Silent]:
+        """Take a batch's points (``series[i]`` at ``ts[i]``, newest broker time
+        ``received_s``); the silences they end."""
+        if not len(series):
+            return []
+        ended: list[Silent] = []
+        names, inverse = np.unique(np.asarray(series, dtype=object), return_inverse=True)
+        order = np.lexsort((ts, inverse))
+        bounds = np.flatnonzero(np.diff(inverse[order])) + 1
+        reached = -math.inf
+        for chunk in np.split(order, bounds):
+            key = str(names[inverse[chunk[0]]])
+            times = ts[chunk]
+            reached = max(reached, self._plausible(key, times))
+            ended += self._series(key, times, deadlines)
+            service = key.partition("|")[0]
+            before = self._services.get(service, -math.inf)
+            if float(times[-1]) > before:
+                first_new = float(times[times > before][0])
+                self._services[service] = float(times[-1])
+                skey = SERVICE_KEY + service
+                if skey in self._firing:
+                    ended.append(self._ended(skey, service, first_new, before, "heartbeat"))
+        self.clock = max(self.clock, min(reached, received_s))
+        self._lag = received_s - self.clock
+        self._arrived_wall = wall_s
+        return ended
+
+    def _plausible(self, key: str, times: NDArray[np.float64]) -> float:
+        """How far the points of ``key`` (sorted) may move the clock: along its points as long
+        as each is within two of its median intervals of the one before (not past its last
+        point while it has no cadence; the first point of a partition sets the clock)."""
+        last = self._last.get(key)
+        if last is None:
+            return float(times[-1]) if self.clock == -math.inf else min(float(times[0]), self.clock)
+        gaps = self._gaps.get(key)
+        if not gaps:
+            return last
+        chain = np.concatenate(([last], times[times > last]))
+        jumps = np.flatnonzero(np.diff(chain) > 2.0 * _median(gaps))
+        return float(chain[jumps[0]] if len(jumps) else chain[-1])
+
+    def _series(
+        self, key: str, times: NDArray[np.float64], deadlines: Deadlines | None
+    ) -> list[Silent]:
+        last = self._last.get(key)
+        fresh = times if last is None else times[times > last]
+        if not len(fresh):
+            return []
+        silent = key in self._firing
+        steps = np.diff(fresh if last is None else np.concatenate(([last], fresh)))
+        if silent:
+            steps = steps[1:]  # the silence itself is no interval of the cadence
+        gaps = self._gaps.setdefault(key, [])
+        gaps.extend(float(g) for g in steps[steps > 0])
+        del gaps[: max(len(gaps) - self.params.keep, 0)]
+        self._last[key] = float(fresh[-1])
+        catalog_s = deadlines.series.get(key) if deadlines is not None else None
+        expected = catalog_s if catalog_s is not None else self.expected_s(key)
+        if expected is None:
+            self._due.pop(key, None)
+        else:
+            self._due[key] = self._last[key] + expected
+        if not silent:
+            return []
+        source: Source = "heartbeat" if catalog_s is not None else "learned"
+        before = last if last is not None else float(fresh[0])
+        return [self._ended(key, key.partition("|")[0], float(fresh[0]), before, source)]
+
+    def _ended(self, key: str, service: str, at: float, before: float, source: Source) -> Silent:
+        return Silent(key, service, "resolved", at, before, self._firing.pop(key), source)
+
+    def check(self, wall_s: float, deadlines: Deadlines | None = None) -> list[Silent]:
+        """The silences that begin by the partition's event time at ``wall_s``: each key once,
+        until a point of it returns."""
+        now = self.now(wall_s)
+        found: list[Silent] = []
+        for key, due in self._due.items():
+            if due < now and key not in self._firing:
+                last = self._last[key]
+                catalog_s = deadlines.series.get(key) if deadlines is not None else None
+                source: Source = "heartbeat" if catalog_s is not None else "learned"
+                gaps = self._gaps.get(key, [])
+                median = _median(gaps) if gaps else None
+                found.append(
+                    Silent(
+                        key, key.partition("|")[0], "firing", due, last, due - last, source, median
+                    )
+                )
+        for service, within_s in deadlines.services.items() if deadlines is not None else ():
+            key = SERVICE_KEY + service
+            heard = self._services.get(service)
+            if heard is not None and heard + within_s < now and key not in self._firing:
+                found.append(
+                    Silent(key, service, "firing", heard + within_s, heard, within_s, "heartbeat")
+                )
+        for s in found:
+            self._firing[s.key] = s.expected_s
+        self._forget(now)
+        return sorted(found, key=lambda s: (s.at, s.key))
+
+    def _forget(self, now: float) -> None:
+        forget_s = self.params.forget_s
+        if forget_s <= 0:
+            return
+        gone = [k for k, last in self._last.items() if last < now - forget_s]
+        for key in gone:
+            del self._last[key]
+            self._gaps.pop(key, None)
+            self._due.pop(key, None)
+            self._firing.pop(key, None)
