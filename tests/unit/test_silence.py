@@ -5,12 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detectors.silence import Deadlines, SilenceParams, SilenceWatch, heartbeat_series
+from detectors.silence import Deadlines, SilenceParams, SilenceWatch, Silent, heartbeat_series
 
 LIVE = 1_000_000.0  # wall-clock seconds of a live partition: points at ``LIVE + t``
 
 
-def feed(w: SilenceWatch, points: dict[str, list[float]], wall: float, **kw: object) -> list:
+def feed(
+    w: SilenceWatch, points: dict[str, list[float]], wall: float, **kw: object
+) -> list[Silent]:
     series = [k for k, ts in points.items() for _ in ts]
     ts = np.array([t for v in points.values() for t in v], dtype=np.float64)
     received = float(kw.get("received", ts.max()))  # type: ignore[arg-type]
