@@ -39,15 +39,18 @@ A silence is reported once (``firing``), with the last point's time, and once mo
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
 from schemas.catalog import Catalog
+from schemas.detections import Detection, DetectionSeverity, DetectionStatus
 from schemas.metrics import series_id
 
 #: The metric and label of a named heartbeat's points (``POST /api/heartbeats/{name}``).
@@ -55,6 +58,9 @@ HEARTBEAT_METRIC = "heartbeat"
 HEARTBEAT_LABEL = "heartbeat"
 #: Key prefix of a service's own heartbeat (any point of the service).
 SERVICE_KEY = "service:"
+#: The detector name of silence detections.
+DETECTOR = "silence"
+_TEXT = 200
 
 
 @dataclass(frozen=True)
@@ -269,6 +275,12 @@ class SilenceWatch:
         self._forget(now)
         return sorted(found, key=lambda s: (s.at, s.key))
 
+    def unfire(self, keys: Sequence[str]) -> None:
+        """Forget that ``keys`` were reported silent (their report did not get out): the next
+        ``check`` reports them again."""
+        for key in keys:
+            self._firing.pop(key, None)
+
     def _forget(self, now: float) -> None:
         forget_s = self.params.forget_s
         if forget_s <= 0:
@@ -279,3 +291,56 @@ class SilenceWatch:
             self._gaps.pop(key, None)
             self._due.pop(key, None)
             self._firing.pop(key, None)
+
+
+def _labels(series: str) -> dict[str, str]:
+    """The labels of a series id (``service|metric|k=v,...``), as far as the id tells them."""
+    text = series.split("|", 2)[2] if series.count("|") >= 2 else ""
+    pairs = (item.partition("=") for item in text.split(",") if "=" in item)
+    return {k[:_TEXT]: v[:_TEXT] for k, _, v in pairs if k}
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat()
+
+
+def detection(silent: Silent) -> Detection:
+    """The ``silence`` detection of a silence beginning or ending; its id depends only on the
+    key, the last point before the silence and the status, so a replay sends the same one.
+
+    >>> gone = Silent("api|rps|zone=a", "api", "firing", 350.0, 300.0, 50.0, "learned", 10.0)
+    >>> d = detection(gone)
+    >>> d.signal, d.detector, d.labels, d.impact_started_at.timestamp(), d.ts.timestamp()
+    ('rps silent', 'silence', {'zone': 'a'}, 310.0, 350.0)
+    """
+    service_wide = silent.key.startswith(SERVICE_KEY)
+    metric = "" if service_wide else silent.key.split("|", 2)[1]
+    labels = {} if service_wide else _labels(silent.key)
+    name = labels.get(HEARTBEAT_LABEL) if metric == HEARTBEAT_METRIC else None
+    signal = "heartbeat" if service_wide else (f"heartbeat {name}" if name else f"{metric} silent")
+    digest = hashlib.sha256(
+        f"{silent.key}\x00{silent.last_ts!r}\x00{silent.status}".encode("utf-8", "surrogatepass")
+    ).hexdigest()[:20]
+    first_missing = silent.last_ts + (silent.median_s or 0.0)
+    firing = silent.status == "firing"
+    return Detection(
+        id=f"sil-{digest}",
+        ts=datetime.fromtimestamp(silent.at, tz=UTC),
+        service=silent.service,
+        signal=signal[:_TEXT],
+        detector=DETECTOR,
+        score=1.0,
+        severity=DetectionSeverity.ERROR
+        if silent.source == "heartbeat"
+        else DetectionSeverity.WARNING,
+        impact_started_at=datetime.fromtimestamp(first_missing, tz=UTC) if firing else None,
+        labels=labels,
+        context={
+            "series": silent.key[:_TEXT],
+            "last_point_at": _iso(silent.last_ts),
+            "expected_within_s": silent.expected_s,
+            "cadence": silent.source,
+            **({"median_interval_s": silent.median_s} if silent.median_s else {}),
+        },
+        status=DetectionStatus.FIRING if firing else DetectionStatus.RESOLVED,
+    )

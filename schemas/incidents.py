@@ -45,6 +45,8 @@ class IncidentEventKind(StrEnum):
     #: The incident's own escalation policy paged nobody (``reason``); ``fallback`` names the
     #: catalog's fallback policy when it paged instead.
     UNROUTED = "unrouted"
+    #: A change (``changes.v1``) to the incident's service arrived while it was open.
+    CHANGE_RECORDED = "change_recorded"
 
 
 class Incident(WireModel):

@@ -58,6 +58,11 @@ _COUNTERS = {
     "detections_late": "Firing detections on data received after WARROOM_MAX_LATENESS_S: "
     "recorded, not paged.",
     "inputs_rekeyed": "Detections and commands sent again under their correlation group's key.",
+    "silences_detected": "Silences found: a series, service or named heartbeat whose expected "
+    "points stopped (a firing detection of the silence detector).",
+    "silences_resolved": "Silences ended by a returning point (a resolved silence detection).",
+    "heartbeats_received": "Heartbeats received by POST /api/heartbeats/{name}.",
+    "changes_received": "Change events received by POST /api/changes.",
 }
 
 

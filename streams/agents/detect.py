@@ -58,6 +58,8 @@ from aiokafka.errors import (
 from detectors.bank import Rows, detection
 from detectors.cardinality import Refusal
 from detectors.routing import RoutedBanks
+from detectors.silence import Deadlines, SilenceParams, SilenceWatch, Silent
+from detectors.silence import detection as silence_detection
 from responders.lifecycle import routing_key
 from streams.agents import FirstInput
 from streams.codec import PointBatch, decode_points, decode_points_many, encode
@@ -119,6 +121,9 @@ class Detect(mode.Service):
         self._careful: dict[int, int] = {}  # partition -> last offset to take one at a time
         self._attempts: dict[tuple[int, int], int] = {}  # (partition, offset) -> failures
         self._unrestored: set[int] = set()  # assigned, but their state could not be read yet
+        #: Each assigned partition's watch over silent series (``detectors.silence``).
+        self.watches: dict[int, SilenceWatch] = {}
+        self._deadlines: tuple[int, Deadlines] | None = None
         self._lock = asyncio.Lock()
         self._closing = False
         #: When the current restore of detector state started (None: not restoring).
@@ -317,6 +322,7 @@ class Detect(mode.Service):
         # points at once costs more in cache misses than decoding them did.
         taken: list[tuple[ConsumerRecord, int]] = []  # record, position of its first point
         rows, values, ts = [], [], []
+        names: list[str] = []
         # Positions of the points kept, when a detector's domain refused some (else all are).
         kept: list[Any] = []
         at = 0
@@ -337,11 +343,13 @@ class Detect(mode.Service):
             keep = await self._refuse(bank, chunk, decoded, chunk_rows, over)
             if keep is not None:
                 kept.append(at + keep)
+                names += [decoded.series[i] for i in keep.tolist()]
                 rows.append(chunk_rows[keep])
                 values.append(decoded.values[keep])
                 ts.append(decoded.ts[keep])
             else:
                 kept.append(np.arange(at, at + len(decoded.series)))
+                names += decoded.series
                 rows.append(chunk_rows)
                 values.append(decoded.values)
                 ts.append(decoded.ts)
@@ -357,6 +365,11 @@ class Detect(mode.Service):
             raise _BankError(f"{type(exc).__name__}: {exc}") from exc
         p.count("points_processed", len(t_all))
         p.counters["last_point_processed_at"] = int(datetime.now(tz=UTC).timestamp())
+        ended = self._watch(partition).observe(
+            names, t_all, max(r.timestamp for r in records) / 1000, time.time(), self.deadlines()
+        )
+        if ended:
+            await asyncio.gather(*[await self._send_silence(e) for e in ended])
         if fired:
             position = np.concatenate(kept)
             starts = [start for _, start in taken]
@@ -388,6 +401,50 @@ class Detect(mode.Service):
             # first, or a crash in between would skip them for good.
             await asyncio.gather(*sent)
         return bool(fired) or bank.deciding
+
+    # -- silent series -----------------------------------------------------------------------
+
+    def deadlines(self) -> Deadlines:
+        """The catalog's heartbeats (read again when the catalog object changes)."""
+        catalog = self.p.catalog
+        if self._deadlines is None or self._deadlines[0] != id(catalog):
+            self._deadlines = (id(catalog), Deadlines.of(catalog))
+        return self._deadlines[1]
+
+    def _watch(self, partition: int) -> SilenceWatch:
+        watch = self.watches.get(partition)
+        if watch is None:
+            s = self.p.settings
+            params = SilenceParams(
+                factor=s.silence_factor, floor_s=s.silence_floor_s,
+                min_intervals=s.silence_min_intervals, live_lag_s=s.silence_live_lag_s,
+                learned=s.silence_learned, forget_s=s.series_idle_s,
+            )  # fmt: skip
+            watch = self.watches[partition] = SilenceWatch(params)
+        return watch
+
+    async def _send_silence(self, silent: Silent) -> Any:
+        """Send the detection of a silence beginning or ending; the broker's future."""
+        found = silence_detection(silent)
+        key = routing_key(found, self.p.settings.group_by).encode()
+        self.p.count("silences_resolved" if silent.status == "resolved" else "silences_detected")
+        log.info("detect: %s %s (last point %s)", silent.key, silent.status, silent.last_ts)
+        return await self._producer.send(self.p.settings.topics.detections, encode(found), key=key)
+
+    @mode.Service.timer(1.0)
+    async def _watch_silences(self) -> None:
+        """Send a detection for each silence that began by each partition's event time."""
+        async with self._lock:
+            if self._closing:
+                return
+            deadlines, wall = self.deadlines(), time.time()
+            for partition, watch in list(self.watches.items()):
+                begun = watch.check(wall, deadlines)
+                try:
+                    await asyncio.gather(*[await self._send_silence(b) for b in begun])
+                except KafkaError:
+                    log.warning("detect: partition %d: silences not sent; tried again", partition)
+                    watch.unfire([b.key for b in begun])
 
     def _evict(self, bank: RoutedBanks, decoded: PointBatch) -> None:
         """Evict the series idle as of the chunk's newest point; never past the wall clock, so
@@ -559,6 +616,8 @@ class Detect(mode.Service):
             for state in (self._read, self._committed, self._saved_at, self._careful):
                 for part in partitions:
                     state.pop(part, None)
+            for part in partitions:
+                self.watches.pop(part, None)
             self._attempts = {k: n for k, n in self._attempts.items() if k[0] not in partitions}
             self._unrestored -= partitions
 
