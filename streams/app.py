@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from schemas import Catalog, Channel, format_errors
 from streams import faust_flush
+from streams.changes import ChangeLog
 from streams.deadletter import DeadLetters
 from streams.directory import Directory
 from streams.live import Live
@@ -100,6 +101,7 @@ class Topics:
     automation_retention: Any = None
     #: What ``run_automation`` reads: the timeline and its retention requests (co-partitioned).
     automation_inputs: Any = None
+    changes: Any = None
 
 
 @dataclass
@@ -133,6 +135,8 @@ class Pipeline:
     directory: Any = None
     #: The ``detect`` service (points consumer and detector banks).
     detect: Any = None
+    #: Recent changes of every service (``streams.changes``).
+    changes: Any = None
     ready: bool = False
     counters: dict[str, int] = field(default_factory=dict)
 
@@ -218,6 +222,7 @@ def build(settings: Settings, catalog: Catalog) -> Pipeline:
         deliveries=topic(names.deliveries),
         automation_retention=topic(names.automation_retention),
         automation_inputs=topic(names.events, names.automation_retention),
+        changes=topic(names.changes),
     )
     tables = Tables(
         log_state=table("log-state"),
@@ -266,6 +271,7 @@ def build(settings: Settings, catalog: Catalog) -> Pipeline:
         },
     )
     pipeline.directory = Directory(settings, pipeline.live)
+    pipeline.changes = ChangeLog(settings)
     from streams.agents import (
         aggregate_mttr,
         deliver_pages,
@@ -273,6 +279,7 @@ def build(settings: Settings, catalog: Catalog) -> Pipeline:
         ingest_jsonlogs,
         ingest_otlp,
         ingest_prometheus,
+        join_changes,
         mine_logs,
         open_incidents,
         project_timeline,
@@ -281,7 +288,7 @@ def build(settings: Settings, catalog: Catalog) -> Pipeline:
 
     for agent in (
         detect, mine_logs, open_incidents, deliver_pages, project_timeline, aggregate_mttr,
-        ingest_otlp, ingest_prometheus, ingest_jsonlogs, run_automation,
+        ingest_otlp, ingest_prometheus, ingest_jsonlogs, run_automation, join_changes,
     ):  # fmt: skip
         agent.attach(pipeline)
 
