@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
@@ -130,7 +130,11 @@ class Silent:
 
 
 def _median(gaps: list[float]) -> float:
-    return float(np.median(gaps)) if gaps else math.nan
+    ordered = sorted(gaps)
+    n = len(ordered)
+    if not n:
+        return math.nan
+    return ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2.0
 
 
 class SilenceWatch:
@@ -140,6 +144,7 @@ class SilenceWatch:
         self.params = params or SilenceParams()
         self._last: dict[str, float] = {}
         self._gaps: dict[str, list[float]] = {}
+        self._medians: dict[str, float] = {}
         #: The learned deadline of each regular series (its last point plus the expectation).
         self._due: dict[str, float] = {}
         #: Keys reported silent, with the expectation they were judged by.
@@ -158,7 +163,7 @@ class SilenceWatch:
         p = self.params
         if not p.learned or len(gaps) < p.min_intervals:
             return None
-        expected = max(p.factor * _median(gaps), p.floor_s)
+        expected = max(p.factor * self._medians[key], p.floor_s)
         return None if max(gaps) >= expected else expected
 
     def now(self, wall_s: float) -> float:
@@ -177,71 +182,116 @@ class SilenceWatch:
     ) -> list[Silent]:
         """Take a batch's points (``series[i]`` at ``ts[i]``, newest broker time
         ``received_s``); the silences they end."""
-        if not len(series):
+        spans: dict[str, list[float]] = {}
+        for key, t in zip(series, ts.tolist(), strict=True):
+            span = spans.get(key)
+            if span is None:
+                spans[key] = [t, t, 1.0]
+            else:
+                span[0], span[1], span[2] = min(span[0], t), max(span[1], t), span[2] + 1.0
+        return self._take(spans, received_s, wall_s, deadlines)
+
+    def observe_rows(
+        self,
+        rows: NDArray[np.intp],
+        ts: NDArray[np.float64],
+        name_of: Callable[[int], str],
+        received_s: float,
+        wall_s: float,
+        deadlines: Deadlines | None = None,
+    ) -> list[Silent]:
+        """``observe`` for points given by row numbers (``name_of(row)`` is the series id):
+        the per-point work is vectorized, what is left is per series."""
+        if not len(rows):
+            return []
+        n = int(rows.max()) + 1
+        lo, hi = np.full(n, np.inf), np.full(n, -np.inf)
+        np.minimum.at(lo, rows, ts)
+        np.maximum.at(hi, rows, ts)
+        counts = np.bincount(rows, minlength=n)
+        seen = np.flatnonzero(counts)
+        spans = {
+            name_of(r): [a, b, c]
+            for r, a, b, c in zip(
+                seen.tolist(), lo[seen].tolist(), hi[seen].tolist(), counts[seen].tolist(),
+                strict=True,
+            )
+        }  # fmt: skip
+        return self._take(spans, received_s, wall_s, deadlines)
+
+    def _take(
+        self,
+        spans: dict[str, list[float]],
+        received_s: float,
+        wall_s: float,
+        deadlines: Deadlines | None,
+    ) -> list[Silent]:
+        """Each series' points of a batch as (oldest, newest, count): a batch brings one or a
+        few points of each series, and what is done here is per series, not per point."""
+        if not spans:
             return []
         ended: list[Silent] = []
-        names, inverse = np.unique(np.asarray(series, dtype=object), return_inverse=True)
-        order = np.lexsort((ts, inverse))
-        bounds = np.flatnonzero(np.diff(inverse[order])) + 1
         reached = -math.inf
-        for chunk in np.split(order, bounds):
-            key = str(names[inverse[chunk[0]]])
-            times = ts[chunk]
-            reached = max(reached, self._plausible(key, times))
-            ended += self._series(key, times, deadlines)
+        for key, (lo, hi, count) in spans.items():
+            reached = max(reached, self._plausible(key, lo, hi, count))
+            ended += self._series(key, lo, hi, int(count), deadlines)
             service = key.partition("|")[0]
             before = self._services.get(service, -math.inf)
-            if float(times[-1]) > before:
-                first_new = float(times[times > before][0])
-                self._services[service] = float(times[-1])
+            if hi > before:
+                self._services[service] = hi
                 skey = SERVICE_KEY + service
                 if skey in self._firing:
-                    ended.append(self._ended(skey, service, first_new, before, "heartbeat"))
+                    first = lo if lo > before else hi
+                    ended.append(self._ended(skey, service, first, before, "heartbeat"))
         self.clock = max(self.clock, min(reached, received_s))
         self._lag = received_s - self.clock
         self._arrived_wall = wall_s
         return ended
 
-    def _plausible(self, key: str, times: NDArray[np.float64]) -> float:
-        """How far the points of ``key`` (sorted) may move the clock: along its points as long
-        as each is within two of its median intervals of the one before (not past its last
-        point while it has no cadence; the first point of a partition sets the clock)."""
+    def _plausible(self, key: str, lo: float, hi: float, count: float) -> float:
+        """How far a series' points (``count`` from ``lo`` to ``hi``) may move the clock: as far
+        as each step from the one before is within two of its median intervals (not past its
+        last point while it has no cadence; the first point of a partition sets the clock)."""
         last = self._last.get(key)
         if last is None:
-            return float(times[-1]) if self.clock == -math.inf else min(float(times[0]), self.clock)
-        gaps = self._gaps.get(key)
-        if not gaps:
+            return hi if self.clock == -math.inf else min(lo, self.clock)
+        median = self._medians.get(key)
+        if median is None or hi <= last:
             return last
-        chain = np.concatenate(([last], times[times > last]))
-        jumps = np.flatnonzero(np.diff(chain) > 2.0 * _median(gaps))
-        return float(chain[jumps[0]] if len(jumps) else chain[-1])
+        bound = 2.0 * median
+        if lo > last and lo - last > bound:
+            return last
+        step = (hi - lo) / (count - 1) if count > 1 else 0.0
+        return hi if step <= bound else max(lo, last)
 
     def _series(
-        self, key: str, times: NDArray[np.float64], deadlines: Deadlines | None
+        self, key: str, lo: float, hi: float, count: int, deadlines: Deadlines | None
     ) -> list[Silent]:
         last = self._last.get(key)
-        fresh = times if last is None else times[times > last]
-        if not len(fresh):
+        if last is not None and hi <= last:
             return []
         silent = key in self._firing
-        steps = np.diff(fresh if last is None else np.concatenate(([last], fresh)))
-        if silent:
-            steps = steps[1:]  # the silence itself is no interval of the cadence
         gaps = self._gaps.setdefault(key, [])
-        gaps.extend(float(g) for g in steps[steps > 0])
-        del gaps[: max(len(gaps) - self.params.keep, 0)]
-        self._last[key] = float(fresh[-1])
+        if last is not None and not silent and lo > last:
+            gaps.append(lo - last)  # a silence is no interval of the cadence
+        if count > 1 and hi > lo:
+            gaps.extend([(hi - lo) / (count - 1)] * min(count - 1, self.params.keep))
+        if len(gaps) > self.params.keep:
+            del gaps[: len(gaps) - self.params.keep]
+        if gaps:
+            self._medians[key] = _median(gaps)
+        self._last[key] = hi
         catalog_s = deadlines.series.get(key) if deadlines is not None else None
         expected = catalog_s if catalog_s is not None else self.expected_s(key)
         if expected is None:
             self._due.pop(key, None)
         else:
-            self._due[key] = self._last[key] + expected
+            self._due[key] = hi + expected
         if not silent:
             return []
         source: Source = "heartbeat" if catalog_s is not None else "learned"
-        before = last if last is not None else float(fresh[0])
-        return [self._ended(key, key.partition("|")[0], float(fresh[0]), before, source)]
+        first = lo if last is None or lo > last else hi
+        return [self._ended(key, key.partition("|")[0], first, last or first, source)]
 
     def _ended(self, key: str, service: str, at: float, before: float, source: Source) -> Silent:
         return Silent(key, service, "resolved", at, before, self._firing.pop(key), source)
@@ -256,8 +306,7 @@ class SilenceWatch:
                 last = self._last[key]
                 catalog_s = deadlines.series.get(key) if deadlines is not None else None
                 source: Source = "heartbeat" if catalog_s is not None else "learned"
-                gaps = self._gaps.get(key, [])
-                median = _median(gaps) if gaps else None
+                median = self._medians.get(key)
                 found.append(
                     Silent(
                         key, key.partition("|")[0], "firing", due, last, due - last, source, median
@@ -289,6 +338,7 @@ class SilenceWatch:
         for key in gone:
             del self._last[key]
             self._gaps.pop(key, None)
+            self._medians.pop(key, None)
             self._due.pop(key, None)
             self._firing.pop(key, None)
 

@@ -322,7 +322,6 @@ class Detect(mode.Service):
         # points at once costs more in cache misses than decoding them did.
         taken: list[tuple[ConsumerRecord, int]] = []  # record, position of its first point
         rows, values, ts = [], [], []
-        names: list[str] = []
         # Positions of the points kept, when a detector's domain refused some (else all are).
         kept: list[Any] = []
         at = 0
@@ -343,13 +342,11 @@ class Detect(mode.Service):
             keep = await self._refuse(bank, chunk, decoded, chunk_rows, over)
             if keep is not None:
                 kept.append(at + keep)
-                names += [decoded.series[i] for i in keep.tolist()]
                 rows.append(chunk_rows[keep])
                 values.append(decoded.values[keep])
                 ts.append(decoded.ts[keep])
             else:
                 kept.append(np.arange(at, at + len(decoded.series)))
-                names += decoded.series
                 rows.append(chunk_rows)
                 values.append(decoded.values)
                 ts.append(decoded.ts)
@@ -365,9 +362,10 @@ class Detect(mode.Service):
             raise _BankError(f"{type(exc).__name__}: {exc}") from exc
         p.count("points_processed", len(t_all))
         p.counters["last_point_processed_at"] = int(datetime.now(tz=UTC).timestamp())
-        ended = self._watch(partition).observe(
-            names, t_all, max(r.timestamp for r in records) / 1000, time.time(), self.deadlines()
-        )
+        ended = self._watch(partition).observe_rows(
+            at_rows, t_all, bank.series, max(r.timestamp for r in records) / 1000, time.time(),
+            self.deadlines(),
+        )  # fmt: skip
         if ended:
             await asyncio.gather(*[await self._send_silence(e) for e in ended])
         if fired:
