@@ -63,17 +63,19 @@ def routes(api: Api) -> list[web.RouteDef]:
 
     async def post_change(request: web.Request) -> web.Response:
         now = datetime.now(tz=UTC)
+        # Without the bearer token, only a valid event whose routing_key is the token gets in:
+        # anything else is 401, so a caller without credentials learns nothing of the format.
+        denied = api._authorized(request)
         data = await _object(request)
         if isinstance(data, web.Response):
-            return data
+            return denied or data
         try:
             event = ChangeEventV2.model_validate(
                 data, context=received(now, p.settings.max_future_s)
             )
         except ValidationError as exc:
-            return _error(400, format_errors(exc))
-        denied = None if keyed(event.routing_key) else api._authorized(request)
-        if denied is not None:
+            return denied or _error(400, format_errors(exc))
+        if denied is not None and not keyed(event.routing_key):
             return denied
         change_id = write_id("chg", request, body=await request.read())
         try:

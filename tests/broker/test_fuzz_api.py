@@ -214,7 +214,7 @@ BODY_KEYS = [
     "actor", "text", "at", "severity", "role", "person", "matchers", "comment", "ends_at",
     "starts_at", "duration_s", "until_resolved", "maintenance", "created_by", "alerts", "status",
     "labels", "startsAt", "event_action", "routing_key", "dedup_key", "payload", "summary",
-    "source", "timestamp", "version",
+    "source", "timestamp", "version", "links", "custom_details", "service",
 ]  # fmt: skip
 
 ids = st.one_of(st.text(max_size=200), st.sampled_from(ODD_IDS))
@@ -292,12 +292,12 @@ def segment(value: str, raw: bool) -> str:
 GET_PATHS = [
     "/healthz", "/readyz", "/api/incidents", "/api/incidents/{id}", "/api/incidents/{id}/timeline",
     "/api/incidents/{id}/tasks", "/api/incidents/{id}/review", "/api/incidents/{id}/review.svg",
-    "/api/mttr", "/api/events", "/api/silences", "/metrics", "/",
+    "/api/mttr", "/api/events", "/api/silences", "/metrics", "/", "/api/changes",
 ]  # fmt: skip
 ACTIONS = ["acknowledge", "mitigate", "resolve", "reopen", "notes", "severity", "roles"]
 WRITE_PATHS = [f"/api/incidents/{{id}}/{a}" for a in ACTIONS] + [
     "/api/incidents/{id}/tasks/{task}", "/api/alerts/alertmanager", "/api/alerts/pagerduty",
-    "/api/silences",
+    "/api/silences", "/api/changes", "/api/heartbeats/{id}",
 ]  # fmt: skip
 
 

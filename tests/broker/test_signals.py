@@ -135,8 +135,14 @@ async def test_a_change_event_appears_in_the_review_and_on_an_open_incidents_tim
         },
         "links": [{"href": "https://ci.example.com/plan/7", "text": "plan 7"}],
     }
+    status, body = await api.post("/api/changes", change, token=None)
+    assert status == 401, body
     status, body = await api.post("/api/changes", change)
     assert status == 202 and body["service"] == "db", body
+    # The API token as routing key stands in for the bearer token, as for PagerDuty events.
+    keyed = {"routing_key": worker.token, "service": "batch", "payload": {"summary": "cron"}}
+    status, body = await api.post("/api/changes", keyed, token=None)
+    assert status == 202 and body["service"] == "batch", body
     # Refused, naming the problem: no summary; no service to be told.
     status, body = await api.post("/api/changes", {"routing_key": "R-DB", "payload": {}})
     assert status == 400 and "payload.summary" in body["error"]
