@@ -44,7 +44,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -156,6 +156,62 @@ class SilenceWatch:
 
     def __len__(self) -> int:
         return len(self._last)
+
+    STATE_VERSION = 1
+
+    def to_state(self) -> dict[str, Any]:
+        """The watch as plain data (JSON), for its checkpoint: per series ``[last point, its
+        deadline or None, its silence's expectation or None, *recent intervals]``, per service
+        ``[last point, its silence's expectation or None]``.
+
+        >>> w = SilenceWatch(SilenceParams(floor_s=1.0, min_intervals=2))
+        >>> _ = w.observe(["a|x"] * 4, np.array([0.0, 10.0, 20.0, 30.0]), 30.0, 100.0)
+        >>> again = SilenceWatch.from_state(w.params, w.to_state())
+        >>> again.to_state() == w.to_state(), again.check(200.0) == w.check(200.0)
+        (True, True)
+        """
+
+        def finite(x: float) -> float | None:
+            return x if math.isfinite(x) else None
+
+        services = {k: [t, self._firing.get(SERVICE_KEY + k)] for k, t in self._services.items()}
+        return {
+            "v": self.STATE_VERSION,
+            "clock": finite(self.clock),
+            "lag": finite(self._lag),
+            "arrived": self._arrived_wall,
+            "series": {
+                k: [t, self._due.get(k), self._firing.get(k), *self._gaps.get(k, [])]
+                for k, t in self._last.items()
+            },
+            "services": services,
+        }
+
+    @classmethod
+    def from_state(cls, params: SilenceParams, state: Mapping[str, Any]) -> SilenceWatch:
+        """The watch ``to_state`` saved (an empty one for a state of another version)."""
+        watch = cls(params)
+        if state.get("v") != cls.STATE_VERSION:
+            return watch
+        clock, lag = state.get("clock"), state.get("lag")
+        watch.clock = -math.inf if clock is None else float(clock)
+        watch._lag = math.inf if lag is None else float(lag)
+        arrived = state.get("arrived")
+        watch._arrived_wall = None if arrived is None else float(arrived)
+        for key, (last, due, firing, *gaps) in state.get("series", {}).items():
+            watch._last[key] = float(last)
+            if due is not None:
+                watch._due[key] = float(due)
+            if firing is not None:
+                watch._firing[key] = float(firing)
+            if gaps:
+                watch._gaps[key] = [float(g) for g in gaps]
+                watch._medians[key] = _median(watch._gaps[key])
+        for service, (last, firing) in state.get("services", {}).items():
+            watch._services[service] = float(last)
+            if firing is not None:
+                watch._firing[SERVICE_KEY + service] = float(firing)
+        return watch
 
     def expected_s(self, key: str) -> float | None:
         """The learned expectation of series ``key`` (None: not regular, or not seen enough)."""

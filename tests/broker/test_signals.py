@@ -197,3 +197,23 @@ async def test_a_change_event_appears_in_the_review_and_on_an_open_incidents_tim
 
     [letter] = await eventually(dead_letter, 30, "the invalid change's dead letter")
     assert letter["stage"] == "decode" and letter["source_topic"] == worker.topics.changes
+
+
+async def test_a_silence_that_began_before_a_restart_ends_once_after_it(
+    start_worker: Callable[..., RunningWorker],
+) -> None:
+    worker = start_worker(_catalog())
+    for _ in range(12):
+        await produce(worker.bootstrap, worker.topics.metrics, [(b"api", _point("api", "rps", 1))])
+        await asyncio.sleep(0.25)  # the producer's cadence, not a wait for the worker
+
+    async def api_silences(status: str) -> list[dict[str, Any]] | None:
+        found = [d for d in await _silences(worker) if d["service"] == "api"]
+        return found if any(d["status"] == status for d in found) else None
+
+    await eventually(lambda: api_silences("firing"), 30, "api's silence")
+    # SIGTERM: the watch is checkpointed with the detector state on the way out.
+    await asyncio.to_thread(worker.restart)
+    await produce(worker.bootstrap, worker.topics.metrics, [(b"api", _point("api", "rps", 1))])
+    found = await eventually(lambda: api_silences("resolved"), 60, "the silence's end")
+    assert sorted(d["status"] for d in found) == ["firing", "resolved"], found

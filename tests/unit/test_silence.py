@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -159,3 +161,33 @@ def test_forgotten_series_free_their_memory() -> None:
     assert len(w) == 1
     w.check(LIVE + 2000)
     assert len(w) == 0
+
+
+def test_a_restored_watch_neither_fires_again_nor_forgets_to_resolve() -> None:
+    params = SilenceParams(floor_s=1.0)
+    w = SilenceWatch(params)
+    beat = Deadlines(services={"api": 30.0})
+    feed(w, {"api|x": every(LIVE, LIVE + 100)}, LIVE + 90, deadlines=beat)
+    fired = w.check(LIVE + 200, beat)
+    assert sorted(s.key for s in fired) == ["api|x", "service:api"]
+    again = SilenceWatch.from_state(params, w.to_state())
+    assert again.check(LIVE + 300, beat) == []
+    back = feed(again, {"api|x": [LIVE + 300]}, LIVE + 300, deadlines=beat)
+    assert sorted((s.key, s.status) for s in back) == [
+        ("api|x", "resolved"), ("service:api", "resolved")
+    ]  # fmt: skip
+
+
+def test_a_state_of_another_version_starts_afresh() -> None:
+    assert len(SilenceWatch.from_state(SilenceParams(), {"v": 99, "series": {"a|x": []}})) == 0
+
+
+def test_checkpoint_blocks_are_bounded_by_size() -> None:
+    from streams.agents.detect import _chunks
+
+    entries = {f"s{i}|m|" + "x" * 100: [1.0, None, None, 1.0] for i in range(50)}
+    entries["huge|m|" + "y" * 5000] = [1.0, None, None]
+    chunks = _chunks(entries, 1000)
+    assert all(len(json.dumps(c)) <= 1000 + 2 for c in chunks)
+    assert sum(len(c) for c in chunks) == 50  # the one larger than a block is left out
+    assert _chunks({}, 1000) == [{}]
