@@ -183,7 +183,8 @@ def simulate(
     max_lateness_s: float = math.inf,
 ) -> Tally:
     """Fold ``inputs`` (any order; taken by arrival time) under ``catalog``, with the timers run
-    up to ``until``."""
+    up to ``until`` and one group wait past it (detections at the window's end open their
+    incidents, as they would have)."""
     fold = _Fold(catalog, timing, group_by)
     ordered = sorted(inputs, key=lambda i: (i.at, i.command is not None))
     for item in ordered:
@@ -192,5 +193,10 @@ def simulate(
             fold.detection(item.detection, item.at, max_lateness_s)
         elif item.command is not None:
             fold.command(item.command, item.at)
-    fold.tick_until(until)
+    waits = [timing.group_wait_s] + [
+        s.timing.group_wait_s
+        for s in catalog.services.values()
+        if s.timing is not None and s.timing.group_wait_s is not None
+    ]
+    fold.tick_until(until + timedelta(seconds=max(waits)))
     return fold.tally

@@ -124,3 +124,51 @@ async def test_whatif_on_a_recorded_week_prints_its_table_and_counts_the_removed
     proposal.write_text(yaml.safe_dump({"services": {"api": {"team": "nobody"}}}))
     bad = await asyncio.to_thread(whatif)
     assert bad.returncode == 2 and "services.api.team" in bad.stderr
+
+
+async def test_whatif_with_detector_params_rescores_the_recorded_points(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    app_id = f"t-whatif-points-{uuid.uuid4().hex[:8]}"
+    topics = TopicNames(**{k: f"{app_id}.{v}" for k, v in TopicNames().model_dump().items()})
+    settings = Settings(bootstrap_servers=kafka_bootstrap, app_id=app_id, topics=topics,
+                        partitions=2)  # fmt: skip
+    await ensure_topics(settings)
+    # Recorded points with an obvious fault, and no detection recorded for them (the detector
+    # in force missed it, say): with the proposed parameters, the fault opens an incident.
+    rng = random.Random(5)
+    base = time.time() - 300  # recent: the worker records late data without paging for it
+    points = [
+        {"ts": base + i, "service": "api", "metric": "latency_ms",
+         "value": 900.0 if 200 <= i < 203 else 100.0 + rng.gauss(0.0, 3.0)}
+        for i in range(240)
+    ]  # fmt: skip
+    batches = [points[i : i + 10] for i in range(0, len(points), 10)]
+    await produce(
+        kafka_bootstrap,
+        topics.metrics,
+        [(b"api", json.dumps({"points": b}).encode()) for b in batches],
+    )
+    path = tmp_path / "catalog.yaml"
+    path.write_text(yaml.safe_dump(catalog(steps=1)))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WARROOM_")}
+    # The points were all sent at once, so their detections arrive together: without a group
+    # wait, the fault's firing opens its incident before its end resolves it.
+    env.update(WARROOM_BOOTSTRAP_SERVERS=kafka_bootstrap, WARROOM_APP_ID=app_id,
+               WARROOM_TOPICS=topics.model_dump_json(), WARROOM_GROUP_WAIT_S="0")  # fmt: skip
+    argv = [sys.executable, "-m", "streams.cli", "whatif", "--catalog", str(path), "--current",
+            str(path), "--since", "1d", "--detector-params", "{}", "--json"]  # fmt: skip
+    done = await asyncio.to_thread(
+        subprocess.run, argv, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["detections"] == 0 and result["detections_proposed"] >= 1
+    [api] = result["services"]
+    assert (api["incidents_now"], api["incidents_proposed"]) == (0, 1)
+
+    argv[argv.index("{}")] = '{"no_such_parameter": 1}'
+    bad = await asyncio.to_thread(
+        subprocess.run, argv, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert bad.returncode == 2 and "--detector-params" in bad.stderr
