@@ -58,6 +58,8 @@ HEARTBEAT_METRIC = "heartbeat"
 HEARTBEAT_LABEL = "heartbeat"
 #: Key prefix of a service's own heartbeat (any point of the service).
 SERVICE_KEY = "service:"
+#: Seconds of event time between looks for series to forget.
+FORGET_EVERY_S = 60.0
 #: The detector name of silence detections.
 DETECTOR = "silence"
 _TEXT = 200
@@ -153,6 +155,7 @@ class SilenceWatch:
         self.clock = -math.inf
         self._arrived_wall: float | None = None
         self._lag = math.inf
+        self._forgot_at = -math.inf
 
     def __len__(self) -> int:
         return len(self._last)
@@ -387,9 +390,12 @@ class SilenceWatch:
             self._firing.pop(key, None)
 
     def _forget(self, now: float) -> None:
+        """Forget the series not heard of for ``forget_s``, looking at most once a minute of
+        event time (the look reads every series)."""
         forget_s = self.params.forget_s
-        if forget_s <= 0:
+        if forget_s <= 0 or now < self._forgot_at + FORGET_EVERY_S:
             return
+        self._forgot_at = now
         gone = [k for k, last in self._last.items() if last < now - forget_s]
         for key in gone:
             del self._last[key]
@@ -429,7 +435,7 @@ def detection(silent: Silent) -> Detection:
     ).hexdigest()[:20]
     first_missing = silent.last_ts + (silent.median_s or 0.0)
     firing = silent.status == "firing"
-    return Detection(
+    fields: dict[str, Any] = dict(
         id=f"sil-{digest}",
         ts=datetime.fromtimestamp(silent.at, tz=UTC),
         service=silent.service,
@@ -450,3 +456,7 @@ def detection(silent: Silent) -> Detection:
         },
         status=DetectionStatus.FIRING if firing else DetectionStatus.RESOLVED,
     )
+    try:
+        return Detection.model_validate(fields)
+    except ValueError:  # labels read back from a series id that do not pass as labels
+        return Detection.model_validate({**fields, "labels": {}})

@@ -191,3 +191,14 @@ def test_checkpoint_blocks_are_bounded_by_size() -> None:
     assert all(len(json.dumps(c)) <= 1000 + 2 for c in chunks)
     assert sum(len(c) for c in chunks) == 50  # the one larger than a block is left out
     assert _chunks({}, 1000) == [{}]
+
+
+def test_a_silence_detection_is_built_whatever_labels_its_id_holds() -> None:
+    from detectors.silence import Silent, detection
+    from schemas.common import MAX_LABELS
+
+    many = ",".join(f"k{i}=v" for i in range(MAX_LABELS + 5))
+    found = detection(Silent(f"api|rps|{many}", "api", "firing", 20.0, 10.0, 10.0, "learned"))
+    assert found.labels == {} and found.context["series"].startswith("api|rps|k0=v")
+    ok = detection(Silent("api|rps|zone=a,x=1", "api", "resolved", 20.0, 10.0, 10.0, "learned"))
+    assert ok.labels == {"zone": "a", "x": "1"} and ok.status == "resolved"
