@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import re
 import sys
 from collections.abc import Callable
@@ -70,8 +71,8 @@ async def _records(settings: Settings, topic: str) -> list[Any]:
     consumer = AIOKafkaConsumer(
         **settings.kafka_client_kwargs(), group_id=None, enable_auto_commit=False
     )
-    await consumer.start()
     try:
+        await consumer.start()
         tps = [TopicPartition(topic, p) for p in await _partitions(settings, topic)]
         if not tps:
             return []
@@ -91,8 +92,8 @@ async def _records(settings: Settings, topic: str) -> list[Any]:
 async def _partitions(settings: Settings, topic: str) -> list[int]:
     """The partitions of ``topic`` (none if it does not exist)."""
     admin = AIOKafkaAdminClient(**settings.kafka_client_kwargs())
-    await admin.start()
     try:
+        await admin.start()
         [described] = await admin.describe_topics([topic])
         return sorted(p["partition"] for p in described.get("partitions") or [])
     finally:
@@ -223,9 +224,9 @@ def run(args: argparse.Namespace) -> int:
     if args.detector_params is not None:
         try:
             params = json.loads(args.detector_params)
-            settings.model_copy(update={"detector_params": params}).detector_banks()
             if not isinstance(params, dict):
-                raise ValueError("a JSON object of parameters")
+                raise ValueError("a JSON object of parameters, such as '{\"k\": 3}'")
+            settings.model_copy(update={"detector_params": params}).detector_banks()
         except (ValueError, TypeError) as exc:
             print(f"{PROG}: --detector-params: {exc}", file=sys.stderr)
             return 2
@@ -235,6 +236,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # a failure is said once, below
     try:
         result = asyncio.run(_compare(settings, current, proposal, params, since, until))
     except KafkaError as exc:
