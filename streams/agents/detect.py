@@ -130,7 +130,7 @@ class Detect(mode.Service):
         self._unrestored: set[int] = set()  # assigned, but their state could not be read yet
         #: Each assigned partition's watch over silent series (``detectors.silence``).
         self.watches: dict[int, SilenceWatch] = {}
-        self._deadlines: tuple[int, Deadlines] | None = None
+        self._deadlines: tuple[Any, Deadlines] | None = None
         self._kept_watches: dict[int, SilenceWatch] = {}
         self._watch_saved: dict[int, float] = {}  # partition -> when its watch was written
         self._watch_blocks: dict[int, int] = {}  # partition -> blocks its watch took
@@ -415,8 +415,8 @@ class Detect(mode.Service):
     def deadlines(self) -> Deadlines:
         """The catalog's heartbeats (read again when the catalog object changes)."""
         catalog = self.p.catalog
-        if self._deadlines is None or self._deadlines[0] != id(catalog):
-            self._deadlines = (id(catalog), Deadlines.of(catalog))
+        if self._deadlines is None or self._deadlines[0] is not catalog:
+            self._deadlines = (catalog, Deadlines.of(catalog))
         return self._deadlines[1]
 
     def _watch(self, partition: int) -> SilenceWatch:
