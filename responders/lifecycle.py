@@ -305,6 +305,14 @@ def on_command(
             failed,
         )  # fmt: skip
         return Outcome(apply(current, event), (event,))
+    if command.kind is C.RECORD_CHANGE:
+        if current.status is S.RESOLVED or not command.change:
+            return Outcome(current)  # it arrived after the incident: the review lists it
+        event = make_event(
+            current.id, current.routing_key, seq, E.CHANGE_RECORDED, command.issued_at,
+            command.actor, command.id, dict(command.change),
+        )  # fmt: skip
+        return Outcome(apply(current, event), (event,))
     if command.kind is C.NOTE:
         if not command.text:
             return Outcome(current, rejection="a note needs text")

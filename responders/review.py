@@ -41,6 +41,7 @@ from xml.sax.saxutils import escape
 from responders.lifecycle import replay
 from responders.mttr import durations
 from schemas import Incident, IncidentEvent, IncidentEventKind
+from schemas.changes import Change
 
 E = IncidentEventKind
 
@@ -124,12 +125,19 @@ def render_review(events: Sequence[IncidentEvent], chart_path: str | None = None
     return build_review(events, chart_path).markdown
 
 
-def build_review(events: Sequence[IncidentEvent], chart_path: str | None = None) -> Review:
+def build_review(
+    events: Sequence[IncidentEvent],
+    chart_path: str | None = None,
+    changes: Sequence[Change] | None = None,
+    lookback_s: float = 3600.0,
+) -> Review:
     """Render the review of the incident whose timeline ``events`` are (any order, no dups).
 
     With ``chart_path`` (a relative file name such as ``chart.svg``), the Markdown shows the
     chart as an image at that path; the caller writes ``Review.chart_svg`` there. Without it,
     the Markdown carries a text sparkline only (GitHub strips inline SVG and data URIs).
+    ``changes`` (those of the ``lookback_s`` before impact, to the service and what it depends
+    on: ``responders.changes.before_impact``) are listed in their own section.
     Raises ValueError when ``events`` is empty, mixes incidents or does not start with
     ``opened``.
     """
@@ -149,6 +157,8 @@ def build_review(events: Sequence[IncidentEvent], chart_path: str | None = None)
     ]
     out += _summary(incident, timeline)
     out += _impact(incident)
+    if changes is not None:
+        out += _changes(incident, changes, lookback_s)
     out += ["## Stage durations", "", "| stage | from | to | duration | seconds |"]
     out.append("|---|---|---|---|---:|")
     for s in stages(incident):
@@ -227,8 +237,37 @@ def _impact(incident: Incident) -> list[str]:
     return [*out, ""]
 
 
+def _changes(incident: Incident, changes: Sequence[Change], lookback_s: float) -> list[str]:
+    span = "hour" if lookback_s == 3600 else _duration(lookback_s)
+    out = [f"## Changes in the {span} before impact", ""]
+    if not changes:
+        return [*out, f"None recorded for {_code(incident.service)} or what it depends on.", ""]
+    out += ["| time (UTC) | before impact | service | change | source | links |"]
+    out.append("|---|---:|---|---|---|---|")
+    for c in changes:
+        before = _duration((incident.impact_started_at - c.at).total_seconds())
+        links = " ".join(
+            f"[{_cell(x.get('text') or 'link')}]({_link(x.get('href', ''))})" for x in c.links
+        )
+        out.append(
+            f"| {_utc(c.at)} | {before} | {_cell(c.service)} | {_cell(c.summary)} | "
+            f"{_cell(c.source or '')} | {links} |"
+        )
+    return [*out, ""]
+
+
+def _link(href: str) -> str:
+    """A link target that Markdown cannot be broken out of (http(s) only, no spaces or parens)."""
+    if not href.startswith(("http://", "https://")):
+        return "#"
+    return "".join(ch if ch not in " ()<>[]|\n\r" else f"%{ord(ch):02X}" for ch in href)
+
+
 def _details(e: IncidentEvent) -> str:
     d = e.data
+    if e.kind is E.CHANGE_RECORDED:
+        source = f" ({d['source']})" if d.get("source") else ""
+        return f"change to {d.get('service', '?')}: {d.get('summary', '')}{source}"
     if e.kind is E.OPENED:
         inc, det = d.get("incident", {}), d.get("detection", {})
         text = f"opened {inc.get('severity', '')}: {inc.get('title', '')}".strip()

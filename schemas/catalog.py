@@ -72,6 +72,16 @@ def _no_offset(value: time) -> time:
     return value
 
 
+def _zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ValueError(
+            f"unknown time zone {value!r} (an IANA name such as Europe/Berlin)"
+        ) from None
+    return value
+
+
 LocalTime = Annotated[time, BeforeValidator(_wall_clock)]
 """``HH:MM[:SS]`` on the local wall clock of the schedule's time zone."""
 
@@ -111,6 +121,13 @@ class Person(_Config):
         pattern=r"^[UW][A-Z0-9]{2,20}$",
         description="Slack member id (U0123ABCD): Slack buttons pressed by it act as this person.",
     )
+    #: The person's IANA time zone (what ``warroom whatif`` counts night pages in).
+    time_zone: str | None = None
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        return None if value is None else _zone(value)
 
 
 class EscalationStep(_Config):
@@ -201,13 +218,7 @@ class Schedule(_Config):
     @field_validator("time_zone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError, OSError):
-            raise ValueError(
-                f"unknown time zone {value!r} (an IANA name such as Europe/Berlin)"
-            ) from None
-        return value
+        return _zone(value)
 
 
 class Target(_Config):
@@ -282,6 +293,22 @@ class ServiceTiming(_Config):
     stakeholder_update_interval_s: float | None = Field(default=None, gt=0.0)
 
 
+class Heartbeat(_Config):
+    """A service's heartbeat: some point of the service at least every ``within_s`` seconds
+    (event time); when none comes for that long, a ``silence`` detection is raised."""
+
+    within_s: float = Field(ge=1.0, le=366 * 86_400.0)
+
+
+class NamedHeartbeat(_Config):
+    """A cron-style job's heartbeat, sent with ``POST /api/heartbeats/{name}``: when no beat
+    comes for ``within_s`` seconds after the last one, a ``silence`` detection for ``service``."""
+
+    service: Name
+    within_s: float = Field(ge=1.0, le=366 * 86_400.0)
+    description: str = ""
+
+
 class Service(_Config):
     """A service that emits signals; ``tier`` 1 is the most critical.
 
@@ -302,6 +329,10 @@ class Service(_Config):
     #: Grouping, repeat, acknowledgement-timeout, auto-resolve and update intervals of this
     #: service's incidents, where they differ from the worker's.
     timing: ServiceTiming | None = None
+    #: Points of this service expected at least this often (see ``Heartbeat``).
+    heartbeat: Heartbeat | None = None
+    #: Routing keys of change events (PagerDuty Change Events v2) that belong to this service.
+    routing_keys: tuple[Annotated[str, AfterValidator(no_control)], ...] = ()
 
 
 class Catalog(_Config):
@@ -315,6 +346,8 @@ class Catalog(_Config):
     schedules: dict[Name, Schedule] = Field(default_factory=dict)
     escalation_policies: dict[Name, EscalationPolicy] = Field(default_factory=dict)
     runbooks: dict[Name, Runbook] = Field(default_factory=dict)
+    #: Cron-style jobs' heartbeats by name (``POST /api/heartbeats/{name}``).
+    heartbeats: dict[Name, NamedHeartbeat] = Field(default_factory=dict)
     default_team: Name | None = None
     fallback_policy: Name | None = None
 
@@ -359,6 +392,7 @@ class Catalog(_Config):
                     fail(("services", name, "depends_on", i), dependency, "depends on itself")
             for i, person in enumerate(service.stakeholders):
                 known(("services", name, "stakeholders", i), person, self.people, "person")
+        self._check_signals(fail)
         for name, team in self.teams.items():
             for i, member in enumerate(team.members):
                 known(("teams", name, "members", i), member, self.people, "person")
@@ -421,6 +455,33 @@ class Catalog(_Config):
         if errors:
             raise ValidationError.from_exception_data(type(self).__name__, errors)
         return self
+
+    def _check_signals(self, fail: Any) -> None:
+        """Named heartbeats belong to known services; a routing key maps to one service."""
+        for name, beat in self.heartbeats.items():
+            if beat.service not in self.services:
+                fail(
+                    ("heartbeats", name, "service"),
+                    beat.service,
+                    f"unknown service {beat.service!r}",
+                )
+        owner: dict[str, str] = {}
+        for name, service in self.services.items():
+            for i, key in enumerate(service.routing_keys):
+                if key in owner and owner[key] != name:
+                    fail(
+                        ("services", name, "routing_keys", i),
+                        key,
+                        f"routing key already belongs to service {owner[key]!r}",
+                    )
+                owner.setdefault(key, name)
+
+    def service_for_routing_key(self, key: str) -> str | None:
+        """The service whose ``routing_keys`` include ``key``, if any."""
+        for name, service in self.services.items():
+            if key in service.routing_keys:
+                return name
+        return None
 
     def _team_pages(self, team: str) -> bool:
         found = self.teams[team]

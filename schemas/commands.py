@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 from pydantic import Field
 
@@ -28,6 +29,8 @@ class CommandKind(StrEnum):
     #: Internal: every attempt to deliver a page failed (``page``: its dedup key; ``step``: its
     #: escalation step; ``person``: its recipient; ``text``: the last error).
     DELIVERY_FAILED = "delivery_failed"
+    #: Internal: a change to the incident's service arrived while it was open (``change``).
+    RECORD_CHANGE = "record_change"
 
 
 class Command(WireModel):
@@ -55,6 +58,9 @@ class Command(WireModel):
         default=None, max_length=255, description="Internal: the dedup key of a failed page."
     )
     step: int | None = Field(default=None, ge=0, description="Internal: a failed page's step.")
+    change: dict[str, Any] | None = Field(
+        default=None, description="Internal: the change a record_change command records."
+    )
 
 
 class Declaration(WireModel):

@@ -52,6 +52,8 @@ class IncidentEventKind(StrEnum):
     #: Someone (the actor) paged a person, team or schedule (``target``) into the incident;
     #: ``recipients``: who that reached.
     RESPONDER_ADDED = "responder_added"
+    #: A change (``changes.v1``) to the incident's service arrived while it was open.
+    CHANGE_RECORDED = "change_recorded"
 
 
 class Incident(WireModel):

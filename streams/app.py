@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from schemas import Catalog, Channel, format_errors
 from streams import faust_flush
+from streams.changes import ChangeLog
 from streams.deadletter import DeadLetters
 from streams.directory import Directory
 from streams.live import Live
@@ -102,6 +103,7 @@ class Topics:
     automation_retention: Any = None
     #: What ``run_automation`` reads: the timeline and its retention requests (co-partitioned).
     automation_inputs: Any = None
+    changes: Any = None
 
 
 @dataclass
@@ -141,6 +143,8 @@ class Pipeline:
     catalogs: LiveCatalog | None = None
     #: The ``detect`` service (points consumer and detector banks).
     detect: Any = None
+    #: Recent changes of every service (``streams.changes``).
+    changes: Any = None
     ready: bool = False
     counters: dict[str, int] = field(default_factory=dict)
 
@@ -249,6 +253,7 @@ def build(settings: Settings, catalog: Catalog) -> Pipeline:
         deliveries=topic(names.deliveries),
         automation_retention=topic(names.automation_retention),
         automation_inputs=topic(names.events, names.automation_retention),
+        changes=topic(names.changes),
     )
     tables = Tables(
         log_state=table("log-state"),
@@ -304,6 +309,7 @@ def build(settings: Settings, catalog: Catalog) -> Pipeline:
     pipeline.catalogs = LiveCatalog(catalog, on_change=pipeline.put_in_force)
     pipeline.put_in_force(pipeline.catalogs.in_force)
     pipeline.directory = Directory(settings, pipeline.live, pipeline.catalogs)
+    pipeline.changes = ChangeLog(settings)
     from streams.agents import (
         aggregate_mttr,
         deliver_pages,
@@ -311,6 +317,7 @@ def build(settings: Settings, catalog: Catalog) -> Pipeline:
         ingest_jsonlogs,
         ingest_otlp,
         ingest_prometheus,
+        join_changes,
         mine_logs,
         open_incidents,
         project_timeline,
@@ -319,7 +326,7 @@ def build(settings: Settings, catalog: Catalog) -> Pipeline:
 
     for agent in (
         detect, mine_logs, open_incidents, deliver_pages, project_timeline, aggregate_mttr,
-        ingest_otlp, ingest_prometheus, ingest_jsonlogs, run_automation,
+        ingest_otlp, ingest_prometheus, ingest_jsonlogs, run_automation, join_changes,
     ):  # fmt: skip
         agent.attach(pipeline)
 

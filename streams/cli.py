@@ -37,6 +37,12 @@ def setting_errors(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def _whatif(args: argparse.Namespace) -> int:
+    from streams.whatif import run
+
+    return run(args)
+
+
 def _kafka(args: argparse.Namespace) -> int:
     from streams.kafka_local import BrokerError, LocalBroker, fetch_jars
 
@@ -279,6 +285,15 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
         rehearsal_arguments(rehearse)
     rehearse.set_defaults(func=_runbook)
+
+    whatif = sub.add_parser(
+        "whatif", help="incidents and pages a proposed catalog would have made of recorded ones"
+    )
+    if wants("whatif"):
+        from streams.whatif import add_arguments as whatif_arguments
+
+        whatif_arguments(whatif)
+    whatif.set_defaults(func=_whatif)
 
     detect = sub.add_parser("detect", help="score a timestamp,value CSV offline")
     detect.add_argument("--input", required=True, help="CSV with timestamp and value columns")

@@ -77,6 +77,8 @@ class Directory(Service):
         #: Open incidents by id, with their service (for inhibition by dependencies).
         self.open_incidents: dict[str, str] = {}
         self._services: OrderedDict[str, str] = OrderedDict()
+        #: Routing keys of the incidents opened, bounded as ``_services``.
+        self._keys: OrderedDict[str, str] = OrderedDict()
         #: Set once both topics have been read up to where they ended at the start.
         self.caught_up = asyncio.Event()
         self._announced = False
@@ -86,6 +88,11 @@ class Directory(Service):
         """An open incident on ``service``, if any (the oldest id, deterministically)."""
         ids = sorted(i for i, s in self.open_incidents.items() if s == service)
         return ids[0] if ids else None
+
+    def open_with_keys(self, service: str) -> list[tuple[str, str]]:
+        """The open incidents of ``service``, each with its routing key (oldest id first)."""
+        ids = sorted(i for i, s in self.open_incidents.items() if s == service)
+        return [(i, self._keys[i]) for i in ids if i in self._keys]
 
     def active_silences(self) -> list[Silence]:
         return list(self.silences.values())
@@ -129,8 +136,11 @@ class Directory(Service):
         if kind == "opened":
             service = str(((event.get("data") or {}).get("incident") or {}).get("service", ""))
             self._services[incident_id] = service
+            self._keys[incident_id] = str(event.get("routing_key", ""))
             while len(self._services) > _RESOLVED_KEPT:
                 self._services.popitem(last=False)
+            while len(self._keys) > _RESOLVED_KEPT:
+                self._keys.popitem(last=False)
             self.open_incidents[incident_id] = service
         elif kind == "resolved":
             self.open_incidents.pop(incident_id, None)

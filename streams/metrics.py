@@ -63,6 +63,11 @@ _COUNTERS = {
     "recorded, not paged.",
     "inputs_rekeyed": "Detections and commands sent again under their correlation group's key.",
     "catalogs_applied": "Catalogs from catalog.v1 put in force by this worker.",
+    "silences_detected": "Silences found: a series, service or named heartbeat whose expected "
+    "points stopped (a firing detection of the silence detector).",
+    "silences_resolved": "Silences ended by a returning point (a resolved silence detection).",
+    "heartbeats_received": "Heartbeats received by POST /api/heartbeats/{name}.",
+    "changes_received": "Change events received by POST /api/changes.",
 }
 
 

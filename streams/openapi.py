@@ -21,6 +21,7 @@ from schemas.auth import (
     TokenCreated,
     TokenRequest,
 )
+from schemas.changes import ChangeEventV2
 from schemas.commands import Declaration
 from schemas.live_catalog import ShiftOverride
 from schemas.silences import Silence
@@ -101,6 +102,11 @@ OPERATIONS: tuple[Operation, ...] = (
               media="text/calendar"),
     Operation("get", "/api/people/{id}.ics", "A person's shifts as iCalendar.",
               media="text/calendar"),
+    Operation("post", "/api/changes", "A change event (PagerDuty Change Events v2).", _R,
+              ChangeEventV2, status=202),
+    Operation("get", "/api/changes", "Change events, newest first."),
+    Operation("post", "/api/heartbeats/{name}", "A beat of a heartbeat named in the catalog.",
+              _R, status=202),
 )  # fmt: skip
 
 

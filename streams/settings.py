@@ -70,6 +70,10 @@ class TopicNames(BaseModel):
         "auth.tokens.v1",
         description="Personal API tokens, as their SHA-256 and person (compacted).",
     )
+    changes: str = Field(
+        "changes.v1",
+        description="Change events (deploys, config changes), keyed by service.",
+    )
     # Foreign formats, decoded by the ingest agents into ``metrics`` and ``logs``. The OTLP
     # defaults are the OpenTelemetry Collector kafka exporter's own default topic names.
     otlp_metrics: str = Field(
@@ -94,7 +98,7 @@ class TopicNames(BaseModel):
         return [
             self.metrics, self.logs, self.detections, self.commands, self.events, self.pages,
             self.deliveries, self.automation_retention, self.otlp_metrics, self.otlp_logs,
-            self.prometheus, self.json_logs,
+            self.prometheus, self.json_logs, self.changes,
         ]  # fmt: skip
 
     def all(self) -> list[str]:
@@ -328,6 +332,42 @@ class Settings(BaseSettings):
         default=True,
         description="Send a resolved detection where a metric series' episode ends (its "
         "policy's clear_points normal points in a row).",
+    )
+    silence_learned: bool = Field(
+        default=True,
+        description="Watch every series seen regularly and raise a silence detection when its "
+        "expected points stop (catalog heartbeats are watched either way).",
+    )
+    silence_factor: float = Field(
+        default=5.0,
+        ge=1.0,
+        le=1000.0,
+        description="A regular series is silent after this many of its median intervals "
+        "without a point (at least silence_floor_s).",
+    )
+    silence_floor_s: float = Field(
+        default=300.0,
+        ge=1.0,
+        description="The shortest silence a learned cadence can flag, in seconds of event time.",
+    )
+    silence_min_intervals: int = Field(
+        default=5,
+        ge=2,
+        le=1000,
+        description="Intervals between points a series needs before its cadence is learned.",
+    )
+    silence_live_lag_s: float = Field(
+        default=300.0,
+        ge=0.0,
+        description="A points partition whose newest points are within this many seconds of "
+        "their broker time is live: its silence counts by the wall clock too (a replay's "
+        "pause does not).",
+    )
+    change_lookback_s: float = Field(
+        default=3600.0,
+        gt=0.0,
+        description="How long before an incident's impact the review lists the changes to its "
+        "service and what it depends on.",
     )
     detect_max_attempts: int = Field(
         default=3,

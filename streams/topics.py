@@ -29,7 +29,7 @@ KEEP_FOREVER = {"retention.ms": "-1", "retention.bytes": "-1"}
 # (``max_future_s``, ``max_lateness_s``), and a record read twice has the same reference time.
 _STAMPED = {
     "metrics", "logs", "detections", "commands", "otlp_metrics", "otlp_logs", "prometheus",
-    "json_logs",
+    "json_logs", "changes",
 }  # fmt: skip
 LOG_APPEND_TIME = {"message.timestamp.type": "LogAppendTime"}
 DESCRIBE_WAIT_S = 10.0

@@ -23,6 +23,7 @@ from mode import Service
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import TypeAdapter, ValidationError
 
+from responders.changes import before_impact, related
 from responders.correlation import Group, on_command_in_group
 from responders.lifecycle import DECLARED, incident_id_for, routing_key
 from responders.review import build_review
@@ -34,12 +35,14 @@ from schemas import (
     DetectionSeverity,
     Incident,
     IncidentEvent,
+    IncidentEventKind,
     IncidentStatus,
     Timestamp,
     format_errors,
 )
 from schemas.auth import ResponderRequest
 from schemas.catalog import Role
+from schemas.changes import Change
 from schemas.commands import Declaration
 from schemas.common import received
 from streams import timeline_store
@@ -53,6 +56,7 @@ from streams.metrics import render_metrics
 from streams.oncall_api import routes as oncall_routes
 from streams.openapi import openapi_document
 from streams.people import ACTOR_HEADER, Principal, bearer, identify, require
+from streams.signals_api import routes as signal_routes
 from streams.silences_api import routes as silence_routes
 from streams.slack_api import routes as slack_routes
 from streams.tokens_api import routes as token_routes
@@ -203,6 +207,7 @@ class Api:
         app.add_routes(link_routes(self))
         app.add_routes(slack_routes(self))
         app.router.add_get("/api/openapi.json", self.openapi)
+        app.add_routes(signal_routes(self))
         return app
 
     @web.middleware
@@ -333,14 +338,31 @@ class Api:
         saved = timeline_store.read(self.p.tables.timelines, incident_id) or []
         if not saved:
             return error(404, f"incident {incident_id!r} not found")
+        events = [IncidentEvent.model_validate(e) for e in saved]
         review = build_review(
-            [IncidentEvent.model_validate(e) for e in saved], request.query.get("chart")
+            events,
+            request.query.get("chart"),
+            self._changes_before(events),
+            self.p.settings.change_lookback_s,
         )
         if not request.path.endswith(".svg"):
             return web.Response(text=review.markdown, content_type="text/markdown")
         if review.chart_svg is None:
             return error(404, f"incident {incident_id!r} has no signal points to chart")
         return web.Response(text=review.chart_svg, content_type="image/svg+xml")
+
+    def _changes_before(self, events: list[IncidentEvent]) -> list[Change] | None:
+        """The changes in the lookback before the incident's impact, to its service and what
+        it depends on."""
+        opened = next((e for e in events if e.kind is IncidentEventKind.OPENED), None)
+        if opened is None or self.p.changes is None:
+            return None
+        incident = Incident.model_validate(opened.data["incident"])
+        catalog = self.p.catalog
+        found = self.p.changes.of(related(incident.service, catalog))
+        lookback_s = self.p.settings.change_lookback_s
+        return before_impact(found, incident.service, catalog, incident.impact_started_at,
+                             lookback_s)  # fmt: skip
 
     async def mttr(self, request: web.Request) -> web.Response:
         """Latest aggregates; filters: ``dimension``, ``value`` (or ``service``), ``window``."""

@@ -44,6 +44,7 @@ def run_worker(settings: Settings) -> None:
         pipeline.app,
         WebServer(pipeline, loop=loop),
         pipeline.directory,
+        pipeline.changes,
         loop=loop,
         loglevel=settings.log_level,
         redirect_stdouts=False,

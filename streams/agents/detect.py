@@ -63,6 +63,8 @@ from detectors import blocks
 from detectors.bank import Rows, detection
 from detectors.cardinality import Refusal
 from detectors.routing import RoutedBanks
+from detectors.silence import Deadlines, SilenceParams, SilenceWatch, Silent
+from detectors.silence import detection as silence_detection
 from responders.lifecycle import routing_key
 from streams.agents import FirstInput
 from streams.codec import PointBatch, decode_points, decode_points_many, encode
@@ -80,6 +82,13 @@ FETCH_BYTES_PER_PARTITION = 16 * 1024 * 1024
 DECODE_MESSAGES = 50
 # The producer's default largest request, less room for the record's key and headers.
 MAX_BLOCK_BYTES = 1_000_000
+#: Checkpoint keys of a partition's silence watch (no detector rule's name holds a ``~``),
+#: series a block, and seconds between its checkpoints: its last-point times may be this much
+#: older after a restore, less than the shortest silence a learned cadence flags
+#: (``silence_floor_s``), and the points after the committed offset are read again anyway.
+WATCH_PREFIX = "~silence/"
+WATCH_BLOCK_BYTES = 256 * 1024
+WATCH_SAVE_S = 60.0
 
 
 def attach(p: Pipeline) -> None:
@@ -126,6 +135,12 @@ class Detect(mode.Service):
         self._careful: dict[int, int] = {}  # partition -> last offset to take one at a time
         self._attempts: dict[tuple[int, int], int] = {}  # (partition, offset) -> failures
         self._unrestored: set[int] = set()  # assigned, but their state could not be read yet
+        #: Each assigned partition's watch over silent series (``detectors.silence``).
+        self.watches: dict[int, SilenceWatch] = {}
+        self._deadlines: tuple[Any, Deadlines] | None = None
+        self._kept_watches: dict[int, SilenceWatch] = {}
+        self._watch_saved: dict[int, float] = {}  # partition -> when its watch was written
+        self._watch_blocks: dict[int, int] = {}  # partition -> blocks its watch took
         self._lock = asyncio.Lock()
         self._closing = False
         #: When the current restore of detector state started (None: not restoring).
@@ -165,7 +180,7 @@ class Detect(mode.Service):
         async with self._lock:
             self._closing = True
             try:
-                await self._save(set(self.banks))
+                await self._save(set(self.banks), final=True)
             except Exception:  # the broker may be gone; the next owner replays from the commit
                 log.exception("detect: final checkpoint failed")
         await self._consumer.stop()
@@ -364,6 +379,12 @@ class Detect(mode.Service):
             raise _BankError(f"{type(exc).__name__}: {exc}") from exc
         p.count("points_processed", len(t_all))
         p.counters["last_point_processed_at"] = int(datetime.now(tz=UTC).timestamp())
+        ended = self._watch(partition).observe_rows(
+            at_rows, t_all, bank.series, max(r.timestamp for r in records) / 1000, time.time(),
+            self.deadlines(),
+        )  # fmt: skip
+        if ended:
+            await asyncio.gather(*[await self._send_silence(e) for e in ended])
         if fired:
             position = np.concatenate(kept)
             starts = [start for _, start in taken]
@@ -395,6 +416,50 @@ class Detect(mode.Service):
             # first, or a crash in between would skip them for good.
             await asyncio.gather(*sent)
         return bool(fired) or bank.deciding
+
+    # -- silent series -----------------------------------------------------------------------
+
+    def deadlines(self) -> Deadlines:
+        """The catalog's heartbeats (read again when the catalog object changes)."""
+        catalog = self.p.catalog
+        if self._deadlines is None or self._deadlines[0] is not catalog:
+            self._deadlines = (catalog, Deadlines.of(catalog))
+        return self._deadlines[1]
+
+    def _watch(self, partition: int) -> SilenceWatch:
+        watch = self.watches.get(partition)
+        if watch is None:
+            s = self.p.settings
+            params = SilenceParams(
+                factor=s.silence_factor, floor_s=s.silence_floor_s,
+                min_intervals=s.silence_min_intervals, live_lag_s=s.silence_live_lag_s,
+                learned=s.silence_learned, forget_s=s.series_idle_s,
+            )  # fmt: skip
+            watch = self.watches[partition] = SilenceWatch(params)
+        return watch
+
+    async def _send_silence(self, silent: Silent) -> Any:
+        """Send the detection of a silence beginning or ending; the broker's future."""
+        found = silence_detection(silent)
+        key = routing_key(found, self.p.settings.group_by).encode()
+        self.p.count("silences_resolved" if silent.status == "resolved" else "silences_detected")
+        log.info("detect: %s %s (last point %s)", silent.key, silent.status, silent.last_ts)
+        return await self._producer.send(self.p.settings.topics.detections, encode(found), key=key)
+
+    @mode.Service.timer(1.0)
+    async def _watch_silences(self) -> None:
+        """Send a detection for each silence that began by each partition's event time."""
+        async with self._lock:
+            if self._closing:
+                return
+            deadlines, wall = self.deadlines(), time.time()
+            for partition, watch in list(self.watches.items()):
+                begun = watch.check(wall, deadlines)
+                try:
+                    await asyncio.gather(*[await self._send_silence(b) for b in begun])
+                except KafkaError:
+                    log.warning("detect: partition %d: silences not sent; tried again", partition)
+                    watch.unfire([b.key for b in begun])
 
     def _evict(self, bank: RoutedBanks, decoded: PointBatch) -> None:
         """Evict the series idle as of the chunk's newest point; never past the wall clock, so
@@ -458,14 +523,16 @@ class Detect(mode.Service):
 
     # -- checkpoints and offsets -------------------------------------------------------------
 
-    async def _save(self, partitions: set[int]) -> None:
-        """Write the changed blocks of ``partitions``, then commit what they have processed."""
+    async def _save(self, partitions: set[int], final: bool = False) -> None:
+        """Write the changed blocks of ``partitions`` (and their silence watches every
+        ``WATCH_SAVE_S``, or now if ``final``), then commit what they have processed."""
         partitions = {part for part in partitions if part in self.banks}
         if not partitions:
             return
         began, written = time.monotonic(), 0
         writes = []
         for part in sorted(partitions):
+            writes += await self._save_watch(part, final)
             for block, state in self.banks[part].take_dirty_blocks().items():
                 value = blocks.encode(state)
                 written += len(value)
@@ -508,6 +575,54 @@ class Detect(mode.Service):
         self.p.count("checkpoint_write_ms", round(took_s * 1000))
         self._pause = took_s / self.p.settings.checkpoint_max_share
 
+    async def _save_watch(self, partition: int, final: bool) -> list[Any]:
+        """Write the partition's silence watch in blocks of at most ``WATCH_BLOCK_BYTES`` of
+        series (tombstones for blocks it no longer needs); the broker's futures."""
+        watch = self.watches.get(partition)
+        now = time.monotonic()
+        if watch is None or (
+            not final and now - self._watch_saved.get(partition, 0.0) < WATCH_SAVE_S
+        ):
+            return []
+        self._watch_saved[partition] = now
+        state = watch.to_state()
+        chunks = _chunks(state.pop("series"), WATCH_BLOCK_BYTES)
+        sent = []
+        for i, chunk in enumerate(chunks):
+            block = {**state, "part": i, "of": len(chunks), "series": chunk} if i == 0 else {
+                "part": i, "series": chunk
+            }  # fmt: skip
+            value = json.dumps(block, separators=(",", ":")).encode()
+            key = f"{WATCH_PREFIX}{i}".encode()
+            sent.append(
+                await self._producer.send(self.blocks_topic, value, key=key, partition=partition)
+            )
+        for i in range(len(chunks), self._watch_blocks.get(partition, 0)):
+            key = f"{WATCH_PREFIX}{i}".encode()
+            sent.append(
+                await self._producer.send(self.blocks_topic, None, key=key, partition=partition)
+            )
+        self._watch_blocks[partition] = len(chunks)
+        return sent
+
+    def _restore_watch(self, partition: int, found: dict[str, bytes]) -> None:
+        """The partition's silence watch from its checkpoint blocks (taken out of ``found``);
+        an unreadable or incomplete one starts afresh."""
+        raw = {k: found.pop(k) for k in [k for k in found if k.startswith(WATCH_PREFIX)]}
+        self._watch_blocks[partition] = len(raw)
+        self.watches.pop(partition, None)
+        try:
+            head = json.loads(raw[f"{WATCH_PREFIX}0"])
+            series: dict[str, Any] = {}
+            for i in range(int(head["of"])):
+                series.update(json.loads(raw[f"{WATCH_PREFIX}{i}"])["series"])
+            head["series"] = series
+            self.watches[partition] = SilenceWatch.from_state(self._watch(partition).params, head)
+        except (KeyError, ValueError, TypeError) as exc:
+            if raw:
+                log.warning("detect: partition %d: silence watch not restored (%s)", partition, exc)
+            self.watches.pop(partition, None)
+
     async def _restore(self, partition: int) -> RoutedBanks:
         """The bank of ``partition`` as its latest blocks on the checkpoint topic left it."""
         s = self.p.settings
@@ -526,6 +641,7 @@ class Detect(mode.Service):
                     found.pop(key, None)
                 else:
                     found[key] = record.value
+        self._restore_watch(partition, found)
         bank = s.detector_banks()
         stale = bank.load_blocks(_readable(found, partition))
         if stale:
@@ -560,22 +676,28 @@ class Detect(mode.Service):
             self._kept.clear()
             mine = partitions & set(self.banks)
             try:
-                await self._save(mine)
+                await self._save(mine, final=True)
                 committed = all(
                     self._read.get(part) in (None, self._committed.get(part)) for part in mine
                 )
             except KafkaError:
                 log.exception("detect: checkpoint on revocation failed")
                 committed = False
+            self._kept_watches.clear()
             for part in mine:
                 bank = self.banks.pop(part)
                 if committed:
                     # Saved and committed: if the same partition comes straight back, this
                     # bank is what a restore would rebuild.
                     self._kept[part] = bank
+                    if part in self.watches:
+                        self._kept_watches[part] = self.watches[part]
             for state in (self._read, self._committed, self._saved_at, self._careful):
                 for part in partitions:
                     state.pop(part, None)
+            for part in partitions:
+                self.watches.pop(part, None)
+                self._watch_saved.pop(part, None)
             self._attempts = {k: n for k, n in self._attempts.items() if k[0] not in partitions}
             self._unrestored -= partitions
 
@@ -589,6 +711,8 @@ class Detect(mode.Service):
                     bank = kept.get(part)
                     if bank is not None:
                         self.banks[part] = bank
+                        if part in self._kept_watches:
+                            self.watches[part] = self._kept_watches[part]
                         continue
                     try:
                         self.banks[part] = await self._restore(part)
@@ -610,6 +734,23 @@ class Detect(mode.Service):
             if high is not None and read is not None:
                 out[(self.topic, part)] = (read, int(high))
         return out
+
+
+def _chunks(entries: dict[str, Any], most: int) -> list[dict[str, Any]]:
+    """``entries`` in dicts of at most ``most`` bytes of JSON each (at least one, maybe empty);
+    an entry larger than that on its own is left out (its series starts afresh)."""
+    chunks: list[dict[str, Any]] = [{}]
+    size = 0
+    for key, value in entries.items():
+        n = len(json.dumps({key: value}, separators=(",", ":")))
+        if n > most:
+            continue
+        if size + n > most:
+            chunks.append({})
+            size = 0
+        chunks[-1][key] = value
+        size += n
+    return chunks
 
 
 def _instant(epoch_s: float) -> datetime | None:

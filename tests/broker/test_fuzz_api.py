@@ -219,7 +219,8 @@ BODY_KEYS = [
     "actor", "text", "at", "severity", "role", "person", "matchers", "comment", "ends_at",
     "starts_at", "duration_s", "until_resolved", "maintenance", "created_by", "alerts", "status",
     "labels", "startsAt", "event_action", "routing_key", "dedup_key", "payload", "summary",
-    "source", "timestamp", "version", "schedule", "start", "end",
+    "source", "timestamp", "version", "schedule", "start", "end", "links", "custom_details",
+    "service",
 ]  # fmt: skip
 
 ids = st.one_of(st.text(max_size=200), st.sampled_from(ODD_IDS))
@@ -300,11 +301,12 @@ GET_PATHS = [
     "/api/incidents/{id}/tasks", "/api/incidents/{id}/review", "/api/incidents/{id}/review.svg",
     "/api/mttr", "/api/events", "/api/silences", "/metrics", "/", "/api/overrides", "/api/oncall",
     "/api/schedules/{id}.ics", "/api/people/{id}.ics",
+    "/api/changes",
 ]  # fmt: skip
 ACTIONS = ["acknowledge", "mitigate", "resolve", "reopen", "notes", "severity", "roles"]
 WRITE_PATHS = [f"/api/incidents/{{id}}/{a}" for a in ACTIONS] + [
     "/api/incidents/{id}/tasks/{task}", "/api/alerts/alertmanager", "/api/alerts/pagerduty",
-    "/api/silences", "/api/overrides",
+    "/api/silences", "/api/overrides", "/api/changes", "/api/heartbeats/{id}",
 ]  # fmt: skip
 
 

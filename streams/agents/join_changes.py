@@ -1,0 +1,33 @@
+"""``join_changes``: changes in (``changes.v1``), ``record_change`` commands out.
+
+A change to a service with open incidents is recorded on each one's timeline: a command keyed by
+the incident's routing key, whose id derives from the change and the incident, so that reading
+the change again records nothing twice. Which incidents are open comes from the directory
+(``streams.directory``), which every worker keeps whole.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from responders.changes import record
+from schemas.changes import Change
+from streams.codec import encode
+
+if TYPE_CHECKING:
+    from streams.app import Pipeline
+
+
+def attach(p: Pipeline) -> None:
+    @p.app.agent(p.topics.changes, name="join_changes")
+    async def join_changes(stream: Any) -> None:
+        await p.directory.caught_up.wait()
+        async for event in stream.events():
+            change = await p.dead_letters.decoded(event, Change)
+            if change is None:
+                continue
+            if p.changes is not None:
+                p.changes.add(change)
+            for incident_id, key in p.directory.open_with_keys(change.service):
+                command = record(change, incident_id, key)
+                await (await p.topics.commands.send(key=key.encode(), value=encode(command)))
