@@ -285,7 +285,7 @@ def on_command(
     """
     if current is None:
         return Outcome(None, rejection=f"incident {command.incident_id!r} not found")
-    at = command.at or command.issued_at
+    at = command.at or command.issued_at or now
     if at > now + _MAX_FUTURE:
         return Outcome(current, rejection="'at' is in the future")
     seq = current.last_seq + 1

@@ -29,9 +29,9 @@ idle groups.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
-import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -65,6 +65,27 @@ FULL_SCAN_S = 10.0
 #: Idle groups past their retention put in the index by one rebuild: a backlog of them (the first
 #: run after an upgrade, a storm of keys a retention ago) is forgotten at 100 groups a second.
 FORGET_PER_SCAN = 1000
+
+
+#: The time of an input that carries none (a record without a timestamp, from an old producer).
+EPOCH = datetime.fromtimestamp(0, tz=UTC)
+Handled = tuple[Step | None, str | None, datetime]
+
+
+def decided_at(group: Group, given: datetime) -> datetime:
+    """The time an input is decided at: its own, but never before the group's last change, so
+    that a group's timeline does not run backwards when its inputs come out of order."""
+    return max(given, group.active_at) if group.active_at is not None else given
+
+
+def tick_for(key: str, due: datetime) -> Command:
+    """The tick asking group ``key`` to act on its deadline ``due``: the same command (same id,
+    same time) whenever and however often the timer sends it."""
+    digest = hashlib.sha256(f"{key}\x00{due.isoformat()}".encode()).hexdigest()[:20]
+    return Command(
+        id=f"tick-{digest}", kind=CommandKind.TICK, incident_id="-", routing_key=key,
+        actor="warroom", issued_at=due,
+    )  # fmt: skip
 
 
 def attach(p: Pipeline) -> None:
@@ -103,12 +124,12 @@ def attach(p: Pipeline) -> None:
             for silence in p.directory.active_silences()
         )
 
-    def index_due(g: Group, expired_by: datetime | None = None) -> bool:
+    def index_due(g: Group, now: datetime, expired_by: datetime | None = None) -> bool:
         """Index the group's next deadline; with ``expired_by`` (the rebuild), an idle group's
         retention counts as one if it has run out by then. True when that put the group in."""
         incident = load(g.incident_id)
         at = timing_of(g, incident)
-        due = g.due(at, incident, p.catalog, muted(g.incident_id, datetime.now(tz=UTC)))
+        due = g.due(at, incident, p.catalog, muted(g.incident_id, now))
         expiring = False
         if due is None and expired_by is not None:
             forget = forget_at(g, incident, at, p.catalog, s.group_retention_s, expired_by)
@@ -149,25 +170,28 @@ def attach(p: Pipeline) -> None:
             return None
         return None if key == right.encode() else right.encode()
 
-    def handle(
-        raw: bytes | None, topic: str, now: datetime, received_s: float | None
-    ) -> tuple[Step | None, str | None]:
+    def handle(raw: bytes | None, topic: str, received_s: float | None) -> Handled:
+        """The input's step (or why it is refused) and the time it was decided at: the
+        input's own (a command's ``issued_at``, a tick's due time, else the record's
+        timestamp), never the wall clock, so that processing it again writes the same."""
         context = arrival(received_s, s.max_future_s)
+        recorded = datetime.fromtimestamp(received_s or 0, tz=UTC) if context else None
         if topic == s.topics.detections:
             det = decode_one(raw, Detection, context)
             if det.rejected:
-                return None, det.rejected[0].reason
+                return None, det.rejected[0].reason, EPOCH
             d = det.items[0]
             key = routing_key(d, s.group_by)
-            if load(incident_id_for(key, d.id)) is not None:  # it already opened one: a replay
-                return Step(group(key)), None
             g = group(key)
+            now = decided_at(g, recorded or d.received_at or d.ts)
+            if load(incident_id_for(key, d.id)) is not None:  # it already opened one: a replay
+                return Step(g), None, now
             directory = p.directory
             if d.status is DetectionStatus.FIRING and silenced_by(
                 d, directory.active_silences(), now, directory.resolved
             ):
                 p.count("detections_silenced")
-                return Step(g), None
+                return Step(g), None, now
             current = load(g.incident_id)
             p.count("detections_late", int(late(d, s.max_lateness_s)))
             return (
@@ -176,26 +200,28 @@ def attach(p: Pipeline) -> None:
                     inhibitor(d.service), s.max_lateness_s,
                 ),
                 None,
+                now,
             )  # fmt: skip
         cmd = decode_one(raw, Command, context)
         if cmd.rejected:
-            return None, cmd.rejected[0].reason
+            return None, cmd.rejected[0].reason, EPOCH
         c = cmd.items[0]
         g = group(c.routing_key)
+        now = decided_at(g, c.issued_at or recorded or EPOCH)
         if c.kind is CommandKind.TICK:
             ticked.pop(c.routing_key, None)
             current = load(g.incident_id)
             at = timing_of(g, current)
             retained = on_retention_tick(g, current, at, p.catalog, s.group_retention_s, now)
             if retained is not None:
-                return retained, None
+                return retained, None, now
             if muted(g.incident_id, now):
                 # The incident's timers wait (escalation, repeats, auto-resolve), but it goes on
                 # to ``follow_up``: stakeholders still get their periodic updates.
-                return Step(g, Outcome(current)), None
+                return Step(g, Outcome(current)), None, now
             service = current.service if current else (g.held[0].service if g.held else None)
-            return on_tick(g, current, p.catalog, at, now, inhibitor(service)), None
-        return on_command_in_group(g, load(c.incident_id), c, now, p.catalog), None
+            return on_tick(g, current, p.catalog, at, now, inhibitor(service)), None, now
+        return on_command_in_group(g, load(c.incident_id), c, now, p.catalog), None, now
 
     @p.app.agent(p.topics.incident_inputs, name="open_incidents")
     async def open_incidents(stream: Any) -> None:
@@ -206,7 +232,6 @@ def attach(p: Pipeline) -> None:
         async for event in stream.events():
             message = event.message
             first(message)
-            now = datetime.now(tz=UTC)
             right = rekeyed(event.value, message.key, message.topic)
             if right is not None:
                 to = p.topics.detections if message.topic == s.topics.detections else None
@@ -214,9 +239,9 @@ def attach(p: Pipeline) -> None:
                 p.count("inputs_rekeyed")
                 continue
             try:
-                step, problem = handle(event.value, message.topic, now, message.timestamp)
+                step, problem, now = handle(event.value, message.topic, message.timestamp)
             except Exception as exc:
-                step, problem = None, f"{type(exc).__name__}: {exc}"
+                step, problem, now = None, f"{type(exc).__name__}: {exc}", EPOCH
             if step is None or step.outcome.rejection:
                 stage, reason = (
                     ("decode", problem) if step is None else ("lifecycle", step.outcome.rejection)
@@ -229,7 +254,7 @@ def attach(p: Pipeline) -> None:
                 due_at.pop(step.group.key, None)
                 p.count("groups_forgotten")
                 continue
-            step = notify_stakeholders(step, datetime.now(tz=UTC))
+            step = notify_stakeholders(step, now)
             g, outcome = step.group, step.outcome
             # Send first and wait for the broker, then write the tables: after a crash in
             # between, the input is processed again and sends the same events (same ids and
@@ -257,9 +282,9 @@ def attach(p: Pipeline) -> None:
             p.count("flaps_suppressed", int(step.suppressed))
             stored = groups.get(g.key)
             if g.to_dict() != stored and (stored is not None or g != Group(g.key)):
-                g = replace(g, active_at=datetime.now(tz=UTC))
+                g = replace(g, active_at=now)
                 groups[g.key] = g.to_dict()
-            index_due(g)  # an acknowledgement changes the incident, not always the group
+            index_due(g, now)  # an acknowledgement changes the incident, not always the group
 
     @p.app.timer(interval=1.0)
     async def tick_due_groups() -> None:
@@ -269,13 +294,9 @@ def attach(p: Pipeline) -> None:
             due_at.clear()
             budget = FORGET_PER_SCAN
             for key, value in list(groups.items()):
-                budget -= index_due(Group.from_dict(key, value), now if budget > 0 else None)
+                budget -= index_due(Group.from_dict(key, value), now, now if budget > 0 else None)
         for key, due in list(due_at.items()):
             if due > now or ticked.get(key) == due:
                 continue
             ticked[key] = due
-            tick = Command(
-                id=f"tick-{uuid.uuid4().hex[:12]}", kind=CommandKind.TICK, incident_id="-",
-                routing_key=key, actor="warroom", issued_at=now,
-            )  # fmt: skip
-            await p.topics.commands.send(key=key.encode(), value=encode(tick))
+            await p.topics.commands.send(key=key.encode(), value=encode(tick_for(key, due)))
