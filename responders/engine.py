@@ -297,16 +297,15 @@ def _settle(before: Group, step: Step, view: View, now: datetime, counts: Counts
 
 
 def _followed_up(step: Step, view: View, now: datetime) -> Step:
-    """The step with the stakeholder notices it calls for. The recent timeline leaves out the
-    step's own events, in case they were already projected (an input processed again after a
-    crash): the notices quote them once, either way."""
+    """The step with the stakeholder notices it calls for (they quote the incident's latest
+    timeline events, by seq: an input processed again after its events were projected quotes
+    the same ones)."""
     incident = step.outcome.incident
     if incident is None:
         return step
-    own = [e.seq for e in step.outcome.events if e.incident_id == incident.id]
-    recent = [e for e in view.recent(incident.id) if not own or e.seq < min(own)]
+    recent = view.recent(incident.id)[-RECENT_EVENTS:]
     timing = timing_of(step.group, incident, view)
-    return follow_up(step, view.catalog, timing, recent[-RECENT_EVENTS:], now)
+    return follow_up(step, view.catalog, timing, recent, now)
 
 
 def _outcome_counts(step: Step) -> Counts:

@@ -87,7 +87,7 @@ def view_of(p: Pipeline) -> View:
         # ``incident-timelines`` is co-partitioned with this stream (events and inputs are
         # both keyed by routing key); its current segment holds the latest events.
         saved = timelines.get(incident_id) or []
-        return tuple(IncidentEvent.model_validate(e) for e in saved[-2 * RECENT_EVENTS :])
+        return tuple(IncidentEvent.model_validate(e) for e in saved[-RECENT_EVENTS:])
 
     return View(
         p.catalog, timing, s.group_by, s.max_lateness_s, s.group_retention_s, incident, recent,
