@@ -164,16 +164,17 @@ def build_review(events: Sequence[IncidentEvent], chart_path: str | None = None)
         "| # | time (UTC) | since impact | event | actor | details | cause |",
         "|---:|---|---:|---|---|---|---|",
     ]
+    owners = task_owners(timeline)
     for e in timeline:
         since = "+" + _duration((e.at - impact).total_seconds())
         out.append(
             f"| {e.seq} | {_utc(e.at)} | {since} | {e.kind.value} | {_cell(e.actor)} | "
-            f"{_cell(_details(e))} | {_cell(e.cause or '')} |"
+            f"{_cell(_details(e, owners))} | {_cell(e.cause or '')} |"
         )
     out.append("")
     out += _detections_section(incident, detections, points, chart_path if chart else None)
-    out += _participants(timeline, impact)
-    out += _tasks(timeline)
+    out += _participants(timeline, impact, owners)
+    out += _tasks(timeline, owners)
     out += _follow_ups(timeline)
     return Review(incident, "\n".join(out).rstrip() + "\n", chart)
 
@@ -227,7 +228,59 @@ def _impact(incident: Incident) -> list[str]:
     return [*out, ""]
 
 
-def _details(e: IncidentEvent) -> str:
+@dataclass(frozen=True)
+class Owner:
+    """Who owned a runbook task when it was done: its owner role (from the attached runbook)
+    and the person who held that role then, if anyone did."""
+
+    role: str
+    person: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.person} ({self.role})" if self.person else self.role
+
+
+def task_owners(timeline: Sequence[IncidentEvent]) -> dict[int, Owner]:
+    """The owner of each task done, by the seq of its ``task_done`` event.
+
+    >>> from datetime import UTC, datetime
+    >>> def ev(seq, kind, **data):
+    ...     return IncidentEvent(id=f"i:{seq}", incident_id="i", routing_key="k", seq=seq,
+    ...                          kind=kind, at=datetime(2026, 1, 1, tzinfo=UTC), actor="a",
+    ...                          data=data)
+    >>> owners = task_owners([
+    ...     ev(1, "runbook_attached", tasks=[{"id": "rollback", "phase": "mitigate",
+    ...                                      "owner_role": "responder"}]),
+    ...     ev(2, "task_done", task_id="rollback", phase="mitigate"),
+    ...     ev(3, "role_assigned", role="responder", person="bob"),
+    ...     ev(4, "task_done", task_id="rollback", phase="mitigate"),
+    ... ])
+    >>> str(owners[2]), str(owners[4])
+    ('responder', 'bob (responder)')
+    """
+    roles: dict[str, str] = {}
+    holders: dict[str, str] = {}
+    out: dict[int, Owner] = {}
+    for e in sorted(timeline, key=lambda e: e.seq):
+        d = e.data
+        if e.kind is E.RUNBOOK_ATTACHED:
+            tasks = [t for t in d.get("tasks", []) if isinstance(t, dict)]
+            roles = {_task(t.get("phase"), t.get("id")): str(t["owner_role"])
+                     for t in tasks if t.get("owner_role")}  # fmt: skip
+        elif e.kind is E.ROLE_ASSIGNED and d.get("role") and d.get("person"):
+            holders[str(d["role"])] = str(d["person"])
+        elif e.kind is E.TASK_DONE:
+            role = roles.get(_task(d.get("phase"), d.get("task_id", d.get("task"))))
+            if role is not None:
+                out[e.seq] = Owner(role, holders.get(role))
+    return out
+
+
+def _task(phase: object, task_id: object) -> str:
+    return f"{phase}/{task_id}"
+
+
+def _details(e: IncidentEvent, owners: dict[int, Owner]) -> str:
     d = e.data
     if e.kind is E.OPENED:
         inc, det = d.get("incident", {}), d.get("detection", {})
@@ -245,7 +298,7 @@ def _details(e: IncidentEvent) -> str:
         who = ", ".join(str(r) for r in d.get("recipients", []))
         return f"step {d.get('step', '?')}: {who}"
     if e.kind is E.TASK_DONE:
-        return _task_text(e)
+        return _task_text(e, owners.get(e.seq))
     parts = []
     if d.get("role") and d.get("person"):
         handed = f" (from {d['previous']})" if d.get("previous") else ""
@@ -353,7 +406,9 @@ def _detections_section(
     return [*out, ""]
 
 
-def _participants(timeline: list[IncidentEvent], impact: datetime) -> list[str]:
+def _participants(
+    timeline: list[IncidentEvent], impact: datetime, owners: dict[int, Owner]
+) -> list[str]:
     seen: dict[str, dict[str, Any]] = {}
 
     def person(name: str, at: datetime) -> dict[str, Any]:
@@ -377,8 +432,8 @@ def _participants(timeline: list[IncidentEvent], impact: datetime) -> list[str]:
         if e.kind in (E.PAGED, E.ESCALATED):
             for r in e.data.get("recipients", []):
                 person(str(r), e.at)["paged"].append(f"step {e.data.get('step', '?')}")
-        task_owner = e.data.get("owner") if e.kind is E.TASK_DONE else None
-        if isinstance(task_owner, str) and task_owner:
+        task_owner = owners[e.seq].person if e.seq in owners else None
+        if task_owner:
             owner = person(task_owner, e.at)
             owner["roles"] += [] if "task owner" in owner["roles"] else ["task owner"]
     out = [
@@ -399,23 +454,20 @@ def _participants(timeline: list[IncidentEvent], impact: datetime) -> list[str]:
     return [*out, ""]
 
 
-def _task_text(e: IncidentEvent) -> str:
+def _task_text(e: IncidentEvent, owner: Owner | None) -> str:
     d = e.data
     text = str(d.get("task", "task"))
-    if d.get("owner"):
-        text += f" (owner {d['owner']})"
+    if owner is not None:
+        text += f" (owner {owner})"
     took = _task_seconds(d)
     return text + (f", took {_duration(took)}" if took is not None else "")
 
 
 def _task_seconds(d: dict[str, Any]) -> float | None:
-    for key in ("duration_s", "duration"):
-        if _finite(d.get(key)):
-            return float(d[key])
-    return None
+    return float(d["duration_s"]) if _finite(d.get("duration_s")) else None
 
 
-def _tasks(timeline: list[IncidentEvent]) -> list[str]:
+def _tasks(timeline: list[IncidentEvent], owners: dict[int, Owner]) -> list[str]:
     done = [e for e in timeline if e.kind is E.TASK_DONE]
     out = ["## Runbook tasks", ""]
     if not done:
@@ -424,7 +476,7 @@ def _tasks(timeline: list[IncidentEvent]) -> list[str]:
     for e in done:
         d = e.data
         out.append(
-            f"| {_cell(str(d.get('task', '?')))} | {_cell(str(d.get('owner') or '-'))} | "
+            f"| {_cell(str(d.get('task', '?')))} | {_cell(str(owners.get(e.seq, '-')))} | "
             f"{_cell(e.actor)} | {_utc(e.at)} | {_duration(_task_seconds(d))} |"
         )
     return [*out, ""]
