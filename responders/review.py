@@ -34,13 +34,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import pairwise
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import quote
 from xml.sax.saxutils import escape
 
 from responders.lifecycle import replay
 from responders.mttr import durations
 from schemas import Incident, IncidentEvent, IncidentEventKind
+from schemas.timeline import (
+    DetectionAttached,
+    Escalated,
+    Opened,
+    Paged,
+    Payload,
+    RoleAssigned,
+    RunbookAttached,
+    TaskDone,
+    Text,
+)
 
 E = IncidentEventKind
 
@@ -203,9 +214,13 @@ def _summary(incident: Incident, timeline: list[IncidentEvent]) -> list[str]:
         ("detections", str(incident.detection_count)),
     ]
     for kind, label in ((E.MITIGATED, "mitigation"), (E.RESOLVED, "resolution")):
-        said = [e for e in timeline if e.kind is kind and e.data.get("text")]
+        said = [
+            f"{e.data.text} ({e.actor})"
+            for e in timeline
+            if e.kind is kind and isinstance(e.data, Text) and e.data.text
+        ]
         if said:
-            rows.append((label, f"{said[-1].data['text']} ({said[-1].actor})"))
+            rows.append((label, said[-1]))
     out = ["## Summary", "", "| | |", "|---|---|"]
     out += [f"| {name} | {_cell(value)} |" for name, value in rows]
     return [*out, ""]
@@ -263,14 +278,13 @@ def task_owners(timeline: Sequence[IncidentEvent]) -> dict[int, Owner]:
     out: dict[int, Owner] = {}
     for e in sorted(timeline, key=lambda e: e.seq):
         d = e.data
-        if e.kind is E.RUNBOOK_ATTACHED:
-            tasks = [t for t in d.get("tasks", []) if isinstance(t, dict)]
+        if isinstance(d, RunbookAttached):
             roles = {_task(t.get("phase"), t.get("id")): str(t["owner_role"])
-                     for t in tasks if t.get("owner_role")}  # fmt: skip
-        elif e.kind is E.ROLE_ASSIGNED and d.get("role") and d.get("person"):
-            holders[str(d["role"])] = str(d["person"])
-        elif e.kind is E.TASK_DONE:
-            role = roles.get(_task(d.get("phase"), d.get("task_id", d.get("task"))))
+                     for t in d.tasks if t.get("owner_role")}  # fmt: skip
+        elif isinstance(d, RoleAssigned):
+            holders[d.role] = d.person
+        elif isinstance(d, TaskDone):
+            role = roles.get(_task(d.phase, d.task_id or d.task))
             if role is not None:
                 out[e.seq] = Owner(role, holders.get(role))
     return out
@@ -281,7 +295,9 @@ def _task(phase: object, task_id: object) -> str:
 
 
 def _details(e: IncidentEvent, owners: dict[int, Owner]) -> str:
-    d = e.data
+    """What an event says, in one cell; kinds without their own wording show their wire
+    payload's role hand-off, change, text, or plain values."""
+    d = e.data.wire()
     if e.kind is E.OPENED:
         inc, det = d.get("incident", {}), d.get("detection", {})
         text = f"opened {inc.get('severity', '')}: {inc.get('title', '')}".strip()
@@ -315,12 +331,12 @@ def _details(e: IncidentEvent, owners: dict[int, Owner]) -> str:
 def _detections(timeline: list[IncidentEvent]) -> list[_Detection]:
     out = []
     for e in timeline:
-        if e.kind is E.OPENED and isinstance(e.data.get("detection"), dict):
-            d = e.data["detection"]
+        if isinstance(e.data, Opened) and e.data.detection:
+            d = e.data.detection
             at = _when(d.get("ts"), e.at)
             opening = True
-        elif e.kind is E.DETECTION_ATTACHED:
-            d = e.data
+        elif isinstance(e.data, DetectionAttached):
+            d = e.data.wire()
             at = _when(d.get("detected_at"), e.at)
             opening = False
         else:
@@ -417,21 +433,20 @@ def _participants(
     for e in timeline:
         p = person(e.actor, e.at)
         p["did"][e.kind.value] = p["did"].get(e.kind.value, 0) + 1
-        role, holder = e.data.get("role"), e.data.get("person")
-        if isinstance(role, str) and role:
-            # A role goes to the person named (a hand-off names the previous holder), else to
-            # the actor who said they hold it.
-            who = person(str(holder), e.at) if holder else p
-            if role not in who["roles"]:
-                who["roles"].append(role)
-            previous = e.data.get("previous")
-            if holder and previous and previous != holder:
-                handed = f"{role} until #{e.seq}"
-                before = person(str(previous), e.at)
-                before["roles"] = [r for r in before["roles"] if r != role] + [handed]
-        if e.kind in (E.PAGED, E.ESCALATED):
-            for r in e.data.get("recipients", []):
-                person(str(r), e.at)["paged"].append(f"step {e.data.get('step', '?')}")
+        d = e.data
+        if isinstance(d, RoleAssigned):
+            # A role goes to the person named; a hand-off names the previous holder.
+            who = person(d.person, e.at)
+            if d.role not in who["roles"]:
+                who["roles"].append(d.role)
+            if d.previous and d.previous != d.person:
+                handed = f"{d.role} until #{e.seq}"
+                before = person(d.previous, e.at)
+                before["roles"] = [r for r in before["roles"] if r != d.role] + [handed]
+        if isinstance(d, Paged | Escalated):
+            step = "?" if d.step is None else d.step
+            for r in d.recipients:
+                person(r, e.at)["paged"].append(f"step {step}")
         task_owner = owners[e.seq].person if e.seq in owners else None
         if task_owner:
             owner = person(task_owner, e.at)
@@ -456,27 +471,27 @@ def _participants(
 
 def _task_text(e: IncidentEvent, owner: Owner | None) -> str:
     d = e.data
-    text = str(d.get("task", "task"))
+    text = (d.task if isinstance(d, TaskDone) else None) or "task"
     if owner is not None:
         text += f" (owner {owner})"
     took = _task_seconds(d)
     return text + (f", took {_duration(took)}" if took is not None else "")
 
 
-def _task_seconds(d: dict[str, Any]) -> float | None:
-    return float(d["duration_s"]) if _finite(d.get("duration_s")) else None
+def _task_seconds(d: Payload) -> float | None:
+    took = d.duration_s if isinstance(d, TaskDone) else None
+    return took if _finite(took) else None
 
 
 def _tasks(timeline: list[IncidentEvent], owners: dict[int, Owner]) -> list[str]:
-    done = [e for e in timeline if e.kind is E.TASK_DONE]
+    done = [(e, e.data) for e in timeline if isinstance(e.data, TaskDone)]
     out = ["## Runbook tasks", ""]
     if not done:
         return [*out, "None recorded.", ""]
     out += ["| task | owner | done by | at (UTC) | took |", "|---|---|---|---|---:|"]
-    for e in done:
-        d = e.data
+    for e, d in done:
         out.append(
-            f"| {_cell(str(d.get('task', '?')))} | {_cell(str(owners.get(e.seq, '-')))} | "
+            f"| {_cell(d.task or '?')} | {_cell(str(owners.get(e.seq, '-')))} | "
             f"{_cell(e.actor)} | {_utc(e.at)} | {_duration(_task_seconds(d))} |"
         )
     return [*out, ""]
@@ -486,7 +501,8 @@ def follow_ups(timeline: Sequence[IncidentEvent]) -> list[tuple[str, IncidentEve
     """Notes that start with ``follow-up:`` or ``TODO``, with the prefix removed."""
     found = []
     for e in timeline:
-        text = str(e.data.get("text", "")).strip() if e.kind is E.NOTE else ""
+        said = e.data.text if e.kind is E.NOTE and isinstance(e.data, Text) else None
+        text = (said or "").strip()
         for prefix in FOLLOW_UP_PREFIXES:
             if text.lower().startswith(prefix):
                 item = text[len(prefix) :].strip(" :-")
@@ -611,11 +627,11 @@ def _when(value: object, default: datetime) -> datetime:
             return default
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     if _finite(value):
-        return _dt(float(value))  # type: ignore[arg-type]
+        return _dt(float(value))
     return default
 
 
-def _finite(value: object) -> bool:
+def _finite(value: object) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -646,7 +662,7 @@ def _duration(seconds: float | None) -> str:
 def _num(value: object) -> str:
     if not _finite(value):
         return "-"
-    return f"{float(value):.4g}"  # type: ignore[arg-type]
+    return f"{float(value):.4g}"
 
 
 #: What untrusted text must not be in Markdown: a backslash first (so no escape is undone),

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from responders.correlation import Group, Timing
 from responders.engine import RECENT_EVENTS, Decision, Received, View, decide, key_of, resent
-from schemas import Command, Detection, Incident, IncidentEvent, IncidentEventKind
+from schemas import Command, Detection, Incident, IncidentEvent
+from schemas.timeline import Unrouted
 from streams import deadlines
 from streams.agents import FirstInput
 from streams.codec import Decoded, arrival, decode_one, encode
@@ -135,6 +136,5 @@ def write(p: Pipeline, d: Decision) -> None:
     for name, n in d.counts:
         p.count(name, n)
     for ev in d.events:
-        if ev.kind is IncidentEventKind.UNROUTED:
-            log.warning("incident %s paged nobody of its own: %s", ev.incident_id,
-                        ev.data.get("reason"))  # fmt: skip
+        if isinstance(ev.data, Unrouted):
+            log.warning("incident %s paged nobody of its own: %s", ev.incident_id, ev.data.reason)

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from responders.lifecycle import on_detection
 from responders.review import build_review, follow_ups, render_review
 from schemas import Catalog, Detection, IncidentEvent, IncidentEventKind
+from schemas.timeline import payload_for
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 SVG = "{http://www.w3.org/2000/svg}"
@@ -95,6 +96,12 @@ def timeline(resolved: bool = True, why: str | None = None) -> list[IncidentEven
     if resolved:
         add("resolved", 305, "ann", text="fixed")
     return events
+
+
+def rewritten(e: IncidentEvent, data: dict[str, Any], **update: Any) -> IncidentEvent:
+    """``e`` with other data (read as the payload of its kind) and other fields, unchecked
+    (hostile names included)."""
+    return e.model_copy(update={**update, "data": payload_for(e.kind, data)})
 
 
 def lines(markdown: str, section: str) -> list[str]:
@@ -210,7 +217,7 @@ def test_each_series_gets_a_row_and_a_gap_in_the_data_breaks_the_line() -> None:
                         "recent": [[at(t).timestamp(), v] for t, v in recent]},
         }  # fmt: skip
         update = {"id": f"{events[0].incident_id}:{seq}", "seq": seq, "at": at(seconds)}
-        events.append(events[3].model_copy(update={**update, "data": data}))
+        events.append(rewritten(events[3], data, **update))
 
     attached(121, "latency_ms", [(119, 110.0), (121, 105.0)])
     attached(122, "error_rate", [(118, 0.5), (120, 0.6), (122, 7.5)])
@@ -231,8 +238,8 @@ def test_roles_follow_hand_offs() -> None:
     def assign(role: str, person: str, previous: str | None) -> None:
         seq = len(events) + 1
         data = {"role": role, "person": person, "previous": previous}
-        update = {"id": f"{events[0].incident_id}:{seq}", "seq": seq, "data": data}
-        events.append(events[5].model_copy(update=update))
+        update = {"id": f"{events[0].incident_id}:{seq}", "seq": seq}
+        events.append(rewritten(events[5], data, **update))
 
     assign("commander", "carol", "ann")
     assign("scribe", "dan", None)
@@ -344,7 +351,7 @@ def hostile_timeline(text: str) -> list[IncidentEvent]:
     events = timeline(why=text)
     out = []
     for e in events:
-        data = dict(e.data)
+        data = e.data.wire()
         if e.kind is IncidentEventKind.TASK_DONE:
             data["task"] = text
         if e.kind is IncidentEventKind.NOTE and str(data.get("text", "")).startswith("TODO"):
@@ -352,7 +359,7 @@ def hostile_timeline(text: str) -> list[IncidentEvent]:
         if e.kind is IncidentEventKind.DETECTION_ATTACHED:
             data["signal"] = text
         actor = text if e.actor == "bob" else e.actor
-        out.append(e.model_copy(update={"data": data, "actor": actor}))
+        out.append(rewritten(e, data, actor=actor))
     return out
 
 
@@ -389,10 +396,10 @@ def test_an_incident_id_with_backticks_stays_one_code_span() -> None:
     hostile_id = "inc`1 [x](https://evil.example)"
     events = []
     for e in timeline():
-        data = dict(e.data)
+        data = e.data.wire()
         if "incident" in data:
             data["incident"] = {**data["incident"], "id": hostile_id}
-        events.append(e.model_copy(update={"incident_id": hostile_id, "data": data}))
+        events.append(rewritten(e, data, incident_id=hostile_id))
     html_text = render_html(render_review(events))
     assert 'href="' not in html_text
     assert f"<code>{hostile_id}</code>" in html_text
