@@ -283,9 +283,8 @@ def _settle(before: Group, step: Step, view: View, now: datetime, counts: Counts
     step = _followed_up(step, view, now)
     g, outcome = step.group, step.outcome
     incident = outcome.incident if outcome.events else None
-    closed = incident is not None and incident.status is IncidentStatus.RESOLVED
-    if closed and incident is not None and g.incident_id == incident.id:
-        g = Group(g.key, held=g.held, held_since=g.held_since, seen=g.seen)
+    if incident is not None and incident.status is IncidentStatus.RESOLVED:
+        g = _closed(g, incident.id)
     legacy = before.active_at is None and before != Group(key)  # stored before it was stamped
     write = g != before or legacy
     if write:
@@ -294,6 +293,14 @@ def _settle(before: Group, step: Step, view: View, now: datetime, counts: Counts
         key, now, g, incident, outcome.events, outcome.pages, write_group=write,
         counts=(*counts, *_outcome_counts(step)),
     )  # fmt: skip
+
+
+def _closed(group: Group, incident_id: str) -> Group:
+    """The group once ``incident_id`` is resolved: if it was the group's incident, only what
+    the group holds for the next one and the ids of its latest inputs remain."""
+    if group.incident_id != incident_id:
+        return group
+    return Group(group.key, held=group.held, held_since=group.held_since, seen=group.seen)
 
 
 def _followed_up(step: Step, view: View, now: datetime) -> Step:

@@ -267,7 +267,7 @@ def test_an_input_processed_again_after_its_events_were_projected_sends_the_same
     assert pages(first, "notice") == ["cto"]
 
 
-def test_the_same_input_decides_the_same_whatever_happens_after_it() -> None:
+def test_the_same_inputs_fed_to_two_fresh_groups_decide_the_same() -> None:
     def run(recorded: Sequence[tuple[Detection | Command, float | None]]) -> list[Decision]:
         w = World()
         out = [w.feed(item, s) for item, s in recorded]
