@@ -538,7 +538,7 @@ def on_command_in_group(
     if command.id in group.seen:
         return Step(group, Outcome(incident))
     if command.kind is CommandKind.ADD_RESPONDER:
-        return _add_responder(group, incident, command, catalog or Catalog())
+        return _add_responder(group, incident, command, catalog or Catalog(), now)
     outcome = on_command(incident, command, now, group.incident_id)
     kinds = {e.kind for e in outcome.events}
     if E.DELIVERY_FAILED in kinds and catalog is not None and outcome.incident is not None:
@@ -558,7 +558,7 @@ def on_command_in_group(
 
 
 def _add_responder(
-    group: Group, incident: Incident | None, command: Command, catalog: Catalog
+    group: Group, incident: Incident | None, command: Command, catalog: Catalog, now: datetime
 ) -> Step:
     """Page a person, a team or a schedule's on-call into the incident now, recorded as who
     added whom; refused (with the reason) for a resolved incident or a target nobody answers.
@@ -567,7 +567,7 @@ def _add_responder(
     refused = _responder_refusal(incident, command, catalog)
     if refused is not None or incident is None:
         return Step(group, Outcome(incident, rejection=refused or "incident not found"))
-    at = command.at or command.issued_at
+    at = command.at or command.issued_at or now
     target = Target(person=command.person, team=command.team, schedule=command.schedule)
     people = people_of(catalog, target, at)
     if not people:

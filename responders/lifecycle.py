@@ -38,6 +38,7 @@ from schemas import (
     Page,
     Runbook,
     Severity,
+    timeline,
 )
 
 _NAMESPACE = uuid.UUID("6f1d3c2e-8a4b-4f0e-9c57-0d6a1f2b3c4d")
@@ -285,7 +286,7 @@ def on_command(
     """
     if current is None:
         return Outcome(None, rejection=f"incident {command.incident_id!r} not found")
-    at = command.at or command.issued_at
+    at = command.at or command.issued_at or now
     if at > now + _MAX_FUTURE:
         return Outcome(current, rejection="'at' is in the future")
     seq = current.last_seq + 1
@@ -309,7 +310,7 @@ def on_command(
         if current.status is S.RESOLVED or not command.change:
             return Outcome(current)  # it arrived after the incident: the review lists it
         event = make_event(
-            current.id, current.routing_key, seq, E.CHANGE_RECORDED, command.issued_at,
+            current.id, current.routing_key, seq, E.CHANGE_RECORDED, at,
             command.actor, command.id, dict(command.change),
         )  # fmt: skip
         return Outcome(apply(current, event), (event,))
@@ -450,23 +451,27 @@ def catalog_recorded(
 def apply(incident: Incident | None, event: IncidentEvent) -> Incident:
     """Fold one timeline event into the incident; events already applied (by seq) are ignored."""
     if incident is None:
-        if event.kind is not E.OPENED:
+        if not isinstance(event.data, timeline.Opened):
             raise ValueError(f"the first event of an incident must be 'opened', not {event.kind}")
-        return Incident.model_validate(event.data["incident"])
+        return Incident.model_validate(event.data.incident)
     if event.seq <= incident.last_seq:
         return incident
-    changes: dict[str, object] = {"last_seq": event.seq}
-    at = event.at
+    return incident.model_copy(update={"last_seq": event.seq, **_changes(incident, event)})
+
+
+def _changes(incident: Incident, event: IncidentEvent) -> dict[str, object]:
+    """What one event changes in the incident, by its kind and its payload."""
+    changes: dict[str, object] = {}
+    at, d = event.at, event.data
     match event.kind:
-        case E.DETECTION_ATTACHED:
-            detection_id = str(event.data.get("detection_id", event.cause))
-            signal = str(event.data.get("signal", ""))
+        case E.DETECTION_ATTACHED if isinstance(d, timeline.DetectionAttached):
+            detection_id = d.detection_id or str(event.cause)
             changes["detection_count"] = incident.detection_count + 1
             changes["detection_ids"] = (*incident.detection_ids, detection_id)[
                 -_KEEP_DETECTION_IDS:
             ]
-            if signal and signal not in incident.signals:
-                changes["signals"] = (*incident.signals, signal)
+            if d.signal and d.signal not in incident.signals:
+                changes["signals"] = (*incident.signals, d.signal)
         case E.PAGED:
             if incident.first_paged_at is None:
                 changes["first_paged_at"] = at
@@ -486,33 +491,30 @@ def apply(incident: Incident | None, event: IncidentEvent) -> Incident:
             changes["status"] = S.TRIGGERED
             changes["mitigated_at"] = None
             changes["resolved_at"] = None
-        case E.UNROUTED:
-            changes["unrouted"] = str(event.data.get("reason", "unrouted"))
-        case E.INHIBITED:
-            changes["inhibited_by"] = str(event.data["by"])
-        case E.INHIBITION_RELEASED:
+        case E.UNROUTED if isinstance(d, timeline.Unrouted):
+            changes["unrouted"] = d.reason
+        case E.INHIBITED if isinstance(d, timeline.Inhibited):
+            changes["inhibited_by"] = d.by
+        case E.INHIBITION_RELEASED if isinstance(d, timeline.InhibitionReleased):
             changes["inhibited_by"] = None
-            if incident.first_paged_at is None and event.data.get("recipients"):
+            if incident.first_paged_at is None and d.recipients:
                 changes["first_paged_at"] = at
-        case E.STATUS_CHANGED:
-            changes["status"] = S(str(event.data["to"]))
-        case E.SEVERITY_CHANGED:
-            changes["severity"] = Severity(str(event.data["to"]))
-        case E.RUNBOOK_ATTACHED:
-            changes["tasks"] = initial_tasks(event.data)
-        case E.TASK_DONE if "task_id" in event.data and "phase" in event.data:
-            key = task_key(str(event.data["phase"]), str(event.data["task_id"]))
-            changes["tasks"] = {**incident.tasks, key: str(event.data.get("outcome", DONE))}
-        case E.CATALOG_APPLIED:
-            changes["catalog_version"] = int(event.data["version"])
-        case E.ROLE_ASSIGNED:
-            changes["roles"] = {
-                **incident.roles,
-                str(event.data["role"]): str(event.data["person"]),
-            }
+        case E.STATUS_CHANGED if isinstance(d, timeline.StatusChanged):
+            changes["status"] = S(d.to)
+        case E.SEVERITY_CHANGED if isinstance(d, timeline.SeverityChanged):
+            changes["severity"] = Severity(d.to)
+        case E.RUNBOOK_ATTACHED if isinstance(d, timeline.RunbookAttached):
+            changes["tasks"] = initial_tasks(d)
+        case E.TASK_DONE if isinstance(d, timeline.TaskDone) and d.task_id and d.phase:
+            key = task_key(d.phase, d.task_id)
+            changes["tasks"] = {**incident.tasks, key: d.outcome or DONE}
+        case E.CATALOG_APPLIED if isinstance(d, timeline.CatalogApplied):
+            changes["catalog_version"] = d.version
+        case E.ROLE_ASSIGNED if isinstance(d, timeline.RoleAssigned):
+            changes["roles"] = {**incident.roles, d.role: d.person}
         case _:
             pass
-    return incident.model_copy(update=changes)
+    return changes
 
 
 def replay(events: Iterable[IncidentEvent]) -> dict[str, Incident]:

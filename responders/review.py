@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import pairwise
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import quote
 from xml.sax.saxutils import escape
 
@@ -42,6 +42,17 @@ from responders.lifecycle import replay
 from responders.mttr import durations
 from schemas import Incident, IncidentEvent, IncidentEventKind
 from schemas.changes import Change
+from schemas.timeline import (
+    DetectionAttached,
+    Escalated,
+    Opened,
+    Paged,
+    Payload,
+    RoleAssigned,
+    RunbookAttached,
+    TaskDone,
+    Text,
+)
 
 E = IncidentEventKind
 
@@ -174,16 +185,17 @@ def build_review(
         "| # | time (UTC) | since impact | event | actor | details | cause |",
         "|---:|---|---:|---|---|---|---|",
     ]
+    owners = task_owners(timeline)
     for e in timeline:
         since = "+" + _duration((e.at - impact).total_seconds())
         out.append(
             f"| {e.seq} | {_utc(e.at)} | {since} | {e.kind.value} | {_cell(e.actor)} | "
-            f"{_cell(_details(e))} | {_cell(e.cause or '')} |"
+            f"{_cell(_details(e, owners))} | {_cell(e.cause or '')} |"
         )
     out.append("")
     out += _detections_section(incident, detections, points, chart_path if chart else None)
-    out += _participants(timeline, impact)
-    out += _tasks(timeline)
+    out += _participants(timeline, impact, owners)
+    out += _tasks(timeline, owners)
     out += _follow_ups(timeline)
     return Review(incident, "\n".join(out).rstrip() + "\n", chart)
 
@@ -212,9 +224,13 @@ def _summary(incident: Incident, timeline: list[IncidentEvent]) -> list[str]:
         ("detections", str(incident.detection_count)),
     ]
     for kind, label in ((E.MITIGATED, "mitigation"), (E.RESOLVED, "resolution")):
-        said = [e for e in timeline if e.kind is kind and e.data.get("text")]
+        said = [
+            f"{e.data.text} ({e.actor})"
+            for e in timeline
+            if e.kind is kind and isinstance(e.data, Text) and e.data.text
+        ]
         if said:
-            rows.append((label, f"{said[-1].data['text']} ({said[-1].actor})"))
+            rows.append((label, said[-1]))
     out = ["## Summary", "", "| | |", "|---|---|"]
     out += [f"| {name} | {_cell(value)} |" for name, value in rows]
     return [*out, ""]
@@ -263,8 +279,61 @@ def _link(href: str) -> str:
     return "".join(ch if ch not in " ()<>[]|\n\r" else f"%{ord(ch):02X}" for ch in href)
 
 
-def _details(e: IncidentEvent) -> str:
-    d = e.data
+@dataclass(frozen=True)
+class Owner:
+    """Who owned a runbook task when it was done: its owner role (from the attached runbook)
+    and the person who held that role then, if anyone did."""
+
+    role: str
+    person: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.person} ({self.role})" if self.person else self.role
+
+
+def task_owners(timeline: Sequence[IncidentEvent]) -> dict[int, Owner]:
+    """The owner of each task done, by the seq of its ``task_done`` event.
+
+    >>> from datetime import UTC, datetime
+    >>> def ev(seq, kind, **data):
+    ...     return IncidentEvent(id=f"i:{seq}", incident_id="i", routing_key="k", seq=seq,
+    ...                          kind=kind, at=datetime(2026, 1, 1, tzinfo=UTC), actor="a",
+    ...                          data=data)
+    >>> owners = task_owners([
+    ...     ev(1, "runbook_attached", tasks=[{"id": "rollback", "phase": "mitigate",
+    ...                                      "owner_role": "responder"}]),
+    ...     ev(2, "task_done", task_id="rollback", phase="mitigate"),
+    ...     ev(3, "role_assigned", role="responder", person="bob"),
+    ...     ev(4, "task_done", task_id="rollback", phase="mitigate"),
+    ... ])
+    >>> str(owners[2]), str(owners[4])
+    ('responder', 'bob (responder)')
+    """
+    roles: dict[str, str] = {}
+    holders: dict[str, str] = {}
+    out: dict[int, Owner] = {}
+    for e in sorted(timeline, key=lambda e: e.seq):
+        d = e.data
+        if isinstance(d, RunbookAttached):
+            roles = {_task(t.get("phase"), t.get("id")): str(t["owner_role"])
+                     for t in d.tasks if t.get("owner_role")}  # fmt: skip
+        elif isinstance(d, RoleAssigned):
+            holders[d.role] = d.person
+        elif isinstance(d, TaskDone):
+            role = roles.get(_task(d.phase, d.task_id or d.task))
+            if role is not None:
+                out[e.seq] = Owner(role, holders.get(role))
+    return out
+
+
+def _task(phase: object, task_id: object) -> str:
+    return f"{phase}/{task_id}"
+
+
+def _details(e: IncidentEvent, owners: dict[int, Owner]) -> str:
+    """What an event says, in one cell; kinds without their own wording show their wire
+    payload's role hand-off, change, text, or plain values."""
+    d = e.data.wire()
     if e.kind is E.CHANGE_RECORDED:
         source = f" ({d['source']})" if d.get("source") else ""
         return f"change to {d.get('service', '?')}: {d.get('summary', '')}{source}"
@@ -284,7 +353,7 @@ def _details(e: IncidentEvent) -> str:
         who = ", ".join(str(r) for r in d.get("recipients", []))
         return f"step {d.get('step', '?')}: {who}"
     if e.kind is E.TASK_DONE:
-        return _task_text(e)
+        return _task_text(e, owners.get(e.seq))
     parts = []
     if d.get("role") and d.get("person"):
         handed = f" (from {d['previous']})" if d.get("previous") else ""
@@ -301,12 +370,12 @@ def _details(e: IncidentEvent) -> str:
 def _detections(timeline: list[IncidentEvent]) -> list[_Detection]:
     out = []
     for e in timeline:
-        if e.kind is E.OPENED and isinstance(e.data.get("detection"), dict):
-            d = e.data["detection"]
+        if isinstance(e.data, Opened) and e.data.detection:
+            d = e.data.detection
             at = _when(d.get("ts"), e.at)
             opening = True
-        elif e.kind is E.DETECTION_ATTACHED:
-            d = e.data
+        elif isinstance(e.data, DetectionAttached):
+            d = e.data.wire()
             at = _when(d.get("detected_at"), e.at)
             opening = False
         else:
@@ -392,7 +461,9 @@ def _detections_section(
     return [*out, ""]
 
 
-def _participants(timeline: list[IncidentEvent], impact: datetime) -> list[str]:
+def _participants(
+    timeline: list[IncidentEvent], impact: datetime, owners: dict[int, Owner]
+) -> list[str]:
     seen: dict[str, dict[str, Any]] = {}
 
     def person(name: str, at: datetime) -> dict[str, Any]:
@@ -401,23 +472,22 @@ def _participants(timeline: list[IncidentEvent], impact: datetime) -> list[str]:
     for e in timeline:
         p = person(e.actor, e.at)
         p["did"][e.kind.value] = p["did"].get(e.kind.value, 0) + 1
-        role, holder = e.data.get("role"), e.data.get("person")
-        if isinstance(role, str) and role:
-            # A role goes to the person named (a hand-off names the previous holder), else to
-            # the actor who said they hold it.
-            who = person(str(holder), e.at) if holder else p
-            if role not in who["roles"]:
-                who["roles"].append(role)
-            previous = e.data.get("previous")
-            if holder and previous and previous != holder:
-                handed = f"{role} until #{e.seq}"
-                before = person(str(previous), e.at)
-                before["roles"] = [r for r in before["roles"] if r != role] + [handed]
-        if e.kind in (E.PAGED, E.ESCALATED):
-            for r in e.data.get("recipients", []):
-                person(str(r), e.at)["paged"].append(f"step {e.data.get('step', '?')}")
-        task_owner = e.data.get("owner") if e.kind is E.TASK_DONE else None
-        if isinstance(task_owner, str) and task_owner:
+        d = e.data
+        if isinstance(d, RoleAssigned):
+            # A role goes to the person named; a hand-off names the previous holder.
+            who = person(d.person, e.at)
+            if d.role not in who["roles"]:
+                who["roles"].append(d.role)
+            if d.previous and d.previous != d.person:
+                handed = f"{d.role} until #{e.seq}"
+                before = person(d.previous, e.at)
+                before["roles"] = [r for r in before["roles"] if r != d.role] + [handed]
+        if isinstance(d, Paged | Escalated):
+            step = "?" if d.step is None else d.step
+            for r in d.recipients:
+                person(r, e.at)["paged"].append(f"step {step}")
+        task_owner = owners[e.seq].person if e.seq in owners else None
+        if task_owner:
             owner = person(task_owner, e.at)
             owner["roles"] += [] if "task owner" in owner["roles"] else ["task owner"]
     out = [
@@ -438,32 +508,29 @@ def _participants(timeline: list[IncidentEvent], impact: datetime) -> list[str]:
     return [*out, ""]
 
 
-def _task_text(e: IncidentEvent) -> str:
+def _task_text(e: IncidentEvent, owner: Owner | None) -> str:
     d = e.data
-    text = str(d.get("task", "task"))
-    if d.get("owner"):
-        text += f" (owner {d['owner']})"
+    text = (d.task if isinstance(d, TaskDone) else None) or "task"
+    if owner is not None:
+        text += f" (owner {owner})"
     took = _task_seconds(d)
     return text + (f", took {_duration(took)}" if took is not None else "")
 
 
-def _task_seconds(d: dict[str, Any]) -> float | None:
-    for key in ("duration_s", "duration"):
-        if _finite(d.get(key)):
-            return float(d[key])
-    return None
+def _task_seconds(d: Payload) -> float | None:
+    took = d.duration_s if isinstance(d, TaskDone) else None
+    return took if _finite(took) else None
 
 
-def _tasks(timeline: list[IncidentEvent]) -> list[str]:
-    done = [e for e in timeline if e.kind is E.TASK_DONE]
+def _tasks(timeline: list[IncidentEvent], owners: dict[int, Owner]) -> list[str]:
+    done = [(e, e.data) for e in timeline if isinstance(e.data, TaskDone)]
     out = ["## Runbook tasks", ""]
     if not done:
         return [*out, "None recorded.", ""]
     out += ["| task | owner | done by | at (UTC) | took |", "|---|---|---|---|---:|"]
-    for e in done:
-        d = e.data
+    for e, d in done:
         out.append(
-            f"| {_cell(str(d.get('task', '?')))} | {_cell(str(d.get('owner') or '-'))} | "
+            f"| {_cell(d.task or '?')} | {_cell(str(owners.get(e.seq, '-')))} | "
             f"{_cell(e.actor)} | {_utc(e.at)} | {_duration(_task_seconds(d))} |"
         )
     return [*out, ""]
@@ -473,7 +540,8 @@ def follow_ups(timeline: Sequence[IncidentEvent]) -> list[tuple[str, IncidentEve
     """Notes that start with ``follow-up:`` or ``TODO``, with the prefix removed."""
     found = []
     for e in timeline:
-        text = str(e.data.get("text", "")).strip() if e.kind is E.NOTE else ""
+        said = e.data.text if e.kind is E.NOTE and isinstance(e.data, Text) else None
+        text = (said or "").strip()
         for prefix in FOLLOW_UP_PREFIXES:
             if text.lower().startswith(prefix):
                 item = text[len(prefix) :].strip(" :-")
@@ -598,11 +666,11 @@ def _when(value: object, default: datetime) -> datetime:
             return default
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     if _finite(value):
-        return _dt(float(value))  # type: ignore[arg-type]
+        return _dt(float(value))
     return default
 
 
-def _finite(value: object) -> bool:
+def _finite(value: object) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -633,7 +701,7 @@ def _duration(seconds: float | None) -> str:
 def _num(value: object) -> str:
     if not _finite(value):
         return "-"
-    return f"{float(value):.4g}"  # type: ignore[arg-type]
+    return f"{float(value):.4g}"
 
 
 #: What untrusted text must not be in Markdown: a backslash first (so no escape is undone),

@@ -17,8 +17,9 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from schemas import Catalog, Incident, IncidentEvent, IncidentEventKind, IncidentStatus
+from schemas import Catalog, Incident, IncidentEvent, IncidentStatus
 from schemas.runbooks import PHASES, AppliesTo, Phase, Runbook, TaskKind
+from schemas.timeline import RunbookAttached, TaskDone
 
 AUTOMATION = "automation"
 """The actor of ``complete_task`` commands that carry an automated task's result."""
@@ -124,9 +125,9 @@ def attached_data(name: str, runbook: Runbook) -> dict[str, object]:
     return {"runbook": name, "title": runbook.title, "tasks": tasks}
 
 
-def initial_tasks(data: dict[str, Any]) -> dict[str, str]:
+def initial_tasks(attached: RunbookAttached) -> dict[str, str]:
     """``Incident.tasks`` right after ``runbook_attached``: every task pending."""
-    return {task_key(str(t["phase"]), str(t["id"])): PENDING for t in data.get("tasks", [])}
+    return {task_key(str(t["phase"]), str(t["id"])): PENDING for t in attached.tasks}
 
 
 def find_task(tasks: dict[str, str], task_id: str) -> tuple[str, str] | None:
@@ -178,14 +179,14 @@ def begun_phases(status: IncidentStatus) -> tuple[Phase, ...]:
 
 
 def due_tasks(
-    attached: dict[str, Any], incident: Incident, already: frozenset[str] = frozenset()
+    attached: RunbookAttached, incident: Incident, already: frozenset[str] = frozenset()
 ) -> list[dict[str, Any]]:
     """The automated tasks to run now: in a phase that has begun, still pending on the incident,
     and not ``already`` run (by id). ``attached`` is the ``runbook_attached`` event's data."""
     phases = begun_phases(incident.status)
     return [
         t
-        for t in attached.get("tasks", [])
+        for t in attached.tasks
         if t.get("kind") == TaskKind.AUTOMATED.value
         and t.get("phase") in phases
         and t.get("id") not in already
@@ -217,17 +218,17 @@ def task_board(incident: Incident, timeline: Sequence[IncidentEvent]) -> dict[st
     reader can tell which later events it has not seen. An incident without a runbook has
     ``runbook`` None and no phases.
     """
-    attached: dict[str, Any] = {}
-    last: dict[str, IncidentEvent] = {}
+    attached = RunbookAttached()
+    last: dict[str, tuple[IncidentEvent, TaskDone]] = {}
     for event in timeline:
-        if event.kind is IncidentEventKind.RUNBOOK_ATTACHED:
+        if isinstance(event.data, RunbookAttached):
             attached, last = event.data, {}
-        elif event.kind is IncidentEventKind.TASK_DONE and "task_id" in event.data:
-            last[task_key(str(event.data.get("phase")), str(event.data["task_id"]))] = event
+        elif isinstance(event.data, TaskDone) and event.data.task_id:
+            last[task_key(str(event.data.phase), event.data.task_id)] = (event, event.data)
     phases: dict[str, list[dict[str, Any]]] = {}
-    for task in attached.get("tasks", []):
+    for task in attached.tasks:
         key = task_key(str(task["phase"]), str(task["id"]))
-        done = last.get(key)
+        done, said = last.get(key, (None, None))
         phases.setdefault(str(task["phase"]), []).append(
             {
                 "id": task["id"],
@@ -237,13 +238,13 @@ def task_board(incident: Incident, timeline: Sequence[IncidentEvent]) -> dict[st
                 "state": incident.tasks.get(key, PENDING),
                 "actor": done.actor if done is not None else None,
                 "at": done.at.isoformat() if done is not None else None,
-                "detail": (done.data.get("result") or done.data.get("text")) if done else None,
+                "detail": (said.result or said.text) if said is not None else None,
             }
         )
     return {
         "incident_id": incident.id,
-        "runbook": attached.get("runbook"),
-        "title": attached.get("title"),
+        "runbook": attached.runbook,
+        "title": attached.title,
         "progress": progress(incident.tasks),
         "last_seq": incident.last_seq,
         "phases": [{"phase": p, "tasks": phases[p]} for p in PHASES if p in phases],

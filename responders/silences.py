@@ -18,16 +18,27 @@ class SilenceState(StrEnum):
 
 def state(silence: Silence, now: datetime, resolved: Container[str] = ()) -> SilenceState:
     """Pending before ``starts_at``; expired after ``ends_at``, after ``expired_at``, or once the
-    incident it waits for is among ``resolved``; active otherwise."""
+    incident it waits for is among ``resolved`` (a mapping says when: from then on); active
+    otherwise."""
     if silence.expired_at is not None and now >= silence.expired_at:
         return SilenceState.EXPIRED
     if silence.ends_at is not None and now >= silence.ends_at:
         return SilenceState.EXPIRED
-    if silence.until_resolved is not None and silence.until_resolved in resolved:
+    if silence.until_resolved is not None and _resolved_by(silence.until_resolved, resolved, now):
         return SilenceState.EXPIRED
     if now < silence.starts_at:
         return SilenceState.PENDING
     return SilenceState.ACTIVE
+
+
+def _resolved_by(incident_id: str, resolved: Container[str], now: datetime) -> bool:
+    """True when the incident is resolved at ``now``: among ``resolved``, and, where the time of
+    its resolution is known, resolved by then (an input decided before it is judged as it was
+    when it came)."""
+    if incident_id not in resolved:
+        return False
+    at = resolved.get(incident_id) if isinstance(resolved, Mapping) else None
+    return not isinstance(at, datetime) or at <= now
 
 
 def ended_at(silence: Silence, resolved_at: Mapping[str, datetime | None]) -> datetime | None:

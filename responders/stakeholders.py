@@ -24,7 +24,15 @@ from datetime import datetime
 
 from responders.correlation import Group, Step, Timing
 from responders.paging import page_to
-from schemas import Catalog, Incident, IncidentEvent, IncidentEventKind, IncidentStatus, Page
+from schemas import (
+    Catalog,
+    Incident,
+    IncidentEvent,
+    IncidentEventKind,
+    IncidentStatus,
+    Page,
+    timeline,
+)
 from schemas.runbooks import PHASES
 
 E = IncidentEventKind
@@ -58,9 +66,8 @@ def _clock(t: datetime) -> str:
     return t.strftime("%H:%M:%SZ")
 
 
-def _who(data: dict[str, object], name: str = "recipients") -> str:
-    value = data.get(name)
-    return ", ".join(str(v) for v in value) if isinstance(value, list) and value else "nobody"
+def _who(recipients: Sequence[str]) -> str:
+    return ", ".join(recipients) if recipients else "nobody"
 
 
 def _action(ev: IncidentEvent) -> str:
@@ -69,20 +76,21 @@ def _action(ev: IncidentEvent) -> str:
     match ev.kind:
         case E.OPENED:
             text = "opened"
-        case E.PAGED:
-            text = f"paged {_who(d)}"
-        case E.ESCALATED:
-            text = f"escalated to step {d.get('step', '?')} ({_who(d)})"
+        case E.PAGED if isinstance(d, timeline.Paged):
+            text = f"paged {_who(d.recipients)}"
+        case E.ESCALATED if isinstance(d, timeline.Escalated):
+            step = "?" if d.step is None else d.step
+            text = f"escalated to step {step} ({_who(d.recipients)})"
         case E.ACKNOWLEDGED | E.MITIGATED | E.RESOLVED | E.REOPENED:
             text = f"{ev.kind.value} by {ev.actor}"
-        case E.NOTE:
-            text = f"note from {ev.actor}: {d.get('text') or ''}".rstrip(": ")
-        case E.TASK_DONE:
-            text = f"task {d.get('phase')}/{d.get('task_id')} {d.get('outcome', 'done')}"
-        case E.ROLE_ASSIGNED:
-            text = f"{d.get('person')} is {d.get('role')}"
-        case E.SEVERITY_CHANGED:
-            text = f"severity {d.get('from')} to {d.get('to')}"
+        case E.NOTE if isinstance(d, timeline.Text):
+            text = f"note from {ev.actor}: {d.text or ''}".rstrip(": ")
+        case E.TASK_DONE if isinstance(d, timeline.TaskDone):
+            text = f"task {d.phase}/{d.task_id} {d.outcome or 'done'}"
+        case E.ROLE_ASSIGNED if isinstance(d, timeline.RoleAssigned):
+            text = f"{d.person} is {d.role}"
+        case E.SEVERITY_CHANGED if isinstance(d, timeline.SeverityChanged):
+            text = f"severity {d.from_} to {d.to}"
         case _:
             text = ev.kind.value.replace("_", " ")
     return f"{_clock(ev.at)} {text}"

@@ -41,7 +41,12 @@ class Command(WireModel):
     incident_id: Name
     routing_key: Name
     actor: Name = "unknown"
-    issued_at: Timestamp
+    issued_at: Timestamp | None = Field(
+        default=None,
+        description="When it was accepted (the API and the CLI stamp it; a tick: its due time). "
+        "The incident stream decides the command at this time, never at its own clock; a "
+        "command without it is decided at its record's timestamp.",
+    )
     at: Timestamp | None = Field(
         default=None, description="When it happened, if earlier than issued_at (backfill)."
     )

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
 from schemas.common import Name, Severity, Timestamp, WireModel
+from schemas.timeline import EventData, Payload, payload_for
 
 
 class IncidentStatus(StrEnum):
@@ -104,4 +104,10 @@ class IncidentEvent(WireModel):
     at: Timestamp
     actor: Name
     cause: str | None = None
-    data: dict[str, Any] = Field(default_factory=dict)
+    #: The payload of the event's kind (``schemas.timeline``); on the wire, a JSON object.
+    data: EventData = Field(default_factory=Payload)
+
+    @field_validator("data", mode="before")
+    @classmethod
+    def _payload_of_kind(cls, value: object, info: ValidationInfo) -> Payload:
+        return payload_for(info.data.get("kind"), value)

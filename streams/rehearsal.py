@@ -28,6 +28,7 @@ from schemas import (
     Runbook,
     TaskKind,
 )
+from schemas.timeline import RunbookAttached, TaskDone
 
 _STEP = timedelta(minutes=1)
 _BEGINS = {
@@ -48,12 +49,12 @@ class RehearsalError(Exception):
 
 def _summary(e: IncidentEvent) -> str:
     d = e.data
-    if e.kind.value == "runbook_attached":
-        return f": {d['runbook']}, {len(d['tasks'])} tasks"
-    if e.kind.value == "task_done":
-        said = d.get("result", d.get("text"))
+    if isinstance(d, RunbookAttached):
+        return f": {d.runbook}, {len(d.tasks)} tasks"
+    if isinstance(d, TaskDone):
+        said = d.result if d.result is not None else d.text
         result = f" ({said})" if said else ""
-        return f": {d['task_id']} ({d['phase']}) {d['outcome']}{result}"
+        return f": {d.task_id} ({d.phase}) {d.outcome}{result}"
     return ""
 
 
@@ -152,7 +153,7 @@ def main(args: argparse.Namespace) -> int:
     except RehearsalError as exc:
         print(f"warroom runbook: rehearsal stopped: {exc}", file=sys.stderr)
         return 1
-    failed = [e for e in timeline if e.data.get("outcome") == "failed"]
+    failed = [e for e in timeline if isinstance(e.data, TaskDone) and e.data.outcome == "failed"]
     return 1 if failed else 0
 
 

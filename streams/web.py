@@ -45,6 +45,7 @@ from schemas.catalog import Role
 from schemas.changes import Change
 from schemas.commands import Declaration
 from schemas.common import received
+from schemas.timeline import Opened
 from streams import timeline_store
 from streams.action_links import routes as link_routes
 from streams.alerts_api import routes as alert_routes
@@ -357,7 +358,9 @@ class Api:
         opened = next((e for e in events if e.kind is IncidentEventKind.OPENED), None)
         if opened is None or self.p.changes is None:
             return None
-        incident = Incident.model_validate(opened.data["incident"])
+        if not isinstance(opened.data, Opened):
+            return None
+        incident = Incident.model_validate(opened.data.incident)
         catalog = self.p.catalog
         found = self.p.changes.of(related(incident.service, catalog))
         lookback_s = self.p.settings.change_lookback_s

@@ -3,234 +3,51 @@
 Reads ``detections.v1`` and ``incidents.commands.v1`` (both keyed by correlation group), keeps the
 write model in the ``incidents`` table and each group's state (open incident, held detections,
 timers) in ``open-incidents``, and sends each new timeline event to ``incidents.events.v1`` and each
-page to ``mobilization.pages.v1``. An input keyed other than by its correlation group (a producer's
-mistake) is sent again under the right key, to the partition that holds its group's state, and
-not processed where it landed. A timer sends a ``tick`` command to each group whose deadline
-(group wait, update interval, repeat) has come, so timed work also happens inside the stream.
-
-The timer reads deadlines from an index of the groups that have one, which the stream updates as
-it processes each input: most groups are idle (no incident, nothing held), and computing every
-group's deadline every second costs about 5 µs a group, half a core at 100,000 groups. The index
-is rebuilt from the table every ``FULL_SCAN_S`` seconds: a rebalance, a recovery or a catalog
-reload changes deadlines without an input of the group; so does the end of an "until resolved"
-silence, whose incident's held timers (escalation, repeats, auto-resolve) are not indexed while
-it lasts, so that the timer does not wake a muted group every second.
-
-Idle groups (no open incident, nothing held, no deadline) are forgotten once they have been idle
-for ``group_retention_s``, or the table and its changelog would grow with every key ever seen.
-Each write stamps the group's ``active_at``. The rebuild, which reads every group anyway, puts
-the groups whose retention has run out (at most ``FORGET_PER_SCAN`` a rebuild) in the index as
-due; their tick, inside the stream, checks again (:func:`~responders.correlation.forgettable`)
-and deletes the row, which writes a tombstone to the changelog for compaction to drop. A group
-is forgotten at most ``FULL_SCAN_S`` after its retention, and nothing is done every second for
-idle groups.
+page to ``mobilization.pages.v1``. Every decision is :func:`responders.engine.decide`'s (or
+:func:`~responders.engine.resent`'s, for an input under the wrong key); this module decodes,
+sends and writes. Timed work (group wait, escalation, repeats, retention) comes back into the
+stream as ``tick`` commands from :mod:`streams.deadlines`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
-import uuid
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from responders.correlation import (
-    Group,
-    Step,
-    Timing,
-    forget_at,
-    late,
-    on_command_in_group,
-    on_detection_in_group,
-    on_retention_tick,
-    on_tick,
-)
-from responders.lifecycle import Outcome, catalog_recorded, incident_id_for, routing_key
-from responders.silences import SilenceState, silenced_by, state
-from responders.stakeholders import follow_up
-from schemas import (
-    Catalog,
-    Command,
-    CommandKind,
-    Detection,
-    DetectionStatus,
-    Incident,
-    IncidentEvent,
-    IncidentStatus,
-)
-from schemas.incidents import IncidentEventKind
+from responders.correlation import Group, Timing
+from responders.engine import RECENT_EVENTS, Decision, Received, View, decide, key_of, resent
+from schemas import Command, Detection, Incident, IncidentEvent
+from schemas.timeline import Unrouted
+from streams import deadlines
 from streams.agents import FirstInput
-from streams.codec import arrival, decode_one, encode
+from streams.codec import Decoded, arrival, decode_one, encode
 
 if TYPE_CHECKING:
     from streams.app import Pipeline
 
 log = logging.getLogger(__name__)
 
-#: Seconds between rebuilds of the deadline index from the whole table.
-FULL_SCAN_S = 10.0
-#: Idle groups past their retention put in the index by one rebuild: a backlog of them (the first
-#: run after an upgrade, a storm of keys a retention ago) is forgotten at 100 groups a second.
-FORGET_PER_SCAN = 1000
-
 
 def attach(p: Pipeline) -> None:
-    incidents, groups, s = p.tables.incidents, p.tables.open_incidents, p.settings
-    timing = Timing(
-        s.group_wait_s, s.group_interval_s, s.repeat_interval_s, s.ack_timeout_s, s.auto_resolve_s,
-        stakeholder_update_interval_s=s.stakeholder_update_interval_s or None,
-    )  # fmt: skip
-    ticked: dict[str, datetime] = {}
-    #: The next deadline of each group that has one (see the module docstring).
-    due_at: dict[str, datetime] = {}
-    scanned_at = [-FULL_SCAN_S]
-    #: The catalog version the last rebuild saw: another one rebuilds the index at once.
-    scanned_version: list[int | None] = [p.catalog_version]
+    s, groups = p.settings, p.tables.open_incidents
+    timer = deadlines.Deadlines(view_of(p), groups)
+    deadlines.attach(p, timer, lambda: in_force(p, timer))
 
-    def load(incident_id: str | None) -> Incident | None:
-        data = incidents.get(incident_id) if incident_id else None
-        return Incident.model_validate(data) if data is not None else None
-
-    def group(key: str) -> Group:
-        return Group.from_dict(key, groups.get(key))
-
-    def timing_of(
-        g: Group,
-        incident: Incident | None,
-        service: str | None = None,
-        catalog: Catalog | None = None,
-    ) -> Timing:
-        """The worker's timing with the catalog's overrides for the service of the group's
-        incident (else of the detection at hand, else of the first one the group holds)."""
-        if incident is not None:
-            service = incident.service
-        elif service is None and g.held:
-            service = g.held[0].service
-        return timing.for_service(catalog if catalog is not None else p.catalog, service)
-
-    def muted(incident_id: str | None, now: datetime) -> bool:
-        """An active silence "until resolved" for this incident holds back its timers (not the
-        stakeholder updates)."""
-        return incident_id is not None and any(
-            silence.until_resolved == incident_id
-            and state(silence, now, p.directory.resolved) is SilenceState.ACTIVE
-            for silence in p.directory.active_silences()
-        )
-
-    def index_due(g: Group, expired_by: datetime | None = None) -> bool:
-        """Index the group's next deadline; with ``expired_by`` (the rebuild), an idle group's
-        retention counts as one if it has run out by then. True when that put the group in."""
-        incident = load(g.incident_id)
-        at = timing_of(g, incident)
-        due = g.due(at, incident, p.catalog, muted(g.incident_id, datetime.now(tz=UTC)))
-        if unrecorded(incident):
-            due = datetime.now(tz=UTC)  # its next input records the catalog in force
-        expiring = False
-        if due is None and expired_by is not None:
-            forget = forget_at(g, incident, at, p.catalog, s.group_retention_s, expired_by)
-            if forget is not None and forget <= expired_by:
-                due, expiring = forget, True
-        if due is None:
-            due_at.pop(g.key, None)
-        else:
-            due_at[g.key] = due
-        return expiring
-
-    def unrecorded(incident: Incident | None) -> bool:
-        """An open incident that has not recorded the live catalog in force yet."""
-        return (
-            incident is not None
-            and p.catalog_version is not None
-            and incident.status is not IncidentStatus.RESOLVED
-            and incident.catalog_version != p.catalog_version
-        )
-
-    def notify_stakeholders(step: Step, catalog: Catalog, now: datetime) -> Step:
-        """Add the stakeholder notices the step calls for. The recent timeline is read from
-        ``incident-timelines``, which is co-partitioned with this stream (events and inputs are
-        both keyed by routing key); the step's own events are added by ``follow_up``."""
-        incident = step.outcome.incident
-        saved = p.tables.timelines.get(incident.id) if incident is not None else None
-        recent = tuple(IncidentEvent.model_validate(e) for e in (saved or [])[-20:])
-        return follow_up(step, catalog, timing_of(step.group, incident, None, catalog), recent, now)
-
-    def inhibitor(service: str | None, catalog: Catalog) -> str | None:
-        """An open incident on one of the service's dependencies, if any."""
-        listed = catalog.services.get(service) if service else None
-        for dependency in listed.depends_on if listed is not None else ():
-            found = p.directory.open_on(dependency)
-            if found is not None:
-                return str(found)
-        return None
-
-    def rekeyed(raw: bytes | None, key: bytes | None, topic: str) -> bytes | None:
-        """The right key of an input keyed wrongly (or not at all), else None."""
-        try:
-            if topic == s.topics.detections:
-                right = routing_key(Detection.model_validate_json(raw or b""), s.group_by)
-            else:
-                right = Command.model_validate_json(raw or b"").routing_key
-        except ValueError:  # invalid: ``handle`` dead-letters it with the reason
-            return None
-        return None if key == right.encode() else right.encode()
-
-    def handle(
-        raw: bytes | None, topic: str, now: datetime, received_s: float | None, catalog: Catalog
-    ) -> tuple[Step | None, str | None]:
-        context = arrival(received_s, s.max_future_s)
-        if topic == s.topics.detections:
-            det = decode_one(raw, Detection, context)
-            if det.rejected:
-                return None, det.rejected[0].reason
-            d = det.items[0]
-            key = routing_key(d, s.group_by)
-            if load(incident_id_for(key, d.id)) is not None:  # it already opened one: a replay
-                return Step(group(key)), None
-            g = group(key)
-            directory = p.directory
-            if d.status is DetectionStatus.FIRING and silenced_by(
-                d, directory.active_silences(), now, directory.resolved
-            ):
-                p.count("detections_silenced")
-                return Step(g), None
-            current = load(g.incident_id)
-            p.count("detections_late", int(late(d, s.max_lateness_s)))
-            return (
-                on_detection_in_group(
-                    g, current, d, catalog, timing_of(g, current, d.service, catalog), now,
-                    inhibitor(d.service, catalog), s.max_lateness_s,
-                ),
-                None,
-            )  # fmt: skip
-        cmd = decode_one(raw, Command, context)
-        if cmd.rejected:
-            return None, cmd.rejected[0].reason
-        c = cmd.items[0]
-        g = group(c.routing_key)
-        if c.kind is CommandKind.TICK:
-            ticked.pop(c.routing_key, None)
-            current = load(g.incident_id)
-            at = timing_of(g, current, None, catalog)
-            retained = on_retention_tick(g, current, at, catalog, s.group_retention_s, now)
-            if retained is not None:
-                return retained, None
-            if muted(g.incident_id, now):
-                # The incident's timers wait (escalation, repeats, auto-resolve), but it goes on
-                # to ``follow_up``: stakeholders still get their periodic updates.
-                return Step(g, Outcome(current)), None
-            service = current.service if current else (g.held[0].service if g.held else None)
-            return on_tick(g, current, catalog, at, now, inhibitor(service, catalog)), None
-        return on_command_in_group(g, load(c.incident_id), c, now, catalog), None
-
-    def record_catalog(step: Step, version: int | None, digest: str, now: datetime) -> Step:
-        """The step with the live catalog in force recorded on the incident it leaves open (the
-        group's, if the step is about no incident), when it has not been yet."""
-        if version is None:
-            return step
-        outcome = catalog_recorded(step.outcome, load(step.group.incident_id), version, digest, now)
-        return step if outcome is step.outcome else replace(step, outcome=outcome)
+    def judge(message: Any, value: bytes | None) -> tuple[Received | None, Decision | str]:
+        """The input decoded and decided, or why it cannot be decoded. The catalog in force is
+        read once per input: one applied meanwhile (the directory swaps it between inputs) is
+        used from the next input on."""
+        view = in_force(p, timer)
+        received, problem = decoded(p, message, value)
+        if received is None:
+            return None, problem
+        key = key_of(received.item, s.group_by)
+        decision = resent(received, message.key, s.group_by)
+        return received, decision or decide(Group.from_dict(key, groups.get(key)), received, view)
 
     @p.app.agent(p.topics.incident_inputs, name="open_incidents")
     async def open_incidents(stream: Any) -> None:
@@ -241,83 +58,98 @@ def attach(p: Pipeline) -> None:
         async for event in stream.events():
             message = event.message
             first(message)
-            now = datetime.now(tz=UTC)
-            # The catalog in force is read once per input: one applied meanwhile (the directory
-            # swaps it between inputs) is used from the next input on.
-            catalog, version, digest = p.catalog, p.catalog_version, p.catalog_digest
-            right = rekeyed(event.value, message.key, message.topic)
-            if right is not None:
-                to = p.topics.detections if message.topic == s.topics.detections else None
-                await (await (to or p.topics.commands).send(key=right, value=event.value))
-                p.count("inputs_rekeyed")
-                continue
             try:
-                step, problem = handle(event.value, message.topic, now, message.timestamp, catalog)
-            except Exception as exc:
-                step, problem = None, f"{type(exc).__name__}: {exc}"
-            if step is None or step.outcome.rejection:
-                stage, reason = (
-                    ("decode", problem) if step is None else ("lifecycle", step.outcome.rejection)
-                )
+                received, decision = judge(message, event.value)
+            except Exception as exc:  # one input never stops the stream
+                received, decision = None, f"{type(exc).__name__}: {exc}"
+            if isinstance(decision, str) or decision.rejection:
+                stage = "decode" if isinstance(decision, str) else "lifecycle"
+                reason = decision if isinstance(decision, str) else decision.rejection
                 await p.dead_letters.send(message, stage, reason or "rejected")
                 continue
-            if step.forget:
-                if step.group.key in groups:
-                    del groups[step.group.key]  # a tombstone on the changelog
-                due_at.pop(step.group.key, None)
-                p.count("groups_forgotten")
-                continue
-            step = notify_stakeholders(step, catalog, datetime.now(tz=UTC))
-            step = record_catalog(step, version, digest, now)
-            g, outcome = step.group, step.outcome
             # Send first and wait for the broker, then write the tables: after a crash in
             # between, the input is processed again and sends the same events (same ids and
             # sequence numbers, which the projection ignores) instead of losing them.
-            sent = [
-                await p.topics.events.send(key=ev.routing_key.encode(), value=encode(ev))
-                for ev in outcome.events
-            ] + [
-                await p.topics.pages.send(key=page.incident_id.encode(), value=encode(page))
-                for page in outcome.pages
-            ]
-            if sent:
-                await asyncio.gather(*sent)
-            incident = outcome.incident
-            if incident is not None and outcome.events:
-                incidents[incident.id] = incident.model_dump(mode="json")
-                if incident.status.value == "resolved" and g.incident_id == incident.id:
-                    g = Group(g.key, held=g.held, held_since=g.held_since, seen=g.seen)
-            p.count("incidents_opened", int(outcome.opened))
-            for ev in outcome.events:
-                if ev.kind is IncidentEventKind.UNROUTED:
-                    p.count("incidents_unrouted")
-                    log.warning("incident %s paged nobody of its own: %s", ev.incident_id,
-                                ev.data.get("reason"))  # fmt: skip
-            p.count("flaps_suppressed", int(step.suppressed))
-            stored = groups.get(g.key)
-            if g.to_dict() != stored and (stored is not None or g != Group(g.key)):
-                g = replace(g, active_at=datetime.now(tz=UTC))
-                groups[g.key] = g.to_dict()
-            index_due(g)  # an acknowledgement changes the incident, not always the group
+            await send(p, decision, message.topic, event.value)
+            write(p, decision)
+            if received is not None and not decision.resend:
+                timer.decided(received, decision)
 
-    @p.app.timer(interval=1.0)
-    async def tick_due_groups() -> None:
-        now = datetime.now(tz=UTC)
-        if (
-            time.monotonic() - scanned_at[0] >= FULL_SCAN_S
-            or scanned_version[0] != p.catalog_version
-        ):
-            scanned_at[0], scanned_version[0] = time.monotonic(), p.catalog_version
-            due_at.clear()
-            budget = FORGET_PER_SCAN
-            for key, value in list(groups.items()):
-                budget -= index_due(Group.from_dict(key, value), now if budget > 0 else None)
-        for key, due in list(due_at.items()):
-            if due > now or ticked.get(key) == due:
-                continue
-            ticked[key] = due
-            tick = Command(
-                id=f"tick-{uuid.uuid4().hex[:12]}", kind=CommandKind.TICK, incident_id="-",
-                routing_key=key, actor="warroom", issued_at=now,
-            )  # fmt: skip
-            await p.topics.commands.send(key=key.encode(), value=encode(tick))
+
+def in_force(p: Pipeline, timer: deadlines.Deadlines) -> View:
+    """The timer's view, with the catalog in force now (the live one, once applied)."""
+    view = timer.view
+    if view.catalog is not p.catalog or view.catalog_version != p.catalog_version:
+        view = replace(view, catalog=p.catalog, catalog_version=p.catalog_version,
+                       catalog_digest=p.catalog_digest)  # fmt: skip
+        timer.view = view
+    return view
+
+
+def view_of(p: Pipeline) -> View:
+    """The engine's view of the catalog, the settings, the tables and the directory."""
+    s, incidents, timelines = p.settings, p.tables.incidents, p.tables.timelines
+    timing = Timing(
+        s.group_wait_s, s.group_interval_s, s.repeat_interval_s, s.ack_timeout_s, s.auto_resolve_s,
+        stakeholder_update_interval_s=s.stakeholder_update_interval_s or None,
+    )  # fmt: skip
+
+    def incident(incident_id: str) -> Incident | None:
+        data = incidents.get(incident_id)
+        return Incident.model_validate(data) if data is not None else None
+
+    def recent(incident_id: str) -> Sequence[IncidentEvent]:
+        # ``incident-timelines`` is co-partitioned with this stream (events and inputs are
+        # both keyed by routing key); its current segment holds the latest events.
+        saved = timelines.get(incident_id) or []
+        return tuple(IncidentEvent.model_validate(e) for e in saved[-RECENT_EVENTS:])
+
+    return View(
+        p.catalog, timing, s.group_by, s.max_lateness_s, s.group_retention_s, incident, recent,
+        p.directory.active_silences, p.directory.resolved, p.directory.open_on,
+        p.catalog_version, p.catalog_digest,
+    )  # fmt: skip
+
+
+def decoded(p: Pipeline, message: Any, value: bytes | None) -> tuple[Received | None, str]:
+    """The input with its record's time, validated against it; else why it is invalid."""
+    context = arrival(message.timestamp, p.settings.max_future_s)
+    found: Decoded[Detection] | Decoded[Command] = (
+        decode_one(value, Detection, context)
+        if message.topic == p.settings.topics.detections
+        else decode_one(value, Command, context)
+    )
+    if found.rejected:
+        return None, found.rejected[0].reason
+    recorded = datetime.fromtimestamp(message.timestamp, tz=UTC) if context else None
+    return Received(found.items[0], recorded), ""
+
+
+async def send(p: Pipeline, d: Decision, topic: str, value: bytes | None) -> None:
+    """Send the decision's events and pages (or the input again, under its right key) and wait
+    until the broker has them all."""
+    if d.resend:
+        to = p.topics.detections if topic == p.settings.topics.detections else p.topics.commands
+        await (await to.send(key=d.key.encode(), value=value))
+        return
+    sent = [
+        await p.topics.events.send(key=ev.routing_key.encode(), value=encode(ev)) for ev in d.events
+    ] + [await p.topics.pages.send(key=pg.incident_id.encode(), value=encode(pg)) for pg in d.pages]
+    if sent:
+        await asyncio.gather(*sent)
+
+
+def write(p: Pipeline, d: Decision) -> None:
+    """Write the decision's incident and group, and count what it did."""
+    groups = p.tables.open_incidents
+    if d.incident is not None:
+        p.tables.incidents[d.incident.id] = d.incident.model_dump(mode="json")
+    if d.forget and d.key in groups:
+        del groups[d.key]  # a tombstone on the changelog
+    elif d.write_group:
+        groups[d.key] = d.group.to_dict()
+    for name, n in d.counts:
+        p.count(name, n)
+    for ev in d.events:
+        if isinstance(ev.data, Unrouted):
+            log.warning("incident %s paged nobody of its own: %s", ev.incident_id, ev.data.reason)

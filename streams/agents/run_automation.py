@@ -34,6 +34,7 @@ from responders.retention import in_progress, too_old_to_start
 from responders.runbooks import AUTOMATION, due_tasks, result_text
 from schemas import Command, CommandKind, Incident, IncidentEvent, IncidentEventKind
 from schemas.retention import PruneEntry
+from schemas.timeline import RunbookAttached
 from streams.codec import encode
 from streams.retention import LogRetention
 
@@ -79,7 +80,7 @@ def _follow(entry: dict[str, Any] | None, ev: IncidentEvent) -> dict[str, Any] |
     if entry is None or ("attached" not in entry and ev.kind is not E.RUNBOOK_ATTACHED):
         return None
     incident = apply(Incident.model_validate(entry["incident"]), ev)
-    attached = ev.data if ev.kind is E.RUNBOOK_ATTACHED else entry["attached"]
+    attached = ev.data.wire() if ev.kind is E.RUNBOOK_ATTACHED else entry["attached"]
     return {**entry, "incident": incident.model_dump(mode="json"), "attached": attached}
 
 
@@ -132,7 +133,8 @@ def attach(p: Pipeline) -> None:
         if "attached" not in entry:
             return
         incident = Incident.model_validate(entry["incident"])
-        for task in due_tasks(entry["attached"], incident, frozenset(entry["ran"])):
+        attached = RunbookAttached.model_validate(entry["attached"])
+        for task in due_tasks(attached, incident, frozenset(entry["ran"])):
             entry = await run(entry, task)
             entry = retention.write(ev.incident_id, entry, datetime.now(tz=UTC))
 

@@ -46,7 +46,9 @@ def test_a_team_is_paged_in_and_the_timeline_says_who_added_whom() -> None:
     step = on_command_in_group(group, incident(), add(team="dba"), T0, CATALOG)
     [event] = step.outcome.events
     assert (event.kind.value, event.actor, event.seq) == ("responder_added", "ann", 4)
-    assert event.data == {"target": {"team": "dba"}, "recipients": ["bob"], "text": "db slow"}
+    assert event.data.wire() == {
+        "target": {"team": "dba"}, "recipients": ["bob"], "text": "db slow"
+    }  # fmt: skip
     assert [(p.recipient, p.channel.value, p.step) for p in step.outcome.pages] == [
         ("bob", "console", 1), ("bob", "webhook", 1),
     ]  # fmt: skip

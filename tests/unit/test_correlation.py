@@ -266,7 +266,7 @@ def test_inhibited_by_a_dependency_until_its_incident_resolves() -> None:
     incident = opened.outcome.incident
     assert incident is not None and incident.inhibited_by == "inc-db"
     assert [e.kind.value for e in opened.outcome.events] == ["opened", "inhibited"]
-    assert opened.outcome.pages == () and opened.outcome.events[1].data["by"] == "inc-db"
+    assert opened.outcome.pages == () and opened.outcome.events[1].data.wire()["by"] == "inc-db"
     due = opened.group.due(timing, incident, CATALOG)
     assert due == T0 + timedelta(seconds=5)
     # Still inhibited: nothing happens but looking again later.

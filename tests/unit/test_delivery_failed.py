@@ -54,8 +54,12 @@ def test_a_failed_page_of_the_current_step_pages_the_next_step_now() -> None:
     kinds = [e.kind.value for e in step.outcome.events]
     assert kinds == ["delivery_failed", "escalated"]
     recorded, escalated = step.outcome.events
-    assert recorded.data["recipient"] == "ann" and recorded.data["detail"] == "timed out"
-    assert escalated.data["reason"] == "delivery failed" and escalated.data["step"] == 1
+    assert (
+        recorded.data.wire()["recipient"] == "ann" and recorded.data.wire()["detail"] == "timed out"
+    )
+    assert (
+        escalated.data.wire()["reason"] == "delivery failed" and escalated.data.wire()["step"] == 1
+    )
     assert [p.recipient for p in step.outcome.pages] == ["bob"]
     assert step.group.step == 1 and step.group.step_paged_at == at
 

@@ -86,7 +86,7 @@ def test_unowned_service_opens_without_pages_and_says_why() -> None:
     assert outcome.opened and outcome.pages == ()
     kinds = [e.kind for e in outcome.events]
     assert kinds == [IncidentEventKind.OPENED, IncidentEventKind.UNROUTED]
-    assert outcome.events[-1].data == {
+    assert outcome.events[-1].data.wire() == {
         "reason": "no escalation policy pages for service 'orphan'", "fallback": None, "step": 0,
     }  # fmt: skip
     assert outcome.incident is not None
@@ -205,7 +205,7 @@ def test_severity_changes_and_role_hand_offs() -> None:
     now = T0 + timedelta(minutes=10)
     raised = on_command(incident, command(C.SET_SEVERITY, incident, severity="SEV1"), now)
     assert raised.incident is not None and raised.incident.severity.value == "SEV1"
-    assert raised.events[0].data["from"] == "SEV2"
+    assert raised.events[0].data.wire()["from"] == "SEV2"
     same = on_command(
         raised.incident, command(C.SET_SEVERITY, raised.incident, severity="SEV1"), now
     )
@@ -216,7 +216,7 @@ def test_severity_changes_and_role_hand_offs() -> None:
     handoff = on_command(ic.incident, command(C.ASSIGN_ROLE, ic.incident, role="commander",
                                               person="bo"), now)  # fmt: skip
     assert handoff.incident is not None and handoff.incident.commander == "bo"
-    assert handoff.events[0].data == {"role": "commander", "person": "bo", "previous": "ann"}
+    assert handoff.events[0].data.wire() == {"role": "commander", "person": "bo", "previous": "ann"}
     bad = on_command(ic.incident, command(C.ASSIGN_ROLE, ic.incident, role="boss", person="x"), now)
     assert bad.rejection is not None and "role: one of" in bad.rejection
     resolved = at_status(S.RESOLVED)

@@ -186,12 +186,14 @@ def test_an_open_incident_records_each_catalog_version_once() -> None:
     )  # fmt: skip
     first = catalog_recorded(Outcome(None), inc, 4, "a" * 64, T0)
     [event] = first.events
-    assert (event.seq, event.data) == (3, {"version": 4, "digest": "a" * 64, "previous": None})
+    assert (event.seq, event.data.wire()) == (
+        3, {"version": 4, "digest": "a" * 64, "previous": None}
+    )  # fmt: skip
     assert first.incident is not None and first.incident.catalog_version == 4
     again = catalog_recorded(Outcome(first.incident), None, 4, "a" * 64, T0)
     assert again.events == ()
     second = catalog_recorded(Outcome(first.incident), None, 9, "b" * 64, T0)
-    assert second.events[0].data["previous"] == 4
+    assert second.events[0].data.wire()["previous"] == 4
     resolved = inc.model_copy(update={"status": IncidentStatus.RESOLVED})
     assert catalog_recorded(Outcome(resolved), None, 9, "b" * 64, T0).events == ()
     refused = Outcome(inc, rejection="no")

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from responders.lifecycle import on_detection
 from responders.review import build_review, follow_ups, render_review
 from schemas import Catalog, Detection, IncidentEvent, IncidentEventKind
+from schemas.timeline import payload_for
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 SVG = "{http://www.w3.org/2000/svg}"
@@ -70,21 +71,37 @@ def timeline(resolved: bool = True, why: str | None = None) -> list[IncidentEven
         )
 
     add(
+        "runbook_attached", 5, "warroom", runbook="api", title="api",
+        tasks=[{"id": "rollback", "title": "roll back the deploy", "phase": "mitigate",
+                "owner_role": "responder", "kind": "manual"}],
+    )  # fmt: skip
+    add(
         "detection_attached", 20, "warroom", detection_id="d2", signal="latency_ms",
         detector="median_mad", score=0.98, detected_at=at(20).isoformat(),
         context={"series": "api/latency_ms", "value": 380.0,
                  "recent": [[at(12).timestamp(), 390.0], [at(20).timestamp(), 380.0]],
                  **({"why": why} if why else {})},
     )  # fmt: skip
-    add("acknowledged", 65, "ann", text="looking", role="incident commander")
+    add("acknowledged", 65, "ann", text="looking")
+    add("role_assigned", 66, "ann", role="commander", person="ann", previous=None)
+    add("role_assigned", 80, "ann", role="responder", person="bob", previous=None)
     add("note", 90, "ann", text="follow-up: add a canary stage for api")
-    add("task_done", 150, "bob", task="roll back the deploy", owner="bob", duration_s=90)
+    add(
+        "task_done", 150, "bob", task_id="rollback", task="rollback", phase="mitigate",
+        outcome="done", duration_s=90,
+    )  # fmt: skip
     add("note", 160, "bob", text="TODO write the | capacity plan")
     add("note", 170, "bob", text="error rate is back to normal")
     add("mitigated", 185, "bob", text="rolled back")
     if resolved:
         add("resolved", 305, "ann", text="fixed")
     return events
+
+
+def rewritten(e: IncidentEvent, data: dict[str, Any], **update: Any) -> IncidentEvent:
+    """``e`` with other data (read as the payload of its kind) and other fields, unchecked
+    (hostile names included)."""
+    return e.model_copy(update={**update, "data": payload_for(e.kind, data)})
 
 
 def lines(markdown: str, section: str) -> list[str]:
@@ -140,11 +157,12 @@ def test_timeline_rows_are_in_seq_order_whatever_the_input_order() -> None:
     assert [int(r.split("|")[1]) for r in rows] == list(range(1, len(events) + 1))
     kinds = [r.split("|")[4].strip() for r in rows]
     assert kinds == [e.kind.value for e in events]
-    assert rows[3] == (
-        "| 4 | 2026-03-01 12:01:05.000 | +1m 05s | acknowledged | ann | looking | cmd-4 |"
+    assert rows[4] == (
+        "| 5 | 2026-03-01 12:01:05.000 | +1m 05s | acknowledged | ann | looking | cmd-5 |"
     )
     assert "| 2 | 2026-03-01 12:00:05.000 | +5.0s | paged | warroom | step 0: alice |  |" in rows
-    assert r"TODO write the \| capacity plan" in rows[6]  # pipes escaped in cells
+    assert r"TODO write the \| capacity plan" in rows[9]  # pipes escaped in cells
+    assert "rollback (owner bob (responder)), took 1m 30s" in rows[8]
 
 
 def test_the_chart_is_well_formed_svg_with_the_signal_and_the_marks() -> None:
@@ -199,7 +217,7 @@ def test_each_series_gets_a_row_and_a_gap_in_the_data_breaks_the_line() -> None:
                         "recent": [[at(t).timestamp(), v] for t, v in recent]},
         }  # fmt: skip
         update = {"id": f"{events[0].incident_id}:{seq}", "seq": seq, "at": at(seconds)}
-        events.append(events[2].model_copy(update={**update, "data": data}))
+        events.append(rewritten(events[3], data, **update))
 
     attached(121, "latency_ms", [(119, 110.0), (121, 105.0)])
     attached(122, "error_rate", [(118, 0.5), (120, 0.6), (122, 7.5)])
@@ -215,15 +233,15 @@ def test_each_series_gets_a_row_and_a_gap_in_the_data_breaks_the_line() -> None:
 
 
 def test_roles_follow_hand_offs() -> None:
-    events = timeline(resolved=False)[:4]  # ann said she was incident commander at #4
+    events = timeline(resolved=False)[:6]  # ann took the commander role at #6
 
     def assign(role: str, person: str, previous: str | None) -> None:
         seq = len(events) + 1
         data = {"role": role, "person": person, "previous": previous}
-        update = {"id": f"{events[0].incident_id}:{seq}", "seq": seq, "data": data}
-        events.append(events[3].model_copy(update={**update, "kind": IncidentEventKind.NOTE}))
+        update = {"id": f"{events[0].incident_id}:{seq}", "seq": seq}
+        events.append(rewritten(events[5], data, **update))
 
-    assign("commander", "carol", None)
+    assign("commander", "carol", "ann")
     assign("scribe", "dan", None)
     assign("commander", "erin", "carol")
     md = render_review(events)
@@ -231,8 +249,8 @@ def test_roles_follow_hand_offs() -> None:
         r.split("|")[1].strip(): r.split("|")[2].strip()
         for r in lines(md, "Participants and roles")[2:]
     }
-    assert people["ann"] == "incident commander"
-    assert people["carol"] == "commander until #7"
+    assert people["ann"] == "commander until #7"
+    assert people["carol"] == "commander until #9"
     assert people["dan"] == "scribe" and people["erin"] == "commander"
     assert "| commander: erin (from carol) |" in md
 
@@ -240,16 +258,21 @@ def test_roles_follow_hand_offs() -> None:
 def test_participants_roles_and_runbook_tasks() -> None:
     md = render_review(timeline())
     people = lines(md, "Participants and roles")
-    assert people[2].startswith("| warroom | system | - | opened, paged, detection_attached |")
+    assert people[2].startswith(
+        "| warroom | system | - | opened, paged, runbook_attached, detection_attached |"
+    )
     assert "| alice | - | step 0 | - | +5.0s |" in people
     assert any(
-        r.startswith("| ann | incident commander | - | acknowledged, note, ") for r in people
+        r.startswith("| ann | commander | - | acknowledged, role_assigned (2), note, ")
+        for r in people
     )
     assert any(
-        r.startswith("| bob | task owner | - | task_done, note (2), mitigated ") for r in people
+        r.startswith("| bob | responder, task owner | - | task_done, note (2), mitigated ")
+        for r in people
     )
     tasks = lines(md, "Runbook tasks")
-    assert tasks[2] == "| roll back the deploy | bob | bob | 2026-03-01 12:02:30.000 | 1m 30s |"
+    # The owner is whoever held the task's owner role (from the runbook) when it was done.
+    assert tasks[2] == "| rollback | bob (responder) | bob | 2026-03-01 12:02:30.000 | 1m 30s |"
     assert lines(render_review(timeline()[:2]), "Runbook tasks") == ["None recorded."]
 
 
@@ -260,8 +283,8 @@ def test_follow_ups_come_from_notes_plus_the_standard_questions() -> None:
     ]
     items = [line for line in lines(render_review(timeline()), "Follow-ups") if "- [ ]" in line]
     assert items[:2] == [
-        "- [ ] add a canary stage for api (noted by ann, #5)",
-        "- [ ] write the | capacity plan (noted by bob, #7)",
+        "- [ ] add a canary stage for api (noted by ann, #8)",
+        "- [ ] write the | capacity plan (noted by bob, #10)",
     ]
     assert len(items) > 2  # the standard prompts follow
 
@@ -328,7 +351,7 @@ def hostile_timeline(text: str) -> list[IncidentEvent]:
     events = timeline(why=text)
     out = []
     for e in events:
-        data = dict(e.data)
+        data = e.data.wire()
         if e.kind is IncidentEventKind.TASK_DONE:
             data["task"] = text
         if e.kind is IncidentEventKind.NOTE and str(data.get("text", "")).startswith("TODO"):
@@ -336,7 +359,7 @@ def hostile_timeline(text: str) -> list[IncidentEvent]:
         if e.kind is IncidentEventKind.DETECTION_ATTACHED:
             data["signal"] = text
         actor = text if e.actor == "bob" else e.actor
-        out.append(e.model_copy(update={"data": data, "actor": actor}))
+        out.append(rewritten(e, data, actor=actor))
     return out
 
 
@@ -356,7 +379,7 @@ def test_hostile_text_renders_as_typed_and_never_as_markup(text: str) -> None:
     shown = " ".join(text.split())
     table = rows(html_text)
     [person] = [r for r in table if r[0] == shown and r[2] == "-"]
-    [task] = [r for r in table if r[0] == shown and r[1] == "bob"]
+    [task] = [r for r in table if r[0] == shown and r[1] == "bob (responder)"]
     [detection] = [r for r in table if len(r) > 1 and r[1] == shown]
     assert len(person) == len(task) == 5 and len(detection) == 6
     assert task[2] == shown and detection[5] == f"attached: {shown}"
@@ -366,17 +389,17 @@ def test_hostile_text_renders_as_typed_and_never_as_markup(text: str) -> None:
     import html
 
     visible = html.unescape(re.sub(r"<[^>]+>", "", html_text))
-    assert f"[ ] {shown} (noted by {shown}, #7)" in visible
+    assert f"[ ] {shown} (noted by {shown}, #10)" in visible
 
 
 def test_an_incident_id_with_backticks_stays_one_code_span() -> None:
     hostile_id = "inc`1 [x](https://evil.example)"
     events = []
     for e in timeline():
-        data = dict(e.data)
+        data = e.data.wire()
         if "incident" in data:
             data["incident"] = {**data["incident"], "id": hostile_id}
-        events.append(e.model_copy(update={"incident_id": hostile_id, "data": data}))
+        events.append(rewritten(e, data, incident_id=hostile_id))
     html_text = render_html(render_review(events))
     assert 'href="' not in html_text
     assert f"<code>{hostile_id}</code>" in html_text

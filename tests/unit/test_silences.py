@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Container
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -66,11 +67,21 @@ def test_matching(matchers: list[dict[str, Any]], det: dict[str, Any], muted: bo
         ({"expired_at": T0 + timedelta(minutes=5)}, 600, (), SilenceState.EXPIRED),
         ({"ends_at": None, "until_resolved": "inc-1"}, 99_999, (), SilenceState.ACTIVE),
         ({"ends_at": None, "until_resolved": "inc-1"}, 10, ("inc-1",), SilenceState.EXPIRED),
+        # With the resolution's time: an input decided before it is still under the silence
+        # (processed again after the resolution, it is judged as it was the first time).
+        ({"ends_at": None, "until_resolved": "inc-1"}, 10, {"inc-1": T0 + timedelta(seconds=60)},
+         SilenceState.ACTIVE),
+        ({"ends_at": None, "until_resolved": "inc-1"}, 60, {"inc-1": T0 + timedelta(seconds=60)},
+         SilenceState.EXPIRED),
+        ({"ends_at": None, "until_resolved": "inc-1"}, 10, {"inc-1": None}, SilenceState.EXPIRED),
     ],
-    ids=["pending", "active", "ended", "expired-early", "until-resolved", "resolved"],
-)
+    ids=[
+        "pending", "active", "ended", "expired-early", "until-resolved", "resolved",
+        "resolved-later", "resolved-then", "resolved-at-an-unknown-time",
+    ],
+)  # fmt: skip
 def test_states(
-    kw: dict[str, Any], at: float, resolved: tuple[str, ...], expected: SilenceState
+    kw: dict[str, Any], at: float, resolved: Container[str], expected: SilenceState
 ) -> None:
     assert state(silence(**kw), T0 + timedelta(seconds=at), resolved) is expected
 

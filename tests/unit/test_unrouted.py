@@ -125,8 +125,8 @@ def test_who_is_paged_and_why_nobody_else(
     assert outcome.incident.unrouted == reason
     if reason is not None:
         [unrouted] = [e for e in outcome.events if e.kind is E.UNROUTED]
-        assert unrouted.data["reason"] == reason
-        assert unrouted.data["fallback"] == ("ops-desk" if recipients else None)
+        assert unrouted.data.wire()["reason"] == reason
+        assert unrouted.data.wire()["fallback"] == ("ops-desk" if recipients else None)
     assert (E.PAGED in kinds) == bool(recipients), case
 
 
