@@ -116,6 +116,7 @@ def routes(api: Api) -> list[web.RouteDef]:
 
     async def heartbeat(request: web.Request) -> web.Response:
         api.authorized(request)
+        await json_object(request, empty={})  # a body is optional, but one that is sent is JSON
         name = request.match_info["name"]
         beat = p.catalog.heartbeats.get(name)
         if beat is None:
