@@ -217,13 +217,17 @@ class SeriesBank:
 
     def _reset(self, rows: Rows) -> None:
         """Rows back to a fresh series' state, as holes, marked for the next checkpoint."""
+        self._fresh_rows(rows)
+        self.live[rows] = False
+        self.dirty[rows] = True
+
+    def _fresh_rows(self, rows: Rows) -> None:
+        """The state of ``rows`` (detector, policy, recent points) back to a fresh series'."""
         for name, (_, fresh) in _OWN.items():
             self.own[name][rows] = fresh
         self.recent_ts[rows] = 0.0
         self.recent_x[rows] = 0.0
         self.detector.reset_rows(rows)
-        self.live[rows] = False
-        self.dirty[rows] = True
 
     def recent(self, row: int) -> list[list[float]]:
         """The row's recent ``[ts, value]`` points, oldest first."""
@@ -573,6 +577,7 @@ class SeriesBank:
             self.recent_ts[start : start + n] = unpack(state["recent"][0])
             self.recent_x[start : start + n] = unpack(state["recent"][1])
         except (ValueError, KeyError, TypeError, IndexError, AttributeError):
+            self._fresh_rows(np.arange(start, start + n))  # nothing of a part half-restored
             return False
         return True
 

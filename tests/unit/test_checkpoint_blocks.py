@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from detectors import SeriesBank, blocks
+from detectors import SeriesBank, blocks, vector
 from streams.settings import Settings
 
 
@@ -95,3 +95,86 @@ def test_the_default_detector_checkpoints_at_most_1024_bytes_a_series() -> None:
     stored = sum(len(blocks.encode(v)) for v in parts.values()) / len(ids)
     as_json = sum(len(json.dumps(_as_json(v))) for v in parts.values()) / len(ids)
     assert stored <= 1024 < as_json, (stored, as_json)
+
+
+def _part(header: Any, body: bytes = b"") -> bytes:
+    raw = json.dumps(header).encode() if not isinstance(header, bytes) else header
+    return blocks.MAGIC + len(raw).to_bytes(4, "big") + raw + body
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"[" * 100_000 + b"]" * 100_000,
+        _part(b"[" * 100_000 + b"]" * 100_000),
+        _part(b'{"a":' * 600 + b"0" + b"}" * 600),
+        b"\xff\xfe",
+        _part(b"\xff\xfe"),
+        blocks.MAGIC + (2**32 - 1).to_bytes(4, "big") + b"{}",
+    ],
+    ids=["deep-json", "deep-header", "deep-objects", "not-utf8", "header-not-utf8", "huge-length"],
+)
+def test_a_crafted_part_is_refused_with_value_error(raw: bytes) -> None:
+    with pytest.raises(ValueError):
+        blocks.decode(raw)
+
+
+@pytest.mark.parametrize(
+    ("packed", "reason"),
+    [
+        ({"dtype": "|O", "shape": [1], "data": b"\0" * 8}, "dtype"),
+        ({"dtype": "zz", "shape": [1], "data": b"\0" * 8}, "dtype"),
+        ({"dtype": {"names": ["a"], "formats": ["O"]}, "shape": [1], "data": b"\0" * 8}, "dtype"),
+        ({"dtype": "<M8[ns]", "shape": [1], "data": b"\0" * 8}, "dtype"),
+        ({"dtype": "V2000000000", "shape": [0], "data": b""}, "dtype"),
+        ({"dtype": "S1000000000", "shape": [0], "data": b""}, "dtype"),
+        ({"dtype": "<f8", "shape": [10**6, 10**6], "data": b""}, "shape"),
+        ({"dtype": "<f8", "shape": [-1], "data": b"\0" * 80}, "shape"),
+        ({"dtype": "<f8", "shape": [True], "data": b"\0" * 8}, "shape"),
+        ({"dtype": "<f8", "shape": [1.0], "data": b"\0" * 8}, "shape"),
+        ({"dtype": "<f8", "shape": "ab", "data": b""}, "shape"),
+        ({"dtype": "<f8", "shape": [2], "data": b"\0" * 8}, "bytes"),
+        ({"dtype": "|u1", "shape": [2], "data": [3, 4]}, "data"),
+        ({"dtype": "|u1", "shape": [2], "data": [-1, 2]}, "data"),
+        ({"dtype": "|u1", "shape": [2], "data": "!!!"}, "data"),
+        ({"dtype": "|u1", "shape": [2]}, "data"),
+        ("not a dict", "array"),
+    ],
+    ids=[
+        "object-dtype",
+        "unknown-dtype",
+        "structured-object-dtype",
+        "datetime-dtype",
+        "huge-void-dtype",
+        "huge-bytes-dtype",
+        "huge-shape",
+        "negative-shape",
+        "bool-shape",
+        "float-shape",
+        "text-shape",
+        "too-few-bytes",
+        "data-as-int-list",
+        "negative-span-left-as-list",
+        "bad-base64",
+        "no-data",
+        "not-a-dict",
+    ],
+)
+def test_unpack_refuses_a_crafted_array_with_value_error_naming_it(
+    packed: Any, reason: str
+) -> None:
+    with pytest.raises(ValueError, match=reason):
+        vector.unpack(packed)
+
+
+def test_a_part_whose_later_array_is_unreadable_leaves_its_rows_fresh() -> None:
+    ids = [f"svc|m{i}" for i in range(8)]
+    live = _fleet(ids, 300)
+    [(key, state)] = live.take_dirty_blocks().items()
+    broken = {**state, "recent": [state["recent"][0], {"dtype": "|O", "shape": [8], "data": b""}]}
+    restored = SeriesBank("tolerant_novelty")
+    assert restored.load_blocks({key: broken}) == 1
+    fresh = SeriesBank("tolerant_novelty")
+    fresh.load_blocks({key: {**state, "version": -1}})
+    for name, arr in restored.detector.arrays().items():
+        np.testing.assert_array_equal(arr[:8], fresh.detector.arrays()[name][:8], err_msg=name)
