@@ -35,6 +35,8 @@ _TIME: TypeAdapter[datetime] = TypeAdapter(Timestamp)
 #: How far back a feed starts: the shift under way keeps its real start.
 FEED_PAST = timedelta(days=7)
 FEED_WEEKS_DEFAULT, FEED_WEEKS_MAX = 8, 52
+#: The fields an override's body may have (``actor`` is ``created_by``'s other name).
+OVERRIDE_FIELDS = ("person", "schedule", "start", "end", "comment", "created_by", "actor")
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -50,6 +52,28 @@ def rfc3339(name: str, value: object) -> datetime:
     except ValidationError as exc:
         reason = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
         raise ValueError(f"{name}: {reason}") from None
+
+
+def one(query: Any, name: str) -> str | None:
+    """The query parameter ``name`` (None if absent); ``ValueError`` if it is given twice, since
+    which one was meant cannot be told."""
+    values = query.getall(name, [])
+    if len(values) > 1:
+        raise ValueError(f"{name}: given {len(values)} times; give it once")
+    return values[0] if values else None
+
+
+def weeks_of(text: str | None) -> int:
+    """The ``weeks`` parameter of a feed; ``ValueError`` names what is wrong."""
+    if text is None:
+        return FEED_WEEKS_DEFAULT
+    if not (text.isascii() and text.isdigit()):
+        raise ValueError(
+            f"weeks: must be a whole number from 1 to {FEED_WEEKS_MAX}, not {text!r:.20}"
+        )
+    if len(text) > 2 or not 1 <= int(text) <= FEED_WEEKS_MAX:
+        raise ValueError(f"weeks: must be between 1 and {FEED_WEEKS_MAX}, not {text:.20}")
+    return int(text)
 
 
 def calendar(name: str, found: list[Shift], people: dict[str, str], now: datetime) -> bytes:
@@ -87,6 +111,11 @@ def routes(api: Api) -> list[web.RouteDef]:
 
     def parsed(body: dict[str, Any], now: datetime, request_id: str) -> ShiftOverride:
         """The override the body asks for; ``ValueError`` names the field and the problem."""
+        unknown = sorted(set(body) - set(OVERRIDE_FIELDS))
+        if unknown:
+            raise ValueError(
+                f"{unknown[0]!s:.60}: unknown field (known: {', '.join(OVERRIDE_FIELDS)})"
+            )
         catalog = p.catalog
         schedule, person = body.get("schedule"), body.get("person")
         if not isinstance(schedule, str) or schedule not in catalog.schedules:
@@ -135,7 +164,10 @@ def routes(api: Api) -> list[web.RouteDef]:
             return web.json_response({"overrides": []})
         rows = p.catalogs.active_overrides(datetime.now(tz=UTC))
         for name in ("schedule", "person"):
-            wanted = request.query.get(name)
+            try:
+                wanted = one(request.query, name)
+            except ValueError as exc:
+                return _error(400, str(exc))
             if wanted:
                 rows = [o for o in rows if getattr(o, name) == wanted]
         return web.json_response({"overrides": [o.model_dump(mode="json") for o in rows]})
@@ -152,7 +184,7 @@ def routes(api: Api) -> list[web.RouteDef]:
         return web.json_response({"deleted": override_id})
 
     def instant(request: web.Request) -> datetime:
-        at = request.query.get("at")
+        at = one(request.query, "at")
         return rfc3339("at", at) if at else datetime.now(tz=UTC)
 
     def in_force() -> dict[str, Any]:
@@ -161,10 +193,11 @@ def routes(api: Api) -> list[web.RouteDef]:
     async def oncall(request: web.Request) -> web.Response:
         try:
             at = instant(request)
+            service, schedule = one(request.query, "service"), one(request.query, "schedule")
+            incident = one(request.query, "incident")
         except ValueError as exc:
             return _error(400, str(exc))
-        catalog, service = p.catalog, request.query.get("service")
-        schedule = request.query.get("schedule")
+        catalog = p.catalog
         if schedule:
             if schedule not in catalog.schedules:
                 return _error(404, f"schedule {schedule!r} not found")
@@ -179,7 +212,7 @@ def routes(api: Api) -> list[web.RouteDef]:
             return _error(404, f"no escalation policy pages for service {service!r}")
         name, policy = found
         steps = []
-        for planned in escalation_plan(catalog, service, at, request.query.get("incident")):
+        for planned in escalation_plan(catalog, service, at, incident):
             index = planned.step % len(policy.steps)
             steps.append({
                 "step": planned.step,
@@ -195,13 +228,7 @@ def routes(api: Api) -> list[web.RouteDef]:
         return web.json_response(answer)
 
     def window(request: web.Request) -> tuple[datetime, datetime, datetime]:
-        text = request.query.get("weeks", str(FEED_WEEKS_DEFAULT))
-        try:
-            weeks = int(text)
-        except ValueError:
-            raise ValueError("weeks: must be an integer") from None
-        if not 1 <= weeks <= FEED_WEEKS_MAX:
-            raise ValueError(f"weeks: must be between 1 and {FEED_WEEKS_MAX}, not {weeks}")
+        weeks = weeks_of(one(request.query, "weeks"))
         now = datetime.now(tz=UTC)
         return now, now - FEED_PAST, now + timedelta(weeks=weeks)
 

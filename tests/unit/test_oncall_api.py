@@ -1,0 +1,125 @@
+"""The on-call routes against hostile requests, over a pipeline without a broker: every answer
+is a JSON 4xx that names the field or parameter, or the route's own 2xx."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from pydantic import SecretStr
+
+from streams.app import load_catalog
+from streams.live_catalog import LiveCatalog
+from streams.settings import Settings
+from streams.web import Api
+
+TOKEN = "Yx3v9QeLr2mT8kWb1NcZ5pHd7sFg0aJu"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+CATALOG = Path(__file__).parent.parent.parent / "catalog.example.yaml"
+GOOD = {
+    "person": "bob",
+    "schedule": "payments-primary",
+    "start": "2099-01-01T00:00:00Z",
+    "end": "2099-01-02T00:00:00Z",
+}
+
+
+class _Sent:
+    """Stands in for the Faust app: every send is acknowledged at once, and kept."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[bytes, bytes | None]] = []
+
+    async def send(self, _topic: str, *, key: bytes, value: bytes | None, **_: Any) -> Any:
+        self.records.append((key, value))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+def _pipeline() -> Any:
+    catalog = load_catalog(CATALOG)
+    p = SimpleNamespace(
+        settings=Settings(api_token=SecretStr(TOKEN)), catalog=catalog, app=_Sent(),
+        catalog_version=None, catalog_digest="",
+    )  # fmt: skip
+    p.catalogs = LiveCatalog(catalog, on_change=lambda f: setattr(p, "catalog", f.catalog))
+    return p
+
+
+async def _ask(method: str, path: str, body: Any = None) -> tuple[int, Any, Any]:
+    p = _pipeline()
+    async with TestClient(TestServer(Api(p).app())) as client:
+        data = None if body is None else json.dumps(body)
+        reply = await client.request(method, path, data=data, headers=AUTH)
+        text = await reply.text()
+        parsed = json.loads(text) if reply.content_type == "application/json" else text
+        return reply.status, parsed, p
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        ({**GOOD, "commment": "typo"}, "commment: unknown field"),
+        ({**GOOD, "id": "ovr-mine"}, "id: unknown field"),
+        ({**GOOD, "start": "2099-01-01T00:00:00"}, "start: timestamp .* has no UTC offset"),
+        ({**GOOD, "end": "9999-12-31T23:59:59Z"}, "end: timestamp .* out of range"),
+        ({**GOOD, "end": GOOD["start"]}, "end: must be after start"),
+        ({**GOOD, "person": "<b>x</b>"}, "person: unknown person"),
+        ({**GOOD, "created_by": "a\nb"}, "created_by: holds the control character"),
+    ],
+    ids=["typo-field", "id-field", "naive", "far-future", "empty-span", "markup", "control"],
+)
+async def test_a_bad_override_is_a_400_naming_the_field_and_writes_nothing(
+    body: dict[str, Any], said: str
+) -> None:
+    status, answer, p = await _ask("POST", "/api/overrides", body)
+    assert status == 400, answer
+    assert answer["error"].startswith(said.split(":")[0] + ":"), answer
+    assert re.search(said, answer["error"]), answer
+    assert p.app.records == []
+
+
+@pytest.mark.parametrize(
+    ("path", "said"),
+    [
+        ("/api/oncall?service=checkout&service=search", "service: given 2 times"),
+        ("/api/oncall?schedule=payments-primary&at=2099-01-01T00:00:00Z&at=garbage", "at: given"),
+        ("/api/overrides?schedule=a&schedule=b", "schedule: given 2 times"),
+        ("/api/schedules/payments-primary.ics?weeks=1&weeks=99", "weeks: given 2 times"),
+        ("/api/schedules/payments-primary.ics?weeks=%D9%A3", "weeks: must be"),
+        ("/api/schedules/payments-primary.ics?weeks=1_0", "weeks: must be"),
+        ("/api/schedules/payments-primary.ics?weeks=%203", "weeks: must be"),
+        ("/api/people/alice.ics?weeks=" + "9" * 5000, "weeks: must be between 1 and 52"),
+        ("/api/people/alice.ics?weeks=1000000000", "weeks: must be between 1 and 52"),
+    ],
+    ids=[
+        "service-twice",
+        "at-twice",
+        "listing-twice",
+        "weeks-twice",
+        "arabic-digit",
+        "underscore",
+        "space",
+        "5000-digits",
+        "1e9",
+    ],
+)
+async def test_a_bad_query_is_a_400_naming_the_parameter(path: str, said: str) -> None:
+    status, answer, _ = await _ask("GET", path)
+    assert status == 400, (path, answer)
+    assert answer["error"].startswith(said), answer
+
+
+async def test_a_good_override_is_written_and_listed() -> None:
+    status, answer, p = await _ask("POST", "/api/overrides", {**GOOD, "comment": "<b>&</b>"})
+    assert status == 201, answer
+    assert answer["comment"] == "<b>&</b>" and [k for k, _ in p.app.records] == [
+        f"override/{answer['id']}".encode()
+    ]
