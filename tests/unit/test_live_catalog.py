@@ -247,3 +247,33 @@ def test_start_and_end_of_the_feed_window_use_the_shift_edges() -> None:
     found = shifts(c, "s", now - timedelta(days=7), now + timedelta(days=1))
     current = next(s for s in found if s.start <= now < s.end)
     assert current == Shift("s", "ann", utc("2026-03-05T09:00"), utc("2026-03-06T09:00"))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b"\xff\xfe",
+        b"[" * 100_000,
+        b'{"schema": 2, "catalog": "v2"}',
+        b"null",
+        b'"text"',
+    ],
+    ids=["not-utf8", "deep", "other-schema", "null", "text"],
+)
+def test_garbage_on_the_catalog_topic_is_skipped_and_counted(value: bytes) -> None:
+    live = LiveCatalog(catalog("ann"))
+    live.apply(CATALOG_KEY, revision(catalog("ben")), 1)
+    live.apply(CATALOG_KEY, value, 2)
+    live.apply(b"override/x", value, 3)
+    assert live.settle().version == 1 and live.overrides == {}
+    assert live.skipped == 2
+
+
+def test_an_override_stored_under_another_id_than_its_own_is_skipped() -> None:
+    # Its DELETE would look it up by its own id, then write the tombstone under that id's key:
+    # the record under this key would never go.
+    live = LiveCatalog(catalog("ann", s=DAILY))
+    o = override("o1", "ben", "2026-03-02T07:00", "2026-03-03T09:00")
+    live.apply(b"override/o2", o.model_dump_json().encode(), 1)
+    assert live.settle().catalog.schedules["s"].overrides == ()
+    assert live.overrides == {} and live.skipped == 1
