@@ -101,12 +101,19 @@ def apply(args: argparse.Namespace) -> int:
         print(
             f"warroom config apply: no catalog written: the broker at "
             f"{settings.bootstrap_servers} (WARROOM_BOOTSTRAP_SERVERS) did not take it: "
-            f"{type(exc).__name__}: {exc}",
+            f"{_said(exc)}",
             file=sys.stderr,
         )
         return 2
     print(f"{message}: {said}")
     return 0
+
+
+def _said(exc: BaseException) -> str:
+    """``exc`` in one line, its type named once (aiokafka's messages often start with it)."""
+    text = " ".join(str(exc).split())
+    name = type(exc).__name__
+    return text if text.startswith(name) else f"{name}: {text}" if text else name
 
 
 async def _apply(settings: Settings, revision: CatalogRevision) -> str:

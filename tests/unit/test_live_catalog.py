@@ -238,6 +238,7 @@ def test_config_apply_refuses_a_bad_catalog_before_it_writes(
     assert main(["config", "apply", str(good)]) == 2
     err = capsys.readouterr().err
     assert "no catalog written" in err and "WARROOM_BOOTSTRAP_SERVERS" in err
+    assert err.count("\n") == 1 and "Error: KafkaConnectionError" not in err, err
 
 
 def test_start_and_end_of_the_feed_window_use_the_shift_edges() -> None:
