@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import icalendar
 from aiohttp import web
@@ -74,6 +75,18 @@ def weeks_of(text: str | None) -> int:
     if len(text) > 2 or not 1 <= int(text) <= FEED_WEEKS_MAX:
         raise ValueError(f"weeks: must be between 1 and {FEED_WEEKS_MAX}, not {text:.20}")
     return int(text)
+
+
+def disposition(filename: str) -> str:
+    """``Content-Disposition`` for a feed (RFC 6266): a plain ASCII ``filename`` with anything
+    but letters, digits, ``.``, ``-`` and ``_`` made ``_`` (no quote, slash or backslash
+    survives), and the exact name percent-encoded as ``filename*``.
+
+    >>> print(disposition('a"b/é.ics'))
+    inline; filename="a_b__.ics"; filename*=UTF-8''a%22b%2F%C3%A9.ics
+    """
+    plain = "".join(c if c.isascii() and (c.isalnum() or c in ".-_") else "_" for c in filename)
+    return f"inline; filename=\"{plain}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 def calendar(name: str, found: list[Shift], people: dict[str, str], now: datetime) -> bytes:
@@ -237,7 +250,7 @@ def routes(api: Api) -> list[web.RouteDef]:
             body=body,
             content_type="text/calendar",
             charset="utf-8",
-            headers={"Content-Disposition": f'inline; filename="{filename}.ics"'},
+            headers={"Content-Disposition": disposition(f"{filename}.ics")},
         )
 
     def names() -> dict[str, str]:

@@ -9,11 +9,13 @@ import re
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
 
+from schemas import Catalog
 from streams.app import load_catalog
 from streams.live_catalog import LiveCatalog
 from streams.settings import Settings
@@ -122,3 +124,31 @@ async def test_a_good_override_is_written_and_listed() -> None:
     assert answer["comment"] == "<b>&</b>" and [k for k, _ in p.app.records] == [
         f"override/{answer['id']}".encode()
     ]
+
+
+@pytest.mark.parametrize(
+    ("name", "disposition"),
+    [
+        ("payments", "inline; filename=\"payments.ics\"; filename*=UTF-8''payments.ics"),
+        ('a"b', "inline; filename=\"a_b.ics\"; filename*=UTF-8''a%22b.ics"),
+        ("../etc/x", "inline; filename=\".._etc_x.ics\"; filename*=UTF-8''..%2Fetc%2Fx.ics"),
+        ("a\\b;c", "inline; filename=\"a_b_c.ics\"; filename*=UTF-8''a%5Cb%3Bc.ics"),
+        ("équipe", "inline; filename=\"_quipe.ics\"; filename*=UTF-8''%C3%A9quipe.ics"),
+    ],
+    ids=["plain", "quote", "traversal", "backslash-semicolon", "non-ascii"],
+)
+async def test_a_feed_names_its_file_safely_whatever_the_schedule_or_person_is_called(
+    name: str, disposition: str
+) -> None:
+    p = _pipeline()
+    p.catalog = Catalog.model_validate({
+        "people": {name: {"name": f"{name} <i>", "contacts": [{"channel": "console"}]}},
+        "schedules": {name: {"time_zone": "UTC", "layers": [{
+            "participants": [name], "rotation": "daily", "start": "2026-01-01",
+            "handoff": "09:00"}]}},
+    })  # fmt: skip
+    async with TestClient(TestServer(Api(p).app())) as client:
+        for kind in ("schedules", "people"):
+            reply = await client.get(f"/api/{kind}/{quote(name, safe='')}.ics")
+            assert reply.status == 200 and reply.content_type == "text/calendar"
+            assert reply.headers["Content-Disposition"] == disposition
