@@ -506,7 +506,7 @@ class Detect(mode.Service):
         self.p.count("checkpoints_written")
         self.p.count("checkpoint_bytes", written)
         self.p.count("checkpoint_write_ms", round(took_s * 1000))
-        self._pause = took_s / self.p.settings.checkpoint_max_share
+        self._pause = checkpoint_pause(took_s, self.p.settings.checkpoint_max_share)
 
     async def _restore(self, partition: int) -> RoutedBanks:
         """The bank of ``partition`` as its latest blocks on the checkpoint topic left it."""
@@ -610,6 +610,22 @@ class Detect(mode.Service):
             if high is not None and read is not None:
                 out[(self.topic, part)] = (read, int(high))
         return out
+
+
+#: The longest pause between two checkpoints, however long the last one took (a broker that
+#: stalled a write for ten minutes must not leave the next fifty minutes without a checkpoint,
+#: all of which a crash would then replay).
+CHECKPOINT_PAUSE_MAX_S = 60.0
+
+
+def checkpoint_pause(took_s: float, share: float) -> float:
+    """The pause before the next checkpoint after one that took ``took_s``: its cost over the
+    share of time checkpoints may take, at most ``CHECKPOINT_PAUSE_MAX_S``.
+
+    >>> checkpoint_pause(0.1, 0.2), checkpoint_pause(600.0, 0.2)
+    (0.5, 60.0)
+    """
+    return min(took_s / share, CHECKPOINT_PAUSE_MAX_S)
 
 
 def _instant(epoch_s: float) -> datetime | None:

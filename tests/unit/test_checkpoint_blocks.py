@@ -9,8 +9,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from detectors import SeriesBank, blocks, vector
+from streams.agents.detect import CHECKPOINT_PAUSE_MAX_S, checkpoint_pause
 from streams.settings import Settings
 
 
@@ -178,3 +180,24 @@ def test_a_part_whose_later_array_is_unreadable_leaves_its_rows_fresh() -> None:
     fresh.load_blocks({key: {**state, "version": -1}})
     for name, arr in restored.detector.arrays().items():
         np.testing.assert_array_equal(arr[:8], fresh.detector.arrays()[name][:8], err_msg=name)
+
+
+@pytest.mark.parametrize("share", ["1e-300", "0.001", "0"], ids=["tiny", "thousandth", "zero"])
+def test_a_checkpoint_share_that_would_stop_checkpoints_is_refused_by_name(
+    monkeypatch: pytest.MonkeyPatch, share: str
+) -> None:
+    # 1e-300 passed "> 0", and made the pause after any checkpoint longer than the universe.
+    monkeypatch.setenv("WARROOM_CHECKPOINT_MAX_SHARE", share)
+    with pytest.raises(ValidationError, match="checkpoint_max_share"):
+        Settings()
+
+
+@pytest.mark.parametrize(
+    ("took_s", "share", "pause_s"),
+    [(0.1, 0.2, 0.5), (2.0, 1.0, 2.0), (600.0, 0.2, CHECKPOINT_PAUSE_MAX_S), (1e9, 0.01, 60.0)],
+    ids=["usual", "share-1", "broker-stalled-10-min", "absurd"],
+)
+def test_the_pause_after_a_checkpoint_is_its_cost_over_the_share_at_most_a_minute(
+    took_s: float, share: float, pause_s: float
+) -> None:
+    assert checkpoint_pause(took_s, share) == pytest.approx(pause_s)
