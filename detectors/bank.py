@@ -513,9 +513,12 @@ class SeriesBank:
             "recent": [pack(self.recent_ts[start:stop]), pack(self.recent_x[start:stop])],
         }
 
-    def load_blocks(self, blocks: Mapping[str, Mapping[str, Any]]) -> int:
+    def load_blocks(
+        self, blocks: Mapping[str, Mapping[str, Any]], max_rows: int | None = None
+    ) -> int:
         """Put checkpointed block parts back at their rows; returns how many were for another
-        config, or could not be read.
+        config, or could not be read, or lie past ``max_rows`` (rows this bank may ever hold:
+        a crafted block number must not make it reserve gigabytes).
 
         A part written under another detector configuration, or another state version of the
         bank or of the detector, keeps its series at their rows with fresh state, and is
@@ -527,7 +530,7 @@ class SeriesBank:
         for key in sorted(blocks, key=_part_order):
             state = blocks[key]
             start, ids = self._placed(key, state)
-            if start is None:
+            if start is None or (max_rows is not None and start + len(ids) > max_rows):
                 stale += 1  # nowhere to put it: its series start afresh where they come
                 continue
             self._reserve(start + len(ids))

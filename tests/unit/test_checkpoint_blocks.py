@@ -12,6 +12,8 @@ import pytest
 from pydantic import ValidationError
 
 from detectors import SeriesBank, blocks, vector
+from detectors.cardinality import SeriesLimits
+from detectors.routing import RoutedBanks
 from streams.agents.detect import CHECKPOINT_PAUSE_MAX_S, checkpoint_pause
 from streams.settings import Settings
 
@@ -201,3 +203,16 @@ def test_the_pause_after_a_checkpoint_is_its_cost_over_the_share_at_most_a_minut
     took_s: float, share: float, pause_s: float
 ) -> None:
     assert checkpoint_pause(took_s, share) == pytest.approx(pause_s)
+
+
+@pytest.mark.parametrize("block", [4_000, 99_999_999], ids=["a-gigabyte", "terabytes"])
+def test_a_part_placed_past_the_partitions_series_limit_is_stale_not_allocated(block: int) -> None:
+    # Block 4000 made the bank reserve a million rows (about 900 MB); 99,999,999 raised
+    # MemoryError out of the restore.
+    live = RoutedBanks("tolerant_novelty")
+    live.observe(["svc|m"], np.array([1.0]), np.array([1e9]))
+    [(_, state)] = live.take_dirty_blocks().items()
+    rows = live.default.block_rows
+    restored = RoutedBanks("tolerant_novelty", limits=SeriesLimits(per_partition=1_000))
+    assert restored.load_blocks({str(block): {**state, "start": block * rows}}) == 1
+    assert restored.default.capacity < 10_000 and len(restored.index) == 0
