@@ -644,8 +644,9 @@ def _readable(found: dict[str, bytes], partition: int) -> dict[str, Any]:
     for key, value in found.items():
         try:
             out[key] = blocks.decode(value)
-        except ValueError:
-            log.error("detect: partition %d: block %r does not decode; left out", partition, key)
+        except ValueError as exc:
+            log.error("detect: partition %d: block %r does not decode (%s); left out",
+                      partition, key[:100], str(exc)[:200])  # fmt: skip
     return out
 
 
