@@ -278,3 +278,18 @@ def test_an_override_stored_under_another_id_than_its_own_is_skipped() -> None:
     live.apply(b"override/o2", o.model_dump_json().encode(), 1)
     assert live.settle().catalog.schedules["s"].overrides == ()
     assert live.overrides == {} and live.skipped == 1
+
+
+@pytest.mark.parametrize(
+    ("by", "said"),
+    [("a\nb", "--by: holds the control character U+000A"), ("x" * 300, "--by: String should")],
+    ids=["newline", "too-long"],
+)
+def test_config_apply_refuses_a_bad_applier_name_in_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, by: str, said: str
+) -> None:
+    monkeypatch.setenv("WARROOM_BOOTSTRAP_SERVERS", "127.0.0.1:9")
+    good = Path(__file__).parent.parent / "fixtures" / "catalogs" / "good.yaml"
+    assert main(["config", "apply", str(good), "--by", by]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"refused, nothing applied: {said}") and err.count("\n") == 1, err
