@@ -6,16 +6,19 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import quote
 
+import icalendar
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
 
 from schemas import Catalog
+from streams import oncall_api
 from streams.app import load_catalog
 from streams.live_catalog import LiveCatalog
 from streams.settings import Settings
@@ -152,3 +155,38 @@ async def test_a_feed_names_its_file_safely_whatever_the_schedule_or_person_is_c
             reply = await client.get(f"/api/{kind}/{quote(name, safe='')}.ics")
             assert reply.status == 200 and reply.content_type == "text/calendar"
             assert reply.headers["Content-Disposition"] == disposition
+
+
+HOURLY = {
+    "people": {p: {"contacts": [{"channel": "console"}]} for p in ("ann", "ben")},
+    "schedules": {"hourly": {"time_zone": "UTC", "layers": [{
+        "participants": ["ann", "ben"], "rotation": "hourly", "start": "2026-01-01",
+        "handoff": "00:00"}]}},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("path", ["/api/schedules/hourly.ics", "/api/people/ann.ics"])
+async def test_a_feed_is_built_off_the_event_loop_and_holds_at_most_max_feed_events(
+    monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    # An hourly rotation over 52 weeks is 9,000 events: 3 s of work that held the worker's
+    # event loop (its agents, its pages) for as long.
+    threads: list[int] = []
+    built = oncall_api.calendar
+
+    def calendar(*args: Any) -> bytes:
+        threads.append(threading.get_ident())
+        return built(*args)
+
+    monkeypatch.setattr(oncall_api, "calendar", calendar)
+    monkeypatch.setattr(oncall_api, "MAX_FEED_EVENTS", 30)
+    p = _pipeline()
+    p.catalog = Catalog.model_validate(HOURLY)
+    async with TestClient(TestServer(Api(p).app())) as client:
+        reply = await client.get(path + "?weeks=52")
+        assert reply.status == 200, await reply.text()
+        events = icalendar.Calendar.from_ical(await reply.read()).walk("VEVENT")
+    assert threads and threading.get_ident() not in threads
+    assert len(events) == 30  # the earliest: a calendar client still shows what comes next
+    starts = [e.decoded("DTSTART") for e in events]
+    assert starts == sorted(starts)
