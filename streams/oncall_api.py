@@ -171,7 +171,10 @@ def routes(api: Api) -> list[web.RouteDef]:
             return _error(400, "body must be a JSON object")
         now = datetime.now(tz=UTC)
         try:
-            override = parsed(body, now, write_id("ovr", request, body=raw, length=16))
+            # The id comes from the content, not its layout: a retry serialised again is the
+            # same write.
+            content = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+            override = parsed(body, now, write_id("ovr", request, body=content, length=16))
         except ValueError as exc:
             return _error(400, str(exc))
         await publish(override.key, override.model_dump_json().encode())

@@ -190,3 +190,27 @@ async def test_a_feed_is_built_off_the_event_loop_and_holds_at_most_max_feed_eve
     assert len(events) == 30  # the earliest: a calendar client still shows what comes next
     starts = [e.decoded("DTSTART") for e in events]
     assert starts == sorted(starts)
+
+
+async def test_a_retry_with_the_same_key_and_content_in_another_layout_is_the_same_override() -> (
+    None
+):
+    # A client that serialises the body again on retry (another key order, other spacing) sent
+    # other bytes: a second override for the same shift.
+    p = _pipeline()
+    first = json.dumps(GOOD).encode()
+    again = json.dumps(dict(reversed(GOOD.items())), indent=2).encode()
+    headers = {**AUTH, "Idempotency-Key": "cover-ann", "Content-Type": "application/json"}
+    async with TestClient(TestServer(Api(p).app())) as client:
+        ids = []
+        for body in (first, again):
+            reply = await client.post("/api/overrides", data=body, headers=headers)
+            assert reply.status == 201, await reply.text()
+            ids.append((await reply.json())["id"])
+        other = await client.post(
+            "/api/overrides", data=json.dumps({**GOOD, "person": "alice"}), headers=headers
+        )
+        assert other.status == 201
+        assert (await other.json())["id"] != ids[0]
+    assert ids[0] == ids[1]
+    assert len({key for key, _ in p.app.records}) == 2
