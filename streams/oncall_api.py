@@ -69,6 +69,19 @@ def one(query: Any, name: str) -> str | None:
     return values[0] if values else None
 
 
+def known(names: Any, most: int = 10) -> str:
+    """The first ``most`` of ``names``, sorted, for an error that names what would do.
+
+    >>> known([]), known(["b", "a"]), known([f"n{i}" for i in range(12)], 2)
+    ('the catalog has no schedules', 'one of a, b', 'one of n0, n1, and 10 more')
+    """
+    found = sorted(names)
+    if not found:
+        return "the catalog has no schedules"
+    more = f", and {len(found) - most} more" if len(found) > most else ""
+    return f"one of {', '.join(found[:most])}{more}"
+
+
 def weeks_of(text: str | None) -> int:
     """The ``weeks`` parameter of a feed; ``ValueError`` names what is wrong."""
     if text is None:
@@ -137,8 +150,9 @@ def routes(api: Api) -> list[web.RouteDef]:
         catalog = p.catalog
         schedule, person = body.get("schedule"), body.get("person")
         if not isinstance(schedule, str) or schedule not in catalog.schedules:
-            known = ", ".join(sorted(catalog.schedules)) or "none in the catalog"
-            raise ValueError(f"schedule: unknown schedule {schedule!r} (one of {known})")
+            raise ValueError(
+                f"schedule: unknown schedule {schedule!r:.80} ({known(catalog.schedules)})"
+            )
         if not isinstance(person, str) or person not in catalog.people:
             raise ValueError(f"person: unknown person {person!r}")
         start, end = rfc3339("start", body.get("start")), rfc3339("end", body.get("end"))

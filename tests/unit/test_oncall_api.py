@@ -214,3 +214,35 @@ async def test_a_retry_with_the_same_key_and_content_in_another_layout_is_the_sa
         assert (await other.json())["id"] != ids[0]
     assert ids[0] == ids[1]
     assert len({key for key, _ in p.app.records}) == 2
+
+
+@pytest.mark.parametrize(
+    ("schedules", "said"),
+    [
+        (0, "schedule: unknown schedule 'nope' (the catalog has no schedules)"),
+        (300, "schedule: unknown schedule 'nope' (one of s000, s001, s002, s003, s004, s005, "
+              "s006, s007, s008, s009, and 290 more)"),
+    ],
+    ids=["none", "hundreds"],
+)  # fmt: skip
+async def test_an_unknown_schedule_is_named_with_a_short_list_of_the_known_ones(
+    schedules: int, said: str
+) -> None:
+    layer = {
+        "participants": ["ann"],
+        "rotation": "daily",
+        "start": "2026-01-01",
+        "handoff": "09:00",
+    }
+    p = _pipeline()
+    p.catalog = Catalog.model_validate({
+        "people": {"ann": {"contacts": [{"channel": "console"}]}},
+        "schedules": {f"s{i:03d}": {"time_zone": "UTC", "layers": [layer]}
+                      for i in range(schedules)},
+    })  # fmt: skip
+    async with TestClient(TestServer(Api(p).app())) as client:
+        reply = await client.post(
+            "/api/overrides", data=json.dumps({**GOOD, "schedule": "nope"}), headers=AUTH
+        )
+        assert reply.status == 400
+        assert (await reply.json())["error"] == said
