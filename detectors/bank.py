@@ -217,13 +217,17 @@ class SeriesBank:
 
     def _reset(self, rows: Rows) -> None:
         """Rows back to a fresh series' state, as holes, marked for the next checkpoint."""
+        self._fresh_rows(rows)
+        self.live[rows] = False
+        self.dirty[rows] = True
+
+    def _fresh_rows(self, rows: Rows) -> None:
+        """The state of ``rows`` (detector, policy, recent points) back to a fresh series'."""
         for name, (_, fresh) in _OWN.items():
             self.own[name][rows] = fresh
         self.recent_ts[rows] = 0.0
         self.recent_x[rows] = 0.0
         self.detector.reset_rows(rows)
-        self.live[rows] = False
-        self.dirty[rows] = True
 
     def recent(self, row: int) -> list[list[float]]:
         """The row's recent ``[ts, value]`` points, oldest first."""
@@ -509,9 +513,12 @@ class SeriesBank:
             "recent": [pack(self.recent_ts[start:stop]), pack(self.recent_x[start:stop])],
         }
 
-    def load_blocks(self, blocks: Mapping[str, Mapping[str, Any]]) -> int:
+    def load_blocks(
+        self, blocks: Mapping[str, Mapping[str, Any]], max_rows: int | None = None
+    ) -> int:
         """Put checkpointed block parts back at their rows; returns how many were for another
-        config, or could not be read.
+        config, or could not be read, or lie past ``max_rows`` (rows this bank may ever hold:
+        a crafted block number must not make it reserve gigabytes).
 
         A part written under another detector configuration, or another state version of the
         bank or of the detector, keeps its series at their rows with fresh state, and is
@@ -523,7 +530,7 @@ class SeriesBank:
         for key in sorted(blocks, key=_part_order):
             state = blocks[key]
             start, ids = self._placed(key, state)
-            if start is None:
+            if start is None or (max_rows is not None and start + len(ids) > max_rows):
                 stale += 1  # nowhere to put it: its series start afresh where they come
                 continue
             self._reserve(start + len(ids))
@@ -573,6 +580,7 @@ class SeriesBank:
             self.recent_ts[start : start + n] = unpack(state["recent"][0])
             self.recent_x[start : start + n] = unpack(state["recent"][1])
         except (ValueError, KeyError, TypeError, IndexError, AttributeError):
+            self._fresh_rows(np.arange(start, start + n))  # nothing of a part half-restored
             return False
         return True
 

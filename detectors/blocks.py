@@ -18,6 +18,7 @@ from typing import Any
 
 MAGIC = b"WRB1"
 _HEADER_LEN = 4
+MAX_DEPTH = 32  # a part nests about six deep; deeper is crafted, refused before recursing
 
 
 def encode(state: dict[str, Any]) -> bytes:
@@ -43,31 +44,40 @@ def encode(state: dict[str, Any]) -> bytes:
 
 
 def decode(raw: bytes) -> Any:
-    """What ``encode`` wrote (packed arrays' ``data`` as ``bytes``), or a JSON-written part."""
-    if not raw.startswith(MAGIC):
-        return json.loads(raw)
-    start = len(MAGIC) + _HEADER_LEN
-    length = int.from_bytes(raw[len(MAGIC) : start], "big")
-    if start + length > len(raw):
-        raise ValueError("checkpoint part shorter than its header says")
-    header = json.loads(raw[start : start + length])
-    body = memoryview(raw)[start + length :]
+    """What ``encode`` wrote (packed arrays' ``data`` as ``bytes``), or a JSON-written part.
 
-    def fill(value: Any) -> Any:
-        if isinstance(value, dict):
-            data = value.get("data")
-            span = _span(data) if "dtype" in value else None
-            if span is not None:
-                at, n = span
-                if at + n > len(body):
-                    raise ValueError("checkpoint array past the end of its part")
-                return {**value, "data": bytes(body[at : at + n])}
-            return {k: fill(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [fill(v) for v in value]
-        return value
+    Anything else is ``ValueError``: a truncated part, a span past its end, text that is not
+    JSON, or JSON nested deeper than a part ever is (``MAX_DEPTH``).
+    """
+    if raw.startswith(MAGIC):
+        start = len(MAGIC) + _HEADER_LEN
+        length = int.from_bytes(raw[len(MAGIC) : start], "big")
+        if start + length > len(raw):
+            raise ValueError("checkpoint part shorter than its header says")
+        header, body = raw[start : start + length], memoryview(raw)[start + length :]
+    else:
+        header, body = raw, memoryview(b"")
+    try:
+        return _fill(json.loads(header), body, 0)
+    except RecursionError:
+        raise ValueError("checkpoint part nested too deeply") from None
 
-    return fill(header)
+
+def _fill(value: Any, body: memoryview, depth: int) -> Any:
+    """``value`` with each packed array's span replaced by its bytes from ``body``."""
+    if depth > MAX_DEPTH:
+        raise ValueError(f"checkpoint part nested deeper than {MAX_DEPTH}")
+    if isinstance(value, dict):
+        span = _span(value.get("data")) if "dtype" in value else None
+        if span is not None:
+            at, n = span
+            if at + n > len(body):
+                raise ValueError("checkpoint array past the end of its part")
+            return {**value, "data": bytes(body[at : at + n])}
+        return {k: _fill(v, body, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fill(v, body, depth + 1) for v in value]
+    return value
 
 
 def _span(data: Any) -> tuple[int, int] | None:

@@ -248,7 +248,9 @@ class RoutedBanks:
             per_bank[k][number] = state
         n = len(self.banks)
         for k, bank in enumerate(self.banks):
-            stale += bank.load_blocks(per_bank[k])
+            # A bank holds no more rows than the partition has series, and the holes it keeps:
+            # twice the limit is room enough; a block past it is crafted, or from a larger limit.
+            stale += bank.load_blocks(per_bank[k], max_rows=2 * self.limits.per_partition)
             for row, sid in enumerate(bank.ids):
                 # Restored series that the rules now send elsewhere start afresh there.
                 if sid and bank.index.get(sid) == row and self.route(sid) == k:

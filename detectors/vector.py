@@ -8,6 +8,7 @@ per call (``score_many`` then ``learn_many``); a ``mask`` leaves series without 
 from __future__ import annotations
 
 import base64
+import math
 from typing import Annotated, Any, ClassVar, Self
 
 import numpy as np
@@ -257,8 +258,53 @@ def pack(arr: NDArray[Any]) -> dict[str, Any]:
     return {"dtype": arr.dtype.str, "shape": list(arr.shape), "data": arr.tobytes()}
 
 
-def unpack(data: dict[str, Any]) -> NDArray[Any]:
-    """The array ``pack`` wrote (its bytes, or base64 text as checkpoints once held them)."""
-    stored = data["data"]
-    raw = base64.b64decode(stored) if isinstance(stored, str) else bytes(stored)
-    return np.frombuffer(raw, dtype=np.dtype(data["dtype"])).reshape(data["shape"]).copy()
+def unpack(data: Any) -> NDArray[Any]:
+    """The array ``pack`` wrote (its bytes, or base64 text as checkpoints once held them).
+
+    A stored array is checked before anything is allocated: a plain number dtype (bool,
+    integer, float) of at most 16 bytes, a shape of non-negative integers, and exactly the
+    bytes that shape needs; anything else is ``ValueError`` saying which.
+    """
+    if not isinstance(data, dict):
+        raise ValueError("stored array is not an object")
+    dtype = _stored_dtype(data.get("dtype"))
+    raw = _stored_bytes(data.get("data"))
+    shape = data.get("shape")
+    if not isinstance(shape, list) or not all(_count(n) for n in shape):
+        raise ValueError(f"stored array shape {shape!r:.60} is not a list of counts")
+    need = dtype.itemsize * math.prod(shape)
+    if need != len(raw):
+        raise ValueError(f"stored array of shape {shape!r:.60} needs {need} bytes, has {len(raw)}")
+    return np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
+
+
+_DTYPE_KINDS = frozenset("biuf")
+
+
+def _stored_dtype(value: Any) -> np.dtype[Any]:
+    """A stored array's dtype, if it is a plain number type (never objects, records, text)."""
+    if not isinstance(value, str) or len(value) > 8:
+        raise ValueError(f"stored array dtype {value!r:.60} is not a number type")
+    try:
+        dtype = np.dtype(value)
+    except TypeError:
+        raise ValueError(f"stored array dtype {value!r} is not a number type") from None
+    if dtype.kind not in _DTYPE_KINDS or dtype.itemsize > 16:
+        raise ValueError(f"stored array dtype {value!r} is not a number type")
+    return dtype
+
+
+def _stored_bytes(value: Any) -> bytes:
+    """A stored array's bytes: raw, or base64 text (strictly: no stray characters)."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    if isinstance(value, str):
+        try:
+            return base64.b64decode(value, validate=True)
+        except ValueError:
+            raise ValueError("stored array data is not base64") from None
+    raise ValueError(f"stored array data is {type(value).__name__}, not bytes")
+
+
+def _count(n: Any) -> bool:
+    return isinstance(n, int) and not isinstance(n, bool) and n >= 0

@@ -216,8 +216,13 @@ class Severity(StrEnum):
     SEV4 = "SEV4"
 
 
+#: How many failing fields ``format_errors`` names; the rest it counts.
+MAX_ERRORS_SAID = 10
+
+
 def format_errors(error: ValidationError, prefix: str = "") -> str:
-    """One line naming each failing field and its problem.
+    """One line naming each failing field and its problem (the first ``MAX_ERRORS_SAID``, then
+    how many more).
 
     >>> from pydantic import BaseModel
     >>> class M(BaseModel):
@@ -229,7 +234,8 @@ def format_errors(error: ValidationError, prefix: str = "") -> str:
     x: Input should be a valid integer, unable to parse string as an integer
     """
     parts = []
-    for err in error.errors(include_url=False):
+    errors = error.errors(include_url=False)
+    for err in errors[:MAX_ERRORS_SAID]:
         loc = ".".join(str(p) for p in err["loc"]) or "(message)"
         if prefix:
             loc = f"{prefix}.{loc}" if loc != "(message)" else prefix
@@ -237,4 +243,6 @@ def format_errors(error: ValidationError, prefix: str = "") -> str:
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
         parts.append(f"{loc}: {msg}")
+    if len(errors) > MAX_ERRORS_SAID:
+        parts.append(f"and {len(errors) - MAX_ERRORS_SAID} more")
     return "; ".join(parts)

@@ -14,11 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import faust
-import yaml
 from pydantic import ValidationError
 
 from schemas import Catalog, Channel, format_errors
-from streams import faust_flush
+from streams import faust_flush, yaml_guard
 from streams.changes import ChangeLog
 from streams.deadletter import DeadLetters
 from streams.directory import Directory
@@ -44,15 +43,16 @@ def load_catalog(path: Path | None) -> Catalog:
     if path is None:
         return Catalog()
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        with path.open(encoding="utf-8") as file:
+            data = yaml_guard.load(file.read(yaml_guard.MAX_CHARS + 1)) or {}
     except OSError as exc:
         raise ConfigError(f"catalog {path}: cannot read: {exc.strerror}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(
             f"catalog {path}: not UTF-8 text ({exc.reason} at byte {exc.start})"
         ) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"catalog {path}: not valid YAML: {exc}") from None
+    except yaml_guard.YamlRefused as exc:
+        raise ConfigError(f"catalog {path}: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"catalog {path}: expected a mapping at the top level")
     try:

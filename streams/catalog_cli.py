@@ -83,12 +83,17 @@ def apply(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         print(f"warroom config apply: invalid settings: {setting_errors(exc)}", file=sys.stderr)
         return 2
-    revision = CatalogRevision(
-        digest=catalog_digest(catalog),
-        applied_at=datetime.now(tz=UTC),
-        applied_by=args.by or getpass.getuser() or "warroom",
-        catalog=catalog,
-    )
+    try:
+        revision = CatalogRevision(
+            digest=catalog_digest(catalog),
+            applied_at=datetime.now(tz=UTC),
+            applied_by=args.by or _login(),
+            catalog=catalog,
+        )
+    except ValidationError as exc:  # the catalog passed its checks: what is left is --by
+        said = format_errors(exc).removeprefix("applied_by: ")
+        print(f"refused, nothing applied: --by: {said}", file=sys.stderr)
+        return 1
     size = len(revision.model_dump_json().encode())
     if size > MAX_REVISION_BYTES:
         print(f"refused, nothing applied: the catalog takes {size:,} bytes as JSON, more than "
@@ -101,12 +106,28 @@ def apply(args: argparse.Namespace) -> int:
         print(
             f"warroom config apply: no catalog written: the broker at "
             f"{settings.bootstrap_servers} (WARROOM_BOOTSTRAP_SERVERS) did not take it: "
-            f"{type(exc).__name__}: {exc}",
+            f"{_said(exc)}",
             file=sys.stderr,
         )
         return 2
     print(f"{message}: {said}")
     return 0
+
+
+def _login() -> str:
+    """Who runs the command, for a revision's ``applied_by``; ``warroom`` when it cannot be told
+    (no user name in the environment and no password entry, as in some containers)."""
+    try:
+        return getpass.getuser() or "warroom"
+    except (KeyError, OSError):
+        return "warroom"
+
+
+def _said(exc: BaseException) -> str:
+    """``exc`` in one line, its type named once (aiokafka's messages often start with it)."""
+    text = " ".join(str(exc).split())
+    name = type(exc).__name__
+    return text if text.startswith(name) else f"{name}: {text}" if text else name
 
 
 async def _apply(settings: Settings, revision: CatalogRevision) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -174,11 +175,19 @@ def _logs(args: argparse.Namespace) -> int:
     return templates_main(args)
 
 
+def _api(args: argparse.Namespace) -> str:
+    """The worker's API: ``--api``, else ``$WARROOM_API_URL``, else the local default (as the
+    commands that act on incidents take it)."""
+    from streams.respond_cli import DEFAULT_API
+
+    return str(args.api or os.environ.get("WARROOM_API_URL") or DEFAULT_API)
+
+
 def _review(args: argparse.Namespace) -> int:
     from streams.tools import ToolError, review
 
     try:
-        return review(args.api, args.incident_id, Path(args.output) if args.output else None)
+        return review(_api(args), args.incident_id, Path(args.output) if args.output else None)
     except ToolError as exc:
         print(f"warroom review: {exc}", file=sys.stderr)
         return 2
@@ -188,7 +197,7 @@ def _incidents(args: argparse.Namespace) -> int:
     from streams.tools import ToolError, incidents
 
     try:
-        return incidents(args.api, args.status, args.service, args.limit, args.offset)
+        return incidents(_api(args), args.status, args.service, args.limit, args.offset)
     except ToolError as exc:
         print(f"warroom incidents: {exc}", file=sys.stderr)
         return 2
@@ -398,15 +407,15 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         obvious_arguments(obvious)
     obvious.set_defaults(func=_bench)
 
-    api_help = "the worker's HTTP API (default http://127.0.0.1:8080)"
+    api_help = "the worker's HTTP API (default: $WARROOM_API_URL, else http://127.0.0.1:8080)"
     review = sub.add_parser("review", help="an incident's post-incident review (Markdown)")
     review.add_argument("incident_id", metavar="ID")
-    review.add_argument("--api", default="http://127.0.0.1:8080", help=api_help)
+    review.add_argument("--api", help=api_help)
     review.add_argument("--output", help="write it here, with the chart as <stem>-chart.svg")
     review.set_defaults(func=_review)
 
     incidents = sub.add_parser("incidents", help="list incidents from a running worker")
-    incidents.add_argument("--api", default="http://127.0.0.1:8080", help=api_help)
+    incidents.add_argument("--api", help=api_help)
     incidents.add_argument("--status", help="open, triggered, acknowledged, mitigated, resolved")
     incidents.add_argument("--service", help="only this service's incidents")
     incidents.add_argument("--limit", type=int, default=100, help="incidents a page (at most 1000)")

@@ -96,12 +96,18 @@ class LiveCatalog:
                 self.overrides.pop(override_id, None)
             else:
                 try:
-                    self.overrides[override_id] = ShiftOverride.model_validate_json(value)
+                    override = ShiftOverride.model_validate_json(value)
                 except ValidationError as exc:
                     log.warning("ignoring an invalid override at offset %d: %s", offset,
                                 format_errors(exc)[:500])  # fmt: skip
                     self.skipped += 1
                     return
+                if override.id != override_id:  # it could never be deleted by its id
+                    log.warning("ignoring override %r stored under the key of %r at offset %d",
+                                override.id, override_id, offset)  # fmt: skip
+                    self.skipped += 1
+                    return
+                self.overrides[override_id] = override
         else:
             log.warning("ignoring a record with an unknown key on the catalog topic (offset %d)",
                         offset)  # fmt: skip

@@ -573,7 +573,7 @@ class Detect(mode.Service):
         self.p.count("checkpoints_written")
         self.p.count("checkpoint_bytes", written)
         self.p.count("checkpoint_write_ms", round(took_s * 1000))
-        self._pause = took_s / self.p.settings.checkpoint_max_share
+        self._pause = checkpoint_pause(took_s, self.p.settings.checkpoint_max_share)
 
     async def _save_watch(self, partition: int, final: bool) -> list[Any]:
         """Write the partition's silence watch in blocks of at most ``WATCH_BLOCK_BYTES`` of
@@ -753,6 +753,22 @@ def _chunks(entries: dict[str, Any], most: int) -> list[dict[str, Any]]:
     return chunks
 
 
+#: The longest pause between two checkpoints, however long the last one took (a broker that
+#: stalled a write for ten minutes must not leave the next fifty minutes without a checkpoint,
+#: all of which a crash would then replay).
+CHECKPOINT_PAUSE_MAX_S = 60.0
+
+
+def checkpoint_pause(took_s: float, share: float) -> float:
+    """The pause before the next checkpoint after one that took ``took_s``: its cost over the
+    share of time checkpoints may take, at most ``CHECKPOINT_PAUSE_MAX_S``.
+
+    >>> checkpoint_pause(0.1, 0.2), checkpoint_pause(600.0, 0.2)
+    (0.5, 60.0)
+    """
+    return min(took_s / share, CHECKPOINT_PAUSE_MAX_S)
+
+
 def _instant(epoch_s: float) -> datetime | None:
     """A record's timestamp as a time; None for a record without one (-1)."""
     return datetime.fromtimestamp(epoch_s, tz=UTC) if epoch_s > 0 else None
@@ -769,8 +785,9 @@ def _readable(found: dict[str, bytes], partition: int) -> dict[str, Any]:
     for key, value in found.items():
         try:
             out[key] = blocks.decode(value)
-        except ValueError:
-            log.error("detect: partition %d: block %r does not decode; left out", partition, key)
+        except ValueError as exc:
+            log.error("detect: partition %d: block %r does not decode (%s); left out",
+                      partition, key[:100], str(exc)[:200])  # fmt: skip
     return out
 
 

@@ -9,7 +9,10 @@
     const raw = location.pathname.replace(/^.*\/incidents\//, "").replace(/\/+$/, "");
     try { return decodeURIComponent(raw); } catch (e) { return raw; }  // a stray "%"
   })();
-  const API = `/api/incidents/${encodeURIComponent(ID)}`;
+  // The worker may be served under a path (a reverse proxy's /ops/warroom/): every URL is
+  // taken from where this page is, never from the host's root.
+  const BASE = location.pathname.replace(/\/incidents\/[^/]*\/?$/, "");
+  const API = `${BASE}/api/incidents/${encodeURIComponent(ID)}`;
   const TOKEN_KEY = "warroom.token";
   // The status each lifecycle button usually follows: that button is the page's primary one.
   const NEXT = { triggered: "acknowledge", acknowledged: "mitigate", mitigated: "resolve", resolved: "reopen" };
@@ -277,7 +280,7 @@
   async function load() {
     const [incident, timeline, board, silences] = await Promise.all([
       getJSON(API), getJSON(`${API}/timeline`), getJSON(`${API}/tasks`),
-      getJSON("/api/silences?state=active&state=pending"),
+      getJSON(`${BASE}/api/silences?state=active&state=pending`),
     ]);
     state.silences.clear();
     silences.silences.forEach(putSilence);
@@ -307,7 +310,7 @@
   }
 
   function connect() {
-    const source = new EventSource("/api/stream");
+    const source = new EventSource(`${BASE}/api/stream`);
     let hellos = 0;
     source.addEventListener("hello", () => {
       $("conn").className = "live";
@@ -429,7 +432,7 @@
     $("silence").addEventListener("click", () => {
       const i = state.incident;
       if (!i) return;
-      write("/api/silences", {
+      write(`${BASE}/api/silences`, {
         matchers: { service: i.service }, until_resolved: i.id,
         comment: `silenced from the incident page until ${i.id} is resolved`,
       }, "Silence until resolved");

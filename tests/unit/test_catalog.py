@@ -75,3 +75,68 @@ def test_config_check_requires_a_fallback_where_an_incident_could_page_nobody(
     unrouted.write_text(UNROUTED_CATALOG + "fallback_policy: nobody\n")
     assert main(["config", "check", str(unrouted)]) == 1
     assert "unknown escalation policy 'nobody'" in capsys.readouterr().err
+
+
+def _laughs(levels: int) -> str:
+    """A "billion laughs": each anchor a list of ten of the one before."""
+    lines = ['l0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for i in range(1, levels + 1):
+        lines.append(f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]")
+    return "\n".join(lines) + f"\nteams: {{t: {{members: *l{levels}}}}}\n"
+
+
+WIDE_ALIASES = (
+    "x: &x [" + ", ".join(['"' + "y" * 1000 + '"'] * 1000) + "]\n"
+    "teams:\n" + "\n".join(f"  t{i}: {{members: *x}}" for i in range(300)) + "\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (_laughs(9), r"expands to more than [\d,]+ characters"),
+        (WIDE_ALIASES, r"expands to more than [\d,]+ characters"),
+        ("teams: " + "[" * 20_000 + "]" * 20_000 + "\n", "nested deeper than"),
+        ("teams: " + "{a: " * 5_000 + "1" + "}" * 5_000 + "\n", "nested deeper than"),
+        ("teams: &t {a: *t}\n", "refers to itself"),
+        ("teams:\n  a: {}\n  a: {}\n", r"line 3, column 3: duplicate key 'a'"),
+        ("services:\n  a: [1, 2\n  b: }\n", r"not valid YAML at line 3, column 4: expected ','"),
+    ],
+    ids=[
+        "billion-laughs",
+        "wide-aliases",
+        "deep-lists",
+        "deep-maps",
+        "recursive",
+        "dup-key",
+        "syntax",
+    ],
+)
+def test_a_hostile_yaml_catalog_is_refused_in_one_line(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    path = tmp_path / "catalog.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=expected) as caught:
+        load_catalog(path)
+    assert "\n" not in str(caught.value) and len(str(caught.value)) < 1000
+
+
+def test_a_catalog_with_a_few_anchors_still_loads(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.yaml"
+    path.write_text(
+        "people:\n  ann: {contacts: &console [{channel: console}]}\n  ben: {contacts: *console}\n"
+    )
+    assert sorted(load_catalog(path).people) == ["ann", "ben"]
+
+
+def test_a_catalog_with_thousands_of_errors_names_the_first_ones_in_one_short_line(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "catalog.yaml"
+    path.write_text("teams:\n" + "".join(f"  t{i}: {{bogus{i}: 1}}\n" for i in range(5000)))
+    with pytest.raises(
+        ConfigError, match=r"teams.t0.bogus0: Extra inputs.*and 49\d\d more"
+    ) as caught:
+        load_catalog(path)
+    assert len(str(caught.value)) < 2000

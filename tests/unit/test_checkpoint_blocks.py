@@ -9,8 +9,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
-from detectors import SeriesBank, blocks
+from detectors import SeriesBank, blocks, vector
+from detectors.cardinality import SeriesLimits
+from detectors.routing import RoutedBanks
+from streams.agents.detect import CHECKPOINT_PAUSE_MAX_S, checkpoint_pause
 from streams.settings import Settings
 
 
@@ -95,3 +99,120 @@ def test_the_default_detector_checkpoints_at_most_1024_bytes_a_series() -> None:
     stored = sum(len(blocks.encode(v)) for v in parts.values()) / len(ids)
     as_json = sum(len(json.dumps(_as_json(v))) for v in parts.values()) / len(ids)
     assert stored <= 1024 < as_json, (stored, as_json)
+
+
+def _part(header: Any, body: bytes = b"") -> bytes:
+    raw = json.dumps(header).encode() if not isinstance(header, bytes) else header
+    return blocks.MAGIC + len(raw).to_bytes(4, "big") + raw + body
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"[" * 100_000 + b"]" * 100_000,
+        _part(b"[" * 100_000 + b"]" * 100_000),
+        _part(b'{"a":' * 600 + b"0" + b"}" * 600),
+        b"\xff\xfe",
+        _part(b"\xff\xfe"),
+        blocks.MAGIC + (2**32 - 1).to_bytes(4, "big") + b"{}",
+    ],
+    ids=["deep-json", "deep-header", "deep-objects", "not-utf8", "header-not-utf8", "huge-length"],
+)
+def test_a_crafted_part_is_refused_with_value_error(raw: bytes) -> None:
+    with pytest.raises(ValueError):
+        blocks.decode(raw)
+
+
+@pytest.mark.parametrize(
+    ("packed", "reason"),
+    [
+        ({"dtype": "|O", "shape": [1], "data": b"\0" * 8}, "dtype"),
+        ({"dtype": "zz", "shape": [1], "data": b"\0" * 8}, "dtype"),
+        ({"dtype": {"names": ["a"], "formats": ["O"]}, "shape": [1], "data": b"\0" * 8}, "dtype"),
+        ({"dtype": "<M8[ns]", "shape": [1], "data": b"\0" * 8}, "dtype"),
+        ({"dtype": "V2000000000", "shape": [0], "data": b""}, "dtype"),
+        ({"dtype": "S1000000000", "shape": [0], "data": b""}, "dtype"),
+        ({"dtype": "<f8", "shape": [10**6, 10**6], "data": b""}, "shape"),
+        ({"dtype": "<f8", "shape": [-1], "data": b"\0" * 80}, "shape"),
+        ({"dtype": "<f8", "shape": [True], "data": b"\0" * 8}, "shape"),
+        ({"dtype": "<f8", "shape": [1.0], "data": b"\0" * 8}, "shape"),
+        ({"dtype": "<f8", "shape": "ab", "data": b""}, "shape"),
+        ({"dtype": "<f8", "shape": [2], "data": b"\0" * 8}, "bytes"),
+        ({"dtype": "|u1", "shape": [2], "data": [3, 4]}, "data"),
+        ({"dtype": "|u1", "shape": [2], "data": [-1, 2]}, "data"),
+        ({"dtype": "|u1", "shape": [2], "data": "!!!"}, "data"),
+        ({"dtype": "|u1", "shape": [2]}, "data"),
+        ("not a dict", "array"),
+    ],
+    ids=[
+        "object-dtype",
+        "unknown-dtype",
+        "structured-object-dtype",
+        "datetime-dtype",
+        "huge-void-dtype",
+        "huge-bytes-dtype",
+        "huge-shape",
+        "negative-shape",
+        "bool-shape",
+        "float-shape",
+        "text-shape",
+        "too-few-bytes",
+        "data-as-int-list",
+        "negative-span-left-as-list",
+        "bad-base64",
+        "no-data",
+        "not-a-dict",
+    ],
+)
+def test_unpack_refuses_a_crafted_array_with_value_error_naming_it(
+    packed: Any, reason: str
+) -> None:
+    with pytest.raises(ValueError, match=reason):
+        vector.unpack(packed)
+
+
+def test_a_part_whose_later_array_is_unreadable_leaves_its_rows_fresh() -> None:
+    ids = [f"svc|m{i}" for i in range(8)]
+    live = _fleet(ids, 300)
+    [(key, state)] = live.take_dirty_blocks().items()
+    broken = {**state, "recent": [state["recent"][0], {"dtype": "|O", "shape": [8], "data": b""}]}
+    restored = SeriesBank("tolerant_novelty")
+    assert restored.load_blocks({key: broken}) == 1
+    fresh = SeriesBank("tolerant_novelty")
+    fresh.load_blocks({key: {**state, "version": -1}})
+    for name, arr in restored.detector.arrays().items():
+        np.testing.assert_array_equal(arr[:8], fresh.detector.arrays()[name][:8], err_msg=name)
+
+
+@pytest.mark.parametrize("share", ["1e-300", "0.001", "0"], ids=["tiny", "thousandth", "zero"])
+def test_a_checkpoint_share_that_would_stop_checkpoints_is_refused_by_name(
+    monkeypatch: pytest.MonkeyPatch, share: str
+) -> None:
+    # 1e-300 passed "> 0", and made the pause after any checkpoint longer than the universe.
+    monkeypatch.setenv("WARROOM_CHECKPOINT_MAX_SHARE", share)
+    with pytest.raises(ValidationError, match="checkpoint_max_share"):
+        Settings()
+
+
+@pytest.mark.parametrize(
+    ("took_s", "share", "pause_s"),
+    [(0.1, 0.2, 0.5), (2.0, 1.0, 2.0), (600.0, 0.2, CHECKPOINT_PAUSE_MAX_S), (1e9, 0.01, 60.0)],
+    ids=["usual", "share-1", "broker-stalled-10-min", "absurd"],
+)
+def test_the_pause_after_a_checkpoint_is_its_cost_over_the_share_at_most_a_minute(
+    took_s: float, share: float, pause_s: float
+) -> None:
+    assert checkpoint_pause(took_s, share) == pytest.approx(pause_s)
+
+
+@pytest.mark.parametrize("block", [4_000, 99_999_999], ids=["a-gigabyte", "terabytes"])
+def test_a_part_placed_past_the_partitions_series_limit_is_stale_not_allocated(block: int) -> None:
+    # Block 4000 made the bank reserve a million rows (about 900 MB); 99,999,999 raised
+    # MemoryError out of the restore.
+    live = RoutedBanks("tolerant_novelty")
+    live.observe(["svc|m"], np.array([1.0]), np.array([1e9]))
+    [(_, state)] = live.take_dirty_blocks().items()
+    rows = live.default.block_rows
+    restored = RoutedBanks("tolerant_novelty", limits=SeriesLimits(per_partition=1_000))
+    assert restored.load_blocks({str(block): {**state, "start": block * rows}}) == 1
+    assert restored.default.capacity < 10_000 and len(restored.index) == 0

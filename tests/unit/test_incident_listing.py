@@ -119,3 +119,19 @@ async def test_the_command_line_reads_every_page_and_points_to_the_next(
     out, err = capsys.readouterr()
     assert [line.split()[0] for line in out.splitlines()] == ["ID", "inc-2495", "inc-2494"]
     assert err.strip() == "6 of 2500 shown; the next page: --offset 6"
+
+
+@pytest.mark.parametrize(
+    "command", [["incidents"], ["review", "inc-1"]], ids=["incidents", "review"]
+)
+def test_the_reading_commands_take_the_api_from_warroom_api_url(
+    command: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # As ack, note and the other acting commands do; these two went to 127.0.0.1:8080 whatever
+    # the variable said.
+    from streams.cli import main
+
+    monkeypatch.setenv("WARROOM_API_URL", "http://127.0.0.1:9")
+    assert main(command) != 0
+    err = capsys.readouterr().err
+    assert "http://127.0.0.1:9" in err and "8080" not in err, err

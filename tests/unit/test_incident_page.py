@@ -43,10 +43,10 @@ def test_the_script_never_parses_text_as_markup(sink: str) -> None:
 def test_the_html_has_nothing_inline() -> None:
     html = (STATIC / "incident.html").read_text()
     scripts = re.findall(r"<script\b[^>]*>", html)
-    assert scripts == ['<script src="/static/incident.js" defer>']
+    assert scripts == ['<script src="../static/incident.js" defer>']
     assert "<style" not in html and " style=" not in html
     assert not re.search(r"\son[a-z]+\s*=", html), "an inline event handler"
-    assert '<link rel="stylesheet" href="/static/incident.css">' in html
+    assert '<link rel="stylesheet" href="../static/incident.css">' in html
     assert "http://" not in html and "https://" not in html  # no CDN
 
 
@@ -83,3 +83,14 @@ async def test_the_page_and_its_files_are_served_with_their_policy() -> None:
             missing = await client.get(f"/static/{other}")
             assert missing.status == 404, other
             assert (await missing.json())["error"].startswith("no static file")
+
+
+def test_the_page_works_under_a_path_prefix() -> None:
+    # WARROOM_PUBLIC_URL may be https://example.com/ops/warroom/ (a reverse proxy's path): pages
+    # link to .../ops/warroom/incidents/{id}, so the page's files and API calls must be found
+    # from where it is, not at the host's root (where the proxy has nothing).
+    html = (STATIC / "incident.html").read_text()
+    assert not re.findall(r'(?:href|src)="/', html), re.findall(r'(?:href|src)="/[^"]*"', html)
+    script = (STATIC / "incident.js").read_text()
+    rooted = re.findall(r"""[`"']/(?:api|static)/[^`"']*""", script)
+    assert rooted == [], rooted

@@ -240,6 +240,7 @@ def test_config_apply_refuses_a_bad_catalog_before_it_writes(
     assert main(["config", "apply", str(good)]) == 2
     err = capsys.readouterr().err
     assert "no catalog written" in err and "WARROOM_BOOTSTRAP_SERVERS" in err
+    assert err.count("\n") == 1 and "Error: KafkaConnectionError" not in err, err
 
 
 def test_start_and_end_of_the_feed_window_use_the_shift_edges() -> None:
@@ -249,3 +250,48 @@ def test_start_and_end_of_the_feed_window_use_the_shift_edges() -> None:
     found = shifts(c, "s", now - timedelta(days=7), now + timedelta(days=1))
     current = next(s for s in found if s.start <= now < s.end)
     assert current == Shift("s", "ann", utc("2026-03-05T09:00"), utc("2026-03-06T09:00"))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b"\xff\xfe",
+        b"[" * 100_000,
+        b'{"schema": 2, "catalog": "v2"}',
+        b"null",
+        b'"text"',
+    ],
+    ids=["not-utf8", "deep", "other-schema", "null", "text"],
+)
+def test_garbage_on_the_catalog_topic_is_skipped_and_counted(value: bytes) -> None:
+    live = LiveCatalog(catalog("ann"))
+    live.apply(CATALOG_KEY, revision(catalog("ben")), 1)
+    live.apply(CATALOG_KEY, value, 2)
+    live.apply(b"override/x", value, 3)
+    assert live.settle().version == 1 and live.overrides == {}
+    assert live.skipped == 2
+
+
+def test_an_override_stored_under_another_id_than_its_own_is_skipped() -> None:
+    # Its DELETE would look it up by its own id, then write the tombstone under that id's key:
+    # the record under this key would never go.
+    live = LiveCatalog(catalog("ann", s=DAILY))
+    o = override("o1", "ben", "2026-03-02T07:00", "2026-03-03T09:00")
+    live.apply(b"override/o2", o.model_dump_json().encode(), 1)
+    assert live.settle().catalog.schedules["s"].overrides == ()
+    assert live.overrides == {} and live.skipped == 1
+
+
+@pytest.mark.parametrize(
+    ("by", "said"),
+    [("a\nb", "--by: holds the control character U+000A"), ("x" * 300, "--by: String should")],
+    ids=["newline", "too-long"],
+)
+def test_config_apply_refuses_a_bad_applier_name_in_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, by: str, said: str
+) -> None:
+    monkeypatch.setenv("WARROOM_BOOTSTRAP_SERVERS", "127.0.0.1:9")
+    good = Path(__file__).parent.parent / "fixtures" / "catalogs" / "good.yaml"
+    assert main(["config", "apply", str(good), "--by", by]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"refused, nothing applied: {said}") and err.count("\n") == 1, err
