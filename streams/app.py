@@ -18,7 +18,7 @@ import yaml
 from pydantic import ValidationError
 
 from schemas import Catalog, Channel, format_errors
-from streams import faust_flush
+from streams import faults, faust_flush
 from streams.deadletter import DeadLetters
 from streams.directory import Directory
 from streams.live import Live
@@ -165,6 +165,7 @@ def _incident_url(settings: Settings) -> str:
 def build(settings: Settings, catalog: Catalog) -> Pipeline:
     """Create the Faust app with its topics, tables and agents."""
     faust_flush.install()  # offsets never run ahead of buffered changelog records
+    faults.arm(settings.fault_point, settings.data_dir)  # off unless a fault test sets it
     app = faust.App(
         settings.app_id,
         broker=settings.broker_urls(),
@@ -300,6 +301,8 @@ def build(settings: Settings, catalog: Catalog) -> Pipeline:
                     remaining,
                 )
                 recovery.signal_recovery_start.set()
+
+    faults.watch_rebalances(app, lambda: pipeline.ready)
 
     @app.task
     async def mark_ready() -> None:

@@ -81,6 +81,8 @@ class RunningWorker:
         raise AssertionError(f"worker not ready within {timeout_s}s:\n{self.log_tail()}")
 
     def stop(self, timeout_s: float = 30.0) -> None:
+        """SIGTERM, and fail if the worker has not exited ``timeout_s`` later: a shutdown hang
+        is a bug. The hung worker is SIGKILLed before the failure, so nothing outlives the test."""
         if self.proc is None or self.proc.poll() is not None:
             return
         self.proc.send_signal(signal.SIGTERM)
@@ -89,11 +91,17 @@ class RunningWorker:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+            raise AssertionError(
+                f"worker hung on shutdown: still running {timeout_s}s after SIGTERM "
+                f"(SIGKILLed):\n{self.log_tail()}"
+            ) from None
 
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+    def kill(self) -> bool:
+        """SIGKILL the worker; True when it was running until this kill ended it."""
+        if self.proc is None or self.proc.poll() is not None:
+            return False
+        self.proc.kill()
+        return self.proc.wait() == -signal.SIGKILL
 
     def restart(self) -> None:
         self.stop()

@@ -59,6 +59,7 @@ from detectors.bank import Rows, detection
 from detectors.cardinality import Refusal
 from detectors.routing import RoutedBanks
 from responders.lifecycle import routing_key
+from streams import faults
 from streams.agents import FirstInput
 from streams.codec import PointBatch, decode_points, decode_points_many, encode
 from streams.ingest.publish import batches
@@ -456,9 +457,10 @@ class Detect(mode.Service):
         partitions = {part for part in partitions if part in self.banks}
         if not partitions:
             return
-        writes = []
+        writes: list[asyncio.Future[Any]] = []
         for part in sorted(partitions):
             for block, state in self.banks[part].take_dirty_blocks().items():
+                await faults.reached_after("mid-checkpoint", writes)
                 value = json.dumps(state, separators=(",", ":")).encode()
                 if len(value) > MAX_BLOCK_BYTES:
                     # One series whose id alone is this long: written, it would fail every

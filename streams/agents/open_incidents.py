@@ -52,6 +52,7 @@ from responders.silences import SilenceState, silenced_by, state
 from responders.stakeholders import follow_up
 from schemas import Command, CommandKind, Detection, DetectionStatus, Incident, IncidentEvent
 from schemas.incidents import IncidentEventKind
+from streams import faults
 from streams.agents import FirstInput
 from streams.codec import arrival, decode_one, encode
 
@@ -243,6 +244,7 @@ def attach(p: Pipeline) -> None:
             ]
             if sent:
                 await asyncio.gather(*sent)
+                faults.reached("after-events-before-tables")
             incident = outcome.incident
             if incident is not None and outcome.events:
                 incidents[incident.id] = incident.model_dump(mode="json")
