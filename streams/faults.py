@@ -2,9 +2,9 @@
 
 Off unless ``WARROOM_FAULT_POINT`` (the ``fault_point`` setting) is ``<point>[:<nth>]``: the
 worker then kills itself with SIGKILL the ``nth`` time (the first by default) it reaches that
-point, right after appending a line (``<point> <nth> <pid>``) to ``<data_dir>/fault-points.log``,
-so a test can tell that the kill came from the point. Unset, a point is a call that returns at
-once. The points:
+point, right after appending a line (``<point> <nth> <pid> <epoch s>``) to
+``<data_dir>/fault-points.log``, so a test can tell that the kill came from the point. Unset, a
+point is a call that returns at once. The points:
 
 - ``after-events-before-tables``: ``open_incidents``, once an input's timeline events and pages
   have reached the broker, before its table writes (and before its offset is committed).
@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,7 +105,7 @@ def watch_rebalances(app: Any, ready: Callable[[], bool]) -> None:
 def _kill(armed: _Armed) -> None:
     armed.marker.parent.mkdir(parents=True, exist_ok=True)
     with armed.marker.open("a") as out:
-        out.write(f"{armed.point} {armed.hits} {os.getpid()}\n")
+        out.write(f"{armed.point} {armed.hits} {os.getpid()} {time.time():.3f}\n")
         out.flush()
         os.fsync(out.fileno())
     os.kill(os.getpid(), signal.SIGKILL)

@@ -59,7 +59,9 @@ class RunningWorker:
         """The consumer group that reads ``topic``: points have their own (``detect``)."""
         return f"{self.app_id}-detect" if topic == self.topics.metrics else self.app_id
 
-    def start(self, timeout_s: float = 90.0) -> None:
+    def start(self, timeout_s: float = 90.0, ready: bool = True) -> None:
+        """Start the worker and wait until it is ready (with ``ready`` False: do not wait, for a
+        worker that may kill itself at a fault point before it answers)."""
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "streams.cli", "worker"],
@@ -69,6 +71,8 @@ class RunningWorker:
             stdin=subprocess.DEVNULL,
         )
         log.close()
+        if not ready:
+            return
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -369,8 +373,9 @@ class WebhookServer:
     async def _hook(self, request: web.Request) -> web.Response:
         body = await request.read()
         self.requests.append(
-            {"headers": dict(request.headers), "json": json.loads(body or b"null")}
-        )
+            {"headers": dict(request.headers), "json": json.loads(body or b"null"),
+             "at": time.time()}
+        )  # fmt: skip
         return web.Response(status=self.status, text="ok")
 
     async def start(self) -> None:
