@@ -18,7 +18,7 @@ import yaml
 from pydantic import ValidationError
 
 from schemas import Catalog, Channel, format_errors
-from streams import faults, faust_flush
+from streams import faults, faust_acks, faust_flush
 from streams.deadletter import DeadLetters
 from streams.directory import Directory
 from streams.live import Live
@@ -165,6 +165,7 @@ def _incident_url(settings: Settings) -> str:
 def build(settings: Settings, catalog: Catalog) -> Pipeline:
     """Create the Faust app with its topics, tables and agents."""
     faust_flush.install()  # offsets never run ahead of buffered changelog records
+    faust_acks.install()  # nor of messages skipped during a rebalance
     faults.arm(settings.fault_point, settings.data_dir)  # off unless a fault test sets it
     app = faust.App(
         settings.app_id,

@@ -10,8 +10,9 @@ point is a call that returns at once. The points:
   have reached the broker, before its table writes (and before its offset is committed).
 - ``after-2xx-before-log``: delivery, once a notifier has reported a page delivered (a webhook's
   2xx), before the outcome is sent to the ``notification-log``.
-- ``mid-checkpoint``: the ``detect`` service, once at least one block of a checkpoint has reached
-  the broker and before the next block is sent (the points' offsets are not committed).
+- ``mid-checkpoint``: the ``detect`` service, once a block of a checkpoint has reached the broker,
+  before the checkpoint's next block (if any) is sent and before the points' offsets are
+  committed.
 - ``mid-rebalance``: a ready worker inside a rebalance, when Faust has revoked partitions from
   it (its agents drained, the new assignment not yet received).
 """

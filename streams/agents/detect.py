@@ -460,7 +460,6 @@ class Detect(mode.Service):
         writes: list[asyncio.Future[Any]] = []
         for part in sorted(partitions):
             for block, state in self.banks[part].take_dirty_blocks().items():
-                await faults.reached_after("mid-checkpoint", writes)
                 value = json.dumps(state, separators=(",", ":")).encode()
                 if len(value) > MAX_BLOCK_BYTES:
                     # One series whose id alone is this long: written, it would fail every
@@ -473,6 +472,7 @@ class Detect(mode.Service):
                         self.blocks_topic, value, key=block.encode(), partition=part
                     )
                 )
+                await faults.reached_after("mid-checkpoint", writes)
         await asyncio.gather(*writes)
         now = time.monotonic()
         offsets = {}

@@ -9,12 +9,13 @@ to ``fault-points.log`` just before it dies, and its SIGKILL exit), restarts it,
 - pages expected, delivered (distinct dedup keys at the receiver) and duplicated (requests beyond
   the first per key, at a receiver that ignores ``Idempotency-Key``).
 
-Effectively once (zero duplicates) is claimed wherever the window lies before a page's delivery:
-after-events-before-tables (the replayed input sends the same page, which the notification log
-turns away), mid-checkpoint (the replayed points give the same detection ids) and mid-rebalance.
-After a webhook's 2xx and before its outcome is logged (after-2xx-before-log), no worker can
-know the page went out: the restarted worker sends it again, under the same Idempotency-Key. That
-is the measured duplicate rate, one page per kill in that window.
+No incident is lost or opened twice at any point, and no page is lost. A page is sent twice only
+when a kill lands after its webhook's 2xx and before its outcome reached the broker: no worker can
+know it went out, so the restarted one sends it again, under the same Idempotency-Key. At
+after-2xx-before-log that is every kill; at the other points (the replayed input sends the same
+page, which the notification log turns away; replayed points give the same detection ids) it is
+only when a delivery in another lane happened to be in that window at the kill, which the test
+checks from the request and kill times. At most one page per kill with one destination.
 """
 
 from __future__ import annotations
@@ -40,9 +41,11 @@ from tests.harness import (
     WebhookServer,
     consumed_all,
     eventually,
+    lagging,
     new_worker,
     produce,
     read_all,
+    read_records,
     same_group,
 )
 
@@ -51,6 +54,8 @@ pytestmark = pytest.mark.broker
 #: Services whose detections open the incidents of the detection scenarios.
 SHOPS = SERVICES[:4]
 DEFAULT_GROUP_WAIT_S = Settings.model_fields["group_wait_s"].default
+#: A page delivered this long before a kill counts as in flight at the kill.
+IN_FLIGHT_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -142,7 +147,21 @@ async def settled(worker: RunningWorker, topics: list[str]) -> None:
                 return None
         return True
 
-    await eventually(probe, 120, "the worker to consume every input")
+    try:
+        await eventually(probe, 120, "the worker to consume every input")
+    except AssertionError as exc:
+        behind = {t: await lagging(worker.bootstrap, worker.group_of(t), t) for t in topics}
+        raise AssertionError(f"{exc}: lagging {behind}; {await trail(worker)}") from None
+
+
+async def trail(worker: RunningWorker) -> str:
+    """The deliveries and the notification log as the broker holds them (for a failure)."""
+    deliveries = await read_all(worker.bootstrap, worker.topics.deliveries)
+    log = await read_records(worker.bootstrap, f"{worker.app_id}-notification-log-changelog")
+    return (
+        f"deliveries {[d.get('dedup_key') or d.get('entries') or d for d in deliveries]}; "
+        f"notification log {[(k, v[:120] if v else v) for k, v in log]}"
+    )
 
 
 async def outcome(
@@ -181,7 +200,7 @@ async def outcome(
         receipts = await read_all(worker.bootstrap, worker.topics.receipts)
         raise AssertionError(
             f"{exc}; pages sent {sent}; received {got}; receipts "
-            f"{[(r['dedup_key'], r['outcome']) for r in receipts]}"
+            f"{[(r['dedup_key'], r['outcome']) for r in receipts]}; {await trail(worker)}"
         ) from None
     t = worker.topics
     await settled(worker, [*inputs, t.commands, t.events, t.pages, t.deliveries])
@@ -198,11 +217,14 @@ async def outcome(
     assert set(by_key) == pages and len(pages) == len(expected), (by_key, pages)
     duplicated = {k: [r["at"] for r in webhook.requests if r["json"]["dedup_key"] == k]
                   for k, n in by_key.items() if n > 1}  # fmt: skip
+    killed = [float(line.split()[3]) for w in group for line in marker_lines(w)]
     if duplicated:
-        print(
-            f"\n{point}: duplicated pages (request times) {duplicated}; kills "
-            f"{[marker_lines(w) for w in group]}"
-        )
+        print(f"\n{point}: duplicated pages (request times) {duplicated}; kills at {killed}")
+    # A kill, wherever it lands, also ends the deliveries under way in the lanes: a page whose
+    # 2xx came back just before it, its outcome not yet on the broker, is sent again. No other
+    # page may be.
+    for key, times in duplicated.items():
+        assert any(0 <= k - times[0] <= IN_FLIGHT_S for k in killed), (key, times, killed)
     return Counts(
         point=point,
         kills=kills,
@@ -261,7 +283,7 @@ async def test_kills_after_events_before_tables_duplicate_no_incident_and_no_pag
     point = "after-events-before-tables"
     counts = await detection_case(point, [f"{point}:1", f"{point}:2"], workers, webhook_server)
     report(counts)
-    assert counts.pages_duplicated == 0
+    assert counts.pages_duplicated <= counts.kills
 
 
 async def test_kills_after_a_2xx_before_the_log_resend_one_page_per_kill(
@@ -271,7 +293,7 @@ async def test_kills_after_a_2xx_before_the_log_resend_one_page_per_kill(
     counts = await detection_case(point, [f"{point}:1", f"{point}:2"], workers, webhook_server)
     report(counts)
     # Measured, not hidden: each kill in this window sends its page once more, never more.
-    assert counts.pages_duplicated <= counts.kills
+    assert 1 <= counts.pages_duplicated <= counts.kills
 
 
 async def test_kills_mid_checkpoint_lose_and_duplicate_no_detection_or_page(
@@ -287,14 +309,20 @@ async def test_kills_mid_checkpoint_lose_and_duplicate_no_detection_or_page(
     for stage in points_scenario(base, fault_at, n=240):
         await produce(worker.bootstrap, worker.topics.metrics, stage)
     kills = await kill_in_turn(worker, point, specs, 90)
-    detections = await read_all(worker.bootstrap, worker.topics.detections)
-    firing = {d["id"]: d["service"] for d in detections if d["status"] != "resolved"}
-    assert sorted(Counter(firing.values()).items()) == [(s, 1) for s in SERVICES], firing
-    expected = {incident_id_for(s, i) for i, s in firing.items()}
+
+    async def firing() -> dict[str, str] | None:
+        detections = await read_all(worker.bootstrap, worker.topics.detections)
+        found = {d["id"]: d["service"] for d in detections if d["status"] != "resolved"}
+        return found if set(found.values()) == set(SERVICES) else None
+
+    fired = await eventually(firing, 120, "a detection of every fault")
+    expected = {incident_id_for(s, i) for i, s in fired.items()}
     counts = await outcome(point, kills, [worker], webhook_server, expected, 1,
                            [worker.topics.metrics, worker.topics.detections])  # fmt: skip
+    fired = await firing() or {}  # settled: one detection id per fault, however often replayed
+    assert sorted(Counter(fired.values()).items()) == [(s, 1) for s in SERVICES], fired
     report(counts)
-    assert counts.pages_duplicated == 0
+    assert counts.pages_duplicated <= counts.kills
 
 
 async def test_kills_mid_rebalance_lose_and_duplicate_no_incident_or_page(
@@ -320,4 +348,4 @@ async def test_kills_mid_rebalance_lose_and_duplicate_no_incident_or_page(
     expected = {incident_id_for(s, f"d-{s}-1") for s in SHOPS}
     counts = await outcome(point, 2, [a, b], webhook_server, expected, 2, [a.topics.detections])
     report(counts)
-    assert counts.pages_duplicated == 0
+    assert counts.pages_duplicated <= counts.kills
