@@ -320,7 +320,12 @@ async def test_kills_mid_checkpoint_lose_and_duplicate_no_detection_or_page(
         found = {d["id"]: d["service"] for d in detections if d["status"] != "resolved"}
         return found if set(found.values()) == set(SERVICES) else None
 
-    fired = await eventually(firing, 120, "a detection of every fault")
+    try:
+        fired = await eventually(firing, 120, "a detection of every fault")
+    except AssertionError as exc:
+        found = await read_all(worker.bootstrap, worker.topics.detections)
+        seen = sorted((d["service"], d["status"], d["id"], d["ts"]) for d in found)
+        raise AssertionError(f"{exc}: {seen}; faults at {fault_at}, base {base}") from None
     expected = {incident_id_for(s, i) for i, s in fired.items()}
     counts = await outcome(point, kills, [worker], webhook_server, expected, 1,
                            [worker.topics.metrics, worker.topics.detections])  # fmt: skip
