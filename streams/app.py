@@ -17,7 +17,7 @@ import faust
 from pydantic import ValidationError
 
 from schemas import Catalog, Channel, format_errors
-from streams import faust_flush, yaml_guard
+from streams import faults, faust_acks, faust_flush, yaml_guard
 from streams.changes import ChangeLog
 from streams.deadletter import DeadLetters
 from streams.directory import Directory
@@ -199,6 +199,8 @@ def _action_links(settings: Settings) -> ActionLinks | None:
 def build(settings: Settings, catalog: Catalog) -> Pipeline:
     """Create the Faust app with its topics, tables and agents."""
     faust_flush.install()  # offsets never run ahead of buffered changelog records
+    faust_acks.install()  # nor of messages skipped during a rebalance
+    faults.arm(settings.fault_point, settings.data_dir)  # off unless a fault test sets it
     app = faust.App(
         settings.app_id,
         broker=settings.broker_urls(),
@@ -345,6 +347,8 @@ def build(settings: Settings, catalog: Catalog) -> Pipeline:
                     remaining,
                 )
                 recovery.signal_recovery_start.set()
+
+    faults.watch_rebalances(app, lambda: pipeline.ready)
 
     @app.task
     async def mark_ready() -> None:

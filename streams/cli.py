@@ -161,6 +161,10 @@ def _bench(args: argparse.Namespace) -> int:
         from streams.bench.seasonal import main as seasonal_main
 
         return seasonal_main(args)
+    if args.bench == "restart":
+        from streams.bench.restart import main as restart_main
+
+        return restart_main(args)
     if args.bench == "obvious":
         from streams.bench.obvious import main as obvious_main
 
@@ -406,6 +410,14 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
         obvious_arguments(obvious)
     obvious.set_defaults(func=_bench)
+    restart = bench_sub.add_parser(
+        "restart", help="seconds until a fresh worker is ready with N incidents in its tables"
+    )
+    if wants("bench", "restart"):
+        from streams.bench.restart import add_arguments as restart_arguments
+
+        restart_arguments(restart)
+    restart.set_defaults(func=_bench)
 
     api_help = "the worker's HTTP API (default: $WARROOM_API_URL, else http://127.0.0.1:8080)"
     review = sub.add_parser("review", help="an incident's post-incident review (Markdown)")

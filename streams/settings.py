@@ -461,6 +461,12 @@ class Settings(BaseSettings):
     recovery_timeout_s: float = Field(
         default=300.0, gt=0, description="/healthz fails when table recovery takes longer."
     )
+    fault_point: str = Field(
+        default="",
+        description="For fault tests only: <point>[:<nth>] makes the worker SIGKILL itself the "
+        "nth time it reaches the point (after-events-before-tables, after-2xx-before-log, "
+        "mid-checkpoint, mid-rebalance); empty: off.",
+    )
     # Kafka connection security, for Faust and for every plain aiokafka client.
     security_protocol: SecurityProtocol = Field("PLAINTEXT", description="Kafka connections.")
     sasl_mechanism: SaslMechanism = Field("PLAIN", description="For the SASL_* protocols.")
@@ -504,6 +510,14 @@ class Settings(BaseSettings):
             host, _, port = server.strip().rpartition(":")
             if not host or not port.isdigit():
                 raise ValueError(f"{server!r} is not host:port")
+        return value
+
+    @field_validator("fault_point")
+    @classmethod
+    def _fault_point(cls, value: str) -> str:
+        from streams.faults import parse
+
+        parse(value)
         return value
 
     @model_validator(mode="after")

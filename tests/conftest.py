@@ -83,8 +83,13 @@ def start_worker(
         return worker
 
     yield start
-    for worker in started:
-        worker.stop()
+    hung = []
+    for worker in started:  # every worker is stopped, even after one hangs
+        try:
+            worker.stop()
+        except AssertionError as exc:
+            hung.append(str(exc))
+    assert not hung, "\n\n".join(hung)
 
 
 @pytest.fixture

@@ -60,7 +60,9 @@ class RunningWorker:
         """The consumer group that reads ``topic``: points have their own (``detect``)."""
         return f"{self.app_id}-detect" if topic == self.topics.metrics else self.app_id
 
-    def start(self, timeout_s: float = 90.0) -> None:
+    def start(self, timeout_s: float = 90.0, ready: bool = True) -> None:
+        """Start the worker and wait until it is ready (with ``ready`` False: do not wait, for a
+        worker that may kill itself at a fault point before it answers)."""
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "streams.cli", "worker"],
@@ -70,6 +72,8 @@ class RunningWorker:
             stdin=subprocess.DEVNULL,
         )
         log.close()
+        if not ready:
+            return
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -82,6 +86,8 @@ class RunningWorker:
         raise AssertionError(f"worker not ready within {timeout_s}s:\n{self.log_tail()}")
 
     def stop(self, timeout_s: float = 30.0) -> None:
+        """SIGTERM, and fail if the worker has not exited ``timeout_s`` later: a shutdown hang
+        is a bug. The hung worker is SIGKILLed before the failure, so nothing outlives the test."""
         if self.proc is None or self.proc.poll() is not None:
             return
         self.proc.send_signal(signal.SIGTERM)
@@ -90,11 +96,17 @@ class RunningWorker:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+            raise AssertionError(
+                f"worker hung on shutdown: still running {timeout_s}s after SIGTERM "
+                f"(SIGKILLed):\n{self.log_tail()}"
+            ) from None
 
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+    def kill(self) -> bool:
+        """SIGKILL the worker; True when it was running until this kill ended it."""
+        if self.proc is None or self.proc.poll() is not None:
+            return False
+        self.proc.kill()
+        return self.proc.wait() == -signal.SIGKILL
 
     def restart(self) -> None:
         self.stop()
@@ -362,8 +374,9 @@ class WebhookServer:
     async def _hook(self, request: web.Request) -> web.Response:
         body = await request.read()
         self.requests.append(
-            {"headers": dict(request.headers), "json": json.loads(body or b"null")}
-        )
+            {"headers": dict(request.headers), "json": json.loads(body or b"null"),
+             "at": time.time()}
+        )  # fmt: skip
         return web.Response(status=self.status, text="ok")
 
     async def start(self) -> None:

@@ -42,6 +42,7 @@ from responders.throttle import Bucket, Limit, admit, flush, flush_due, throttle
 from schemas import Command, CommandKind, Page, Receipt, ReceiptOutcome
 from schemas.mobilization import DeliveryOutcome, FlushDigest
 from schemas.retention import PruneEntry
+from streams import faults
 from streams.agents import FirstInput
 from streams.codec import decode_one, encode
 from streams.lanes import Lanes
@@ -143,6 +144,7 @@ def attach(p: Pipeline) -> None:
             detail = result.detail
             if result.delivered:
                 delivered = True
+                faults.reached("after-2xx-before-log")
                 await receipt(page.dedup_key, page.incident_id, page, ReceiptOutcome.DELIVERED,
                               attempt, detail)  # fmt: skip
                 break

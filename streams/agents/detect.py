@@ -66,6 +66,7 @@ from detectors.routing import RoutedBanks
 from detectors.silence import Deadlines, SilenceParams, SilenceWatch, Silent
 from detectors.silence import detection as silence_detection
 from responders.lifecycle import routing_key
+from streams import faults
 from streams.agents import FirstInput
 from streams.codec import PointBatch, decode_points, decode_points_many, encode
 from streams.ingest.publish import batches
@@ -530,7 +531,7 @@ class Detect(mode.Service):
         if not partitions:
             return
         began, written = time.monotonic(), 0
-        writes = []
+        writes: list[asyncio.Future[Any]] = []
         for part in sorted(partitions):
             writes += await self._save_watch(part, final)
             for block, state in self.banks[part].take_dirty_blocks().items():
@@ -547,6 +548,7 @@ class Detect(mode.Service):
                         self.blocks_topic, value, key=block.encode(), partition=part
                     )
                 )
+                await faults.reached_after("mid-checkpoint", writes)
         await asyncio.gather(*writes)
         now = time.monotonic()
         self._paced(now - began, written)

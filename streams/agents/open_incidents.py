@@ -22,7 +22,7 @@ from responders.correlation import Group, Timing
 from responders.engine import RECENT_EVENTS, Decision, Received, View, decide, key_of, resent
 from schemas import Command, Detection, Incident, IncidentEvent
 from schemas.timeline import Unrouted
-from streams import deadlines
+from streams import deadlines, faults
 from streams.agents import FirstInput
 from streams.codec import Decoded, arrival, decode_one, encode
 
@@ -137,6 +137,7 @@ async def send(p: Pipeline, d: Decision, topic: str, value: bytes | None) -> Non
     ] + [await p.topics.pages.send(key=pg.incident_id.encode(), value=encode(pg)) for pg in d.pages]
     if sent:
         await asyncio.gather(*sent)
+        faults.reached("after-events-before-tables")
 
 
 def write(p: Pipeline, d: Decision) -> None:
