@@ -42,8 +42,6 @@ from numpy.typing import NDArray
 
 from detectors.vector import BatchDetector, Floats, Mask, OneSeries
 
-Ints = NDArray[np.int64]
-
 LEVELS = 8
 #: Fine levels of ``TolerantNoveltyBatch``'s memory of values (one bit each in a 64-bit word).
 FINE = 64
@@ -640,18 +638,6 @@ class TransitionNoveltyBatch(BatchDetector):
         #: Which memory gave each score of the last call (see ``explain``); not state.
         self.last_why: NDArray[np.int8] = np.zeros(0, dtype=np.int8)
 
-    def params(self) -> dict[str, Any]:
-        return {
-            "grids": self.grids,
-            "order": self.order,
-            "warmup": self.warmup,
-            "base_threshold": self.base_threshold,
-            "rest_period": self.rest_period,
-            "rel_floor": self.rel_floor,
-            "abs_floor": self.abs_floor,
-            "novelty_alpha": self.novelty_alpha,
-        }
-
     def _memories(self) -> dict[str, NDArray[Any]]:
         """The kernel's arrays, one row per series and time scale."""
         shifts = {"shift": self._shift} if self.grids > 1 else {}
@@ -895,22 +881,6 @@ class TolerantNoveltyBatch(TransitionNoveltyBatch):
         )
         self.tolerance, self.step_alpha, self.step_clip = tolerance, step_alpha, step_clip
         self.records = records
-
-    def params(self) -> dict[str, Any]:
-        return {
-            **super().params(),
-            "tolerance": self.tolerance,
-            "step_alpha": self.step_alpha,
-            "step_clip": self.step_clip,
-            "scales": list(self.scales),
-            "records": self.records,
-            "day_parts": self.day_parts,
-            "day_after": self.day_after,
-            "weekends": self.weekends,
-            "utc_offset_h": self.utc_offset_h,
-            "deviation": self.deviation,
-            "deviation_margin": self.deviation_margin,
-        }
 
     def arrays(self) -> dict[str, NDArray[Any]]:
         out = super().arrays()
