@@ -352,20 +352,24 @@ class TolerantNoveltyBatch(TransitionNoveltyBatch):
         )
         self.tolerance, self.step_alpha, self.step_clip = tolerance, step_alpha, step_clip
         self.records = records
+        self._allocate(n)
+
+    def _allocate(self, n: int) -> None:
+        """The arrays of the tolerant form's memories, scales, hours and deviation arm."""
         # Step noise and the values seen at fine levels, one row per series and time scale.
         rows = n * self._stride
         self._prev = np.zeros(rows)
         self._step = np.zeros(rows)
         self._fine = np.zeros(rows, dtype=np.uint64)
         # The coarser scales' running blocks, and the series' rest across scales.
-        self._scale_lengths = np.asarray(scales, dtype=np.int64)
-        self._sums = np.zeros((n, len(scales)))
-        self._rested = np.zeros(n if scales else 0, dtype=np.int32)
+        self._scale_lengths = np.asarray(self.scales, dtype=np.int64)
+        self._sums = np.zeros((n, len(self.scales)))
+        self._rested = np.zeros(n if self.scales else 0, dtype=np.int32)
         # Values seen by time of day: a word of fine levels per part of the day (of weekdays,
         # then of weekends), the recent rate of novelty there, and the clock that counts the
         # days begun.
-        days = n if day_parts else 0
-        words = day_parts * (2 if weekends else 1)
+        days = n if self.day_parts else 0
+        words = self.day_parts * (2 if self.weekends else 1)
         self._daily = np.zeros((days, words), dtype=np.uint64)
         self._daily_rate = np.zeros(days)
         self._clock = np.full(days, -1, dtype=np.int32)
@@ -374,7 +378,7 @@ class TolerantNoveltyBatch(TransitionNoveltyBatch):
         # The deviation arm: level, typical deviation, largest recent deviation, points
         # learned (up to its warm-up) and rest.
         # 19 bytes a series: the scales in single precision, the count up to ``Z_WARMUP``.
-        arm = n if deviation > 0.0 else 0
+        arm = n if self.deviation > 0.0 else 0
         self._zmean = np.zeros(arm)
         self._zdev = np.zeros(arm, dtype=np.float32)
         self._zmax = np.zeros(arm, dtype=np.float32)
