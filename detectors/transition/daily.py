@@ -10,8 +10,7 @@ from typing import Any
 import numba
 import numpy as np
 
-from detectors.transition.levels import FINE, carry_fine, near_seen
-from detectors.transition.state import Config
+from detectors.transition.levels import FINE, carry_fine
 
 #: Most parts of the day ``TolerantNoveltyBatch`` keeps values seen for (hours).
 MAX_DAY_PARTS = 24
@@ -48,77 +47,6 @@ def hours_matter(words: Any, reach: int) -> bool:
             grown |= (w << np.uint64(k)) | (w >> np.uint64(k))
         common &= grown
     return bool(common == np.uint64(0))
-
-
-@numba.njit(cache=True, nogil=True)
-def novelty_at_hour(
-    daily: Any, row: int, x: float, t: float, part: int, delta: float, lo: float,
-    span: float, cfg: Config,
-) -> tuple[float, bool]:  # fmt: skip
-    """Whether ``x`` is new at its time of day ``t`` (in ``part``) for series ``row``: 1
-    unless a value within ``delta`` of it was seen in its part of the day or in the parts an
-    hour earlier and later (a shape that moves by an hour, as with daylight saving time, is not
-    news); and whether only an hour away (excused: learned into its part when the part ends, so
-    an anomaly that begins at a part's edge does not teach the part its values before it is
-    news). A value beyond the range (``lo``, ``span``) by more than ``delta`` is new."""
-    if x - delta > lo + span or x + delta < lo:
-        return 1.0, False
-    weekends = daily.shape[1] > cfg.parts
-    for moved in (0.0, -HOUR_S, HOUR_S):
-        at = t + cfg.day_offset + moved
-        q = part if moved == 0.0 else day_slot(at, cfg.parts, weekends)
-        if near_seen(daily[row, q], x, delta, lo, span):
-            return 0.0, q != part
-    return 1.0, False
-
-
-@numba.njit(cache=True, nogil=True)
-def hour_score(
-    daily: Any, clock: Any, daily_rate: Any, row: int, hour_novelty: float, delta: float,
-    span: float, beat: float, cfg: Config,
-) -> float:  # fmt: skip
-    """The score of a value ``hour_novelty`` new at its hour when it is above ``beat`` and the
-    memory by time of day is asked (the series has seen ``daily_after`` days begin and the time
-    of day matters to it, within the tolerance ``delta`` of a range ``span`` wide); else 0."""
-    words = daily.shape[1]
-    days = clock[row] // words if clock[row] >= 0 else 0
-    # Asked only of a value new at its hour: the rare case, once warmed up.
-    if hour_novelty <= 0.0 or days < cfg.daily_after:
-        return 0.0
-    reach = FINE if delta >= span else math.ceil(delta / span * FINE)
-    score: float = hour_novelty * (1.0 - daily_rate[row])
-    if score > beat and hours_matter(daily[row], reach):
-        return score
-    return 0.0
-
-
-@numba.njit(cache=True, nogil=True)
-def tick_clock(daily: Any, clock: Any, pending: Any, row: int, part: int, cfg: Config) -> None:
-    """Count the days begun (the part of the day wrapped around; capped, it only gates) and,
-    when a part ended, learn what it was excused."""
-    words = daily.shape[1]
-    tick = clock[row]
-    if tick < 0:
-        clock[row] = part
-        return
-    last = tick % words
-    days = tick // words + (1 if part % cfg.parts < last % cfg.parts else 0)
-    clock[row] = min(days, cfg.daily_after) * words + part
-    if part != last:
-        daily[row, last] |= pending[row]
-        pending[row] = 0
-
-
-@numba.njit(cache=True, nogil=True)
-def remember_at_hour(
-    daily: Any, pending: Any, row: int, part: int, excused: bool, bit: Any
-) -> None:
-    """Learn a value's fine level ``bit`` into its part of the day, or keep it pending until
-    the part ends when it was excused (seen only an hour away)."""
-    if excused:
-        pending[row] |= bit
-    else:
-        daily[row, part] |= bit
 
 
 @numba.njit(cache=True, nogil=True)
