@@ -2,13 +2,14 @@
 series, in the order given, over the arrays of a ``State`` and the settings of a ``Config``.
 
 ``observe`` is one loop over the points and, for each, over the memories it reaches; what happens
-rarely (the span doubling, the warm-up's range, the end of the warm-up) and the deviation arm
-are kernels of their own. What happens at every point stays in the loop: split into kernels that
-take the arrays they use, the per-point work measured 1.4 to 1.8 times slower (more calls, each
-passing several arrays, and their reference counts), and taking the ``State`` record itself six
-to ten times slower (numba counts a reference each time an array is read out of a record: a
-namedtuple, and a structref or a jitclass the same way). ``observe`` reads the record once a
-call.
+rarely (the span doubling, the warm-up's range, the end of the warm-up), the deviation arm and
+the steps over scalars only (``doublings``, ``next_step``, ``next_clock``,
+``rest_across_scales``) are kernels of their own. The rest of what happens at every point stays
+in the loop: split into kernels that take the arrays they use, the per-point work measured 1.4
+to 1.8 times slower (more calls, each passing several arrays, and their reference counts), and
+taking the ``State`` record itself six to ten times slower (numba counts a reference each time
+an array is read out of a record: a namedtuple, and a structref or a jitclass the same way).
+``observe`` reads the record once a call.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ WHY_HOUR = 100
 WHY_DEVIATION = 101
 
 _kernel = numba.njit(cache=True, nogil=True)
+#: A kernel of scalars only, compiled into the loop (no arrays: nothing to count).
+_scalar = numba.njit(cache=True, nogil=True, inline="always")
 
 
 @_kernel
@@ -88,7 +91,7 @@ def observe(rows: Any, values: Any, ts: Any, learn: bool, out: Any, why: Any, *f
     cfg = Config(*fields[STATE_FIELDS:])
     order, warmup, novelty_alpha = cfg.order, cfg.warmup, cfg.novelty_alpha
     base_threshold, rest_period = cfg.base_threshold, cfg.rest_period
-    tolerance, step_alpha, step_clip, records = cfg[7:11]
+    tolerance, records = cfg.tolerance, cfg.records
     parts, daily_after, day_offset = cfg.parts, cfg.daily_after, cfg.day_offset
     grids = seen.shape[1]
     words = daily.shape[1]
@@ -129,11 +132,7 @@ def observe(rows: Any, values: Any, ts: Any, learn: bool, out: Any, why: Any, *f
             warm = count[r] >= warmup
             sh = shift[r] if grids > 1 else 0.0  # one grid is not shifted (and keeps none)
             top = lo[r] + span[r]
-            up = down = 0
-            if warm and x > top:
-                up = math.ceil(math.log2(max((x - lo[r]) / span[r], 1.0)))
-            elif warm and x < lo[r]:
-                down = math.ceil(math.log2(max((top - x) / span[r], 1.0)))
+            up, down = doublings(lo[r], span[r], x, warm)
             novelty = 0.0
             known = False  # whether ``levels`` holds this value's levels in the current range
             if warm:
@@ -198,17 +197,11 @@ def observe(rows: Any, values: Any, ts: Any, learn: bool, out: Any, why: Any, *f
                 continue
             if part >= 0:
                 # Days begun: the part of the day wrapped around (capped, it only gates).
-                tick = clock[rows[i]]
-                if tick < 0:
-                    clock[rows[i]] = part
-                else:
-                    last = tick % words
-                    days = tick // words + (1 if part % parts < last % parts else 0)
-                    clock[rows[i]] = min(days, daily_after) * words + part
-                    if part != last:
-                        # The part ended: what it was excused is learned now.
-                        daily[rows[i], last] |= pending[rows[i]]
-                        pending[rows[i]] = 0
+                clock[rows[i]], ended = next_clock(clock[rows[i]], part, words, cfg)
+                if ended >= 0:
+                    # The part ended: what it was excused is learned now.
+                    daily[rows[i], ended] |= pending[rows[i]]
+                    pending[rows[i]] = 0
             if warm:
                 rate[r] += alpha * (novelty - rate[r])
                 if part >= 0:
@@ -242,22 +235,13 @@ def observe(rows: Any, values: Any, ts: Any, learn: bool, out: Any, why: Any, *f
             elif quiet[r] > 0:
                 quiet[r] -= 1
             if tolerance > 0.0:
-                size = abs(x - prev[r])
-                if count[r] >= warmup:
-                    size = min(size, step_clip * step[r])
-                if count[r] >= 1:
-                    step[r] += max(step_alpha, 1.0 / count[r]) * (size - step[r])
+                step[r] = next_step(step[r], prev[r], count[r], x, cfg)
                 prev[r] = x
             count[r] += 1
             if count[r] == warmup:
                 end_warm_up(shift, span, fine, r, grids, cfg)
         if stride > 1:
-            q = rested[rows[i]]
-            if q > 0:
-                best, best_why = 0.0, 0
-                q -= 1
-            elif best >= base_threshold:
-                q = rest_period
+            best, best_why, q = rest_across_scales(rested[rows[i]], best, best_why, cfg)
             if learn:
                 rested[rows[i]] = q
         if cfg.deviation > 0.0:
@@ -311,3 +295,54 @@ def end_warm_up(shift: Any, span: Any, fine: Any, r: int, grids: int, cfg: Confi
         shift[r] = span[r] / LEVELS / grids
     if cfg.tolerance > 0.0:
         fine[r] |= np.uint64(1) | np.uint64(1) << np.uint64(FINE - 1)
+
+
+@_scalar
+def doublings(lo: float, span: float, x: float, warm: bool) -> tuple[int, int]:
+    """How many times the span must double upwards, or downwards, to hold ``x`` (none while
+    warming up: the range is then the running minimum and maximum)."""
+    top = lo + span
+    up = down = 0
+    if warm and x > top:
+        up = math.ceil(math.log2(max((x - lo) / span, 1.0)))
+    elif warm and x < lo:
+        down = math.ceil(math.log2(max((top - x) / span, 1.0)))
+    return up, down
+
+
+@_scalar
+def next_step(step: float, prev: float, count: int, x: float, cfg: Config) -> float:
+    """The typical step after ``x`` (the last value ``prev``, ``count`` points learned): a plain
+    mean, then exponentially weighted, each step clipped once warm."""
+    size = abs(x - prev)
+    if count >= cfg.warmup:
+        size = min(size, cfg.step_clip * step)
+    if count >= 1:
+        step += max(cfg.step_alpha, 1.0 / count) * (size - step)
+    return step
+
+
+@_scalar
+def next_clock(tick: int, part: int, words: int, cfg: Config) -> tuple[int, int]:
+    """The clock of days begun after a point in ``part`` of the day (days begun times ``words``
+    plus the last part, -1 before any; the day count is capped, it only gates), and the part
+    that ended with it (-1 for none)."""
+    if tick < 0:
+        return part, -1
+    last = tick % words
+    days = tick // words + (1 if part % cfg.parts < last % cfg.parts else 0)
+    return min(days, cfg.daily_after) * words + part, (last if part != last else -1)
+
+
+@_scalar
+def rest_across_scales(
+    rested: int, best: float, best_why: int, cfg: Config
+) -> tuple[float, int, int]:
+    """With scales the series rests as a whole: nothing scores while it rests (``rested``
+    points left), and an alert at any scale starts the rest. The score, its memory and the
+    rest left after this point."""
+    if rested > 0:
+        return 0.0, 0, rested - 1
+    if best >= cfg.base_threshold:
+        return best, best_why, cfg.rest_period
+    return best, best_why, rested
