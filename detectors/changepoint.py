@@ -52,16 +52,6 @@ class CusumBatch(BatchDetector):
         self._sums = np.zeros((n, 2))
         self._count = np.zeros(n, dtype=np.int64)
 
-    def params(self) -> dict[str, Any]:
-        return {
-            "alpha": self.alpha,
-            "k": self.k,
-            "h": self.h,
-            "warmup": self.warmup,
-            "rel_floor": self.rel_floor,
-            "abs_floor": self.abs_floor,
-        }
-
     def arrays(self) -> dict[str, NDArray[Any]]:
         return {"mean": self._mean, "var": self._var, "sums": self._sums, "count": self._count}
 

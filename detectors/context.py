@@ -28,7 +28,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 
-from detectors.base import check_version
+from detectors.base import Hyperparameters, check_version
 
 Facts = tuple[int, ...]
 
@@ -121,7 +121,7 @@ def _drop(index: dict[Facts, list[int]], key: Facts, cid: int) -> None:
         del index[key]
 
 
-class ContextAnomalyDetector:
+class ContextAnomalyDetector(Hyperparameters):
     """Share of unseen contexts between consecutive values, one alert per episode.
 
     >>> import random
@@ -285,17 +285,6 @@ class ContextAnomalyDetector:
             memory.evict(self.max_contexts * 3 // 4)
         self._lo, self._hi = step.lo, step.hi
         self._count += 1
-
-    def params(self) -> dict[str, Any]:
-        return {
-            "base_threshold": self.base_threshold,
-            "rest_period": self.rest_period,
-            "max_left_facts": self.max_left_facts,
-            "max_active": self.max_active,
-            "value_bits": self.value_bits,
-            "warmup": self.warmup,
-            "max_contexts": self.max_contexts,
-        }
 
     def to_state(self) -> dict[str, Any]:
         memory = self._memory

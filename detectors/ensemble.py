@@ -62,18 +62,6 @@ class SurpriseEnsembleBatch(BatchDetector):
         self._count = np.zeros(n, dtype=np.int64)
         self._alpha = np.array([slow_alpha, fast_alpha, slow_alpha])
 
-    def params(self) -> dict[str, Any]:
-        return {
-            "slow_alpha": self.slow_alpha,
-            "fast_alpha": self.fast_alpha,
-            "warmup": self.warmup,
-            "clip": self.clip,
-            "peak_decay": self.peak_decay,
-            "rel_floor": self.rel_floor,
-            "abs_floor": self.abs_floor,
-            "z_half": self.z_half,
-        }
-
     def arrays(self) -> dict[str, NDArray[Any]]:
         return {
             "mean": self._m,

@@ -50,7 +50,8 @@ class _EwmaStats:
 
 
 class EwmaZBatch(BatchDetector):
-    """``|x - mean| / sd`` with an exponentially weighted mean and sd, as ``erf(z / sqrt 2)``.
+    """``z = |x - mean| / sd`` with an exponentially weighted mean and sd, as ``z_to_score(z)``:
+    0.5 at four sigmas, and (unlike ``erf``) still ranking deviations far beyond that.
 
     The cheapest detector here: a handful of array operations per point for all series.
     """
@@ -74,15 +75,6 @@ class EwmaZBatch(BatchDetector):
         self.alpha, self.warmup, self.clip = alpha, warmup, clip
         self.rel_floor, self.abs_floor = rel_floor, abs_floor
         self._s = _EwmaStats(n, alpha, clip)
-
-    def params(self) -> dict[str, Any]:
-        return {
-            "alpha": self.alpha,
-            "warmup": self.warmup,
-            "clip": self.clip,
-            "rel_floor": self.rel_floor,
-            "abs_floor": self.abs_floor,
-        }
 
     def arrays(self) -> dict[str, NDArray[Any]]:
         return {"mean": self._s.mean, "var": self._s.var, "count": self._s.count}
@@ -134,14 +126,6 @@ class RateOfChangeBatch(BatchDetector):
         self._prev_x = np.zeros(n)
         self._prev_t = np.zeros(n)
         self._seen = np.zeros(n, dtype=np.int64)
-
-    def params(self) -> dict[str, Any]:
-        return {
-            "alpha": self.alpha,
-            "warmup": self.warmup,
-            "clip": self.clip,
-            "abs_floor": self.abs_floor,
-        }
 
     def arrays(self) -> dict[str, NDArray[Any]]:
         return {

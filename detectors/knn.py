@@ -76,19 +76,6 @@ class PatternKnnBatch(BatchDetector):
         self._generation = 0
         self._cache: tuple[int, Floats, Floats, Floats] | None = None
 
-    def params(self) -> dict[str, Any]:
-        return {
-            "window": self.window,
-            "history": self.history,
-            "k": self.k,
-            "warmup": self.warmup,
-            "block": self.block,
-            "blocks": self.blocks,
-            "floor": self.floor,
-            "margin": self.margin,
-            "refractory": self.refractory,
-        }
-
     def arrays(self) -> dict[str, NDArray[Any]]:
         own: dict[str, NDArray[Any]] = {
             "codes": self._codes,

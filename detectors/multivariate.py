@@ -7,10 +7,10 @@ from typing import Any, ClassVar, Self
 
 from river.anomaly import HalfSpaceTrees
 
-from detectors.base import check_version
+from detectors.base import Hyperparameters, check_version
 
 
-class RiverHalfSpaceTrees:
+class RiverHalfSpaceTrees(Hyperparameters):
     """Half-Space Trees on three features squashed into [0, 1].
 
     The features are the value's and the step's EWMA z-scores (through ``0.5 + 0.5 tanh(z/4)``)
@@ -91,13 +91,7 @@ class RiverHalfSpaceTrees:
         return {
             "name": self.name,
             "version": self.state_version,
-            "params": {
-                "n_trees": self.n_trees,
-                "height": self.height,
-                "window_size": self.window_size,
-                "alpha": self.alpha,
-                "seed": self.seed,
-            },
+            "params": self.params(),
             "stats": list(self._stats),
             "prev": self._prev,
             "count": self._count,

@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 
-from detectors.base import check_version
+from detectors.base import Hyperparameters, check_version
 
 # 1.4826 * MAD estimates the standard deviation of normally distributed data, as does
 # 1.2533 * the mean absolute deviation from the median (sqrt(pi / 2)).
@@ -16,7 +16,7 @@ _MAD_TO_SIGMA = 1.4826
 _MEAN_AD_TO_SIGMA = 1.2533
 
 
-class MedianMad:
+class MedianMad(Hyperparameters):
     """Score a value by its robust z-score against the last ``window`` values.
 
     ``z = |x - median| / (1.4826 * MAD)``, mapped to [0, 1] with ``erf(z / sqrt(2))``, the
@@ -86,12 +86,7 @@ class MedianMad:
         return {
             "name": self.name,
             "version": self.state_version,
-            "params": {
-                "window": self.window,
-                "warmup": self.warmup,
-                "rel_floor": self.rel_floor,
-                "abs_floor": self.abs_floor,
-            },
+            "params": self.params(),
             "values": list(self._values),
         }
 

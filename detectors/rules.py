@@ -30,9 +30,6 @@ class StaticThresholdBatch(BatchDetector):
             raise ValueError(f"lower ({lower}) is above upper ({upper})")
         self.lower, self.upper = lower, upper
 
-    def params(self) -> dict[str, Any]:
-        return {"lower": self.lower, "upper": self.upper}
-
     def arrays(self) -> dict[str, NDArray[Any]]:
         return {}
 
@@ -93,9 +90,6 @@ class SloBurnRateBatch(BatchDetector):
         self._last = np.zeros(n)
         self._count = np.zeros(n, dtype=np.int64)
 
-    def params(self) -> dict[str, Any]:
-        return {"objective": self.objective, "rules": [list(r) for r in self.rules]}
-
     def arrays(self) -> dict[str, NDArray[Any]]:
         return {"avg": self._avg, "last": self._last, "count": self._count}
 
@@ -139,19 +133,6 @@ class SloBurnRate(OneSeries):
     batch_cls = SloBurnRateBatch
 
 
-def absence_score(last_ts: float, typical_gap_s: float, now: float, factor: float = 5.0) -> float:
-    """How overdue a series is at ``now``: ``r / (1 + r)``, ``r = gap / (factor * typical gap)``.
-
-    >>> absence_score(100.0, 10.0, 150.0)
-    0.5
-    >>> absence_score(100.0, 10.0, 105.0) < 0.1
-    True
-    """
-    gap = max(now - last_ts, 0.0)
-    r = gap / (factor * max(typical_gap_s, 1e-9))
-    return r / (1.0 + r)
-
-
 class AbsenceBatch(BatchDetector):
     """A series that stops reporting: the gap since its last point against its typical gap.
 
@@ -173,9 +154,6 @@ class AbsenceBatch(BatchDetector):
         self._last = np.zeros(n)
         self._gap = np.zeros(n)
         self._count = np.zeros(n, dtype=np.int64)
-
-    def params(self) -> dict[str, Any]:
-        return {"factor": self.factor, "alpha": self.alpha, "warmup": self.warmup}
 
     def arrays(self) -> dict[str, NDArray[Any]]:
         return {"last": self._last, "gap": self._gap, "count": self._count}

@@ -59,19 +59,6 @@ class SeasonalBatch(BatchDetector):
         self._g = np.zeros((n, 2))  # overall mean, variance
         self._count = np.zeros(n, dtype=np.int64)
 
-    def params(self) -> dict[str, Any]:
-        return {
-            "period_s": self.period_s,
-            "bucket_s": self.bucket_s,
-            "alpha": self.alpha,
-            "global_alpha": self.global_alpha,
-            "slot_warmup": self.slot_warmup,
-            "warmup": self.warmup,
-            "global_floor": self.global_floor,
-            "rel_floor": self.rel_floor,
-            "abs_floor": self.abs_floor,
-        }
-
     def arrays(self) -> dict[str, NDArray[Any]]:
         return {
             "mean": self._mean,

@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import Field
 
-from detectors.base import check_version
+from detectors.base import Hyperparameters, check_version
 
 Floats = NDArray[np.float64]
 Mask = NDArray[np.bool_]
@@ -43,7 +43,7 @@ def ratio_to_score(r: Floats) -> Floats:
     return np.asarray(r / (1.0 + r), dtype=np.float64)
 
 
-class BatchDetector:
+class BatchDetector(Hyperparameters):
     """State of ``n`` series in arrays; subclasses define the hyperparameters and the math."""
 
     name: ClassVar[str]
@@ -60,10 +60,6 @@ class BatchDetector:
         if n < 1:
             raise ValueError("n must be at least 1")
         self.n = n
-
-    def params(self) -> dict[str, Any]:
-        """The hyperparameters, under their constructor names."""
-        raise NotImplementedError
 
     def arrays(self) -> dict[str, NDArray[Any]]:
         """The learned state: arrays whose first axis is the series."""
@@ -177,17 +173,6 @@ class BatchDetector:
     def _fresh_row(self) -> dict[str, NDArray[Any]]:
         """The arrays of one fresh series (what a row an older state lacks starts as)."""
         return {k: v[0] for k, v in type(self)(1, **self.params()).arrays().items()}
-
-    @classmethod
-    def from_rows(cls, states: list[dict[str, Any]]) -> Self:
-        """A batch of ``len(states)`` series from per-series states with equal parameters."""
-        if not states:
-            raise ValueError("no states")
-        check_version(states[0], cls.name, cls.state_version, cls.reads_versions)
-        batch = cls(len(states), **states[0]["params"])
-        for i, state in enumerate(states):
-            batch.load_row(i, state)
-        return batch
 
 
 def _scores(raw: Floats, ok: Mask) -> Floats:

@@ -16,12 +16,9 @@ from detectors.transition import (
     TolerantNoveltyBatch,
     TransitionNovelty,
     TransitionNoveltyBatch,
-    _carry_fine,
-    _day_slot,
-    _fine,
-    _hours_matter,
-    _moved,
 )
+from detectors.transition.daily import day_slot, hours_matter
+from detectors.transition.levels import carry_fine, fine_level, moved
 from detectors.vector import Floats
 
 
@@ -65,12 +62,12 @@ def test_a_value_beyond_the_range_widens_it_and_keeps_what_was_learned(beyond: f
 
 
 def test_carry_merges_pairs_of_levels() -> None:
-    def moved(steps: int, up: bool) -> list[int]:
-        return [_moved(c, steps, up) for c in range(8)]
+    def levels_after(steps: int, up: bool) -> list[int]:
+        return [moved(c, steps, up) for c in range(8)]
 
-    assert moved(1, True) == [0, 0, 1, 1, 2, 2, 3, 3]  # one doubling upwards
-    assert moved(1, False) == [4, 4, 5, 5, 6, 6, 7, 7]  # one doubling downwards
-    assert moved(3, True) == [0] * 8 and moved(3, False) == [7] * 8
+    assert levels_after(1, True) == [0, 0, 1, 1, 2, 2, 3, 3]  # one doubling upwards
+    assert levels_after(1, False) == [4, 4, 5, 5, 6, 6, 7, 7]  # one doubling downwards
+    assert levels_after(3, True) == [0] * 8 and levels_after(3, False) == [7] * 8
 
 
 @pytest.mark.parametrize(
@@ -277,9 +274,9 @@ def test_doubling_the_span_keeps_each_fine_value_seen(up: bool) -> None:
     for steps in (1, 2, 3):
         new_lo = lo if up else lo - span * (2.0**steps - 1.0)
         for x in rng.uniform(lo, lo + span, 200):
-            before = np.uint64(1) << np.uint64(_fine(x, lo, span))
-            after = np.uint64(1) << np.uint64(_fine(x, new_lo, span * 2.0**steps))
-            assert _carry_fine(before, steps, up) == after, (x, steps)
+            before = np.uint64(1) << np.uint64(fine_level(x, lo, span))
+            after = np.uint64(1) << np.uint64(fine_level(x, new_lo, span * 2.0**steps))
+            assert carry_fine(before, steps, up) == after, (x, steps)
 
 
 def _staircase(order: list[float], dwell: int, cycles: int) -> list[float]:
@@ -390,12 +387,12 @@ def test_a_day_shape_that_moves_by_an_hour_is_not_news(moved_h: float, seed: int
 
 def test_weekends_have_parts_of_their_own() -> None:
     saturday, monday = 1704499200.0, 1704672000.0  # 2024-01-06 and 2024-01-08, 00:00 UTC
-    assert [_day_slot(saturday + h * 3600.0, 8, True) for h in (0, 13, 23)] == [8, 12, 15]
-    assert [_day_slot(monday + h * 3600.0, 8, True) for h in (0, 13, 23)] == [0, 4, 7]
-    assert _day_slot(saturday + 13 * 3600.0, 8, False) == 4
-    assert _day_slot(float("nan"), 8, True) == -1
-    assert 0 <= _day_slot(1e300, 8, True) < 16 and 0 <= _day_slot(-1e300, 8, True) < 16
-    assert _day_slot(-3600.0, 8, False) == 7  # 1969-12-31, 23:00
+    assert [day_slot(saturday + h * 3600.0, 8, True) for h in (0, 13, 23)] == [8, 12, 15]
+    assert [day_slot(monday + h * 3600.0, 8, True) for h in (0, 13, 23)] == [0, 4, 7]
+    assert day_slot(saturday + 13 * 3600.0, 8, False) == 4
+    assert day_slot(float("nan"), 8, True) == -1
+    assert 0 <= day_slot(1e300, 8, True) < 16 and 0 <= day_slot(-1e300, 8, True) < 16
+    assert day_slot(-3600.0, 8, False) == 7  # 1969-12-31, 23:00
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -457,16 +454,16 @@ def test_noise_never_opens_the_memory_by_time_of_day(kind: str, parts: int) -> N
     batch = TolerantNoveltyBatch(1, day_parts=parts)
     scores = batch.score_learn_sequence(np.zeros(n, dtype=np.intp), values, ts)
     assert np.array_equal(scores, _scores(values, ts, day_parts=0))
-    assert not _hours_matter(batch.arrays()["daily"][0], 0)
+    assert not hours_matter(batch.arrays()["daily"][0], 0)
 
 
 def test_the_time_of_day_matters_when_no_level_is_near_values_at_every_hour() -> None:
     words = np.array([0b0011, 0b0110, 0b1100], dtype=np.uint64)
-    assert _hours_matter(words, 0)
-    assert not _hours_matter(words, 1)  # level 2 is within one level of each part's values
-    assert not _hours_matter(np.array([0b0011, 0b0110, 0b0010], dtype=np.uint64), 0)
-    assert not _hours_matter(np.array([0b0011, 0, 0b1100], dtype=np.uint64), 0)  # a part unseen
-    assert not _hours_matter(np.array([1, 1 << 63], dtype=np.uint64), 64)
+    assert hours_matter(words, 0)
+    assert not hours_matter(words, 1)  # level 2 is within one level of each part's values
+    assert not hours_matter(np.array([0b0011, 0b0110, 0b0010], dtype=np.uint64), 0)
+    assert not hours_matter(np.array([0b0011, 0, 0b1100], dtype=np.uint64), 0)  # a part unseen
+    assert not hours_matter(np.array([1, 1 << 63], dtype=np.uint64), 64)
 
 
 def test_a_version_4_state_restores_warm_without_the_memory_by_time_of_day() -> None:
