@@ -72,12 +72,15 @@ def test_action_links_act_only_as_signed_and_until_they_expire(
     incident: str, action: str, person: str, expires: int, sig: str, now_s: float,
     problem: str | None,
 ) -> None:  # fmt: skip
-    said = link_problem(KEY, incident, action, person, expires, sig, now_s)
+    said = link_problem(KEY, incident, action, person, expires, sig, now_s, ttl_s=86_400)
     assert (said is None) if problem is None else (said is not None and problem in said)
 
 
 def test_a_link_signed_with_another_key_does_not_act() -> None:
-    assert link_problem(b"x" * 32, "inc-1", "acknowledge", "ann", 2_000, SIG, 1_000) is not None
+    assert (
+        link_problem(b"x" * 32, "inc-1", "acknowledge", "ann", 2_000, SIG, 1_000, 86_400)
+        is not None
+    )
 
 
 @pytest.mark.parametrize(
