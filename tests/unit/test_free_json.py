@@ -1,0 +1,81 @@
+"""Free-form JSON that warroom keeps and sends on (a change's ``custom_details``, a detection's
+``context``, so a PagerDuty event's ``custom_details``): what cannot be written back as JSON is
+refused when it arrives, naming the field, instead of failing later on the way to the topic."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from pydantic import SecretStr, ValidationError
+
+from schemas import Detection
+from schemas.changes import ChangeEventV2
+from streams.app import load_catalog
+from streams.settings import Settings
+from streams.web import Api
+from tests.unit.test_action_links import CATALOG, TOKEN, _Topic
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+DEEP = json.loads("[" * 500 + "]" * 500)
+
+
+def _change(details: Any) -> None:
+    payload = {"summary": "deploy", "custom_details": details}
+    ChangeEventV2.model_validate({"service": "checkout", "payload": payload})
+
+
+def _detection(context: Any) -> None:
+    Detection.model_validate(
+        {"id": "d-1", "ts": T0, "service": "checkout", "signal": "s", "detector": "x",
+         "score": 1.0, "severity": "error", "context": context}
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("build", [_change, _detection], ids=["change", "detection"])
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [
+        ({"a": DEEP}, "nested deeper than 32"),
+        ({"a": "\ud800"}, "not valid UTF-8"),
+        ({"\udcff": 1}, "not valid UTF-8"),
+        ({"a": float("nan")}, "not a finite number"),
+        ({"a": [1.0, float("inf")]}, "not a finite number"),
+    ],
+    ids=["deep", "lone-surrogate", "surrogate-key", "nan", "infinity"],
+)
+def test_json_that_cannot_be_written_back_is_refused_naming_the_field(
+    build: Any, value: Any, said: str
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        build(value)
+    assert said in str(caught.value), caught.value
+
+
+@pytest.mark.parametrize("build", [_change, _detection], ids=["change", "detection"])
+def test_ordinary_nested_json_passes(build: Any) -> None:
+    build({"build": 42, "by": "café", "steps": [{"ok": True, "took_s": 1.5}], "n": None})
+
+
+async def test_post_changes_answers_400_not_500_and_sends_nothing() -> None:
+    p: Any = SimpleNamespace(
+        settings=Settings(api_token=SecretStr(TOKEN)), catalog=load_catalog(CATALOG),
+        topics=SimpleNamespace(changes=_Topic()), directory=None, changes=None,
+    )  # fmt: skip
+    deep = "[" * 500 + "]" * 500
+    async with TestClient(TestServer(Api(p).app())) as client:
+        for details in (f'{{"a":{deep}}}', '{"a":"\\ud800"}', '{"a":NaN}'):
+            body = (
+                f'{{"service":"checkout","payload":{{"summary":"x","custom_details":{details}}}}}'
+            )
+            reply = await client.post(
+                "/api/changes", data=body, headers={"Authorization": f"Bearer {TOKEN}"}
+            )
+            said = await reply.json()
+            assert reply.status == 400, said
+            assert said["error"].startswith("payload.custom_details: "), said
+    assert p.topics.changes.sent == []
