@@ -14,7 +14,7 @@ import hashlib
 import html
 import time
 from typing import TYPE_CHECKING
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from aiohttp import web
 
@@ -92,7 +92,8 @@ def routes(api: Api) -> list[web.RouteDef]:
         incident = api.incident(incident_id)
         if incident is None:
             raise ApiError(404, f"incident {incident_id!r} not found")
-        here = f"{quote(request.path)}?{urlencode(sorted(request.query.items()))}"
+        # Relative to the page (its own path), so it works behind a proxy serving a path.
+        here = f"?{urlencode(sorted(request.query.items()))}"
         text = (
             f"{incident.title} ({incident.service}, {incident.severity.value}) is "
             f"{incident.status.value}. {action.capitalize()} it as {person}?"

@@ -102,3 +102,15 @@ async def test_a_link_used_before_a_reopen_says_it_changes_nothing() -> None:
     status, said = await _post(fresh, query)
     assert status == 200 and "Incident inc-1 acknowledged by bob." in said, said
     assert len(fresh.topics.commands.sent) == 1
+
+
+async def test_the_confirmation_posts_relative_to_the_page_so_it_works_under_a_path() -> None:
+    # Behind a proxy that serves the worker under /warroom/, the browser is at
+    # /warroom/act/inc-1/acknowledge; a form posting to /act/... would leave the worker's path.
+    query = _query(int(time.time()) + 3600)
+    async with TestClient(TestServer(Api(_pipeline()).app())) as client:
+        reply = await client.get(f"/act/inc-1/acknowledge?{query}")
+        shown = await reply.text()
+    assert reply.status == 200, shown
+    action = shown.split('action="', 1)[1].split('"', 1)[0]
+    assert action.startswith("?") and "sig=" in action, action
