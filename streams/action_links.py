@@ -103,8 +103,10 @@ def routes(api: Api) -> list[web.RouteDef]:
     async def act(request: web.Request) -> web.Response:
         incident_id, action, person, sig = checked(request)
         cmd_id = "lnk-" + hashlib.sha256(sig.encode()).hexdigest()[:20]
-        if done_already(api, incident_id, action) or used_already(api, incident_id, cmd_id):
+        if done_already(api, incident_id, action):
             return _nothing_to_do(api, incident_id)
+        if used_already(api, incident_id, cmd_id):
+            return _used(api, incident_id)
         try:
             await api.submit(incident_id, _KINDS[action], Principal(person, "responder", person),
                              {}, cmd_id)  # fmt: skip
@@ -149,3 +151,13 @@ def _nothing_to_do(api: Api, incident_id: str) -> web.Response:
     status = incident.status.value if incident is not None else "changed"
     said = f"Incident {incident_id} is already {status}; nothing changed."
     return _html(_page("Nothing to do", said))
+
+
+def _used(api: Api, incident_id: str) -> web.Response:
+    incident = api.incident(incident_id)
+    status = incident.status.value if incident is not None else "changed"
+    said = (
+        f"This link was used already; incident {incident_id} is {status} now, and nothing "
+        "changed. A new page brings a new link."
+    )
+    return _html(_page("Link used already", said))

@@ -96,7 +96,8 @@ async def test_a_link_used_before_a_reopen_says_it_changes_nothing() -> None:
     p = _pipeline("triggered", seen=(used,))
     status, said = await _post(p, query)
     assert status == 200, said
-    assert "acknowledged by" not in said and "nothing changed" in said, said
+    assert "acknowledged by" not in said and "This link was used already" in said, said
+    assert p.topics.commands.sent == []
     # A fresh link still acts.
     fresh = _pipeline("triggered")
     status, said = await _post(fresh, query)
