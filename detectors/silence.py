@@ -310,7 +310,10 @@ class SilenceWatch:
                 if skey in self._firing:
                     first = lo if lo > before else hi
                     ended.append(self._ended(skey, service, first, before, "heartbeat"))
-        self.clock = max(self.clock, min(reached, received_s))
+        # A live partition keeps the wall-clock time it gained since its last batch, even when
+        # this batch's points move nothing (a new series): else each such batch set it back.
+        gained = self.now(wall_s)
+        self.clock = max(self.clock, min(max(gained, reached), received_s))
         self._lag = received_s - self.clock
         self._arrived_wall = wall_s
         return ended

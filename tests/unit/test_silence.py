@@ -168,7 +168,20 @@ def test_a_beat_far_past_the_catalog_expectation_does_not_move_the_clock() -> No
     beat = Deadlines(series={key: 3600.0})
     feed(w, {key: [LIVE]}, LIVE, deadlines=beat)
     feed(w, {key: [LIVE + 86_400]}, LIVE + 10, received=LIVE + 10, deadlines=beat)
-    assert w.clock == LIVE
+    assert w.clock == LIVE + 10  # the 10 s of wall-clock time, not the beat's day
+
+
+def test_a_live_partition_keeps_the_wall_clock_time_it_gained_when_a_new_series_arrives() -> None:
+    # The partition is live at LIVE; 211 s later the first point of another service comes.
+    # Its own point moves nothing (no cadence yet), but the 211 s already counted stay: its
+    # 15 s heartbeat fires 15 s after it, not 211 s later.
+    w = SilenceWatch(SilenceParams(learned=False))
+    beat = Deadlines(services={"checkout": 15.0})
+    feed(w, {"billing|heartbeat": [LIVE]}, LIVE, deadlines=beat)
+    feed(w, {"checkout|latency_ms": [LIVE + 211]}, LIVE + 211, deadlines=beat)
+    assert w.check(LIVE + 211 + 14, beat) == []
+    [silent] = w.check(LIVE + 211 + 16, beat)
+    assert (silent.key, silent.last_ts) == ("service:checkout", LIVE + 211)
 
 
 def test_rows_and_names_give_the_same_silences() -> None:
