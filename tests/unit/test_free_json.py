@@ -79,3 +79,20 @@ async def test_post_changes_answers_400_not_500_and_sends_nothing() -> None:
             assert reply.status == 400, said
             assert said["error"].startswith("payload.custom_details: "), said
     assert p.topics.changes.sent == []
+
+
+async def test_an_unknown_heartbeat_name_is_shown_bounded_and_without_control_characters() -> None:
+    p: Any = SimpleNamespace(
+        settings=Settings(api_token=SecretStr(TOKEN)), catalog=load_catalog(CATALOG),
+        topics=SimpleNamespace(metrics=_Topic()), directory=None,
+    )  # fmt: skip
+    async with TestClient(TestServer(Api(p).app())) as client:
+        for name in ("%00%1B[31m", "a" * 5000):
+            reply = await client.post(
+                f"/api/heartbeats/{name}", headers={"Authorization": f"Bearer {TOKEN}"}
+            )
+            said = await reply.json()
+            assert reply.status == 404, said
+            assert said["error"].startswith("no heartbeat "), said
+            assert len(said["error"]) < 200 and not any(ord(c) < 32 for c in said["error"]), said
+    assert p.topics.metrics.sent == []
