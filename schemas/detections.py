@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
 
-from schemas.common import Labels, Name, Timestamp, WireModel, json_problem, no_control
+from schemas.common import Labels, Name, Timestamp, WireModel, no_control
 
 #: Bytes of JSON a detection's context may hold: it is copied onto the incident's timeline, the
 #: review and the dashboard, so an unbounded one would outgrow a Kafka record downstream.
@@ -16,9 +16,6 @@ MAX_CONTEXT_BYTES = 64 * 1024
 
 
 def _bounded_context(value: dict[str, Any]) -> dict[str, Any]:
-    problem = json_problem(value)
-    if problem is not None:
-        raise ValueError(problem)
     size = len(json.dumps(value, separators=(",", ":"), default=str).encode("utf-8", "replace"))
     if size > MAX_CONTEXT_BYTES:
         raise ValueError(f"{size:,} bytes of JSON; at most {MAX_CONTEXT_BYTES:,}")

@@ -1,11 +1,10 @@
-"""Free-form JSON that warroom keeps and sends on (a change's ``custom_details``, a detection's
-``context``, so a PagerDuty event's ``custom_details``): what cannot be written back as JSON is
-refused when it arrives, naming the field, instead of failing later on the way to the topic."""
+"""Free-form JSON that warroom keeps and sends on (a change's ``custom_details``, a PagerDuty
+event's ``custom_details``, which becomes a detection's context): what cannot be written back as
+JSON is refused when it arrives, naming the field, instead of failing on the way to the topic."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -13,14 +12,13 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr, ValidationError
 
-from schemas import Detection
+from schemas.alerts import PagerDutyEvent
 from schemas.changes import ChangeEventV2
 from streams.app import load_catalog
 from streams.settings import Settings
 from streams.web import Api
 from tests.unit.test_action_links import CATALOG, TOKEN, _Topic
 
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
 DEEP = json.loads("[" * 500 + "]" * 500)
 
 
@@ -29,14 +27,12 @@ def _change(details: Any) -> None:
     ChangeEventV2.model_validate({"service": "checkout", "payload": payload})
 
 
-def _detection(context: Any) -> None:
-    Detection.model_validate(
-        {"id": "d-1", "ts": T0, "service": "checkout", "signal": "s", "detector": "x",
-         "score": 1.0, "severity": "error", "context": context}
-    )  # fmt: skip
+def _pagerduty(details: Any) -> None:
+    payload = {"summary": "x", "source": "checkout", "severity": "error", "custom_details": details}
+    PagerDutyEvent.model_validate({"event_action": "trigger", "payload": payload})
 
 
-@pytest.mark.parametrize("build", [_change, _detection], ids=["change", "detection"])
+@pytest.mark.parametrize("build", [_change, _pagerduty], ids=["change", "pagerduty"])
 @pytest.mark.parametrize(
     ("value", "said"),
     [
@@ -56,7 +52,7 @@ def test_json_that_cannot_be_written_back_is_refused_naming_the_field(
     assert said in str(caught.value), caught.value
 
 
-@pytest.mark.parametrize("build", [_change, _detection], ids=["change", "detection"])
+@pytest.mark.parametrize("build", [_change, _pagerduty], ids=["change", "pagerduty"])
 def test_ordinary_nested_json_passes(build: Any) -> None:
     build({"build": 42, "by": "café", "steps": [{"ok": True, "took_s": 1.5}], "n": None})
 
