@@ -109,6 +109,14 @@ class Deadlines:
         return cls(services, series)
 
 
+def _expected(key: str, deadlines: Deadlines | None) -> float | None:
+    """The catalog's expectation of series ``key``: its named heartbeat's, else its service's."""
+    if deadlines is None:
+        return None
+    found = deadlines.series.get(key)
+    return found if found is not None else deadlines.services.get(key.partition("|")[0])
+
+
 def heartbeat_series(service: str, name: str) -> str:
     """The series id of the named heartbeat ``name`` of ``service``."""
     return series_id(service, HEARTBEAT_METRIC, {HEARTBEAT_LABEL: name})
@@ -292,7 +300,7 @@ class SilenceWatch:
         ended: list[Silent] = []
         reached = -math.inf
         for key, (lo, hi, count) in spans.items():
-            reached = max(reached, self._plausible(key, lo, hi, count))
+            reached = max(reached, self._plausible(key, lo, hi, count, deadlines))
             ended += self._series(key, lo, hi, int(count), deadlines)
             service = key.partition("|")[0]
             before = self._services.get(service, -math.inf)
@@ -302,22 +310,29 @@ class SilenceWatch:
                 if skey in self._firing:
                     first = lo if lo > before else hi
                     ended.append(self._ended(skey, service, first, before, "heartbeat"))
-        self.clock = max(self.clock, min(reached, received_s))
+        # A live partition keeps the wall-clock time it gained since its last batch, even when
+        # this batch's points move nothing (a new series): else each such batch set it back.
+        gained = self.now(wall_s)
+        self.clock = max(self.clock, min(max(gained, reached), received_s))
         self._lag = received_s - self.clock
         self._arrived_wall = wall_s
         return ended
 
-    def _plausible(self, key: str, lo: float, hi: float, count: float) -> float:
+    def _plausible(
+        self, key: str, lo: float, hi: float, count: float, deadlines: Deadlines | None
+    ) -> float:
         """How far a series' points (``count`` from ``lo`` to ``hi``) may move the clock: as far
-        as each step from the one before is within two of its median intervals (not past its
-        last point while it has no cadence; the first point of a partition sets the clock)."""
+        as each step from the one before is within two of its median intervals, or, before it
+        has a cadence, within the catalog's expectation of it (its heartbeat's, else its
+        service's); not past its last point otherwise. The first point of a partition sets the
+        clock."""
         last = self._last.get(key)
         if last is None:
             return hi if self.clock == -math.inf else min(lo, self.clock)
         median = self._medians.get(key)
-        if median is None or hi <= last:
+        bound = 2.0 * median if median is not None else _expected(key, deadlines)
+        if bound is None or hi <= last:
             return last
-        bound = 2.0 * median
         if lo > last and lo - last > bound:
             return last
         step = (hi - lo) / (count - 1) if count > 1 else 0.0

@@ -7,11 +7,13 @@ Pure: every check receives the time (``now_s``, epoch seconds) and the keys it n
 (True, False)
 >>> key = b"k" * 32
 >>> sig = link_signature(key, "inc-1", "acknowledge", "ann", 1_000)
->>> link_problem(key, "inc-1", "acknowledge", "ann", 1_000, sig, now_s=999)
->>> link_problem(key, "inc-1", "resolve", "ann", 1_000, sig, now_s=999)
+>>> link_problem(key, "inc-1", "acknowledge", "ann", 1_000, sig, now_s=999, ttl_s=60)
+>>> link_problem(key, "inc-1", "resolve", "ann", 1_000, sig, now_s=999, ttl_s=60)
 'the link is not valid (its signature does not match)'
->>> link_problem(key, "inc-1", "acknowledge", "ann", 1_000, sig, now_s=1_000)
+>>> link_problem(key, "inc-1", "acknowledge", "ann", 1_000, sig, now_s=1_000, ttl_s=60)
 'the link expired at 1970-01-01T00:16:40Z'
+>>> link_problem(key, "inc-1", "acknowledge", "ann", 1_000, sig, now_s=900, ttl_s=60)
+'the link expires 100 s from now, beyond the time to live of 60 s'
 """
 
 from __future__ import annotations
@@ -61,9 +63,18 @@ def link_signature(key: bytes, incident_id: str, action: str, person: str, expir
 
 
 def link_problem(
-    key: bytes, incident_id: str, action: str, person: str, expires: int, sig: str, now_s: float
+    key: bytes,
+    incident_id: str,
+    action: str,
+    person: str,
+    expires: int,
+    sig: str,
+    now_s: float,
+    ttl_s: float,
 ) -> str | None:
-    """Why a signed link may not act (tampered, another action, expired), or None."""
+    """Why a signed link may not act (tampered, another action, expired, or expiring further
+    ahead than ``ttl_s`` from now, which no link of this deployment does: a shortened time to
+    live applies to links already sent), or None."""
     if action not in LINK_ACTIONS:
         return f"a link acts only to {' or '.join(LINK_ACTIONS)}, not {action!r}"
     expected = link_signature(key, incident_id, action, person, expires)
@@ -72,6 +83,11 @@ def link_problem(
     if now_s >= expires:
         ended = datetime.fromtimestamp(expires, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         return f"the link expired at {ended}"
+    if expires - now_s > ttl_s:
+        return (
+            f"the link expires {expires - now_s:.0f} s from now, beyond the time to live "
+            f"of {ttl_s:.0f} s"
+        )
     return None
 
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from schemas.common import Labels, Timestamp, no_control
+from schemas.common import Labels, Timestamp, json_problem, no_control
 
 #: Text that becomes a name (service, signal, group key): no control characters.
 NameText = Annotated[str, AfterValidator(no_control)]
@@ -46,6 +46,14 @@ class PagerDutyAction(StrEnum):
     RESOLVE = "resolve"
 
 
+def _writable(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Custom details that can be written back as JSON (they become a detection's context)."""
+    problem = None if value is None else json_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
 class PagerDutyPayload(_Inbound):
     summary: str = Field(min_length=1, max_length=1024)
     source: NameText = Field(min_length=1, max_length=255)
@@ -54,7 +62,7 @@ class PagerDutyPayload(_Inbound):
     component: NameText | None = Field(default=None, max_length=255)
     group: str | None = None
     class_: str | None = Field(default=None, alias="class")
-    custom_details: dict[str, Any] | None = None
+    custom_details: Annotated[dict[str, Any] | None, AfterValidator(_writable)] = None
 
 
 class PagerDutyEvent(_Inbound):

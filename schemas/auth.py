@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Self
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from schemas.common import Name, Severity, Timestamp, WireModel
 
@@ -36,9 +36,15 @@ class TokenCreated(WireModel):
 
 
 class TokenRequest(WireModel):
-    """``POST /api/tokens``: a new token for a person of the catalog."""
+    """``POST /api/tokens``: a new token for a person of the catalog. Nothing else: a token has
+    its person's role from the catalog and no expiry, so a request asking for a role or an
+    expiry is refused rather than answered with a token that has neither."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     person: Name
+    #: Ignored, as every body's ``actor``: the caller's token says who asks.
+    actor: object = Field(default=None, exclude=True)
 
 
 class ResponderRequest(WireModel):

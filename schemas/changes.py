@@ -19,7 +19,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from schemas.common import Name, Timestamp, WireModel, no_control
+from schemas.common import Name, Timestamp, WireModel, json_problem, no_control
 
 #: Bytes of JSON a change's custom details may hold (it is shown in reviews and timelines).
 MAX_DETAILS_BYTES = 16 * 1024
@@ -31,6 +31,9 @@ Text = Annotated[str, AfterValidator(no_control)]
 def _bounded(value: dict[str, Any] | None) -> dict[str, Any] | None:
     if value is None:
         return None
+    problem = json_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
     size = len(json.dumps(value, separators=(",", ":"), default=str).encode("utf-8", "replace"))
     if size > MAX_DETAILS_BYTES:
         raise ValueError(f"{size:,} bytes of JSON; at most {MAX_DETAILS_BYTES:,}")

@@ -146,6 +146,47 @@ def control_problem(text: str) -> str | None:
     return f"holds the control character U+{ord(found.group()):04X} at {found.start()}: {shown!r}"
 
 
+#: How deep free-form JSON (a change's custom details, a detection's context) may nest.
+MAX_JSON_DEPTH = 32
+
+
+def json_problem(value: Any, max_depth: int = MAX_JSON_DEPTH) -> str | None:
+    """Why free-form JSON cannot be written back as JSON (nested deeper than ``max_depth``, a
+    string that is not valid UTF-8, a number that is not finite), or None.
+
+    >>> json_problem({"a": [1, "x", None]}), json_problem({"a": float("nan")})
+    (None, 'a: not a finite number')
+    >>> json_problem([[[]]], max_depth=2)
+    'nested deeper than 2 levels'
+    """
+    stack: list[tuple[Any, str, int]] = [(value, "", 1)]
+    while stack:
+        item, at, depth = stack.pop()
+        if isinstance(item, dict | list) and depth > max_depth:
+            return f"nested deeper than {max_depth} levels"
+        where = f"{at}: " if at else ""
+        if isinstance(item, float) and not math.isfinite(item):
+            return f"{where}not a finite number"
+        if isinstance(item, str) and not _utf8(item):
+            return f"{where}not valid UTF-8 (a lone surrogate)"
+        if isinstance(item, dict):
+            for key, inner in item.items():
+                if isinstance(key, str) and not _utf8(key):
+                    return f"{where}a key is not valid UTF-8 (a lone surrogate)"
+                stack.append((inner, f"{at}.{key}" if at else str(key), depth + 1))
+        elif isinstance(item, list):
+            stack.extend((inner, f"{at}[{i}]", depth + 1) for i, inner in enumerate(item))
+    return None
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def no_control(value: str) -> str:
     """``value`` itself, or a ``ValueError`` if it holds a control character."""
     problem = control_problem(value)

@@ -14,16 +14,18 @@ import hashlib
 import html
 import time
 from typing import TYPE_CHECKING
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from aiohttp import web
 
 from responders.access import allows, link_problem
+from responders.correlation import Group
 from schemas import CommandKind, IncidentStatus
 from streams.http_common import ApiError
 from streams.people import Principal
 
 if TYPE_CHECKING:
+    from streams.settings import Settings
     from streams.web import Api
 
 _KINDS = {"acknowledge": CommandKind.ACKNOWLEDGE, "resolve": CommandKind.RESOLVE}
@@ -74,7 +76,7 @@ def routes(api: Api) -> list[web.RouteDef]:
         expires = int(expires_text)
         problem = link_problem(
             key.get_secret_value().encode(), incident_id, action, person, expires, sig,
-            now_s=time.time(),
+            now_s=time.time(), ttl_s=lifetime_s(p.settings),
         )  # fmt: skip
         if problem is not None:
             raise ApiError(410 if "expired" in problem else 403, problem)
@@ -90,7 +92,8 @@ def routes(api: Api) -> list[web.RouteDef]:
         incident = api.incident(incident_id)
         if incident is None:
             raise ApiError(404, f"incident {incident_id!r} not found")
-        here = f"{quote(request.path)}?{urlencode(sorted(request.query.items()))}"
+        # Relative to the page (its own path), so it works behind a proxy serving a path.
+        here = f"?{urlencode(sorted(request.query.items()))}"
         text = (
             f"{incident.title} ({incident.service}, {incident.severity.value}) is "
             f"{incident.status.value}. {action.capitalize()} it as {person}?"
@@ -99,9 +102,11 @@ def routes(api: Api) -> list[web.RouteDef]:
 
     async def act(request: web.Request) -> web.Response:
         incident_id, action, person, sig = checked(request)
+        cmd_id = "lnk-" + hashlib.sha256(sig.encode()).hexdigest()[:20]
         if done_already(api, incident_id, action):
             return _nothing_to_do(api, incident_id)
-        cmd_id = "lnk-" + hashlib.sha256(sig.encode()).hexdigest()[:20]
+        if used_already(api, incident_id, cmd_id):
+            return _used(api, incident_id)
         try:
             await api.submit(incident_id, _KINDS[action], Principal(person, "responder", person),
                              {}, cmd_id)  # fmt: skip
@@ -113,6 +118,22 @@ def routes(api: Api) -> list[web.RouteDef]:
         return _html(_page(_DONE[action].capitalize(), done))
 
     return [web.get("/act/{id}/{action}", confirm), web.post("/act/{id}/{action}", act)]
+
+
+def lifetime_s(settings: Settings) -> float:
+    """How far ahead of now a link of this deployment may expire: its time to live after the
+    page, which may be made at an input's time up to ``max_future_s`` ahead of this clock."""
+    return settings.action_link_ttl_s + settings.max_future_s
+
+
+def used_already(api: Api, incident_id: str, cmd_id: str) -> bool:
+    """True when the command a link sends was applied before (say, before a reopen): sending it
+    again changes nothing, since the incident's group remembers the ids it applied."""
+    incident = api.incident(incident_id)
+    if incident is None:
+        return False
+    held = api.p.tables.open_incidents.get(incident.routing_key)
+    return cmd_id in Group.from_dict(incident.routing_key, held).seen
 
 
 def done_already(api: Api, incident_id: str, action: str) -> bool:
@@ -130,3 +151,13 @@ def _nothing_to_do(api: Api, incident_id: str) -> web.Response:
     status = incident.status.value if incident is not None else "changed"
     said = f"Incident {incident_id} is already {status}; nothing changed."
     return _html(_page("Nothing to do", said))
+
+
+def _used(api: Api, incident_id: str) -> web.Response:
+    incident = api.incident(incident_id)
+    status = incident.status.value if incident is not None else "changed"
+    said = (
+        f"This link was used already; incident {incident_id} is {status} now, and nothing "
+        "changed. A new page brings a new link."
+    )
+    return _html(_page("Link used already", said))

@@ -19,6 +19,15 @@ class ApiError(Exception):
         self.message = message
 
 
+def one_header(request: web.Request, name: str) -> str | None:
+    """The one value of header ``name``, or None; 400 naming it when it was sent more than once
+    (a header that says or proves who calls is ambiguous twice: a proxy may read the other)."""
+    values = request.headers.getall(name, [])
+    if len(values) > 1:
+        raise ApiError(400, f"{name}: sent {len(values)} times; send it once")
+    return values[0] if values else None
+
+
 def error(status: int, message: str) -> web.Response:
     """The JSON error answer every route gives."""
     return web.json_response({"error": message}, status=status)

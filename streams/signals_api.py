@@ -120,7 +120,8 @@ def routes(api: Api) -> list[web.RouteDef]:
         name = request.match_info["name"]
         beat = p.catalog.heartbeats.get(name)
         if beat is None:
-            return error(404, f"no heartbeat {name!r} in the catalog (heartbeats.{name})")
+            shown = repr(name if len(name) <= 60 else name[:57] + "...")
+            return error(404, f"no heartbeat {shown} in the catalog (heartbeats.<name>)")
         now = datetime.now(tz=UTC)
         point = {"ts": now.timestamp(), "service": beat.service, "metric": HEARTBEAT_METRIC,
                  "value": 1.0, "labels": {HEARTBEAT_LABEL: name}}  # fmt: skip

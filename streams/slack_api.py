@@ -19,8 +19,8 @@ from aiohttp import web
 
 from responders.access import slack_problem
 from schemas import CommandKind
-from streams.action_links import done_already
-from streams.http_common import ApiError
+from streams.action_links import done_already, used_already
+from streams.http_common import ApiError, one_header
 from streams.people import Principal, require
 
 if TYPE_CHECKING:
@@ -59,10 +59,9 @@ def routes(api: Api) -> list[web.RouteDef]:
         if secret is None:
             raise ApiError(404, "Slack interactivity is off: set WARROOM_SLACK_SIGNING_SECRET")
         body = await request.read()
-        h = request.headers
         problem = slack_problem(
-            secret.get_secret_value().encode(), h.get("X-Slack-Request-Timestamp"),
-            h.get("X-Slack-Signature"), body, now_s=time.time(),
+            secret.get_secret_value().encode(), one_header(request, "X-Slack-Request-Timestamp"),
+            one_header(request, "X-Slack-Signature"), body, now_s=time.time(),
         )  # fmt: skip
         if problem is not None:
             raise ApiError(401, problem)
@@ -77,6 +76,9 @@ def routes(api: Api) -> list[web.RouteDef]:
         if incident is not None and done_already(api, incident_id, action):
             return _reply(f"Nothing changed: {incident_id} is already {incident.status.value}.")
         cmd_id = "slk-" + hashlib.sha256(body).hexdigest()[:20]
+        if incident is not None and used_already(api, incident_id, cmd_id):
+            return _reply(f"Nothing changed: this press was recorded already ({incident_id} is "
+                          f"{incident.status.value} now).")  # fmt: skip
         try:
             await api.submit(incident_id, _KINDS[action], who, {}, cmd_id)
         except ApiError as exc:

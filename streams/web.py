@@ -50,7 +50,7 @@ from streams import timeline_store
 from streams.action_links import routes as link_routes
 from streams.alerts_api import routes as alert_routes
 from streams.codec import encode
-from streams.http_common import ApiError, error, json_object
+from streams.http_common import ApiError, error, json_object, one_header
 from streams.incident_page import routes as page_routes
 from streams.liveness import Liveness, consumer_offsets
 from streams.metrics import render_metrics
@@ -444,9 +444,9 @@ class Api:
                 403, f"{what}: set WARROOM_API_TOKEN on the worker, or create a personal token "
                 "with it (warroom token create PERSON)",
             )  # fmt: skip
-        given = bearer(request.headers.get("Authorization", ""))
+        given = bearer(one_header(request, "Authorization") or "")
         secret = shared.get_secret_value() if shared is not None else None
-        actor = request.headers.get(ACTOR_HEADER)
+        actor = one_header(request, ACTOR_HEADER)
         return require(identify(given, secret, tokens, self.p.catalog, actor), needed)
 
     async def declare(self, request: web.Request) -> web.Response:

@@ -55,15 +55,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def since_of(text: str, now: datetime) -> datetime:
-    """The start of the window: ``now`` less a span (``7d``), or an RFC 3339 time."""
+    """The start of the window: ``now`` less a span (``7d``), or an RFC 3339 time (UTC when it
+    names no offset), not after ``now``; ``ValueError`` naming ``--since`` otherwise."""
     found = _SPAN.match(text.strip())
     if found:
-        return now - timedelta(seconds=float(found.group(1)) * _UNIT_S[found.group(2)])
+        try:
+            return now - timedelta(seconds=float(found.group(1)) * _UNIT_S[found.group(2)])
+        except OverflowError:
+            raise ValueError(f"--since: {text!r} reaches before the year 1") from None
     try:
         at = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise ValueError(f"--since: {text!r} is neither a span (7d, 24h, 90m) nor a time") from None
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
+    try:
+        at = at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)
+    except OverflowError:
+        raise ValueError(f"--since: {text!r} is before the year 1") from None
+    if at > now:
+        raise ValueError(f"--since: {at.isoformat()} is after now ({now.isoformat()})")
+    return at
 
 
 async def _records(settings: Settings, topic: str) -> list[Any]:

@@ -20,7 +20,14 @@ import aiohttp
 import pytest
 
 from responders.access import link_signature
-from tests.harness import Api, RunningWorker, WebhookServer, eventually, same_group
+from tests.harness import (
+    Api,
+    RunningWorker,
+    WebhookServer,
+    eventually,
+    read_records,
+    same_group,
+)
 
 pytestmark = pytest.mark.broker
 
@@ -284,6 +291,39 @@ async def test_a_signed_link_acknowledges_once_as_its_person(
     events = await timeline_with(worker, incident_id, "resolved")
     acted = [(e["kind"], e["actor"]) for e in events if e["kind"] in ("acknowledged", "resolved")]
     assert acted == [("acknowledged", "ann"), ("resolved", "ann")]
+
+
+async def test_a_worker_killed_right_after_a_link_acts_records_the_acknowledgement_once(
+    start_worker: Callable[..., RunningWorker], webhook_server: WebhookServer
+) -> None:
+    worker = start_worker(catalog(webhook_server.url), action_link_key=LINK_KEY)
+    incident_id = await declare(worker)
+    [page] = await webhook_server.wait_for(1, timeout_s=30)
+    path, query = _link_parts(page["json"]["actions"]["acknowledge"])
+    code, done = await call(worker, "POST", f"{path}?{urlencode(query)}")
+    assert code == 200 and f"Incident {incident_id} acknowledged by ann." in done
+    worker.kill()  # at once: the command is on the broker, maybe not yet applied
+    worker.start()
+    await reaches(worker, incident_id, "acknowledged")
+    # The person presses again (the page looked unanswered): nothing more is written.
+    code, again = await call(worker, "POST", f"{path}?{urlencode(query)}")
+    assert code == 200 and "already acknowledged; nothing changed" in again
+    worker.kill()
+    worker.start()
+    await reaches(worker, incident_id, "acknowledged")
+    code, noted = await call(worker, "POST", f"/api/incidents/{incident_id}/notes", worker.token,
+                             {"text": "after the kills"})  # fmt: skip
+    assert code == 202, noted
+    events = await timeline_with(worker, incident_id, "note")
+    assert [e["actor"] for e in events if e["kind"] == "acknowledged"] == ["ann"]
+    acks = {
+        e["id"]
+        for _, raw in await read_records(worker.bootstrap, worker.topics.events)
+        if raw is not None
+        for e in [json.loads(raw)]
+        if e.get("incident_id") == incident_id and e.get("kind") == "acknowledged"
+    }
+    assert len(acks) == 1, acks
 
 
 def slack_request(

@@ -4,9 +4,12 @@ checks behind the people-facing endpoints."""
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from responders.access import allows, link_problem, link_signature, slack_problem, slack_signature
+from schemas.auth import TokenRequest
 from schemas.catalog import Role
+from schemas.common import format_errors
 
 # Slack's own example ("Verifying requests from Slack", api.slack.com/authentication).
 SLACK_SECRET = b"8f742231b10e8888abcd99yyyzzz85a5"
@@ -72,12 +75,15 @@ def test_action_links_act_only_as_signed_and_until_they_expire(
     incident: str, action: str, person: str, expires: int, sig: str, now_s: float,
     problem: str | None,
 ) -> None:  # fmt: skip
-    said = link_problem(KEY, incident, action, person, expires, sig, now_s)
+    said = link_problem(KEY, incident, action, person, expires, sig, now_s, ttl_s=86_400)
     assert (said is None) if problem is None else (said is not None and problem in said)
 
 
 def test_a_link_signed_with_another_key_does_not_act() -> None:
-    assert link_problem(b"x" * 32, "inc-1", "acknowledge", "ann", 2_000, SIG, 1_000) is not None
+    assert (
+        link_problem(b"x" * 32, "inc-1", "acknowledge", "ann", 2_000, SIG, 1_000, 86_400)
+        is not None
+    )
 
 
 @pytest.mark.parametrize(
@@ -108,3 +114,23 @@ def test_a_slack_member_is_one_person_and_roles_are_named() -> None:
     assert "people.ann.role" in str(role.value)
     people = Catalog.model_validate({"people": {"ann": {"contacts": console}}}).people
     assert people["ann"].role == "responder" and people["ann"].slack_user_id is None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"person": "ann", "role": "admin"}, {"person": "ann", "expires": "2099-01-01T00:00:00Z"}],
+    ids=["role", "expiry"],
+)
+def test_a_token_request_with_a_field_it_does_not_have_is_refused_naming_it(
+    body: dict[str, str],
+) -> None:
+    # A token has the role the catalog gives its person and no expiry: a request that asks
+    # for either must not silently get a token without it.
+    with pytest.raises(ValidationError) as caught:
+        TokenRequest.model_validate(body)
+    [field] = [k for k in body if k != "person"]
+    assert format_errors(caught.value).startswith(f"{field}: "), caught.value
+
+
+def test_a_token_request_s_actor_is_ignored_as_every_body_s() -> None:
+    assert TokenRequest.model_validate({"person": "ann", "actor": "mallory"}).person == "ann"

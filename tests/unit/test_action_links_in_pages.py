@@ -38,7 +38,10 @@ def test_the_webhook_body_links_act_as_the_recipient_until_an_hour_after_the_pag
         q = {k: v[0] for k, v in parse_qs(parts.query).items()}
         expires = int(q["expires"])
         assert q["person"] == "ann" and expires == int(MADE.timestamp()) + 3600
-        assert link_problem(KEY, "inc-1", action, "ann", expires, q["sig"], expires - 1) is None
+        assert (
+            link_problem(KEY, "inc-1", action, "ann", expires, q["sig"], expires - 1, 86_400)
+            is None
+        )
 
 
 def test_without_a_key_the_webhook_body_is_the_page_as_before() -> None:

@@ -137,6 +137,53 @@ def test_a_named_heartbeat_is_watched_from_its_first_beat() -> None:
     assert (silent.key, silent.status, silent.expected_s) == (key, "firing", 3600.0)
 
 
+def test_a_daily_job_that_beat_twice_and_stopped_fires_on_a_partition_of_its_own() -> None:
+    # Two beats a day apart: the second is within the catalog's expectation, so it moves the
+    # partition's clock though the series has no learned cadence yet. Else the clock stayed
+    # at the first beat, the partition looked like a replay a day behind, and nothing fired.
+    w = SilenceWatch()
+    key = heartbeat_series("billing", "nightly-export")
+    beat = Deadlines(series={key: 90_000.0})
+    day = 86_400.0
+    feed(w, {key: [LIVE]}, LIVE, deadlines=beat)
+    feed(w, {key: [LIVE + day]}, LIVE + day, deadlines=beat)
+    assert w.check(LIVE + day + 89_999, beat) == []
+    [silent] = w.check(LIVE + day + 90_001, beat)
+    assert (silent.key, silent.last_ts, silent.source) == (key, LIVE + day, "heartbeat")
+
+
+def test_a_service_heartbeat_slower_than_the_live_lag_fires_before_a_cadence_is_learned() -> None:
+    w = SilenceWatch()
+    beat = Deadlines(services={"db": 900.0})
+    for t in (LIVE, LIVE + 600):  # every 10 minutes: two points are no learned cadence
+        feed(w, {"db|conn": [t]}, t, deadlines=beat)
+    assert w.check(LIVE + 600 + 899, beat) == []
+    [silent] = w.check(LIVE + 600 + 901, beat)
+    assert (silent.key, silent.last_ts) == ("service:db", LIVE + 600)
+
+
+def test_a_beat_far_past_the_catalog_expectation_does_not_move_the_clock() -> None:
+    w = SilenceWatch()
+    key = heartbeat_series("db", "backup")
+    beat = Deadlines(series={key: 3600.0})
+    feed(w, {key: [LIVE]}, LIVE, deadlines=beat)
+    feed(w, {key: [LIVE + 86_400]}, LIVE + 10, received=LIVE + 10, deadlines=beat)
+    assert w.clock == LIVE + 10  # the 10 s of wall-clock time, not the beat's day
+
+
+def test_a_live_partition_keeps_the_wall_clock_time_it_gained_when_a_new_series_arrives() -> None:
+    # The partition is live at LIVE; 211 s later the first point of another service comes.
+    # Its own point moves nothing (no cadence yet), but the 211 s already counted stay: its
+    # 15 s heartbeat fires 15 s after it, not 211 s later.
+    w = SilenceWatch(SilenceParams(learned=False))
+    beat = Deadlines(services={"checkout": 15.0})
+    feed(w, {"billing|heartbeat": [LIVE]}, LIVE, deadlines=beat)
+    feed(w, {"checkout|latency_ms": [LIVE + 211]}, LIVE + 211, deadlines=beat)
+    assert w.check(LIVE + 211 + 14, beat) == []
+    [silent] = w.check(LIVE + 211 + 16, beat)
+    assert (silent.key, silent.last_ts) == ("service:checkout", LIVE + 211)
+
+
 def test_rows_and_names_give_the_same_silences() -> None:
     by_name, by_row = (
         SilenceWatch(SilenceParams(floor_s=1.0)),

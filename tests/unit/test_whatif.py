@@ -10,6 +10,7 @@ import pytest
 from responders.correlation import Timing
 from responders.whatif import Input, simulate
 from schemas import Catalog, Command, CommandKind, Detection
+from streams.whatif import since_of
 
 T0 = datetime(2026, 11, 30, 4, 0, tzinfo=UTC)  # 04:00 UTC: night in UTC, not in Los Angeles
 
@@ -80,3 +81,27 @@ def test_the_same_inputs_give_the_same_tally() -> None:
         list(reversed(inputs)), catalog([["ann"], ["bob"]]), TIMING, T0 + timedelta(days=1)
     )
     assert a == b
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("99999999d", "--since: '99999999d' reaches before the year 1"),
+        ("1e400s", "neither a span"),
+        ("2099-01-01T00:00:00Z", "--since: 2099-01-01T00:00:00+00:00 is after now"),
+        ("0001-01-01T00:00:00+01:00", "--since: '0001-01-01T00:00:00+01:00' is before the year 1"),
+        ("garbage", "neither a span"),
+    ],
+    ids=["span-overflow", "exponent", "future", "before-year-1", "garbage"],
+)
+def test_a_since_that_is_no_window_is_a_value_error_naming_the_option(text: str, said: str) -> None:
+    with pytest.raises(ValueError, match=r"^--since: ") as caught:
+        since_of(text, datetime(2026, 12, 7, tzinfo=UTC))
+    assert said in str(caught.value), caught.value
+
+
+def test_a_since_span_or_time_is_the_window_start_in_utc() -> None:
+    now = datetime(2026, 12, 7, tzinfo=UTC)
+    assert since_of("7d", now) == now - timedelta(days=7)
+    assert since_of("2026-12-07T01:00:00+02:00", now) == datetime(2026, 12, 6, 23, tzinfo=UTC)
+    assert since_of("2026-12-06T00:00:00", now).tzinfo is UTC
