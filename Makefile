@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-cluster install kafka-jars browser lint docs docs-build clean
+.PHONY: demo test test-cluster test-faults install kafka-jars browser lint docs docs-build clean
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required (none found on PATH)"; exit 1; }
@@ -38,6 +38,11 @@ test: kafka-jars browser lint docs-build
 # fails about one run in eight on a Faust rebalance hang (docs/operations.md).
 test-cluster: kafka-jars
 	$(BIN)/pytest tests/broker/test_cluster.py -m cluster
+
+# The fault suite: SIGKILLs at named crash windows with the default group wait (about 13 minutes
+# on two cores, so not part of `make test`; docs/operations.md has its table).
+test-faults: kafka-jars
+	$(BIN)/pytest tests/broker/test_fault_points.py -m faults
 
 demo: kafka-jars
 	$(BIN)/warroom demo --duration 90

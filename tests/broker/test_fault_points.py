@@ -49,7 +49,7 @@ from tests.harness import (
     same_group,
 )
 
-pytestmark = pytest.mark.broker
+pytestmark = [pytest.mark.broker, pytest.mark.faults]
 
 #: Services whose detections open the incidents of the detection scenarios.
 SHOPS = SERVICES[:4]
