@@ -33,7 +33,7 @@ _COUNTERS = {
     "detect_records_skipped": "Points records dead-lettered and skipped after failing "
     "detect_max_attempts times.",
     "checkpoints_written": "Detector checkpoints written (each covers the partitions due).",
-    "checkpoint_bytes": "Bytes of detector checkpoint parts written.",
+    "checkpoint_bytes": "Bytes of detector checkpoint parts (and silence watches) written.",
     "checkpoint_write_ms": "Milliseconds spent writing detector checkpoints (encoding, the "
     "broker's acknowledgements), whose share of the time checkpoint_max_share bounds.",
     "checkpoint_blocks_too_large": "Detector checkpoint blocks not written because one series "

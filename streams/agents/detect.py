@@ -533,16 +533,18 @@ class Detect(mode.Service):
         began, written = time.monotonic(), 0
         writes: list[asyncio.Future[Any]] = []
         for part in sorted(partitions):
-            writes += await self._save_watch(part, final)
+            watch_writes, watch_bytes = await self._save_watch(part, final)
+            writes += watch_writes
+            written += watch_bytes
             for block, state in self.banks[part].take_dirty_blocks().items():
                 value = blocks.encode(state)
-                written += len(value)
                 if len(value) > MAX_BLOCK_BYTES:
                     # One series whose id alone is this long: written, it would fail every
                     # time; not written, that series starts afresh after a restore.
                     log.error("detect: block %s of %d bytes not checkpointed", block, len(value))
                     self.p.count("checkpoint_blocks_too_large")
                     continue
+                written += len(value)
                 writes.append(
                     await self._producer.send(
                         self.blocks_topic, value, key=block.encode(), partition=part
@@ -577,25 +579,27 @@ class Detect(mode.Service):
         self.p.count("checkpoint_write_ms", round(took_s * 1000))
         self._pause = checkpoint_pause(took_s, self.p.settings.checkpoint_max_share)
 
-    async def _save_watch(self, partition: int, final: bool) -> list[Any]:
+    async def _save_watch(self, partition: int, final: bool) -> tuple[list[Any], int]:
         """Write the partition's silence watch in blocks of at most ``WATCH_BLOCK_BYTES`` of
-        series (tombstones for blocks it no longer needs); the broker's futures."""
+        series (tombstones for blocks it no longer needs); the broker's futures, and the bytes
+        written."""
         watch = self.watches.get(partition)
         now = time.monotonic()
         if watch is None or (
             not final and now - self._watch_saved.get(partition, 0.0) < WATCH_SAVE_S
         ):
-            return []
+            return [], 0
         self._watch_saved[partition] = now
         state = watch.to_state()
         chunks = _chunks(state.pop("series"), WATCH_BLOCK_BYTES)
-        sent = []
+        sent, written = [], 0
         for i, chunk in enumerate(chunks):
             block = {**state, "part": i, "of": len(chunks), "series": chunk} if i == 0 else {
                 "part": i, "series": chunk
             }  # fmt: skip
             value = json.dumps(block, separators=(",", ":")).encode()
             key = f"{WATCH_PREFIX}{i}".encode()
+            written += len(value)
             sent.append(
                 await self._producer.send(self.blocks_topic, value, key=key, partition=partition)
             )
@@ -605,7 +609,7 @@ class Detect(mode.Service):
                 await self._producer.send(self.blocks_topic, None, key=key, partition=partition)
             )
         self._watch_blocks[partition] = len(chunks)
-        return sent
+        return sent, written
 
     def _restore_watch(self, partition: int, found: dict[str, bytes]) -> None:
         """The partition's silence watch from its checkpoint blocks (taken out of ``found``);
