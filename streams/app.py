@@ -218,6 +218,12 @@ def build(settings: Settings, catalog: Catalog) -> Pipeline:
         producer_acks=-1,
         table_standby_replicas=0,
         broker_commit_interval=1.0,
+        # Faust's default waits, on a rebalance and on shutdown, for every message handed to a
+        # stream to be acknowledged; one it never acknowledges (seen on incidents.events.v1)
+        # hangs the worker for minutes. Every agent's processing is deterministic and
+        # idempotent (an input processed again writes the same bytes), so a message caught in
+        # flight is simply processed again by the partition's next owner.
+        stream_wait_empty=False,
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.session_timeout_s / 10,
         logging_config=None,
