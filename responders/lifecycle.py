@@ -425,8 +425,10 @@ def catalog_recorded(
     ...                severity="SEV2", impact_started_at=t, detected_at=t, opened_at=t,
     ...                last_seq=3)
     >>> out = catalog_recorded(Outcome(inc), None, 7, "ab" * 32, t)
-    >>> [(e.kind.value, e.seq, e.data["version"]) for e in out.events], out.incident.catalog_version
-    ([('catalog_applied', 4, 7)], 7)
+    >>> [(e.kind.value, e.seq, e.data.wire()["version"]) for e in out.events]
+    [('catalog_applied', 4, 7)]
+    >>> out.incident.catalog_version
+    7
     >>> catalog_recorded(out, None, 7, "ab" * 32, t) is out
     True
     """
