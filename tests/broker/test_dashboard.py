@@ -6,50 +6,28 @@ connection; screenshots are saved under ``test-artifacts/``."""
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
+from tests.broker.chromium import ARTIFACTS, chromium, until
 from tests.harness import Api, RunningWorker, WebhookServer, eventually, produce
 
 pytestmark = pytest.mark.broker
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-T = TypeVar("T")
-
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver_path = shutil.which("chromedriver")
-    assert chromium and driver_path, (
-        "Debian's chromium and chromium-driver are needed (make test installs them)"
-    )
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in (
-        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-        "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--window-size=1280,900",
-        f"--user-data-dir={tmp_path / 'chromium'}",
-    ):  # fmt: skip
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
-    try:
+    with chromium(tmp_path / "chromium") as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 async def test_dashboard_shows_a_new_incident_live(
@@ -122,20 +100,6 @@ def runbook_catalog(hook_url: str) -> dict[str, Any]:
             }
         },
     }  # fmt: skip
-
-
-async def until(
-    browser: webdriver.Chrome, condition: Callable[[webdriver.Chrome], T | None], what: str
-) -> T:
-    """Poll the page without blocking the event loop (the webhook server answers from it)."""
-
-    async def probe() -> T | None:
-        try:
-            return condition(browser) or None
-        except (NoSuchElementException, StaleElementReferenceException):  # re-rendered
-            return None
-
-    return await eventually(probe, 30, what)
 
 
 def progress_of(browser: webdriver.Chrome, incident_id: str) -> str:
