@@ -172,10 +172,12 @@ async def test_cluster_leader_and_worker_kills_lose_and_duplicate_nothing(
         kinds = Counter((e["incident_id"], e["kind"]) for e in events.values())
         for incident_id in acked:
             assert (kinds[(incident_id, "opened")], kinds[(incident_id, "acknowledged")]) == (1, 1)
-        detections = await read_all(cluster.bootstrap, topics.detections)
-        assert Counter(d["service"] for d in {d["id"]: d for d in detections}.values()) == (
-            dict.fromkeys(SERVICES, 1)
-        )
+        detections = {d["id"]: d for d in await read_all(cluster.bootstrap, topics.detections)}
+        firing = Counter(d["service"] for d in detections.values() if d["status"] == "firing")
+        assert firing == dict.fromkeys(SERVICES, 1), firing
+        # A fault's episode may end (its values back in range): at most one resolution each.
+        ended = Counter(d["service"] for d in detections.values() if d["status"] == "resolved")
+        assert set(ended) <= set(SERVICES) and set(ended.values()) <= {1}, ended
         by_key = Counter(r["json"]["dedup_key"] for r in webhook_server.requests)
         assert len(by_key) == len(SERVICES), by_key
         assert set(by_key.values()) == {1}, f"duplicated pages: {by_key}"
