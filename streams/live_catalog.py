@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,6 +31,7 @@ from schemas.live_catalog import (
     catalog_digest,
 )
 from streams.settings import Settings
+from streams.tools import read_to_end
 
 log = logging.getLogger(__name__)
 
@@ -167,17 +167,8 @@ async def read_live(settings: Settings, bootstrap: Catalog, timeout_s: float) ->
             return live
         # Every record is written to partition 0 (:func:`publish`; one partition when created).
         tps = [TopicPartition(settings.topics.catalog, 0)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        deadline = time.monotonic() + timeout_s
-        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"could not read {settings.topics.catalog} in {timeout_s:g}s")
-            batch = await consumer.getmany(timeout_ms=200)
-            for records in batch.values():
-                for r in records:
-                    live.apply(r.key, r.value, r.offset)
+        async for r in read_to_end(consumer, tps, timeout_s):
+            live.apply(r.key, r.value, r.offset)
         live.settle()
         return live
     finally:

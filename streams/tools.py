@@ -17,12 +17,13 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaConnectionError
 from pydantic import ValidationError
@@ -220,6 +221,25 @@ async def send_lines(
         await producer.stop()
 
 
+async def read_to_end(
+    consumer: AIOKafkaConsumer, tps: list[TopicPartition], timeout_s: float
+) -> AsyncIterator[ConsumerRecord]:
+    """Every record of ``tps`` from offset zero to the end offsets seen when reading starts;
+    ``TimeoutError`` when the end is not reached within ``timeout_s``."""
+    consumer.assign(tps)
+    await consumer.seek_to_beginning(*tps)
+    ends = await consumer.end_offsets(tps)
+    deadline = time.monotonic() + timeout_s
+    while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
+        if time.monotonic() > deadline:
+            topics = ", ".join(sorted({tp.topic for tp in tps}))
+            raise TimeoutError(f"could not read {topics} to its end within {timeout_s:g}s")
+        batch = await consumer.getmany(timeout_ms=200)
+        for records in batch.values():
+            for record in records:
+                yield record
+
+
 async def read_topic(settings: Settings, topic: str, timeout_s: float = 60.0) -> list[bytes]:
     """Every value on ``topic`` from offset zero to the end offsets seen when reading starts."""
     kwargs = settings.kafka_client_kwargs()
@@ -236,17 +256,12 @@ async def read_topic(settings: Settings, topic: str, timeout_s: float = 60.0) ->
     await consumer.start()
     values: list[bytes] = []
     try:
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        deadline = time.monotonic() + timeout_s
-        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
-            if time.monotonic() > deadline:
-                raise ToolError(f"could not read {topic} to its end within {timeout_s:.0f}s")
-            batch = await consumer.getmany(timeout_ms=500)
-            for records in batch.values():
-                values.extend(r.value for r in records if r.value is not None)
+        async for record in read_to_end(consumer, tps, timeout_s):
+            if record.value is not None:
+                values.append(record.value)
         return values
+    except TimeoutError as exc:
+        raise ToolError(str(exc)) from None
     finally:
         await consumer.stop()
 

@@ -323,6 +323,30 @@ async def consumed_all(bootstrap: str, group: str, topic: str) -> bool:
     return not await lagging(bootstrap, group, topic)
 
 
+async def every_input_consumed(
+    worker: RunningWorker,
+    topics: Sequence[str],
+    timeout_s: float = 120.0,
+    context: Callable[[], Awaitable[str]] | None = None,
+) -> None:
+    """Wait until the worker's groups have committed every one of ``topics`` to its end; on
+    timeout, fail saying which partitions lag (committed offset, end offset), and what
+    ``context`` says then."""
+
+    async def probe() -> bool | None:
+        for topic in topics:
+            if not await consumed_all(worker.bootstrap, worker.group_of(topic), topic):
+                return None
+        return True
+
+    try:
+        await eventually(probe, timeout_s, "the worker to consume every input")
+    except AssertionError as timed_out:
+        behind = {t: await lagging(worker.bootstrap, worker.group_of(t), t) for t in topics}
+        said = f"; {await context()}" if context is not None else ""
+        raise AssertionError(f"{timed_out}: lagging {behind}{said}") from None
+
+
 async def lagging(bootstrap: str, group: str, topic: str) -> dict[int, tuple[int, int]]:
     """The partitions of ``topic`` where ``group`` has not committed up to the end:
     partition -> (committed offset, end offset)."""

@@ -28,9 +28,8 @@ from tests.harness import (
     Api,
     RunningWorker,
     WebhookServer,
-    consumed_all,
     eventually,
-    lagging,
+    every_input_consumed,
     new_worker,
     produce,
     read_all,
@@ -79,22 +78,10 @@ async def rejoin(cluster: LocalCluster, node_id: int, topics: list[str]) -> None
 
 
 async def settled(worker: RunningWorker) -> None:
-    """Wait until the worker's groups have committed every input to its end; on timeout, say
-    which partitions lag (committed offset, end offset)."""
+    """Wait until the worker's groups have committed every input to its end."""
     topics = worker.topics
     inputs = (topics.metrics, topics.detections, topics.commands, topics.events, topics.pages)
-
-    async def probe() -> bool | None:
-        for topic in inputs:
-            if not await consumed_all(worker.bootstrap, worker.group_of(topic), topic):
-                return None
-        return True
-
-    try:
-        await eventually(probe, 120, "the worker to consume every input")
-    except AssertionError as timed_out:
-        behind = {t: await lagging(worker.bootstrap, worker.group_of(t), t) for t in inputs}
-        raise AssertionError(f"{timed_out}; lagging: {behind}") from None
+    await every_input_consumed(worker, inputs)
 
 
 async def acknowledge_open(worker: RunningWorker, services: set[str]) -> set[str]:

@@ -39,9 +39,8 @@ from tests.harness import (
     Api,
     RunningWorker,
     WebhookServer,
-    consumed_all,
     eventually,
-    lagging,
+    every_input_consumed,
     new_worker,
     produce,
     read_all,
@@ -141,17 +140,7 @@ async def killed_at(worker: RunningWorker, point: str, before: int, timeout_s: f
 
 
 async def settled(worker: RunningWorker, topics: list[str]) -> None:
-    async def probe() -> bool | None:
-        for topic in topics:
-            if not await consumed_all(worker.bootstrap, worker.group_of(topic), topic):
-                return None
-        return True
-
-    try:
-        await eventually(probe, 120, "the worker to consume every input")
-    except AssertionError as exc:
-        behind = {t: await lagging(worker.bootstrap, worker.group_of(t), t) for t in topics}
-        raise AssertionError(f"{exc}: lagging {behind}; {await trail(worker)}") from None
+    await every_input_consumed(worker, topics, context=lambda: trail(worker))
 
 
 async def trail(worker: RunningWorker) -> str:
