@@ -21,6 +21,7 @@ from streams import faults, faust_acks, faust_flush, yaml_guard
 from streams.changes import ChangeLog
 from streams.deadletter import DeadLetters
 from streams.directory import Directory
+from streams.faust_lifecycle import PromptTableManager
 from streams.live import Live
 from streams.live_catalog import InForce, LiveCatalog
 from streams.notifiers.console import ConsoleNotifier
@@ -208,6 +209,7 @@ def build(settings: Settings, catalog: Catalog) -> Pipeline:
         store="memory://",
         # Rows of partitions given away in a rebalance are dropped, not served stale.
         Table=OwnedTable,
+        TableManager=PromptTableManager,  # no fixed pause before recovery
         datadir=str(settings.data_dir),
         autodiscover=False,
         web_enabled=False,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import faust
 from aiokafka.errors import KafkaConnectionError
 
 from streams.app import ConfigError, build, load_catalog
+from streams.faust_lifecycle import PromptWorker
 from streams.settings import Settings, api_token_problem
 from streams.topics import ensure_topics
 from streams.web import WebServer
@@ -40,7 +40,7 @@ def run_worker(settings: Settings) -> None:
         quiet.setLevel(level)
     pipeline = build(settings, catalog)
 
-    worker = faust.Worker(
+    worker = PromptWorker(
         pipeline.app,
         WebServer(pipeline, loop=loop),
         pipeline.directory,

@@ -29,7 +29,15 @@ import pytest
 from streams.kafka_local import LocalBroker, LocalCluster
 from tests.harness import RunningWorker, WebhookServer, new_worker
 
-LOG_TAIL_LINES = 80
+LOG_TAIL_LINES = 150
+
+
+def _telling(line: str) -> bool:
+    """False for the lines Faust draws its tables with and for its services' start/stop lines,
+    so a failed test's log tail is about what the worker did."""
+    if line[:1] in "|+〃" or not line.strip():
+        return False
+    return not line.rstrip().endswith(("]: Starting...", "]: Stopping..."))
 
 
 @pytest.hookimpl(wrapper=True)
@@ -40,7 +48,8 @@ def pytest_runtest_makereport(
     tmp_path = getattr(item, "funcargs", {}).get("tmp_path")
     if report.failed and isinstance(tmp_path, Path):
         for log in sorted(tmp_path.rglob("worker.log")):
-            lines = log.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+            text = log.read_text(errors="replace")
+            lines = [line for line in text.splitlines() if _telling(line)][-LOG_TAIL_LINES:]
             name = log.relative_to(tmp_path).parent
             report.sections.append(
                 (f"worker log {name} (last {len(lines)} lines)", "\n".join(lines))
