@@ -15,6 +15,7 @@ once, as every handler expects).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from faust.transport.consumer import Consumer
@@ -26,6 +27,11 @@ def _ack(self: Any, message: Any) -> bool:
     app = self.app
     if message.generation_id == app.consumer_generation_id and app.flow_control.is_active():
         return bool(_ORIGINAL_ACK(self, message))
+    log.info(
+        "message %s[%d]@%d let go uncounted (generation %s, now %s; flow %s)",
+        message.topic, message.partition, message.offset, message.generation_id,
+        app.consumer_generation_id, app.flow_control.is_active(),
+    )  # fmt: skip
     with ack_lock:
         if not message.acked:
             message.acked = True
@@ -33,6 +39,8 @@ def _ack(self: Any, message: Any) -> bool:
             notify(self._waiting_for_ack)
     return False
 
+
+log = logging.getLogger(__name__)
 
 _ORIGINAL_ACK = Consumer.ack
 

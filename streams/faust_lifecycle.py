@@ -11,6 +11,12 @@ rebalance test), and nothing here needs them.
 from __future__ import annotations
 
 import asyncio
+import gc
+import inspect
+import sys
+from collections.abc import Iterator
+from types import FrameType
+from typing import Any
 
 import faust
 from faust.tables import TableManager
@@ -29,7 +35,45 @@ class PromptTableManager(TableManager):
 
 
 class PromptWorker(faust.Worker):
-    """Closes the loop a moment after it has stopped."""
+    """Closes the loop a moment after it has stopped; on SIGUSR1, writes where every task is
+    waiting (each task's whole chain of awaits, not only its outer frame) to stderr."""
 
     async def _sentinel_task(self) -> None:
         await asyncio.sleep(CLOSE_GRACE_S)
+
+    async def _cry(self) -> None:
+        print(task_dump(), file=sys.stderr, flush=True)
+
+
+def task_dump() -> str:
+    """Every pending task of the running loop with the chain of awaits it is suspended in."""
+    out = []
+    for task in asyncio.all_tasks():
+        if task.done():
+            continue
+        out.append(f"TASK {task.get_name()}")
+        out.extend(_where(task.get_coro()))
+    # A task awaiting an object that is not a coroutine (Faust's agents) hides the chain
+    # below it: every suspended coroutine of this project's code is listed as well.
+    for obj in gc.get_objects():
+        if inspect.iscoroutine(obj) or inspect.isasyncgen(obj):
+            frame = getattr(obj, "cr_frame", None) or getattr(obj, "ag_frame", None)
+            if frame is not None and "/streams/" in frame.f_code.co_filename:
+                out.append(f"SUSPENDED {frame.f_code.co_name}")
+                out.extend(_where(obj))
+    return "\n".join(out)
+
+
+def _where(coro: Any) -> list[str]:
+    return [f"  {f.f_code.co_filename}:{f.f_lineno} in {f.f_code.co_name}" for f in _awaiting(coro)]
+
+
+def _awaiting(coro: Any) -> Iterator[FrameType]:
+    """The frames of a coroutine and of everything it awaits, outermost first."""
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "ag_frame", None)
+        frame = frame or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            yield frame
+        coro = (getattr(coro, "cr_await", None) or getattr(coro, "ag_await", None)
+                or getattr(coro, "gi_yieldfrom", None))  # fmt: skip

@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 from streams.kafka_local import LocalBroker, LocalCluster
-from tests.harness import RunningWorker, WebhookServer, new_worker
+from tests.harness import STARTED, RunningWorker, WebhookServer, new_worker
 
 LOG_TAIL_LINES = 150
 
@@ -54,6 +54,14 @@ def pytest_runtest_makereport(
             report.sections.append(
                 (f"worker log {name} (last {len(lines)} lines)", "\n".join(lines))
             )
+    if report.failed and call.when == "call":
+        # Where each worker still running is waiting, for a test that timed out on one.
+        for worker in STARTED:
+            dump = worker.dump_tasks()
+            if dump:
+                report.sections.append((f"worker tasks {worker.app_id} (SIGUSR1)", dump))
+    if call.when == "teardown":
+        STARTED.clear()
     return report
 
 

@@ -43,6 +43,10 @@ async def eventually(
         await asyncio.sleep(interval_s)
 
 
+#: Every worker process started by this harness, for the failure report's task dumps.
+STARTED: list[RunningWorker] = []
+
+
 @dataclass
 class RunningWorker:
     """A ``warroom worker`` process with its own app id, topics, data dir and port."""
@@ -72,6 +76,8 @@ class RunningWorker:
             stdin=subprocess.DEVNULL,
         )
         log.close()
+        if self not in STARTED:
+            STARTED.append(self)
         if not ready:
             return
         deadline = time.monotonic() + timeout_s
@@ -107,6 +113,21 @@ class RunningWorker:
             return False
         self.proc.kill()
         return self.proc.wait() == -signal.SIGKILL
+
+    def dump_tasks(self, wait_s: float = 2.0) -> str:
+        """Where the running worker's tasks that pass through this project's code are waiting
+        (the worker writes every task's chain of awaits on SIGUSR1); empty when it is not
+        running."""
+        if self.proc is None or self.proc.poll() is not None:
+            return ""
+        before = self.log_path.stat().st_size
+        self.proc.send_signal(signal.SIGUSR1)
+        time.sleep(wait_s)
+        with self.log_path.open("rb") as f:
+            f.seek(before)
+            dump = f.read().decode(errors="replace")
+        blocks = re.split(r"\n(?=TASK |SUSPENDED )", dump)
+        return "\n".join(b for b in blocks if "/streams/" in b)
 
     def restart(self) -> None:
         self.stop()
