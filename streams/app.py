@@ -236,17 +236,15 @@ def _tables(app: faust.App, settings: Settings) -> Tables:
     )
 
 
-def build(
+def assemble(
+    app: faust.App,
     settings: Settings,
     catalog: Catalog,
     notifiers: Mapping[Channel, Notifier] | None = None,
 ) -> Pipeline:
-    """Create the Faust app with its topics, tables and agents. ``notifiers`` replaces the
-    configured notifier of each channel it names (the others stay as configured)."""
-    faust_flush.install()  # offsets never run ahead of buffered changelog records
-    faust_acks.install()  # nor of messages skipped during a rebalance
-    faults.arm(settings.fault_point, settings.data_dir)  # off unless a fault test sets it
-    app = _faust_app(settings)
+    """The pipeline over ``app``: its topics, tables, dead letters, notifiers and services, with
+    no agent attached yet. ``notifiers`` replaces the configured notifier of each channel it
+    names (the others stay as configured)."""
     live = Live()
     catalogs = LiveCatalog(catalog, on_change=lambda in_force: pipeline.put_in_force(in_force))
     pipeline = Pipeline(
@@ -263,6 +261,20 @@ def build(
         live=live,
     )
     pipeline.put_in_force(catalogs.in_force)
+    return pipeline
+
+
+def build(
+    settings: Settings,
+    catalog: Catalog,
+    notifiers: Mapping[Channel, Notifier] | None = None,
+) -> Pipeline:
+    """Create the Faust app, :func:`assemble` the pipeline over it and attach the agents."""
+    faust_flush.install()  # offsets never run ahead of buffered changelog records
+    faust_acks.install()  # nor of messages skipped during a rebalance
+    faults.arm(settings.fault_point, settings.data_dir)  # off unless a fault test sets it
+    app = _faust_app(settings)
+    pipeline = assemble(app, settings, catalog, notifiers)
     from streams.agents import (
         aggregate_mttr,
         deliver_pages,

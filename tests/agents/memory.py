@@ -1,11 +1,12 @@
 """The agents' own code over an in-memory :class:`~streams.pipeline.Pipeline`: no broker.
 
-:class:`Runtime` builds a pipeline whose app, topics and tables live in memory and attaches the
-real agents to it with their ``attach``. Every message sent to a topic (or a dead-letter topic)
-is appended to one ordered log; :meth:`Runtime.settle` hands each agent the records of its topics
-that it has not read yet, as Faust would, and waits (with a deadline) until no record is unread
-and no delivery lane is working. Timers run when a test calls them, at the time of the test's
-clock (:class:`Clock`), which the modules in ``CLOCKED`` read instead of the wall clock.
+:class:`Runtime` assembles a pipeline (:func:`streams.app.assemble`, as the worker does) over
+an app whose topics and tables live in memory, and attaches the real agents to it with their
+``attach``. Every message sent to a topic (or a dead-letter topic) is appended to one ordered
+log; :meth:`Runtime.settle` hands each agent the records of its topics that it has not read yet,
+as Faust would, and waits (with a deadline) until no record is unread and no delivery lane is
+working. Timers run when a test calls them, at the time of the test's clock (:class:`Clock`),
+which the modules in ``CLOCKED`` read instead of the wall clock.
 
 Pages leave through :class:`RecordingNotifier`, a :class:`responders.ports.Notifier` put in the
 pipeline's notifier mapping for every channel: it records each page and can be told to fail or
@@ -27,12 +28,7 @@ from pydantic import BaseModel
 
 from responders.ports import DeliveryResult, Notifier
 from schemas import Catalog, Channel, DeadLetter, Page
-from streams.changes import ChangeLog
-from streams.deadletter import DeadLetters
-from streams.directory import Directory
-from streams.live import Live
-from streams.live_catalog import LiveCatalog
-from streams.pipeline import Pipeline, Tables, Topics
+from streams.app import assemble
 from streams.settings import Settings
 
 T0 = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
@@ -145,6 +141,12 @@ class MemoryApp:
     def task(self, fn: Any) -> Any:
         return fn
 
+    def topic(self, *names: str, **_: Any) -> MemoryTopic:
+        return MemoryTopic(self.log, self.clock, *names)
+
+    def Table(self, name: str, **_: Any) -> MemoryTable:
+        return MemoryTable()
+
     async def send(self, channel: str, key: bytes | None, value: bytes, **_: Any) -> None:
         self.log.append(channel, key, value, self.clock.now)
 
@@ -219,8 +221,8 @@ class Runtime:
         self.clock, self.log = Clock(), Log()
         self.notifier = RecordingNotifier()
         self.app = MemoryApp(self.log, self.clock)
-        self.pipeline = _pipeline(settings, catalog, self.app, self.log, self.clock)
-        self.pipeline.notifiers = notifiers or dict.fromkeys(Channel, self.notifier)
+        everywhere = dict.fromkeys(Channel, self.notifier)
+        self.pipeline = assemble(cast(Any, self.app), settings, catalog, notifiers or everywhere)
         self.read: dict[str, int] = {}
         from streams.agents import deliver_pages, open_incidents, project_timeline
 
@@ -285,41 +287,3 @@ class Runtime:
 
     def dead_letters(self, topic: str) -> list[DeadLetter]:
         return self.decoded(f"{topic}.dlq", DeadLetter)
-
-
-def _pipeline(
-    settings: Settings, catalog: Catalog, app: MemoryApp, log: Log, clock: Clock
-) -> Pipeline:
-    n = settings.topics
-
-    def topic(*names: str) -> Any:
-        return MemoryTopic(log, clock, *names)
-
-    topics = Topics(
-        metrics=topic(n.metrics), logs=topic(n.logs), detections=topic(n.detections),
-        commands=topic(n.commands), incident_inputs=topic(n.detections, n.commands),
-        events=topic(n.events), pages=topic(n.pages), receipts=topic(n.receipts),
-        aggregates=topic(n.aggregates), contributions=topic(n.contributions),
-        otlp_metrics=topic(n.otlp_metrics), otlp_logs=topic(n.otlp_logs),
-        prometheus=topic(n.prometheus), json_logs=topic(n.json_logs),
-        deliveries=topic(n.deliveries), automation_retention=topic(n.automation_retention),
-        automation_inputs=topic(n.events, n.automation_retention), changes=topic(n.changes),
-    )  # fmt: skip
-    tables = Tables(*(cast(Any, MemoryTable()) for _ in range(10)))
-    live = Live()
-    catalogs = LiveCatalog(catalog)
-    pipeline = Pipeline(
-        settings=settings,
-        catalog=catalog,
-        app=cast(Any, app),
-        topics=topics,
-        tables=tables,
-        dead_letters=DeadLetters(app),
-        notifiers={},
-        catalogs=catalogs,
-        directory=Directory(settings, live, catalogs),
-        changes=ChangeLog(settings),
-        live=live,
-    )
-    pipeline.put_in_force(catalogs.in_force)
-    return pipeline
