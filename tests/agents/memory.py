@@ -224,9 +224,9 @@ class Runtime:
         everywhere = dict.fromkeys(Channel, self.notifier)
         self.pipeline = assemble(cast(Any, self.app), settings, catalog, notifiers or everywhere)
         self.read: dict[str, int] = {}
-        from streams.agents import deliver_pages, open_incidents, project_timeline
+        from streams.agents import aggregate_mttr, deliver_pages, open_incidents, project_timeline
 
-        for agent in (open_incidents, deliver_pages, project_timeline):
+        for agent in (open_incidents, deliver_pages, project_timeline, aggregate_mttr):
             agent.attach(self.pipeline)
         self.clock.install(monkeypatch)
         self.pipeline.directory.caught_up.set()  # nothing to read back in memory

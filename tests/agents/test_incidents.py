@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from responders.ports import DeliveryResult
-from schemas import Catalog, Command, Detection, IncidentEvent, Page, Receipt
+from schemas import Catalog, Command, Detection, IncidentEvent, MttrAggregate, Page, Receipt
 from streams.codec import encode
 from tests.agents.memory import Runtime
 
@@ -179,3 +179,37 @@ async def test_a_stuck_destination_holds_up_only_its_own_pages(runtime: Make) ->
     released.set()
     await rt.settle()
     assert [p.recipient for p in rt.notifier.delivered] == ["cy", "ann"]
+
+
+async def test_a_detection_and_a_page_processed_twice_page_once(runtime: Make) -> None:
+    rt = runtime(CATALOG)
+    await detect(rt)
+    await detect(rt)  # the same detection again: a replay, or a retried produce
+    (page,) = rt.log.on(rt.names.pages)
+    await rt.send(page.topic, page.key, page.value)
+    await rt.settle()
+    assert kinds(rt).count("opened") == 1
+    assert len(rt.notifier.attempts) == 1
+    receipts = rt.decoded(rt.names.receipts, Receipt)
+    assert [(r.outcome, r.detail) for r in receipts] == [
+        ("delivered", "recorded"), ("duplicate", "already handled"),
+    ]  # fmt: skip
+
+
+async def test_acknowledged_then_resolved_the_incident_counts_in_the_mttr_aggregates(
+    runtime: Make,
+) -> None:
+    rt = runtime(CATALOG)
+    await detect(rt)
+    incident_id = events(rt)[0].incident_id
+    rt.clock.advance(60)
+    await command(rt, "acknowledge", incident_id)
+    rt.clock.advance(600)
+    await command(rt, "resolve", incident_id, 2)
+    latest = {a.key: a for a in rt.decoded(rt.names.aggregates, MttrAggregate)}
+    api = latest["service=api|30d"]
+    assert (api.incidents, api.open_incidents) == (1, 0)
+    # Acknowledged 60 s after it was detected (the record's time); resolved 661 s after the
+    # impact began (the detection's own time, 1 s earlier).
+    assert (api.time_to_acknowledge.mean_s, api.time_to_resolve.mean_s) == (60.0, 661.0)
+    assert rt.pipeline.tables.mttr_latest["service=api|30d"]["incidents"] == 1
