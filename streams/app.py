@@ -246,6 +246,7 @@ def assemble(
     no agent attached yet. ``notifiers`` replaces the configured notifier of each channel it
     names (the others stay as configured)."""
     live = Live()
+    # The live catalog tells the pipeline (made just below) of each catalog put in force.
     catalogs = LiveCatalog(catalog, on_change=lambda in_force: pipeline.put_in_force(in_force))
     pipeline = Pipeline(
         settings=settings,
