@@ -29,6 +29,7 @@ from pydantic import BaseModel
 from responders.ports import DeliveryResult, Notifier
 from schemas import Catalog, Channel, DeadLetter, Page
 from streams.app import assemble
+from streams.lanes import Lanes
 from streams.settings import Settings
 
 T0 = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
@@ -204,7 +205,7 @@ def _lanes() -> list[asyncio.Task[Any]]:
     return [
         t
         for t in asyncio.all_tasks()
-        if not t.done() and getattr(t.get_coro(), "__qualname__", "") == "Lanes._drain"
+        if not t.done() and getattr(t.get_coro(), "__qualname__", "") == Lanes._drain.__qualname__
     ]
 
 
