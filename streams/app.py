@@ -9,13 +9,14 @@ import asyncio
 import logging
 import sys
 import time
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import faust
 from pydantic import ValidationError
 
+from responders.ports import Notifier
 from schemas import Catalog, Channel, format_errors
 from streams import faults, faust_acks, faust_flush, yaml_guard
 from streams.changes import ChangeLog
@@ -23,12 +24,14 @@ from streams.deadletter import DeadLetters
 from streams.directory import Directory
 from streams.faust_lifecycle import PromptTableManager
 from streams.live import Live
-from streams.live_catalog import InForce, LiveCatalog
+from streams.live_catalog import LiveCatalog
 from streams.notifiers.console import ConsoleNotifier
 from streams.notifiers.email import EmailNotifier, SmtpConfig
 from streams.notifiers.links import ActionLinks, incident_template
 from streams.notifiers.slack import SlackNotifier
 from streams.notifiers.webhook import WebhookNotifier
+from streams.pipeline import Pipeline as Pipeline
+from streams.pipeline import Table, Tables, Topics
 from streams.settings import Settings
 from streams.tables import OwnedTable, RecoveryWatchdog
 
@@ -82,85 +85,6 @@ def catalog_for_command(path: str | None, prog: str) -> Catalog | None:
         return None
 
 
-@dataclass
-class Topics:
-    """Faust topic objects; every one reads and writes raw bytes (our codec validates)."""
-
-    metrics: Any
-    logs: Any
-    detections: Any
-    commands: Any
-    incident_inputs: Any
-    events: Any
-    pages: Any
-    receipts: Any
-    aggregates: Any
-    contributions: Any
-    otlp_metrics: Any
-    otlp_logs: Any
-    prometheus: Any
-    json_logs: Any
-    deliveries: Any = None
-    automation_retention: Any = None
-    #: What ``run_automation`` reads: the timeline and its retention requests (co-partitioned).
-    automation_inputs: Any = None
-    changes: Any = None
-
-
-@dataclass
-class Tables:
-    """Changelog-backed tables; names are kebab-case nouns."""
-
-    log_state: Any
-    incidents: Any
-    open_incidents: Any
-    notification_log: Any
-    incident_projection: Any
-    timelines: Any
-    mttr_rows: Any
-    mttr_latest: Any
-    automation_log: Any
-    page_throttle: Any = None
-
-
-@dataclass
-class Pipeline:
-    """Everything the agents and the web API share."""
-
-    settings: Settings
-    catalog: Catalog
-    app: Any
-    topics: Topics
-    tables: Tables
-    dead_letters: DeadLetters
-    notifiers: dict[Channel, Any]
-    live: Live = field(default_factory=Live)
-    directory: Any = None
-    #: The version of the catalog in force (its offset on ``catalog.v1``; None: the file) and
-    #: the digest of its content. ``catalog`` and these change together, between inputs.
-    catalog_version: int | None = None
-    catalog_digest: str = ""
-    #: The live catalog (``catalog.v1`` folded over the file), once the directory follows it.
-    catalogs: LiveCatalog | None = None
-    #: The ``detect`` service (points consumer and detector banks).
-    detect: Any = None
-    #: Recent changes of every service (``streams.changes``).
-    changes: Any = None
-    ready: bool = False
-    counters: dict[str, int] = field(default_factory=dict)
-
-    def count(self, name: str, n: int = 1) -> None:
-        self.counters[name] = self.counters.get(name, 0) + n
-
-    def put_in_force(self, in_force: InForce) -> None:
-        """Swap the catalog in force: one synchronous step, so that no input sees half of it."""
-        if in_force.version != self.catalog_version:
-            self.count("catalogs_applied")
-        self.catalog = in_force.catalog
-        self.catalog_version = in_force.version
-        self.catalog_digest = in_force.digest
-
-
 def broker_credentials(settings: Settings) -> Any:
     """Faust's ``broker_credentials`` for the configured security protocol (None: plaintext)."""
     context = settings.ssl_context()
@@ -197,12 +121,42 @@ def _action_links(settings: Settings) -> ActionLinks | None:
                        settings.action_link_ttl_s)  # fmt: skip
 
 
-def build(settings: Settings, catalog: Catalog) -> Pipeline:
-    """Create the Faust app with its topics, tables and agents."""
-    faust_flush.install()  # offsets never run ahead of buffered changelog records
-    faust_acks.install()  # nor of messages skipped during a rebalance
-    faults.arm(settings.fault_point, settings.data_dir)  # off unless a fault test sets it
-    app = faust.App(
+def notifiers_for(settings: Settings) -> dict[Channel, Notifier]:
+    """The notifier of every channel, configured from ``settings``."""
+    actions = _action_links(settings)
+    smtp_password = settings.smtp_password
+    webhook_secret = settings.webhook_secret
+    return {
+        Channel.CONSOLE: ConsoleNotifier(incident_url=_incident_url(settings)),
+        Channel.WEBHOOK: WebhookNotifier(
+            timeout_s=settings.notifier_timeout_s,
+            secret=webhook_secret.get_secret_value() if webhook_secret is not None else None,
+            actions=actions,
+        ),
+        Channel.SLACK: SlackNotifier(
+            timeout_s=settings.notifier_timeout_s,
+            incident_url=_incident_url(settings),
+            actions=actions,
+            buttons=settings.slack_signing_secret is not None,
+        ),
+        Channel.EMAIL: EmailNotifier(
+            SmtpConfig(
+                host=settings.smtp_host,
+                port=settings.smtp_port,
+                sender=settings.smtp_from,
+                starttls=settings.smtp_starttls,
+                username=settings.smtp_username,
+                password=smtp_password.get_secret_value() if smtp_password is not None else None,
+                timeout_s=max(settings.notifier_timeout_s, 10.0),
+            ),
+            incident_url=_incident_url(settings),
+            actions=actions,
+        ),
+    }
+
+
+def _faust_app(settings: Settings) -> faust.App:
+    return faust.App(
         settings.app_id,
         broker=settings.broker_urls(),
         broker_credentials=broker_credentials(settings),
@@ -230,10 +184,12 @@ def build(settings: Settings, catalog: Catalog) -> Pipeline:
         broker_heartbeat_interval=settings.session_timeout_s / 10,
         logging_config=None,
     )
-    names = settings.topics
-    actions = _action_links(settings)
 
-    def topic(*topic_names: str) -> Any:
+
+def _topics(app: faust.App, settings: Settings) -> Topics:
+    names = settings.topics
+
+    def topic(*topic_names: str) -> faust.TopicT:
         return app.topic(
             *topic_names,
             partitions=settings.partitions,
@@ -241,11 +197,7 @@ def build(settings: Settings, catalog: Catalog) -> Pipeline:
             value_serializer="raw",
         )
 
-    def table(name: str) -> Any:
-        # No key/value types: Faust serializes both as JSON (str keys, plain-data values).
-        return app.Table(name, partitions=settings.partitions)
-
-    topics = Topics(
+    return Topics(
         metrics=topic(names.metrics),
         logs=topic(names.logs),
         detections=topic(names.detections),
@@ -265,7 +217,14 @@ def build(settings: Settings, catalog: Catalog) -> Pipeline:
         automation_inputs=topic(names.events, names.automation_retention),
         changes=topic(names.changes),
     )
-    tables = Tables(
+
+
+def _tables(app: faust.App, settings: Settings) -> Tables:
+    def table(name: str) -> Table:
+        # No key/value types: Faust serializes both as JSON (str keys, plain-data values).
+        return app.Table(name, partitions=settings.partitions)
+
+    return Tables(
         log_state=table("log-state"),
         incidents=table("incidents"),
         open_incidents=table("open-incidents"),
@@ -277,49 +236,48 @@ def build(settings: Settings, catalog: Catalog) -> Pipeline:
         automation_log=table("automation-log"),
         page_throttle=table("page-throttle"),
     )
+
+
+def assemble(
+    app: faust.App,
+    settings: Settings,
+    catalog: Catalog,
+    notifiers: Mapping[Channel, Notifier] | None = None,
+) -> Pipeline:
+    """The pipeline over ``app``: its topics, tables, dead letters, notifiers and services, with
+    no agent attached yet. ``notifiers`` replaces the configured notifier of each channel it
+    names (the others stay as configured)."""
+    live = Live()
+    # The live catalog tells the pipeline (made just below) of each catalog put in force.
+    catalogs = LiveCatalog(catalog, on_change=lambda in_force: pipeline.put_in_force(in_force))
     pipeline = Pipeline(
         settings=settings,
         catalog=catalog,
         app=app,
-        topics=topics,
-        tables=tables,
+        topics=_topics(app, settings),
+        tables=_tables(app, settings),
         dead_letters=DeadLetters(app),
-        notifiers={
-            Channel.CONSOLE: ConsoleNotifier(incident_url=_incident_url(settings)),
-            Channel.WEBHOOK: WebhookNotifier(
-                timeout_s=settings.notifier_timeout_s,
-                secret=settings.webhook_secret.get_secret_value()
-                if settings.webhook_secret is not None
-                else None,
-                actions=actions,
-            ),
-            Channel.SLACK: SlackNotifier(
-                timeout_s=settings.notifier_timeout_s,
-                incident_url=_incident_url(settings),
-                actions=actions,
-                buttons=settings.slack_signing_secret is not None,
-            ),
-            Channel.EMAIL: EmailNotifier(
-                SmtpConfig(
-                    host=settings.smtp_host,
-                    port=settings.smtp_port,
-                    sender=settings.smtp_from,
-                    starttls=settings.smtp_starttls,
-                    username=settings.smtp_username,
-                    password=settings.smtp_password.get_secret_value()
-                    if settings.smtp_password is not None
-                    else None,
-                    timeout_s=max(settings.notifier_timeout_s, 10.0),
-                ),
-                incident_url=_incident_url(settings),
-                actions=actions,
-            ),
-        },
+        notifiers={**notifiers_for(settings), **(notifiers or {})},
+        catalogs=catalogs,
+        directory=Directory(settings, live, catalogs),
+        changes=ChangeLog(settings),
+        live=live,
     )
-    pipeline.catalogs = LiveCatalog(catalog, on_change=pipeline.put_in_force)
-    pipeline.put_in_force(pipeline.catalogs.in_force)
-    pipeline.directory = Directory(settings, pipeline.live, pipeline.catalogs)
-    pipeline.changes = ChangeLog(settings)
+    pipeline.put_in_force(catalogs.in_force)
+    return pipeline
+
+
+def build(
+    settings: Settings,
+    catalog: Catalog,
+    notifiers: Mapping[Channel, Notifier] | None = None,
+) -> Pipeline:
+    """Create the Faust app, :func:`assemble` the pipeline over it and attach the agents."""
+    faust_flush.install()  # offsets never run ahead of buffered changelog records
+    faust_acks.install()  # nor of messages skipped during a rebalance
+    faults.arm(settings.fault_point, settings.data_dir)  # off unless a fault test sets it
+    app = _faust_app(settings)
+    pipeline = assemble(app, settings, catalog, notifiers)
     from streams.agents import (
         aggregate_mttr,
         deliver_pages,

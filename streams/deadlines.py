@@ -36,7 +36,7 @@ from schemas import Command, CommandKind
 from streams.codec import encode
 
 if TYPE_CHECKING:
-    from streams.app import Pipeline
+    from streams.pipeline import Pipeline
 
 #: Seconds between rebuilds of the deadline index from the whole table.
 FULL_SCAN_S = 10.0

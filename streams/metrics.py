@@ -16,7 +16,7 @@ from prometheus_client.registry import Collector
 from responders.mttr import ROLLING
 
 if TYPE_CHECKING:
-    from streams.app import Pipeline
+    from streams.pipeline import Pipeline
 
 _STAGES = {
     "detect": "time_to_detect",

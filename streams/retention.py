@@ -31,7 +31,7 @@ from schemas.retention import PruneEntry
 from streams.codec import encode
 
 if TYPE_CHECKING:
-    from streams.app import Pipeline
+    from streams.pipeline import Pipeline
 
 
 class LogRetention:

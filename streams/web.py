@@ -64,7 +64,7 @@ from streams.tokens_api import routes as token_routes
 from streams.writes import acknowledged, write_id
 
 if TYPE_CHECKING:
-    from streams.app import Pipeline
+    from streams.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from schemas import MttrAggregate, MttrContribution
 from streams.codec import encode
 
 if TYPE_CHECKING:
-    from streams.app import Pipeline
+    from streams.pipeline import Pipeline
 
 
 def attach(p: Pipeline) -> None:

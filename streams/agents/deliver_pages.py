@@ -35,7 +35,7 @@ import random
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from responders.ports import DeliveryResult
 from responders.throttle import Bucket, Limit, admit, flush, flush_due, throttle_key
@@ -49,7 +49,7 @@ from streams.lanes import Lanes
 from streams.retention import LogRetention
 
 if TYPE_CHECKING:
-    from streams.app import Pipeline
+    from streams.pipeline import Pipeline
 
 PENDING = "pending"
 #: How often unfinished deliveries (pending entries no lane works on) are looked for.
@@ -287,7 +287,8 @@ def attach(p: Pipeline) -> None:
             if lanes.submit(throttle_key(job.page), key, partial(run, job)):
                 p.count("deliveries_resumed")
 
-    @p.app.on_before_shutdown.connect
+    # mode types a signal's handler so that no function matches it; the handler is as documented.
+    @cast(Any, p.app.on_before_shutdown).connect
     async def close_lanes(app: Any, **kwargs: Any) -> None:
         await lanes.close()
 

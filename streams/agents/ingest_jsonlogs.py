@@ -14,7 +14,7 @@ from streams.ingest import jsonlogs
 from streams.ingest.publish import ingest_agent
 
 if TYPE_CHECKING:
-    from streams.app import Pipeline
+    from streams.pipeline import Pipeline
 
 
 def attach(p: Pipeline) -> None:

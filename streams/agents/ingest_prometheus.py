@@ -13,7 +13,7 @@ from streams.ingest import prometheus
 from streams.ingest.publish import ingest_agent
 
 if TYPE_CHECKING:
-    from streams.app import Pipeline
+    from streams.pipeline import Pipeline
 
 
 def attach(p: Pipeline) -> None:

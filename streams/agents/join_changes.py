@@ -15,7 +15,7 @@ from schemas.changes import Change
 from streams.codec import encode
 
 if TYPE_CHECKING:
-    from streams.app import Pipeline
+    from streams.pipeline import Pipeline
 
 
 def attach(p: Pipeline) -> None:

@@ -17,7 +17,7 @@ from schemas import LogRecord
 from streams.codec import arrival, decode_batchable, encode
 
 if TYPE_CHECKING:
-    from streams.app import Pipeline
+    from streams.pipeline import Pipeline
 
 SILENCE_CHECK_S = 60.0
 

@@ -27,7 +27,7 @@ from streams.agents import FirstInput
 from streams.codec import Decoded, arrival, decode_one, encode
 
 if TYPE_CHECKING:
-    from streams.app import Pipeline
+    from streams.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from streams import timeline_store
 from streams.codec import encode
 
 if TYPE_CHECKING:
-    from streams.app import Pipeline
+    from streams.pipeline import Pipeline
 
 
 def attach(p: Pipeline) -> None:

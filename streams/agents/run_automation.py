@@ -39,7 +39,7 @@ from streams.codec import encode
 from streams.retention import LogRetention
 
 if TYPE_CHECKING:
-    from streams.app import Pipeline
+    from streams.pipeline import Pipeline
 
 E = IncidentEventKind
 

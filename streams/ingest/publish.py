@@ -16,7 +16,7 @@ from schemas import LogRecord, MetricPoint
 from streams.codec import Decoded
 
 if TYPE_CHECKING:
-    from streams.app import Pipeline
+    from streams.pipeline import Pipeline
 
 
 #: The most bytes one canonical batch record holds (its JSON value).

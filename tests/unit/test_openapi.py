@@ -13,7 +13,7 @@ from streams.settings import Settings
 from streams.web import Api
 
 if TYPE_CHECKING:
-    from streams.app import Pipeline
+    from streams.pipeline import Pipeline
 
 
 def served() -> set[tuple[str, str]]:
