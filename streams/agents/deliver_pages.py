@@ -11,9 +11,10 @@ is sent even if no further page arrives, and every table write happens inside th
 Sending happens off the stream, in the destination's lane (:mod:`streams.lanes`): the stream
 records the page as ``pending`` in the ``notification-log`` table (keyed by its ``dedup_key``),
 hands it to the lane and reads on, so a slow or dead endpoint delays only its own pages. The lane
-tries, retries with bounded exponential backoff and jitter (sleeping in the lane, never in the
-stream), then sends a ``DeliveryOutcome`` keyed by the destination, and the stream writes the
-outcome (``delivered`` or ``dead_lettered``) over the pending entry. A page whose attempts run
+tries, retries with capped exponential backoff and jitter within ``delivery_deadline_s``
+(:mod:`streams.retry`; sleeping in the lane, never in the stream), then sends a
+``DeliveryOutcome`` keyed by the destination, and the stream writes the outcome (``delivered``
+or ``dead_lettered``) over the pending entry. A page whose attempts run
 out is dead-lettered with the reason. A pending entry nobody is working on (the worker crashed,
 or the partition moved here) is found by a timer and handed to its lane again: delivery is at
 least once per dedup key, and only a crash between a notifier's answer and the outcome reaching
@@ -29,9 +30,7 @@ deletes it.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import random
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -47,6 +46,7 @@ from streams.agents import FirstInput
 from streams.codec import decode_one, encode
 from streams.lanes import Lanes
 from streams.retention import LogRetention
+from streams.retry import Backoff, retry
 
 if TYPE_CHECKING:
     from streams.app import Pipeline
@@ -101,6 +101,7 @@ def attach(p: Pipeline) -> None:
     flushing: dict[str, datetime] = {}
     retention = LogRetention(p, log_table, p.topics.deliveries, "notification_log_forgotten")
     lanes = Lanes()
+    backoff = Backoff.for_delivery(s)
 
     def log(key: str, entry: dict[str, Any]) -> None:
         retention.write(key, entry, datetime.now(tz=UTC))
@@ -133,44 +134,40 @@ def attach(p: Pipeline) -> None:
     async def run(job: Job) -> None:
         """In the lane: send with retries, a receipt per attempt, then report the outcome."""
         page = job.page
-        notifier = p.notifiers[page.channel]
-        detail: str | None = None
-        attempt, delivered = 1, False
-        for attempt in range(1, s.delivery_attempts + 1):
-            try:
-                result = await notifier.deliver(page)
-            except Exception as exc:  # a notifier's bug: this page fails, the lane goes on
-                result = DeliveryResult(False, False, f"{type(exc).__name__}: {exc}"[:500])
-            detail = result.detail
+
+        async def attempt(n: int) -> DeliveryResult:
+            result = await deliver(page)
             if result.delivered:
-                delivered = True
                 faults.reached("after-2xx-before-log")
-                await receipt(page.dedup_key, page.incident_id, page, ReceiptOutcome.DELIVERED,
-                              attempt, detail)  # fmt: skip
-                break
-            await receipt(page.dedup_key, page.incident_id, page, ReceiptOutcome.FAILED,
-                          attempt, detail)  # fmt: skip
-            if attempt == s.delivery_attempts or not result.retryable:
-                break
-            backoff = min(s.delivery_backoff_s * 2 ** (attempt - 1), s.delivery_backoff_max_s)
-            await asyncio.sleep(backoff * (0.5 + random.random() / 2))
+            outcome = ReceiptOutcome.DELIVERED if result.delivered else ReceiptOutcome.FAILED
+            await receipt(page.dedup_key, page.incident_id, page, outcome, n, result.detail)
+            return result
+
+        result, tries = await retry(attempt, lambda r: not r.delivered and r.retryable, backoff)
+        delivered, detail = result.delivered, result.detail
         outcome = ReceiptOutcome.DELIVERED if delivered else ReceiptOutcome.DEAD_LETTERED
         entries: dict[str, dict[str, str | int | None]] = {
-            page.dedup_key: {"outcome": outcome.value, "attempts": attempt}
+            page.dedup_key: {"outcome": outcome.value, "attempts": tries}
         }
         if not delivered:
-            await receipt(page.dedup_key, page.incident_id, page, outcome, attempt, detail)
+            await receipt(page.dedup_key, page.incident_id, page, outcome, tries, detail)
             await p.dead_letters.send(job.source, "deliver", f"undeliverable: {detail}")
             if page.kind == "page":
                 await escalate(page, detail)
         if job.held:
             folded = ReceiptOutcome.DIGESTED if delivered else ReceiptOutcome.DEAD_LETTERED
             for key, incident_id in job.held:
-                await receipt(key, incident_id, page, folded, attempt, f"in {page.dedup_key}")
+                await receipt(key, incident_id, page, folded, tries, f"in {page.dedup_key}")
                 entries[key] = {"outcome": folded.value, "in": page.dedup_key}
         report = DeliveryOutcome(destination=throttle_key(page), entries=entries)
         sent = await p.topics.deliveries.send(key=report.destination.encode(), value=encode(report))
         await sent  # the lane's work is done only once the broker has its outcome
+
+    async def deliver(page: Page) -> DeliveryResult:
+        try:
+            return await p.notifiers[page.channel].deliver(page)
+        except Exception as exc:  # a notifier's bug: this page fails, the lane goes on
+            return DeliveryResult(False, False, f"{type(exc).__name__}: {exc}"[:500])
 
     async def escalate(page: Page, detail: str | None) -> None:
         """Tell the incident that this page reached nobody: its timeline records it, and the
