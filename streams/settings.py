@@ -97,8 +97,8 @@ class TopicNames(BaseModel):
         """Topics read by agents; each has a dead-letter topic."""
         return [
             self.metrics, self.logs, self.detections, self.commands, self.events, self.pages,
-            self.deliveries, self.automation_retention, self.otlp_metrics, self.otlp_logs,
-            self.prometheus, self.json_logs, self.changes,
+            self.deliveries, self.automation_retention, self.contributions, self.otlp_metrics,
+            self.otlp_logs, self.prometheus, self.json_logs, self.changes,
         ]  # fmt: skip
 
     def all(self) -> list[str]:

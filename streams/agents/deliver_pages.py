@@ -42,7 +42,7 @@ from schemas import Command, CommandKind, Page, Receipt, ReceiptOutcome
 from schemas.mobilization import DeliveryOutcome, FlushDigest
 from schemas.retention import PruneEntry
 from streams import faults
-from streams.agents import FirstInput
+from streams.agents import each_input
 from streams.codec import decode_one, encode
 from streams.lanes import Lanes
 from streams.retention import LogRetention
@@ -99,7 +99,9 @@ def attach(p: Pipeline) -> None:
     rate = s.page_rate_per_recipient
     limit = Limit(rate, s.page_rate_window_s) if rate > 0 else None
     flushing: dict[str, datetime] = {}
-    retention = LogRetention(p, log_table, p.topics.deliveries, "notification_log_forgotten")
+    retention = LogRetention(
+        p, log_table, p.topics.deliveries, counter="notification_log_forgotten"
+    )
     lanes = Lanes()
     backoff = Backoff.for_delivery(s)
 
@@ -234,43 +236,38 @@ def attach(p: Pipeline) -> None:
         key = message.key if isinstance(message.key, bytes) else None
         return Source(message.topic, message.partition, message.offset, key, message.value or b"")
 
+    async def rekey(event: Any) -> None:
+        page = await p.dead_letters.decoded(event, Page)
+        if page is not None:
+            await p.topics.deliveries.send(key=throttle_key(page).encode(), value=event.value)
+
+    async def on_delivery(event: Any) -> None:
+        now = datetime.now(tz=UTC)
+        report = decode_one(event.value, DeliveryOutcome)
+        if report.items:
+            on_outcome(report.items[0])
+            return
+        flush_request = decode_one(event.value, FlushDigest)
+        if flush_request.items:
+            on_flush(flush_request.items[0].key, source_of(event.message), now)
+            return
+        prune_request = decode_one(event.value, PruneEntry)
+        if prune_request.items:
+            retention.on_request(prune_request.items[0], now)
+            return
+        page = await p.dead_letters.decoded(event, Page)
+        if page is not None:
+            await on_page(page, source_of(event.message), now)
+
     @p.app.agent(p.topics.pages, name="deliver_pages")
     async def deliver_pages(stream: Any) -> None:
-        first = FirstInput("deliver_pages")
-        async for event in stream.events():
-            first(event.message)
-            page = await p.dead_letters.decoded(event, Page)
-            if page is None:
-                continue
-            key = throttle_key(page).encode()
-            await p.topics.deliveries.send(key=key, value=event.value)
+        await each_input(p, stream, "deliver_pages", rekey,
+                         stage="deliver", errors="delivery_errors")  # fmt: skip
 
     @p.app.agent(p.topics.deliveries, name="deliver_to_recipients")
     async def deliver_to_recipients(stream: Any) -> None:
-        first = FirstInput("deliver_to_recipients")
-        async for event in stream.events():
-            first(event.message)
-            now = datetime.now(tz=UTC)
-            try:
-                report = decode_one(event.value, DeliveryOutcome)
-                if report.items:
-                    on_outcome(report.items[0])
-                    continue
-                flush_request = decode_one(event.value, FlushDigest)
-                if flush_request.items:
-                    on_flush(flush_request.items[0].key, source_of(event.message), now)
-                    continue
-                prune_request = decode_one(event.value, PruneEntry)
-                if prune_request.items:
-                    retention.on_request(prune_request.items[0], now)
-                    continue
-                page = await p.dead_letters.decoded(event, Page)
-                if page is None:
-                    continue
-                await on_page(page, source_of(event.message), now)
-            except Exception as exc:
-                p.count("delivery_errors")
-                await p.dead_letters.send(event.message, "deliver", f"{type(exc).__name__}: {exc}")
+        await each_input(p, stream, "deliver_to_recipients", on_delivery,
+                         stage="deliver", errors="delivery_errors")  # fmt: skip
 
     @p.app.timer(interval=RESUME_INTERVAL_S)
     async def resume_deliveries() -> None:

@@ -31,6 +31,7 @@ from responders.runbooks import AUTOMATION, due_tasks, result_text
 from schemas import Command, CommandKind, Incident, IncidentEvent, IncidentEventKind
 from schemas.retention import PruneEntry
 from schemas.timeline import RunbookAttached
+from streams.agents import each_input
 from streams.codec import encode
 from streams.notifiers.http import JsonPoster
 from streams.retention import LogRetention
@@ -82,8 +83,9 @@ def _follow(entry: dict[str, Any] | None, ev: IncidentEvent) -> dict[str, Any] |
 def attach(p: Pipeline) -> None:
     log_table, s = p.tables.automation_log, p.settings
     retention = LogRetention(
-        p, log_table, p.topics.automation_retention, "automation_log_forgotten", in_progress
-    )
+        p, log_table, p.topics.automation_retention, counter="automation_log_forgotten",
+        pinned=in_progress,
+    )  # fmt: skip
 
     def headers_for(runbook: str, task_id: str) -> dict[str, str]:
         """Header values come from the catalog: the timeline records only their names."""
@@ -133,23 +135,22 @@ def attach(p: Pipeline) -> None:
             entry = await run(entry, task)
             entry = retention.write(ev.incident_id, entry, datetime.now(tz=UTC))
 
+    async def on_input(event: Any) -> None:
+        now = datetime.now(tz=UTC)
+        pruning = event.message.topic == s.topics.automation_retention
+        decoded = await p.dead_letters.decoded(event, PruneEntry if pruning else IncidentEvent)
+        if isinstance(decoded, PruneEntry):
+            retention.on_request(decoded, now)
+        elif isinstance(decoded, IncidentEvent):
+            await on_event(decoded, now)
+
     @p.app.agent(p.topics.automation_inputs, name="run_automation")
     async def run_automation(stream: Any) -> None:
         # Runbooks (and their webhook headers) come from the catalog in force: after a restart,
         # the live catalog on ``catalog.v1`` is read before any automation runs.
         await p.directory.caught_up.wait()
-        async for event in stream.events():
-            now = datetime.now(tz=UTC)
-            pruning = event.message.topic == s.topics.automation_retention
-            decoded = await p.dead_letters.decoded(event, PruneEntry if pruning else IncidentEvent)
-            try:
-                if isinstance(decoded, PruneEntry):
-                    retention.on_request(decoded, now)
-                elif isinstance(decoded, IncidentEvent):
-                    await on_event(decoded, now)
-            except Exception as exc:
-                reason = f"{type(exc).__name__}: {exc}"
-                await p.dead_letters.send(event.message, "automation", reason)
+        await each_input(p, stream, "run_automation", on_input,
+                         stage="automation", errors="automation_errors")  # fmt: skip
 
     if retention.retention_s > 0:
 
