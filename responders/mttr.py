@@ -22,7 +22,6 @@ from datetime import UTC, datetime, timedelta
 
 from schemas import DurationStats, Incident, IncidentStatus, MttrAggregate, MttrContribution
 
-DIMENSIONS = ("service", "team", "severity", "detector")
 TUMBLING: dict[str, timedelta] = {
     "hour": timedelta(hours=1),
     "day": timedelta(days=1),

@@ -124,3 +124,12 @@ async def test_runbook_webhook_result_text(
 ) -> None:
     result = await call_webhook(f"{receiver.url}{path}", b"{}", {}, 0.2, Backoff(2, 0.1, 0.1))
     assert result == expected
+
+
+def test_the_module_examples_hold() -> None:
+    import doctest
+
+    import streams.retry
+
+    result = doctest.testmod(streams.retry)
+    assert result.attempted > 0 and result.failed == 0
