@@ -14,25 +14,29 @@ from tests.harness import RunningWorker, consume, counters, eventually, produce
 pytestmark = pytest.mark.broker
 
 
-def contribution(incident_id: str, value: str) -> bytes:
+def contribution(incident_id: str, value: str, detect_s: float) -> bytes:
     return json.dumps(
         {"incident_id": incident_id, "dimension": "service", "value": value,
-         "opened_at": "2026-03-29T07:00:00Z", "detect_s": 30.0}
+         "opened_at": "2026-03-29T07:00:00Z", "detect_s": detect_s}
     ).encode()  # fmt: skip
 
 
 async def test_a_contribution_that_breaks_the_aggregation_is_dead_lettered_and_the_next_counts(
     start_worker: Callable[..., RunningWorker],
 ) -> None:
-    """A value with the row keys' separator in it (``a|b``) decodes but makes the aggregation
-    raise: the aggregator crashed on it (Faust restarted it) and the input was lost, with no
-    dead letter and no count."""
+    """Two durations near the largest float decode, but their mean overflows: the aggregator
+    crashed on the second (Faust restarted it) and the input was lost, with no dead letter and
+    no count."""
     worker = start_worker()
-    group = b"service=a|b"
+    huge, group = 1.7e308, b"service=huge"
     await produce(
         worker.bootstrap,
         worker.topics.contributions,
-        [(group, contribution("inc-bad", "a|b")), (group, contribution("inc-good", "ab"))],
+        [
+            (group, contribution("inc-big-1", "huge", huge)),
+            (group, contribution("inc-big-2", "huge", huge)),
+            (b"service=ab", contribution("inc-good", "ab", 30.0)),
+        ],
     )
 
     def published(values: list[dict[str, Any]]) -> bool:
@@ -46,8 +50,8 @@ async def test_a_contribution_that_breaks_the_aggregation_is_dead_lettered_and_t
         worker.bootstrap, f"{worker.topics.contributions}.dlq", lambda v: len(v) >= 1, 20
     )
     assert letter["stage"] == "aggregate_mttr"
-    assert letter["error"].startswith("KeyError")
-    assert json.loads(letter["value_preview"])["incident_id"] == "inc-bad"
+    assert letter["error"].startswith("OverflowError")
+    assert json.loads(letter["value_preview"])["incident_id"] == "inc-big-2"
 
     async def counted() -> dict[str, float] | None:
         found = await counters(worker)
