@@ -22,7 +22,6 @@ from datetime import UTC, datetime, timedelta
 
 from schemas import DurationStats, Incident, IncidentStatus, MttrAggregate, MttrContribution
 
-DIMENSIONS = ("service", "team", "severity", "detector")
 TUMBLING: dict[str, timedelta] = {
     "hour": timedelta(hours=1),
     "day": timedelta(days=1),
@@ -225,7 +224,7 @@ def tumbling_aggregate(
     row_key: str, rows: Mapping[str, list[float | bool | None]]
 ) -> MttrAggregate:
     """The aggregate behind a tumbling row key ``<dim>=<value>|<window>@<start>``."""
-    group, _, spec = row_key.partition("|")
+    group, _, spec = row_key.rpartition("|")  # a value may hold "|"; a window spec never does
     dimension, _, value = group.partition("=")
     window, _, start_text = spec.partition("@")
     start = datetime.fromisoformat(start_text)

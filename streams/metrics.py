@@ -1,5 +1,11 @@
 """``GET /metrics``: the worker's counters and the MTTR aggregates in Prometheus text format.
 
+``COUNTERS`` is the registry of the worker's counters: every name given to ``Pipeline.count``
+(or to the counters of ``each_input``, ``LogRetention`` and the engine's ``Decision.counts``) is
+declared here with its help text, and each is exported as ``warroom_<name>_total``
+(``tests/unit/test_counters.py`` fails on a counter written but not declared). A counter
+written under a name not declared is exported all the same, with a help text that says so.
+
 Aggregates are exported for the rolling windows (24h, 7d, 30d) only, to keep label
 cardinality bounded; tumbling windows are on ``aggregates.mttr.v1`` and ``/api/mttr``.
 """
@@ -25,7 +31,8 @@ _STAGES = {
     "resolve": "time_to_resolve",
 }
 _STATS = {"mean": "mean_s", "p50": "p50_s", "p90": "p90_s", "p99": "p99_s"}
-_COUNTERS = {
+#: Every counter of the worker: its name (exported as ``warroom_<name>_total``) and help text.
+COUNTERS = {
     "points_processed": "Metric points scored by the detectors.",
     "detections_emitted": "Detections sent to detections.v1.",
     "detections_resolved": "Of those, resolved detections: a metric episode that ended.",
@@ -52,8 +59,33 @@ _COUNTERS = {
     "pages_held": "Pages held by a destination's rate limit for a digest.",
     "digests_sent": "Digests of held pages delivered.",
     "delivery_errors": "Messages of the delivery stage that failed unexpectedly (dead-lettered).",
+    "automation_calls": "Runbook webhooks called (each counted once, with its retries).",
+    "automation_errors": "Timeline events of the automation stage that failed unexpectedly "
+    "(dead-lettered, stage automation).",
+    "incident_errors": "Detections and commands whose processing failed unexpectedly after "
+    "their decision (dead-lettered, stage incidents).",
+    "detections_silenced": "Firing detections matched by an active silence or maintenance "
+    "window: recorded, not paged.",
+    "flaps_suppressed": "Flaps suppressed: every held signal of a new group recovered within "
+    "group_wait_s, so no incident opened.",
+    "projection_errors": "Timeline events that could not be projected (dead-lettered, stage "
+    "project).",
+    "aggregate_errors": "MTTR contributions that could not be aggregated (dead-lettered, stage "
+    "aggregate_mttr).",
+    "change_errors": "Change events that could not be joined to open incidents (dead-lettered, "
+    "stage join_changes).",
     "deliveries_resumed": "Unfinished deliveries (pending after a crash or a rebalance) resumed.",
     "log_records_processed": "Log records mined.",
+    "mine_logs_errors": "Services' log records (or whole messages) whose mining failed "
+    "(dead-lettered, stage mine_logs).",
+    "ingest_errors": "Messages an ingest agent failed to decode or publish unexpectedly "
+    "(dead-lettered whole).",
+    "ingest_prometheus_entries": "Samples from prometheus-kafka-adapter sent on as points.",
+    "ingest_prometheus_rejected": "Samples from prometheus-kafka-adapter dead-lettered.",
+    "ingest_otlp_entries": "OTLP data points and log records sent on as points and records.",
+    "ingest_otlp_rejected": "OTLP data points and log records dead-lettered.",
+    "ingest_jsonlogs_entries": "JSON log events sent on as log records.",
+    "ingest_jsonlogs_rejected": "JSON log events dead-lettered.",
     "series_refused_per_service": "Points of new series dead-lettered: their service had "
     "max_series_per_service series.",
     "series_refused_per_partition": "Points of new series dead-lettered: their partition held "
@@ -71,6 +103,18 @@ _COUNTERS = {
 }
 
 
+#: The help text of a counter written under a name that ``COUNTERS`` does not declare.
+UNDECLARED = "A counter not declared in streams.metrics.COUNTERS."
+
+
+def counter_families(written: dict[str, int]) -> Iterator[Metric]:
+    """Every declared counter (0 until written), then any written but not declared."""
+    for name, doc in COUNTERS.items():
+        yield CounterMetricFamily(f"warroom_{name}", doc, value=written.get(name, 0))
+    for name in sorted(set(written) - set(COUNTERS)):
+        yield CounterMetricFamily(f"warroom_{name}", UNDECLARED, value=written[name])
+
+
 class _PipelineCollector(Collector):
     def __init__(self, pipeline: Pipeline) -> None:
         self.p = pipeline
@@ -78,8 +122,7 @@ class _PipelineCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         p = self.p
         yield GaugeMetricFamily("warroom_ready", "1 when tables are recovered.", value=p.ready)
-        for name, doc in _COUNTERS.items():
-            yield CounterMetricFamily(f"warroom_{name}", doc, value=p.counters.get(name, 0))
+        yield from counter_families(p.counters)
         detect = p.detect
         banks = getattr(detect, "banks", {})
         yield GaugeMetricFamily(

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable, Container
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -26,7 +28,7 @@ from aiohttp import web
 from pydantic import TypeAdapter, ValidationError
 
 from responders.oncall import Shift, escalation_plan, on_call, policy_for, shifts
-from schemas import Timestamp, format_errors
+from schemas import Catalog, Timestamp, format_errors
 from schemas.live_catalog import ShiftOverride
 from streams.http_common import error, json_object
 from streams.writes import acknowledged, write_id
@@ -44,6 +46,28 @@ FEED_WEEKS_DEFAULT, FEED_WEEKS_MAX = 8, 52
 MAX_FEED_EVENTS = 2000
 #: The fields an override's body may have (``actor`` is ``created_by``'s other name).
 OVERRIDE_FIELDS = ("person", "schedule", "start", "end", "comment", "created_by", "actor")
+
+
+@dataclass(frozen=True)
+class Feed:
+    """One kind of iCalendar feed: what it is of, the names it knows, its title and shifts."""
+
+    kind: str
+    known: Callable[[Catalog], Container[str]]
+    title: Callable[[Catalog, str], str]
+    shifts: Callable[[Catalog, str, datetime, datetime], list[Shift]]
+
+
+def person_shifts(catalog: Catalog, person: str, start: datetime, end: datetime) -> list[Shift]:
+    """A person's shifts in every schedule, by start (then schedule)."""
+    found = (s for name in catalog.schedules for s in shifts(catalog, name, start, end))
+    return sorted((s for s in found if s.person == person), key=lambda s: (s.start, s.schedule))
+
+
+SCHEDULE_FEED = Feed("schedule", lambda c: c.schedules, lambda c, name: name, shifts)
+PERSON_FEED = Feed(
+    "person", lambda c: c.people, lambda c, pid: c.people[pid].name or pid, person_shifts
+)
 
 
 def rfc3339(name: str, value: object) -> datetime:
@@ -265,49 +289,32 @@ def routes(api: Api) -> list[web.RouteDef]:
             headers={"Content-Disposition": disposition(f"{filename}.ics")},
         )
 
-    def names() -> dict[str, str]:
-        return {pid: person.name for pid, person in p.catalog.people.items()}
+    def feed(param: str, feed: Feed) -> Callable[[web.Request], Awaitable[web.Response]]:
+        """The handler of one kind of feed, named by the path's ``param``."""
 
-    async def schedule_feed(request: web.Request) -> web.Response:
-        name, catalog = request.match_info["name"], p.catalog
-        if name not in catalog.schedules:
-            return error(404, f"schedule {name!r} not found")
-        try:
-            now, lo, hi = window(request)
-        except ValueError as exc:
-            return error(400, str(exc))
+        async def handler(request: web.Request) -> web.Response:
+            key, catalog = request.match_info[param], p.catalog
+            if key not in feed.known(catalog):
+                return error(404, f"{feed.kind} {key!r} not found")
+            try:
+                now, lo, hi = window(request)
+            except ValueError as exc:
+                return error(400, str(exc))
 
-        def build() -> bytes:
-            found = shifts(catalog, name, lo, hi)[:MAX_FEED_EVENTS]
-            return calendar(f"On call: {name}", found, names(), now)
+            def build() -> bytes:
+                found = feed.shifts(catalog, key, lo, hi)[:MAX_FEED_EVENTS]
+                names = {pid: person.name for pid, person in catalog.people.items()}
+                return calendar(f"On call: {feed.title(catalog, key)}", found, names, now)
 
-        return ics(await asyncio.to_thread(build), name)
+            return ics(await asyncio.to_thread(build), key)
 
-    async def person_feed(request: web.Request) -> web.Response:
-        person, catalog = request.match_info["id"], p.catalog
-        if person not in catalog.people:
-            return error(404, f"person {person!r} not found")
-        try:
-            now, lo, hi = window(request)
-        except ValueError as exc:
-            return error(400, str(exc))
-        label = catalog.people[person].name or person
-
-        def build() -> bytes:
-            found = sorted(
-                (s for name in catalog.schedules for s in shifts(catalog, name, lo, hi)
-                 if s.person == person),
-                key=lambda s: (s.start, s.schedule),
-            )[:MAX_FEED_EVENTS]  # fmt: skip
-            return calendar(f"On call: {label}", found, names(), now)
-
-        return ics(await asyncio.to_thread(build), person)
+        return handler
 
     return [
         web.post("/api/overrides", create),
         web.get("/api/overrides", listing),
         web.delete("/api/overrides/{id}", delete),
         web.get("/api/oncall", oncall),
-        web.get("/api/schedules/{name}.ics", schedule_feed),
-        web.get("/api/people/{id}.ics", person_feed),
+        web.get("/api/schedules/{name}.ics", feed("name", SCHEDULE_FEED)),
+        web.get("/api/people/{id}.ics", feed("id", PERSON_FEED)),
     ]

@@ -97,8 +97,8 @@ class TopicNames(BaseModel):
         """Topics read by agents; each has a dead-letter topic."""
         return [
             self.metrics, self.logs, self.detections, self.commands, self.events, self.pages,
-            self.deliveries, self.automation_retention, self.otlp_metrics, self.otlp_logs,
-            self.prometheus, self.json_logs, self.changes,
+            self.deliveries, self.automation_retention, self.contributions, self.otlp_metrics,
+            self.otlp_logs, self.prometheus, self.json_logs, self.changes,
         ]  # fmt: skip
 
     def all(self) -> list[str]:
@@ -387,6 +387,12 @@ class Settings(BaseSettings):
         default=0.5, ge=0, description="First retry delay; it doubles, with jitter."
     )
     delivery_backoff_max_s: float = Field(default=30.0, ge=0, description="Longest retry delay.")
+    delivery_deadline_s: float = Field(
+        default=120.0,
+        ge=0,
+        description="Longest time one page or runbook webhook is retried: no retry starts "
+        "after it (0: none; the attempts still bound it).",
+    )
     log_level: str = Field(
         "info", description="The worker's log level: debug, info, warning, error."
     )

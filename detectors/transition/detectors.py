@@ -55,6 +55,11 @@ class TransitionNoveltyBatch(BatchDetector):
     #: ``TolerantNoveltyBatch``), and how many times the largest recent one it must be.
     deviation: float = 0.0
     deviation_margin: float = 5.0
+    #: Exact novelty: no tolerance (then the step noise and records are not read).
+    tolerance: float = 0.0
+    step_alpha: float = 1.0
+    step_clip: float = 1.0
+    records: bool = False
 
     def __init__(
         self,
@@ -96,19 +101,27 @@ class TransitionNoveltyBatch(BatchDetector):
         #: Which memory gave each score of the last call (see ``explain``); not state.
         self.last_why: NDArray[np.int8] = np.zeros(0, dtype=np.int8)
 
-    def _memories(self) -> dict[str, NDArray[Any]]:
-        """The kernel's arrays, one row per series and time scale."""
-        shifts = {"shift": self._shift} if self.grids > 1 else {}
+    def _point_memories(self) -> dict[str, NDArray[Any]]:
+        """The memories' arrays by name, one row per series and time scale, in ``State``'s
+        order (the grids' shift included: empty with one grid)."""
         return {
             "seen": self._seen,
             "recent": self._recent,
             "lo": self._lo,
             "span": self._span,
-            **shifts,
+            "shift": self._shift,
             "count": self._count,
             "quiet": self._quiet,
             "rate": self._rate,
         }
+
+    def _memories(self) -> dict[str, NDArray[Any]]:
+        """The kernel's arrays, one row per series and time scale, as checkpointed (without
+        the shift of a single grid)."""
+        memories = self._point_memories()
+        if self.grids == 1:
+            del memories["shift"]
+        return memories
 
     def arrays(self) -> dict[str, NDArray[Any]]:
         return self._memories()
@@ -122,19 +135,11 @@ class TransitionNoveltyBatch(BatchDetector):
 
     def _memory_arrays(self) -> tuple[NDArray[Any], ...]:
         """The memories' arrays, in ``State``'s order."""
-        return (
-            self._seen,
-            self._recent,
-            self._lo,
-            self._span,
-            self._shift,
-            self._count,
-            self._quiet,
-            self._rate,
-        )
+        return tuple(self._point_memories().values())
 
     def _config(self) -> Config:
-        """The hyperparameters the kernel reads: exact novelty, no scales, hours or arm."""
+        """The hyperparameters the kernel reads (here: exact novelty, no scales, hours or arm;
+        ``TolerantNoveltyBatch`` sets them)."""
         return Config(
             self.order,
             self.warmup,
@@ -143,6 +148,15 @@ class TransitionNoveltyBatch(BatchDetector):
             self.rel_floor,
             self.abs_floor,
             self.novelty_alpha,
+            self.tolerance,
+            self.step_alpha,
+            self.step_clip,
+            self.records,
+            self.day_parts,
+            self.day_after,
+            self.utc_offset_h * HOUR_S,
+            self.deviation,
+            self.deviation_margin,
         )
 
     def _run(self, rows: NDArray[np.intp], values: Floats, ts: Floats, learn: bool) -> Floats:
@@ -437,26 +451,6 @@ class TolerantNoveltyBatch(TransitionNoveltyBatch):
                 self._zcount,
                 self._zrest,
             )
-        )
-
-    def _config(self) -> Config:
-        return Config(
-            self.order,
-            self.warmup,
-            self.base_threshold,
-            self.rest_period,
-            self.rel_floor,
-            self.abs_floor,
-            self.novelty_alpha,
-            self.tolerance,
-            self.step_alpha,
-            self.step_clip,
-            self.records,
-            self.day_parts,
-            self.day_after,
-            self.utc_offset_h * HOUR_S,
-            self.deviation,
-            self.deviation_margin,
         )
 
 

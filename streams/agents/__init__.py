@@ -1,9 +1,18 @@
-"""One agent per module; each exposes ``attach(pipeline)``."""
+"""One agent per module; each exposes ``attach(pipeline)``.
+
+Every agent reads its stream with :func:`each_input`, which holds the one error policy: one bad
+input never stops the stream. An input that raises is dead-lettered with the agent's stage and
+the reason, counted, and the next one is read.
+"""
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from streams.app import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -34,3 +43,21 @@ class FirstInput:
             self.agent, message.topic, message.partition, message.offset,
         )  # fmt: skip
         return True
+
+
+async def each_input(
+    p: Pipeline, stream: Any, agent: str, handle: Callable[[Any], Awaitable[None]], *,
+    stage: str, errors: str,
+) -> None:  # fmt: skip
+    """Await ``handle(event)`` for each event of ``stream``, in order. An event whose handling
+    raises is dead-lettered (``stage``, ``<type>: <message>``), counted under ``errors``, and
+    the stream goes on (what ``handle`` sent or wrote before it raised stays). The first input
+    is logged (:class:`FirstInput`)."""
+    first = FirstInput(agent)
+    async for event in stream.events():
+        first(event.message)
+        try:
+            await handle(event)
+        except Exception as exc:
+            p.count(errors)
+            await p.dead_letters.send(event.message, stage, f"{type(exc).__name__}: {exc}")

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from responders.mttr import ROLLING_ROWS, fold, rolling_aggregates, row_keys, tumbling_aggregate
 from schemas import MttrAggregate, MttrContribution
+from streams.agents import each_input
 from streams.codec import encode
 
 if TYPE_CHECKING:
@@ -26,18 +27,21 @@ def attach(p: Pipeline) -> None:
         p.live.publish("aggregate", value)
         await p.topics.aggregates.send(key=agg.key.encode(), value=encode(agg))
 
+    async def on_contribution(event: Any) -> None:
+        c = await p.dead_letters.decoded(event, MttrContribution)
+        if c is None:
+            return
+        for key in row_keys(c):
+            rolling = key.endswith(f"|{ROLLING_ROWS}")
+            rows = fold(rows_table.get(key) or {}, c, rolling)
+            rows_table[key] = rows
+            if rolling:
+                for agg in rolling_aggregates(c.group, rows):
+                    await publish(agg)
+            else:
+                await publish(tumbling_aggregate(key, rows))
+
     @p.app.agent(p.topics.contributions, name="aggregate_mttr")
     async def aggregate_mttr(stream: Any) -> None:
-        async for event in stream.events():
-            c = await p.dead_letters.decoded(event, MttrContribution)
-            if c is None:
-                continue
-            for key in row_keys(c):
-                rolling = key.endswith(f"|{ROLLING_ROWS}")
-                rows = fold(rows_table.get(key) or {}, c, rolling)
-                rows_table[key] = rows
-                if rolling:
-                    for agg in rolling_aggregates(c.group, rows):
-                        await publish(agg)
-                else:
-                    await publish(tumbling_aggregate(key, rows))
+        await each_input(p, stream, "aggregate_mttr", on_contribution,
+                         stage="aggregate_mttr", errors="aggregate_errors")  # fmt: skip

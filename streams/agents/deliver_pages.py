@@ -11,9 +11,10 @@ is sent even if no further page arrives, and every table write happens inside th
 Sending happens off the stream, in the destination's lane (:mod:`streams.lanes`): the stream
 records the page as ``pending`` in the ``notification-log`` table (keyed by its ``dedup_key``),
 hands it to the lane and reads on, so a slow or dead endpoint delays only its own pages. The lane
-tries, retries with bounded exponential backoff and jitter (sleeping in the lane, never in the
-stream), then sends a ``DeliveryOutcome`` keyed by the destination, and the stream writes the
-outcome (``delivered`` or ``dead_lettered``) over the pending entry. A page whose attempts run
+tries, retries with capped exponential backoff and jitter within ``delivery_deadline_s``
+(:mod:`streams.retry`; sleeping in the lane, never in the stream), then sends a
+``DeliveryOutcome`` keyed by the destination, and the stream writes the outcome (``delivered``
+or ``dead_lettered``) over the pending entry. A page whose attempts run
 out is dead-lettered with the reason. A pending entry nobody is working on (the worker crashed,
 or the partition moved here) is found by a timer and handed to its lane again: delivery is at
 least once per dedup key, and only a crash between a notifier's answer and the outcome reaching
@@ -29,9 +30,7 @@ deletes it.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import random
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -43,10 +42,11 @@ from schemas import Command, CommandKind, Page, Receipt, ReceiptOutcome
 from schemas.mobilization import DeliveryOutcome, FlushDigest
 from schemas.retention import PruneEntry
 from streams import faults
-from streams.agents import FirstInput
+from streams.agents import each_input
 from streams.codec import decode_one, encode
 from streams.lanes import Lanes
 from streams.retention import LogRetention
+from streams.retry import Backoff, retry
 
 if TYPE_CHECKING:
     from streams.pipeline import Pipeline
@@ -99,8 +99,11 @@ def attach(p: Pipeline) -> None:
     rate = s.page_rate_per_recipient
     limit = Limit(rate, s.page_rate_window_s) if rate > 0 else None
     flushing: dict[str, datetime] = {}
-    retention = LogRetention(p, log_table, p.topics.deliveries, "notification_log_forgotten")
+    retention = LogRetention(
+        p, log_table, p.topics.deliveries, counter="notification_log_forgotten"
+    )
     lanes = Lanes()
+    backoff = Backoff.for_delivery(s)
 
     def log(key: str, entry: dict[str, Any]) -> None:
         retention.write(key, entry, datetime.now(tz=UTC))
@@ -133,44 +136,40 @@ def attach(p: Pipeline) -> None:
     async def run(job: Job) -> None:
         """In the lane: send with retries, a receipt per attempt, then report the outcome."""
         page = job.page
-        notifier = p.notifiers[page.channel]
-        detail: str | None = None
-        attempt, delivered = 1, False
-        for attempt in range(1, s.delivery_attempts + 1):
-            try:
-                result = await notifier.deliver(page)
-            except Exception as exc:  # a notifier's bug: this page fails, the lane goes on
-                result = DeliveryResult(False, False, f"{type(exc).__name__}: {exc}"[:500])
-            detail = result.detail
+
+        async def attempt(n: int) -> DeliveryResult:
+            result = await deliver(page)
             if result.delivered:
-                delivered = True
                 faults.reached("after-2xx-before-log")
-                await receipt(page.dedup_key, page.incident_id, page, ReceiptOutcome.DELIVERED,
-                              attempt, detail)  # fmt: skip
-                break
-            await receipt(page.dedup_key, page.incident_id, page, ReceiptOutcome.FAILED,
-                          attempt, detail)  # fmt: skip
-            if attempt == s.delivery_attempts or not result.retryable:
-                break
-            backoff = min(s.delivery_backoff_s * 2 ** (attempt - 1), s.delivery_backoff_max_s)
-            await asyncio.sleep(backoff * (0.5 + random.random() / 2))
+            outcome = ReceiptOutcome.DELIVERED if result.delivered else ReceiptOutcome.FAILED
+            await receipt(page.dedup_key, page.incident_id, page, outcome, n, result.detail)
+            return result
+
+        result, tries = await retry(attempt, lambda r: not r.delivered and r.retryable, backoff)
+        delivered, detail = result.delivered, result.detail
         outcome = ReceiptOutcome.DELIVERED if delivered else ReceiptOutcome.DEAD_LETTERED
         entries: dict[str, dict[str, str | int | None]] = {
-            page.dedup_key: {"outcome": outcome.value, "attempts": attempt}
+            page.dedup_key: {"outcome": outcome.value, "attempts": tries}
         }
         if not delivered:
-            await receipt(page.dedup_key, page.incident_id, page, outcome, attempt, detail)
+            await receipt(page.dedup_key, page.incident_id, page, outcome, tries, detail)
             await p.dead_letters.send(job.source, "deliver", f"undeliverable: {detail}")
             if page.kind == "page":
                 await escalate(page, detail)
         if job.held:
             folded = ReceiptOutcome.DIGESTED if delivered else ReceiptOutcome.DEAD_LETTERED
             for key, incident_id in job.held:
-                await receipt(key, incident_id, page, folded, attempt, f"in {page.dedup_key}")
+                await receipt(key, incident_id, page, folded, tries, f"in {page.dedup_key}")
                 entries[key] = {"outcome": folded.value, "in": page.dedup_key}
         report = DeliveryOutcome(destination=throttle_key(page), entries=entries)
         sent = await p.topics.deliveries.send(key=report.destination.encode(), value=encode(report))
         await sent  # the lane's work is done only once the broker has its outcome
+
+    async def deliver(page: Page) -> DeliveryResult:
+        try:
+            return await p.notifiers[page.channel].deliver(page)
+        except Exception as exc:  # a notifier's bug: this page fails, the lane goes on
+            return DeliveryResult(False, False, f"{type(exc).__name__}: {exc}"[:500])
 
     async def escalate(page: Page, detail: str | None) -> None:
         """Tell the incident that this page reached nobody: its timeline records it, and the
@@ -237,43 +236,38 @@ def attach(p: Pipeline) -> None:
         key = message.key if isinstance(message.key, bytes) else None
         return Source(message.topic, message.partition, message.offset, key, message.value or b"")
 
+    async def rekey(event: Any) -> None:
+        page = await p.dead_letters.decoded(event, Page)
+        if page is not None:
+            await p.topics.deliveries.send(key=throttle_key(page).encode(), value=event.value)
+
+    async def on_delivery(event: Any) -> None:
+        now = datetime.now(tz=UTC)
+        report = decode_one(event.value, DeliveryOutcome)
+        if report.items:
+            on_outcome(report.items[0])
+            return
+        flush_request = decode_one(event.value, FlushDigest)
+        if flush_request.items:
+            on_flush(flush_request.items[0].key, source_of(event.message), now)
+            return
+        prune_request = decode_one(event.value, PruneEntry)
+        if prune_request.items:
+            retention.on_request(prune_request.items[0], now)
+            return
+        page = await p.dead_letters.decoded(event, Page)
+        if page is not None:
+            await on_page(page, source_of(event.message), now)
+
     @p.app.agent(p.topics.pages, name="deliver_pages")
     async def deliver_pages(stream: Any) -> None:
-        first = FirstInput("deliver_pages")
-        async for event in stream.events():
-            first(event.message)
-            page = await p.dead_letters.decoded(event, Page)
-            if page is None:
-                continue
-            key = throttle_key(page).encode()
-            await p.topics.deliveries.send(key=key, value=event.value)
+        await each_input(p, stream, "deliver_pages", rekey,
+                         stage="deliver", errors="delivery_errors")  # fmt: skip
 
     @p.app.agent(p.topics.deliveries, name="deliver_to_recipients")
     async def deliver_to_recipients(stream: Any) -> None:
-        first = FirstInput("deliver_to_recipients")
-        async for event in stream.events():
-            first(event.message)
-            now = datetime.now(tz=UTC)
-            try:
-                report = decode_one(event.value, DeliveryOutcome)
-                if report.items:
-                    on_outcome(report.items[0])
-                    continue
-                flush_request = decode_one(event.value, FlushDigest)
-                if flush_request.items:
-                    on_flush(flush_request.items[0].key, source_of(event.message), now)
-                    continue
-                prune_request = decode_one(event.value, PruneEntry)
-                if prune_request.items:
-                    retention.on_request(prune_request.items[0], now)
-                    continue
-                page = await p.dead_letters.decoded(event, Page)
-                if page is None:
-                    continue
-                await on_page(page, source_of(event.message), now)
-            except Exception as exc:
-                p.count("delivery_errors")
-                await p.dead_letters.send(event.message, "deliver", f"{type(exc).__name__}: {exc}")
+        await each_input(p, stream, "deliver_to_recipients", on_delivery,
+                         stage="deliver", errors="delivery_errors")  # fmt: skip
 
     @p.app.timer(interval=RESUME_INTERVAL_S)
     async def resume_deliveries() -> None:

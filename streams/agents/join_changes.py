@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from responders.changes import record
 from schemas.changes import Change
+from streams.agents import each_input
 from streams.codec import encode
 
 if TYPE_CHECKING:
@@ -19,15 +20,18 @@ if TYPE_CHECKING:
 
 
 def attach(p: Pipeline) -> None:
+    async def on_change(event: Any) -> None:
+        change = await p.dead_letters.decoded(event, Change)
+        if change is None:
+            return
+        if p.changes is not None:
+            p.changes.add(change)
+        for incident_id, key in p.directory.open_with_keys(change.service):
+            command = record(change, incident_id, key)
+            await (await p.topics.commands.send(key=key.encode(), value=encode(command)))
+
     @p.app.agent(p.topics.changes, name="join_changes")
     async def join_changes(stream: Any) -> None:
         await p.directory.caught_up.wait()
-        async for event in stream.events():
-            change = await p.dead_letters.decoded(event, Change)
-            if change is None:
-                continue
-            if p.changes is not None:
-                p.changes.add(change)
-            for incident_id, key in p.directory.open_with_keys(change.service):
-                command = record(change, incident_id, key)
-                await (await p.topics.commands.send(key=key.encode(), value=encode(command)))
+        await each_input(p, stream, "join_changes", on_change,
+                         stage="join_changes", errors="change_errors")  # fmt: skip

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from detectors.logs import LogSource
 from responders.lifecycle import routing_key
 from schemas import LogRecord
+from streams.agents import each_input
 from streams.codec import arrival, decode_batchable, encode
 
 if TYPE_CHECKING:
@@ -36,36 +37,39 @@ def attach(p: Pipeline) -> None:
             return cached[1]
         return LogSource.from_state(saved) if saved is not None else LogSource.create()
 
+    async def on_records(event: Any) -> None:
+        message = event.message
+        context = arrival(message.timestamp, p.settings.max_future_s)
+        received = {"received_at": context["received_at"] if context else None}
+        decoded = decode_batchable(event.value, LogRecord, "records", context)
+        for bad in decoded.rejected:
+            await p.dead_letters.send(message, "decode", bad.reason, bad.payload)
+        by_service: dict[str, list[LogRecord]] = defaultdict(list)
+        for record in decoded.items:
+            by_service[record.service].append(record)
+        for service, records in by_service.items():
+            try:
+                source = source_of(service)
+                detections = source.process(records)
+                saved = source.to_state()
+                state[service] = saved
+                live[service] = (saved, source)
+            except Exception as exc:  # this service's records fail, the others' go on
+                live.pop(service, None)
+                p.count("mine_logs_errors")
+                await p.dead_letters.send(message, "mine_logs", f"{type(exc).__name__}: {exc}")
+                continue
+            p.count("log_records_processed", len(records))
+            for found in detections:
+                detection = found.model_copy(update=received)
+                key = routing_key(detection, p.settings.group_by).encode()
+                p.count("detections_emitted")
+                await p.topics.detections.send(key=key, value=encode(detection))
+
     @p.app.agent(p.topics.logs, name="mine_logs")
     async def mine_logs(stream: Any) -> None:
-        async for event in stream.events():
-            message = event.message
-            context = arrival(message.timestamp, p.settings.max_future_s)
-            received = {"received_at": context["received_at"] if context else None}
-            decoded = decode_batchable(event.value, LogRecord, "records", context)
-            for bad in decoded.rejected:
-                await p.dead_letters.send(message, "decode", bad.reason, bad.payload)
-            by_service: dict[str, list[LogRecord]] = defaultdict(list)
-            for record in decoded.items:
-                by_service[record.service].append(record)
-            for service, records in by_service.items():
-                try:
-                    source = source_of(service)
-                    detections = source.process(records)
-                    saved = source.to_state()
-                    state[service] = saved
-                    live[service] = (saved, source)
-                except Exception as exc:
-                    live.pop(service, None)
-                    p.count("mine_logs_errors")
-                    await p.dead_letters.send(message, "mine_logs", f"{type(exc).__name__}: {exc}")
-                    continue
-                p.count("log_records_processed", len(records))
-                for found in detections:
-                    detection = found.model_copy(update=received)
-                    key = routing_key(detection, p.settings.group_by).encode()
-                    p.count("detections_emitted")
-                    await p.topics.detections.send(key=key, value=encode(detection))
+        await each_input(p, stream, "mine_logs", on_records,
+                         stage="mine_logs", errors="mine_logs_errors")  # fmt: skip
 
     @p.app.timer(interval=SILENCE_CHECK_S)
     async def report_silent_sources() -> None:

@@ -23,7 +23,7 @@ from responders.engine import RECENT_EVENTS, Decision, Received, View, decide, k
 from schemas import Command, Detection, Incident, IncidentEvent
 from schemas.timeline import Unrouted
 from streams import deadlines, faults
-from streams.agents import FirstInput
+from streams.agents import each_input
 from streams.codec import Decoded, arrival, decode_one, encode
 
 if TYPE_CHECKING:
@@ -49,31 +49,32 @@ def attach(p: Pipeline) -> None:
         decision = resent(received, message.key, s.group_by)
         return received, decision or decide(Group.from_dict(key, groups.get(key)), received, view)
 
+    async def on_input(event: Any) -> None:
+        message = event.message
+        try:
+            received, decision = judge(message, event.value)
+        except Exception as exc:  # an input that cannot be judged is refused as undecodable
+            received, decision = None, f"{type(exc).__name__}: {exc}"
+        if isinstance(decision, str) or decision.rejection:
+            stage = "decode" if isinstance(decision, str) else "lifecycle"
+            reason = decision if isinstance(decision, str) else decision.rejection
+            await p.dead_letters.send(message, stage, reason or "rejected")
+            return
+        # Send first and wait for the broker, then write the tables: after a crash in
+        # between, the input is processed again and sends the same events (same ids and
+        # sequence numbers, which the projection ignores) instead of losing them.
+        await send(p, decision, message.topic, event.value)
+        write(p, decision)
+        if received is not None and not decision.resend:
+            timer.decided(received, decision)
+
     @p.app.agent(p.topics.incident_inputs, name="open_incidents")
     async def open_incidents(stream: Any) -> None:
         # Silences and resolutions written before a restart must be known before any input is
         # judged (see ``streams.directory``).
         await p.directory.caught_up.wait()
-        first = FirstInput("open_incidents")
-        async for event in stream.events():
-            message = event.message
-            first(message)
-            try:
-                received, decision = judge(message, event.value)
-            except Exception as exc:  # one input never stops the stream
-                received, decision = None, f"{type(exc).__name__}: {exc}"
-            if isinstance(decision, str) or decision.rejection:
-                stage = "decode" if isinstance(decision, str) else "lifecycle"
-                reason = decision if isinstance(decision, str) else decision.rejection
-                await p.dead_letters.send(message, stage, reason or "rejected")
-                continue
-            # Send first and wait for the broker, then write the tables: after a crash in
-            # between, the input is processed again and sends the same events (same ids and
-            # sequence numbers, which the projection ignores) instead of losing them.
-            await send(p, decision, message.topic, event.value)
-            write(p, decision)
-            if received is not None and not decision.resend:
-                timer.decided(received, decision)
+        await each_input(p, stream, "open_incidents", on_input,
+                         stage="incidents", errors="incident_errors")  # fmt: skip
 
 
 def in_force(p: Pipeline, timer: deadlines.Deadlines) -> View:

@@ -22,12 +22,8 @@ its incident's webhooks may have been called, and its entry forgotten, already.
 
 from __future__ import annotations
 
-import asyncio
-import random
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-
-import aiohttp
 
 from responders.lifecycle import apply
 from responders.retention import in_progress, too_old_to_start
@@ -35,41 +31,41 @@ from responders.runbooks import AUTOMATION, due_tasks, result_text
 from schemas import Command, CommandKind, Incident, IncidentEvent, IncidentEventKind
 from schemas.retention import PruneEntry
 from schemas.timeline import RunbookAttached
+from streams.agents import each_input
 from streams.codec import encode
+from streams.notifiers.http import JsonPoster
 from streams.retention import LogRetention
+from streams.retry import Backoff, retry
 
 if TYPE_CHECKING:
     from streams.pipeline import Pipeline
 
 E = IncidentEventKind
+#: One try, no retry (``warroom runbook rehearse --call-webhooks``).
+ONCE = Backoff()
 
 
 async def call_webhook(
-    url: str, body: bytes, headers: dict[str, str], timeout_s: float, attempts: int = 1,
-    backoff_s: float = 0.5,
+    url: str, body: bytes, headers: dict[str, str], timeout_s: float,
+    backoff: Backoff = ONCE,
 ) -> str:  # fmt: skip
-    """POST ``body``; retry timeouts, connection errors, 5xx, 408 and 429; return the result
-    text recorded on the timeline (``HTTP <status>: <body>`` or the error)."""
-    detail = "not called"
-    timeout = aiohttp.ClientTimeout(total=timeout_s)
-    for attempt in range(1, attempts + 1):
-        try:
-            async with (
-                aiohttp.ClientSession(timeout=timeout) as session,
-                session.post(
-                    url, data=body, headers={"Content-Type": "application/json", **headers}
-                ) as response,
-            ):
-                text = await response.text(errors="replace")
-                detail = result_text(response.status, text)
-                if response.status < 500 and response.status not in (408, 429):
-                    return detail
-        except TimeoutError:
-            detail = f"timed out after {timeout_s:g}s"
-        except aiohttp.ClientError as exc:
-            detail = f"{type(exc).__name__}: {exc}"
-        if attempt < attempts:
-            await asyncio.sleep(backoff_s * 2 ** (attempt - 1) * (0.5 + random.random() / 2))
+    """POST ``body``; retry timeouts, connection errors, 5xx, 408 and 429 (``backoff``); return
+    the result text recorded on the timeline (``HTTP <status>: <body>`` or the error)."""
+    poster = JsonPoster(timeout_s)
+    try:
+        answer, attempts = await retry(
+            lambda _: poster.answer(url, body, headers, read_body=True),
+            lambda a: a.retryable,
+            backoff,
+        )
+    finally:
+        await poster.close()
+    if answer.status is not None:
+        detail = result_text(answer.status, answer.body)
+        if not answer.retryable:
+            return detail
+    else:
+        detail = f"timed out after {timeout_s:g}s" if answer.timed_out else str(answer.error)
     return f"{detail} (after {attempts} attempt{'s' if attempts > 1 else ''})"
 
 
@@ -87,8 +83,9 @@ def _follow(entry: dict[str, Any] | None, ev: IncidentEvent) -> dict[str, Any] |
 def attach(p: Pipeline) -> None:
     log_table, s = p.tables.automation_log, p.settings
     retention = LogRetention(
-        p, log_table, p.topics.automation_retention, "automation_log_forgotten", in_progress
-    )
+        p, log_table, p.topics.automation_retention, counter="automation_log_forgotten",
+        pinned=in_progress,
+    )  # fmt: skip
 
     def headers_for(runbook: str, task_id: str) -> dict[str, str]:
         """Header values come from the catalog: the timeline records only their names."""
@@ -108,7 +105,7 @@ def attach(p: Pipeline) -> None:
         }
         result = await call_webhook(
             str(hook["url"]), incident.model_dump_json().encode(), headers,
-            float(hook["timeout_s"]), s.delivery_attempts, s.delivery_backoff_s,
+            float(hook["timeout_s"]), Backoff.for_delivery(s),
         )  # fmt: skip
         done = Command(
             id=f"auto-{incident.id}-{task_id}", kind=CommandKind.COMPLETE_TASK,
@@ -138,23 +135,22 @@ def attach(p: Pipeline) -> None:
             entry = await run(entry, task)
             entry = retention.write(ev.incident_id, entry, datetime.now(tz=UTC))
 
+    async def on_input(event: Any) -> None:
+        now = datetime.now(tz=UTC)
+        pruning = event.message.topic == s.topics.automation_retention
+        decoded = await p.dead_letters.decoded(event, PruneEntry if pruning else IncidentEvent)
+        if isinstance(decoded, PruneEntry):
+            retention.on_request(decoded, now)
+        elif isinstance(decoded, IncidentEvent):
+            await on_event(decoded, now)
+
     @p.app.agent(p.topics.automation_inputs, name="run_automation")
     async def run_automation(stream: Any) -> None:
         # Runbooks (and their webhook headers) come from the catalog in force: after a restart,
         # the live catalog on ``catalog.v1`` is read before any automation runs.
         await p.directory.caught_up.wait()
-        async for event in stream.events():
-            now = datetime.now(tz=UTC)
-            pruning = event.message.topic == s.topics.automation_retention
-            decoded = await p.dead_letters.decoded(event, PruneEntry if pruning else IncidentEvent)
-            try:
-                if isinstance(decoded, PruneEntry):
-                    retention.on_request(decoded, now)
-                elif isinstance(decoded, IncidentEvent):
-                    await on_event(decoded, now)
-            except Exception as exc:
-                reason = f"{type(exc).__name__}: {exc}"
-                await p.dead_letters.send(event.message, "automation", reason)
+        await each_input(p, stream, "run_automation", on_input,
+                         stage="automation", errors="automation_errors")  # fmt: skip
 
     if retention.retention_s > 0:
 

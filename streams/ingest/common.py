@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -173,9 +173,3 @@ def scalar_text(value: Any) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
-
-
-def enumerate_list(value: Any) -> Iterator[tuple[int, Any]]:
-    """The items of a JSON array with their index (nothing if it is not an array)."""
-    if isinstance(value, list):
-        yield from enumerate(value)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from schemas import LogRecord, MetricPoint
+from streams.agents import each_input
 from streams.codec import Decoded
 
 if TYPE_CHECKING:
@@ -105,13 +106,9 @@ def ingest_agent(
     dead-letters the whole message with the reason (``stage``, default the agent's name), and
     the agent carries on."""
 
+    async def on_message(event: Any) -> None:
+        await publish(p, event.message, stage or name, decode(event.message), topic, batch_field)
+
     @p.app.agent(source, name=name)
     async def ingest(stream: Any) -> None:
-        async for event in stream.events():
-            message = event.message
-            try:
-                await publish(p, message, stage or name, decode(message), topic, batch_field)
-            except Exception as exc:
-                p.count("ingest_errors")
-                reason = f"{type(exc).__name__}: {exc}"
-                await p.dead_letters.send(message, stage or name, reason)
+        await each_input(p, stream, name, on_message, stage=stage or name, errors="ingest_errors")

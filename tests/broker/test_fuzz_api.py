@@ -22,7 +22,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schemas import Command, Detection, IncidentEvent, LogRecord, MetricPoint, Page
+from schemas import (
+    Command,
+    Detection,
+    IncidentEvent,
+    LogRecord,
+    MetricPoint,
+    MttrContribution,
+    Page,
+)
 from streams.codec import Decoded, decode_batchable, decode_one
 from streams.ingest import jsonlogs, otlp, prometheus
 from streams.settings import IngestMappings, TopicNames
@@ -459,6 +467,7 @@ DECODERS: dict[str, Callable[[bytes], Decoded[Any]]] = {
     "commands": lambda raw: decode_one(raw, Command),
     "events": lambda raw: decode_one(raw, IncidentEvent),
     "pages": lambda raw: decode_one(raw, Page),
+    "contributions": lambda raw: decode_one(raw, MttrContribution),
     "otlp_metrics": lambda raw: otlp.decode_metrics(raw, MAPPINGS),
     "otlp_logs": lambda raw: otlp.decode_logs(raw, MAPPINGS),
     "prometheus": lambda raw: prometheus.decode(raw, MAPPINGS),

@@ -15,6 +15,7 @@ from responders.mttr import (
     rolling_aggregates,
     row_keys,
     stats,
+    tumbling_aggregate,
 )
 from schemas import Incident, MttrContribution
 
@@ -84,6 +85,16 @@ def test_windows_of_a_contribution() -> None:
         "service=api|week@2026-11-23T00:00:00+00:00",
         "service=api|rolling",
     ]
+
+
+def test_a_value_with_the_key_separator_aggregates_under_its_own_group() -> None:
+    """A service may be named ``a|b``: its row keys split at their last ``|`` (the first gave
+    group ``service=a`` and window ``b|hour``, a KeyError, and the service had no aggregates)."""
+    c = contribution("i1", T0, resolve_s=60.0, value="a|b")
+    hour = row_keys(c)[0]
+    agg = tumbling_aggregate(hour, fold({}, c, rolling=False))
+    assert (agg.dimension, agg.value, agg.window, agg.key) == ("service", "a|b", "hour", hour)
+    assert agg.time_to_resolve.mean_s == 60.0
 
 
 def test_fold_is_idempotent_and_removals_remove() -> None:

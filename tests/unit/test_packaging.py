@@ -57,10 +57,10 @@ def test_compose_requires_an_api_token_and_has_no_default() -> None:
 def test_grafana_dashboard_queries_only_exported_metrics() -> None:
     import json
 
-    from streams.metrics import _COUNTERS
+    from streams.metrics import COUNTERS
 
     dashboard = json.loads((ROOT / "grafana" / "warroom-dashboard.json").read_text())
-    exported = {f"warroom_{name}_total" for name in _COUNTERS} | {
+    exported = {f"warroom_{name}_total" for name in COUNTERS} | {
         "warroom_dead_letters_total", "warroom_open_incidents_current", "warroom_mttr_incidents",
         "warroom_mttr_open_incidents", "warroom_mttr_seconds", "warroom_mttr_count",
         "warroom_ready",

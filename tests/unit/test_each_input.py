@@ -1,0 +1,67 @@
+"""``streams.agents.each_input``: the one per-input error policy of every agent."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from streams.agents import each_input
+
+
+@dataclass
+class FakeDeadLetters:
+    sent: list[tuple[int, str, str]] = field(default_factory=list)
+
+    async def send(self, message: Any, stage: str, error: str) -> None:
+        self.sent.append((message.offset, stage, error))
+
+
+@dataclass
+class FakePipeline:
+    dead_letters: FakeDeadLetters = field(default_factory=FakeDeadLetters)
+    counters: dict[str, int] = field(default_factory=dict)
+
+    def count(self, name: str, n: int = 1) -> None:
+        self.counters[name] = self.counters.get(name, 0) + n
+
+
+class FakeStream:
+    def __init__(self, values: list[str]) -> None:
+        self.values = values
+
+    async def events(self) -> AsyncIterator[Any]:
+        for offset, value in enumerate(self.values):
+            message = SimpleNamespace(topic="t", partition=0, offset=offset, value=value)
+            yield SimpleNamespace(message=message, value=value)
+
+
+@pytest.mark.parametrize(
+    ("values", "handled", "letters"),
+    [
+        (["a", "b"], ["a", "b"], []),
+        (["a", "boom", "b"], ["a", "b"], [(1, "stage-x", "ValueError: boom")]),
+        (["boom", "boom"], [], [(0, "stage-x", "ValueError: boom"),
+                                (1, "stage-x", "ValueError: boom")]),
+    ],
+    ids=["all-good", "one-bad-between", "all-bad"],
+)  # fmt: skip
+async def test_an_input_that_raises_is_dead_lettered_counted_and_the_stream_goes_on(
+    values: list[str], handled: list[str], letters: list[tuple[int, str, str]]
+) -> None:
+    fake = FakePipeline()
+    p: Any = fake  # what each_input uses of a Pipeline: count and dead_letters
+    seen: list[str] = []
+
+    async def handle(event: Any) -> None:
+        if event.value == "boom":
+            raise ValueError("boom")
+        seen.append(event.value)
+
+    await each_input(p, FakeStream(values), "agent-x", handle, stage="stage-x", errors="x_errors")
+    assert seen == handled
+    assert fake.dead_letters.sent == letters
+    assert fake.counters.get("x_errors", 0) == len(letters)
