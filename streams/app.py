@@ -29,7 +29,13 @@ from streams.notifiers.links import ActionLinks, incident_template
 from streams.notifiers.slack import SlackNotifier
 from streams.notifiers.webhook import WebhookNotifier
 from streams.settings import Settings
-from streams.tables import OwnedTable, RecoveryWatchdog
+from streams.tables import (
+    OwnedTable,
+    RecoveryWatchdog,
+    per_incident_store,
+    prepare_table_dir,
+    recent_incident,
+)
 
 log = logging.getLogger(__name__)
 
@@ -228,6 +234,7 @@ def build(settings: Settings, catalog: Catalog) -> Pipeline:
         broker_heartbeat_interval=settings.session_timeout_s / 10,
         logging_config=None,
     )
+    prepare_table_dir(settings, app.conf.tabledir)
     names = settings.topics
     actions = _action_links(settings)
 
@@ -239,9 +246,13 @@ def build(settings: Settings, catalog: Catalog) -> Pipeline:
             value_serializer="raw",
         )
 
-    def table(name: str) -> Any:
+    def table(name: str, **kwargs: Any) -> Any:
         # No key/value types: Faust serializes both as JSON (str keys, plain-data values).
-        return app.Table(name, partitions=settings.partitions)
+        return app.Table(name, partitions=settings.partitions, **kwargs)
+
+    def big(name: str, **kwargs: Any) -> Any:
+        """A table that grows with every incident, in the configured store."""
+        return table(name, **per_incident_store(settings, name), **kwargs)
 
     topics = Topics(
         metrics=topic(names.metrics),
@@ -265,14 +276,14 @@ def build(settings: Settings, catalog: Catalog) -> Pipeline:
     )
     tables = Tables(
         log_state=table("log-state"),
-        incidents=table("incidents"),
+        incidents=big("incidents", keep=recent_incident(settings.resolved_in_memory_s)),
         open_incidents=table("open-incidents"),
-        notification_log=table("notification-log"),
-        incident_projection=table("incident-projection"),
-        timelines=table("incident-timelines"),
-        mttr_rows=table("mttr-rows"),
+        notification_log=big("notification-log"),
+        incident_projection=big("incident-projection"),
+        timelines=big("incident-timelines"),
+        mttr_rows=big("mttr-rows"),
         mttr_latest=table("mttr-latest"),
-        automation_log=table("automation-log"),
+        automation_log=big("automation-log"),
         page_throttle=table("page-throttle"),
     )
     pipeline = Pipeline(

@@ -10,6 +10,7 @@ from aiokafka.errors import KafkaConnectionError
 
 from streams.app import ConfigError, build, load_catalog
 from streams.settings import Settings, api_token_problem
+from streams.tables import mark_clean_stop
 from streams.topics import ensure_topics
 from streams.web import WebServer
 
@@ -49,4 +50,10 @@ def run_worker(settings: Settings) -> None:
         loglevel=settings.log_level,
         redirect_stdouts=False,
     )
-    worker.execute_from_commandline()
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        if not exc.code and settings.table_store != "memory":
+            # Every changelog record was flushed on the way out: the disk store may be reused.
+            mark_clean_stop(pipeline.app.conf.tabledir)
+        raise
