@@ -33,7 +33,6 @@ from streams.tables import (
     OwnedTable,
     RecoveryWatchdog,
     per_incident_store,
-    prepare_table_dir,
     recent_incident,
 )
 
@@ -234,7 +233,6 @@ def build(settings: Settings, catalog: Catalog) -> Pipeline:
         broker_heartbeat_interval=settings.session_timeout_s / 10,
         logging_config=None,
     )
-    prepare_table_dir(settings, app.conf.tabledir)
     names = settings.topics
     actions = _action_links(settings)
 
@@ -274,11 +272,13 @@ def build(settings: Settings, catalog: Catalog) -> Pipeline:
         automation_inputs=topic(names.events, names.automation_retention),
         changes=topic(names.changes),
     )
+    from streams.agents import deliver_pages
+
     tables = Tables(
         log_state=table("log-state"),
         incidents=big("incidents", keep=recent_incident(settings.resolved_in_memory_s)),
         open_incidents=table("open-incidents"),
-        notification_log=big("notification-log"),
+        notification_log=big("notification-log", keep=deliver_pages.pending),
         incident_projection=big("incident-projection"),
         timelines=big("incident-timelines"),
         mttr_rows=big("mttr-rows"),
@@ -364,6 +364,11 @@ def build(settings: Settings, catalog: Catalog) -> Pipeline:
                     remaining,
                 )
                 recovery.signal_recovery_start.set()
+
+    @app.timer(interval=60.0)
+    async def sweep_recent_rows() -> None:
+        # Resolved incidents leave memory resolved_in_memory_s after their resolution.
+        tables.incidents.sweep()
 
     faults.watch_rebalances(app, lambda: pipeline.ready)
 

@@ -105,12 +105,10 @@ class OwnedTable(faust.Table):
         return None
 
     def resident_rows(self) -> int:
-        """Rows held in memory: every row with the memory store; with the disk store the recent
-        rows and the entries of Faust's key index (at most ``table_key_index_size``)."""
-        if not self.on_disk:
-            return len(self._partitions)
-        store: Any = self.data
-        return len(self.recent) + len(store._key_index)
+        """Rows held in memory: every row with the memory store, the recent rows with the disk
+        store (whose key index, Faust's, holds at most ``table_key_index_size`` partition
+        numbers and no row)."""
+        return len(self._partitions) if not self.on_disk else len(self.recent)
 
     def sweep(self) -> int:
         """Let go of the recent rows ``keep`` no longer picks; how many."""
@@ -164,7 +162,23 @@ class OwnedTable(faust.Table):
                 # The store's own delete: a local forget, no tombstone on the changelog. (The
                 # disk store closes the databases of the partitions it gave away itself.)
                 self.data.pop(key, None)
+        if self.on_disk and self.keep is not _keep_none:
+            self._recall(owned)
         await super().on_recovery_completed(active_tps, standby_tps)
+
+    def _recall(self, partitions: set[int]) -> None:
+        """Read the owned partitions' databases once for the rows ``keep`` picks: a recovery
+        from a database kept on disk reads only the changelog records written since, so the
+        rows in :attr:`recent` before the stop are found there."""
+        store: Any = self.data
+        for partition in sorted(partitions):
+            db = store._dbs.get(partition)
+            if db is None:
+                continue
+            for raw_key, raw_value in store._visible_items(db):
+                value = store._decode_value(raw_value)
+                if self.keep(value):
+                    self._remember(store._decode_key(raw_key), value, partition)
 
 
 class RecoveryWatchdog:
@@ -213,12 +227,10 @@ def per_incident_store(settings: Settings, name: str) -> dict[str, Any]:
     return {"store": f"rocksdb:{name}", "options": {"driver": "rocksdict"}}
 
 
-def prepare_table_dir(settings: Settings, tabledir: Path) -> None:
+def prepare_table_dir(settings: Settings, tabledir: Path) -> bool:
     """Before any table opens: with the disk store, delete the databases a worker that did not
-    stop cleanly left (see :func:`open_table_dir`)."""
-    if settings.table_store != "memory" and open_table_dir(tabledir):
-        log.warning("the last worker did not stop cleanly: restoring the tables in %s from "
-                    "their changelogs", tabledir)  # fmt: skip
+    stop cleanly left (see :func:`open_table_dir`); True when it did."""
+    return settings.table_store != "memory" and open_table_dir(tabledir)
 
 
 def recent_incident(resolved_in_memory_s: float) -> Callable[[Any], bool]:

@@ -10,7 +10,7 @@ from aiokafka.errors import KafkaConnectionError
 
 from streams.app import ConfigError, build, load_catalog
 from streams.settings import Settings, api_token_problem
-from streams.tables import mark_clean_stop
+from streams.tables import mark_clean_stop, prepare_table_dir
 from streams.topics import ensure_topics
 from streams.web import WebServer
 
@@ -40,6 +40,13 @@ def run_worker(settings: Settings) -> None:
     finally:
         quiet.setLevel(level)
     pipeline = build(settings, catalog)
+    tabledir = pipeline.app.conf.tabledir
+    if prepare_table_dir(settings, tabledir):
+
+        @pipeline.app.task
+        async def say_restored() -> None:
+            log.warning("the last worker did not stop cleanly: the tables in %s were restored "
+                        "from their changelogs", tabledir)  # fmt: skip
 
     worker = faust.Worker(
         pipeline.app,
@@ -55,5 +62,5 @@ def run_worker(settings: Settings) -> None:
     except SystemExit as exc:
         if not exc.code and settings.table_store != "memory":
             # Every changelog record was flushed on the way out: the disk store may be reused.
-            mark_clean_stop(pipeline.app.conf.tabledir)
+            mark_clean_stop(tabledir)
         raise
