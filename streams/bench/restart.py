@@ -368,10 +368,10 @@ def _stores(text: str) -> list[str]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--incidents", type=_counts, default=[100_000],
+        "--incidents", type=_counts, default="100000",
         help="resolved incidents in the tables; several counts comma-separated",
     )  # fmt: skip
     parser.add_argument(
-        "--stores", type=_stores, default=["memory", "rocksdb"],
+        "--stores", type=_stores, default="memory,rocksdb",
         help="table stores to time, comma-separated (memory, rocksdb)",
     )  # fmt: skip
