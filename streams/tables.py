@@ -91,6 +91,8 @@ class OwnedTable(faust.Table):
         self._partitions: dict[Any, int | None] = {}
         #: The rows ``keep`` picks, by key.
         self.recent: dict[Any, Any] = {}
+        #: Owned partitions whose database has been read for ``recent`` (disk store).
+        self._recalled: set[int] = set()
 
     def partition_of(self, key: Any) -> int | None:
         """The partition whose changelog holds the row ``key`` (None: no such row here)."""
@@ -162,14 +164,16 @@ class OwnedTable(faust.Table):
                 # The store's own delete: a local forget, no tombstone on the changelog. (The
                 # disk store closes the databases of the partitions it gave away itself.)
                 self.data.pop(key, None)
+        self._recalled &= owned
         if self.on_disk and self.keep is not _keep_none:
-            self._recall(owned)
+            self._recall(owned - self._recalled)
+            self._recalled |= owned
         await super().on_recovery_completed(active_tps, standby_tps)
 
     def _recall(self, partitions: set[int]) -> None:
-        """Read the owned partitions' databases once for the rows ``keep`` picks: a recovery
-        from a database kept on disk reads only the changelog records written since, so the
-        rows in :attr:`recent` before the stop are found there."""
+        """Read the databases of newly owned partitions once for the rows ``keep`` picks: a
+        recovery from a database kept on disk reads only the changelog records written since,
+        so the rows in :attr:`recent` before the stop are found there."""
         store: Any = self.data
         for partition in sorted(partitions):
             db = store._dbs.get(partition)
