@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import faust
 from pydantic import ValidationError
@@ -33,7 +33,12 @@ from streams.notifiers.webhook import WebhookNotifier
 from streams.pipeline import Pipeline as Pipeline
 from streams.pipeline import Table, Tables, Topics
 from streams.settings import Settings
-from streams.tables import OwnedTable, RecoveryWatchdog
+from streams.tables import (
+    OwnedTable,
+    RecoveryWatchdog,
+    per_incident_store,
+    recent_incident,
+)
 
 log = logging.getLogger(__name__)
 
@@ -220,20 +225,26 @@ def _topics(app: faust.App, settings: Settings) -> Topics:
 
 
 def _tables(app: faust.App, settings: Settings) -> Tables:
-    def table(name: str) -> Table:
+    from streams.agents import deliver_pages
+
+    def table(name: str, **kwargs: Any) -> Table:
         # No key/value types: Faust serializes both as JSON (str keys, plain-data values).
-        return app.Table(name, partitions=settings.partitions)
+        return cast(Table, app.Table(name, partitions=settings.partitions, **kwargs))
+
+    def big(name: str, **kwargs: Any) -> Table:
+        """A table that grows with every incident, in the configured store."""
+        return table(name, **per_incident_store(settings, name), **kwargs)
 
     return Tables(
         log_state=table("log-state"),
-        incidents=table("incidents"),
+        incidents=big("incidents", keep=recent_incident(settings.resolved_in_memory_s)),
         open_incidents=table("open-incidents"),
-        notification_log=table("notification-log"),
-        incident_projection=table("incident-projection"),
-        timelines=table("incident-timelines"),
-        mttr_rows=table("mttr-rows"),
+        notification_log=big("notification-log", keep=deliver_pages.pending),
+        incident_projection=big("incident-projection"),
+        timelines=big("incident-timelines"),
+        mttr_rows=big("mttr-rows"),
         mttr_latest=table("mttr-latest"),
-        automation_log=table("automation-log"),
+        automation_log=big("automation-log"),
         page_throttle=table("page-throttle"),
     )
 
@@ -313,6 +324,11 @@ def build(
                     remaining,
                 )
                 recovery.signal_recovery_start.set()
+
+    @app.timer(interval=60.0)
+    async def sweep_recent_rows() -> None:
+        # Resolved incidents leave memory resolved_in_memory_s after their resolution.
+        pipeline.tables.incidents.sweep()
 
     faults.watch_rebalances(app, lambda: pipeline.ready)
 

@@ -20,6 +20,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from responders.mttr import ROLLING
+from streams.tables import OwnedTable
 
 if TYPE_CHECKING:
     from streams.pipeline import Pipeline
@@ -169,6 +170,21 @@ class _PipelineCollector(Collector):
         yield dlq
         yield from self._incidents()
         yield from self._aggregates()
+        yield self._resident_rows()
+
+    def _resident_rows(self) -> Metric:
+        gauge = GaugeMetricFamily(
+            "warroom_table_rows_in_memory",
+            "Rows a table holds in this worker's memory: every row of its owned partitions "
+            "with the memory store; with the rocksdb store only its recent rows (open "
+            "incidents and those resolved less than resolved_in_memory_s ago, deliveries "
+            "not finished).",
+            labels=["table"],
+        )
+        for table in vars(self.p.tables).values():
+            if isinstance(table, OwnedTable):
+                gauge.add_metric([table.name], table.resident_rows())
+        return gauge
 
     def _incidents(self) -> Iterator[Metric]:
         gauge = GaugeMetricFamily(
@@ -177,7 +193,7 @@ class _PipelineCollector(Collector):
             labels=["service", "severity", "status"],
         )
         counts: dict[tuple[str, str, str], int] = {}
-        for value in list(self.p.tables.incidents.values()):
+        for value in list(self.p.tables.incidents.recent.values()):  # every open incident
             if value["status"] != "resolved":
                 key = (value["service"], value["severity"], value["status"])
                 counts[key] = counts.get(key, 0) + 1

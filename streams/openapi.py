@@ -66,7 +66,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("post", "/api/incidents/{id}/tasks/{task}", "Mark a runbook task done.", _R,
               CommandBody, Accepted, 202),
     Operation("get", "/api/mttr", "MTTA, MTTM and MTTR aggregates.", answer=MttrAggregate),
-    Operation("get", "/api/events", "The newest timeline events across incidents."),
+    Operation("get", "/api/events", "The newest timeline events across recent incidents."),
     Operation("get", "/api/stream", "Server-sent events: incidents, events, aggregates.",
               media="text/event-stream"),
     Operation("get", "/metrics", "Prometheus metrics.", media="text/plain"),

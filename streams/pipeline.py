@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 import faust
 from faust.types import TopicT
-from faust.types.tables import TableT
 
 from responders.ports import Notifier
 from schemas import Catalog, Channel
@@ -25,9 +24,10 @@ from streams.live import Live
 from streams.live_catalog import InForce, LiveCatalog
 from streams.liveness import Partition
 from streams.settings import Settings
+from streams.tables import OwnedTable
 
 #: A changelog-backed table: str keys, JSON values (Faust serializes both as JSON).
-Table = TableT[str, Any]
+Table = OwnedTable
 
 
 class DetectService(Protocol):

@@ -186,6 +186,7 @@ class IngestMappings(BaseModel):
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+TableStore = Literal["memory", "rocksdb"]
 
 
 #: Fewest characters of an API token the worker starts with.
@@ -249,6 +250,21 @@ class Settings(BaseSettings):
         default=1, ge=1, description="Replication of the topics the worker creates."
     )
     data_dir: Path = Field(Path(".warroom/worker"), description="The worker's local data.")
+    table_store: TableStore = Field(
+        default="memory",
+        description="Where the tables that grow with every incident (incidents, "
+        "incident-projection, incident-timelines, mttr-rows, notification-log, automation-log) "
+        "keep their rows: memory (restored whole from the changelogs at every start) or rocksdb "
+        "(on disk under data_dir, which each worker on a host needs of its own; a worker that "
+        "stopped cleanly reads only the changelog records written since).",
+    )
+    resolved_in_memory_s: float = Field(
+        default=3600.0,
+        ge=0.0,
+        description="A resolved incident stays this long after its resolution among the recent "
+        "incidents held in memory (the open listing, the dashboard's recent events, the "
+        "open-incident gauge); then it is read from the table store only.",
+    )
     catalog_path: Path | None = Field(
         default=None, description="The catalog YAML (services, teams, people, policies, runbooks)."
     )

@@ -290,9 +290,10 @@ class Api:
                 return None
             return opened, str(row.get("id", ""))
 
-        matching = [
-            (key, v) for v in list(self.p.tables.incidents.values()) if (key := sort_key(v))
-        ]
+        incidents = self.p.tables.incidents
+        # Every open incident is among the recent ones, held in memory whatever the store.
+        rows = incidents.recent.values() if status == "open" else incidents.values()
+        matching = [(key, v) for v in list(rows) if (key := sort_key(v))]
         page = [
             v for _, v in heapq.nlargest(query.offset + query.limit, matching, key=lambda kv: kv[0])
         ][query.offset :]
@@ -384,12 +385,15 @@ class Api:
         return web.json_response({"aggregates": rows})
 
     async def recent_events(self, request: web.Request) -> web.Response:
-        """The newest timeline events across incidents (``limit``, default 50, at most 500)."""
+        """The newest timeline events across the recent incidents (open, or resolved less than
+        ``resolved_in_memory_s`` ago; ``limit``, default 50, at most 500)."""
         try:
             limit = min(500, max(1, int(request.query.get("limit", "50"))))
         except ValueError:
             return error(400, "limit must be an integer")
-        every = (e for tl in list(self.p.tables.timelines.values()) for e in tl)
+        timelines = self.p.tables.timelines
+        # The current segment of a timeline holds its latest events.
+        every = (e for i in list(self.p.tables.incidents.recent) for e in timelines.get(i) or ())
         newest = heapq.nlargest(limit, every, key=lambda e: (_instant_key(e["at"]), e["seq"]))
         return web.json_response({"events": newest})
 

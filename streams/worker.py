@@ -10,6 +10,7 @@ from aiokafka.errors import KafkaConnectionError
 from streams.app import ConfigError, build, load_catalog
 from streams.faust_lifecycle import PromptWorker
 from streams.settings import Settings, api_token_problem
+from streams.tables import mark_clean_stop, prepare_table_dir
 from streams.topics import ensure_topics
 from streams.web import WebServer
 
@@ -39,6 +40,13 @@ def run_worker(settings: Settings) -> None:
     finally:
         quiet.setLevel(level)
     pipeline = build(settings, catalog)
+    tabledir = pipeline.app.conf.tabledir
+    if prepare_table_dir(settings, tabledir):
+
+        @pipeline.app.task
+        async def say_restored() -> None:
+            log.warning("the last worker did not stop cleanly: the tables in %s were restored "
+                        "from their changelogs", tabledir)  # fmt: skip
 
     worker = PromptWorker(
         pipeline.app,
@@ -49,4 +57,10 @@ def run_worker(settings: Settings) -> None:
         loglevel=settings.log_level,
         redirect_stdouts=False,
     )
-    worker.execute_from_commandline()
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        if not exc.code and settings.table_store != "memory":
+            # Every changelog record was flushed on the way out: the disk store may be reused.
+            mark_clean_stop(tabledir)
+        raise

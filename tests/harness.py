@@ -189,6 +189,8 @@ def new_worker(
             "WARROOM_SESSION_TIMEOUT_S": "6",
             # Open incidents at once unless a test is about grouping (the default is 30 s).
             "WARROOM_GROUP_WAIT_S": "0",
+            # WARROOM_TEST_TABLE_STORE=rocksdb runs every test's workers on the disk store.
+            "WARROOM_TABLE_STORE": os.environ.get("WARROOM_TEST_TABLE_STORE", "memory"),
         }
     )
     if catalog is not None:

@@ -56,6 +56,12 @@ PENDING = "pending"
 RESUME_INTERVAL_S = 2.0
 
 
+def pending(entry: Any) -> bool:
+    """The ``keep`` of the ``notification-log``: the deliveries not finished, held in memory
+    whatever the table store, for :func:`attach`'s resume timer to find them."""
+    return isinstance(entry, dict) and entry.get("outcome") == PENDING
+
+
 @dataclass(frozen=True)
 class Source:
     """Where a page was read, for its dead letter (the lane outlives the stream's message)."""
@@ -272,8 +278,8 @@ def attach(p: Pipeline) -> None:
     @p.app.timer(interval=RESUME_INTERVAL_S)
     async def resume_deliveries() -> None:
         """Hand unfinished deliveries (a crash, a partition moved here) to their lanes again."""
-        for key, entry in list(log_table.items()):
-            if not isinstance(entry, dict) or entry.get("outcome") != PENDING:
+        for key, entry in list(log_table.recent.items()):
+            if not pending(entry):
                 continue
             if key in lanes.busy:
                 continue

@@ -9,9 +9,16 @@ Against a real broker (a local one started in a temporary folder, or
    ``incident-projection``, ``incident-timelines``, ``mttr-rows``, ``notification-log``,
    ``automation-log``) are read back and written again ``--incidents`` times under fresh incident
    ids, spread over the partitions: the changelog of N resolved incidents as a worker leaves it;
-3. a fresh worker of the same app (an empty data directory, as after a crash or a move to another
-   machine) is started and timed from its spawn until ``/readyz`` answers 200, with its resident
-   memory then. The same is timed first with the template's single incident, for comparison.
+3. for each table store (``--stores``, default both): a fresh worker of the same app (an empty
+   data directory, as after a crash or a move to another machine) is started and timed from its
+   spawn until ``/readyz`` answers 200, with its resident memory then; with ``rocksdb`` the worker
+   is then stopped and started again on the same data directory (a clean restart), timed the
+   same way. The workers hold resolved incidents in memory for 60 s after their resolution
+   (``WARROOM_RESOLVED_IN_MEMORY_S``), so the cloned ones count as resolved long ago. The same
+   is timed first with the template's single incident, for comparison.
+
+``--incidents`` may name several counts (``10000,100000``): the rows are written up to each in
+turn and every store is timed at each.
 
 Prints a table, and as its last line one JSON object with the figures.
 """
@@ -61,7 +68,9 @@ def _say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def _env(bootstrap: str, app_id: str, home: Path, port: int) -> dict[str, str]:
+def _env(
+    bootstrap: str, app_id: str, home: Path, port: int, store: str = "memory", data: str = ""
+) -> dict[str, str]:
     catalog = home / "catalog.yaml"
     catalog.write_text(
         yaml.safe_dump(
@@ -79,7 +88,11 @@ def _env(bootstrap: str, app_id: str, home: Path, port: int) -> dict[str, str]:
             "WARROOM_APP_ID": app_id,
             "WARROOM_BOOTSTRAP_SERVERS": bootstrap,
             "WARROOM_PARTITIONS": str(PARTITIONS),
-            "WARROOM_DATA_DIR": str(home / f"data-{uuid.uuid4().hex[:6]}"),
+            "WARROOM_DATA_DIR": str(home / (data or f"data-{uuid.uuid4().hex[:6]}")),
+            "WARROOM_TABLE_STORE": store,
+            # The incidents are resolved minutes before the restarts: measured as old ones (with
+            # the default hour they would all be held in memory as recently resolved).
+            "WARROOM_RESOLVED_IN_MEMORY_S": "60",
             "WARROOM_WEB_PORT": str(port),
             "WARROOM_API_TOKEN": uuid.uuid4().hex + uuid.uuid4().hex,
             "WARROOM_TOPICS": topics.model_dump_json(),
@@ -229,8 +242,11 @@ async def _until_written(bootstrap: str, app_id: str, incident: str, timeout_s: 
             await asyncio.sleep(0.2)
 
 
-async def _clone(bootstrap: str, app_id: str, incident: str, count: int) -> tuple[int, int]:
-    """Write the incident's rows ``count`` times under fresh ids; (records, bytes) written."""
+async def _clone(
+    bootstrap: str, app_id: str, incident: str, first: int, end: int
+) -> tuple[int, int]:
+    """Write the incident's rows again under the fresh ids ``first`` to ``end`` (the template
+    itself is number 0); (records, bytes) written."""
     pattern = re.compile(re.escape(incident).encode())
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, acks="all", linger_ms=50, max_batch_size=512 * 1024,
@@ -249,7 +265,7 @@ async def _clone(bootstrap: str, app_id: str, incident: str, count: int) -> tupl
                 if value is None:
                     continue
                 sends = []
-                for n in range(1, count):  # the template itself is the first
+                for n in range(max(first, 1), end):
                     fresh = f"inc-bench{n:010d}".encode()
                     k, v = pattern.sub(fresh, key), pattern.sub(fresh, value)
                     sends.append(await producer.send(topic, v, key=k, partition=n % PARTITIONS))
@@ -260,10 +276,13 @@ async def _clone(bootstrap: str, app_id: str, incident: str, count: int) -> tupl
     return records, size
 
 
-def _restart(bootstrap: str, app_id: str, home: Path) -> tuple[float, float]:
-    """A fresh worker of the app: seconds from spawn to ready, and its RSS (MiB) then."""
+def _restart(
+    bootstrap: str, app_id: str, home: Path, store: str, data: str = ""
+) -> tuple[float, float]:
+    """A worker of the app (a fresh data directory unless ``data`` names one): seconds from
+    spawn to ready, and its RSS (MiB) then."""
     port = free_port()
-    proc = _start(_env(bootstrap, app_id, home, port), home / "restart.log")
+    proc = _start(_env(bootstrap, app_id, home, port, store, data), home / "restart.log")
     try:
         ready_s = _wait_ready(proc, port, 1800)
         return ready_s, _rss_mib(proc.pid)
@@ -271,27 +290,39 @@ def _restart(bootstrap: str, app_id: str, home: Path) -> tuple[float, float]:
         _stop(proc)
 
 
+def _time_store(bootstrap: str, app_id: str, home: Path, store: str, n: int) -> dict[str, Any]:
+    """The figures of one store at ``n`` incidents: a fresh worker, and with rocksdb a clean
+    restart on the data directory it left."""
+    data = f"data-{store}-{n}"
+    ready_s, rss = _restart(bootstrap, app_id, home, store, data)
+    row: dict[str, Any] = {"store": store, "incidents": n, "ready_s": round(ready_s, 2),
+                           "rss_mib": round(rss)}  # fmt: skip
+    _say(f"{store}, {n} incidents: ready after {ready_s:.1f}s, {rss:.0f} MiB")
+    if store == "rocksdb":
+        again_s, again_rss = _restart(bootstrap, app_id, home, store, data)
+        row.update(restart_ready_s=round(again_s, 2), restart_rss_mib=round(again_rss))
+        _say(f"{store}, {n} incidents, same data directory: ready after {again_s:.1f}s, "
+             f"{again_rss:.0f} MiB")  # fmt: skip
+    return row
+
+
 def run(args: argparse.Namespace, bootstrap: str, home: Path) -> dict[str, Any]:
     app_id = f"bench-restart-{uuid.uuid4().hex[:8]}"
     _say("template: one incident opened, paged and resolved by a worker")
     incident = _template(bootstrap, app_id, home)
-    one_s, one_rss = _restart(bootstrap, app_id, home)
-    _say(f"ready with 1 incident in {one_s:.2f}s; writing {args.incidents} incidents' rows")
-    began = time.monotonic()
-    records, size = asyncio.run(_clone(bootstrap, app_id, incident, args.incidents))
-    _say(f"wrote {records} changelog records ({size / 2**20:.0f} MiB) in "
-         f"{time.monotonic() - began:.0f}s; restarting")  # fmt: skip
-    many_s, many_rss = _restart(bootstrap, app_id, home)
-    return {
-        "incidents": args.incidents,
-        "changelog_records": records,
-        "changelog_mib": round(size / 2**20, 1),
-        "ready_s_1": round(one_s, 2),
-        "rss_mib_1": round(one_rss),
-        "ready_s_n": round(many_s, 2),
-        "rss_mib_n": round(many_rss),
-        **machine(),
-    }
+    rows = [_time_store(bootstrap, app_id, home, store, 1) for store in args.stores]
+    written = records = size = 0
+    for n in sorted(set(args.incidents)):
+        began = time.monotonic()
+        more, more_bytes = asyncio.run(_clone(bootstrap, app_id, incident, written, n))
+        written, records, size = n, records + more, size + more_bytes
+        _say(f"wrote {more} changelog records in {time.monotonic() - began:.0f}s: "
+             f"{n} incidents, {records} records, {size / 2**20:.0f} MiB in all")  # fmt: skip
+        for store in args.stores:
+            row = _time_store(bootstrap, app_id, home, store, n)
+            rows.append({**row, "changelog_records": records,
+                         "changelog_mib": round(size / 2**20, 1)})  # fmt: skip
+    return {"runs": rows, **machine()}
 
 
 def main(args: argparse.Namespace) -> int:
@@ -313,15 +344,39 @@ def main(args: argparse.Namespace) -> int:
             if broker is not None:
                 broker.stop()
     print(machine_line(report))
-    print("| incidents | changelog records | MiB | ready after | RSS |\n|---|---|---|---|---|")
-    print(f"| 1 | - | - | {report['ready_s_1']} s | {report['rss_mib_1']} MiB |")
-    print(f"| {report['incidents']} | {report['changelog_records']} | {report['changelog_mib']} "
-          f"| {report['ready_s_n']} s | {report['rss_mib_n']} MiB |")  # fmt: skip
+    print("| store | incidents | changelog records | MiB | fresh worker ready after | RSS "
+          "| restart on its data ready after | RSS |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
+    for r in report["runs"]:
+        again = (f"{r['restart_ready_s']} s | {r['restart_rss_mib']} MiB"
+                 if "restart_ready_s" in r else "- | -")  # fmt: skip
+        print(f"| {r['store']} | {r['incidents']} | {r.get('changelog_records', '-')} "
+              f"| {r.get('changelog_mib', '-')} | {r['ready_s']} s | {r['rss_mib']} MiB "
+              f"| {again} |")  # fmt: skip
     print(json.dumps(report))
     return 0
 
 
+def _counts(text: str) -> list[int]:
+    """An argparse type: one count or several, comma-separated."""
+    return [positive_int(part.strip()) for part in text.split(",")]
+
+
+def _stores(text: str) -> list[str]:
+    """An argparse type: table stores, comma-separated."""
+    stores = [part.strip() for part in text.split(",")]
+    unknown = [s for s in stores if s not in ("memory", "rocksdb")]
+    if unknown or not stores:
+        raise argparse.ArgumentTypeError(f"unknown store {unknown[0]!r} (memory, rocksdb)")
+    return stores
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--incidents", type=positive_int, default=100_000, help="resolved incidents in the tables"
-    )
+        "--incidents", type=_counts, default="100000",
+        help="resolved incidents in the tables; several counts comma-separated",
+    )  # fmt: skip
+    parser.add_argument(
+        "--stores", type=_stores, default="memory,rocksdb",
+        help="table stores to time, comma-separated (memory, rocksdb)",
+    )  # fmt: skip

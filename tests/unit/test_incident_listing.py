@@ -29,8 +29,17 @@ def stored(n: int, at: datetime, status: str = "triggered", service: str = "api"
     return incident.model_dump(mode="json")
 
 
+class Rows(dict[str, Any]):
+    """The ``incidents`` table as the API reads it: every row, and in ``recent`` those held in
+    memory (here the open ones)."""
+
+    def __init__(self, rows: list[Any]) -> None:
+        super().__init__((r["id"], r) for r in rows)
+        self.recent = {k: v for k, v in self.items() if v["status"] != "resolved"}
+
+
 def api(rows: list[Any]) -> Api:
-    tables = SimpleNamespace(incidents={r["id"]: r for r in rows}, timelines={})
+    tables = SimpleNamespace(incidents=Rows(rows), timelines={})
     pipeline: Any = SimpleNamespace(settings=Settings(), tables=tables, ready=True, detect=None)
     return Api(pipeline)
 
