@@ -25,6 +25,7 @@ from streams.directory import Directory
 from streams.faust_lifecycle import PromptTableManager
 from streams.live import Live
 from streams.live_catalog import LiveCatalog
+from streams.liveness import Delivered, StreamWatchdog, stream_positions
 from streams.notifiers.console import ConsoleNotifier
 from streams.notifiers.email import EmailNotifier, SmtpConfig
 from streams.notifiers.links import ActionLinks, incident_template
@@ -329,6 +330,23 @@ def build(
     async def sweep_recent_rows() -> None:
         # Resolved incidents leave memory resolved_in_memory_s after their resolution.
         pipeline.tables.incidents.sweep()
+
+    @app.task
+    async def reseek_stalled_streams() -> None:
+        dog = StreamWatchdog(settings.stream_stall_s, max_wait_s=300.0)
+        delivered = Delivered()
+        app.sensors.add(delivered)
+        while not app.should_stop:
+            await asyncio.sleep(1.0)
+            if not pipeline.ready or app.rebalancing or not app.flow_control.is_active():
+                continue
+            stalled = dog.check(time.monotonic(), stream_positions(app, delivered))
+            if stalled:
+                log.warning(
+                    "%s: unread messages and no progress; seeking to the committed offsets",
+                    ", ".join(f"{topic}[{partition}]" for topic, partition in stalled),
+                )
+                await app.consumer.perform_seek()
 
     faults.watch_rebalances(app, lambda: pipeline.ready)
 

@@ -11,14 +11,26 @@ message is let go (no longer awaited by the rebalance) without its offset being 
 is committed only once it has been processed in the current generation; a message whose
 processing ends during a rebalance is processed again by the partition's next owner (at least
 once, as every handler expects).
+
+Every such "read again" is a seek to the committed offsets, and Faust's seek to the committed
+offsets (aiokafka's ``seek_to_committed``) leaves alone a partition that has no committed offset
+yet (or 0): records of it that the consumer had fetched and Faust then dropped (during a
+rebalance, or while the flow was stopped at start) were never read again, so the first inputs
+of a partition that nothing had committed before could wait until the next rebalance (seen: a
+resolve command and a detection sent while the only worker was down, on partitions that had
+never had a message, not processed after its restart). Here that seek also takes every input
+partition without a committed offset back to its beginning, as ``auto_offset_reset=earliest``
+would for a fresh consumer.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from faust.transport.consumer import Consumer
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.types.tuples import ack_lock
 from mode.utils.futures import notify
 
@@ -40,11 +52,23 @@ def _ack(self: Any, message: Any) -> bool:
     return False
 
 
+async def _seek_to_committed(self: Any) -> Mapping[Any, int]:
+    consumer = self._ensure_consumer()
+    committed: Mapping[Any, int] = await self.call_thread(consumer.seek_to_committed)
+    changelogs = self.app.tables.changelog_topics  # positioned by table recovery
+    uncommitted = [tp for tp, offset in committed.items()
+                   if not offset and tp.topic not in changelogs]  # fmt: skip
+    if uncommitted:
+        await self.call_thread(consumer.seek_to_beginning, *uncommitted)
+    return committed
+
+
 log = logging.getLogger(__name__)
 
 _ORIGINAL_ACK = Consumer.ack
 
 
 def install() -> None:
-    """Replace Faust's consumer ``ack`` (idempotent)."""
+    """Replace Faust's consumer ``ack`` and its seek to the committed offsets (idempotent)."""
     Consumer.ack = _ack  # type: ignore[method-assign]
+    AIOKafkaConsumerThread.seek_to_committed = _seek_to_committed  # type: ignore[method-assign]

@@ -42,7 +42,30 @@ class PromptWorker(faust.Worker):
         await asyncio.sleep(CLOSE_GRACE_S)
 
     async def _cry(self) -> None:
-        print(task_dump(), file=sys.stderr, flush=True)
+        print(consumer_state(self.app), task_dump(), sep="\n", file=sys.stderr, flush=True)
+
+
+def consumer_state(app: Any) -> str:
+    """What Faust's consumer fetches from and why it might not: its assignment, the
+    partitions it has paused or holds back for a full buffer, its flow and its offsets."""
+    try:
+        c = app.consumer
+        fields = {
+            "generation": app.consumer_generation_id,
+            "rebalancing": app.rebalancing,
+            "in_recovery": app.in_recovery,
+            "flow_control_active": app.flow_control.is_active(),
+            "consumer_flow_active": c.flow_active,
+            "assignment": sorted(map(str, c.assignment())),
+            "active": sorted(map(str, c._active_partitions or ())),
+            "paused": sorted(map(str, c._paused_partitions)),
+            "buffered": sorted(map(str, c._buffered_partitions)),
+            "read_offset": {str(k): v for k, v in c._read_offset.items()},
+            "committed_offset": {str(k): v for k, v in c._committed_offset.items()},
+        }
+    except Exception as exc:  # a dump never fails the worker
+        return f"CONSUMER state unavailable: {exc!r}"
+    return "CONSUMER " + "\n  ".join(f"{k}: {v}" for k, v in fields.items())
 
 
 def task_dump() -> str:

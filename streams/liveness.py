@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import faust
+
 Partition = tuple[str, int]
 
 
@@ -85,3 +87,76 @@ def consumer_offsets(app: Any) -> dict[Partition, tuple[int | None, int]]:
             continue  # nothing read since assignment: no position to judge by
         out[(tp.topic, tp.partition)] = (read + 1, int(high))
     return out
+
+
+class Delivered(faust.Sensor):
+    """The last offset of each partition handed to a stream (Faust's own read offset also
+    holds the committed offset right after a seek, so it cannot tell read from not yet)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last: dict[Partition, int] = {}
+
+    def on_message_in(self, tp: Any, offset: int, message: Any) -> None:
+        self.last[(tp.topic, tp.partition)] = offset
+
+
+def stream_positions(app: Any, delivered: Delivered) -> dict[Partition, tuple[int, int]]:
+    """(next offset to read, high watermark) for each input partition of a Faust app (its
+    table changelogs left out): after the last offset handed to a stream, else the committed
+    offset, else 0."""
+    consumer = app.consumer
+    changelogs = app.tables.changelog_topics
+    out: dict[Partition, tuple[int, int]] = {}
+    for tp in consumer.assignment():
+        high = consumer.highwater(tp)
+        if high is None or tp.topic in changelogs:
+            continue
+        key = (tp.topic, tp.partition)
+        last = delivered.last.get(key)
+        committed = consumer._committed_offset.get(tp)
+        position = max(last + 1 if last is not None else 0, committed or 0)
+        out[key] = (position, int(high))
+    return out
+
+
+@dataclass
+class StreamWatchdog:
+    """Notices an input partition that has unread messages and has not moved for
+    ``stall_s``, so the worker can seek its partitions to the committed offsets again.
+
+    Faust 0.15.3 can drop records its consumer has already fetched (around a start or a
+    rebalance) and then never fetch them again: the partition's lag stays and nothing reads
+    it. A seek to the committed offsets reads them again (handlers are idempotent). A seek that
+    did not help doubles the wait before the next, up to ``max_wait_s``; a partition read to
+    its end starts again from ``stall_s``. ``check`` is called about once a second.
+
+    >>> dog = StreamWatchdog(stall_s=10, max_wait_s=40)
+    >>> dog.check(0, {("in", 0): (5, 9)}), dog.check(11, {("in", 0): (5, 9)})
+    ([], [('in', 0)])
+    >>> dog.check(25, {("in", 0): (5, 9)}), dog.check(32, {("in", 0): (5, 9)})
+    ([], [('in', 0)])
+    >>> dog.check(33, {("in", 0): (9, 9)}), dog.check(34, {("in", 0): (9, 12)})
+    ([], [])
+    >>> dog.check(44, {("in", 0): (9, 12)})
+    [('in', 0)]
+    """
+
+    stall_s: float
+    max_wait_s: float
+    _last: dict[Partition, tuple[int, float, float]] = field(default_factory=dict)
+
+    def check(self, now: float, positions: Mapping[Partition, tuple[int, int]]) -> list[Partition]:
+        """The partitions stalled now (their wait starts over)."""
+        stalled = []
+        for tp in [tp for tp in self._last if tp not in positions]:
+            del self._last[tp]
+        for tp, (position, high) in sorted(positions.items()):
+            seen = self._last.get(tp)
+            if seen is None or seen[0] != position or high <= position:
+                self._last[tp] = (position, now, self.stall_s)
+                continue
+            if now - seen[1] > seen[2]:
+                stalled.append(tp)
+                self._last[tp] = (position, now, min(seen[2] * 2, self.max_wait_s))
+        return stalled

@@ -483,6 +483,13 @@ class Settings(BaseSettings):
     recovery_timeout_s: float = Field(
         default=300.0, gt=0, description="/healthz fails when table recovery takes longer."
     )
+    stream_stall_s: float = Field(
+        default=20.0,
+        gt=0,
+        description="An input partition with unread messages that has not moved this long is "
+        "sought to its committed offsets, so records the consumer dropped are read again "
+        "(the wait doubles while that does not help, up to 300 s).",
+    )
     fault_point: str = Field(
         default="",
         description="For fault tests only: <point>[:<nth>] makes the worker SIGKILL itself the "

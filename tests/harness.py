@@ -127,7 +127,7 @@ class RunningWorker:
             f.seek(before)
             dump = f.read().decode(errors="replace")
         blocks = re.split(r"\n(?=TASK |SUSPENDED )", dump)
-        return "\n".join(b for b in blocks if "/streams/" in b)
+        return "\n".join(b for b in blocks if "/streams/" in b or "CONSUMER " in b)
 
     def restart(self) -> None:
         self.stop()
