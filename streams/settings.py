@@ -484,7 +484,7 @@ class Settings(BaseSettings):
         default=300.0, gt=0, description="/healthz fails when table recovery takes longer."
     )
     stream_stall_s: float = Field(
-        default=20.0,
+        default=10.0,
         gt=0,
         description="An input partition with unread messages that has not moved this long is "
         "sought to its committed offsets, so records the consumer dropped are read again "

@@ -247,7 +247,25 @@ def attach(p: Pipeline) -> None:
         if page is not None:
             await p.topics.deliveries.send(key=throttle_key(page).encode(), value=event.value)
 
+    #: The last offset of each ``mobilization.deliveries.v1`` partition this stream processed.
+    read_to: dict[int, int] = {}
+
+    def caught_up(partition: int | None) -> bool:
+        """Whether this stream has processed every record of ``partition`` the broker has now,
+        so that a pending entry there has no outcome still to be read."""
+        if partition is None:
+            return False
+        consumer: Any = p.app.consumer  # Faust private state: its committed offsets
+        tp = consumer._new_topicpartition(p.settings.topics.deliveries, partition)
+        high = consumer.highwater(tp)
+        if high is None:
+            return False
+        done = read_to.get(partition)
+        start = done + 1 if done is not None else (consumer._committed_offset.get(tp) or 0)
+        return start >= high
+
     async def on_delivery(event: Any) -> None:
+        read_to[event.message.partition] = event.message.offset
         now = datetime.now(tz=UTC)
         report = decode_one(event.value, DeliveryOutcome)
         if report.items:
@@ -277,11 +295,16 @@ def attach(p: Pipeline) -> None:
 
     @p.app.timer(interval=RESUME_INTERVAL_S)
     async def resume_deliveries() -> None:
-        """Hand unfinished deliveries (a crash, a partition moved here) to their lanes again."""
+        """Hand unfinished deliveries (a crash, a partition moved here) to their lanes again,
+        once the stream has read their partition to its end."""
         for key, entry in list(log_table.recent.items()):
             if not pending(entry):
                 continue
             if key in lanes.busy:
+                continue
+            # The outcome of a delivery a stopped worker finished may be on the partition still
+            # unread: resuming now would send the page a second time.
+            if not caught_up(log_table.partition_of(key)):
                 continue
             job = Job.from_pending(entry)
             if lanes.submit(throttle_key(job.page), key, partial(run, job)):
