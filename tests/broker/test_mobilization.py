@@ -114,6 +114,18 @@ async def test_kill_between_steps_resumes_without_paging_step_one_again(
     await produce(worker.bootstrap, worker.topics.detections, [detection("d-auth", "auth")])
     [page] = await webhook_server.wait_for(1, timeout_s=15)
     assert page["json"]["recipient"] == "ann"
+
+    async def recorded() -> bool | None:
+        # The delivery's outcome is on the broker: step one is over (a kill before that, just
+        # after the receiver's answer, is the window where a page is sent twice by design).
+        records = await read_all(worker.bootstrap, worker.topics.deliveries)
+        return (
+            True
+            if any(page["json"]["dedup_key"] in r.get("entries", {}) for r in records)
+            else None
+        )
+
+    await eventually(recorded, 15, "step one's delivery outcome")
     worker.kill()  # between step one and step two
     worker.start()
 
