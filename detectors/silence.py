@@ -253,15 +253,14 @@ class SilenceWatch:
         def finite(x: float) -> float | None:
             return x if math.isfinite(x) else None
 
-        series = {}
-        for key, s in self._slot.items():
-            due = float(self._due[s])
-            series[key] = [
-                float(self._last[s]),
-                None if math.isnan(due) else due,
-                self._firing.get(key),
-                *self._gaps_of(s),
-            ]
+        used = len(self._keys)
+        last, due = self._last[:used].tolist(), self._due[:used].tolist()
+        gaps, held = self._gaps[:used].tolist(), self._ngaps[:used].tolist()
+        firing = self._firing.get
+        series = {
+            key: [last[s], None if math.isnan(due[s]) else due[s], firing(key), *gaps[s][: held[s]]]
+            for key, s in self._slot.items()
+        }
         services = {
             name: [float(last), self._firing.get(SERVICE_KEY + name)]
             for name, last in zip(self._service_names, self._service_last.tolist(), strict=False)

@@ -131,3 +131,37 @@ def test_silence_watch_reports_and_state_are_as_pinned() -> None:
 
 BANK = "af5f2d8f6ae5a802b3b7bc481d7d06112a00cd9c7d8d1b1fceb759ca130739a9"
 WATCH = "d32040b58178831bd8351584ab097f61f12026669719395ce990b27dc20cdb3f"
+
+
+def test_silence_watch_blocks_are_the_json_they_were() -> None:
+    from streams.agents.detect import WATCH_BLOCK_BYTES, watch_blocks
+
+    state = json.loads(watch_transcript(12)[-1])
+    assert len(state["series"]) > 200
+    for most in (WATCH_BLOCK_BYTES, 2000):
+        assert watch_blocks(state, most) == _blocks_as_they_were(state, most)
+
+
+def _blocks_as_they_were(state: dict[str, Any], most: int) -> list[bytes]:
+    """How the watch's blocks were written before: each one's dict dumped whole."""
+    head = {k: v for k, v in state.items() if k != "series"}
+    chunks: list[dict[str, Any]] = [{}]
+    size = 0
+    for key, value in state["series"].items():
+        n = len(json.dumps({key: value}, separators=(",", ":")))
+        if n > most:
+            continue
+        if size + n > most:
+            chunks.append({})
+            size = 0
+        chunks[-1][key] = value
+        size += n
+    out = []
+    for i, chunk in enumerate(chunks):
+        block = (
+            {**head, "part": i, "of": len(chunks), "series": chunk}
+            if i == 0
+            else {"part": i, "series": chunk}
+        )
+        out.append(json.dumps(block, separators=(",", ":")).encode())
+    return out
