@@ -84,9 +84,10 @@ DECODE_MESSAGES = 50
 # The producer's default largest request, less room for the record's key and headers.
 MAX_BLOCK_BYTES = 1_000_000
 #: Checkpoint keys of a partition's silence watch (no detector rule's name holds a ``~``),
-#: series a block, and seconds between its checkpoints: its last-point times may be this much
-#: older after a restore, less than the shortest silence a learned cadence flags
-#: (``silence_floor_s``), and the points after the committed offset are read again anyway.
+#: series a block, and seconds between its checkpoints (the first one this long after the
+#: partition is assigned): its last-point times may be this much older after a restore, less
+#: than the shortest silence a learned cadence flags (``silence_floor_s``), and the points
+#: after the committed offset are read again anyway.
 WATCH_PREFIX = "~silence/"
 WATCH_BLOCK_BYTES = 256 * 1024
 WATCH_SAVE_S = 60.0
