@@ -539,6 +539,7 @@ def _take_slots(
     service_of, service_last, service_silent = services
     factor, floor_s, min_intervals, learned = params
     keep = gaps.shape[1]
+    scratch = np.empty(keep)
     reached = -np.inf
     for i in range(slots.shape[0]):
         s, a, b, c = slots[i], lo[i], hi[i], count[i]
@@ -566,7 +567,7 @@ def _take_slots(
                     n = _push(gaps[s], n, (b - a) / (c - 1))
             ngaps[s] = n
             if n > 0:
-                medians[s] = _median_of(gaps[s, :n])
+                medians[s] = _median_of(gaps[s, :n], scratch)
             last[s] = b
             expected = catalog_s[i]
             if np.isnan(expected) and learned and n >= min_intervals and n > 0:
@@ -597,15 +598,22 @@ def _push(ring: Any, n: int, gap: float) -> int:
     if n < ring.shape[0]:
         ring[n] = gap
         return n + 1
-    ring[:-1] = ring[1:].copy()
-    ring[-1] = gap
+    for j in range(n - 1):
+        ring[j] = ring[j + 1]
+    ring[n - 1] = gap
     return n
 
 
 @numba.njit(cache=True, nogil=True)
-def _median_of(gaps: Any) -> float:
-    ordered = np.sort(gaps)
-    n = ordered.shape[0]
+def _median_of(gaps: Any, ordered: Any) -> float:
+    """The median of ``gaps``, sorted into ``ordered`` (scratch room, at least as long)."""
+    n = gaps.shape[0]
+    for j in range(n):  # insertion sort: a few intervals, and no allocation
+        g, k = gaps[j], j
+        while k > 0 and ordered[k - 1] > g:
+            ordered[k] = ordered[k - 1]
+            k -= 1
+        ordered[k] = g
     return float(ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2.0)
 
 
