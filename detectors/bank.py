@@ -492,7 +492,7 @@ class SeriesBank:
         arrays = [*self.own.values(), self.recent_ts, self.recent_x]
         arrays += list(self.detector.arrays().values())
         per_row = sum(a[:1].nbytes for a in arrays)
-        empty = len(blocks.encode(self.part_state(0, 0)))
+        empty = len(blocks.encode(self.part_state(0, 0), compress=False))
         # The row count in each array's shape and its offset and length (at most 7 digits).
         return per_row, empty + 24 * len(arrays)
 

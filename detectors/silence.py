@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import numba
 import numpy as np
 from numpy.typing import NDArray
 
@@ -148,27 +149,94 @@ def _median(gaps: list[float]) -> float:
 
 
 class SilenceWatch:
-    """The watch over one partition's series: their last points, cadences and silences."""
+    """The watch over one partition's series: their last points, cadences and silences.
+
+    Each series has a slot in arrays (last point, recent intervals, their median, deadline,
+    whether it is reported silent), so a batch's per-series work is one compiled pass over the
+    slots it touches (``_take_slots``); only the series whose silence ends come back to Python.
+    """
+
+    STATE_VERSION = 1
 
     def __init__(self, params: SilenceParams | None = None) -> None:
         self.params = params or SilenceParams()
-        self._last: dict[str, float] = {}
-        self._gaps: dict[str, list[float]] = {}
-        self._medians: dict[str, float] = {}
-        #: The learned deadline of each regular series (its last point plus the expectation).
-        self._due: dict[str, float] = {}
+        self._slot: dict[str, int] = {}  # series -> slot
+        self._keys: list[str] = []  # slot -> series ("": free)
+        self._free: list[int] = []
+        keep = self.params.keep
+        self._last = np.full(0, math.nan)  # NaN: a free slot
+        self._gaps = np.zeros((0, keep))  # the recent intervals, oldest first
+        self._ngaps = np.zeros(0, dtype=np.int64)
+        self._medians = np.full(0, math.nan)  # NaN: no interval yet
+        #: The deadline of each series watched (its last point plus the expectation; NaN: none).
+        self._due = np.full(0, math.nan)
+        self._silent = np.zeros(0, dtype=np.bool_)  # its key is in ``_firing``
+        self._service_of = np.zeros(0, dtype=np.int64)
+        self._service_index: dict[str, int] = {}
+        self._service_names: list[str] = []
+        self._service_last = np.full(0, -math.inf)  # -inf: no point yet
+        self._service_silent = np.zeros(0, dtype=np.bool_)
         #: Keys reported silent, with the expectation they were judged by.
         self._firing: dict[str, float] = {}
-        self._services: dict[str, float] = {}
         self.clock = -math.inf
         self._arrived_wall: float | None = None
         self._lag = math.inf
         self._forgot_at = -math.inf
 
     def __len__(self) -> int:
-        return len(self._last)
+        return len(self._slot)
 
-    STATE_VERSION = 1
+    # -- slots -------------------------------------------------------------------------------
+
+    def _service(self, name: str) -> int:
+        found = self._service_index.get(name)
+        if found is not None:
+            return found
+        found = self._service_index[name] = len(self._service_names)
+        self._service_names.append(name)
+        if found >= len(self._service_last):
+            extra = max(16, len(self._service_last) // 2)
+            self._service_last = np.concatenate([self._service_last, np.full(extra, -math.inf)])
+            self._service_silent = np.concatenate(
+                [self._service_silent, np.zeros(extra, dtype=np.bool_)]
+            )
+        return found
+
+    def _new_slot(self, key: str) -> int:
+        if self._free:
+            slot = self._free.pop()
+            self._keys[slot] = key
+        else:
+            slot = len(self._keys)
+            self._keys.append(key)
+            if slot >= len(self._last):
+                self._grow(max(64, len(self._last) // 2))
+        self._slot[key] = slot
+        self._service_of[slot] = self._service(key.partition("|")[0])
+        self._silent[slot] = key in self._firing
+        return slot
+
+    def _grow(self, extra: int) -> None:
+        self._last = np.concatenate([self._last, np.full(extra, math.nan)])
+        self._gaps = np.concatenate([self._gaps, np.zeros((extra, self.params.keep))])
+        self._ngaps = np.concatenate([self._ngaps, np.zeros(extra, dtype=np.int64)])
+        self._medians = np.concatenate([self._medians, np.full(extra, math.nan)])
+        self._due = np.concatenate([self._due, np.full(extra, math.nan)])
+        self._silent = np.concatenate([self._silent, np.zeros(extra, dtype=np.bool_)])
+        self._service_of = np.concatenate([self._service_of, np.zeros(extra, dtype=np.int64)])
+
+    def _slots(self, keys: Sequence[str]) -> NDArray[np.intp]:
+        get = self._slot.get
+        slots = [get(k, -1) for k in keys]
+        for i, s in enumerate(slots):
+            if s < 0:
+                slots[i] = self._new_slot(keys[i])
+        return np.asarray(slots, dtype=np.intp)
+
+    def _gaps_of(self, slot: int) -> list[float]:
+        return self._gaps[slot, : self._ngaps[slot]].tolist()  # type: ignore[no-any-return]
+
+    # -- state -------------------------------------------------------------------------------
 
     def to_state(self) -> dict[str, Any]:
         """The watch as plain data (JSON), for its checkpoint: per series ``[last point, its
@@ -185,16 +253,25 @@ class SilenceWatch:
         def finite(x: float) -> float | None:
             return x if math.isfinite(x) else None
 
-        services = {k: [t, self._firing.get(SERVICE_KEY + k)] for k, t in self._services.items()}
+        used = len(self._keys)
+        last, due = self._last[:used].tolist(), self._due[:used].tolist()
+        gaps, held = self._gaps[:used].tolist(), self._ngaps[:used].tolist()
+        firing = self._firing.get
+        series = {
+            key: [last[s], None if math.isnan(due[s]) else due[s], firing(key), *gaps[s][: held[s]]]
+            for key, s in self._slot.items()
+        }
+        services = {
+            name: [float(last), self._firing.get(SERVICE_KEY + name)]
+            for name, last in zip(self._service_names, self._service_last.tolist(), strict=False)
+            if last > -math.inf
+        }
         return {
             "v": self.STATE_VERSION,
             "clock": finite(self.clock),
             "lag": finite(self._lag),
             "arrived": self._arrived_wall,
-            "series": {
-                k: [t, self._due.get(k), self._firing.get(k), *self._gaps.get(k, [])]
-                for k, t in self._last.items()
-            },
+            "series": series,
             "services": services,
         }
 
@@ -210,27 +287,35 @@ class SilenceWatch:
         arrived = state.get("arrived")
         watch._arrived_wall = None if arrived is None else float(arrived)
         for key, (last, due, firing, *gaps) in state.get("series", {}).items():
-            watch._last[key] = float(last)
-            if due is not None:
-                watch._due[key] = float(due)
             if firing is not None:
                 watch._firing[key] = float(firing)
-            if gaps:
-                watch._gaps[key] = [float(g) for g in gaps]
-                watch._medians[key] = _median(watch._gaps[key])
+            s = watch._new_slot(key)
+            watch._last[s] = float(last)
+            if due is not None:
+                watch._due[s] = float(due)
+            kept = [float(g) for g in gaps][-params.keep :] if params.keep else []
+            watch._gaps[s, : len(kept)] = kept
+            watch._ngaps[s] = len(kept)
+            if kept:
+                watch._medians[s] = _median(kept)
         for service, (last, firing) in state.get("services", {}).items():
-            watch._services[service] = float(last)
+            k = watch._service(service)
+            watch._service_last[k] = float(last)
             if firing is not None:
                 watch._firing[SERVICE_KEY + service] = float(firing)
+                watch._service_silent[k] = True
         return watch
+
+    # -- expectations and time ---------------------------------------------------------------
 
     def expected_s(self, key: str) -> float | None:
         """The learned expectation of series ``key`` (None: not regular, or not seen enough)."""
-        gaps = self._gaps.get(key, [])
+        s = self._slot.get(key)
+        gaps = [] if s is None else self._gaps_of(s)
         p = self.params
-        if not p.learned or len(gaps) < p.min_intervals:
+        if not p.learned or len(gaps) < p.min_intervals or s is None:
             return None
-        expected = max(p.factor * self._medians[key], p.floor_s)
+        expected = max(p.factor * float(self._medians[s]), p.floor_s)
         return None if max(gaps) >= expected else expected
 
     def now(self, wall_s: float) -> float:
@@ -238,6 +323,8 @@ class SilenceWatch:
         if self._arrived_wall is None or self._lag > self.params.live_lag_s:
             return self.clock
         return self.clock + max(wall_s - self._arrived_wall, 0.0)
+
+    # -- points ------------------------------------------------------------------------------
 
     def observe(
         self,
@@ -256,7 +343,10 @@ class SilenceWatch:
                 spans[key] = [t, t, 1.0]
             else:
                 span[0], span[1], span[2] = min(span[0], t), max(span[1], t), span[2] + 1.0
-        return self._take(spans, received_s, wall_s, deadlines)
+        if not spans:
+            return []
+        lo, hi, count = np.array(list(spans.values()), dtype=np.float64).T
+        return self._take(list(spans), lo, hi, count, received_s, wall_s, deadlines)
 
     def observe_rows(
         self,
@@ -277,39 +367,47 @@ class SilenceWatch:
         np.maximum.at(hi, rows, ts)
         counts = np.bincount(rows, minlength=n)
         seen = np.flatnonzero(counts)
-        spans = {
-            name_of(r): [a, b, c]
-            for r, a, b, c in zip(
-                seen.tolist(), lo[seen].tolist(), hi[seen].tolist(), counts[seen].tolist(),
-                strict=True,
-            )
-        }  # fmt: skip
-        return self._take(spans, received_s, wall_s, deadlines)
+        keys = list(map(name_of, seen.tolist()))
+        return self._take(
+            keys, lo[seen], hi[seen], counts[seen].astype(np.float64), received_s, wall_s,
+            deadlines,
+        )  # fmt: skip
 
     def _take(
         self,
-        spans: dict[str, list[float]],
+        keys: list[str],
+        lo: NDArray[np.float64],
+        hi: NDArray[np.float64],
+        count: NDArray[np.float64],
         received_s: float,
         wall_s: float,
         deadlines: Deadlines | None,
     ) -> list[Silent]:
         """Each series' points of a batch as (oldest, newest, count): a batch brings one or a
         few points of each series, and what is done here is per series, not per point."""
-        if not spans:
-            return []
+        slots = self._slots(keys)
+        catalog_s, bound = self._catalog(slots, deadlines)
+        p = self.params
+        ends = np.zeros((len(slots), 2), dtype=np.bool_)  # a series' end, a service's end
+        at = np.zeros((len(slots), 4))  # their first point back and last point before
+        reached = _take_slots(
+            slots, lo, hi, count.astype(np.int64), catalog_s, bound, self.clock,
+            (self._last, self._gaps, self._ngaps, self._medians, self._due, self._silent),
+            (self._service_of, self._service_last, self._service_silent),
+            (p.factor, p.floor_s, float(p.min_intervals), float(p.learned)), ends, at,
+        )  # fmt: skip
         ended: list[Silent] = []
-        reached = -math.inf
-        for key, (lo, hi, count) in spans.items():
-            reached = max(reached, self._plausible(key, lo, hi, count, deadlines))
-            ended += self._series(key, lo, hi, int(count), deadlines)
+        for i in np.flatnonzero(ends.any(axis=1)).tolist():
+            key = keys[i]
             service = key.partition("|")[0]
-            before = self._services.get(service, -math.inf)
-            if hi > before:
-                self._services[service] = hi
+            if ends[i, 0]:
+                source: Source = "heartbeat" if not math.isnan(catalog_s[i]) else "learned"
+                ended.append(self._ended(key, service, float(at[i, 0]), float(at[i, 1]), source))
+            if ends[i, 1]:
                 skey = SERVICE_KEY + service
-                if skey in self._firing:
-                    first = lo if lo > before else hi
-                    ended.append(self._ended(skey, service, first, before, "heartbeat"))
+                ended.append(
+                    self._ended(skey, service, float(at[i, 2]), float(at[i, 3]), "heartbeat")
+                )
         # A live partition keeps the wall-clock time it gained since its last batch, even when
         # this batch's points move nothing (a new series): else each such batch set it back.
         gained = self.now(wall_s)
@@ -318,91 +416,82 @@ class SilenceWatch:
         self._arrived_wall = wall_s
         return ended
 
-    def _plausible(
-        self, key: str, lo: float, hi: float, count: float, deadlines: Deadlines | None
-    ) -> float:
-        """How far a series' points (``count`` from ``lo`` to ``hi``) may move the clock: as far
-        as each step from the one before is within two of its median intervals, or, before it
-        has a cadence, within the catalog's expectation of it (its heartbeat's, else its
-        service's); not past its last point otherwise. The first point of a partition sets the
-        clock."""
-        last = self._last.get(key)
-        if last is None:
-            return hi if self.clock == -math.inf else min(lo, self.clock)
-        median = self._medians.get(key)
-        bound = 2.0 * median if median is not None else _expected(key, deadlines)
-        if bound is None or hi <= last:
-            return last
-        if lo > last and lo - last > bound:
-            return last
-        step = (hi - lo) / (count - 1) if count > 1 else 0.0
-        return hi if step <= bound else max(lo, last)
-
-    def _series(
-        self, key: str, lo: float, hi: float, count: int, deadlines: Deadlines | None
-    ) -> list[Silent]:
-        last = self._last.get(key)
-        if last is not None and hi <= last:
-            return []
-        silent = key in self._firing
-        gaps = self._gaps.setdefault(key, [])
-        if last is not None and not silent and lo > last:
-            gaps.append(lo - last)  # a silence is no interval of the cadence
-        if count > 1 and hi > lo:
-            gaps.extend([(hi - lo) / (count - 1)] * min(count - 1, self.params.keep))
-        if len(gaps) > self.params.keep:
-            del gaps[: len(gaps) - self.params.keep]
-        if gaps:
-            self._medians[key] = _median(gaps)
-        self._last[key] = hi
-        catalog_s = deadlines.series.get(key) if deadlines is not None else None
-        expected = catalog_s if catalog_s is not None else self.expected_s(key)
-        if expected is None:
-            self._due.pop(key, None)
-        else:
-            self._due[key] = hi + expected
-        if not silent:
-            return []
-        source: Source = "heartbeat" if catalog_s is not None else "learned"
-        first = lo if last is None or lo > last else hi
-        return [self._ended(key, key.partition("|")[0], first, last or first, source)]
+    def _catalog(
+        self, slots: NDArray[np.intp], deadlines: Deadlines | None
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """The catalog's expectation of each slot's series (its named heartbeat's; NaN:
+        none), and that or its service's (what lets a point move the clock before the series
+        has a cadence)."""
+        nan = np.full(len(slots), math.nan)
+        if deadlines is None or not (deadlines.series or deadlines.services):
+            return nan, nan
+        by_slot = np.full(len(self._last), math.nan)
+        for key, within_s in deadlines.series.items():
+            s = self._slot.get(key)
+            if s is not None:
+                by_slot[s] = within_s
+        by_service = np.full(len(self._service_names), math.nan)
+        for name, within_s in deadlines.services.items():
+            k = self._service_index.get(name)
+            if k is not None:
+                by_service[k] = within_s
+        mine = by_slot[slots]
+        return mine, np.where(np.isnan(mine), by_service[self._service_of[slots]], mine)
 
     def _ended(self, key: str, service: str, at: float, before: float, source: Source) -> Silent:
         return Silent(key, service, "resolved", at, before, self._firing.pop(key), source)
+
+    # -- silences ----------------------------------------------------------------------------
 
     def check(self, wall_s: float, deadlines: Deadlines | None = None) -> list[Silent]:
         """The silences that begin by the partition's event time at ``wall_s``: each key once,
         until a point of it returns."""
         now = self.now(wall_s)
         found: list[Silent] = []
-        for key, due in self._due.items():
-            if due < now and key not in self._firing:
-                last = self._last[key]
-                catalog_s = deadlines.series.get(key) if deadlines is not None else None
-                source: Source = "heartbeat" if catalog_s is not None else "learned"
-                median = self._medians.get(key)
-                found.append(
-                    Silent(
-                        key, key.partition("|")[0], "firing", due, last, due - last, source, median
-                    )
+        used = len(self._keys)
+        for s in np.flatnonzero((self._due[:used] < now) & ~self._silent[:used]).tolist():
+            key, due, last = self._keys[s], float(self._due[s]), float(self._last[s])
+            catalog_s = deadlines.series.get(key) if deadlines is not None else None
+            source: Source = "heartbeat" if catalog_s is not None else "learned"
+            median = float(self._medians[s])
+            found.append(
+                Silent(
+                    key, key.partition("|")[0], "firing", due, last, due - last, source,
+                    None if math.isnan(median) else median,
                 )
+            )  # fmt: skip
         for service, within_s in deadlines.services.items() if deadlines is not None else ():
             key = SERVICE_KEY + service
-            heard = self._services.get(service)
-            if heard is not None and heard + within_s < now and key not in self._firing:
+            k = self._service_index.get(service)
+            heard = None if k is None else float(self._service_last[k])
+            if heard is None or heard == -math.inf:
+                continue
+            if heard + within_s < now and key not in self._firing:
                 found.append(
                     Silent(key, service, "firing", heard + within_s, heard, within_s, "heartbeat")
                 )
-        for s in found:
-            self._firing[s.key] = s.expected_s
+        for silent in found:
+            self._firing[silent.key] = silent.expected_s
+            self._mark(silent.key, True)
         self._forget(now)
         return sorted(found, key=lambda s: (s.at, s.key))
+
+    def _mark(self, key: str, silent: bool) -> None:
+        """Mirror whether ``key`` is in ``_firing`` where the compiled pass reads it."""
+        s = self._slot.get(key)
+        if s is not None:
+            self._silent[s] = silent
+        elif key.startswith(SERVICE_KEY):
+            k = self._service_index.get(key[len(SERVICE_KEY) :])
+            if k is not None:
+                self._service_silent[k] = silent
 
     def unfire(self, keys: Sequence[str]) -> None:
         """Forget that ``keys`` were reported silent (their report did not get out): the next
         ``check`` reports them again."""
         for key in keys:
-            self._firing.pop(key, None)
+            if self._firing.pop(key, None) is not None:
+                self._mark(key, False)
 
     def _forget(self, now: float) -> None:
         """Forget the series not heard of for ``forget_s``, looking at most once a minute of
@@ -411,13 +500,121 @@ class SilenceWatch:
         if forget_s <= 0 or now < self._forgot_at + FORGET_EVERY_S:
             return
         self._forgot_at = now
-        gone = [k for k, last in self._last.items() if last < now - forget_s]
-        for key in gone:
-            del self._last[key]
-            self._gaps.pop(key, None)
-            self._medians.pop(key, None)
-            self._due.pop(key, None)
+        used = len(self._keys)
+        gone = np.flatnonzero(self._last[:used] < now - forget_s)
+        for s in gone.tolist():
+            key = self._keys[s]
+            del self._slot[key]
             self._firing.pop(key, None)
+            self._keys[s] = ""
+        self._last[gone] = math.nan
+        self._ngaps[gone] = 0
+        self._medians[gone] = math.nan
+        self._due[gone] = math.nan
+        self._silent[gone] = False
+        self._free = sorted(set(self._free) | set(gone.tolist()), reverse=True)
+
+
+@numba.njit(cache=True, nogil=True)
+def _take_slots(
+    slots: Any,
+    lo: Any,
+    hi: Any,
+    count: Any,
+    catalog_s: Any,
+    bound: Any,
+    clock: float,
+    series: Any,
+    services: Any,
+    params: Any,
+    ends: Any,
+    at: Any,
+) -> float:
+    """One pass over a batch's series (slot ``slots[i]``, points from ``lo[i]`` to ``hi[i]``,
+    ``count[i]`` of them), in order: how far they move the clock (the largest plausible point,
+    see ``_plausible`` in the module docstring), and each series' and service's state moved
+    on. ``ends[i]`` says whether the series' silence (0) or its service's (1) ended there, and
+    ``at[i]`` the first point back and the last one before, for each."""
+    last, gaps, ngaps, medians, due, silent = series
+    service_of, service_last, service_silent = services
+    factor, floor_s, min_intervals, learned = params
+    keep = gaps.shape[1]
+    scratch = np.empty(keep)
+    reached = -np.inf
+    for i in range(slots.shape[0]):
+        s, a, b, c = slots[i], lo[i], hi[i], count[i]
+        before = last[s]
+        known = not np.isnan(before)
+        # How far this series' points may move the clock.
+        if not known:
+            reach = b if clock == -np.inf else min(a, clock)
+        else:
+            m = medians[s]
+            limit = 2.0 * m if not np.isnan(m) else bound[i]
+            step = (b - a) / (c - 1) if c > 1 else 0.0
+            if np.isnan(limit) or b <= before or (a > before and a - before > limit):
+                reach = before
+            else:
+                reach = b if step <= limit else max(a, before)
+        reached = max(reached, reach)
+        # The series' cadence and deadline.
+        if not known or b > before:
+            n = ngaps[s]
+            if known and not silent[s] and a > before:
+                n = _push(gaps[s], n, a - before)  # a silence is no interval of the cadence
+            if c > 1 and b > a:
+                for _ in range(min(c - 1, keep)):
+                    n = _push(gaps[s], n, (b - a) / (c - 1))
+            ngaps[s] = n
+            if n > 0:
+                medians[s] = _median_of(gaps[s, :n], scratch)
+            last[s] = b
+            expected = catalog_s[i]
+            if np.isnan(expected) and learned and n >= min_intervals and n > 0:
+                expected = max(factor * medians[s], floor_s)
+                if gaps[s, :n].max() >= expected:
+                    expected = np.nan
+            due[s] = b + expected  # NaN: not watched
+            if silent[s]:
+                silent[s] = False
+                first = a if not known or a > before else b
+                ends[i, 0] = True
+                at[i, 0], at[i, 1] = first, before if known and before != 0.0 else first
+        # The service's last point.
+        k = service_of[s]
+        heard = service_last[k]
+        if b > heard:
+            service_last[k] = b
+            if service_silent[k]:
+                service_silent[k] = False
+                ends[i, 1] = True
+                at[i, 2], at[i, 3] = (a if a > heard else b), heard
+    return reached
+
+
+@numba.njit(cache=True, nogil=True)
+def _push(ring: Any, n: int, gap: float) -> int:
+    """Append ``gap`` to the intervals ``ring[:n]``, the oldest dropped when full; the count."""
+    if n < ring.shape[0]:
+        ring[n] = gap
+        return n + 1
+    for j in range(n - 1):
+        ring[j] = ring[j + 1]
+    ring[n - 1] = gap
+    return n
+
+
+@numba.njit(cache=True, nogil=True)
+def _median_of(gaps: Any, ordered: Any) -> float:
+    """The median of ``gaps``, sorted into ``ordered`` (scratch room, at least as long)."""
+    n = gaps.shape[0]
+    for j in range(n):  # insertion sort: a few intervals, and no allocation
+        g, k = gaps[j], j
+        while k > 0 and ordered[k - 1] > g:
+            ordered[k] = ordered[k - 1]
+            k -= 1
+        ordered[k] = g
+    return float(ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2.0)
 
 
 def _labels(series: str) -> dict[str, str]:

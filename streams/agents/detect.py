@@ -84,9 +84,10 @@ DECODE_MESSAGES = 50
 # The producer's default largest request, less room for the record's key and headers.
 MAX_BLOCK_BYTES = 1_000_000
 #: Checkpoint keys of a partition's silence watch (no detector rule's name holds a ``~``),
-#: series a block, and seconds between its checkpoints: its last-point times may be this much
-#: older after a restore, less than the shortest silence a learned cadence flags
-#: (``silence_floor_s``), and the points after the committed offset are read again anyway.
+#: series a block, and seconds between its checkpoints (the first one this long after the
+#: partition is assigned): its last-point times may be this much older after a restore, less
+#: than the shortest silence a learned cadence flags (``silence_floor_s``), and the points
+#: after the committed offset are read again anyway.
 WATCH_PREFIX = "~silence/"
 WATCH_BLOCK_BYTES = 256 * 1024
 WATCH_SAVE_S = 60.0
@@ -590,25 +591,19 @@ class Detect(mode.Service):
         ):
             return [], 0
         self._watch_saved[partition] = now
-        state = watch.to_state()
-        chunks = _chunks(state.pop("series"), WATCH_BLOCK_BYTES)
-        sent, written = [], 0
-        for i, chunk in enumerate(chunks):
-            block = {**state, "part": i, "of": len(chunks), "series": chunk} if i == 0 else {
-                "part": i, "series": chunk
-            }  # fmt: skip
-            value = json.dumps(block, separators=(",", ":")).encode()
+        values = watch_blocks(watch.to_state(), WATCH_BLOCK_BYTES)
+        sent, written = [], sum(map(len, values))
+        for i, value in enumerate(values):
             key = f"{WATCH_PREFIX}{i}".encode()
-            written += len(value)
             sent.append(
                 await self._producer.send(self.blocks_topic, value, key=key, partition=partition)
             )
-        for i in range(len(chunks), self._watch_blocks.get(partition, 0)):
+        for i in range(len(values), self._watch_blocks.get(partition, 0)):
             key = f"{WATCH_PREFIX}{i}".encode()
             sent.append(
                 await self._producer.send(self.blocks_topic, None, key=key, partition=partition)
             )
-        self._watch_blocks[partition] = len(chunks)
+        self._watch_blocks[partition] = len(values)
         return sent, written
 
     def _restore_watch(self, partition: int, found: dict[str, bytes]) -> None:
@@ -714,6 +709,9 @@ class Detect(mode.Service):
             try:
                 for part in sorted(partitions):
                     self._saved_at[part] = time.monotonic()
+                    # The watch is on the topic as restored (or empty): written again on the
+                    # usual cadence, not at the partition's first checkpoint.
+                    self._watch_saved[part] = self._saved_at[part]
                     bank = kept.get(part)
                     if bank is not None:
                         self.banks[part] = bank
@@ -742,19 +740,44 @@ class Detect(mode.Service):
         return out
 
 
-def _chunks(entries: dict[str, Any], most: int) -> list[dict[str, Any]]:
-    """``entries`` in dicts of at most ``most`` bytes of JSON each (at least one, maybe empty);
-    an entry larger than that on its own is left out (its series starts afresh)."""
-    chunks: list[dict[str, Any]] = [{}]
+def watch_blocks(state: dict[str, Any], most: int) -> list[bytes]:
+    """A silence watch's state (``SilenceWatch.to_state``) as checkpoint blocks: its series
+    in blocks of at most ``most`` bytes of JSON each (at least one, maybe empty; an entry
+    larger than that on its own is left out, and its series starts afresh), the first block
+    with the rest of the state and ``of``, the number of blocks.
+
+    Each series is written to JSON once, and the blocks are put together from those texts.
+
+    >>> state = {"v": 1, "series": {"a|x": [1.0, None, None], "b|x": [2.0, 3.0, None, 1.5]}}
+    >>> [json.loads(b) for b in watch_blocks(state, 30)]
+    [{'v': 1, 'part': 0, 'of': 2, 'series': {'a|x': [1.0, None, None]}}, \
+{'part': 1, 'series': {'b|x': [2.0, 3.0, None, 1.5]}}]
+    """
+    head = {k: v for k, v in state.items() if k != "series"}
+    chunks = _chunks(state["series"], most)
+    out = []
+    for i, members in enumerate(chunks):
+        first = {**head, "part": i, "of": len(chunks)} if i == 0 else {"part": i}
+        text = json.dumps(first, separators=(",", ":"))
+        out.append((text[:-1] + ',"series":{' + ",".join(members) + "}}").encode())
+    return out
+
+
+def _chunks(entries: dict[str, Any], most: int) -> list[list[str]]:
+    """``entries`` as JSON members (``"key":value``) in groups of at most ``most`` bytes of
+    JSON object each (at least one, maybe empty); an entry larger than that on its own is left
+    out."""
+    chunks: list[list[str]] = [[]]
     size = 0
     for key, value in entries.items():
-        n = len(json.dumps({key: value}, separators=(",", ":")))
+        member = json.dumps({key: value}, separators=(",", ":"))[1:-1]
+        n = len(member) + 2  # as an object of its own
         if n > most:
             continue
         if size + n > most:
-            chunks.append({})
+            chunks.append([])
             size = 0
-        chunks[-1][key] = value
+        chunks[-1].append(member)
         size += n
     return chunks
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import zlib
 from typing import Any
 
 import numpy as np
@@ -46,7 +47,7 @@ def test_a_part_round_trips_and_restores_warm() -> None:
     ids = [f"svc|m{i}" for i in range(40)]
     live = _fleet(ids, 300)
     wire = {k: blocks.encode(v) for k, v in live.take_dirty_blocks().items()}
-    assert all(value.startswith(blocks.MAGIC) for value in wire.values())
+    assert all(value.startswith((blocks.MAGIC, blocks.ZMAGIC)) for value in wire.values())
     restored = SeriesBank("tolerant_novelty")
     assert restored.load_blocks({k: blocks.decode(v) for k, v in wire.items()}) == 0
     assert restored.ids == live.ids
@@ -99,6 +100,47 @@ def test_the_default_detector_checkpoints_at_most_1024_bytes_a_series() -> None:
     stored = sum(len(blocks.encode(v)) for v in parts.values()) / len(ids)
     as_json = sum(len(json.dumps(_as_json(v))) for v in parts.values()) / len(ids)
     assert stored <= 1024 < as_json, (stored, as_json)
+
+
+def test_a_series_with_twenty_labels_checkpoints_at_most_1024_bytes() -> None:
+    """Ids as the throughput bench's memory phase makes them (twenty labels, about 380
+    characters): written as they are, they came to about 1,300 bytes a series."""
+    from schemas.metrics import series_id
+    from streams.bench.throughput import series_labels
+
+    ids = [series_id("svc", f"m{i}", series_labels(i, 20)) for i in range(1024)]
+    settings = Settings()
+    bank = SeriesBank(settings.detector, settings.detector_params)
+    rng = np.random.default_rng(3)
+    for t in range(200):
+        bank.observe(ids, 100.0 + rng.normal(0, 5, len(ids)), np.full(len(ids), 1.7e9 + t))
+    parts = bank.take_dirty_blocks()
+    wire = {k: blocks.encode(v) for k, v in parts.items()}
+    assert sum(map(len, wire.values())) / len(ids) <= 1024
+    assert all(value.startswith(blocks.ZMAGIC) for value in wire.values())
+    restored = SeriesBank(settings.detector, settings.detector_params)
+    assert restored.load_blocks({k: blocks.decode(v) for k, v in wire.items()}) == 0
+    assert restored.ids == bank.ids
+    assert _same_next_scores(bank, restored, ids, 200)
+
+
+def _zpart(packed: bytes, body: bytes = b"") -> bytes:
+    return blocks.ZMAGIC + len(packed).to_bytes(4, "big") + packed + body
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (_zpart(zlib.compress(b" " * (blocks.MAX_HEADER_BYTES + 1), 9)), "inflates past"),
+        (_zpart(zlib.compress(b'{"ids":[]}')[:-3]), "whole zlib"),
+        (_zpart(zlib.compress(b'{"ids":[]}') + b"tail"), "whole zlib"),
+        (_zpart(b"not zlib at all"), "does not inflate"),
+    ],
+    ids=["bomb", "truncated", "trailing-bytes", "not-zlib"],
+)
+def test_a_crafted_compressed_header_is_refused_with_value_error(raw: bytes, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
+        blocks.decode(raw)
 
 
 def _part(header: Any, body: bytes = b"") -> bytes:

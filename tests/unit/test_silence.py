@@ -230,14 +230,19 @@ def test_a_state_of_another_version_starts_afresh() -> None:
 
 
 def test_checkpoint_blocks_are_bounded_by_size() -> None:
-    from streams.agents.detect import _chunks
+    from streams.agents.detect import watch_blocks
 
     entries = {f"s{i}|m|" + "x" * 100: [1.0, None, None, 1.0] for i in range(50)}
     entries["huge|m|" + "y" * 5000] = [1.0, None, None]
-    chunks = _chunks(entries, 1000)
-    assert all(len(json.dumps(c)) <= 1000 + 2 for c in chunks)
-    assert sum(len(c) for c in chunks) == 50  # the one larger than a block is left out
-    assert _chunks({}, 1000) == [{}]
+    blocks = [json.loads(b) for b in watch_blocks({"v": 1, "series": entries}, 1000)]
+    assert all(len(json.dumps(b["series"], separators=(",", ":"))) <= 1000 for b in blocks)
+    assert sum(len(b["series"]) for b in blocks) == 50  # the one larger than a block is left out
+    assert [b["part"] for b in blocks] == list(range(len(blocks))) and blocks[0]["of"] == len(
+        blocks
+    )
+    assert [json.loads(b) for b in watch_blocks({"v": 1, "series": {}}, 1000)] == [
+        {"v": 1, "part": 0, "of": 1, "series": {}}
+    ]
 
 
 def test_a_silence_detection_is_built_whatever_labels_its_id_holds() -> None:
