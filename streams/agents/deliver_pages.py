@@ -249,20 +249,27 @@ def attach(p: Pipeline) -> None:
 
     #: The last offset of each ``mobilization.deliveries.v1`` partition this stream processed.
     read_to: dict[int, int] = {}
+    #: For each pending entry found with no lane on it: its partition's end offset then.
+    end_when_found: dict[str, int] = {}
 
-    def caught_up(partition: int | None) -> bool:
-        """Whether this stream has processed every record of ``partition`` the broker has now,
-        so that a pending entry there has no outcome still to be read."""
+    def read_past_end(key: str) -> bool:
+        """Whether this stream has processed every record the entry's partition had when the
+        entry was first found pending, so that an outcome sent for it before then (by a worker
+        that stopped) has been read. The end is taken once: traffic after it does not delay
+        the resume."""
+        partition = log_table.partition_of(key)
         if partition is None:
             return False
         consumer: Any = p.app.consumer  # Faust private state: its committed offsets
         tp = consumer._new_topicpartition(p.settings.topics.deliveries, partition)
-        high = consumer.highwater(tp)
-        if high is None:
-            return False
+        if key not in end_when_found:
+            high = consumer.highwater(tp)
+            if high is None:
+                return False
+            end_when_found[key] = int(high)
         done = read_to.get(partition)
         start = done + 1 if done is not None else (consumer._committed_offset.get(tp) or 0)
-        return start >= high
+        return bool(start >= end_when_found[key])
 
     async def on_delivery(event: Any) -> None:
         read_to[event.message.partition] = event.message.offset
@@ -296,7 +303,9 @@ def attach(p: Pipeline) -> None:
     @p.app.timer(interval=RESUME_INTERVAL_S)
     async def resume_deliveries() -> None:
         """Hand unfinished deliveries (a crash, a partition moved here) to their lanes again,
-        once the stream has read their partition to its end."""
+        once the stream has read their partition up to where it ended when they were found."""
+        for key in [k for k in end_when_found if not pending(log_table.recent.get(k))]:
+            del end_when_found[key]
         for key, entry in list(log_table.recent.items()):
             if not pending(entry):
                 continue
@@ -304,7 +313,7 @@ def attach(p: Pipeline) -> None:
                 continue
             # The outcome of a delivery a stopped worker finished may be on the partition still
             # unread: resuming now would send the page a second time.
-            if not caught_up(log_table.partition_of(key)):
+            if not read_past_end(key):
                 continue
             job = Job.from_pending(entry)
             if lanes.submit(throttle_key(job.page), key, partial(run, job)):
