@@ -101,16 +101,24 @@ class Delivered(faust.Sensor):
         self.last[(tp.topic, tp.partition)] = offset
 
 
+def _in_hand(consumer: Any) -> set[Any]:
+    """The partitions of the messages streams have taken and not yet acknowledged."""
+    return {message.tp for message in list(consumer._unacked_messages)}
+
+
 def stream_positions(app: Any, delivered: Delivered) -> dict[Partition, tuple[int, int]]:
     """(next offset to read, high watermark) for each input partition of a Faust app (its
     table changelogs left out): after the last offset handed to a stream, else the committed
-    offset, else 0."""
+    offset, else 0. A partition whose stream holds a message it has not finished (a handler
+    waiting on a slow webhook) is left out too: it is busy, not stalled, and a seek would only
+    have every stream read again what it already holds."""
     consumer = app.consumer
     changelogs = app.tables.changelog_topics
+    in_hand = _in_hand(consumer)
     out: dict[Partition, tuple[int, int]] = {}
     for tp in consumer.assignment():
         high = consumer.highwater(tp)
-        if high is None or tp.topic in changelogs:
+        if high is None or tp.topic in changelogs or tp in in_hand:
             continue
         key = (tp.topic, tp.partition)
         last = delivered.last.get(key)

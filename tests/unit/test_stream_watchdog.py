@@ -1,0 +1,68 @@
+"""The stream watchdog's view of a worker's input partitions (``streams.liveness``): a
+partition whose stream holds a message it has not finished is busy, not stalled, however long
+its handler takes, so a slow handler does not make the worker seek every partition back to
+its committed offsets (and read again every message already in the streams' buffers)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+from aiokafka import TopicPartition
+
+from streams.liveness import Delivered, StreamWatchdog, stream_positions
+
+INPUT, OTHER, CHANGELOG = "incidents.events.v1", "pages.v1", "w-incidents-changelog"
+
+
+class _Message:
+    def __init__(self, tp: TopicPartition, offset: int) -> None:
+        self.tp, self.topic, self.partition, self.offset = tp, tp.topic, tp.partition, offset
+
+
+def _app(high: dict[TopicPartition, int], committed: dict[TopicPartition, int]) -> Any:
+    consumer = SimpleNamespace(
+        assignment=lambda: set(high), highwater=high.get,
+        _committed_offset=committed, _unacked_messages=set(),
+    )  # fmt: skip
+    return SimpleNamespace(consumer=consumer, tables=SimpleNamespace(changelog_topics={CHANGELOG}))
+
+
+def _take(app: Any, delivered: Delivered, tp: TopicPartition, offset: int) -> _Message:
+    """What a stream does when it takes a message: the sensor sees it, it is not yet acked."""
+    message = _Message(tp, offset)
+    delivered.on_message_in(tp, offset, message)
+    app.consumer._unacked_messages.add(message)
+    return message
+
+
+def test_a_slow_handler_is_not_a_stalled_partition() -> None:
+    busy, other = TopicPartition(INPUT, 0), TopicPartition(OTHER, 0)
+    app = _app({busy: 9, other: 4, TopicPartition(CHANGELOG, 0): 7}, {busy: 3, other: 4})
+    delivered, dog = Delivered(), StreamWatchdog(stall_s=10, max_wait_s=300)
+    in_hand = _take(app, delivered, busy, 3)  # a webhook that takes a minute to answer
+    for now in range(0, 60):
+        assert dog.check(now, stream_positions(app, delivered)) == [], now
+    # Once the handler is done, the partition is judged again, with a whole wait before it.
+    app.consumer._unacked_messages.discard(in_hand)
+    assert dog.check(60, stream_positions(app, delivered)) == []
+    assert dog.check(70, stream_positions(app, delivered)) == []
+    assert dog.check(71, stream_positions(app, delivered)) == [(INPUT, 0)]
+
+
+def test_a_partition_with_nothing_in_hand_and_unread_messages_is_stalled() -> None:
+    tp = TopicPartition(INPUT, 1)
+    app = _app({tp: 9}, {tp: 5})
+    delivered, dog = Delivered(), StreamWatchdog(stall_s=10, max_wait_s=300)
+    positions = stream_positions(app, delivered)
+    assert positions == {(INPUT, 1): (5, 9)}
+    assert dog.check(0, positions) == []
+    assert dog.check(11, stream_positions(app, delivered)) == [(INPUT, 1)]
+
+
+def test_a_message_in_hand_on_one_partition_leaves_the_others_judged() -> None:
+    busy, idle = TopicPartition(INPUT, 0), TopicPartition(INPUT, 1)
+    app = _app({busy: 9, idle: 6}, {busy: 3, idle: 2})
+    delivered = Delivered()
+    _take(app, delivered, busy, 3)
+    assert stream_positions(app, delivered) == {(INPUT, 1): (2, 6)}
