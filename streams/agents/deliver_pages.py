@@ -62,6 +62,18 @@ def pending(entry: Any) -> bool:
     return isinstance(entry, dict) and entry.get("outcome") == PENDING
 
 
+def read_past(done: int | None, committed: int | None, end: int) -> bool:
+    """Whether a partition has been processed up to ``end`` (exclusive), given the last offset
+    this worker's stream processed on it (``done``) and its committed offset: what was
+    committed was processed, here or by the partition's owner while it was away from here
+    (``done`` is then an offset read before it went away).
+
+    >>> read_past(None, 4, 9), read_past(8, 4, 9), read_past(100, 151, 151)
+    (False, True, True)
+    """
+    return max(done + 1 if done is not None else 0, committed or 0) >= end
+
+
 @dataclass(frozen=True)
 class Source:
     """Where a page was read, for its dead letter (the lane outlives the stream's message)."""
@@ -267,9 +279,8 @@ def attach(p: Pipeline) -> None:
             if high is None:
                 return False
             end_when_found[key] = int(high)
-        done = read_to.get(partition)
-        start = done + 1 if done is not None else (consumer._committed_offset.get(tp) or 0)
-        return bool(start >= end_when_found[key])
+        committed = consumer._committed_offset.get(tp)
+        return read_past(read_to.get(partition), committed, end_when_found[key])
 
     async def on_delivery(event: Any) -> None:
         read_to[event.message.partition] = event.message.offset
@@ -303,7 +314,11 @@ def attach(p: Pipeline) -> None:
     @p.app.timer(interval=RESUME_INTERVAL_S)
     async def resume_deliveries() -> None:
         """Hand unfinished deliveries (a crash, a partition moved here) to their lanes again,
-        once the stream has read their partition up to where it ended when they were found."""
+        once the stream has read their partition up to where it ended when they were found.
+        Not during a rebalance: a partition's rows are then being restored, and a pending entry
+        may be back before the outcome written over it."""
+        if p.app.rebalancing:
+            return
         for key in [k for k in end_when_found if not pending(log_table.recent.get(k))]:
             del end_when_found[key]
         for key, entry in list(log_table.recent.items()):

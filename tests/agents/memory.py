@@ -116,6 +116,21 @@ class Signal:
         return handler
 
 
+class MemoryConsumer:
+    """What the agents read of Faust's consumer: end offsets (every topic one partition), and
+    no committed offset."""
+
+    def __init__(self, log: Log) -> None:
+        self.log = log
+        self._committed_offset: dict[Any, int] = {}
+
+    def _new_topicpartition(self, topic: str, partition: int) -> tuple[str, int]:
+        return (topic, partition)
+
+    def highwater(self, tp: tuple[str, int]) -> int:
+        return len(self.log.on(tp[0]))
+
+
 class MemoryApp:
     """What the agents use of ``faust.App``: agents, timers and tasks are recorded, not run."""
 
@@ -124,6 +139,8 @@ class MemoryApp:
         self.agents: dict[str, tuple[tuple[str, ...], Agent]] = {}
         self.timers: dict[str, Callable[[], Awaitable[None]]] = {}
         self.on_before_shutdown = Signal()
+        self.rebalancing = False
+        self.consumer = MemoryConsumer(log)
 
     def agent(self, channel: MemoryTopic, name: str) -> Callable[[Agent], Agent]:
         def register(fn: Agent) -> Agent:
@@ -157,6 +174,11 @@ class MemoryTable(dict[str, Any]):
 
     def partition_of(self, key: str) -> int | None:
         return 0 if key in self else None
+
+    @property
+    def recent(self) -> dict[str, Any]:
+        """Every row is held in memory."""
+        return self
 
 
 @dataclass
