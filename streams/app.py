@@ -25,7 +25,7 @@ from streams.directory import Directory
 from streams.faust_lifecycle import PromptTableManager
 from streams.live import Live
 from streams.live_catalog import LiveCatalog
-from streams.liveness import Delivered, StreamWatchdog, stream_positions
+from streams.liveness import Delivered, StreamWatchdog, stalled_streams
 from streams.notifiers.console import ConsoleNotifier
 from streams.notifiers.email import EmailNotifier, SmtpConfig
 from streams.notifiers.links import ActionLinks, incident_template
@@ -338,9 +338,7 @@ def build(
         app.sensors.add(delivered)
         while not app.should_stop:
             await asyncio.sleep(1.0)
-            if not pipeline.ready or app.rebalancing or not app.flow_control.is_active():
-                continue
-            stalled = dog.check(time.monotonic(), stream_positions(app, delivered))
+            stalled = stalled_streams(app, dog, delivered, time.monotonic(), pipeline.ready)
             if stalled:
                 log.warning(
                     "%s: unread messages and no progress; seeking to the committed offsets",

@@ -154,6 +154,10 @@ class StreamWatchdog:
     max_wait_s: float
     _last: dict[Partition, tuple[int, float, float]] = field(default_factory=dict)
 
+    def forget(self) -> None:
+        """Start every partition's wait over (the streams were held: a rebalance)."""
+        self._last.clear()
+
     def check(self, now: float, positions: Mapping[Partition, tuple[int, int]]) -> list[Partition]:
         """The partitions stalled now (their wait starts over)."""
         stalled = []
@@ -168,3 +172,15 @@ class StreamWatchdog:
                 stalled.append(tp)
                 self._last[tp] = (position, now, min(seen[2] * 2, self.max_wait_s))
         return stalled
+
+
+def stalled_streams(
+    app: Any, dog: StreamWatchdog, delivered: Delivered, now: float, ready: bool
+) -> list[Partition]:
+    """One look of the stream watchdog at a Faust app: the input partitions to seek again.
+    None while the worker is not ready, rebalances or has its flow stopped, and the waits
+    start over after that: the streams could not move meanwhile."""
+    if not ready or app.rebalancing or not app.flow_control.is_active():
+        dog.forget()
+        return []
+    return dog.check(now, stream_positions(app, delivered))

@@ -10,7 +10,7 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
-from streams.liveness import Delivered, StreamWatchdog, stream_positions
+from streams.liveness import Delivered, StreamWatchdog, stalled_streams, stream_positions
 
 INPUT, OTHER, CHANGELOG = "incidents.events.v1", "pages.v1", "w-incidents-changelog"
 
@@ -66,3 +66,21 @@ def test_a_message_in_hand_on_one_partition_leaves_the_others_judged() -> None:
     delivered = Delivered()
     _take(app, delivered, busy, 3)
     assert stream_positions(app, delivered) == {(INPUT, 1): (2, 6)}
+
+
+def test_a_rebalance_longer_than_the_wait_does_not_make_the_worker_seek_as_it_ends() -> None:
+    tp = TopicPartition(INPUT, 0)
+    app = _app({tp: 9}, {tp: 5})
+    app.rebalancing, active = False, [True]
+    app.flow_control = SimpleNamespace(is_active=lambda: active[0])
+    delivered, dog = Delivered(), StreamWatchdog(stall_s=10, max_wait_s=300)
+    assert stalled_streams(app, dog, delivered, 0, ready=True) == []
+    # A rebalance: the flow stops, the tables are restored for 15 s, the streams wait.
+    app.rebalancing, active[0] = True, False
+    for now in range(1, 16):
+        assert stalled_streams(app, dog, delivered, now, ready=True) == []
+    app.rebalancing, active[0] = False, True
+    # The streams get their whole wait to move again before the partition counts as stalled.
+    assert stalled_streams(app, dog, delivered, 16, ready=True) == []
+    assert stalled_streams(app, dog, delivered, 26, ready=True) == []
+    assert stalled_streams(app, dog, delivered, 27, ready=True) == [(INPUT, 0)]
