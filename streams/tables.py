@@ -24,12 +24,13 @@ changelogs, which are the truth (as Kafka Streams does after an unclean stop).
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import shutil
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import faust
 from faust.types import TP, EventT
@@ -41,6 +42,12 @@ log = logging.getLogger(__name__)
 
 #: The file a worker that stopped cleanly leaves in its table directory.
 CLEAN_STOP = "clean-stop"
+#: The file whose lock a worker on the disk store holds on its table directory while it runs.
+TABLE_DIR_LOCK = "worker.lock"
+
+
+class TableDirInUse(ValueError):
+    """Another running worker holds the table directory."""
 
 
 def open_table_dir(tabledir: Path) -> bool:
@@ -232,9 +239,38 @@ def per_incident_store(settings: Settings, name: str) -> dict[str, Any]:
 
 
 def prepare_table_dir(settings: Settings, tabledir: Path) -> bool:
-    """Before any table opens: with the disk store, delete the databases a worker that did not
-    stop cleanly left (see :func:`open_table_dir`); True when it did."""
-    return settings.table_store != "memory" and open_table_dir(tabledir)
+    """Before any table opens: with the disk store, take the table directory for this process
+    (:func:`lock_table_dir`), then delete the databases a worker that did not stop cleanly left
+    (see :func:`open_table_dir`); True when it did."""
+    if settings.table_store == "memory":
+        return False
+    lock_table_dir(tabledir, settings.data_dir)
+    return open_table_dir(tabledir)
+
+
+#: The open lock file of each table directory this process holds (held until it exits).
+_HELD: dict[Path, IO[str]] = {}
+
+
+def lock_table_dir(tabledir: Path, data_dir: Path) -> None:
+    """Hold an exclusive lock on ``tabledir`` for as long as this process runs; raise
+    :class:`TableDirInUse` if another process holds it. Without it, a second worker on the same
+    data directory would take the running one's databases for those of a crashed worker and
+    delete them under it. The operating system releases the lock when the process ends, however
+    it ends."""
+    if tabledir in _HELD:
+        return
+    tabledir.mkdir(parents=True, exist_ok=True)
+    handle = (tabledir / TABLE_DIR_LOCK).open("a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise TableDirInUse(
+            f"another worker is running on the data directory {data_dir} (WARROOM_DATA_DIR): "
+            f"its table store {tabledir} is locked; give each worker a data directory of its own"
+        ) from None
+    _HELD[tabledir] = handle
 
 
 def recent_incident(resolved_in_memory_s: float) -> Callable[[Any], bool]:

@@ -10,7 +10,7 @@ from aiokafka.errors import KafkaConnectionError
 from streams.app import ConfigError, build, load_catalog
 from streams.faust_lifecycle import PromptWorker
 from streams.settings import Settings, api_token_problem
-from streams.tables import mark_clean_stop, prepare_table_dir
+from streams.tables import TableDirInUse, mark_clean_stop, prepare_table_dir
 from streams.topics import ensure_topics
 from streams.web import WebServer
 
@@ -41,7 +41,11 @@ def run_worker(settings: Settings) -> None:
         quiet.setLevel(level)
     pipeline = build(settings, catalog)
     tabledir = pipeline.app.conf.tabledir
-    if prepare_table_dir(settings, tabledir):
+    try:
+        restored = prepare_table_dir(settings, tabledir)
+    except TableDirInUse as exc:
+        raise ConfigError(str(exc)) from None
+    if restored:
 
         @pipeline.app.task
         async def say_restored() -> None:

@@ -11,7 +11,15 @@ from pydantic import ValidationError
 
 from streams.agents.deliver_pages import pending
 from streams.settings import Settings
-from streams.tables import mark_clean_stop, open_table_dir, per_incident_store, recent_incident
+from streams.tables import (
+    TABLE_DIR_LOCK,
+    TableDirInUse,
+    mark_clean_stop,
+    open_table_dir,
+    per_incident_store,
+    prepare_table_dir,
+    recent_incident,
+)
 
 
 def _db(tabledir: Path, name: str) -> Path:
@@ -94,3 +102,21 @@ def test_which_incidents_stay_in_memory(
 )
 def test_which_deliveries_stay_in_memory(entry: Any, kept: bool) -> None:
     assert pending(entry) is kept
+
+
+def test_a_table_directory_in_use_by_another_worker_is_left_alone(tmp_path: Path) -> None:
+    # A second worker started on the data directory of a running one (a shared volume, a copy
+    # of the same settings) finds no clean-stop mark: the running worker consumed it. It must
+    # not delete the databases the running worker has open, and must say why it stops.
+    import fcntl
+
+    db = _db(tmp_path, "incidents-0.db")
+    settings = Settings(table_store="rocksdb", data_dir=tmp_path)
+    with (tmp_path / TABLE_DIR_LOCK).open("a") as running:
+        fcntl.flock(running, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as the running worker holds it
+        with pytest.raises(TableDirInUse, match="WARROOM_DATA_DIR"):
+            prepare_table_dir(settings, tmp_path)
+        assert db.exists()
+    # Once that worker has stopped, the directory is this worker's.
+    assert prepare_table_dir(settings, tmp_path) is True
+    assert not db.exists()
