@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import RunningWorker, eventually, free_port
+from streams.kafka_local import free_port
+from tests.harness import RunningWorker, eventually
 
 pytestmark = pytest.mark.broker
 
