@@ -91,19 +91,28 @@ def consumer_offsets(app: Any) -> dict[Partition, tuple[int | None, int]]:
 
 class Delivered(faust.Sensor):
     """The last offset of each partition handed to a stream (Faust's own read offset also
-    holds the committed offset right after a seek, so it cannot tell read from not yet)."""
+    holds the committed offset right after a seek, so it cannot tell read from not yet), and
+    the events streams are processing now (taken, not yet done)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.last: dict[Partition, int] = {}
+        self.in_hand: dict[tuple[int, Partition], int] = {}
 
     def on_message_in(self, tp: Any, offset: int, message: Any) -> None:
         self.last[(tp.topic, tp.partition)] = offset
 
+    def on_stream_event_in(self, tp: Any, offset: int, stream: Any, event: Any) -> None:
+        self.in_hand[(id(stream), (tp.topic, tp.partition))] = offset
 
-def _in_hand(consumer: Any) -> set[Any]:
-    """The partitions of the messages streams have taken and not yet acknowledged."""
-    return {message.tp for message in list(consumer._unacked_messages)}
+    def on_stream_event_out(
+        self, tp: Any, offset: int, stream: Any, event: Any, state: Any = None
+    ) -> None:
+        self.in_hand.pop((id(stream), (tp.topic, tp.partition)), None)
+
+    def busy(self) -> set[Partition]:
+        """The partitions of which a stream is processing an event now."""
+        return {tp for _, tp in list(self.in_hand)}
 
 
 def stream_positions(app: Any, delivered: Delivered) -> dict[Partition, tuple[int, int]]:
@@ -114,13 +123,13 @@ def stream_positions(app: Any, delivered: Delivered) -> dict[Partition, tuple[in
     have every stream read again what it already holds."""
     consumer = app.consumer
     changelogs = app.tables.changelog_topics
-    in_hand = _in_hand(consumer)
+    in_hand = delivered.busy()
     out: dict[Partition, tuple[int, int]] = {}
     for tp in consumer.assignment():
         high = consumer.highwater(tp)
-        if high is None or tp.topic in changelogs or tp in in_hand:
-            continue
         key = (tp.topic, tp.partition)
+        if high is None or tp.topic in changelogs or key in in_hand:
+            continue
         last = delivered.last.get(key)
         committed = consumer._committed_offset.get(tp)
         position = max(last + 1 if last is not None else 0, committed or 0)

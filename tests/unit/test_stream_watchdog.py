@@ -28,12 +28,21 @@ def _app(high: dict[TopicPartition, int], committed: dict[TopicPartition, int]) 
     return SimpleNamespace(consumer=consumer, tables=SimpleNamespace(changelog_topics={CHANGELOG}))
 
 
+STREAM = object()
+
+
 def _take(app: Any, delivered: Delivered, tp: TopicPartition, offset: int) -> _Message:
-    """What a stream does when it takes a message: the sensor sees it, it is not yet acked."""
+    """What a stream does when it takes a message: the sensors see it, it is not yet acked."""
     message = _Message(tp, offset)
     delivered.on_message_in(tp, offset, message)
+    delivered.on_stream_event_in(tp, offset, STREAM, message)
     app.consumer._unacked_messages.add(message)
     return message
+
+
+def _done(app: Any, delivered: Delivered, message: _Message) -> None:
+    delivered.on_stream_event_out(message.tp, message.offset, STREAM, message)
+    app.consumer._unacked_messages.discard(message)
 
 
 def test_a_slow_handler_is_not_a_stalled_partition() -> None:
@@ -44,7 +53,7 @@ def test_a_slow_handler_is_not_a_stalled_partition() -> None:
     for now in range(0, 60):
         assert dog.check(now, stream_positions(app, delivered)) == [], now
     # Once the handler is done, the partition is judged again, with a whole wait before it.
-    app.consumer._unacked_messages.discard(in_hand)
+    _done(app, delivered, in_hand)
     assert dog.check(60, stream_positions(app, delivered)) == []
     assert dog.check(70, stream_positions(app, delivered)) == []
     assert dog.check(71, stream_positions(app, delivered)) == [(INPUT, 0)]
@@ -84,3 +93,15 @@ def test_a_rebalance_longer_than_the_wait_does_not_make_the_worker_seek_as_it_en
     assert stalled_streams(app, dog, delivered, 16, ready=True) == []
     assert stalled_streams(app, dog, delivered, 26, ready=True) == []
     assert stalled_streams(app, dog, delivered, 27, ready=True) == [(INPUT, 0)]
+
+
+def test_a_message_the_consumer_never_saw_acknowledged_does_not_hide_a_stall() -> None:
+    # Faust can leave a message unacknowledged for good (seen on incidents.events.v1) with no
+    # stream processing it: the partition is judged as any other.
+    tp = TopicPartition(INPUT, 0)
+    app = _app({tp: 9}, {tp: 3})
+    delivered, dog = Delivered(), StreamWatchdog(stall_s=10, max_wait_s=300)
+    _done(app, delivered, _take(app, delivered, tp, 3))
+    app.consumer._unacked_messages.add(_Message(tp, 3))
+    assert dog.check(0, stream_positions(app, delivered)) == []
+    assert dog.check(11, stream_positions(app, delivered)) == [(INPUT, 0)]
