@@ -63,8 +63,12 @@ def open_table_dir(tabledir: Path) -> bool:
     (True, False)
     """
     marker = tabledir / CLEAN_STOP
-    if marker.exists():
-        marker.unlink()
+    clean = marker.is_file()  # anything else under its name (a directory) is no mark
+    if marker.is_dir() and not marker.is_symlink():
+        shutil.rmtree(marker, ignore_errors=True)
+    else:
+        marker.unlink(missing_ok=True)
+    if clean:
         return False
     stale = sorted(tabledir.glob("*.db")) if tabledir.is_dir() else []
     for path in stale:

@@ -120,3 +120,20 @@ def test_a_table_directory_in_use_by_another_worker_is_left_alone(tmp_path: Path
     # Once that worker has stopped, the directory is this worker's.
     assert prepare_table_dir(settings, tmp_path) is True
     assert not db.exists()
+
+
+def test_a_mark_that_is_not_a_file_counts_as_none(tmp_path: Path) -> None:
+    # Whatever sits under the mark's name (a directory, a dangling link), the start goes on:
+    # the databases are restored from their changelogs, and the next clean stop marks again.
+    db = _db(tmp_path, "incidents-0.db")
+    (tmp_path / "clean-stop").mkdir()
+    assert open_table_dir(tmp_path) is True
+    assert not db.exists()
+    mark_clean_stop(tmp_path)
+    assert open_table_dir(tmp_path) is False
+    db = _db(tmp_path, "incidents-0.db")
+    (tmp_path / "clean-stop").symlink_to(tmp_path / "nowhere")
+    assert open_table_dir(tmp_path) is True
+    assert not db.exists()
+    mark_clean_stop(tmp_path)
+    assert open_table_dir(tmp_path) is False
