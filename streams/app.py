@@ -331,11 +331,13 @@ def build(
         # Resolved incidents leave memory resolved_in_memory_s after their resolution.
         pipeline.tables.incidents.sweep()
 
+    # Before the app starts: a sensor added while records are being sent misses their start.
+    delivered = Delivered()
+    app.sensors.add(delivered)
+
     @app.task
     async def reseek_stalled_streams() -> None:
         dog = StreamWatchdog(settings.stream_stall_s, max_wait_s=300.0)
-        delivered = Delivered()
-        app.sensors.add(delivered)
         while not app.should_stop:
             await asyncio.sleep(1.0)
             stalled = stalled_streams(app, dog, delivered, time.monotonic(), pipeline.ready)

@@ -59,8 +59,18 @@ async def _seek_to_committed(self: Any) -> Mapping[Any, int]:
     uncommitted = [tp for tp, offset in committed.items()
                    if not offset and tp.topic not in changelogs]  # fmt: skip
     if uncommitted:
-        await self.call_thread(consumer.seek_to_beginning, *uncommitted)
+        # To the first offset the broker keeps, by an explicit seek: a reset request
+        # (``seek_to_beginning``) leaves the position unset until it is answered, and Faust's
+        # livelock check, reading positions from the main thread, then fails the consumer.
+        await self.call_thread(_rewind, consumer, uncommitted)
     return committed
+
+
+async def _rewind(consumer: Any, partitions: list[Any]) -> None:
+    """Seek ``partitions`` to the first offset the broker keeps (in the consumer's thread)."""
+    first = await consumer.beginning_offsets(partitions)
+    for tp, offset in first.items():
+        consumer.seek(tp, offset)
 
 
 log = logging.getLogger(__name__)
