@@ -34,15 +34,33 @@ from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.types.tuples import ack_lock
 from mode.utils.futures import notify
 
+#: Inputs whose handling was cancelled (a stop, a revocation) before it ended.
+_ABANDONED: set[tuple[str, int, int]] = set()
+
+
+def abandon(message: Any) -> None:
+    """Say that ``message``'s handling was cancelled before it ended: Faust's stream still
+    acknowledges the message it had in hand when its agent is cancelled, and a stop then
+    commits past an input whose events were never sent; this one is let go uncounted instead,
+    and read again by the partition's next owner."""
+    _ABANDONED.add((message.topic, message.partition, message.offset))
+
 
 def _ack(self: Any, message: Any) -> bool:
     app = self.app
-    if message.generation_id == app.consumer_generation_id and app.flow_control.is_active():
+    key = (message.topic, message.partition, message.offset)
+    abandoned = key in _ABANDONED
+    _ABANDONED.discard(key)
+    if (
+        not abandoned
+        and message.generation_id == app.consumer_generation_id
+        and app.flow_control.is_active()
+    ):
         return bool(_ORIGINAL_ACK(self, message))
     log.info(
-        "message %s[%d]@%d let go uncounted (generation %s, now %s; flow %s)",
+        "message %s[%d]@%d let go uncounted (generation %s, now %s; flow %s; abandoned %s)",
         message.topic, message.partition, message.offset, message.generation_id,
-        app.consumer_generation_id, app.flow_control.is_active(),
+        app.consumer_generation_id, app.flow_control.is_active(), abandoned,
     )  # fmt: skip
     with ack_lock:
         if not message.acked:

@@ -7,9 +7,12 @@ the reason, counted, and the next one is read.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
+
+from streams import faust_acks
 
 if TYPE_CHECKING:
     from streams.pipeline import Pipeline
@@ -58,6 +61,9 @@ async def each_input(
         first(event.message)
         try:
             await handle(event)
+        except asyncio.CancelledError:  # a stop or a revocation: this input was not handled
+            faust_acks.abandon(event.message)
+            raise
         except Exception as exc:
             p.count(errors)
             await p.dead_letters.send(event.message, stage, f"{type(exc).__name__}: {exc}")

@@ -65,3 +65,52 @@ async def test_an_input_that_raises_is_dead_lettered_counted_and_the_stream_goes
     assert seen == handled
     assert fake.dead_letters.sent == letters
     assert fake.counters.get("x_errors", 0) == len(letters)
+
+
+class _Message:
+    def __init__(self) -> None:
+        self.topic, self.partition, self.offset = "t", 0, 0
+        self.generation_id, self.acked = 1, False
+
+
+async def test_an_input_whose_handling_is_cancelled_is_not_counted_as_processed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A stop cancels the agent with an input in hand; Faust's stream acknowledges that input
+    anyway. It must be let go uncounted (read again by the next owner), not committed."""
+    import asyncio
+
+    from streams import faust_acks
+
+    started = asyncio.Event()
+
+    async def handle(event: Any) -> None:
+        started.set()
+        await asyncio.Event().wait()  # the events of this input are never sent
+
+    task = asyncio.ensure_future(
+        each_input(FakePipeline(), FakeStream(["a"]), "t", handle, stage="s", errors="e")  # type: ignore[arg-type]
+    )
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    recorded: list[int] = []
+    app = SimpleNamespace(
+        consumer_generation_id=1, flow_control=SimpleNamespace(is_active=lambda: True)
+    )
+    consumer = SimpleNamespace(app=app, _unacked_messages=set(), _waiting_for_ack=None)
+    message = _Message()
+
+    def original(self: Any, message: Any) -> bool:
+        recorded.append(message.offset)
+        return True
+
+    monkeypatch.setattr(faust_acks, "_ORIGINAL_ACK", original)
+    assert faust_acks._ack(consumer, message) is False  # let go, its offset not recorded
+    assert recorded == [] and message.acked
+    # The same offset handled to its end later (by this or the next owner) counts.
+    message.acked = False
+    assert faust_acks._ack(consumer, message) is True
+    assert recorded == [0]
