@@ -7,10 +7,13 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Sequence
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
+from mode.utils.times import want_seconds
 
 from streams.live_catalog import CATALOG_CONFIGS, CATALOG_PARTITIONS
 from streams.settings import Settings
@@ -33,6 +36,71 @@ _STAMPED = {
 }  # fmt: skip
 LOG_APPEND_TIME = {"message.timestamp.type": "LogAppendTime"}
 DESCRIBE_WAIT_S = 10.0
+#: How long the worker waits, at start, for every partition of the topics it just created to
+#: have a leader in the cluster's metadata (then it goes on, with a warning).
+LEADERS_WAIT_S = 30.0
+
+
+def changelog_topics(app: Any) -> list[NewTopic]:
+    """The changelog topic of each table of a Faust app, as Faust would declare it (name,
+    partitions, replication, cleanup policy and extra configuration).
+
+    Faust creates them itself when the app starts, and its consumer subscribes to them at
+    once: a changelog the cluster's metadata does not show yet (or shows with fewer
+    partitions) is taken as having none, and every write of the table from a stream then fails
+    with ``PartitionsMismatch`` until the metadata catches up (seen on a first start as a few
+    seconds of pages refused). Created here, before the app starts, they are there whole when it
+    subscribes."""
+    out = []
+    for table in app.tables.values():
+        topic = table.changelog_topic
+        retention_ms = int(want_seconds(topic.retention) * 1000) if topic.retention else None
+        config = app.transport._topic_config(retention_ms, topic.compacting, topic.deleting)
+        config.update(topic.config or {})
+        out.append(
+            NewTopic(
+                name=topic.get_topic_name(),
+                num_partitions=topic.partitions or app.conf.topic_partitions,
+                replication_factor=topic.replicas or app.conf.topic_replication_factor or 1,
+                topic_configs={k: str(v) for k, v in config.items()},
+            )
+        )
+    return out
+
+
+def _unled(described: Sequence[dict[str, Any]], wanted: dict[str, int]) -> list[str]:
+    """The wanted topics the metadata does not show yet with all their partitions led.
+
+    >>> part = {"error_code": 0, "partition": 0, "leader": 1}
+    >>> topics = [{"error_code": 0, "topic": "a", "partitions": [part]},
+    ...           {"error_code": 3, "topic": "b", "partitions": []}]
+    >>> _unled(topics, {"a": 1, "b": 2, "c": 1}), _unled(topics, {"a": 2})
+    (['b', 'c'], ['a'])
+    """
+    led = {
+        t.get("topic", t.get("name")): sum(
+            1 for q in t.get("partitions", []) if q.get("error_code", 0) == 0 and q["leader"] >= 0
+        )
+        for t in described
+        if t.get("error_code", 0) == 0
+    }
+    return sorted(name for name, n in wanted.items() if led.get(name, 0) < n)
+
+
+async def _until_led(admin: AIOKafkaAdminClient, wanted: dict[str, int]) -> None:
+    """Wait until every wanted topic has a leader for each of its partitions (or warn after
+    ``LEADERS_WAIT_S``)."""
+    deadline = time.monotonic() + LEADERS_WAIT_S
+    waiting = sorted(wanted)
+    while waiting:
+        waiting = _unled(await admin.describe_topics(waiting), wanted)
+        if not waiting:
+            return
+        if time.monotonic() > deadline:
+            log.warning("topics without a leader for every partition after %.0fs: %s",
+                        LEADERS_WAIT_S, ", ".join(waiting))  # fmt: skip
+            return
+        await asyncio.sleep(0.2)
 
 
 def retention_problems(topic: str, configs: dict[str, str]) -> list[str]:
@@ -87,9 +155,11 @@ async def _described(admin: AIOKafkaAdminClient, topics: list[str]) -> dict[str,
     return out
 
 
-async def ensure_topics(settings: Settings) -> list[str]:
+async def ensure_topics(settings: Settings, extra: Sequence[NewTopic] = ()) -> list[str]:
     """Create every warroom topic that does not exist yet, with ``settings.partitions``
-    (also the detector checkpoint topic, which needs one partition per points partition).
+    (also the detector checkpoint topic, which needs one partition per points partition), and
+    the ``extra`` ones (the tables' changelogs, :func:`changelog_topics`), and wait until every
+    partition of those it created has a leader.
 
     The timeline is created without retention limits. An existing timeline topic whose
     configuration would delete events is left as it is (it may be deliberate), with a warning
@@ -123,11 +193,12 @@ async def ensure_topics(settings: Settings) -> list[str]:
             )
             for name in [*settings.topics.all(), settings.detector_blocks_topic]
             if name not in existing
-        ]
+        ] + [t for t in extra if t.name not in existing]
         if wanted:
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(wanted)
             log.info("created topics: %s", ", ".join(t.name for t in wanted))
+            await _until_led(admin, {t.name: t.num_partitions for t in wanted})
         problems = []
         for topic, described in sorted((await _described(admin, sorted(kept))).items()):
             for problem in retention_problems(topic, described):

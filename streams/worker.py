@@ -11,7 +11,7 @@ from streams.app import ConfigError, build, load_catalog
 from streams.faust_lifecycle import PromptWorker
 from streams.settings import Settings, api_token_problem
 from streams.tables import TableDirInUse, mark_clean_stop, prepare_table_dir
-from streams.topics import ensure_topics
+from streams.topics import changelog_topics, ensure_topics
 from streams.web import WebServer
 
 log = logging.getLogger(__name__)
@@ -29,8 +29,9 @@ def run_worker(settings: Settings) -> None:
     quiet = logging.getLogger("aiokafka")
     level = quiet.level
     quiet.setLevel(logging.CRITICAL)  # an unreachable broker is said once, below
+    pipeline = build(settings, catalog)
     try:
-        loop.run_until_complete(ensure_topics(settings))
+        loop.run_until_complete(ensure_topics(settings, changelog_topics(pipeline.app)))
     except KafkaConnectionError:
         raise ConfigError(
             f"no Kafka broker answered at {settings.bootstrap_servers} "
@@ -39,7 +40,6 @@ def run_worker(settings: Settings) -> None:
         ) from None
     finally:
         quiet.setLevel(level)
-    pipeline = build(settings, catalog)
     tabledir = pipeline.app.conf.tabledir
     try:
         restored = prepare_table_dir(settings, tabledir)

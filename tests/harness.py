@@ -312,6 +312,7 @@ class Record:
     value: bytes | None
     #: The record's timestamp (set by its producer when it sent it), in epoch seconds.
     at: float
+    offset: int = -1
 
 
 async def read_timed_records(bootstrap: str, topic: str) -> list[Record]:
@@ -334,7 +335,8 @@ async def read_timed_records(bootstrap: str, topic: str) -> list[Record]:
             batch = await consumer.getmany(timeout_ms=200)
             for batch_records in batch.values():
                 records.extend(
-                    Record(r.partition, r.key, r.value, r.timestamp / 1000) for r in batch_records
+                    Record(r.partition, r.key, r.value, r.timestamp / 1000, r.offset)
+                    for r in batch_records
                 )
         return records
     finally:

@@ -8,9 +8,12 @@ the reason, counted, and the next one is read.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
+
+from faust.exceptions import PartitionsMismatch
 
 from streams import faust_acks
 
@@ -18,6 +21,10 @@ if TYPE_CHECKING:
     from streams.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
+
+#: Seconds before an input is handled again after a table refused to write for a partition
+#: count the consumer's metadata does not confirm yet (:class:`PartitionsMismatch`).
+METADATA_RETRY_S = 1.0
 
 
 class FirstInput:
@@ -55,15 +62,31 @@ async def each_input(
     """Await ``handle(event)`` for each event of ``stream``, in order. An event whose handling
     raises is dead-lettered (``stage``, ``<type>: <message>``), counted under ``errors``, and
     the stream goes on (what ``handle`` sent or wrote before it raised stays). The first input
-    is logged (:class:`FirstInput`)."""
+    is logged (:class:`FirstInput`).
+
+    A table that refuses a write because the consumer's metadata does not yet show its
+    changelog with the source topic's partition count (``PartitionsMismatch``: a topic created
+    moments ago) says nothing about the input: it is handled again, every
+    ``METADATA_RETRY_S``, until the metadata catches up (handlers are idempotent: a second pass
+    sends the same records). Dead-lettering it would lose a page for a few seconds of metadata.
+    """
     first = FirstInput(agent)
     async for event in stream.events():
         first(event.message)
-        try:
-            await handle(event)
-        except asyncio.CancelledError:  # a stop or a revocation: this input was not handled
-            faust_acks.abandon(event.message)
-            raise
-        except Exception as exc:
-            p.count(errors)
-            await p.dead_letters.send(event.message, stage, f"{type(exc).__name__}: {exc}")
+        for attempt in itertools.count(1):
+            try:
+                await handle(event)
+            except asyncio.CancelledError:  # a stop or a revocation: this input was not handled
+                faust_acks.abandon(event.message)
+                raise
+            except PartitionsMismatch as exc:  # the cluster's metadata, not the input
+                m = event.message
+                log.warning("%s: %s[%s]@%s handled again in %.1fs (attempt %d): %s", agent,
+                            m.topic, m.partition, m.offset, METADATA_RETRY_S, attempt,
+                            exc)  # fmt: skip
+                await asyncio.sleep(METADATA_RETRY_S)
+                continue
+            except Exception as exc:
+                p.count(errors)
+                await p.dead_letters.send(event.message, stage, f"{type(exc).__name__}: {exc}")
+            break

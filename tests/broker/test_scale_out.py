@@ -35,6 +35,7 @@ from tests.harness import (
     group_state,
     lagging,
     read_all,
+    read_timed_records,
     same_group,
 )
 
@@ -255,11 +256,21 @@ async def test_a_worker_joins_and_one_leaves_mid_scenario_without_loss_or_duplic
                       if any(s in json.dumps(p) for s in missing)]  # fmt: skip
             trail += [("detection", d["id"], d["ts"]) for d in found
                       if d["service"] in missing]  # fmt: skip
+            # Where their detections are, and whether the group committed past them.
+            trail += [("at", r.partition, r.offset, r.key)
+                      for r in await read_timed_records(b.bootstrap, b.topics.detections)
+                      if r.value is not None
+                      and json.loads(r.value)["service"] in missing]  # fmt: skip
+            inputs = (b.topics.detections, b.topics.commands, b.topics.pages)
+            trail += [("lagging", await lagging(b.bootstrap, b.group_of(t), t))
+                      for t in inputs]  # fmt: skip
+            dump = b.dump_tasks()
             raise AssertionError(
                 f"no page for {missing} (detected: {sorted(detected & set(missing))}); "
                 f"events and pages of theirs: {trail}; "
                 f"phases {scenario.phase_of}; marks {marks}\n"
-                f"--- A ---\n{a.log_tail(80)}\n--- B ---\n{b.log_tail(80)}"
+                f"--- A ---\n{a.log_tail(80)}\n--- B ---\n{b.log_tail(80)}\n"
+                f"--- B's tasks ---\n{dump}"
             ) from None
 
         behind: dict[str, Any] = {}

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import logging
 import uuid
+from pathlib import Path
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from schemas import Catalog
+from streams.app import build
 from streams.settings import Settings, TopicNames
-from streams.topics import ensure_topics
+from streams.topics import changelog_topics, ensure_topics
 from tests.harness import partitions_of
 
 pytestmark = pytest.mark.broker
@@ -76,3 +79,22 @@ async def test_a_timeline_that_would_lose_events_is_reported(
     # Left as the operator made it: the fix is theirs to make.
     assert (await _configs(kafka_bootstrap, settings.topics.events))["retention.ms"] == "604800000"
     assert await ensure_topics(settings) == problems
+
+
+async def test_the_tables_changelogs_exist_whole_before_the_app_starts(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """Faust would create each table's changelog as the app starts and subscribe at once; a
+    changelog the consumer's metadata does not show whole yet made every table write of a
+    stream fail (``PartitionsMismatch``) for seconds on a first start. The worker creates them
+    first, as Faust declares them, and waits until every partition has a leader."""
+    settings = _settings(kafka_bootstrap).model_copy(update={"data_dir": tmp_path})
+    pipeline = build(settings, Catalog())
+    wanted = changelog_topics(pipeline.app)
+    names = {t.name for t in wanted}
+    assert f"{settings.app_id}-page-throttle-changelog" in names
+    assert f"{settings.app_id}-incidents-changelog" in names
+    assert await ensure_topics(settings, wanted) == []
+    for topic in wanted:
+        assert await partitions_of(kafka_bootstrap, topic.name) == [0, 1]
+        assert (await _configs(kafka_bootstrap, topic.name))["cleanup.policy"] == "compact"

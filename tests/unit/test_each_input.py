@@ -114,3 +114,28 @@ async def test_an_input_whose_handling_is_cancelled_is_not_counted_as_processed(
     message.acked = False
     assert faust_acks._ack(consumer, message) is True
     assert recorded == [0]
+
+
+async def test_a_table_refusing_a_write_for_stale_metadata_has_the_input_handled_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``PartitionsMismatch`` (a changelog the consumer's metadata does not show whole yet) is
+    no fault of the input: it is neither dead-lettered nor skipped, but handled again."""
+    from faust.exceptions import PartitionsMismatch
+
+    import streams.agents
+
+    monkeypatch.setattr(streams.agents, "METADATA_RETRY_S", 0.0)
+    fake = FakePipeline()
+    p: Any = fake
+    attempts: list[str] = []
+
+    async def handle(event: Any) -> None:
+        attempts.append(event.value)
+        if event.value == "a" and attempts.count("a") < 3:
+            raise PartitionsMismatch("changelog has 1 partition, source 4")
+
+    await each_input(p, FakeStream(["a", "b"]), "agent-x", handle, stage="s", errors="x_errors")
+    assert attempts == ["a", "a", "a", "b"]
+    assert fake.dead_letters.sent == []
+    assert fake.counters == {}
