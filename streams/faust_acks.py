@@ -21,13 +21,28 @@ resolve command and a detection sent while the only worker was down, on partitio
 never had a message, not processed after its restart). Here that seek also takes every input
 partition without a committed offset back to its beginning, as ``auto_offset_reset=earliest``
 would for a fresh consumer.
+
+Two more ways a commit passed a message never processed, both about records fetched before a
+seek and handed out after it (a rebalance seeks every input partition to its committed offset,
+and so does the stream watchdog):
+
+* Faust's fetch loop counts the offsets between the last one it read and a record further on
+  as a gap (offsets a compacted topic no longer holds) and commits them as done. A record of a
+  batch fetched before a seek, handed out after it, is such a "further on" record: the offsets
+  between the committed one and it, not processed yet, were committed as done (seen: a
+  detection of a worker leaving the group committed by it and never handled by anyone). No
+  input of an agent here is compacted or transactional, so a gap is never real: it is logged
+  and not counted.
+* The rest of such a batch also moved Faust's read offset past the records the seek was to
+  read again, which its fetch loop then dropped as already read. The rest of a batch fetched
+  before a seek of the committed offsets is let go here: the seek reads it again.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from typing import Any, cast
 
 from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
@@ -36,6 +51,8 @@ from mode.utils.futures import notify
 
 #: Inputs whose handling was cancelled (a stop, a revocation) before it ended.
 _ABANDONED: set[tuple[str, int, int]] = set()
+#: Seeks to the committed offsets so far: a fetch started before the latest one is stale.
+_SEEKS = [0]
 
 
 def abandon(message: Any) -> None:
@@ -71,6 +88,7 @@ def _ack(self: Any, message: Any) -> bool:
 
 
 async def _seek_to_committed(self: Any) -> Mapping[Any, int]:
+    _SEEKS[0] += 1
     consumer = self._ensure_consumer()
     committed: Mapping[Any, int] = await self.call_thread(consumer.seek_to_committed)
     changelogs = self.app.tables.changelog_topics  # positioned by table recovery
@@ -81,6 +99,7 @@ async def _seek_to_committed(self: Any) -> Mapping[Any, int]:
         # (``seek_to_beginning``) leaves the position unset until it is answered, and Faust's
         # livelock check, reading positions from the main thread, then fails the consumer.
         await self.call_thread(_rewind, consumer, uncommitted)
+    _SEEKS[0] += 1
     return committed
 
 
@@ -91,12 +110,38 @@ async def _rewind(consumer: Any, partitions: list[Any]) -> None:
         consumer.seek(tp, offset)
 
 
+async def _getmany(self: Any, timeout: float) -> AsyncIterator[tuple[Any, Any]]:  # noqa: ASYNC109
+    """Faust's batch of fetched records, up to a seek of the committed offsets started or
+    ended meanwhile (the count moves at both ends, so a fetch started during a seek is stale
+    too)."""
+    seeks = _SEEKS[0]
+    batch = cast(AsyncGenerator[tuple[Any, Any], None], _ORIGINAL_GETMANY(self, timeout))
+    try:
+        async for tp, message in batch:
+            if _SEEKS[0] != seeks:
+                log.info("the rest of a fetch from before a seek let go, from %s[%d]@%d",
+                         tp.topic, tp.partition, message.offset)  # fmt: skip
+                return
+            yield tp, message
+    finally:
+        await batch.aclose()
+
+
+async def _add_gap(self: Any, tp: Any, offset_from: int, offset_to: int) -> None:
+    log.info("offsets %d..%d of %s[%d] skipped by a fetch: not counted as processed",
+             offset_from, offset_to, tp.topic, tp.partition)  # fmt: skip
+
+
 log = logging.getLogger(__name__)
 
 _ORIGINAL_ACK = Consumer.ack
+_ORIGINAL_GETMANY = Consumer.getmany
 
 
 def install() -> None:
-    """Replace Faust's consumer ``ack`` and its seek to the committed offsets (idempotent)."""
+    """Replace Faust's consumer ``ack``, gaps, batches and its seek to the committed offsets
+    (idempotent)."""
     Consumer.ack = _ack  # type: ignore[method-assign]
+    Consumer.getmany = _getmany  # type: ignore[method-assign]
+    Consumer._add_gap = _add_gap  # type: ignore[method-assign]
     AIOKafkaConsumerThread.seek_to_committed = _seek_to_committed  # type: ignore[method-assign]

@@ -90,17 +90,11 @@ def consumer_offsets(app: Any) -> dict[Partition, tuple[int | None, int]]:
 
 
 class Delivered(faust.Sensor):
-    """The last offset of each partition handed to a stream (Faust's own read offset also
-    holds the committed offset right after a seek, so it cannot tell read from not yet), and
-    the events streams are processing now (taken, not yet done)."""
+    """The events streams are processing now (taken, not yet done)."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.last: dict[Partition, int] = {}
         self.in_hand: dict[tuple[int, Partition], int] = {}
-
-    def on_message_in(self, tp: Any, offset: int, message: Any) -> None:
-        self.last[(tp.topic, tp.partition)] = offset
 
     def on_stream_event_in(self, tp: Any, offset: int, stream: Any, event: Any) -> None:
         self.in_hand[(id(stream), (tp.topic, tp.partition))] = offset
@@ -116,11 +110,12 @@ class Delivered(faust.Sensor):
 
 
 def stream_positions(app: Any, delivered: Delivered) -> dict[Partition, tuple[int, int]]:
-    """(next offset to read, high watermark) for each input partition of a Faust app (its
-    table changelogs left out): after the last offset handed to a stream, else the committed
-    offset, else 0. A partition whose stream holds a message it has not finished (a handler
-    waiting on a slow webhook) is left out too: it is busy, not stalled, and a seek would only
-    have every stream read again what it already holds."""
+    """(committed offset, high watermark) for each input partition of a Faust app (its table
+    changelogs left out). Progress is what is committed: a record dropped on the way to the
+    stream holds the commit back while the stream goes on with the records after it, and only
+    a seek to the committed offset reads it again. A partition whose stream holds a message it
+    has not finished (a handler waiting on a slow webhook) is left out: it is busy, not
+    stalled, and a seek would only have every stream read again what it already holds."""
     consumer = app.consumer
     changelogs = app.tables.changelog_topics
     in_hand = delivered.busy()
@@ -130,10 +125,7 @@ def stream_positions(app: Any, delivered: Delivered) -> dict[Partition, tuple[in
         key = (tp.topic, tp.partition)
         if high is None or tp.topic in changelogs or key in in_hand:
             continue
-        last = delivered.last.get(key)
-        committed = consumer._committed_offset.get(tp)
-        position = max(last + 1 if last is not None else 0, committed or 0)
-        out[key] = (position, int(high))
+        out[key] = (consumer._committed_offset.get(tp) or 0, int(high))
     return out
 
 

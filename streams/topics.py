@@ -41,19 +41,22 @@ DESCRIBE_WAIT_S = 10.0
 LEADERS_WAIT_S = 30.0
 
 
-def changelog_topics(app: Any) -> list[NewTopic]:
-    """The changelog topic of each table of a Faust app, as Faust would declare it (name,
-    partitions, replication, cleanup policy and extra configuration).
+def faust_topics(app: Any) -> list[NewTopic]:
+    """The topics a Faust app declares as it starts, as it would declare them (name,
+    partitions, replication, cleanup policy and extra configuration): each table's changelog
+    and the leader-election topic.
 
     Faust creates them itself when the app starts, and its consumer subscribes to them at
-    once: a changelog the cluster's metadata does not show yet (or shows with fewer
-    partitions) is taken as having none, and every write of the table from a stream then fails
-    with ``PartitionsMismatch`` until the metadata catches up (seen on a first start as a few
-    seconds of pages refused). Created here, before the app starts, they are there whole when it
-    subscribes."""
+    once. A changelog the cluster's metadata did not show yet (or showed with fewer
+    partitions) was taken as having none: every table write of a stream then failed with
+    ``PartitionsMismatch`` until the metadata caught up (seen on a first start as a few seconds
+    of pages refused), and the producer's first send to it waited on the metadata with every
+    write queued behind it (seen as a worker whose rebalance never finished). Created here,
+    before the app starts, they are there whole when it subscribes."""
+    topics = [table.changelog_topic for table in app.tables.values()]
+    topics.append(app._leader_assignor._leader_topic)
     out = []
-    for table in app.tables.values():
-        topic = table.changelog_topic
+    for topic in topics:
         retention_ms = int(want_seconds(topic.retention) * 1000) if topic.retention else None
         config = app.transport._topic_config(retention_ms, topic.compacting, topic.deleting)
         config.update(topic.config or {})
@@ -158,7 +161,7 @@ async def _described(admin: AIOKafkaAdminClient, topics: list[str]) -> dict[str,
 async def ensure_topics(settings: Settings, extra: Sequence[NewTopic] = ()) -> list[str]:
     """Create every warroom topic that does not exist yet, with ``settings.partitions``
     (also the detector checkpoint topic, which needs one partition per points partition), and
-    the ``extra`` ones (the tables' changelogs, :func:`changelog_topics`), and wait until every
+    the ``extra`` ones (the topics Faust declares, :func:`faust_topics`), and wait until every
     partition of those it created has a leader.
 
     The timeline is created without retention limits. An existing timeline topic whose

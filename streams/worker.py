@@ -11,7 +11,7 @@ from streams.app import ConfigError, build, load_catalog
 from streams.faust_lifecycle import PromptWorker
 from streams.settings import Settings, api_token_problem
 from streams.tables import TableDirInUse, mark_clean_stop, prepare_table_dir
-from streams.topics import changelog_topics, ensure_topics
+from streams.topics import ensure_topics, faust_topics
 from streams.web import WebServer
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ def run_worker(settings: Settings) -> None:
     quiet.setLevel(logging.CRITICAL)  # an unreachable broker is said once, below
     pipeline = build(settings, catalog)
     try:
-        loop.run_until_complete(ensure_topics(settings, changelog_topics(pipeline.app)))
+        loop.run_until_complete(ensure_topics(settings, faust_topics(pipeline.app)))
     except KafkaConnectionError:
         raise ConfigError(
             f"no Kafka broker answered at {settings.bootstrap_servers} "

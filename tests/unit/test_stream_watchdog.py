@@ -34,7 +34,6 @@ STREAM = object()
 def _take(app: Any, delivered: Delivered, tp: TopicPartition, offset: int) -> _Message:
     """What a stream does when it takes a message: the sensors see it, it is not yet acked."""
     message = _Message(tp, offset)
-    delivered.on_message_in(tp, offset, message)
     delivered.on_stream_event_in(tp, offset, STREAM, message)
     app.consumer._unacked_messages.add(message)
     return message
@@ -103,5 +102,19 @@ def test_a_message_the_consumer_never_saw_acknowledged_does_not_hide_a_stall() -
     delivered, dog = Delivered(), StreamWatchdog(stall_s=10, max_wait_s=300)
     _done(app, delivered, _take(app, delivered, tp, 3))
     app.consumer._unacked_messages.add(_Message(tp, 3))
+    assert dog.check(0, stream_positions(app, delivered)) == []
+    assert dog.check(11, stream_positions(app, delivered)) == [(INPUT, 0)]
+
+
+def test_a_commit_held_behind_a_message_never_processed_is_a_stall() -> None:
+    # A record dropped by the fetch loop (read offset moved past it) holds the commit back
+    # while the stream goes on with the records after it: the stream moves, the partition does
+    # not. Progress is what is committed, not what was handed to the stream.
+    tp = TopicPartition(INPUT, 0)
+    app = _app({tp: 9}, {tp: 5})
+    delivered, dog = Delivered(), StreamWatchdog(stall_s=10, max_wait_s=300)
+    for offset in (6, 7, 8):  # 5 never comes
+        _done(app, delivered, _take(app, delivered, tp, offset))
+    assert stream_positions(app, delivered) == {(INPUT, 0): (5, 9)}
     assert dog.check(0, stream_positions(app, delivered)) == []
     assert dog.check(11, stream_positions(app, delivered)) == [(INPUT, 0)]
