@@ -5,8 +5,6 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar, Self
 
-from river.anomaly import HalfSpaceTrees
-
 from detectors.base import Hyperparameters, check_version
 
 
@@ -37,6 +35,10 @@ class RiverHalfSpaceTrees(Hyperparameters):
             raise ValueError("window_size must be at least 1 and alpha in (0, 1]")
         self.n_trees, self.height, self.window_size = n_trees, height, window_size
         self.alpha, self.seed = alpha, seed
+        # Imported here: river takes about a second to import, and every worker, CLI command
+        # and test that never uses this detector would pay for it at start.
+        from river.anomaly import HalfSpaceTrees
+
         self._hst = HalfSpaceTrees(
             n_trees=n_trees, height=height, window_size=window_size, seed=seed
         )

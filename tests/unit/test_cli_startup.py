@@ -42,6 +42,23 @@ def test_help_imports_none_of_the_heavy_modules(argv: list[str]) -> None:
     assert _imported_after(argv) == set()
 
 
+def test_a_worker_does_not_import_river_unless_its_detector_is_used() -> None:
+    # river takes about a second to import; only the ``river_hst`` detector needs it, and every
+    # worker start (and every broker test) would pay for it.
+    code = (
+        "import sys\n"
+        "import streams.worker, streams.app, detectors.registry\n"
+        "print('river' in sys.modules)\n"
+        "from detectors.multivariate import RiverHalfSpaceTrees\n"
+        "RiverHalfSpaceTrees()\n"
+        "print('river' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.split() == ["False", "True"]
+
+
 def test_the_full_parser_still_has_every_heavy_commands_options() -> None:
     # Built without argv (as documentation generators and tests do), nothing is left out.
     help_text = parser().format_help()
