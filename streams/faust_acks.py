@@ -34,8 +34,11 @@ and so does the stream watchdog):
   input of an agent here is compacted or transactional, so a gap is never real: it is logged
   and not counted.
 * The rest of such a batch also moved Faust's read offset past the records the seek was to
-  read again, which its fetch loop then dropped as already read. The rest of a batch fetched
-  before a seek of the committed offsets is let go here: the seek reads it again.
+  read again, which its fetch loop then dropped as already read. Here each input partition's
+  records are handed on in order from the offset of the latest seek of the committed offsets:
+  a record before the next offset was read already and is let go; a record after it comes from
+  a fetch made before the seek, and the partition is sought back to the next offset (once: a
+  record after the next offset again means that offset no longer exists, and it is taken).
 """
 
 from __future__ import annotations
@@ -51,8 +54,11 @@ from mode.utils.futures import notify
 
 #: Inputs whose handling was cancelled (a stop, a revocation) before it ended.
 _ABANDONED: set[tuple[str, int, int]] = set()
-#: Seeks to the committed offsets so far: a fetch started before the latest one is stale.
-_SEEKS = [0]
+#: The next offset of each input partition to hand on, from the latest seek of the
+#: committed offsets on (changelogs, positioned by table recovery, are not followed).
+_NEXT: dict[tuple[str, int], int] = {}
+#: Partitions sought back to their next offset, with that offset.
+_SOUGHT_BACK: dict[tuple[str, int], int] = {}
 
 
 def abandon(message: Any) -> None:
@@ -88,40 +94,58 @@ def _ack(self: Any, message: Any) -> bool:
 
 
 async def _seek_to_committed(self: Any) -> Mapping[Any, int]:
-    _SEEKS[0] += 1
     consumer = self._ensure_consumer()
     committed: Mapping[Any, int] = await self.call_thread(consumer.seek_to_committed)
     changelogs = self.app.tables.changelog_topics  # positioned by table recovery
     uncommitted = [tp for tp, offset in committed.items()
                    if not offset and tp.topic not in changelogs]  # fmt: skip
+    first: Mapping[Any, int] = {}
     if uncommitted:
         # To the first offset the broker keeps, by an explicit seek: a reset request
         # (``seek_to_beginning``) leaves the position unset until it is answered, and Faust's
         # livelock check, reading positions from the main thread, then fails the consumer.
-        await self.call_thread(_rewind, consumer, uncommitted)
-    _SEEKS[0] += 1
+        first = await self.call_thread(_rewind, consumer, uncommitted)
+    for tp, offset in committed.items():
+        if tp.topic not in changelogs:
+            _NEXT[(tp.topic, tp.partition)] = first.get(tp, offset or 0)
+            _SOUGHT_BACK.pop((tp.topic, tp.partition), None)
     return committed
 
 
-async def _rewind(consumer: Any, partitions: list[Any]) -> None:
+async def _rewind(consumer: Any, partitions: list[Any]) -> Mapping[Any, int]:
     """Seek ``partitions`` to the first offset the broker keeps (in the consumer's thread)."""
-    first = await consumer.beginning_offsets(partitions)
+    first: Mapping[Any, int] = await consumer.beginning_offsets(partitions)
     for tp, offset in first.items():
         consumer.seek(tp, offset)
+    return first
 
 
 async def _getmany(self: Any, timeout: float) -> AsyncIterator[tuple[Any, Any]]:  # noqa: ASYNC109
-    """Faust's batch of fetched records, up to a seek of the committed offsets started or
-    ended meanwhile (the count moves at both ends, so a fetch started during a seek is stale
-    too)."""
-    seeks = _SEEKS[0]
+    """Faust's batch of fetched records, each input partition's in order from its next
+    offset (see the module's documentation)."""
     batch = cast(AsyncGenerator[tuple[Any, Any], None], _ORIGINAL_GETMANY(self, timeout))
+    sought: set[tuple[str, int]] = set()
     try:
         async for tp, message in batch:
-            if _SEEKS[0] != seeks:
-                log.info("the rest of a fetch from before a seek let go, from %s[%d]@%d",
-                         tp.topic, tp.partition, message.offset)  # fmt: skip
-                return
+            key = (tp.topic, tp.partition)
+            expected = _NEXT.get(key)
+            offset = message.offset
+            if expected is not None and offset != expected:
+                if key in sought or offset < expected:
+                    continue  # read already, or the rest of a fetch being read again
+                if _SOUGHT_BACK.get(key) != expected:
+                    log.info("%s[%d]@%d fetched before a seek (next is %d): reading from %d "
+                             "again", tp.topic, tp.partition, offset, expected,
+                             expected)  # fmt: skip
+                    sought.add(key)
+                    _SOUGHT_BACK[key] = expected
+                    await self.seek(tp, expected)
+                    continue
+                log.warning("%s[%d]: offsets %d..%d are not on the broker; going on from %d",
+                            tp.topic, tp.partition, expected, offset - 1, offset)  # fmt: skip
+            if expected is not None:
+                _NEXT[key] = offset + 1
+                _SOUGHT_BACK.pop(key, None)
             yield tp, message
     finally:
         await batch.aclose()

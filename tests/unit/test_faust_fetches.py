@@ -18,34 +18,83 @@ from streams import faust_acks
 TP = FaustTP("detections.v1", 2)
 
 
-def _batch(offsets: list[int], during: dict[int, Any]) -> Any:
-    """A stand-in for Faust's ``Consumer.getmany``: yields the offsets, running ``during[o]``
-    while the fetch loop handles offset ``o`` (before it asks for the next record)."""
+def _batch(offsets: list[int]) -> Any:
+    """A stand-in for Faust's ``Consumer.getmany``: one fetch of these offsets of ``TP``."""
 
     async def getmany(self: Any, timeout: float) -> AsyncIterator[tuple[Any, Any]]:
         for offset in offsets:
             yield TP, SimpleNamespace(offset=offset)
-            if offset in during:
-                during[offset]()
 
     return getmany
 
 
-async def _drain(consumer: Any) -> list[int]:
+class _Consumer:
+    def __init__(self) -> None:
+        self.sought: list[tuple[Any, int]] = []
+
+    async def seek(self, tp: Any, offset: int) -> None:
+        self.sought.append((tp, offset))
+
+
+async def _drain(
+    monkeypatch: pytest.MonkeyPatch, consumer: _Consumer, offsets: list[int]
+) -> list[int]:
+    monkeypatch.setattr(faust_acks, "_ORIGINAL_GETMANY", _batch(offsets))
     return [m.offset async for _, m in faust_acks._getmany(consumer, 1.0)]
 
 
-async def test_the_rest_of_a_fetch_from_before_a_seek_is_let_go(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    def seek() -> None:  # a rebalance, or the watchdog, seeks to the committed offsets
-        faust_acks._SEEKS[0] += 2
+@pytest.fixture
+def following(monkeypatch: pytest.MonkeyPatch) -> dict[tuple[str, int], int]:
+    """The partition followed from offset 10, as after a seek to its committed offset 10."""
+    monkeypatch.setattr(faust_acks, "_SOUGHT_BACK", {})
+    followed = {(TP.topic, TP.partition): 10}
+    monkeypatch.setattr(faust_acks, "_NEXT", followed)
+    return followed
 
-    monkeypatch.setattr(faust_acks, "_ORIGINAL_GETMANY", _batch([10, 11, 12, 13], {11: seek}))
-    assert await _drain(object()) == [10, 11]
-    # The next fetch, after the seek, is delivered whole.
-    monkeypatch.setattr(faust_acks, "_ORIGINAL_GETMANY", _batch([10, 11, 12, 13], {}))
-    assert await _drain(object()) == [10, 11, 12, 13]
+
+async def test_records_in_order_from_the_committed_offset_are_handed_on(
+    monkeypatch: pytest.MonkeyPatch, following: dict[tuple[str, int], int]
+) -> None:
+    consumer = _Consumer()
+    assert await _drain(monkeypatch, consumer, [10, 11, 12]) == [10, 11, 12]
+    assert await _drain(monkeypatch, consumer, [13]) == [13]
+    assert consumer.sought == []
+
+
+async def test_a_fetch_from_before_a_seek_is_read_again_from_the_committed_offset(
+    monkeypatch: pytest.MonkeyPatch, following: dict[tuple[str, int], int]
+) -> None:
+    # Fetched at offset 14 before the seek to 10: handed on, 14 would move Faust's read offset
+    # past 10..13 (dropped as read when they came) and count them as a gap, committed as done.
+    consumer = _Consumer()
+    assert await _drain(monkeypatch, consumer, [14, 15, 16]) == []
+    assert consumer.sought == [(TP, 10)]
+    assert await _drain(monkeypatch, consumer, [10, 11, 12, 13, 14]) == [10, 11, 12, 13, 14]
+
+
+async def test_records_read_already_are_let_go(
+    monkeypatch: pytest.MonkeyPatch, following: dict[tuple[str, int], int]
+) -> None:
+    consumer = _Consumer()
+    assert await _drain(monkeypatch, consumer, [8, 9, 10, 11]) == [10, 11]
+    assert consumer.sought == []
+
+
+async def test_offsets_the_broker_no_longer_has_are_passed_after_one_seek_back(
+    monkeypatch: pytest.MonkeyPatch, following: dict[tuple[str, int], int]
+) -> None:
+    consumer = _Consumer()
+    assert await _drain(monkeypatch, consumer, [30, 31]) == []
+    # Read again from 10, the broker answers from 30: 10..29 are gone (retention).
+    assert await _drain(monkeypatch, consumer, [30, 31]) == [30, 31]
+    assert consumer.sought == [(TP, 10)]
+
+
+async def test_a_partition_not_followed_is_handed_on_as_fetched(
+    monkeypatch: pytest.MonkeyPatch, following: dict[tuple[str, int], int]
+) -> None:
+    following.clear()  # a table's changelog: table recovery positions it
+    assert await _drain(monkeypatch, _Consumer(), [3, 7, 5]) == [3, 7, 5]
 
 
 async def test_a_fetch_that_skips_offsets_does_not_count_them_as_processed() -> None:
