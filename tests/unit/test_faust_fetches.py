@@ -105,3 +105,37 @@ async def test_a_fetch_that_skips_offsets_does_not_count_them_as_processed() -> 
     consumer: Any = SimpleNamespace(_gap=gaps, _committed_offset={TP: 5})
     await Consumer._add_gap(consumer, TP, 6, 9)
     assert not gaps[TP]
+
+
+def _consumer_with(acked: list[int], committed: int | None) -> Any:
+    consumer: Any = SimpleNamespace(
+        _acked=defaultdict(list), _acked_index=defaultdict(set),
+        _committed_offset=defaultdict(lambda: None),
+    )  # fmt: skip
+    consumer._acked[TP].extend(acked)
+    consumer._acked_index[TP].update(acked)
+    consumer._committed_offset[TP] = committed
+    return consumer
+
+
+@pytest.mark.parametrize(
+    ("acked", "committed", "sought_to", "commit"),
+    [
+        ([5, 6, 7], 4, 4, None),  # 4, the next to read, never processed: no commit past it
+        ([4, 5, 6, 8], 4, 4, 7),
+        ([11, 12], None, 10, None),  # nothing committed yet: from where it was sought to
+        ([10, 11], None, 10, 12),
+        ([1, 2], 0, 0, None),  # offset 0 is an offset like any other
+    ],
+    ids=["first-missing", "run-from-committed", "first-missing-uncommitted", "uncommitted",
+         "zero-missing"],
+)  # fmt: skip
+def test_a_commit_moves_only_from_the_committed_offset(
+    monkeypatch: pytest.MonkeyPatch,
+    acked: list[int], committed: int | None, sought_to: int, commit: int | None,
+) -> None:  # fmt: skip
+    # Faust's own rule took the committed offset for the last one processed: with 4 committed
+    # (Kafka: 4 is the next to read) and 5, 6, 7 processed, it committed 8, past 4 unread.
+    monkeypatch.setattr(faust_acks, "_FROM", {(TP.topic, TP.partition): sought_to})
+    faust_acks.install()
+    assert Consumer._new_offset(_consumer_with(acked, committed), TP) == commit
