@@ -70,6 +70,8 @@ _NEXT: dict[tuple[str, int], int] = {}
 _SOUGHT_BACK: dict[tuple[str, int], int] = {}
 #: The offset each input partition was last sought to (its committed one, or its first).
 _FROM: dict[tuple[str, int], int] = {}
+#: Offsets found missing on the broker (retention passed them): from, and the first one there.
+_GONE: dict[tuple[str, int], tuple[int, int]] = {}
 
 
 def abandon(message: Any) -> None:
@@ -155,6 +157,7 @@ async def _getmany(self: Any, timeout: float) -> AsyncIterator[tuple[Any, Any]]:
                     continue
                 log.warning("%s[%d]: offsets %d..%d are not on the broker; going on from %d",
                             tp.topic, tp.partition, expected, offset - 1, offset)  # fmt: skip
+                _GONE[key] = (expected, offset)
             if expected is not None:
                 _NEXT[key] = offset + 1
                 _SOUGHT_BACK.pop(key, None)
@@ -171,8 +174,12 @@ def _new_offset(self: Any, tp: Any) -> int | None:
     if not acked:
         return None
     acked.sort()
+    key = (tp.topic, tp.partition)
     committed = self._committed_offset[tp]
-    start = committed if committed is not None else _FROM.get((tp.topic, tp.partition))
+    start = committed if committed is not None else _FROM.get(key)
+    gone = _GONE.get(key)
+    if gone is not None and start == gone[0]:
+        start = gone[1]  # the offsets from the committed one on are no longer on the broker
     if start is not None and acked[0] > start:
         return None
     batch = next(consecutive_numbers(acked))

@@ -47,6 +47,7 @@ async def _drain(
 def following(monkeypatch: pytest.MonkeyPatch) -> dict[tuple[str, int], int]:
     """The partition followed from offset 10, as after a seek to its committed offset 10."""
     monkeypatch.setattr(faust_acks, "_SOUGHT_BACK", {})
+    monkeypatch.setattr(faust_acks, "_GONE", {})
     followed = {(TP.topic, TP.partition): 10}
     monkeypatch.setattr(faust_acks, "_NEXT", followed)
     return followed
@@ -137,5 +138,19 @@ def test_a_commit_moves_only_from_the_committed_offset(
     # Faust's own rule took the committed offset for the last one processed: with 4 committed
     # (Kafka: 4 is the next to read) and 5, 6, 7 processed, it committed 8, past 4 unread.
     monkeypatch.setattr(faust_acks, "_FROM", {(TP.topic, TP.partition): sought_to})
+    monkeypatch.setattr(faust_acks, "_GONE", {})
     faust_acks.install()
     assert Consumer._new_offset(_consumer_with(acked, committed), TP) == commit
+
+
+async def test_a_commit_passes_offsets_the_broker_no_longer_has(
+    monkeypatch: pytest.MonkeyPatch, following: dict[tuple[str, int], int]
+) -> None:
+    # Committed 10, retention deleted up to 29: the fetch found 30 first (after one seek back),
+    # and the commit must not wait for offsets that will never come.
+    monkeypatch.setattr(faust_acks, "_FROM", {(TP.topic, TP.partition): 10})
+    consumer = _Consumer()
+    assert await _drain(monkeypatch, consumer, [30]) == []
+    assert await _drain(monkeypatch, consumer, [30, 31]) == [30, 31]
+    faust_acks.install()
+    assert Consumer._new_offset(_consumer_with([30, 31], 10), TP) == 32
