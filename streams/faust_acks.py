@@ -153,7 +153,10 @@ async def _getmany(self: Any, timeout: float) -> AsyncIterator[tuple[Any, Any]]:
                              expected)  # fmt: skip
                     sought.add(key)
                     _SOUGHT_BACK[key] = expected
-                    await self.seek(tp, expected)
+                    try:
+                        await self.seek(tp, expected)
+                    except Exception as exc:  # revoked meanwhile: its next owner seeks it
+                        log.info("%s[%d] not sought back: %r", tp.topic, tp.partition, exc)
                     continue
                 log.warning("%s[%d]: offsets %d..%d are not on the broker; going on from %d",
                             tp.topic, tp.partition, expected, offset - 1, offset)  # fmt: skip

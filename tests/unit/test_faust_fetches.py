@@ -154,3 +154,13 @@ async def test_a_commit_passes_offsets_the_broker_no_longer_has(
     assert await _drain(monkeypatch, consumer, [30, 31]) == [30, 31]
     faust_acks.install()
     assert Consumer._new_offset(_consumer_with([30, 31], 10), TP) == 32
+
+
+async def test_a_partition_revoked_before_it_is_sought_back_does_not_stop_the_fetch(
+    monkeypatch: pytest.MonkeyPatch, following: dict[tuple[str, int], int]
+) -> None:
+    class Revoked(_Consumer):
+        async def seek(self, tp: Any, offset: int) -> None:
+            raise RuntimeError(f"{tp} is not assigned")
+
+    assert await _drain(monkeypatch, Revoked(), [14, 15]) == []
