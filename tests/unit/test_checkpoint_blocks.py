@@ -87,16 +87,22 @@ def test_an_array_span_past_the_end_is_refused() -> None:
         blocks.decode(raw)
 
 
-def test_the_default_detector_checkpoints_at_most_1024_bytes_a_series() -> None:
-    """With a full window and ids like ``svc|m123``; the arrays alone, as base64 JSON, came to
-    about 1,200 bytes a series."""
-    ids = [f"svc|m{i}" for i in range(1024)]
+def _full_window_bank(ids: list[str]) -> tuple[SeriesBank, dict[str, dict[str, Any]]]:
+    """The default detector's bank after 200 noisy points a series (a full window), and the
+    checkpoint parts it then has to write."""
     settings = Settings()
     bank = SeriesBank(settings.detector, settings.detector_params)
     rng = np.random.default_rng(3)
     for t in range(200):
         bank.observe(ids, 100.0 + rng.normal(0, 5, len(ids)), np.full(len(ids), 1.7e9 + t))
-    parts = bank.take_dirty_blocks()
+    return bank, bank.take_dirty_blocks()
+
+
+def test_the_default_detector_checkpoints_at_most_1024_bytes_a_series() -> None:
+    """With a full window and ids like ``svc|m123``; the arrays alone, as base64 JSON, came to
+    about 1,200 bytes a series."""
+    ids = [f"svc|m{i}" for i in range(1024)]
+    _, parts = _full_window_bank(ids)
     stored = sum(len(blocks.encode(v)) for v in parts.values()) / len(ids)
     as_json = sum(len(json.dumps(_as_json(v))) for v in parts.values()) / len(ids)
     assert stored <= 1024 < as_json, (stored, as_json)
@@ -109,12 +115,8 @@ def test_a_series_with_twenty_labels_checkpoints_at_most_1024_bytes() -> None:
     from streams.bench.throughput import series_labels
 
     ids = [series_id("svc", f"m{i}", series_labels(i, 20)) for i in range(1024)]
+    bank, parts = _full_window_bank(ids)
     settings = Settings()
-    bank = SeriesBank(settings.detector, settings.detector_params)
-    rng = np.random.default_rng(3)
-    for t in range(200):
-        bank.observe(ids, 100.0 + rng.normal(0, 5, len(ids)), np.full(len(ids), 1.7e9 + t))
-    parts = bank.take_dirty_blocks()
     wire = {k: blocks.encode(v) for k, v in parts.items()}
     assert sum(map(len, wire.values())) / len(ids) <= 1024
     assert all(value.startswith(blocks.ZMAGIC) for value in wire.values())
