@@ -40,6 +40,26 @@ and so does the stream watchdog):
   a fetch made before the seek, and the partition is sought back to the next offset (once: a
   record after the next offset again means that offset no longer exists, and it is taken).
 
+Three more in how that following was kept:
+
+* A seek of the committed offsets moved the consumer's position (in its own thread) before the
+  new next offsets were recorded; a fetch from the new position that reached the guard first
+  was let go as read already, and with no later record on the partition, nothing read it
+  again. Here the committed offsets are read first, the next offsets recorded, and only then
+  is the consumer sought.
+* Faust's fetch loop writes the read offset of a record after handing it to its stream; a
+  seek that ended meanwhile (the stream watchdog's) had its read offset overwritten, and the
+  loop dropped the records read again as read already while the guard counted them as
+  handed on. Here the guard sets the read offset of each record it hands on, so Faust's own
+  check never drops one.
+* Offsets found missing are kept as runs (several can be found before a commit: a producer
+  writing in transactions leaves a marker, never fetched, after each one), and the commit
+  moves through every run, not only the latest found.
+
+An abandoned input is remembered as the message itself, not its offset: a message abandoned by
+one of two agents reading its topic and never acknowledged by the other would otherwise let
+go the next reading of that offset too.
+
 And one in the commit itself: Faust commits the first run of consecutive processed offsets
 even when it starts one past the committed offset (it takes the committed offset for the last
 one processed; Kafka's is the next one to read). A record dropped on its way to the stream
@@ -52,17 +72,18 @@ from where it was sought to): the dropped record holds it back until a seek read
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any, cast
 
 from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.types.tuples import ack_lock
-from faust.utils.functional import consecutive_numbers
 from mode.utils.futures import notify
 
-#: Inputs whose handling was cancelled (a stop, a revocation) before it ended.
-_ABANDONED: set[tuple[str, int, int]] = set()
+#: Inputs whose handling was cancelled (a stop, a revocation) before it ended: the messages
+#: themselves, not their offsets (a later reading of the same offset is another message).
+_ABANDONED: weakref.WeakSet[Any] = weakref.WeakSet()
 #: The next offset of each input partition to hand on, from the latest seek of the
 #: committed offsets on (changelogs, positioned by table recovery, are not followed).
 _NEXT: dict[tuple[str, int], int] = {}
@@ -70,8 +91,9 @@ _NEXT: dict[tuple[str, int], int] = {}
 _SOUGHT_BACK: dict[tuple[str, int], int] = {}
 #: The offset each input partition was last sought to (its committed one, or its first).
 _FROM: dict[tuple[str, int], int] = {}
-#: Offsets found missing on the broker (retention passed them): from, and the first one there.
-_GONE: dict[tuple[str, int], tuple[int, int]] = {}
+#: Runs of offsets found missing on the broker (retention passed them, a transaction marker
+#: holds one), for each input partition: from the first missing one to the next one there.
+_GONE: dict[tuple[str, int], dict[int, int]] = {}
 
 
 def abandon(message: Any) -> None:
@@ -79,14 +101,13 @@ def abandon(message: Any) -> None:
     acknowledges the message it had in hand when its agent is cancelled, and a stop then
     commits past an input whose events were never sent; this one is let go uncounted instead,
     and read again by the partition's next owner."""
-    _ABANDONED.add((message.topic, message.partition, message.offset))
+    _ABANDONED.add(message)
 
 
 def _ack(self: Any, message: Any) -> bool:
     app = self.app
-    key = (message.topic, message.partition, message.offset)
-    abandoned = key in _ABANDONED
-    _ABANDONED.discard(key)
+    abandoned = message in _ABANDONED
+    _ABANDONED.discard(message)
     if (
         not abandoned
         and message.generation_id == app.consumer_generation_id
@@ -108,8 +129,8 @@ def _ack(self: Any, message: Any) -> bool:
 
 async def _seek_to_committed(self: Any) -> Mapping[Any, int]:
     consumer = self._ensure_consumer()
-    committed: Mapping[Any, int] = await self.call_thread(consumer.seek_to_committed)
     changelogs = self.app.tables.changelog_topics  # positioned by table recovery
+    committed: Mapping[Any, int | None] = await self.call_thread(_committed, consumer)
     uncommitted = [tp for tp, offset in committed.items()
                    if not offset and tp.topic not in changelogs]  # fmt: skip
     first: Mapping[Any, int] = {}
@@ -117,21 +138,30 @@ async def _seek_to_committed(self: Any) -> Mapping[Any, int]:
         # To the first offset the broker keeps, by an explicit seek: a reset request
         # (``seek_to_beginning``) leaves the position unset until it is answered, and Faust's
         # livelock check, reading positions from the main thread, then fails the consumer.
-        first = await self.call_thread(_rewind, consumer, uncommitted)
+        first = await self.call_thread(consumer.beginning_offsets, uncommitted)
+    targets = {tp: offset for tp, offset in committed.items() if offset}
     for tp, offset in committed.items():
         if tp.topic not in changelogs:
             key = (tp.topic, tp.partition)
-            _NEXT[key] = _FROM[key] = first.get(tp, offset or 0)
+            targets[tp] = _NEXT[key] = _FROM[key] = first.get(tp, offset or 0)
             _SOUGHT_BACK.pop(key, None)
-    return committed
+    # Followed from the new offsets before the consumer is at them: a fetch from there can
+    # reach the guard before this seek has answered.
+    await self.call_thread(_seek, consumer, targets)
+    return cast(Mapping[Any, int], committed)
 
 
-async def _rewind(consumer: Any, partitions: list[Any]) -> Mapping[Any, int]:
-    """Seek ``partitions`` to the first offset the broker keeps (in the consumer's thread)."""
-    first: Mapping[Any, int] = await consumer.beginning_offsets(partitions)
-    for tp, offset in first.items():
-        consumer.seek(tp, offset)
-    return first
+async def _committed(consumer: Any) -> Mapping[Any, int | None]:
+    """The committed offset of each partition assigned to ``consumer`` (None: never committed)."""
+    return {tp: await consumer.committed(tp) for tp in consumer.assignment()}
+
+
+async def _seek(consumer: Any, offsets: Mapping[Any, int]) -> None:
+    """Seek the partitions of ``offsets`` still assigned (in the consumer's thread)."""
+    assigned = consumer.assignment()
+    for tp, offset in offsets.items():
+        if tp in assigned:
+            consumer.seek(tp, offset)
 
 
 async def _getmany(self: Any, timeout: float) -> AsyncIterator[tuple[Any, Any]]:  # noqa: ASYNC109
@@ -160,35 +190,41 @@ async def _getmany(self: Any, timeout: float) -> AsyncIterator[tuple[Any, Any]]:
                     continue
                 log.warning("%s[%d]: offsets %d..%d are not on the broker; going on from %d",
                             tp.topic, tp.partition, expected, offset - 1, offset)  # fmt: skip
-                _GONE[key] = (expected, offset)
+                _GONE.setdefault(key, {})[expected] = offset
             if expected is not None:
                 _NEXT[key] = offset + 1
                 _SOUGHT_BACK.pop(key, None)
+                self._read_offset[tp] = offset  # handed on: Faust's own check must not drop it
             yield tp, message
     finally:
         await batch.aclose()
 
 
 def _new_offset(self: Any, tp: Any) -> int | None:
-    """The offset to commit for ``tp``: one past the run of processed offsets that starts at
-    the committed offset (or where the partition was sought to); None while that offset itself
-    is not processed."""
+    """The offset to commit for ``tp``: the end of the run of processed or missing offsets
+    that starts at the committed offset (or where the partition was sought to); None while
+    that offset itself is not processed."""
     acked = self._acked[tp]
     if not acked:
         return None
     acked.sort()
     key = (tp.topic, tp.partition)
     committed = self._committed_offset[tp]
-    start = committed if committed is not None else _FROM.get(key)
-    gone = _GONE.get(key)
-    if gone is not None and start == gone[0]:
-        start = gone[1]  # the offsets from the committed one on are no longer on the broker
-    if start is not None and acked[0] > start:
-        return None
-    batch = next(consecutive_numbers(acked))
-    acked[: len(batch)] = []
-    self._acked_index[tp].difference_update(batch)
-    return int(batch[-1]) + 1
+    start = committed if committed is not None else _FROM.get(key, acked[0])
+    gone = _GONE.get(key, {})
+    end, taken = start, 0
+    while True:
+        if taken < len(acked) and acked[taken] <= end:
+            end, taken = max(end, acked[taken] + 1), taken + 1
+        elif end in gone:
+            end = gone[end]  # offsets no longer on the broker
+        else:
+            break
+    self._acked_index[tp].difference_update(acked[:taken])
+    acked[:taken] = []
+    for offset in [offset for offset in gone if offset < end]:
+        del gone[offset]
+    return end if end > start else None
 
 
 async def _add_gap(self: Any, tp: Any, offset_from: int, offset_to: int) -> None:

@@ -29,13 +29,21 @@ class FakePipeline:
         self.counters[name] = self.counters.get(name, 0) + n
 
 
+class FakeMessage:
+    def __init__(self, offset: int, value: str) -> None:
+        self.topic, self.partition, self.offset, self.value = "t", 0, offset, value
+        self.generation_id, self.acked = 1, False
+
+
 class FakeStream:
     def __init__(self, values: list[str]) -> None:
         self.values = values
+        self.messages: list[FakeMessage] = []
 
     async def events(self) -> AsyncIterator[Any]:
         for offset, value in enumerate(self.values):
-            message = SimpleNamespace(topic="t", partition=0, offset=offset, value=value)
+            message = FakeMessage(offset, value)
+            self.messages.append(message)
             yield SimpleNamespace(message=message, value=value)
 
 
@@ -67,12 +75,6 @@ async def test_an_input_that_raises_is_dead_lettered_counted_and_the_stream_goes
     assert fake.counters.get("x_errors", 0) == len(letters)
 
 
-class _Message:
-    def __init__(self) -> None:
-        self.topic, self.partition, self.offset = "t", 0, 0
-        self.generation_id, self.acked = 1, False
-
-
 async def test_an_input_whose_handling_is_cancelled_is_not_counted_as_processed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -88,8 +90,9 @@ async def test_an_input_whose_handling_is_cancelled_is_not_counted_as_processed(
         started.set()
         await asyncio.Event().wait()  # the events of this input are never sent
 
+    stream = FakeStream(["a"])
     task = asyncio.ensure_future(
-        each_input(FakePipeline(), FakeStream(["a"]), "t", handle, stage="s", errors="e")  # type: ignore[arg-type]
+        each_input(FakePipeline(), stream, "t", handle, stage="s", errors="e")  # type: ignore[arg-type]
     )
     await started.wait()
     task.cancel()
@@ -101,7 +104,7 @@ async def test_an_input_whose_handling_is_cancelled_is_not_counted_as_processed(
         consumer_generation_id=1, flow_control=SimpleNamespace(is_active=lambda: True)
     )
     consumer = SimpleNamespace(app=app, _unacked_messages=set(), _waiting_for_ack=None)
-    message = _Message()
+    (message,) = stream.messages  # the message the stream had in hand, acknowledged by Faust
 
     def original(self: Any, message: Any) -> bool:
         recorded.append(message.offset)
@@ -110,9 +113,9 @@ async def test_an_input_whose_handling_is_cancelled_is_not_counted_as_processed(
     monkeypatch.setattr(faust_acks, "_ORIGINAL_ACK", original)
     assert faust_acks._ack(consumer, message) is False  # let go, its offset not recorded
     assert recorded == [] and message.acked
-    # The same offset handled to its end later (by this or the next owner) counts.
-    message.acked = False
-    assert faust_acks._ack(consumer, message) is True
+    # The same offset read again later (by this or the next owner) and handled to its end counts.
+    again = FakeMessage(0, "a")
+    assert faust_acks._ack(consumer, again) is True
     assert recorded == [0]
 
 

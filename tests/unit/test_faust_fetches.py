@@ -31,6 +31,7 @@ def _batch(offsets: list[int]) -> Any:
 class _Consumer:
     def __init__(self) -> None:
         self.sought: list[tuple[Any, int]] = []
+        self._read_offset: dict[Any, int | None] = {}  # Faust's, set for each record handed on
 
     async def seek(self, tp: Any, offset: int) -> None:
         self.sought.append((tp, offset))
