@@ -11,6 +11,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from aiokafka.errors import IllegalStateError
 from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.types import TP as FaustTP
@@ -325,3 +326,53 @@ def test_a_partition_ending_in_a_transaction_marker_is_not_sought_again_for_ever
     dog, delivered = StreamWatchdog(stall_s=10, max_wait_s=300), Delivered()
     seeks = [now for now in range(2 * 3600) if stalled_streams(app, dog, delivered, now, True)]
     assert len(seeks) <= 1, f"{len(seeks)} seeks of every partition in two idle hours"
+
+
+class _Revoking:
+    """aiokafka's consumer over two partitions, the second revoked (a rebalance) while the
+    committed offset of the first is being asked; ``seek_to_committed`` and ``seek`` do what
+    aiokafka's do (a seek of a partition not assigned raises ``IllegalStateError``)."""
+
+    def __init__(self) -> None:
+        self.assigned = {TP, OTHER}
+        self.sought: list[tuple[Any, int]] = []
+
+    def assignment(self) -> set[Any]:
+        return set(self.assigned)
+
+    async def committed(self, tp: Any) -> int:
+        self.assigned.discard(OTHER)  # the rebalance revokes it meanwhile
+        await asyncio.sleep(0)
+        return 5
+
+    def seek(self, tp: Any, offset: int) -> None:
+        if tp not in self.assigned:
+            raise IllegalStateError(f"No current assignment for partition {tp}")
+        self.sought.append((tp, offset))
+
+    async def seek_to_committed(self) -> dict[Any, int]:
+        committed = {}
+        for tp in sorted(self.assignment()):
+            committed[tp] = offset = await self.committed(tp)
+            self.seek(tp, offset)
+        return committed
+
+
+OTHER = FaustTP("incidents.events.v1", 1)
+
+
+async def test_a_partition_revoked_during_the_seek_of_the_committed_offsets_does_not_fail_it() -> (
+    None
+):
+    # The stream watchdog's seek (an app task: an exception out of it crashes the worker) or
+    # the recovery's, while a rebalance takes a partition away: aiokafka's seek of that
+    # partition raised IllegalStateError out of the seek of all of them.
+    kafka: Any = _Revoking()
+    thread = SimpleNamespace(
+        _ensure_consumer=lambda: kafka,
+        call_thread=lambda fn, *args: fn(*args),
+        app=SimpleNamespace(tables=SimpleNamespace(changelog_topics=set())),
+    )
+    await _seek_to_committed(thread)
+    assert kafka.sought == [(TP, 5)]
+    assert faust_acks._NEXT[KEY] == 5
