@@ -31,8 +31,8 @@ and so does the stream watchdog):
   batch fetched before a seek, handed out after it, is such a "further on" record: the offsets
   between the committed one and it, not processed yet, were committed as done (seen: a
   detection of a worker leaving the group committed by it and never handled by anyone). No
-  input of an agent here is compacted or transactional, so a gap is never real: it is logged
-  and not counted.
+  input of an agent here is compacted, so such a gap is logged and not counted (offsets truly
+  missing are found by the guard below).
 * The rest of such a batch also moved Faust's read offset past the records the seek was to
   read again, which its fetch loop then dropped as already read. Here each input partition's
   records are handed on in order from the offset of the latest seek of the committed offsets:
@@ -46,7 +46,8 @@ Three more in how that following was kept:
   new next offsets were recorded; a fetch from the new position that reached the guard first
   was let go as read already, and with no later record on the partition, nothing read it
   again. Here the committed offsets are read first, the next offsets recorded, and only then
-  is the consumer sought.
+  is the consumer sought; a partition revoked meanwhile is left alone (aiokafka's seek of it
+  raised ``IllegalStateError`` out of the seek of them all, and out of the watchdog's task).
 * Faust's fetch loop writes the read offset of a record after handing it to its stream; a
   seek that ended meanwhile (the stream watchdog's) had its read offset overwritten, and the
   loop dropped the records read again as read already while the guard counted them as
