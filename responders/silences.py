@@ -115,10 +115,21 @@ def transitions(
     now: datetime,
     resolved: Container[str] = (),
 ) -> list[tuple[Silence, SilenceState]]:
-    """Silences whose state differs from ``known`` (for "started" and "expired" notices)."""
+    """Silences whose state differs from ``known`` (for "started" and "expired" notices). A
+    silence not yet seen active that has expired since, and was active from its start, gets
+    both: it started and ended between two looks (created and ended within a second, or while
+    the worker was too busy to look), and its start is news too."""
     out = []
     for silence in silences:
         current = state(silence, now, resolved)
-        if known.get(silence.id) != current:
-            out.append((silence, current))
+        seen = known.get(silence.id)
+        if seen == current:
+            continue
+        if (
+            seen in (None, SilenceState.PENDING)
+            and current is SilenceState.EXPIRED
+            and state(silence, silence.starts_at, resolved) is SilenceState.ACTIVE
+        ):
+            out.append((silence, SilenceState.ACTIVE))
+        out.append((silence, current))
     return out

@@ -254,9 +254,11 @@ class Directory(Service):
         now = datetime.now(tz=UTC)
         first = not self._announced
         self._announced = True
-        for silence, current in transitions(self.active_silences(), self.known, now, self.resolved):
+        moves = transitions(self.active_silences(), self.known, now, self.resolved)
+        ended = {silence.id for silence, current in moves if current is SilenceState.EXPIRED}
+        for silence, current in moves:
             self.known[silence.id] = current
-            if first and current is SilenceState.EXPIRED:
+            if first and silence.id in ended:
                 continue  # expired before this worker started: nothing to announce
             # A new pending silence (a maintenance window planned ahead) is announced as
             # scheduled: the dashboard lists it from then on, not only once it starts.

@@ -116,6 +116,17 @@ def test_notices_when_silences_start_and_expire() -> None:
         known.update({c.id: st for c, st in changed})
 
 
+def test_a_silence_that_started_and_ended_between_two_looks_is_announced_as_both() -> None:
+    # Created and ended within a second (or while the worker was too busy to look): its start
+    # is news as much as its end.
+    brief = silence(expired_at=T0 + timedelta(seconds=1))
+    changed = transitions([brief], {}, T0 + timedelta(seconds=2))
+    assert [st for _, st in changed] == [SilenceState.ACTIVE, SilenceState.EXPIRED]
+    planned = silence(starts_at=T0 + timedelta(minutes=10), expired_at=T0 + timedelta(minutes=5))
+    changed = transitions([planned], {planned.id: SilenceState.PENDING}, T0 + timedelta(hours=1))
+    assert [st for _, st in changed] == [SilenceState.EXPIRED]  # never active: no start
+
+
 class _Resolved:
     """The worker's resolved ids answer membership only: any copy of them (100,000 ids) per
     detection would cost milliseconds, and iterating this one fails."""
