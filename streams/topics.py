@@ -13,6 +13,7 @@ from typing import Any
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
+from faust.transport.drivers.aiokafka import Producer as FaustProducer
 from mode.utils.times import want_seconds
 
 from streams.live_catalog import CATALOG_CONFIGS, CATALOG_PARTITIONS
@@ -39,6 +40,26 @@ DESCRIBE_WAIT_S = 10.0
 #: How long the worker waits, at start, for every partition of the topics it just created to
 #: have a leader in the cluster's metadata (then it goes on, with a warning).
 LEADERS_WAIT_S = 30.0
+
+
+#: Topics this process has found or created whole (:func:`ensure_topics`): Faust's own
+#: declaration of them, once per topic as the app starts, is skipped (each ended in a metadata
+#: refresh: 0.1 to 0.25 s a topic, two to five seconds of every worker's start).
+ENSURED: set[str] = set()
+
+
+async def _declare(self: Any, topic: str, *args: Any, **kwargs: Any) -> None:
+    if topic in ENSURED:
+        return
+    await _ORIGINAL_DECLARE(self, topic, *args, **kwargs)
+
+
+_ORIGINAL_DECLARE = FaustProducer.create_topic
+
+
+def skip_declared() -> None:
+    """Have Faust skip declaring the topics :func:`ensure_topics` saw whole (idempotent)."""
+    FaustProducer.create_topic = _declare  # type: ignore[method-assign]
 
 
 def faust_topics(app: Any) -> list[NewTopic]:
@@ -90,20 +111,21 @@ def _unled(described: Sequence[dict[str, Any]], wanted: dict[str, int]) -> list[
     return sorted(name for name, n in wanted.items() if led.get(name, 0) < n)
 
 
-async def _until_led(admin: AIOKafkaAdminClient, wanted: dict[str, int]) -> None:
-    """Wait until every wanted topic has a leader for each of its partitions (or warn after
-    ``LEADERS_WAIT_S``)."""
+async def _until_led(admin: AIOKafkaAdminClient, wanted: dict[str, int]) -> bool:
+    """Wait until every wanted topic has a leader for each of its partitions: True; False
+    (with a warning) when some still have none after ``LEADERS_WAIT_S``."""
     deadline = time.monotonic() + LEADERS_WAIT_S
     waiting = sorted(wanted)
     while waiting:
         waiting = _unled(await admin.describe_topics(waiting), wanted)
         if not waiting:
-            return
+            return True
         if time.monotonic() > deadline:
             log.warning("topics without a leader for every partition after %.0fs: %s",
                         LEADERS_WAIT_S, ", ".join(waiting))  # fmt: skip
-            return
+            return False
         await asyncio.sleep(0.2)
+    return True
 
 
 def retention_problems(topic: str, configs: dict[str, str]) -> list[str]:
@@ -201,7 +223,10 @@ async def ensure_topics(settings: Settings, extra: Sequence[NewTopic] = ()) -> l
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(wanted)
             log.info("created topics: %s", ", ".join(t.name for t in wanted))
-            await _until_led(admin, {t.name: t.num_partitions for t in wanted})
+            if await _until_led(admin, {t.name: t.num_partitions for t in wanted}):
+                ENSURED.update(t.name for t in wanted)
+        ENSURED.update(name for name in [*settings.topics.all(), *(t.name for t in extra)]
+                       if name in existing)  # fmt: skip
         problems = []
         for topic, described in sorted((await _described(admin, sorted(kept))).items()):
             for problem in retention_problems(topic, described):

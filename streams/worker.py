@@ -11,7 +11,7 @@ from streams.app import ConfigError, build, load_catalog
 from streams.faust_lifecycle import PromptWorker
 from streams.settings import Settings, api_token_problem
 from streams.tables import TableDirInUse, mark_clean_stop, prepare_table_dir
-from streams.topics import ensure_topics, faust_topics
+from streams.topics import ensure_topics, faust_topics, skip_declared
 from streams.web import WebServer
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,7 @@ def run_worker(settings: Settings) -> None:
     pipeline = build(settings, catalog)
     try:
         loop.run_until_complete(ensure_topics(settings, faust_topics(pipeline.app)))
+        skip_declared()
     except KafkaConnectionError:
         raise ConfigError(
             f"no Kafka broker answered at {settings.bootstrap_servers} "

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from schemas import Catalog
 from streams.app import build
 from streams.settings import Settings, TopicNames
 from streams.topics import ensure_topics, faust_topics
-from tests.harness import partitions_of
+from tests.harness import RunningWorker, partitions_of
 
 pytestmark = pytest.mark.broker
 
@@ -101,3 +102,15 @@ async def test_the_tables_changelogs_exist_whole_before_the_app_starts(
         if topic.name != leader:
             assert await partitions_of(kafka_bootstrap, topic.name) == [0, 1]
             assert (await _configs(kafka_bootstrap, topic.name))["cleanup.policy"] == "compact"
+
+
+def test_a_worker_leaves_the_topics_it_created_to_nobody_else(
+    start_worker: Callable[..., RunningWorker],
+) -> None:
+    """Faust declares every changelog again as the app starts, each declaration ending in a
+    metadata refresh (two to five seconds of every start): the topics the worker created or
+    found whole before the app started are not declared again."""
+    worker = start_worker()
+    log = worker.log_text()
+    assert "worker ready" in log
+    assert "Creating topic" not in log, [line for line in log.splitlines() if "Creating" in line]
