@@ -24,6 +24,8 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
+from itertools import repeat
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -132,8 +134,15 @@ class RoutedBanks:
         """The global row of each of ``series`` (new series get fresh rows in their bank), and
         the positions of the points of new series refused by a limit, with the refusal (their
         row is -1)."""
+        n = len(series)
+        if n > 1:
+            try:  # mostly every series is known: all looked up in one call
+                known = itemgetter(*series)(self.index)
+                return np.fromiter(known, dtype=np.intp, count=n), {}
+            except KeyError:
+                pass
         get = self.index.get
-        rows = np.array([get(s, -1) for s in series], dtype=np.intp)
+        rows = np.fromiter(map(get, series, repeat(-1)), dtype=np.intp, count=n)
         refused: dict[int, Refusal] = {}
         for i in np.flatnonzero(rows < 0).tolist():
             sid = series[i]
@@ -144,7 +153,7 @@ class RoutedBanks:
                 if no is not None:
                     refused[i] = no
                     continue
-                k = self.route(sid)
+                k = self.route(sid) if self.rules else 0
                 found = self.index[sid] = k + len(self.banks) * self.banks[k].row(sid)
                 self.per_service[service] += 1
             rows[i] = found

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import pairwise
+from operator import attrgetter
 from typing import Any, Generic, Protocol, TypeVar
 
 import msgspec
@@ -159,10 +160,13 @@ class _WireMessage(msgspec.Struct, gc=False):
 
 
 _POINTS = msgspec.json.Decoder(_WireMessage)
-# Series ids (``service|metric``) whose names were found valid: most points belong to a series
-# seen before, and checking its names again costs as much as decoding the point.
-_SEEN_SERIES: set[str] = set()
-_SEEN_MAX = 200_000
+# Service and metric names found valid (each name alone, not the series id, which can split
+# into names more than one way: "a |b|c" is ("a ", "b|c") as well as ("a |b", "c")): most
+# points carry names seen before, and checking them again costs as much as decoding the point.
+# A fleet has far fewer names than series, so this set stays small and its lookups cheap where
+# one of every series id would not.
+_NAMES: set[str] = set()
+_NAMES_MAX = 200_000
 _NAME_MAX = 200
 # ``bytes.translate`` deletes these, leaving only a message's C0 controls, DEL and backslashes.
 _KEEP_UNSAFE = bytes(b for b in range(128) if b >= 0x20 and b not in b"\x7f\\")
@@ -236,8 +240,8 @@ def _fast_points(raw: bytes | None, not_after: float = math.inf) -> PointColumns
     ids = _series_ids(points)
     if not _valid_names(points, raw, ids):
         return None
-    ts = _epochs([p.ts for p in points])
-    values = np.array([p.value for p in points], dtype=np.float64)
+    ts = _epochs(points)
+    values = np.fromiter(map(_VALUE, points), dtype=np.float64, count=len(points))
     if not _valid_numbers(ts, values).all() or not (ts <= not_after).all():
         return None
     return PointColumns(points, ids, values, ts)
@@ -264,22 +268,20 @@ def decode_points_many(
     checked once for all of them (a message's points are most of a worker's work, and numpy's
     fixed cost per call is large against a hundred points). ``received_s[m]``: when message
     ``m`` was received, as in ``decode_points``."""
-    series: list[str] = []
-    times: list[Any] = []
-    values: list[float] = []
+    every: list[_WirePoint] = []
     starts: list[int] = []
     taken: list[list[_WirePoint] | None] = []
     for raw in raws:
-        starts.append(len(series))
+        starts.append(len(every))
         points = _wire_points(raw)
         taken.append(points)
         if points is not None:
-            times += [p.ts for p in points]
-            values += [p.value for p in points]
-            series += _series_ids(points)
-    starts.append(len(series))
-    ts = _epochs(times)
-    x = np.fromiter(values, dtype=np.float64, count=len(values))
+            every += points
+    starts.append(len(every))
+    # Each column in one pass over all the points (no list per message in between).
+    series = _series_ids(every)
+    ts = _epochs(every)
+    x = np.fromiter(map(_VALUE, every), dtype=np.float64, count=len(every))
     slow = [m for m, points in enumerate(taken) if points is None]
     valid = _valid_numbers(ts, x)
     if received_s is not None and len(ts):
@@ -288,16 +290,14 @@ def decode_points_many(
         valid &= ts <= np.repeat(limit, np.diff(starts))
     bad = np.flatnonzero(~valid)
     slow += np.unique(np.searchsorted(starts, bad, side="right") - 1).tolist()
-    unseen = set(series).difference(_SEEN_SERIES)
-    if unseen:
+    if not _known_names(every):
         for m, points in enumerate(taken):
-            mine = unseen.intersection(series[starts[m] : starts[m + 1]])
-            if not mine or points is None:
+            if points is None or _known_names(points):
                 continue
             if not _valid_names(points, raws[m], series[starts[m] : starts[m + 1]]):
                 slow.append(m)
                 continue
-            _remember_valid(mine)
+            _remember_names(points)
     if not slow:
         spans = list(pairwise(starts))
         return PointBatch(series, x, ts, spans, [[] for _ in raws])
@@ -329,11 +329,29 @@ def _valid_numbers(ts: NDArray[np.float64], values: NDArray[np.float64]) -> NDAr
     return (ts >= 0.0) & (ts <= MAX_EPOCH_S) & np.isfinite(values)  # NaN times fail too
 
 
-def _remember_valid(series: set[str]) -> None:
-    if len(_SEEN_SERIES) > _SEEN_MAX:
-        _SEEN_SERIES.clear()
-    # Only ids that split one way: "a |b|c" could be ("a ", "b|c") as well as ("a |b", "c").
-    _SEEN_SERIES.update(s for s in series if s.count("|") == 1)
+def _known_names(points: Sequence[_WirePoint]) -> bool:
+    """True when ``points`` have no labels and every service and metric name among them was
+    found valid before: nothing of theirs is left to check."""
+    return (
+        _NAMES.issuperset(map(_SERVICE, points))
+        and _NAMES.issuperset(map(_METRIC, points))
+        and not any(map(_LABELS, points))
+    )
+
+
+def _remember_names(points: Sequence[_WirePoint]) -> None:
+    """Remember the service and metric names of ``points``, found valid."""
+    if len(_NAMES) > _NAMES_MAX:
+        _NAMES.clear()
+    _NAMES.update(map(_SERVICE, points))
+    _NAMES.update(map(_METRIC, points))
+
+
+_TS = attrgetter("ts")
+_VALUE = attrgetter("value")
+_SERVICE = attrgetter("service")
+_METRIC = attrgetter("metric")
+_LABELS = attrgetter("labels")
 
 
 def _series_ids(points: Sequence[_WirePoint]) -> list[str]:
@@ -343,12 +361,13 @@ def _series_ids(points: Sequence[_WirePoint]) -> list[str]:
     ]
 
 
-def _epochs(times: list[Any]) -> NDArray[np.float64]:
-    """Epoch seconds; RFC 3339 times without an offset become NaN (rejected with the reason)."""
+def _epochs(points: Sequence[_WirePoint]) -> NDArray[np.float64]:
+    """The points' times in epoch seconds; RFC 3339 times without an offset become NaN
+    (rejected with the reason)."""
     try:
-        return np.fromiter(times, dtype=np.float64, count=len(times))
+        return np.fromiter(map(_TS, points), dtype=np.float64, count=len(points))
     except TypeError:  # some are RFC 3339 times
-        return np.array([_epoch(x) for x in times], dtype=np.float64)
+        return np.array([_epoch(p.ts) for p in points], dtype=np.float64)
 
 
 def _epoch(ts: float | datetime) -> float:
