@@ -160,13 +160,10 @@ class _WireMessage(msgspec.Struct, gc=False):
 
 
 _POINTS = msgspec.json.Decoder(_WireMessage)
-# Service and metric names found valid (each name alone, not the series id, which can split
-# into names more than one way: "a |b|c" is ("a ", "b|c") as well as ("a |b", "c")): most
-# points carry names seen before, and checking them again costs as much as decoding the point.
-# A fleet has far fewer names than series, so this set stays small and its lookups cheap where
-# one of every series id would not.
-_NAMES: set[str] = set()
-_NAMES_MAX = 200_000
+# Series ids (``service|metric``) whose names were found valid: most points belong to a series
+# seen before, and checking its names again costs as much as decoding the point.
+_SEEN_SERIES: set[str] = set()
+_SEEN_MAX = 200_000
 _NAME_MAX = 200
 # ``bytes.translate`` deletes these, leaving only a message's C0 controls, DEL and backslashes.
 _KEEP_UNSAFE = bytes(b for b in range(128) if b >= 0x20 and b not in b"\x7f\\")
@@ -290,14 +287,17 @@ def decode_points_many(
         valid &= ts <= np.repeat(limit, np.diff(starts))
     bad = np.flatnonzero(~valid)
     slow += np.unique(np.searchsorted(starts, bad, side="right") - 1).tolist()
-    if not _known_names(every):
+    # Mostly every id was seen before: that is checked without a set of the chunk's ids.
+    if not _SEEN_SERIES.issuperset(series):
+        unseen = set(series).difference(_SEEN_SERIES)
         for m, points in enumerate(taken):
-            if points is None or _known_names(points):
+            mine = unseen.intersection(series[starts[m] : starts[m + 1]])
+            if not mine or points is None:
                 continue
             if not _valid_names(points, raws[m], series[starts[m] : starts[m + 1]]):
                 slow.append(m)
                 continue
-            _remember_names(points)
+            _remember_valid(mine)
     if not slow:
         spans = list(pairwise(starts))
         return PointBatch(series, x, ts, spans, [[] for _ in raws])
@@ -329,29 +329,15 @@ def _valid_numbers(ts: NDArray[np.float64], values: NDArray[np.float64]) -> NDAr
     return (ts >= 0.0) & (ts <= MAX_EPOCH_S) & np.isfinite(values)  # NaN times fail too
 
 
-def _known_names(points: Sequence[_WirePoint]) -> bool:
-    """True when ``points`` have no labels and every service and metric name among them was
-    found valid before: nothing of theirs is left to check."""
-    return (
-        _NAMES.issuperset(map(_SERVICE, points))
-        and _NAMES.issuperset(map(_METRIC, points))
-        and not any(map(_LABELS, points))
-    )
-
-
-def _remember_names(points: Sequence[_WirePoint]) -> None:
-    """Remember the service and metric names of ``points``, found valid."""
-    if len(_NAMES) > _NAMES_MAX:
-        _NAMES.clear()
-    _NAMES.update(map(_SERVICE, points))
-    _NAMES.update(map(_METRIC, points))
+def _remember_valid(series: set[str]) -> None:
+    if len(_SEEN_SERIES) > _SEEN_MAX:
+        _SEEN_SERIES.clear()
+    # Only ids that split one way: "a |b|c" could be ("a ", "b|c") as well as ("a |b", "c").
+    _SEEN_SERIES.update(s for s in series if s.count("|") == 1)
 
 
 _TS = attrgetter("ts")
 _VALUE = attrgetter("value")
-_SERVICE = attrgetter("service")
-_METRIC = attrgetter("metric")
-_LABELS = attrgetter("labels")
 
 
 def _series_ids(points: Sequence[_WirePoint]) -> list[str]:
