@@ -193,6 +193,30 @@ class SeriesBank:
         self.live[row] = True
         return row
 
+    def add_rows(self, series: Sequence[str]) -> list[int]:
+        """The rows of new series (each given once), the rows ``row`` would give them one
+        after another, taken at once.
+
+        >>> bank = SeriesBank("ewma")
+        >>> bank.add_rows(["a", "b", "c"]), bank.row("b")
+        ([0, 1, 2], 1)
+        """
+        index = self.index
+        if any(s in index for s in series):
+            return [self.row(s) for s in series]
+        reused = min(len(self.free), len(series))
+        rows = [self.free.pop() for _ in range(reused)]
+        for row, sid in zip(rows, series, strict=False):
+            self.ids[row] = sid
+        first = len(self.ids)
+        while self.capacity < first + len(series) - reused:
+            self._reserve(self.capacity + 1)  # grown in the steps one row at a time takes
+        rows += range(first, first + len(series) - reused)
+        self.ids += series[reused:]
+        index.update(zip(series, rows, strict=True))
+        self.live[rows] = True
+        return rows
+
     def evict_idle(self, before: float) -> list[str]:
         """Free the rows of the series whose last point is earlier than ``before`` (event
         time); returns those series. Their rows are reset and will be checkpointed empty.

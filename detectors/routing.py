@@ -24,6 +24,8 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
+from itertools import repeat
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -132,23 +134,44 @@ class RoutedBanks:
         """The global row of each of ``series`` (new series get fresh rows in their bank), and
         the positions of the points of new series refused by a limit, with the refusal (their
         row is -1)."""
+        n = len(series)
+        if n > 1:
+            try:  # mostly every series is known: all looked up in one call
+                known = itemgetter(*series)(self.index)
+                return np.fromiter(known, dtype=np.intp, count=n), {}
+            except KeyError:
+                pass
         get = self.index.get
-        rows = np.array([get(s, -1) for s in series], dtype=np.intp)
+        rows = np.fromiter(map(get, series, repeat(-1)), dtype=np.intp, count=n)
+        new = np.flatnonzero(rows < 0).tolist()
         refused: dict[int, Refusal] = {}
-        for i in np.flatnonzero(rows < 0).tolist():
+        admitted: dict[str, int] = {}  # new series let in by this call -> their bank
+        held = len(self.index)
+        for i in new:
             sid = series[i]
-            found = self.index.get(sid)  # the same new series earlier in this call
-            if found is None:
-                service = service_metric(sid)[0]
-                no = refusal(service, self.per_service[service], len(self.index), self.limits)
-                if no is not None:
-                    refused[i] = no
-                    continue
-                k = self.route(sid)
-                found = self.index[sid] = k + len(self.banks) * self.banks[k].row(sid)
-                self.per_service[service] += 1
-            rows[i] = found
+            if sid in admitted:  # the same new series earlier in this call
+                continue
+            service = service_metric(sid)[0]
+            no = refusal(service, self.per_service[service], held, self.limits)
+            if no is not None:
+                refused[i] = no
+                continue
+            admitted[sid] = self.route(sid) if self.rules else len(self.rules)
+            self.per_service[service] += 1
+            held += 1
+        self._add(admitted)
+        for i in new:
+            if i not in refused:
+                rows[i] = self.index[series[i]]
         return rows, refused
+
+    def _add(self, admitted: Mapping[str, int]) -> None:
+        """Rows for new series in their banks (``admitted``: series -> bank), in order."""
+        n = len(self.banks)
+        for k in sorted(set(admitted.values())):
+            sids = [sid for sid, bank in admitted.items() if bank == k]
+            rows = self.banks[k].add_rows(sids)
+            self.index.update(zip(sids, (k + n * r for r in rows), strict=True))
 
     def evict_idle(self, now: float) -> list[str]:
         """Free the rows of series without a point for ``limits.idle_s`` before ``now`` (event

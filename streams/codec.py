@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import pairwise
+from operator import attrgetter
 from typing import Any, Generic, Protocol, TypeVar
 
 import msgspec
@@ -236,8 +237,8 @@ def _fast_points(raw: bytes | None, not_after: float = math.inf) -> PointColumns
     ids = _series_ids(points)
     if not _valid_names(points, raw, ids):
         return None
-    ts = _epochs([p.ts for p in points])
-    values = np.array([p.value for p in points], dtype=np.float64)
+    ts = _epochs(points)
+    values = np.fromiter(map(_VALUE, points), dtype=np.float64, count=len(points))
     if not _valid_numbers(ts, values).all() or not (ts <= not_after).all():
         return None
     return PointColumns(points, ids, values, ts)
@@ -264,22 +265,20 @@ def decode_points_many(
     checked once for all of them (a message's points are most of a worker's work, and numpy's
     fixed cost per call is large against a hundred points). ``received_s[m]``: when message
     ``m`` was received, as in ``decode_points``."""
-    series: list[str] = []
-    times: list[Any] = []
-    values: list[float] = []
+    every: list[_WirePoint] = []
     starts: list[int] = []
     taken: list[list[_WirePoint] | None] = []
     for raw in raws:
-        starts.append(len(series))
+        starts.append(len(every))
         points = _wire_points(raw)
         taken.append(points)
         if points is not None:
-            times += [p.ts for p in points]
-            values += [p.value for p in points]
-            series += _series_ids(points)
-    starts.append(len(series))
-    ts = _epochs(times)
-    x = np.fromiter(values, dtype=np.float64, count=len(values))
+            every += points
+    starts.append(len(every))
+    # Each column in one pass over all the points (no list per message in between).
+    series = _series_ids(every)
+    ts = _epochs(every)
+    x = np.fromiter(map(_VALUE, every), dtype=np.float64, count=len(every))
     slow = [m for m, points in enumerate(taken) if points is None]
     valid = _valid_numbers(ts, x)
     if received_s is not None and len(ts):
@@ -288,8 +287,9 @@ def decode_points_many(
         valid &= ts <= np.repeat(limit, np.diff(starts))
     bad = np.flatnonzero(~valid)
     slow += np.unique(np.searchsorted(starts, bad, side="right") - 1).tolist()
-    unseen = set(series).difference(_SEEN_SERIES)
-    if unseen:
+    # Mostly every id was seen before: that is checked without a set of the chunk's ids.
+    if not _SEEN_SERIES.issuperset(series):
+        unseen = set(series).difference(_SEEN_SERIES)
         for m, points in enumerate(taken):
             mine = unseen.intersection(series[starts[m] : starts[m + 1]])
             if not mine or points is None:
@@ -336,6 +336,10 @@ def _remember_valid(series: set[str]) -> None:
     _SEEN_SERIES.update(s for s in series if s.count("|") == 1)
 
 
+_TS = attrgetter("ts")
+_VALUE = attrgetter("value")
+
+
 def _series_ids(points: Sequence[_WirePoint]) -> list[str]:
     return [
         series_id(p.service, p.metric, p.labels) if p.labels else f"{p.service}|{p.metric}"
@@ -343,12 +347,13 @@ def _series_ids(points: Sequence[_WirePoint]) -> list[str]:
     ]
 
 
-def _epochs(times: list[Any]) -> NDArray[np.float64]:
-    """Epoch seconds; RFC 3339 times without an offset become NaN (rejected with the reason)."""
+def _epochs(points: Sequence[_WirePoint]) -> NDArray[np.float64]:
+    """The points' times in epoch seconds; RFC 3339 times without an offset become NaN
+    (rejected with the reason)."""
     try:
-        return np.fromiter(times, dtype=np.float64, count=len(times))
+        return np.fromiter(map(_TS, points), dtype=np.float64, count=len(points))
     except TypeError:  # some are RFC 3339 times
-        return np.array([_epoch(x) for x in times], dtype=np.float64)
+        return np.array([_epoch(p.ts) for p in points], dtype=np.float64)
 
 
 def _epoch(ts: float | datetime) -> float:

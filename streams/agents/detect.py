@@ -356,7 +356,11 @@ class Detect(mode.Service):
                     await p.dead_letters.send(record, "decode", bad.reason, bad.payload)
                 if b > a:
                     taken.append((record, at + a))
-            self._evict(bank, decoded)
+            if i == 0:
+                # Only before this call admits anything: a series admitted from an earlier
+                # chunk has no point observed yet (scored after the last chunk), so a sweep
+                # here would evict it with its points still to be scored on its row.
+                self._evict(bank, decoded)
             chunk_rows, over = bank.admit(decoded.series)
             keep = await self._refuse(bank, chunk, decoded, chunk_rows, over)
             if keep is not None:
