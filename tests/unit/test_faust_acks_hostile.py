@@ -17,6 +17,7 @@ from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.types import TP as FaustTP
 
 from streams import faust_acks
+from tests.unit.test_faust_fetches import consumer_with
 
 TP = FaustTP("incidents.events.v1", 0)
 KEY = (TP.topic, TP.partition)
@@ -72,14 +73,7 @@ async def _hand_on(monkeypatch: pytest.MonkeyPatch, consumer: _FaustConsumer) ->
 
 
 def _acked(offsets: list[int], committed: int | None) -> Any:
-    consumer: Any = SimpleNamespace(
-        _acked=defaultdict(list), _acked_index=defaultdict(set),
-        _committed_offset=defaultdict(lambda: None),
-    )  # fmt: skip
-    consumer._acked[TP].extend(offsets)
-    consumer._acked_index[TP].update(offsets)
-    consumer._committed_offset[TP] = committed
-    return consumer
+    return consumer_with(offsets, committed, TP)
 
 
 async def test_two_holes_found_before_a_commit_do_not_hold_the_commit_back_for_good(

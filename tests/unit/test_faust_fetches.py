@@ -109,14 +109,16 @@ async def test_a_fetch_that_skips_offsets_does_not_count_them_as_processed() -> 
     assert not gaps[TP]
 
 
-def _consumer_with(acked: list[int], committed: int | None) -> Any:
+def consumer_with(acked: list[int], committed: int | None, tp: Any = TP) -> Any:
+    """Faust consumer state for a commit: ``acked`` offsets of ``tp`` processed, ``committed``
+    its committed offset."""
     consumer: Any = SimpleNamespace(
         _acked=defaultdict(list), _acked_index=defaultdict(set),
         _committed_offset=defaultdict(lambda: None),
     )  # fmt: skip
-    consumer._acked[TP].extend(acked)
-    consumer._acked_index[TP].update(acked)
-    consumer._committed_offset[TP] = committed
+    consumer._acked[tp].extend(acked)
+    consumer._acked_index[tp].update(acked)
+    consumer._committed_offset[tp] = committed
     return consumer
 
 
@@ -141,7 +143,7 @@ def test_a_commit_moves_only_from_the_committed_offset(
     monkeypatch.setattr(faust_acks, "_FROM", {(TP.topic, TP.partition): sought_to})
     monkeypatch.setattr(faust_acks, "_GONE", {})
     faust_acks.install()
-    assert Consumer._new_offset(_consumer_with(acked, committed), TP) == commit
+    assert Consumer._new_offset(consumer_with(acked, committed), TP) == commit
 
 
 async def test_a_commit_passes_offsets_the_broker_no_longer_has(
@@ -154,7 +156,7 @@ async def test_a_commit_passes_offsets_the_broker_no_longer_has(
     assert await _drain(monkeypatch, consumer, [30]) == []
     assert await _drain(monkeypatch, consumer, [30, 31]) == [30, 31]
     faust_acks.install()
-    assert Consumer._new_offset(_consumer_with([30, 31], 10), TP) == 32
+    assert Consumer._new_offset(consumer_with([30, 31], 10), TP) == 32
 
 
 async def test_a_partition_revoked_before_it_is_sought_back_does_not_stop_the_fetch(
