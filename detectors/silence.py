@@ -636,9 +636,16 @@ def detection(silent: Silent) -> Detection:
     >>> d = detection(gone)
     >>> d.signal, d.detector, d.labels, d.impact_started_at.timestamp(), d.ts.timestamp()
     ('rps silent', 'silence', {'zone': 'a'}, 310.0, 350.0)
+
+    A key that is not a series id (no ``|``) is named as it is rather than failing the watch
+    (seen once in a benchmark, from a row emptied under the watch):
+
+    >>> detection(Silent("odd", "api", "firing", 350.0, 300.0, 50.0, "learned", 10.0)).signal
+    'odd silent'
     """
     service_wide = silent.key.startswith(SERVICE_KEY)
-    metric = "" if service_wide else silent.key.split("|", 2)[1]
+    parts = silent.key.split("|", 2)
+    metric = "" if service_wide else (parts[1] if len(parts) > 1 else parts[0])
     labels = {} if service_wide else _labels(silent.key)
     name = labels.get(HEARTBEAT_LABEL) if metric == HEARTBEAT_METRIC else None
     signal = "heartbeat" if service_wide else (f"heartbeat {name}" if name else f"{metric} silent")
