@@ -152,8 +152,14 @@ def attach(p: Pipeline) -> None:
         lanes.submit(throttle_key(job.page), job.page.dedup_key, partial(run, job))
 
     async def run(job: Job) -> None:
-        """In the lane: send with retries, a receipt per attempt, then report the outcome."""
+        """In the lane: send with retries, a receipt per attempt, then report the outcome.
+
+        The pending entry :func:`hand_over` wrote is on the broker before the first attempt:
+        table writes wait in the producer's buffer while the outcome is sent at once, so a
+        worker killed after the outcome reached the broker could restart without the entry,
+        read the page again before its outcome and send it a second time (seen under load)."""
         page = job.page
+        await p.app.producer.flush()
 
         async def attempt(n: int) -> DeliveryResult:
             result = await deliver(page)

@@ -131,6 +131,14 @@ class MemoryConsumer:
         return len(self.log.on(tp[0]))
 
 
+class MemoryProducer:
+    """Faust's producer as the agents use it: a flush, which has nothing to wait for (a table
+    write here is in the table at once)."""
+
+    async def flush(self) -> None:
+        return None
+
+
 class MemoryApp:
     """What the agents use of ``faust.App``: agents, timers and tasks are recorded, not run."""
 
@@ -141,6 +149,7 @@ class MemoryApp:
         self.on_before_shutdown = Signal()
         self.rebalancing = False
         self.consumer = MemoryConsumer(log)
+        self.producer = MemoryProducer()
 
     def agent(self, channel: MemoryTopic, name: str) -> Callable[[Agent], Agent]:
         def register(fn: Agent) -> Agent:
