@@ -193,6 +193,7 @@ async def ensure_topics(settings: Settings, extra: Sequence[NewTopic] = ()) -> l
     await admin.start()
     try:
         existing = set(await admin.list_topics())
+        own = [*settings.topics.all(), settings.detector_blocks_topic]
         compacted = {getattr(settings.topics, f) for f in _COMPACTED}
         compacted.add(settings.detector_blocks_topic)
         kept = {getattr(settings.topics, f) for f in _KEPT}
@@ -216,7 +217,7 @@ async def ensure_topics(settings: Settings, extra: Sequence[NewTopic] = ()) -> l
                 replication_factor=settings.replication_factor,
                 topic_configs=configs(name),
             )
-            for name in [*settings.topics.all(), settings.detector_blocks_topic]
+            for name in own
             if name not in existing
         ] + [t for t in extra if t.name not in existing]
         if wanted:
@@ -225,8 +226,7 @@ async def ensure_topics(settings: Settings, extra: Sequence[NewTopic] = ()) -> l
             log.info("created topics: %s", ", ".join(t.name for t in wanted))
             if await _until_led(admin, {t.name: t.num_partitions for t in wanted}):
                 ENSURED.update(t.name for t in wanted)
-        ENSURED.update(name for name in [*settings.topics.all(), *(t.name for t in extra)]
-                       if name in existing)  # fmt: skip
+        ENSURED.update(name for name in [*own, *(t.name for t in extra)] if name in existing)
         problems = []
         for topic, described in sorted((await _described(admin, sorted(kept))).items()):
             for problem in retention_problems(topic, described):
