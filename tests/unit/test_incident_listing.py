@@ -13,9 +13,9 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from schemas import Incident, IncidentStatus
+from streams.http.server import Api, _instant_key
 from streams.settings import Settings
 from streams.tools import all_incidents, incidents
-from streams.web import Api, _instant_key
 
 BASE = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 

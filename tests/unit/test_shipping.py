@@ -14,7 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SETUPTOOLS = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
 TOP_LEVEL = ["schemas", "detectors", "responders", "streams", "devtools"]
-DATA = [("devtools", "kafka"), ("streams", "static")]
+DATA = [("devtools", "kafka"), ("streams.http", "static")]
 
 
 def packages_on_disk() -> list[str]:

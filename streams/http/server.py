@@ -3,7 +3,7 @@
 Reads come from the worker's tables; writes become commands on ``incidents.commands.v1`` after a
 pre-check against the same pure transition the agent applies (404, 409 with the reason). Every
 error is JSON with a message, never a traceback. Writes need ``Authorization: Bearer <token>``:
-a person's own token (``streams.people``; the actor is that person) or the shared one.
+a person's own token (``streams.http.auth``; the actor is that person) or the shared one.
 """
 
 from __future__ import annotations
@@ -47,21 +47,21 @@ from schemas.commands import Declaration
 from schemas.common import received
 from schemas.timeline import Opened
 from streams import timeline_store
-from streams.action_links import routes as link_routes
-from streams.alerts_api import routes as alert_routes
 from streams.codec import encode
-from streams.http_common import ApiError, error, json_object, one_header
-from streams.incident_page import routes as page_routes
+from streams.http.alerts import routes as alert_routes
+from streams.http.auth import ACTOR_HEADER, Principal, bearer, identify, require
+from streams.http.common import ApiError, error, json_object, one_header
+from streams.http.links import routes as link_routes
+from streams.http.oncall import routes as oncall_routes
+from streams.http.openapi import openapi_document
+from streams.http.page import routes as page_routes
+from streams.http.signals import routes as signal_routes
+from streams.http.silences import routes as silence_routes
+from streams.http.slack import routes as slack_routes
+from streams.http.tokens import routes as token_routes
+from streams.http.writes import acknowledged, write_id
 from streams.liveness import Liveness, consumer_offsets
 from streams.metrics import render_metrics
-from streams.oncall_api import routes as oncall_routes
-from streams.openapi import openapi_document
-from streams.people import ACTOR_HEADER, Principal, bearer, identify, require
-from streams.signals_api import routes as signal_routes
-from streams.silences_api import routes as silence_routes
-from streams.slack_api import routes as slack_routes
-from streams.tokens_api import routes as token_routes
-from streams.writes import acknowledged, write_id
 
 if TYPE_CHECKING:
     from streams.pipeline import Pipeline

@@ -19,12 +19,12 @@ from aiohttp import web
 
 from responders.access import slack_problem
 from schemas import CommandKind
-from streams.action_links import done_already, used_already
-from streams.http_common import ApiError, one_header
-from streams.people import Principal, require
+from streams.http.auth import Principal, require
+from streams.http.common import ApiError, one_header
+from streams.http.links import done_already, used_already
 
 if TYPE_CHECKING:
-    from streams.web import Api
+    from streams.http.server import Api
 
 _KINDS = {"acknowledge": CommandKind.ACKNOWLEDGE, "resolve": CommandKind.RESOLVE}
 

@@ -21,12 +21,12 @@ from aiohttp import web
 from responders.access import allows, link_problem
 from responders.correlation import Group
 from schemas import CommandKind, IncidentStatus
-from streams.http_common import ApiError
-from streams.people import Principal
+from streams.http.auth import Principal
+from streams.http.common import ApiError
 
 if TYPE_CHECKING:
+    from streams.http.server import Api
     from streams.settings import Settings
-    from streams.web import Api
 
 _KINDS = {"acknowledge": CommandKind.ACKNOWLEDGE, "resolve": CommandKind.RESOLVE}
 _DONE = {
