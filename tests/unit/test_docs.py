@@ -114,10 +114,10 @@ def test_a_route_named_only_in_passing_is_undocumented() -> None:
 
 
 def test_every_incident_action_is_on_the_http_api_page() -> None:
-    from streams.http.server import _ACTIONS
+    from streams.http.incidents import ACTIONS
 
     page = HTTP_PAGE.read_text(encoding="utf-8")
-    missing = [a for a in _ACTIONS if f"`POST /api/incidents/{{id}}/{a}`" not in page]
+    missing = [a for a in ACTIONS if f"`POST /api/incidents/{{id}}/{a}`" not in page]
     assert missing == [], f"actions missing from docs/http-api.md: {', '.join(missing)}"
 
 
