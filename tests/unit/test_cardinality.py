@@ -15,8 +15,8 @@ from detectors.bank import SeriesBank
 from detectors.cardinality import PER_PARTITION, PER_SERVICE, SeriesLimits, refusal
 from detectors.registry import DETECTORS
 from detectors.routing import DetectorRule, RoutedBanks
-from streams.agents.detect import Detect
 from streams.codec import PointBatch, decode_points_many
+from streams.detect.service import Detect
 from streams.settings import Settings
 
 DAY = 86_400.0

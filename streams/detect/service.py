@@ -72,7 +72,7 @@ from streams.codec import PointBatch, decode_points, decode_points_many, encode
 from streams.ingest.publish import batches
 
 if TYPE_CHECKING:
-    from streams.app import Pipeline
+    from streams.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
