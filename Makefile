@@ -8,6 +8,9 @@ PYTHON ?= $(shell for p in python3 python3.11 python3.12 python3.13; do \
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Test processes: the broker tier mostly waits on brokers and workers, so two processes halve
+# its time on two cores; each process starts its own broker.
+TEST_PROCESSES ?= 2
 
 .PHONY: demo test test-cluster test-faults install kafka-jars browser lint docs docs-build clean
 
@@ -32,7 +35,7 @@ lint: install
 	$(BIN)/lint-imports
 
 test: kafka-jars browser lint docs-build
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_PROCESSES) --dist loadfile
 
 # The three-broker cluster test (leader and worker kills): not part of `make test` while it
 # fails about one run in eight on a Faust rebalance hang (docs/operations.md).
