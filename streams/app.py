@@ -226,7 +226,7 @@ def _topics(app: faust.App, settings: Settings) -> Topics:
 
 
 def _tables(app: faust.App, settings: Settings) -> Tables:
-    from streams.agents import deliver_pages
+    from responders.delivery import pending
 
     def table(name: str, **kwargs: Any) -> Table:
         # No key/value types: Faust serializes both as JSON (str keys, plain-data values).
@@ -240,7 +240,7 @@ def _tables(app: faust.App, settings: Settings) -> Tables:
         log_state=table("log-state"),
         incidents=big("incidents", keep=recent_incident(settings.resolved_in_memory_s)),
         open_incidents=table("open-incidents"),
-        notification_log=big("notification-log", keep=deliver_pages.pending),
+        notification_log=big("notification-log", keep=pending),
         incident_projection=big("incident-projection"),
         timelines=big("incident-timelines"),
         mttr_rows=big("mttr-rows"),

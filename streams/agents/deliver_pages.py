@@ -26,19 +26,33 @@ Each notification-log entry records when it was written and is forgotten
 ``delivery_log_retention_s`` (120 h) later (:mod:`streams.retention`): a timer sends a
 ``PruneEntry`` for each due entry to the partition of this topic that holds it, and this stream
 deletes it.
+
+The decisions (a page duplicate, held or sent; what a last attempt settles; what an outcome
+counts; when a pending entry is past the end of its partition) are
+:mod:`responders.delivery`'s; this module reads, sends and writes.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
+from responders.delivery import (
+    PENDING,
+    Notice,
+    arrive,
+    delivery_failed,
+    outcome_counts,
+    pending,
+    read_past,
+    receipt,
+    settle,
+)
 from responders.ports import DeliveryResult
-from responders.throttle import Bucket, Limit, admit, flush, flush_due, throttle_key
-from schemas import Command, CommandKind, Page, Receipt, ReceiptOutcome
+from responders.throttle import Bucket, Limit, flush, flush_due, throttle_key
+from schemas import Page, ReceiptOutcome
 from schemas.mobilization import DeliveryOutcome, FlushDigest
 from schemas.retention import PruneEntry
 from streams import faults
@@ -51,27 +65,8 @@ from streams.retry import Backoff, retry
 if TYPE_CHECKING:
     from streams.pipeline import Pipeline
 
-PENDING = "pending"
 #: How often unfinished deliveries (pending entries no lane works on) are looked for.
 RESUME_INTERVAL_S = 2.0
-
-
-def pending(entry: Any) -> bool:
-    """The ``keep`` of the ``notification-log``: the deliveries not finished, held in memory
-    whatever the table store, for :func:`attach`'s resume timer to find them."""
-    return isinstance(entry, dict) and entry.get("outcome") == PENDING
-
-
-def read_past(done: int | None, committed: int | None, end: int) -> bool:
-    """Whether a partition has been processed up to ``end`` (exclusive), given the last offset
-    this worker's stream processed on it (``done``) and its committed offset: what was
-    committed was processed, here or by the partition's owner while it was away from here
-    (``done`` is then an offset read before it went away).
-
-    >>> read_past(None, 4, 9), read_past(8, 4, 9), read_past(100, 151, 151)
-    (False, True, True)
-    """
-    return max(done + 1 if done is not None else 0, committed or 0) >= end
 
 
 @dataclass(frozen=True)
@@ -83,6 +78,11 @@ class Source:
     offset: int | None
     key: bytes | None
     value: bytes
+
+    @classmethod
+    def of(cls, message: Any) -> Source:
+        key = message.key if isinstance(message.key, bytes) else None
+        return cls(message.topic, message.partition, message.offset, key, message.value or b"")
 
 
 @dataclass(frozen=True)
@@ -113,203 +113,22 @@ class Job:
 
 
 def attach(p: Pipeline) -> None:
-    log_table, buckets, s = p.tables.notification_log, p.tables.page_throttle, p.settings
-    rate = s.page_rate_per_recipient
-    limit = Limit(rate, s.page_rate_window_s) if rate > 0 else None
-    flushing: dict[str, datetime] = {}
+    s = p.settings
     retention = LogRetention(
-        p, log_table, p.topics.deliveries, counter="notification_log_forgotten"
+        p, p.tables.notification_log, p.topics.deliveries, counter="notification_log_forgotten"
     )
-    lanes = Lanes()
-    backoff = Backoff.for_delivery(s)
-
-    def log(key: str, entry: dict[str, Any]) -> None:
-        retention.write(key, entry, datetime.now(tz=UTC))
-
-    async def receipt(
-        dedup_key: str,
-        incident_id: str,
-        to: Page,
-        outcome: ReceiptOutcome,
-        attempt: int,
-        detail: str | None,
-    ) -> None:
-        r = Receipt(
-            dedup_key=dedup_key,
-            incident_id=incident_id,
-            recipient=to.recipient,
-            channel=to.channel,
-            outcome=outcome,
-            attempt=attempt,
-            at=datetime.now(tz=UTC),
-            detail=detail,
-        )
-        await p.topics.receipts.send(key=incident_id.encode(), value=encode(r))
-
-    def hand_over(job: Job) -> None:
-        """Record ``job`` as pending (inside the stream) and queue it on its lane."""
-        log(job.page.dedup_key, job.pending_entry())
-        lanes.submit(throttle_key(job.page), job.page.dedup_key, partial(run, job))
-
-    async def run(job: Job) -> None:
-        """In the lane: send with retries, a receipt per attempt, then report the outcome.
-
-        The pending entry :func:`hand_over` wrote is on the broker before the first attempt:
-        table writes wait in the producer's buffer while the outcome is sent at once, so a
-        worker killed after the outcome reached the broker could restart without the entry,
-        read the page again before its outcome and send it a second time (seen under load)."""
-        page = job.page
-        await p.app.producer.flush()
-
-        async def attempt(n: int) -> DeliveryResult:
-            result = await deliver(page)
-            if result.delivered:
-                faults.reached("after-2xx-before-log")
-            outcome = ReceiptOutcome.DELIVERED if result.delivered else ReceiptOutcome.FAILED
-            await receipt(page.dedup_key, page.incident_id, page, outcome, n, result.detail)
-            return result
-
-        result, tries = await retry(attempt, lambda r: not r.delivered and r.retryable, backoff)
-        delivered, detail = result.delivered, result.detail
-        outcome = ReceiptOutcome.DELIVERED if delivered else ReceiptOutcome.DEAD_LETTERED
-        entries: dict[str, dict[str, str | int | None]] = {
-            page.dedup_key: {"outcome": outcome.value, "attempts": tries}
-        }
-        if not delivered:
-            await receipt(page.dedup_key, page.incident_id, page, outcome, tries, detail)
-            await p.dead_letters.send(job.source, "deliver", f"undeliverable: {detail}")
-            if page.kind == "page":
-                await escalate(page, detail)
-        if job.held:
-            folded = ReceiptOutcome.DIGESTED if delivered else ReceiptOutcome.DEAD_LETTERED
-            for key, incident_id in job.held:
-                await receipt(key, incident_id, page, folded, tries, f"in {page.dedup_key}")
-                entries[key] = {"outcome": folded.value, "in": page.dedup_key}
-        report = DeliveryOutcome(destination=throttle_key(page), entries=entries)
-        sent = await p.topics.deliveries.send(key=report.destination.encode(), value=encode(report))
-        await sent  # the lane's work is done only once the broker has its outcome
-
-    async def deliver(page: Page) -> DeliveryResult:
-        try:
-            return await p.notifiers[page.channel].deliver(page)
-        except Exception as exc:  # a notifier's bug: this page fails, the lane goes on
-            return DeliveryResult(False, False, f"{type(exc).__name__}: {exc}"[:500])
-
-    async def escalate(page: Page, detail: str | None) -> None:
-        """Tell the incident that this page reached nobody: its timeline records it, and the
-        next escalation step is paged at once if this was the current one."""
-        failed = Command(
-            id="dlv-" + hashlib.sha256(page.dedup_key.encode()).hexdigest()[:24],
-            kind=CommandKind.DELIVERY_FAILED,
-            incident_id=page.incident_id,
-            routing_key=page.routing_key,
-            actor="warroom",
-            issued_at=datetime.now(tz=UTC),
-            text=(detail or "undeliverable")[:1000],
-            person=page.recipient,
-            page=page.dedup_key,
-            step=page.step,
-        )
-        sent = await p.topics.commands.send(key=page.routing_key.encode(), value=encode(failed))
-        await sent
-
-    def on_outcome(report: DeliveryOutcome) -> None:
-        for key, entry in report.entries.items():
-            log(key, dict(entry))
-            lanes.settled(key)
-        sent = [e for e in report.entries.values() if "in" not in e]  # the page or digest sent
-        delivered = any(e.get("outcome") == ReceiptOutcome.DELIVERED.value for e in sent)
-        p.count("pages_delivered" if delivered else "pages_dead_lettered")
-        if len(sent) < len(report.entries):
-            p.count("digests_sent", int(delivered))
-
-    async def on_page(page: Page, source: Source, now: datetime) -> None:
-        if log_table.get(page.dedup_key) is not None:
-            await receipt(page.dedup_key, page.incident_id, page, ReceiptOutcome.DUPLICATE, 1,
-                          "already handled")  # fmt: skip
-            return
-        if limit is not None:
-            key = throttle_key(page)
-            saved = buckets.get(key)
-            admitted = admit(Bucket.from_dict(saved) if saved else None, page, limit, now)
-            buckets[key] = admitted.bucket.to_dict()
-            if admitted.already_held:
-                await receipt(page.dedup_key, page.incident_id, page, ReceiptOutcome.DUPLICATE,
-                              1, "held for a digest")  # fmt: skip
-                return
-            if not admitted.send:
-                p.count("pages_held")
-                return
-        hand_over(Job(page, source))
-
-    def on_flush(key: str, source: Source, now: datetime) -> None:
-        flushing.pop(key, None)
-        saved = buckets.get(key)
-        if limit is None or saved is None:
-            return
-        flushed = flush(Bucket.from_dict(saved), limit, now)
-        digest = flushed.digest
-        if digest is None:
-            return
-        if log_table.get(digest.dedup_key) is None:  # else: handed over before, and replayed
-            held = tuple((h.dedup_key, h.incident_id) for h in flushed.held)
-            hand_over(Job(digest, source, held))
-        buckets[key] = flushed.bucket.to_dict()
-
-    def source_of(message: Any) -> Source:
-        key = message.key if isinstance(message.key, bytes) else None
-        return Source(message.topic, message.partition, message.offset, key, message.value or b"")
-
-    async def rekey(event: Any) -> None:
-        page = await p.dead_letters.decoded(event, Page)
-        if page is not None:
-            await p.topics.deliveries.send(key=throttle_key(page).encode(), value=event.value)
-
-    #: The last offset of each ``mobilization.deliveries.v1`` partition this stream processed.
-    read_to: dict[int, int] = {}
-    #: For each pending entry found with no lane on it: its partition's end offset then.
-    end_when_found: dict[str, int] = {}
-
-    def read_past_end(key: str) -> bool:
-        """Whether this stream has processed every record the entry's partition had when the
-        entry was first found pending, so that an outcome sent for it before then (by a worker
-        that stopped) has been read. The end is taken once: traffic after it does not delay
-        the resume."""
-        partition = log_table.partition_of(key)
-        if partition is None:
-            return False
-        consumer: Any = p.app.consumer  # Faust private state: its committed offsets
-        tp = consumer._new_topicpartition(p.settings.topics.deliveries, partition)
-        if key not in end_when_found:
-            high = consumer.highwater(tp)
-            if high is None:
-                return False
-            end_when_found[key] = int(high)
-        committed = consumer._committed_offset.get(tp)
-        return read_past(read_to.get(partition), committed, end_when_found[key])
+    courier = Courier(p, Lanes(), Backoff.for_delivery(s), retention)
+    rate = s.page_rate_per_recipient
+    throttle = Throttle(p, courier, Limit(rate, s.page_rate_window_s) if rate > 0 else None)
+    resume = Resume(p, courier)
 
     async def on_delivery(event: Any) -> None:
-        read_to[event.message.partition] = event.message.offset
-        now = datetime.now(tz=UTC)
-        report = decode_one(event.value, DeliveryOutcome)
-        if report.items:
-            on_outcome(report.items[0])
-            return
-        flush_request = decode_one(event.value, FlushDigest)
-        if flush_request.items:
-            on_flush(flush_request.items[0].key, source_of(event.message), now)
-            return
-        prune_request = decode_one(event.value, PruneEntry)
-        if prune_request.items:
-            retention.on_request(prune_request.items[0], now)
-            return
-        page = await p.dead_letters.decoded(event, Page)
-        if page is not None:
-            await on_page(page, source_of(event.message), now)
+        resume.read(event.message)
+        await dispatch(p, courier, throttle, event)
 
     @p.app.agent(p.topics.pages, name="deliver_pages")
     async def deliver_pages(stream: Any) -> None:
-        await each_input(p, stream, "deliver_pages", rekey,
+        await each_input(p, stream, "deliver_pages", partial(rekey, p),
                          stage="deliver", errors="delivery_errors")  # fmt: skip
 
     @p.app.agent(p.topics.deliveries, name="deliver_to_recipients")
@@ -319,47 +138,242 @@ def attach(p: Pipeline) -> None:
 
     @p.app.timer(interval=RESUME_INTERVAL_S)
     async def resume_deliveries() -> None:
-        """Hand unfinished deliveries (a crash, a partition moved here) to their lanes again,
-        once the stream has read their partition up to where it ended when they were found.
-        Not during a rebalance: a partition's rows are then being restored, and a pending entry
-        may be back before the outcome written over it."""
-        if p.app.rebalancing:
-            return
-        for key in [k for k in end_when_found if not pending(log_table.recent.get(k))]:
-            del end_when_found[key]
-        for key, entry in list(log_table.recent.items()):
-            if not pending(entry):
-                continue
-            if key in lanes.busy:
-                continue
-            # The outcome of a delivery a stopped worker finished may be on the partition still
-            # unread: resuming now would send the page a second time.
-            if not read_past_end(key):
-                continue
-            job = Job.from_pending(entry)
-            if lanes.submit(throttle_key(job.page), key, partial(run, job)):
-                p.count("deliveries_resumed")
+        await resume.scan()
 
     # mode types a signal's handler so that no function matches it; the handler is as documented.
     @cast(Any, p.app.on_before_shutdown).connect
     async def close_lanes(app: Any, **kwargs: Any) -> None:
-        await lanes.close()
+        await courier.lanes.close()
 
     @p.app.timer(interval=0.5)
     async def flush_digests() -> None:
-        if limit is None:
-            return
-        now = datetime.now(tz=UTC)
-        for key, value in list(buckets.items()):
-            due = flush_due(Bucket.from_dict(value), limit)
-            if due is None or due > now or flushing.get(key) == due:
-                continue
-            flushing[key] = due
-            request = FlushDigest(key=key, at=now)
-            await p.topics.deliveries.send(key=key.encode(), value=encode(request))
+        await throttle.request_flushes(datetime.now(tz=UTC))
 
     if retention.retention_s > 0:
 
         @p.app.timer(interval=retention.interval_s)
         async def prune_notification_log() -> None:
             await retention.scan(datetime.now(tz=UTC))
+
+
+async def rekey(p: Pipeline, event: Any) -> None:
+    """Validate a page (or dead-letter it) and send it on under its destination's key."""
+    page = await p.dead_letters.decoded(event, Page)
+    if page is not None:
+        await p.topics.deliveries.send(key=throttle_key(page).encode(), value=event.value)
+
+
+async def dispatch(p: Pipeline, courier: Courier, throttle: Throttle, event: Any) -> None:
+    """Act on one record of ``mobilization.deliveries.v1``: an outcome, a digest's flush, a
+    prune request, or a page."""
+    now = datetime.now(tz=UTC)
+    report = decode_one(event.value, DeliveryOutcome)
+    if report.items:
+        courier.settled(report.items[0])
+        return
+    flush_request = decode_one(event.value, FlushDigest)
+    if flush_request.items:
+        throttle.on_flush(flush_request.items[0].key, Source.of(event.message), now)
+        return
+    prune_request = decode_one(event.value, PruneEntry)
+    if prune_request.items:
+        courier.retention.on_request(prune_request.items[0], now)
+        return
+    page = await p.dead_letters.decoded(event, Page)
+    if page is not None:
+        await throttle.on_page(page, Source.of(event.message), now)
+
+
+class Throttle:
+    """Each destination's rate limit (the ``page-throttle`` table): a page arriving is sent,
+    held or answered as a duplicate; a held digest is flushed when a token is free."""
+
+    def __init__(self, p: Pipeline, courier: Courier, limit: Limit | None) -> None:
+        self.p, self.courier, self.limit = p, courier, limit
+        #: Destinations asked to flush, with the due time they were asked for.
+        self.flushing: dict[str, datetime] = {}
+
+    async def on_page(self, page: Page, source: Source, now: datetime) -> None:
+        """A duplicate, held for a digest, or handed over (inside the stream)."""
+        p, key = self.p, throttle_key(page)
+        saved = p.tables.page_throttle.get(key) if self.limit is not None else None
+        logged = p.tables.notification_log.get(page.dedup_key) is not None
+        bucket = Bucket.from_dict(saved) if saved else None
+        arrival = arrive(page, logged, bucket, self.limit, now)
+        if arrival.bucket is not None:
+            p.tables.page_throttle[key] = arrival.bucket.to_dict()
+        if arrival.duplicate is not None:
+            duplicate = Notice(
+                page.dedup_key, page.incident_id, ReceiptOutcome.DUPLICATE, 1, arrival.duplicate
+            )
+            await send_receipt(p, duplicate, page, now)
+        elif not arrival.send:
+            p.count("pages_held")
+        else:
+            self.courier.hand_over(Job(page, source))
+
+    def on_flush(self, key: str, source: Source, now: datetime) -> None:
+        """Hand over the digest of what destination ``key`` holds, if a token is free."""
+        self.flushing.pop(key, None)
+        buckets = self.p.tables.page_throttle
+        saved = buckets.get(key)
+        if self.limit is None or saved is None:
+            return
+        flushed = flush(Bucket.from_dict(saved), self.limit, now)
+        digest = flushed.digest
+        if digest is None:
+            return
+        if self.p.tables.notification_log.get(digest.dedup_key) is None:  # else: replayed
+            held = tuple((h.dedup_key, h.incident_id) for h in flushed.held)
+            self.courier.hand_over(Job(digest, source, held))
+        buckets[key] = flushed.bucket.to_dict()
+
+    async def request_flushes(self, now: datetime) -> None:
+        """Ask the stream to flush each destination whose digest is due (once per due time)."""
+        if self.limit is None:
+            return
+        for key, value in list(self.p.tables.page_throttle.items()):
+            due = flush_due(Bucket.from_dict(value), self.limit)
+            if due is None or due > now or self.flushing.get(key) == due:
+                continue
+            self.flushing[key] = due
+            request = FlushDigest(key=key, at=now)
+            await self.p.topics.deliveries.send(key=key.encode(), value=encode(request))
+
+
+async def send_receipt(p: Pipeline, notice: Notice, to: Page, at: datetime) -> None:
+    r = receipt(notice, to, at)
+    await p.topics.receipts.send(key=notice.incident_id.encode(), value=encode(r))
+
+
+class Courier:
+    """Hands deliveries to their destinations' lanes and, in the lane, sends them with
+    retries and reports their outcome; writes the notification log."""
+
+    def __init__(
+        self, p: Pipeline, lanes: Lanes, backoff: Backoff, retention: LogRetention
+    ) -> None:
+        self.p, self.lanes, self.backoff, self.retention = p, lanes, backoff, retention
+
+    def log(self, key: str, entry: dict[str, Any]) -> None:
+        self.retention.write(key, entry, datetime.now(tz=UTC))
+
+    def hand_over(self, job: Job) -> None:
+        """Record ``job`` as pending (inside the stream) and queue it on its lane."""
+        self.log(job.page.dedup_key, job.pending_entry())
+        self.lanes.submit(throttle_key(job.page), job.page.dedup_key, partial(self.run, job))
+
+    def resubmit(self, key: str, job: Job) -> bool:
+        """Queue an unfinished ``job`` on its lane again; False if a lane has it already."""
+        return self.lanes.submit(throttle_key(job.page), key, partial(self.run, job))
+
+    def settled(self, report: DeliveryOutcome) -> None:
+        """Write a delivery's outcome over its pending entries (inside the stream)."""
+        for key, entry in report.entries.items():
+            self.log(key, dict(entry))
+            self.lanes.settled(key)
+        for name, n in outcome_counts(report.entries):
+            self.p.count(name, n)
+
+    async def run(self, job: Job) -> None:
+        """In the lane: send with retries, a receipt per attempt, then report the outcome.
+
+        The pending entry :meth:`hand_over` wrote is on the broker before the first attempt:
+        table writes wait in the producer's buffer while the outcome is sent at once, so a
+        worker killed after the outcome reached the broker could restart without the entry,
+        read the page again before its outcome and send it a second time (seen under load)."""
+        page = job.page
+        await self.p.app.producer.flush()
+        result, tries = await retry(
+            partial(self.attempt, page), lambda r: not r.delivered and r.retryable, self.backoff
+        )
+        done = settle(page, job.held, result, tries)
+        if done.lost is not None:
+            await send_receipt(self.p, done.lost, page, datetime.now(tz=UTC))
+            await self.p.dead_letters.send(job.source, "deliver", done.reason or "undeliverable")
+        if done.escalate:
+            await escalate(self.p, page, result.detail)
+        for notice in done.folded:
+            await send_receipt(self.p, notice, page, datetime.now(tz=UTC))
+        report = DeliveryOutcome(destination=throttle_key(page), entries=done.entries)
+        sent = await self.p.topics.deliveries.send(
+            key=report.destination.encode(), value=encode(report)
+        )
+        await sent  # the lane's work is done only once the broker has its outcome
+
+    async def attempt(self, page: Page, n: int) -> DeliveryResult:
+        """Attempt ``n`` to deliver ``page``, with its receipt."""
+        result = await deliver(self.p, page)
+        if result.delivered:
+            faults.reached("after-2xx-before-log")
+        outcome = ReceiptOutcome.DELIVERED if result.delivered else ReceiptOutcome.FAILED
+        notice = Notice(page.dedup_key, page.incident_id, outcome, n, result.detail)
+        await send_receipt(self.p, notice, page, datetime.now(tz=UTC))
+        return result
+
+
+async def deliver(p: Pipeline, page: Page) -> DeliveryResult:
+    """``page`` through its channel's notifier; a notifier that raises fails the page."""
+    try:
+        return await p.notifiers[page.channel].deliver(page)
+    except Exception as exc:  # a notifier's bug: this page fails, the lane goes on
+        return DeliveryResult(False, False, f"{type(exc).__name__}: {exc}"[:500])
+
+
+async def escalate(p: Pipeline, page: Page, detail: str | None) -> None:
+    """Tell the incident that this page reached nobody, and wait until the broker has it."""
+    failed = delivery_failed(page, detail, datetime.now(tz=UTC))
+    sent = await p.topics.commands.send(key=page.routing_key.encode(), value=encode(failed))
+    await sent
+
+
+class Resume:
+    """Finds the pending entries no lane works on (the worker stopped, or the partition moved
+    here) and hands them to their lanes again, once the stream has read their partition up to
+    where it ended when they were found: the outcome a stopped worker sent may be unread."""
+
+    def __init__(self, p: Pipeline, courier: Courier) -> None:
+        self.p, self.courier = p, courier
+        #: The last offset of each ``mobilization.deliveries.v1`` partition this stream processed.
+        self.read_to: dict[int, int] = {}
+        #: For each pending entry found with no lane on it: its partition's end offset then.
+        self.end_when_found: dict[str, int] = {}
+
+    def read(self, message: Any) -> None:
+        self.read_to[message.partition] = message.offset
+
+    async def scan(self) -> None:
+        """Not during a rebalance: a partition's rows are then being restored, and a pending
+        entry may be back before the outcome written over it."""
+        if self.p.app.rebalancing:
+            return
+        log = self.p.tables.notification_log
+        for key in [k for k in self.end_when_found if not pending(log.recent.get(k))]:
+            del self.end_when_found[key]
+        for key, entry in list(log.recent.items()):
+            if not pending(entry) or key in self.courier.lanes.busy:
+                continue
+            # The outcome of a delivery a stopped worker finished may be on the partition still
+            # unread: resuming now would send the page a second time.
+            if not self.past_end(key):
+                continue
+            if self.courier.resubmit(key, Job.from_pending(entry)):
+                self.p.count("deliveries_resumed")
+
+    def past_end(self, key: str) -> bool:
+        """Whether this stream has processed every record the entry's partition had when the
+        entry was first found pending, so that an outcome sent for it before then (by a worker
+        that stopped) has been read. The end is taken once: traffic after it does not delay
+        the resume."""
+        partition = self.p.tables.notification_log.partition_of(key)
+        if partition is None:
+            return False
+        consumer: Any = self.p.app.consumer  # Faust private state: its committed offsets
+        tp = consumer._new_topicpartition(self.p.settings.topics.deliveries, partition)
+        if key not in self.end_when_found:
+            high = consumer.highwater(tp)
+            if high is None:
+                return False
+            self.end_when_found[key] = int(high)
+        committed = consumer._committed_offset.get(tp)
+        return read_past(self.read_to.get(partition), committed, self.end_when_found[key])

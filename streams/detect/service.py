@@ -21,6 +21,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import ConsumerStoppedError, KafkaError
 
 from detectors.routing import RoutedBanks
+from detectors.silence import SilenceWatch
 from streams.agents import FirstInput
 from streams.detect.checkpoints import Checkpoints
 from streams.detect.failures import Failures, transient
@@ -72,7 +73,7 @@ class Detect(mode.Service):
         self.topic = p.settings.topics.metrics
         self.banks: dict[int, RoutedBanks] = {}
         self._kept: dict[int, RoutedBanks] = {}  # saved and committed at the last revocation
-        self._kept_watches: dict[int, Any] = {}
+        self._kept_watches: dict[int, SilenceWatch] = {}
         self._unrestored: set[int] = set()  # assigned, but their state could not be read yet
         self.failures = Failures(p)
         self._lock = asyncio.Lock()

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from responders.delivery import PENDING
 from schemas import Page
-from streams.agents.deliver_pages import PENDING
 from tests.agents.memory import Runtime
 from tests.agents.test_incidents import CATALOG, detect
 

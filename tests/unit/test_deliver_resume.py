@@ -1,10 +1,10 @@
 """When ``deliver_pages`` may resume a pending delivery: once its partition of
 ``mobilization.deliveries.v1`` has been processed up to the end it had when the delivery was
-found pending (``streams.agents.deliver_pages.read_past``)."""
+found pending (``responders.delivery.read_past``)."""
 
 from __future__ import annotations
 
-from streams.agents.deliver_pages import read_past
+from responders.delivery import read_past
 
 
 def test_not_before_the_stream_has_read_to_the_end() -> None:

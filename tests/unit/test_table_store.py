@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from streams.agents.deliver_pages import pending
+from responders.delivery import pending
 from streams.settings import Settings
 from streams.tables import (
     TABLE_DIR_LOCK,
