@@ -146,6 +146,31 @@ class SaslSslListener:
 
 
 @dataclass
+class _Listeners:
+    """A single-node broker's listeners, what its state file records, and the extra settings
+    and storage format arguments its SASL_SSL listener needs (none without one)."""
+
+    bootstrap: str
+    listeners: str
+    advertised: str
+    protocols: str
+    state: dict[str, object]
+    extra: list[str] = field(default_factory=list)
+    format_args: list[str] = field(default_factory=list)
+
+
+def _format_storage(jvm: list[str], props: Path, format_args: list[str]) -> None:
+    """Format the broker's storage (KRaft) with a fresh cluster id."""
+    fmt = subprocess.run(
+        [*jvm, "kafka.tools.StorageTool", "format",
+         f"--cluster-id={_cluster_id()}", "-c", str(props), *format_args],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if fmt.returncode != 0:
+        raise BrokerError(f"formatting the broker storage failed:\n{fmt.stderr or fmt.stdout}")
+
+
+@dataclass
 class LocalBroker:
     """A broker whose data, config, logs and PID live in ``home``.
 
@@ -204,29 +229,47 @@ class LocalBroker:
         port, controller = free_port(), free_port()
         while controller == port:
             controller = free_port()
+        plan = self._listeners(port, controller)
+        props = self._write_properties(plan, controller)
+        jvm = self._jvm(libs)
+        started = time.monotonic()
+        _format_storage(jvm, props, plan.format_args)
+        proc = self._launch(jvm, props)
+        self._state_file.write_text(json.dumps({"pid": proc.pid, **plan.state}))
+        return self._wait_ready(proc, plan.bootstrap, started, timeout_s, progress)
+
+    def _listeners(self, port: int, controller: int) -> _Listeners:
+        """The listeners on ``port`` and ``controller``, and with ``sasl_ssl`` a third port, its
+        CA and keystore, its settings and the SCRAM users to format the storage with."""
         bootstrap = f"127.0.0.1:{port}"
-        listeners = f"PLAINTEXT://{bootstrap},CONTROLLER://127.0.0.1:{controller}"
-        advertised = f"PLAINTEXT://{bootstrap}"
-        protocols = "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
-        extra: list[str] = []
-        format_args: list[str] = []
-        state: dict[str, object] = {"bootstrap": bootstrap}
-        if self.sasl_ssl is not None:
+        plan = _Listeners(
+            bootstrap=bootstrap,
+            listeners=f"PLAINTEXT://{bootstrap},CONTROLLER://127.0.0.1:{controller}",
+            advertised=f"PLAINTEXT://{bootstrap}",
+            protocols="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            state={"bootstrap": bootstrap},
+        )
+        if self.sasl_ssl is None:
+            return plan
+        secure = free_port()
+        while secure in (port, controller):
             secure = free_port()
-            while secure in (port, controller):
-                secure = free_port()
-            state["sasl_ssl_bootstrap"] = f"127.0.0.1:{secure}"
-            state["ca_file"] = str(self.ca_file)
-            listeners += f",SASL_SSL://127.0.0.1:{secure}"
-            advertised += f",SASL_SSL://127.0.0.1:{secure}"
-            protocols += ",SASL_SSL:SASL_SSL"
-            extra = self._sasl_ssl_properties(self.sasl_ssl)
-            format_args = [
-                arg
-                for mechanism in SASL_MECHANISMS[1:]
-                for name, password in self.sasl_ssl.users.items()
-                for arg in ("--add-scram", f"{mechanism}=[name={name},password={password}]")
-            ]
+        plan.state["sasl_ssl_bootstrap"] = f"127.0.0.1:{secure}"
+        plan.state["ca_file"] = str(self.ca_file)
+        plan.listeners += f",SASL_SSL://127.0.0.1:{secure}"
+        plan.advertised += f",SASL_SSL://127.0.0.1:{secure}"
+        plan.protocols += ",SASL_SSL:SASL_SSL"
+        plan.extra = self._sasl_ssl_properties(self.sasl_ssl)
+        plan.format_args = [
+            arg
+            for mechanism in SASL_MECHANISMS[1:]
+            for name, password in self.sasl_ssl.users.items()
+            for arg in ("--add-scram", f"{mechanism}=[name={name},password={password}]")
+        ]
+        return plan
+
+    def _write_properties(self, plan: _Listeners, controller: int) -> Path:
+        """``server.properties`` of a combined broker and controller with these listeners."""
         props = self.home / "server.properties"
         props.write_text(
             "\n".join(
@@ -234,10 +277,10 @@ class LocalBroker:
                     "process.roles=broker,controller",
                     "node.id=1",
                     f"controller.quorum.voters=1@127.0.0.1:{controller}",
-                    f"listeners={listeners}",
-                    f"advertised.listeners={advertised}",
+                    f"listeners={plan.listeners}",
+                    f"advertised.listeners={plan.advertised}",
                     "controller.listener.names=CONTROLLER",
-                    f"listener.security.protocol.map={protocols}",
+                    f"listener.security.protocol.map={plan.protocols}",
                     "inter.broker.listener.name=PLAINTEXT",
                     f"log.dirs={self.home / 'data'}",
                     "num.partitions=1",
@@ -248,36 +291,43 @@ class LocalBroker:
                     "group.initial.rebalance.delay.ms=0",
                     "auto.create.topics.enable=false",
                     "log.retention.hours=168",
-                    *extra,
+                    *plan.extra,
                     "",
                 ]
             )
         )
-        classpath = f"{libs}/*"
+        return props
+
+    def _jvm(self, libs: Path) -> list[str]:
+        """The java command line, up to the main class, with the broker's jars and logging."""
         java = shutil.which("java") or "java"
-        jvm = [
+        return [
             java, f"-Xmx{self.heap}", "-Xms128m", "-XX:+UseSerialGC",
             "-XX:TieredStopAtLevel=1", "-Djava.awt.headless=true",
             f"-Dkafka.logs.dir={self.home / 'logs'}",
             f"-Dlog4j2.configurationFile={_LOG4J}",
-            "-cp", classpath,
+            "-cp", f"{libs}/*",
         ]  # fmt: skip
-        started = time.monotonic()
-        fmt = subprocess.run(
-            [*jvm, "kafka.tools.StorageTool", "format",
-             f"--cluster-id={_cluster_id()}", "-c", str(props), *format_args],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
-        if fmt.returncode != 0:
-            raise BrokerError(f"formatting the broker storage failed:\n{fmt.stderr or fmt.stdout}")
-        out = (self.home / "logs" / "stdout.log").open("ab")
-        proc = subprocess.Popen(
-            [*jvm, "kafka.Kafka", str(props)],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )  # fmt: skip
-        out.close()
-        self._state_file.write_text(json.dumps({"pid": proc.pid, **state}))
+
+    def _launch(self, jvm: list[str], props: Path) -> subprocess.Popen[bytes]:
+        """The broker process, in a session of its own, its output appended to its log."""
+        with (self.home / "logs" / "stdout.log").open("ab") as out:
+            return subprocess.Popen(
+                [*jvm, "kafka.Kafka", str(props)],
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )  # fmt: skip
+
+    def _wait_ready(
+        self,
+        proc: subprocess.Popen[bytes],
+        bootstrap: str,
+        started: float,
+        timeout_s: float,
+        progress: Progress,
+    ) -> str:
+        """``bootstrap`` once the broker answers a metadata request; stopped, and an error,
+        when it exits or is not ready ``timeout_s`` after ``started``."""
         progress(f"waiting for the broker at {bootstrap} to answer metadata requests ...")
         deadline = started + timeout_s
         next_note = time.monotonic() + 10

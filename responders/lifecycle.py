@@ -167,39 +167,46 @@ def on_detection(
     """
     key = key or (current.routing_key if current is not None else routing_key(detection))
     if current is not None and current.status is not S.RESOLVED:
-        if detection.id in current.detection_ids:
-            return Outcome(current)
-        event = make_event(
-            current.id,
-            key,
-            current.last_seq + 1,
-            E.DETECTION_ATTACHED,
-            now,
-            "warroom",
-            detection.id,
-            {
-                "detection_id": detection.id,
-                "signal": detection.signal,
-                "detector": detection.detector,
-                "score": detection.score,
-                "detected_at": detection.ts.isoformat(),
-                "context": detection.context,
-            },
-        )
-        return Outcome(apply(current, event), (event,))
+        return _attach(current, detection, key, now)
+    return _open(_opened(detection, catalog, key, now), detection, catalog, now, inhibited_by)
 
-    incident_id = incident_id_for(key, detection.id)
-    team = catalog.team_for(detection.service)
+
+def _attach(current: Incident, detection: Detection, key: str, now: datetime) -> Outcome:
+    """The open incident with one more detection, unless it has seen this one already."""
+    if detection.id in current.detection_ids:
+        return Outcome(current)
+    event = make_event(
+        current.id,
+        key,
+        current.last_seq + 1,
+        E.DETECTION_ATTACHED,
+        now,
+        "warroom",
+        detection.id,
+        {
+            "detection_id": detection.id,
+            "signal": detection.signal,
+            "detector": detection.detector,
+            "score": detection.score,
+            "detected_at": detection.ts.isoformat(),
+            "context": detection.context,
+        },
+    )
+    return Outcome(apply(current, event), (event,))
+
+
+def _opened(detection: Detection, catalog: Catalog, key: str, now: datetime) -> Incident:
+    """The incident a detection opens, triggered, before its runbook and its pages."""
     impact = detection.impact_started_at or detection.ts
     title, severity = _title_and_severity(detection, catalog)
-    opened = Incident(
-        id=incident_id,
+    return Incident(
+        id=incident_id_for(key, detection.id),
         routing_key=key,
         service=detection.service,
         title=title,
         status=S.TRIGGERED,
         severity=severity,
-        team=team,
+        team=catalog.team_for(detection.service),
         detector=detection.detector,
         impact_started_at=min(impact, detection.ts),
         detected_at=detection.ts,
@@ -209,58 +216,71 @@ def on_detection(
         signals=(detection.signal,),
         last_seq=1,
     )
-    events = [
-        make_event(
-            incident_id,
-            key,
-            1,
-            E.OPENED,
-            now,
-            "warroom",
-            detection.id,
-            {
-                "incident": opened.model_dump(mode="json"),
-                "detection": detection.model_dump(mode="json"),
-            },
-        )
-    ]
+
+
+def _open(
+    opened: Incident,
+    detection: Detection,
+    catalog: Catalog,
+    now: datetime,
+    inhibited_by: str | None,
+) -> Outcome:
+    """Record the opening, attach the incident's runbook, then page, or hold the pages back
+    while an incident on a dependency (``inhibited_by``) is open."""
+    first = make_event(
+        opened.id,
+        opened.routing_key,
+        1,
+        E.OPENED,
+        now,
+        "warroom",
+        detection.id,
+        {
+            "incident": opened.model_dump(mode="json"),
+            "detection": detection.model_dump(mode="json"),
+        },
+    )
     routed = route(opened, catalog, step=0, now=now)
-    pages = routed.pages
-    incident = opened
-    found = runbook_for(catalog, opened)
-    if found is not None:
-        attached = runbook_attached(incident, *found, now)
-        events.append(attached)
-        incident = apply(incident, attached)
+    trail = _with_runbook((opened, (first,)), catalog, now)
+    recipients = sorted({p.recipient for p in routed.pages})
     if inhibited_by is not None:
-        # An incident on a dependency is open: record the link and page nobody (yet).
-        inhibited = make_event(
-            incident_id, key, incident.last_seq + 1, E.INHIBITED, now, "warroom", inhibited_by,
-            {"by": inhibited_by, "recipients_not_paged": sorted({p.recipient for p in pages})},
-        )  # fmt: skip
-        events.append(inhibited)
-        return Outcome(apply(incident, inhibited), tuple(events), (), opened=True)
+        data: dict[str, object] = {"by": inhibited_by, "recipients_not_paged": recipients}
+        return Outcome(*_then(trail, E.INHIBITED, now, inhibited_by, data), (), opened=True)
     if routed.unrouted is not None:
-        unrouted = make_event(
-            incident_id, key, incident.last_seq + 1, E.UNROUTED, now, "warroom", None,
-            {"reason": routed.unrouted, "fallback": routed.fallback, "step": 0},
-        )  # fmt: skip
-        events.append(unrouted)
-        incident = apply(incident, unrouted)
-    if pages:
-        paged = make_event(
-            incident_id,
-            key,
-            incident.last_seq + 1,
-            E.PAGED,
-            now,
-            "warroom",
-            None,
-            {"step": 0, "recipients": sorted({p.recipient for p in pages})},
-        )
-        events.append(paged)
-        incident = apply(incident, paged)
-    return Outcome(incident, tuple(events), pages, opened=True)
+        data = {"reason": routed.unrouted, "fallback": routed.fallback, "step": 0}
+        trail = _then(trail, E.UNROUTED, now, None, data)
+    if routed.pages:
+        trail = _then(trail, E.PAGED, now, None, {"step": 0, "recipients": recipients})
+    return Outcome(*trail, routed.pages, opened=True)
+
+
+#: An incident and the events that made it so far.
+_Trail = tuple[Incident, tuple[IncidentEvent, ...]]
+
+
+def _with_runbook(trail: _Trail, catalog: Catalog, now: datetime) -> _Trail:
+    """The incident with the catalog's runbook for it attached, if there is one."""
+    incident, events = trail
+    found = runbook_for(catalog, incident)
+    if found is None:
+        return incident, events
+    attached = runbook_attached(incident, *found, now)
+    return apply(incident, attached), (*events, attached)
+
+
+def _then(
+    trail: _Trail,
+    kind: IncidentEventKind,
+    now: datetime,
+    cause: str | None,
+    data: dict[str, object],
+) -> _Trail:
+    """The incident after its next event by warroom, and the events so far with it."""
+    incident, events = trail
+    event = make_event(
+        incident.id, incident.routing_key, incident.last_seq + 1, kind, now, "warroom", cause, data
+    )
+    return apply(incident, event), (*events, event)
 
 
 def runbook_attached(

@@ -17,6 +17,7 @@ moment, and whom each escalation step pages, is computed in ``responders.oncall`
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from datetime import date, time
 from typing import Annotated, Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -335,6 +336,32 @@ class Service(_Config):
     routing_keys: tuple[Annotated[str, AfterValidator(no_control)], ...] = ()
 
 
+_Loc = tuple[str | int, ...]
+#: Records one problem at a location: ``fail(loc, value, message)``.
+_Fail = Callable[[_Loc, object, str], None]
+
+
+class _Problems:
+    """The problems found while checking a catalog's references, as pydantic error details."""
+
+    def __init__(self) -> None:
+        self.errors: list[InitErrorDetails] = []
+
+    def fail(self, loc: _Loc, value: object, message: str) -> None:
+        self.errors.append(
+            InitErrorDetails(
+                type=PydanticCustomError("value_error", "Value error, {msg}", {"msg": message}),
+                loc=loc,
+                input=value,
+            )
+        )
+
+    def known(self, loc: _Loc, value: str | None, names: Mapping[str, object], kind: str) -> None:
+        """Fails unless ``value`` is None or one of ``names``."""
+        if value is not None and value not in names:
+            self.fail(loc, value, f"unknown {kind} {value!r}")
+
+
 class Catalog(_Config):
     """The whole catalog; ``default_team`` owns services the catalog does not list, and
     ``fallback_policy`` pages for an incident its own policy cannot page anyone for (a service no
@@ -353,110 +380,106 @@ class Catalog(_Config):
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Self:
-        errors: list[InitErrorDetails] = []
+        found = _Problems()
+        self._check_services(found)
+        self._check_signals(found.fail)
+        self._check_teams(found)
+        self._check_schedules(found)
+        self._check_slack_members(found.fail)
+        for name, policy in self.escalation_policies.items():
+            self._check_policy(name, policy, found.fail)
+        self._check_runbooks(found.fail)
+        self._check_defaults(found)
+        if found.errors:
+            raise ValidationError.from_exception_data(type(self).__name__, found.errors)
+        return self
 
-        def fail(loc: tuple[str | int, ...], value: object, message: str) -> None:
-            errors.append(
-                InitErrorDetails(
-                    type=PydanticCustomError("value_error", "Value error, {msg}", {"msg": message}),
-                    loc=loc,
-                    input=value,
-                )
-            )
-
-        def known(
-            loc: tuple[str | int, ...], value: str | None, names: dict[str, Any], kind: str
-        ) -> None:
-            if value is not None and value not in names:
-                fail(loc, value, f"unknown {kind} {value!r}")
-
+    def _check_services(self, found: _Problems) -> None:
+        """Services name a known team that pages, known policies, services and people."""
         for name, service in self.services.items():
+            at = ("services", name)
             if service.team not in self.teams:
-                fail(("services", name, "team"), service.team, f"unknown team {service.team!r}")
+                found.fail((*at, "team"), service.team, f"unknown team {service.team!r}")
             elif service.escalation_policy is None and not self._team_pages(service.team):
-                fail(
-                    ("services", name, "escalation_policy"),
+                found.fail(
+                    (*at, "escalation_policy"),
                     None,
                     f"team {service.team!r} has no escalation or escalation_policy; "
                     "name an escalation_policy for this service",
                 )
-            known(
-                ("services", name, "escalation_policy"),
+            found.known(
+                (*at, "escalation_policy"),
                 service.escalation_policy,
                 self.escalation_policies,
                 "escalation policy",
             )
             for i, dependency in enumerate(service.depends_on):
-                known(("services", name, "depends_on", i), dependency, self.services, "service")
+                found.known((*at, "depends_on", i), dependency, self.services, "service")
                 if dependency == name:
-                    fail(("services", name, "depends_on", i), dependency, "depends on itself")
+                    found.fail((*at, "depends_on", i), dependency, "depends on itself")
             for i, person in enumerate(service.stakeholders):
-                known(("services", name, "stakeholders", i), person, self.people, "person")
-        self._check_signals(fail)
+                found.known((*at, "stakeholders", i), person, self.people, "person")
+
+    def _check_teams(self, found: _Problems) -> None:
+        """Teams name known people, a known escalation policy and a known schedule."""
         for name, team in self.teams.items():
+            at = ("teams", name)
             for i, member in enumerate(team.members):
-                known(("teams", name, "members", i), member, self.people, "person")
+                found.known((*at, "members", i), member, self.people, "person")
             for s, step in enumerate(team.escalation):
                 for t, target in enumerate(step.targets):
-                    known(
-                        ("teams", name, "escalation", s, "targets", t),
-                        target,
-                        self.people,
-                        "person",
-                    )
-            known(
-                ("teams", name, "escalation_policy"),
+                    loc = (*at, "escalation", s, "targets", t)
+                    found.known(loc, target, self.people, "person")
+            found.known(
+                (*at, "escalation_policy"),
                 team.escalation_policy,
                 self.escalation_policies,
                 "escalation policy",
             )
-            known(("teams", name, "schedule"), team.schedule, self.schedules, "schedule")
+            found.known((*at, "schedule"), team.schedule, self.schedules, "schedule")
+
+    def _check_schedules(self, found: _Problems) -> None:
+        """A schedule's participants and override people are known people."""
         for name, schedule in self.schedules.items():
+            at = ("schedules", name)
             for n, layer in enumerate(schedule.layers):
                 for i, person in enumerate(layer.participants):
-                    known(
-                        ("schedules", name, "layers", n, "participants", i),
-                        person,
-                        self.people,
-                        "person",
-                    )
+                    where = (*at, "layers", n, "participants", i)
+                    found.known(where, person, self.people, "person")
             for o, override in enumerate(schedule.overrides):
-                known(
-                    ("schedules", name, "overrides", o, "person"),
-                    override.person,
-                    self.people,
-                    "person",
-                )
+                loc = (*at, "overrides", o, "person")
+                found.known(loc, override.person, self.people, "person")
+
+    def _check_slack_members(self, fail: _Fail) -> None:
+        """No two people share one Slack member id."""
         slack_members: dict[str, str] = {}
         for name, held in self.people.items():
             other = slack_members.setdefault(held.slack_user_id or "", name)
             if held.slack_user_id and other != name:
                 fail(("people", name, "slack_user_id"), held.slack_user_id,
                      f"already the Slack member of {other!r}")  # fmt: skip
-        for name, policy in self.escalation_policies.items():
-            self._check_policy(name, policy, fail)
-        self._check_runbooks(fail)
+
+    def _check_defaults(self, found: _Problems) -> None:
+        """The default team is known and pages; the fallback policy is known."""
         if self.default_team is not None:
             if self.default_team not in self.teams:
-                fail(("default_team",), self.default_team, f"unknown team {self.default_team!r}")
+                found.fail(
+                    ("default_team",), self.default_team, f"unknown team {self.default_team!r}"
+                )
             elif not self._team_pages(self.default_team):
-                fail(
+                found.fail(
                     ("default_team",),
                     self.default_team,
                     f"team {self.default_team!r} has no escalation or escalation_policy",
                 )
-        if self.fallback_policy is not None:
-            known(
-                ("fallback_policy",),
-                self.fallback_policy,
-                self.escalation_policies,
-                "escalation policy",
-            )
-        if errors:
-            raise ValidationError.from_exception_data(type(self).__name__, errors)
-        return self
+        found.known(
+            ("fallback_policy",),
+            self.fallback_policy,
+            self.escalation_policies,
+            "escalation policy",
+        )
 
-    def _check_signals(self, fail: Any) -> None:
+    def _check_signals(self, fail: _Fail) -> None:
         """Named heartbeats belong to known services; a routing key maps to one service."""
         for name, beat in self.heartbeats.items():
             if beat.service not in self.services:
@@ -487,7 +510,7 @@ class Catalog(_Config):
         found = self.teams[team]
         return bool(found.escalation) or found.escalation_policy is not None
 
-    def _check_policy(self, name: str, policy: EscalationPolicy, fail: Any) -> None:
+    def _check_policy(self, name: str, policy: EscalationPolicy, fail: _Fail) -> None:
         at: tuple[str | int, ...] = ("escalation_policies", name)
         if name.startswith(INLINE_POLICY_PREFIX):
             fail(at, name, f"policy names starting {INLINE_POLICY_PREFIX!r} are reserved")
@@ -526,7 +549,7 @@ class Catalog(_Config):
                 "passes: set repeat_delay_s (its last step's delay is shorter)",
             )
 
-    def _check_runbooks(self, fail: Any) -> None:
+    def _check_runbooks(self, fail: _Fail) -> None:
         """Runbooks name known services, and no two apply to exactly the same incidents."""
         claimed: dict[tuple[frozenset[str], ...], str] = {}
         for name, runbook in self.runbooks.items():

@@ -11,11 +11,22 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeAlias
 
 from pydantic import ValidationError
 
 from streams.argtypes import positive_float, positive_int
+
+if TYPE_CHECKING:
+    from argparse import _SubParsersAction
+
+    #: The subcommands of one command (``root.add_subparsers()``).
+    _Commands: TypeAlias = _SubParsersAction[argparse.ArgumentParser]
+
+#: Whether the command words ``path`` were chosen (always, when building the whole command line).
+_Wants = Callable[..., bool]
 
 
 def _settings() -> object:
@@ -253,7 +264,22 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         "mobilization, timelines and MTTR.",
     )
     sub = root.add_subparsers(dest="command", required=True)
+    _broker_commands(sub)
+    _config_commands(sub)
+    _runbook_commands(sub, wants)
+    _detect_command(sub)
+    _bench_commands(sub, wants)
+    _api_commands(sub)
+    _replay_command(sub)
+    from streams.respond_cli import add_arguments as respond_arguments
 
+    respond_arguments(sub, _respond)
+    _logs_commands(sub)
+    return root
+
+
+def _broker_commands(sub: _Commands) -> None:
+    """``kafka``, ``worker`` and ``demo``."""
     kafka = sub.add_parser("kafka", help="a local single-node Kafka broker for development")
     kafka.add_argument("action", choices=["start", "stop", "status", "fetch"], help="what to do")
     kafka.add_argument("--home", default=".warroom/kafka", help="broker data and logs")
@@ -266,6 +292,9 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     demo.add_argument("--duration", type=positive_float, default=90.0, help="seconds at most")
     demo.set_defaults(func=_demo)
 
+
+def _config_commands(sub: _Commands) -> None:
+    """``config check``, ``config apply`` and ``oncall``."""
     config = sub.add_parser("config", help="configuration")
     config_sub = config.add_subparsers(dest="config_command", required=True)
     check = config_sub.add_parser("check", help="validate a catalog YAML file")
@@ -290,6 +319,9 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     oncall.add_argument("--incident", default=None, help="incident key for round-robin picks")
     oncall.set_defaults(func=_oncall)
 
+
+def _runbook_commands(sub: _Commands, wants: _Wants) -> None:
+    """``runbook rehearse`` and ``whatif``, their options built only when chosen."""
     runbook = sub.add_parser("runbook", help="runbooks")
     runbook_sub = runbook.add_subparsers(dest="runbook_command", required=True)
     rehearse = runbook_sub.add_parser(
@@ -310,6 +342,9 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         whatif_arguments(whatif)
     whatif.set_defaults(func=_whatif)
 
+
+def _detect_command(sub: _Commands) -> None:
+    """``detect``: score a CSV offline."""
     detect = sub.add_parser("detect", help="score a timestamp,value CSV offline")
     detect.add_argument("--input", required=True, help="CSV with timestamp and value columns")
     detect.add_argument("--output", required=True, help="CSV: the input rows with a score")
@@ -340,9 +375,33 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     )
     detect.set_defaults(func=_detect)
 
+
+def _bench_commands(sub: _Commands, wants: _Wants) -> None:
+    """``bench ...``: each benchmark's own options are built only when it is chosen."""
     bench = sub.add_parser("bench", help="benchmarks that print figures")
-    bench_sub = bench.add_subparsers(dest="bench", required=True)
-    nab = bench_sub.add_parser("nab", help="NAB score of the metric detectors")
+    benches = bench.add_subparsers(dest="bench", required=True)
+    _nab_bench(benches, wants)
+    _loghub_bench(benches)
+    _load_benches(benches, wants)
+    _detector_benches(benches, wants)
+    restart = _bench_parser(
+        benches, "restart", "seconds until a fresh worker is ready with N incidents in its tables"
+    )
+    if wants("bench", "restart"):
+        from devtools.bench.restart import add_arguments as restart_arguments
+
+        restart_arguments(restart)
+
+
+def _bench_parser(benches: _Commands, name: str, help: str) -> argparse.ArgumentParser:
+    """One benchmark's command, run by ``_bench``."""
+    bench = benches.add_parser(name, help=help)
+    bench.set_defaults(func=_bench)
+    return bench
+
+
+def _nab_bench(benches: _Commands, wants: _Wants) -> None:
+    nab = _bench_parser(benches, "nab", "NAB score of the metric detectors")
     nab.add_argument("--root", default="../shared/nab", help="NAB corpus (data, labels, config)")
     if wants("bench", "nab"):
         from devtools.bench import add_detector_choice
@@ -365,8 +424,10 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         help="with --cv: parameter values to choose from (JSON object of name to list), "
         "chosen per left-out category on the others",
     )
-    nab.set_defaults(func=_bench)
-    loghub = bench_sub.add_parser("loghub", help="log template mining accuracy on Loghub-2k")
+
+
+def _loghub_bench(benches: _Commands) -> None:
+    loghub = _bench_parser(benches, "loghub", "log template mining accuracy on Loghub-2k")
     loghub.add_argument("--root", default="../shared/loghub", help="Loghub-2k systems")
     loghub.add_argument(
         "--cv", action="store_true", help="also score each system with settings chosen without it"
@@ -374,54 +435,53 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     loghub.add_argument(
         "--family-lines", type=positive_int, default=2000, help="lines of each generated family"
     )
-    loghub.set_defaults(func=_bench)
-    lognoise = bench_sub.add_parser(
-        "lognoise", help="log detections per million lines of steady generated logs"
+
+
+def _load_benches(benches: _Commands, wants: _Wants) -> None:
+    """``bench lognoise`` and ``bench throughput``."""
+    lognoise = _bench_parser(
+        benches, "lognoise", "log detections per million lines of steady generated logs"
     )
     if wants("bench", "lognoise"):
         from devtools.bench.lognoise import add_arguments as lognoise_arguments
 
         lognoise_arguments(lognoise)
-    lognoise.set_defaults(func=_bench)
-    throughput = bench_sub.add_parser(
-        "throughput", help="points/s through the worker against the raw ceiling; latency; memory"
+    throughput = _bench_parser(
+        benches,
+        "throughput",
+        "points/s through the worker against the raw ceiling; latency; memory",
     )
     if wants("bench", "throughput"):
         from devtools.bench.throughput import add_arguments as throughput_arguments
 
         throughput_arguments(throughput)
-    throughput.set_defaults(func=_bench)
-    noise = bench_sub.add_parser("noise", help="alerts per million points of pure noise")
+
+
+def _detector_benches(benches: _Commands, wants: _Wants) -> None:
+    """``bench noise``, ``bench seasonal`` and ``bench obvious``."""
+    noise = _bench_parser(benches, "noise", "alerts per million points of pure noise")
     if wants("bench", "noise"):
         from devtools.bench.noise import add_arguments as noise_arguments
 
         noise_arguments(noise)
-    noise.set_defaults(func=_bench)
-    seasonal = bench_sub.add_parser(
-        "seasonal", help="anomalies only the time of day or week gives away"
+    seasonal = _bench_parser(
+        benches, "seasonal", "anomalies only the time of day or week gives away"
     )
     if wants("bench", "seasonal"):
         from devtools.bench.seasonal import add_arguments as seasonal_arguments
 
         seasonal_arguments(seasonal)
-    seasonal.set_defaults(func=_bench)
-    obvious = bench_sub.add_parser(
-        "obvious", help="anomalies nobody would miss on simple series, with an EWMA baseline"
+    obvious = _bench_parser(
+        benches, "obvious", "anomalies nobody would miss on simple series, with an EWMA baseline"
     )
     if wants("bench", "obvious"):
         from devtools.bench.obvious import add_arguments as obvious_arguments
 
         obvious_arguments(obvious)
-    obvious.set_defaults(func=_bench)
-    restart = bench_sub.add_parser(
-        "restart", help="seconds until a fresh worker is ready with N incidents in its tables"
-    )
-    if wants("bench", "restart"):
-        from devtools.bench.restart import add_arguments as restart_arguments
 
-        restart_arguments(restart)
-    restart.set_defaults(func=_bench)
 
+def _api_commands(sub: _Commands) -> None:
+    """``review`` and ``incidents``: read from a running worker's HTTP API."""
     api_help = "the worker's HTTP API (default: $WARROOM_API_URL, else http://127.0.0.1:8080)"
     review = sub.add_parser("review", help="an incident's post-incident review (Markdown)")
     review.add_argument("incident_id", metavar="ID")
@@ -437,6 +497,9 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     incidents.add_argument("--offset", type=int, default=0, help="skip this many, newest first")
     incidents.set_defaults(func=_incidents)
 
+
+def _replay_command(sub: _Commands) -> None:
+    """``replay``: send a file to a topic, or rebuild incidents from the timeline."""
     replay = sub.add_parser("replay", help="send a JSON-lines file, or rebuild incidents")
     mode = replay.add_mutually_exclusive_group(required=True)
     mode.add_argument("--input", help="a JSON-lines file to send, one message a line")
@@ -447,17 +510,15 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     replay.add_argument("--compare-api", metavar="URL", help="exit 1 unless it equals the API's")
     replay.set_defaults(func=_replay)
 
-    from streams.respond_cli import add_arguments as respond_arguments
 
-    respond_arguments(sub, _respond)
-
+def _logs_commands(sub: _Commands) -> None:
+    """``logs templates``."""
     logs = sub.add_parser("logs", help="log template mining")
     logs_sub = logs.add_subparsers(dest="logs_command", required=True)
     templates = logs_sub.add_parser("templates", help="mine templates from a file of messages")
     templates.add_argument("--input", required=True, help="one message per line")
     templates.add_argument("--output", required=True, help="CSV: line,template_id,template")
     templates.set_defaults(func=_logs)
-    return root
 
 
 def main(argv: list[str] | None = None) -> int:

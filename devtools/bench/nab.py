@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 
 from detectors.bank import recommended_policy
 from detectors.nab import (
+    CorpusResult,
     CostProfile,
     CrossValidated,
     LabelledFile,
@@ -218,39 +219,97 @@ def _standard(profiles: list[CostProfile]) -> CostProfile:
     return next((p for p in profiles if p.name == "standard"), profiles[0])
 
 
+class _Refused(Exception):
+    """A run refused before any measurement; the message says why."""
+
+
+@dataclass(frozen=True)
+class _Run:
+    """One run of the bench: the corpus and its profiles, the detectors and their parameters,
+    and with ``cv`` the grid to choose from and each file's category."""
+
+    root: Path
+    profiles: list[CostProfile]
+    corpus: list[Series]
+    names: list[str]
+    params: dict[str, Any]
+    grid: list[dict[str, Any]]
+    groups: list[str]
+    cv: bool
+    baseline: bool
+
+    @property
+    def files(self) -> list[LabelledFile]:
+        return [s.file for s in self.corpus]
+
+    @property
+    def points(self) -> int:
+        return sum(s.file.n_rows for s in self.corpus)
+
+    def profile_scores(self, scores: list[NDArray[np.float64]]) -> dict[str, CorpusResult]:
+        """The corpus scored at each profile's best threshold, by profile name."""
+        return {p.name: score_corpus(self.files, scores, p) for p in self.profiles}
+
+
 def main(args: argparse.Namespace) -> int:
+    try:
+        run = _run_of(args)
+    except _Refused as exc:
+        print(f"warroom bench nab: {exc}", file=sys.stderr)
+        return 2
+    host, width = _print_head(run)
+    baseline = _baseline_row(run, width) if run.baseline else None
+    figures = {name: _detector_row(run, name, width) for name in run.names}
+    summary: dict[str, Any] = {
+        "files": len(run.corpus),
+        "points": run.points,
+        "machine": host,
+        "detector_params": run.params,
+        "detectors": figures,
+    }
+    if run.cv:
+        summary["cv"] = {"categories": sorted(set(run.groups)), "grid": run.grid}
+    if baseline is not None:
+        summary["baseline_river_hst"] = baseline
+    print(json.dumps(summary))
+    return 0
+
+
+def _run_of(args: argparse.Namespace) -> _Run:
+    """The run ``args`` ask for; ``_Refused`` names what is wrong with the corpus or options."""
     root = Path(args.root)
     try:
         profiles = profiles_from_config(json.loads((root / "config" / "profiles.json").read_text()))
         corpus = load_corpus(root)
     except (OSError, ValueError, KeyError) as exc:
-        print(f"warroom bench nab: {root}: {exc}", file=sys.stderr)
-        return 2
+        raise _Refused(f"{root}: {exc}") from None
     if not corpus:
-        print(f"warroom bench nab: no data files under {root}", file=sys.stderr)
-        return 2
+        raise _Refused(f"no data files under {root}")
     cv = getattr(args, "cv", False)
     try:
         names, params = chosen_detectors(args, sorted(DETECTORS))
         grid = param_grid(getattr(args, "grid", "{}"), names, params)
         groups = cv_groups(corpus) if cv else []
     except ValueError as exc:
-        print(f"warroom bench nab: {exc}", file=sys.stderr)
-        return 2
+        raise _Refused(str(exc)) from None
     if len(grid) > 1 and not cv:
-        print("warroom bench nab: --grid is for --cv (a grid's best is chosen on the left-in "
-              "categories)", file=sys.stderr)  # fmt: skip
-        return 2
-    points = sum(s.file.n_rows for s in corpus)
-    print(f"NAB corpus: {len(corpus)} files, {points} points, root {root}")
-    if cv:
+        raise _Refused("--grid is for --cv (a grid's best is chosen on the left-in categories)")
+    return _Run(root, profiles, corpus, names, params, grid, groups, cv, args.baseline)
+
+
+def _print_head(run: _Run) -> tuple[dict[str, Any], int]:
+    """Print what is measured, on which machine, and the table's header; the machine's figures
+    and the width of the detector column."""
+    print(f"NAB corpus: {len(run.corpus)} files, {run.points} points, root {run.root}")
+    if run.cv:
         print(
-            f"cv_std: standard score leaving out each of {len(set(groups))} categories in turn, "
-            f"threshold{' and grid choice' if len(grid) > 1 else ''} chosen on the others"
+            f"cv_std: standard score leaving out each of {len(set(run.groups))} categories in "
+            f"turn, threshold{' and grid choice' if len(run.grid) > 1 else ''} chosen on the "
+            "others"
         )
     print(machine_line(host := machine()))
-    width = max(len("river HST (baseline)"), *(len(n) + 2 for n in names))
-    cv_head = f" {'cv_std':>8}" if cv else ""
+    width = max(len("river HST (baseline)"), *(len(n) + 2 for n in run.names))
+    cv_head = f" {'cv_std':>8}" if run.cv else ""
     header = (
         f"{'detector':<{width}} {'standard':>8}{cv_head} {'low_FP':>8} {'low_FN':>8} {'worker':>8} "
         f"{'windows':>9} "
@@ -258,98 +317,97 @@ def main(args: argparse.Namespace) -> int:
     )
     print(header)
     print("-" * len(header))
-    figures: dict[str, Any] = {}
-    files = [s.file for s in corpus]
-    if args.baseline:
-        scores, elapsed = run_river_baseline(corpus)
-        results = {p.name: score_corpus(files, scores, p) for p in profiles}
-        std = results.get("standard", next(iter(results.values())))
-        us = 1e6 * elapsed / points
-        baseline: dict[str, Any] = {
-            **{f"score_{k}": round(r.score, 2) for k, r in results.items()},
-            "windows_found": std.found,
-            "false_positives": std.false_positives,
-            "seconds": round(elapsed, 3),
-            "us_per_point": round(us, 3),
-        }
-        sc = [
-            f"{results[k].score:>8.1f}" if k in results else f"{'-':>8}"
-            for k in ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
-        ]
-        cv_col = ""
-        if cv:
-            held = cross_validate(files, groups, [scores], _standard(profiles))
-            baseline["cv_standard"] = cv_figures(held)
-            cv_col = f" {held.score:>8.1f}"
-        print(
-            f"{'river HST (baseline)':<{width}} {sc[0]}{cv_col} {sc[1]} {sc[2]} {'-':>8} "
-            f"{std.found:>4}/{std.windows:<4} {std.false_positives:>5} {elapsed:>7.2f} "
-            f"{us:>7.2f} {'-':>8} {'-':>8}",
-            flush=True,
-        )
-    for name in names:
-        scores, elapsed = run_detector(name, corpus, params)
-        results = {p.name: score_corpus(files, scores, p) for p in profiles}
-        standard = _standard(profiles)
-        std = results[standard.name]
-        cv_col = ""
-        if cv:
-            # Every choice's scores once; the folds only re-threshold them.
-            candidates = [
-                scores if choice == params else run_detector(name, corpus, choice)[0]
-                for choice in grid
-            ]
-            held = cross_validate(files, groups, candidates, standard)
-            cv_col = f" {held.score:>8.1f}"
-        # As the worker decides (its recommended policy), not at the threshold this corpus
-        # would pick.
-        alerts = worker_alerts(name, corpus, scores)
-        at = score_corpus([s.file for s in corpus], alerts, standard, 0.5)
-        size = state_bytes(name, corpus, params)
-        us = 1e6 * elapsed / points
-        batch_us = batch_cost(name, corpus, params=params)
-        figures[name] = {
-            "default": name == DEFAULT_DETECTOR,
-            **{f"score_{k}": round(r.score, 2) for k, r in results.items()},
-            **{
-                f"threshold_{k}": (r.threshold if r.threshold != float("inf") else None)
-                for k, r in results.items()
-            },
-            "score_standard_worker_policy": round(at.score, 2),
-            "worker_policy_alerts": int(sum(a.sum() for a in alerts)),
-            "windows_found": std.found,
-            "windows": std.windows,
-            "false_positives": std.false_positives,
-            "seconds": round(elapsed, 3),
-            "us_per_point": round(us, 3),
-            "batch_us_per_point": round(batch_us, 4),
-            "batch_series": BATCH_SERIES,
-            "state_json_bytes": size,
-        }
-        if cv:
-            figures[name]["cv_standard"] = cv_figures(held)
-        # NAB's three profiles by name; a config without one shows "-" in its column.
-        sc = [
-            f"{results[k].score:>8.1f}" if k in results else f"{'-':>8}"
-            for k in ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
-        ]
-        label = detector_label(name)
-        print(
-            f"{label:<{width}} {sc[0]}{cv_col} {sc[1]} {sc[2]} {at.score:>8.1f} "
-            f"{std.found:>4}/{std.windows:<4} {std.false_positives:>5} {elapsed:>7.2f} "
-            f"{us:>7.2f} {batch_us:>8.3f} {size:>8}",
-            flush=True,
-        )
-    summary = {
-        "files": len(corpus),
-        "points": points,
-        "machine": host,
-        "detector_params": params,
-        "detectors": figures,
+    return host, width
+
+
+def _profile_columns(results: dict[str, CorpusResult]) -> list[str]:
+    """NAB's three profiles by name; a config without one shows "-" in its column."""
+    return [
+        f"{results[k].score:>8.1f}" if k in results else f"{'-':>8}"
+        for k in ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
+    ]
+
+
+def _baseline_row(run: _Run, width: int) -> dict[str, Any]:
+    """Score river's Half-Space Trees as shipped, print its row; its figures."""
+    scores, elapsed = run_river_baseline(run.corpus)
+    results = run.profile_scores(scores)
+    std = results.get("standard", next(iter(results.values())))
+    us = 1e6 * elapsed / run.points
+    baseline: dict[str, Any] = {
+        **{f"score_{k}": round(r.score, 2) for k, r in results.items()},
+        "windows_found": std.found,
+        "false_positives": std.false_positives,
+        "seconds": round(elapsed, 3),
+        "us_per_point": round(us, 3),
     }
-    if cv:
-        summary["cv"] = {"categories": sorted(set(groups)), "grid": grid}
-    if args.baseline:
-        summary["baseline_river_hst"] = baseline
-    print(json.dumps(summary))
-    return 0
+    sc = _profile_columns(results)
+    cv_col = ""
+    if run.cv:
+        held = cross_validate(run.files, run.groups, [scores], _standard(run.profiles))
+        baseline["cv_standard"] = cv_figures(held)
+        cv_col = f" {held.score:>8.1f}"
+    print(
+        f"{'river HST (baseline)':<{width}} {sc[0]}{cv_col} {sc[1]} {sc[2]} {'-':>8} "
+        f"{std.found:>4}/{std.windows:<4} {std.false_positives:>5} {elapsed:>7.2f} "
+        f"{us:>7.2f} {'-':>8} {'-':>8}",
+        flush=True,
+    )
+    return baseline
+
+
+def _detector_row(run: _Run, name: str, width: int) -> dict[str, Any]:
+    """Score one detector at each profile's optimum, as the worker decides, cross-validated
+    with ``cv``; measure its cost and state; print its row; its figures."""
+    scores, elapsed = run_detector(name, run.corpus, run.params)
+    results = run.profile_scores(scores)
+    standard = _standard(run.profiles)
+    std = results[standard.name]
+    held = _cross_validated(run, name, scores) if run.cv else None
+    cv_col = f" {held.score:>8.1f}" if held is not None else ""
+    # As the worker decides (its recommended policy), not at the threshold this corpus
+    # would pick.
+    alerts = worker_alerts(name, run.corpus, scores)
+    at = score_corpus(run.files, alerts, standard, 0.5)
+    size = state_bytes(name, run.corpus, run.params)
+    us = 1e6 * elapsed / run.points
+    batch_us = batch_cost(name, run.corpus, params=run.params)
+    figures: dict[str, Any] = {
+        "default": name == DEFAULT_DETECTOR,
+        **{f"score_{k}": round(r.score, 2) for k, r in results.items()},
+        **{
+            f"threshold_{k}": (r.threshold if r.threshold != float("inf") else None)
+            for k, r in results.items()
+        },
+        "score_standard_worker_policy": round(at.score, 2),
+        "worker_policy_alerts": int(sum(a.sum() for a in alerts)),
+        "windows_found": std.found,
+        "windows": std.windows,
+        "false_positives": std.false_positives,
+        "seconds": round(elapsed, 3),
+        "us_per_point": round(us, 3),
+        "batch_us_per_point": round(batch_us, 4),
+        "batch_series": BATCH_SERIES,
+        "state_json_bytes": size,
+    }
+    if held is not None:
+        figures["cv_standard"] = cv_figures(held)
+    sc = _profile_columns(results)
+    print(
+        f"{detector_label(name):<{width}} {sc[0]}{cv_col} {sc[1]} {sc[2]} {at.score:>8.1f} "
+        f"{std.found:>4}/{std.windows:<4} {std.false_positives:>5} {elapsed:>7.2f} "
+        f"{us:>7.2f} {batch_us:>8.3f} {size:>8}",
+        flush=True,
+    )
+    return figures
+
+
+def _cross_validated(run: _Run, name: str, scores: list[NDArray[np.float64]]) -> CrossValidated:
+    """The detector's standard score leaving out each category, every choice made on the
+    others."""
+    # Every choice's scores once; the folds only re-threshold them.
+    candidates = [
+        scores if choice == run.params else run_detector(name, run.corpus, choice)[0]
+        for choice in run.grid
+    ]
+    return cross_validate(run.files, run.groups, candidates, _standard(run.profiles))

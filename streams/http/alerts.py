@@ -51,31 +51,35 @@ def _checked(make: Any, context: dict[str, Any]) -> list[Detection]:
         raise ApiError(400, format_errors(exc, "detection")) from None
 
 
-def routes(api: Api) -> list[web.RouteDef]:
-    p = api.p
+class _Alerts:
+    """The Alertmanager and PagerDuty intake handlers, over the pipeline and its caller check."""
 
-    async def send_detections(detections: list[Any]) -> None:
+    def __init__(self, api: Api) -> None:
+        self.api = api
+        self.p = api.p
+
+    async def send_detections(self, detections: list[Any]) -> None:
         sent = []
         for d in detections:
-            key = routing_key(d, p.settings.group_by)
-            sent.append(await p.topics.detections.send(key=key.encode(), value=encode(d)))
+            key = routing_key(d, self.p.settings.group_by)
+            sent.append(await self.p.topics.detections.send(key=key.encode(), value=encode(d)))
         for sending in sent:
             await acknowledged(sending)
 
-    async def alertmanager(request: web.Request) -> web.Response:
-        api.authorized(request)
+    async def alertmanager(self, request: web.Request) -> web.Response:
+        self.api.authorized(request)
         now = datetime.now(tz=UTC)
-        context = received(now, p.settings.max_future_s)
+        context = received(now, self.p.settings.max_future_s)
         payload = await _body(request, AlertmanagerWebhook, context)
         detections = _checked(lambda: from_alertmanager(payload, now), context)
-        await send_detections(detections)
+        await self.send_detections(detections)
         return web.json_response({"accepted": len(detections)}, status=202)
 
-    async def pagerduty(request: web.Request) -> web.Response:
+    async def pagerduty(self, request: web.Request) -> web.Response:
         now = datetime.now(tz=UTC)
-        context = received(now, p.settings.max_future_s)
+        context = received(now, self.p.settings.max_future_s)
         event = await _body(request, PagerDutyEvent, context)
-        token = p.settings.api_token
+        token = self.p.settings.api_token
         keyed = (
             token is not None
             and event.routing_key is not None
@@ -84,7 +88,7 @@ def routes(api: Api) -> list[web.RouteDef]:
                 token.get_secret_value().encode(),
             )
         )
-        actor = "pagerduty" if keyed else api.authorized(request).actor
+        actor = "pagerduty" if keyed else self.api.authorized(request).actor
         action = event.event_action
         if action is PagerDutyAction.TRIGGER and event.payload is None:
             raise ApiError(400, "payload: a trigger needs a payload")
@@ -94,7 +98,7 @@ def routes(api: Api) -> list[web.RouteDef]:
         answer = {"status": "success", "message": "Event processed", "dedup_key": dedup_key}
         if action is PagerDutyAction.ACKNOWLEDGE:
             key = f"dedup:{dedup_key}"
-            group = Group.from_dict(key, p.tables.open_incidents.get(key))
+            group = Group.from_dict(key, self.p.tables.open_incidents.get(key))
             if group.incident_id is None:
                 answer["message"] = "No open incident for this dedup_key; dropped"
                 return web.json_response(answer, status=202)
@@ -103,16 +107,21 @@ def routes(api: Api) -> list[web.RouteDef]:
                 id=cmd_id, kind=CommandKind.ACKNOWLEDGE,
                 incident_id=group.incident_id, routing_key=key, actor=actor, issued_at=now,
             )  # fmt: skip
-            await acknowledged(await p.topics.commands.send(key=key.encode(), value=encode(cmd)))
+            await acknowledged(
+                await self.p.topics.commands.send(key=key.encode(), value=encode(cmd))
+            )
             return web.json_response(answer, status=202)
         retry = (
             write_id("pd", request, body=await request.read()) if idempotency_key(request) else None
         )
         detections = _checked(lambda: [from_pagerduty(event, now, retry)], context)
-        await send_detections(detections)
+        await self.send_detections(detections)
         return web.json_response(answer, status=202)
 
+
+def routes(api: Api) -> list[web.RouteDef]:
+    r = _Alerts(api)
     return [
-        web.post("/api/alerts/alertmanager", alertmanager),
-        web.post("/api/alerts/pagerduty", pagerduty),
+        web.post("/api/alerts/alertmanager", r.alertmanager),
+        web.post("/api/alerts/pagerduty", r.pagerduty),
     ]

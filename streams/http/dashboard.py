@@ -22,10 +22,23 @@ _DASHBOARD = Path(__file__).with_name("static") / "dashboard.html"
 CLOSE = "\x00close"
 
 
-def routes(api: Api) -> list[web.RouteDef]:
-    p = api.p
+async def _page(request: web.Request) -> web.Response:
+    """The live dashboard page."""
+    return web.Response(
+        text=_DASHBOARD.read_text(),
+        content_type="text/html",
+        headers={"Cache-Control": "no-cache"},
+    )
 
-    async def mttr(request: web.Request) -> web.Response:
+
+class _Dashboard:
+    """The dashboard's handlers, over the worker's pipeline."""
+
+    def __init__(self, api: Api) -> None:
+        self.api = api
+        self.p = api.p
+
+    async def mttr(self, request: web.Request) -> web.Response:
         """Latest aggregates; filters: ``dimension``, ``value`` (or ``service``), ``window``."""
         q = request.query
         dimension = q.get("dimension") or ("service" if "service" in q else None)
@@ -33,7 +46,7 @@ def routes(api: Api) -> list[web.RouteDef]:
         window = q.get("window")
         rows = [
             a
-            for a in list(p.tables.mttr_latest.values())
+            for a in list(self.p.tables.mttr_latest.values())
             if (dimension is None or a["dimension"] == dimension)
             and (value is None or a["value"] == value)
             and (window is None or a["window"] == window)
@@ -41,20 +54,20 @@ def routes(api: Api) -> list[web.RouteDef]:
         rows.sort(key=lambda a: (a["dimension"], a["value"], a["window"], a["window_start"]))
         return web.json_response({"aggregates": rows})
 
-    async def recent_events(request: web.Request) -> web.Response:
+    async def recent_events(self, request: web.Request) -> web.Response:
         """The newest timeline events across the recent incidents (open, or resolved less than
         ``resolved_in_memory_s`` ago; ``limit``, default 50, at most 500)."""
         try:
             limit = min(500, max(1, int(request.query.get("limit", "50"))))
         except ValueError:
             return error(400, "limit must be an integer")
-        timelines = p.tables.timelines
+        timelines = self.p.tables.timelines
         # The current segment of a timeline holds its latest events.
-        every = (e for i in list(p.tables.incidents.recent) for e in timelines.get(i) or ())
+        every = (e for i in list(self.p.tables.incidents.recent) for e in timelines.get(i) or ())
         newest = heapq.nlargest(limit, every, key=lambda e: (instant_key(e["at"]), e["seq"]))
         return web.json_response({"events": newest})
 
-    async def stream(request: web.Request) -> web.StreamResponse:
+    async def stream(self, request: web.Request) -> web.StreamResponse:
         """Server-sent events: ``incident``, ``event``, ``aggregate`` and ``silence`` messages as
         they happen."""
         response = web.StreamResponse(
@@ -65,10 +78,10 @@ def routes(api: Api) -> list[web.RouteDef]:
             }
         )
         await response.prepare(request)
-        queue = p.live.subscribe()
+        queue = self.p.live.subscribe()
         try:
             await response.write(b"event: hello\ndata: {}\n\n")
-            while not api.closing:
+            while not self.api.closing:
                 try:
                     message = await asyncio.wait_for(queue.get(), timeout=15.0)
                 except TimeoutError:
@@ -80,19 +93,15 @@ def routes(api: Api) -> list[web.RouteDef]:
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
-            p.live.unsubscribe(queue)
+            self.p.live.unsubscribe(queue)
         return response
 
-    async def dashboard(request: web.Request) -> web.Response:
-        return web.Response(
-            text=_DASHBOARD.read_text(),
-            content_type="text/html",
-            headers={"Cache-Control": "no-cache"},
-        )
 
+def routes(api: Api) -> list[web.RouteDef]:
+    r = _Dashboard(api)
     return [
-        web.get("/api/mttr", mttr),
-        web.get("/api/events", recent_events),
-        web.get("/api/stream", stream),
-        web.get("/", dashboard),
+        web.get("/api/mttr", r.mttr),
+        web.get("/api/events", r.recent_events),
+        web.get("/api/stream", r.stream),
+        web.get("/", _page),
     ]

@@ -139,10 +139,14 @@ def _changes_before(p: Pipeline, events: list[IncidentEvent]) -> list[Change] | 
                          lookback_s)  # fmt: skip
 
 
-def routes(api: Api) -> list[web.RouteDef]:
-    p = api.p
+class _Incidents:
+    """The incident handlers, over the worker's pipeline and its caller check."""
 
-    async def list_incidents(request: web.Request) -> web.Response:
+    def __init__(self, api: Api) -> None:
+        self.api = api
+        self.p = api.p
+
+    async def list_incidents(self, request: web.Request) -> web.Response:
         """Incidents newest first, a page at a time (PagerDuty's ``limit``/``offset``/``more``):
         ``status`` (``open`` or a status), ``service``, ``since``/``until`` (opened at or after,
         before; RFC 3339 or epoch seconds), ``limit`` (default 100, at most 1,000), ``offset``."""
@@ -168,7 +172,7 @@ def routes(api: Api) -> list[web.RouteDef]:
                 return None
             return opened, str(row.get("id", ""))
 
-        incidents = p.tables.incidents
+        incidents = self.p.tables.incidents
         # Every open incident is among the recent ones, held in memory whatever the store.
         rows = incidents.recent.values() if status == "open" else incidents.values()
         matching = [(key, v) for v in list(rows) if (key := sort_key(v))]
@@ -185,45 +189,45 @@ def routes(api: Api) -> list[web.RouteDef]:
             }
         )
 
-    async def get_incident(request: web.Request) -> web.Response:
-        incident = stored_incident(p, request.match_info["id"])
+    async def get_incident(self, request: web.Request) -> web.Response:
+        incident = stored_incident(self.p, request.match_info["id"])
         if incident is None:
             return error(404, f"incident {request.match_info['id']!r} not found")
         return web.json_response(incident.model_dump(mode="json"))
 
-    async def timeline(request: web.Request) -> web.Response:
+    async def timeline(self, request: web.Request) -> web.Response:
         incident_id = request.match_info["id"]
-        events = timeline_store.read(p.tables.timelines, incident_id)
+        events = timeline_store.read(self.p.tables.timelines, incident_id)
         if events is None:
-            if stored_incident(p, incident_id) is None:
+            if stored_incident(self.p, incident_id) is None:
                 return error(404, f"incident {incident_id!r} not found")
             events = []
         return web.json_response({"incident_id": incident_id, "events": events})
 
-    async def tasks(request: web.Request) -> web.Response:
+    async def tasks(self, request: web.Request) -> web.Response:
         """The attached runbook phase by phase, each task with its state and latest result."""
-        incident = stored_incident(p, request.match_info["id"])
+        incident = stored_incident(self.p, request.match_info["id"])
         if incident is None:
             return error(404, f"incident {request.match_info['id']!r} not found")
-        saved = timeline_store.read(p.tables.timelines, incident.id) or []
+        saved = timeline_store.read(self.p.tables.timelines, incident.id) or []
         timeline = [IncidentEvent.model_validate(e) for e in saved]
         return web.json_response(task_board(incident, timeline))
 
-    async def review(request: web.Request) -> web.Response:
+    async def review(self, request: web.Request) -> web.Response:
         """The post-incident review as Markdown, or its chart at ``review.svg``.
 
         ``?chart=NAME`` makes the Markdown show the chart as an image at that relative path.
         """
         incident_id = request.match_info["id"]
-        saved = timeline_store.read(p.tables.timelines, incident_id) or []
+        saved = timeline_store.read(self.p.tables.timelines, incident_id) or []
         if not saved:
             return error(404, f"incident {incident_id!r} not found")
         events = [IncidentEvent.model_validate(e) for e in saved]
         review = build_review(
             events,
             request.query.get("chart"),
-            _changes_before(p, events),
-            p.settings.change_lookback_s,
+            _changes_before(self.p, events),
+            self.p.settings.change_lookback_s,
         )
         if not request.path.endswith(".svg"):
             return web.Response(text=review.markdown, content_type="text/markdown")
@@ -231,11 +235,11 @@ def routes(api: Api) -> list[web.RouteDef]:
             return error(404, f"incident {incident_id!r} has no signal points to chart")
         return web.Response(text=review.chart_svg, content_type="image/svg+xml")
 
-    async def declare(request: web.Request) -> web.Response:
+    async def declare(self, request: web.Request) -> web.Response:
         """Open an incident by hand (``Declaration``): a detection of the ``declared`` detector,
         which opens at once and pages as any incident of the service would. 202 with the
         incident's id (the open incident of the service's group, if there is one)."""
-        who = api.authorized(request)
+        who = self.api.authorized(request)
         loaded = await json_object(request)
         try:
             declared = Declaration.model_validate(loaded)
@@ -252,11 +256,11 @@ def routes(api: Api) -> list[web.RouteDef]:
             detector=DECLARED, score=1.0, severity=DetectionSeverity.CRITICAL,
             impact_started_at=now, context=context,
         )  # fmt: skip
-        key = routing_key(detection, p.settings.group_by)
-        group = Group.from_dict(key, p.tables.open_incidents.get(key))
+        key = routing_key(detection, self.p.settings.group_by)
+        group = Group.from_dict(key, self.p.tables.open_incidents.get(key))
         incident_id = group.incident_id or incident_id_for(key, detection.id)
         await acknowledged(
-            await p.topics.detections.send(key=key.encode(), value=encode(detection))
+            await self.p.topics.detections.send(key=key.encode(), value=encode(detection))
         )
         answer = {"accepted": True, "incident_id": incident_id, "detection_id": detection.id,
                   "joined_open_incident": group.incident_id is not None,
@@ -264,6 +268,7 @@ def routes(api: Api) -> list[web.RouteDef]:
         return web.json_response(answer, status=202)
 
     async def send(
+        self,
         request: web.Request,
         who: Principal,
         kind: CommandKind,
@@ -274,45 +279,47 @@ def routes(api: Api) -> list[web.RouteDef]:
             body = await json_object(request, empty={}) if request.can_read_body else {}
         incident_id = request.match_info["id"]
         cmd_id = write_id("cmd", request, incident_id, body=await request.read())
-        answer = await submit(p, incident_id, kind, who, body, cmd_id, task)
+        answer = await submit(self.p, incident_id, kind, who, body, cmd_id, task)
         return web.json_response(answer, status=202)
 
-    async def command(request: web.Request) -> web.Response:
-        who = api.authorized(request)
+    async def command(self, request: web.Request) -> web.Response:
+        who = self.api.authorized(request)
         action = request.match_info["action"]
         kind = ACTIONS.get(action)
         if kind is None:
             return error(404, f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
-        return await send(request, who, kind)
+        return await self.send(request, who, kind)
 
-    async def complete_task(request: web.Request) -> web.Response:
+    async def complete_task(self, request: web.Request) -> web.Response:
         """Mark a runbook task done; body (optional) ``{"text"}``."""
-        who = api.authorized(request)
-        return await send(request, who, CommandKind.COMPLETE_TASK, request.match_info["task"])
+        who = self.api.authorized(request)
+        return await self.send(request, who, CommandKind.COMPLETE_TASK, request.match_info["task"])
 
-    async def add_responder(request: web.Request) -> web.Response:
+    async def add_responder(self, request: web.Request) -> web.Response:
         """Page a person, a team or a schedule's on-call into the incident now
         (``ResponderRequest``); the timeline records who added whom."""
-        who = api.authorized(request)
+        who = self.api.authorized(request)
         body = await json_object(request)
         try:
             wanted = ResponderRequest.model_validate(body)
         except ValidationError as exc:
             return error(400, format_errors(exc))
-        return await send(
+        return await self.send(
             request, who, CommandKind.ADD_RESPONDER, body=wanted.model_dump(exclude_none=True)
         )
 
-    # In this order: ``responders`` before the ``{action}`` it would otherwise match.
+
+def routes(api: Api) -> list[web.RouteDef]:
+    r = _Incidents(api)
     return [
-        web.get("/api/incidents", list_incidents),
-        web.post("/api/incidents", declare),
-        web.get("/api/incidents/{id}", get_incident),
-        web.get("/api/incidents/{id}/timeline", timeline),
-        web.get("/api/incidents/{id}/tasks", tasks),
-        web.get("/api/incidents/{id}/review", review),
-        web.get("/api/incidents/{id}/review.svg", review),
-        web.post("/api/incidents/{id}/responders", add_responder),
-        web.post("/api/incidents/{id}/{action}", command),
-        web.post("/api/incidents/{id}/tasks/{task}", complete_task),
+        web.get("/api/incidents", r.list_incidents),
+        web.post("/api/incidents", r.declare),
+        web.get("/api/incidents/{id}", r.get_incident),
+        web.get("/api/incidents/{id}/timeline", r.timeline),
+        web.get("/api/incidents/{id}/tasks", r.tasks),
+        web.get("/api/incidents/{id}/review", r.review),
+        web.get("/api/incidents/{id}/review.svg", r.review),
+        web.post("/api/incidents/{id}/responders", r.add_responder),
+        web.post("/api/incidents/{id}/{action}", r.command),
+        web.post("/api/incidents/{id}/tasks/{task}", r.complete_task),
     ]

@@ -60,13 +60,17 @@ def _html(text: str, status: int = 200) -> web.Response:
     )  # fmt: skip
 
 
-def routes(api: Api) -> list[web.RouteDef]:
-    p = api.p
+class _Links:
+    """The action-link handlers, over the worker's pipeline and its caller check."""
 
-    def checked(request: web.Request) -> tuple[str, str, str, str]:
+    def __init__(self, api: Api) -> None:
+        self.api = api
+        self.p = api.p
+
+    def checked(self, request: web.Request) -> tuple[str, str, str, str]:
         """(incident id, action, person, signature) of a link that may act now; else 404 when
         links are off, 400 when a part is missing, 403 when tampered, 410 when expired."""
-        key = p.settings.action_link_key
+        key = self.p.settings.action_link_key
         if key is None:
             raise ApiError(404, "action links are off: set WARROOM_ACTION_LINK_KEY")
         incident_id, action = request.match_info["id"], request.match_info["action"]
@@ -77,20 +81,20 @@ def routes(api: Api) -> list[web.RouteDef]:
         expires = int(expires_text)
         problem = link_problem(
             key.get_secret_value().encode(), incident_id, action, person, expires, sig,
-            now_s=time.time(), ttl_s=lifetime_s(p.settings),
+            now_s=time.time(), ttl_s=lifetime_s(self.p.settings),
         )  # fmt: skip
         if problem is not None:
             raise ApiError(410 if "expired" in problem else 403, problem)
-        held = p.catalog.people.get(person)
+        held = self.p.catalog.people.get(person)
         if held is None:
             raise ApiError(403, f"{person!r} is no longer in the catalog")
         if not allows(held.role, "responder"):
             raise ApiError(403, f"{person} is a {held.role}; this needs the responder role")
         return incident_id, action, person, sig
 
-    async def confirm(request: web.Request) -> web.Response:
-        incident_id, action, person, _ = checked(request)
-        incident = stored_incident(api.p, incident_id)
+    async def confirm(self, request: web.Request) -> web.Response:
+        incident_id, action, person, _ = self.checked(request)
+        incident = stored_incident(self.api.p, incident_id)
         if incident is None:
             raise ApiError(404, f"incident {incident_id!r} not found")
         # Relative to the page (its own path), so it works behind a proxy serving a path.
@@ -101,24 +105,27 @@ def routes(api: Api) -> list[web.RouteDef]:
         )
         return _html(_page(f"{action.capitalize()} {incident.id}", text, here, action.capitalize()))
 
-    async def act(request: web.Request) -> web.Response:
-        incident_id, action, person, sig = checked(request)
+    async def act(self, request: web.Request) -> web.Response:
+        incident_id, action, person, sig = self.checked(request)
         cmd_id = "lnk-" + hashlib.sha256(sig.encode()).hexdigest()[:20]
-        if done_already(api, incident_id, action):
-            return _nothing_to_do(api, incident_id)
-        if used_already(api, incident_id, cmd_id):
-            return _used(api, incident_id)
+        if done_already(self.api, incident_id, action):
+            return _nothing_to_do(self.api, incident_id)
+        if used_already(self.api, incident_id, cmd_id):
+            return _used(self.api, incident_id)
         try:
             who = Principal(person, "responder", person)
-            await submit(api.p, incident_id, _KINDS[action], who, {}, cmd_id)
+            await submit(self.api.p, incident_id, _KINDS[action], who, {}, cmd_id)
         except ApiError as exc:
-            if exc.status != 409 or not done_already(api, incident_id, action):
+            if exc.status != 409 or not done_already(self.api, incident_id, action):
                 raise
-            return _nothing_to_do(api, incident_id)
+            return _nothing_to_do(self.api, incident_id)
         done = f"Incident {incident_id} {_DONE[action]} by {person}."
         return _html(_page(_DONE[action].capitalize(), done))
 
-    return [web.get("/act/{id}/{action}", confirm), web.post("/act/{id}/{action}", act)]
+
+def routes(api: Api) -> list[web.RouteDef]:
+    r = _Links(api)
+    return [web.get("/act/{id}/{action}", r.confirm), web.post("/act/{id}/{action}", r.act)]
 
 
 def lifetime_s(settings: Settings) -> float:

@@ -147,21 +147,50 @@ def calendar(name: str, found: list[Shift], people: dict[str, str], now: datetim
     return bytes(cal.to_ical())
 
 
-def routes(api: Api) -> list[web.RouteDef]:
-    p = api.p
+def _instant(request: web.Request) -> datetime:
+    """The ``at`` query parameter, or now."""
+    at = one(request.query, "at")
+    return rfc3339("at", at) if at else datetime.now(tz=UTC)
 
-    async def publish(key: bytes, value: bytes | None) -> None:
-        sending = await p.app.send(
-            p.settings.topics.catalog, key=key, value=value,
+
+def _window(request: web.Request) -> tuple[datetime, datetime, datetime]:
+    """Now, and the start and end of a feed's window (``weeks`` ahead)."""
+    weeks = weeks_of(one(request.query, "weeks"))
+    now = datetime.now(tz=UTC)
+    return now, now - FEED_PAST, now + timedelta(weeks=weeks)
+
+
+def _ics(body: bytes, filename: str) -> web.Response:
+    """An iCalendar answer, offered as ``<filename>.ics``."""
+    return web.Response(
+        body=body,
+        content_type="text/calendar",
+        charset="utf-8",
+        headers={"Content-Disposition": disposition(f"{filename}.ics")},
+    )
+
+
+class _OnCall:
+    """The on-call handlers, over the worker's pipeline and its caller check."""
+
+    def __init__(self, api: Api) -> None:
+        self.api = api
+        self.p = api.p
+
+    async def publish(self, key: bytes, value: bytes | None) -> None:
+        sending = await self.p.app.send(
+            self.p.settings.topics.catalog, key=key, value=value,
             key_serializer="raw", value_serializer="raw",
         )  # fmt: skip
         await acknowledged(sending)
         # Seen at once by this worker; its directory confirms it from the topic.
-        if p.catalogs is not None:
-            p.catalogs.apply(key, value, -1)
-            p.catalogs.settle()
+        if self.p.catalogs is not None:
+            self.p.catalogs.apply(key, value, -1)
+            self.p.catalogs.settle()
 
-    def parsed(body: dict[str, Any], now: datetime, request_id: str, actor: str) -> ShiftOverride:
+    def parsed(
+        self, body: dict[str, Any], now: datetime, request_id: str, actor: str
+    ) -> ShiftOverride:
         """The override the body asks for, taken by ``actor`` (the caller; a body's
         ``created_by`` is ignored, as a body's actor is everywhere); ``ValueError`` names the
         field and the problem."""
@@ -170,7 +199,7 @@ def routes(api: Api) -> list[web.RouteDef]:
             raise ValueError(
                 f"{unknown[0]!s:.60}: unknown field (known: {', '.join(OVERRIDE_FIELDS)})"
             )
-        catalog = p.catalog
+        catalog = self.p.catalog
         schedule, person = body.get("schedule"), body.get("person")
         if not isinstance(schedule, str) or schedule not in catalog.schedules:
             raise ValueError(
@@ -194,26 +223,26 @@ def routes(api: Api) -> list[web.RouteDef]:
         except ValidationError as exc:
             raise ValueError(format_errors(exc)) from None
 
-    async def create(request: web.Request) -> web.Response:
-        who = api.authorized(request)
+    async def create(self, request: web.Request) -> web.Response:
+        who = self.api.authorized(request)
         body = await json_object(request)
         now = datetime.now(tz=UTC)
         try:
             # The id comes from the content, not its layout: a retry serialised again is the
             # same write.
             content = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
-            override = parsed(
+            override = self.parsed(
                 body, now, write_id("ovr", request, body=content, length=16), who.actor
             )
         except ValueError as exc:
             return error(400, str(exc))
-        await publish(override.key, override.model_dump_json().encode())
+        await self.publish(override.key, override.model_dump_json().encode())
         return web.json_response(override.model_dump(mode="json"), status=201)
 
-    async def listing(request: web.Request) -> web.Response:
-        if p.catalogs is None:
+    async def listing(self, request: web.Request) -> web.Response:
+        if self.p.catalogs is None:
             return web.json_response({"overrides": []})
-        rows = p.catalogs.active_overrides(datetime.now(tz=UTC))
+        rows = self.p.catalogs.active_overrides(datetime.now(tz=UTC))
         for name in ("schedule", "person"):
             try:
                 wanted = one(request.query, name)
@@ -223,36 +252,37 @@ def routes(api: Api) -> list[web.RouteDef]:
                 rows = [o for o in rows if getattr(o, name) == wanted]
         return web.json_response({"overrides": [o.model_dump(mode="json") for o in rows]})
 
-    async def delete(request: web.Request) -> web.Response:
-        api.authorized(request)
+    async def delete(self, request: web.Request) -> web.Response:
+        self.api.authorized(request)
         override_id = request.match_info["id"]
-        found = p.catalogs.overrides.get(override_id) if p.catalogs is not None else None
+        found = self.p.catalogs.overrides.get(override_id) if self.p.catalogs is not None else None
         if found is None:
             return error(404, f"override {override_id!r} not found")
-        await publish(found.key, None)
+        await self.publish(found.key, None)
         return web.json_response({"deleted": override_id})
 
-    def instant(request: web.Request) -> datetime:
-        at = one(request.query, "at")
-        return rfc3339("at", at) if at else datetime.now(tz=UTC)
+    def in_force(self) -> dict[str, Any]:
+        return {"version": self.p.catalog_version, "digest": self.p.catalog_digest}
 
-    def in_force() -> dict[str, Any]:
-        return {"version": p.catalog_version, "digest": p.catalog_digest}
-
-    async def oncall(request: web.Request) -> web.Response:
+    async def oncall(self, request: web.Request) -> web.Response:
         try:
-            at = instant(request)
+            at = _instant(request)
             service, schedule = one(request.query, "service"), one(request.query, "schedule")
             incident = one(request.query, "incident")
         except ValueError as exc:
             return error(400, str(exc))
-        catalog = p.catalog
+        catalog = self.p.catalog
         if schedule:
             if schedule not in catalog.schedules:
                 return error(404, f"schedule {schedule!r} not found")
             people = on_call(catalog, schedule, at)
             when = _TIME.dump_python(at, mode="json")
-            answer = {"schedule": schedule, "at": when, "people": people, "catalog": in_force()}
+            answer = {
+                "schedule": schedule,
+                "at": when,
+                "people": people,
+                "catalog": self.in_force(),
+            }
             return web.json_response(answer)
         if not service:
             return error(400, "service: required (or schedule)")
@@ -272,32 +302,19 @@ def routes(api: Api) -> list[web.RouteDef]:
             })  # fmt: skip
         answer = {
             "service": service, "team": catalog.team_for(service), "policy": name,
-            "at": _TIME.dump_python(at, mode="json"), "steps": steps, "catalog": in_force(),
+            "at": _TIME.dump_python(at, mode="json"), "steps": steps, "catalog": self.in_force(),
         }  # fmt: skip
         return web.json_response(answer)
 
-    def window(request: web.Request) -> tuple[datetime, datetime, datetime]:
-        weeks = weeks_of(one(request.query, "weeks"))
-        now = datetime.now(tz=UTC)
-        return now, now - FEED_PAST, now + timedelta(weeks=weeks)
-
-    def ics(body: bytes, filename: str) -> web.Response:
-        return web.Response(
-            body=body,
-            content_type="text/calendar",
-            charset="utf-8",
-            headers={"Content-Disposition": disposition(f"{filename}.ics")},
-        )
-
-    def feed(param: str, feed: Feed) -> Callable[[web.Request], Awaitable[web.Response]]:
+    def feed(self, param: str, feed: Feed) -> Callable[[web.Request], Awaitable[web.Response]]:
         """The handler of one kind of feed, named by the path's ``param``."""
 
         async def handler(request: web.Request) -> web.Response:
-            key, catalog = request.match_info[param], p.catalog
+            key, catalog = request.match_info[param], self.p.catalog
             if key not in feed.known(catalog):
                 return error(404, f"{feed.kind} {key!r} not found")
             try:
-                now, lo, hi = window(request)
+                now, lo, hi = _window(request)
             except ValueError as exc:
                 return error(400, str(exc))
 
@@ -306,15 +323,18 @@ def routes(api: Api) -> list[web.RouteDef]:
                 names = {pid: person.name for pid, person in catalog.people.items()}
                 return calendar(f"On call: {feed.title(catalog, key)}", found, names, now)
 
-            return ics(await asyncio.to_thread(build), key)
+            return _ics(await asyncio.to_thread(build), key)
 
         return handler
 
+
+def routes(api: Api) -> list[web.RouteDef]:
+    r = _OnCall(api)
     return [
-        web.post("/api/overrides", create),
-        web.get("/api/overrides", listing),
-        web.delete("/api/overrides/{id}", delete),
-        web.get("/api/oncall", oncall),
-        web.get("/api/schedules/{name}.ics", feed("name", SCHEDULE_FEED)),
-        web.get("/api/people/{id}.ics", feed("id", PERSON_FEED)),
+        web.post("/api/overrides", r.create),
+        web.get("/api/overrides", r.listing),
+        web.delete("/api/overrides/{id}", r.delete),
+        web.get("/api/oncall", r.oncall),
+        web.get("/api/schedules/{name}.ics", r.feed("name", SCHEDULE_FEED)),
+        web.get("/api/people/{id}.ics", r.feed("id", PERSON_FEED)),
     ]

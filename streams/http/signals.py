@@ -42,19 +42,23 @@ async def _object(request: web.Request) -> dict[str, Any] | web.Response:
         return error(exc.status, exc.message)
 
 
-def routes(api: Api) -> list[web.RouteDef]:
-    p = api.p
+class _Signals:
+    """The change-event and heartbeat handlers, over the worker's pipeline and its caller check."""
 
-    def denial(request: web.Request) -> web.Response | None:
+    def __init__(self, api: Api) -> None:
+        self.api = api
+        self.p = api.p
+
+    def denial(self, request: web.Request) -> web.Response | None:
         """The answer to a caller without a responder's token, or None."""
         try:
-            api.authorized(request)
+            self.api.authorized(request)
         except ApiError as exc:
             return error(exc.status, exc.message)
         return None
 
-    def keyed(routing_key: str | None) -> bool:
-        token = p.settings.api_token
+    def keyed(self, routing_key: str | None) -> bool:
+        token = self.p.settings.api_token
         return (
             token is not None
             and routing_key is not None
@@ -63,40 +67,40 @@ def routes(api: Api) -> list[web.RouteDef]:
             )
         )
 
-    async def post_change(request: web.Request) -> web.Response:
+    async def post_change(self, request: web.Request) -> web.Response:
         now = datetime.now(tz=UTC)
         # Without the bearer token, only a valid event whose routing_key is the token gets in:
         # anything else is 401, so a caller without credentials learns nothing of the format.
-        denied = denial(request)
+        denied = self.denial(request)
         data = await _object(request)
         if isinstance(data, web.Response):
             return denied or data
         try:
             event = ChangeEventV2.model_validate(
-                data, context=received(now, p.settings.max_future_s)
+                data, context=received(now, self.p.settings.max_future_s)
             )
         except ValidationError as exc:
             return denied or error(400, format_errors(exc))
-        if denied is not None and not keyed(event.routing_key):
+        if denied is not None and not self.keyed(event.routing_key):
             return denied
         change_id = write_id("chg", request, body=await request.read())
         try:
-            change = change_of(event, p.catalog, now, change_id)
+            change = change_of(event, self.p.catalog, now, change_id)
         except Unmapped as exc:
             return error(400, str(exc))
         except ValidationError as exc:
             return error(400, format_errors(exc, "change"))
         value = change.model_dump_json().encode()
-        sending = await p.topics.changes.send(key=change.service.encode(), value=value)
+        sending = await self.p.topics.changes.send(key=change.service.encode(), value=value)
         await acknowledged(sending)
-        p.count("changes_received")
-        if p.changes is not None:
-            p.changes.add(change)
+        self.p.count("changes_received")
+        if self.p.changes is not None:
+            self.p.changes.add(change)
         answer = {"status": "success", "message": "Change event processed", "id": change.id,
                   "service": change.service}  # fmt: skip
         return web.json_response(answer, status=202)
 
-    async def list_changes(request: web.Request) -> web.Response:
+    async def list_changes(self, request: web.Request) -> web.Response:
         """Changes newest first: ``service`` (repeatable), ``since`` (RFC 3339 or epoch s)."""
         services = {s for s in request.query.getall("service", []) if s}
         since = request.query.get("since")
@@ -106,7 +110,7 @@ def routes(api: Api) -> list[web.RouteDef]:
                 floor = _TIME.validate_python(float(since) if _number(since) else since)
             except ValidationError:
                 return error(400, "since: an RFC 3339 time or epoch seconds")
-        found = p.changes.of(services) if services else p.changes.all()
+        found = self.p.changes.of(services) if services else self.p.changes.all()
         rows = sorted(
             (c for c in found if floor is None or c.at >= floor),
             key=lambda c: (c.at, c.id),
@@ -114,11 +118,11 @@ def routes(api: Api) -> list[web.RouteDef]:
         )[:LIST_MAX]
         return web.json_response({"changes": [c.model_dump(mode="json") for c in rows]})
 
-    async def heartbeat(request: web.Request) -> web.Response:
-        api.authorized(request)
+    async def heartbeat(self, request: web.Request) -> web.Response:
+        self.api.authorized(request)
         await json_object(request, empty={})  # a body is optional, but one that is sent is JSON
         name = request.match_info["name"]
-        beat = p.catalog.heartbeats.get(name)
+        beat = self.p.catalog.heartbeats.get(name)
         if beat is None:
             shown = repr(name if len(name) <= 60 else name[:57] + "...")
             return error(404, f"no heartbeat {shown} in the catalog (heartbeats.<name>)")
@@ -126,16 +130,19 @@ def routes(api: Api) -> list[web.RouteDef]:
         point = {"ts": now.timestamp(), "service": beat.service, "metric": HEARTBEAT_METRIC,
                  "value": 1.0, "labels": {HEARTBEAT_LABEL: name}}  # fmt: skip
         value = json.dumps(point, separators=(",", ":")).encode()
-        await acknowledged(await p.topics.metrics.send(key=beat.service.encode(), value=value))
-        p.count("heartbeats_received")
+        await acknowledged(await self.p.topics.metrics.send(key=beat.service.encode(), value=value))
+        self.p.count("heartbeats_received")
         answer = {"accepted": True, "heartbeat": name, "service": beat.service,
                   "at": now.isoformat(), "within_s": beat.within_s}  # fmt: skip
         return web.json_response(answer, status=202)
 
+
+def routes(api: Api) -> list[web.RouteDef]:
+    r = _Signals(api)
     return [
-        web.post("/api/changes", post_change),
-        web.get("/api/changes", list_changes),
-        web.post("/api/heartbeats/{name}", heartbeat),
+        web.post("/api/changes", r.post_change),
+        web.get("/api/changes", r.list_changes),
+        web.post("/api/heartbeats/{name}", r.heartbeat),
     ]
 
 

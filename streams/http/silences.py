@@ -42,16 +42,20 @@ def _positive(value: object) -> bool:
     return math.isfinite(seconds) and seconds > 0
 
 
-def routes(api: Api) -> list[web.RouteDef]:
-    p = api.p
+class _Silences:
+    """The silence handlers, over the worker's pipeline and its caller check."""
 
-    def view(silence: Silence, now: datetime) -> dict[str, Any]:
-        current = state(silence, now, p.directory.resolved)
+    def __init__(self, api: Api) -> None:
+        self.api = api
+        self.p = api.p
+
+    def view(self, silence: Silence, now: datetime) -> dict[str, Any]:
+        current = state(silence, now, self.p.directory.resolved)
         return {**silence.model_dump(mode="json"), "state": current.value}
 
-    async def publish(silence: Silence) -> None:
-        sending = await p.app.send(
-            p.settings.topics.silences,
+    async def publish(self, silence: Silence) -> None:
+        sending = await self.p.app.send(
+            self.p.settings.topics.silences,
             key=silence.id.encode(),
             value=silence.model_dump_json().encode(),
             key_serializer="raw",
@@ -59,10 +63,10 @@ def routes(api: Api) -> list[web.RouteDef]:
         )
         await acknowledged(sending)
         # Seen at once by this worker's API; the directory confirms it from the topic.
-        p.directory.silences[silence.id] = silence
+        self.p.directory.silences[silence.id] = silence
 
-    async def create(request: web.Request) -> web.Response:
-        who = api.authorized(request)
+    async def create(self, request: web.Request) -> web.Response:
+        who = self.api.authorized(request)
         body = await json_object(request)
         now = datetime.now(tz=UTC)
         matchers = body.get("matchers")
@@ -106,12 +110,12 @@ def routes(api: Api) -> list[web.RouteDef]:
             silence = Silence.model_validate(data)
         except ValidationError as exc:
             return error(400, format_errors(exc))
-        await publish(silence)
-        return web.json_response(view(silence, now), status=201)
+        await self.publish(silence)
+        return web.json_response(self.view(silence, now), status=201)
 
-    async def listing(request: web.Request) -> web.Response:
+    async def listing(self, request: web.Request) -> web.Response:
         now = datetime.now(tz=UTC)
-        rows = [view(s, now) for s in p.directory.active_silences()]
+        rows = [self.view(s, now) for s in self.p.directory.active_silences()]
         # Repeatable: ``?state=active&state=pending`` lists both (the dashboard's query).
         wanted = {w for w in request.query.getall("state", []) if w}
         if wanted:
@@ -119,20 +123,23 @@ def routes(api: Api) -> list[web.RouteDef]:
         rows.sort(key=lambda r: r["starts_at"])
         return web.json_response({"silences": rows})
 
-    async def expire(request: web.Request) -> web.Response:
-        api.authorized(request)
-        silence = p.directory.silences.get(request.match_info["id"])
+    async def expire(self, request: web.Request) -> web.Response:
+        self.api.authorized(request)
+        silence = self.p.directory.silences.get(request.match_info["id"])
         if silence is None:
             return error(404, f"silence {request.match_info['id']!r} not found")
         now = datetime.now(tz=UTC)
         if silence.expired_at is not None:
             return error(409, "the silence has already been expired")
         expired = silence.model_copy(update={"expired_at": now})
-        await publish(expired)
-        return web.json_response(view(expired, now))
+        await self.publish(expired)
+        return web.json_response(self.view(expired, now))
 
+
+def routes(api: Api) -> list[web.RouteDef]:
+    r = _Silences(api)
     return [
-        web.post("/api/silences", create),
-        web.get("/api/silences", listing),
-        web.delete("/api/silences/{id}", expire),
+        web.post("/api/silences", r.create),
+        web.get("/api/silences", r.listing),
+        web.delete("/api/silences/{id}", r.expire),
     ]

@@ -32,53 +32,57 @@ def new_token() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
-def routes(api: Api) -> list[web.RouteDef]:
-    p = api.p
+class _Tokens:
+    """The token and whoami handlers, over the worker's pipeline and its caller check."""
 
-    async def publish(digest: str, record: TokenRecord | None) -> None:
+    def __init__(self, api: Api) -> None:
+        self.api = api
+        self.p = api.p
+
+    async def publish(self, digest: str, record: TokenRecord | None) -> None:
         value = record.model_dump_json().encode() if record is not None else None
-        sending = await p.app.send(
-            p.settings.topics.tokens, key=digest.encode(), value=value,
+        sending = await self.p.app.send(
+            self.p.settings.topics.tokens, key=digest.encode(), value=value,
             key_serializer="raw", value_serializer="raw",
         )  # fmt: skip
         await acknowledged(sending)
         # This worker's API sees it at once; every directory confirms it from the topic.
         if record is None:
-            p.directory.tokens.pop(digest, None)
+            self.p.directory.tokens.pop(digest, None)
         else:
-            p.directory.tokens[digest] = record
+            self.p.directory.tokens[digest] = record
 
-    def known_person(body: dict[str, object]) -> str:
+    def known_person(self, body: dict[str, object]) -> str:
         try:
             person = TokenRequest.model_validate(body).person
         except ValidationError as exc:
             raise ApiError(400, format_errors(exc)) from None
-        if person not in p.catalog.people:
+        if person not in self.p.catalog.people:
             raise ApiError(404, f"person {person!r} is not in the catalog")
         return person
 
-    async def create(request: web.Request) -> web.Response:
-        who = api.authorized(request, "admin")
-        person = known_person(await json_object(request))
+    async def create(self, request: web.Request) -> web.Response:
+        who = self.api.authorized(request, "admin")
+        person = self.known_person(await json_object(request))
         token, now = new_token(), datetime.now(tz=UTC)
         record = TokenRecord(
             digest=token_digest(token), person=person, created_at=now, created_by=who.actor
         )
-        await publish(record.digest, record)
+        await self.publish(record.digest, record)
         created = TokenCreated(person=person, token=token, token_id=record.token_id, created_at=now)
         return web.json_response(created.model_dump(mode="json"), status=201)
 
-    async def revoke(request: web.Request) -> web.Response:
-        api.authorized(request, "admin")
+    async def revoke(self, request: web.Request) -> web.Response:
+        self.api.authorized(request, "admin")
         person = request.match_info["person"]
-        held = [r for r in list(p.directory.tokens.values()) if r.person == person]
+        held = [r for r in list(self.p.directory.tokens.values()) if r.person == person]
         for record in held:
-            await publish(record.digest, None)
+            await self.publish(record.digest, None)
         return web.json_response({"person": person, "revoked": [r.token_id for r in held]})
 
-    async def listing(request: web.Request) -> web.Response:
-        api.authorized(request, "admin")
-        rows = sorted(p.directory.tokens.values(), key=lambda r: (r.person, r.created_at))
+    async def listing(self, request: web.Request) -> web.Response:
+        self.api.authorized(request, "admin")
+        rows = sorted(self.p.directory.tokens.values(), key=lambda r: (r.person, r.created_at))
         return web.json_response(
             {
                 "tokens": [
@@ -93,13 +97,16 @@ def routes(api: Api) -> list[web.RouteDef]:
             }
         )
 
-    async def whoami(request: web.Request) -> web.Response:
-        who = api.authorized(request, "viewer")
+    async def whoami(self, request: web.Request) -> web.Response:
+        who = self.api.authorized(request, "viewer")
         return web.json_response({"actor": who.actor, "role": who.role, "person": who.person})
 
+
+def routes(api: Api) -> list[web.RouteDef]:
+    r = _Tokens(api)
     return [
-        web.post("/api/tokens", create),
-        web.get("/api/tokens", listing),
-        web.delete("/api/tokens/{person}", revoke),
-        web.get("/api/whoami", whoami),
+        web.post("/api/tokens", r.create),
+        web.get("/api/tokens", r.listing),
+        web.delete("/api/tokens/{person}", r.revoke),
+        web.get("/api/whoami", r.whoami),
     ]
