@@ -226,10 +226,10 @@ async def test_flapping_webhook_gets_each_page_once_and_receipts_show_failures(
 
 
 def points_scenario(
-    base: float, fault_at: dict[str, int], n: int
+    base: float, fault_at: dict[str, int], n: int, fault_points: int = 3
 ) -> list[list[tuple[bytes, bytes]]]:
     """Five stages of metric points (noise around 100), 10 per message per service; each
-    service's fault is three points at nine times its level."""
+    service's fault is ``fault_points`` points at nine times its level."""
     rng = random.Random(5)
     level = {s: [100.0 + rng.gauss(0.0, 3.0) for _ in range(n)] for s in SERVICES}
     messages: list[tuple[bytes, bytes]] = []
@@ -237,7 +237,7 @@ def points_scenario(
         for s in SERVICES:
             pts = [
                 {"ts": base + i, "service": s, "metric": "latency_ms",
-                 "value": 900.0 if fault_at[s] <= i < fault_at[s] + 3 else level[s][i]}
+                 "value": 900.0 if fault_at[s] <= i < fault_at[s] + fault_points else level[s][i]}
                 for i in range(start, min(n, start + 10))
             ]  # fmt: skip
             messages.append((s.encode(), json.dumps({"points": pts}).encode()))
