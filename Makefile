@@ -42,7 +42,7 @@ test: kafka-jars browser lint docs-build
 test-cluster: kafka-jars
 	$(BIN)/pytest tests/broker/test_cluster.py -m cluster
 
-# The fault suite: SIGKILLs at named crash windows with the default group wait (about 13 minutes
+# The fault suite: SIGKILLs at named crash windows with the default group wait (3 to 4 minutes
 # on two cores, so not part of `make test`; docs/operations.md has its table).
 test-faults: kafka-jars
 	$(BIN)/pytest tests/broker/test_fault_points.py -m faults
