@@ -19,9 +19,10 @@ of the others; a real change is new in all of them.
 This keeps the core of the Contextual Anomaly Detector (novel contexts of coarse levels) in a
 fixed few hundred bytes per series. The range cannot be known in advance: it is the minimum and
 maximum of the first ``warmup`` points and afterwards only widens, by doubling the span towards a
-value beyond it. Doubling merges pairs of old levels exactly, so the remembered sequences are
-carried over rather than scrambled; the grids' shifts are fixed amounts of the value, so the
-doubled grids' boundaries are some of the old ones too.
+value beyond it (beyond by more than rounding: a periodic series computes its extremes again a
+hair apart, and that is no new ground). Doubling merges pairs of old levels exactly, so the
+remembered sequences are carried over rather than scrambled; the grids' shifts are fixed amounts
+of the value, so the doubled grids' boundaries are some of the old ones too.
 
 ``TolerantNovelty`` asks the same memory a stricter question: is the step new even allowing for
 the series' own step noise? It also remembers the values seen at ``FINE`` levels, so that

@@ -43,6 +43,9 @@ WHY_HOUR = 100
 #: The ``why`` of a score that ``TolerantNoveltyBatch``'s deviation arm gave.
 WHY_DEVIATION = 101
 
+#: How far beyond the range, as a share of its span, a value is taken for rounding (no doubling).
+ROUNDING = 1e-9
+
 _kernel = numba.njit(cache=True, nogil=True)
 #: A kernel of scalars only, compiled into the loop (no arrays: nothing to count).
 _scalar = numba.njit(cache=True, nogil=True, inline="always")
@@ -300,12 +303,15 @@ def end_warm_up(shift: Any, span: Any, fine: Any, r: int, grids: int, cfg: Confi
 @_scalar
 def doublings(lo: float, span: float, x: float, warm: bool) -> tuple[int, int]:
     """How many times the span must double upwards, or downwards, to hold ``x`` (none while
-    warming up: the range is then the running minimum and maximum)."""
+    warming up: the range is then the running minimum and maximum, and none for a value beyond
+    it by ``ROUNDING`` of the span or less: the same value computed again, which the edge level
+    holds)."""
     top = lo + span
     up = down = 0
-    if warm and x > top:
+    hair = ROUNDING * span
+    if warm and x > top + hair:
         up = math.ceil(math.log2(max((x - lo) / span, 1.0)))
-    elif warm and x < lo:
+    elif warm and x < lo - hair:
         down = math.ceil(math.log2(max((top - x) / span, 1.0)))
     return up, down
 

@@ -499,3 +499,37 @@ def test_explain_names_the_memory() -> None:
     assert TolerantNoveltyBatch(1, weekends=False).explain(WHY_HOUR, saturday_noon) == (
         "the value: never seen at this time of day (any day, 12:00 to 15:00 UTC)"
     )
+
+
+@pytest.mark.parametrize("cls", [TransitionNoveltyBatch, TolerantNoveltyBatch])
+@pytest.mark.parametrize("side", ["below", "above"])
+def test_a_rounding_error_beyond_the_range_does_not_double_the_span(
+    cls: type[TransitionNoveltyBatch], side: str
+) -> None:
+    """A value that repeats the range's lowest or highest one up to rounding (a periodic
+    series' value computed again) is not new ground; a value truly beyond it is."""
+    warm = 100.0 + 20.0 * np.sin(2.0 * np.pi * np.arange(60) / 60.0)
+    edge = float(warm.min() if side == "below" else warm.max())
+    for beyond, doubled in ((edge * 1e-15, False), (0.5, True)):
+        d = cls(1)
+        for t, v in enumerate(warm.tolist()):
+            d.score_learn_many(np.array([v]), np.array([60.0 * t]))
+        span = float(d._span[0])
+        x = edge - beyond if side == "below" else edge + beyond
+        assert x != edge
+        d.score_learn_many(np.array([x]), np.array([3600.0]))
+        assert (float(d._span[0]) == 2.0 * span) is doubled, (beyond, span, d._span[0])
+
+
+def test_a_noise_free_sine_raises_no_point_to_half() -> None:
+    """Sines of every phase, one point a minute, an hour's period: a value a hair below the
+    warm-up's lowest one (the same value computed again) doubled the span, and the next step,
+    out of a level only just entered, looked new: 18 points scored 0.5 or more in 27 series."""
+    t = np.arange(1600, dtype=np.float64)
+    phases = np.linspace(0.0, 60.0, 27, endpoint=False)[:, None]
+    sines = 100.0 + 20.0 * np.sin(2.0 * np.pi * (t + phases) / 60.0)
+    batch = TolerantNoveltyBatch(len(sines))
+    scores = np.empty(sines.shape)
+    for i in range(sines.shape[1]):
+        scores[:, i] = batch.score_learn_many(sines[:, i], np.full(len(sines), 60.0 * i))
+    assert int((scores[:, 300:] >= 0.5).sum()) == 0
