@@ -116,6 +116,12 @@ def tasks_shown(browser: webdriver.Chrome, incident_id: str) -> dict[str, tuple[
     }
 
 
+def acted(action: Callable[[], None]) -> bool:
+    """Do ``action`` on an element (within ``until``, which tries again if it went stale)."""
+    action()
+    return True
+
+
 async def test_runbook_progress_follows_the_tasks_live(
     start_worker: Callable[..., RunningWorker],
     browser: webdriver.Chrome,
@@ -134,19 +140,25 @@ async def test_runbook_progress_follows_the_tasks_live(
     await produce(
         worker.bootstrap, worker.topics.detections, [(b"checkout", json.dumps(detection).encode())]
     )
-    row = await until(
-        browser, lambda d: d.find_element(By.CSS_SELECTOR, "tr[data-incident]"), "the incident row"
-    )
-    incident_id = str(row.get_attribute("data-incident"))
+
+    # Read inside the poll: live updates re-render the row, so a found element can go stale.
+    def incident_of_row(d: webdriver.Chrome) -> str | None:
+        return d.find_element(By.CSS_SELECTOR, "tr[data-incident]").get_attribute("data-incident")
+
+    incident_id = str(await until(browser, incident_of_row, "the incident row"))
     # The runbook is attached right after opening: five tasks, none done.
     await until(
         browser, lambda d: progress_of(d, incident_id) == "Runbook 0/5 done", "0/5 done on the row"
     )
-    toggle = browser.find_element(By.CSS_SELECTOR, f'button[data-toggle="{incident_id}"]')
-    assert toggle.get_attribute("aria-expanded") == "false"
-    assert toggle.get_attribute("aria-controls") == f"tasks-{incident_id}"
-    assert not browser.find_element(By.ID, f"tasks-{incident_id}").is_displayed()
-    toggle.click()
+    toggle = f'button[data-toggle="{incident_id}"]'
+
+    def collapsed(d: webdriver.Chrome) -> tuple[str | None, str | None, bool]:
+        button = d.find_element(By.CSS_SELECTOR, toggle)
+        shown = d.find_element(By.ID, f"tasks-{incident_id}").is_displayed()
+        return button.get_attribute("aria-expanded"), button.get_attribute("aria-controls"), shown
+
+    assert await until(browser, collapsed, "the toggle") == ("false", f"tasks-{incident_id}", False)
+    await until(browser, lambda d: acted(d.find_element(By.CSS_SELECTOR, toggle).click), "click")
 
     # Expanded: the tasks phase by phase, in lifecycle order, each with its state in words.
     def all_five(d: webdriver.Chrome) -> dict[str, tuple[str, str]] | None:
@@ -166,13 +178,20 @@ async def test_runbook_progress_follows_the_tasks_live(
     assert "Roll back the last deploy" in shown["mitigate/roll-back"][1]
     assert "commander" in shown["mitigate/roll-back"][1]
     assert "automated" in shown["diagnose/collect-traces"][1]
-    phases = browser.find_elements(By.CSS_SELECTOR, f"#tasks-{incident_id} [data-phase]")
-    assert [p.get_attribute("data-phase") for p in phases] == [
-        "mobilize", "diagnose", "mitigate", "resolve",
-    ]  # fmt: skip
-    assert "Checkout degraded" in browser.find_element(By.ID, f"tasks-{incident_id}").text
-    toggle = browser.find_element(By.CSS_SELECTOR, f'button[data-toggle="{incident_id}"]')
-    assert toggle.get_attribute("aria-expanded") == "true"
+
+    def phases_and_text(d: webdriver.Chrome) -> tuple[list[str | None], str]:
+        phases = d.find_elements(By.CSS_SELECTOR, f"#tasks-{incident_id} [data-phase]")
+        names = [p.get_attribute("data-phase") for p in phases]
+        return names, str(d.find_element(By.ID, f"tasks-{incident_id}").text)
+
+    phases, detail_text = await until(browser, phases_and_text, "the detail's phases")
+    assert phases == ["mobilize", "diagnose", "mitigate", "resolve"]
+    assert "Checkout degraded" in detail_text
+    expanded = await until(
+        browser, lambda d: d.find_element(By.CSS_SELECTOR, toggle).get_attribute("aria-expanded"),
+        "the toggle's state",
+    )  # fmt: skip
+    assert expanded == "true"
 
     # The same board from the API.
     code, board = await api.get(f"/api/incidents/{incident_id}/tasks")
@@ -232,15 +251,22 @@ async def test_runbook_progress_follows_the_tasks_live(
     assert inner <= outer, f"the incidents panel scrolls sideways on a phone ({inner} > {outer})"
 
     # The keyboard collapses it again.
-    toggle = browser.find_element(By.CSS_SELECTOR, f'button[data-toggle="{incident_id}"]')
-    toggle.send_keys(Keys.ENTER)
+    await until(
+        browser,
+        lambda d: acted(lambda: d.find_element(By.CSS_SELECTOR, toggle).send_keys(Keys.ENTER)),
+        "the key pressed",
+    )
     await until(
         browser,
         lambda d: not d.find_element(By.ID, f"tasks-{incident_id}").is_displayed(),
         "the detail closed",
     )
-    toggle = browser.find_element(By.CSS_SELECTOR, f'button[data-toggle="{incident_id}"]')
-    assert toggle.get_attribute("aria-expanded") == "false"
+    collapsed_again = await until(
+        browser,
+        lambda d: d.find_element(By.CSS_SELECTOR, toggle).get_attribute("aria-expanded"),
+        "the toggle's state",
+    )
+    assert collapsed_again == "false"
 
 
 async def test_after_a_lost_connection_the_dashboard_catches_up(
