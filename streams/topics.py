@@ -180,6 +180,41 @@ async def _described(admin: AIOKafkaAdminClient, topics: list[str]) -> dict[str,
     return out
 
 
+class TopicsRefused(Exception):
+    """The broker refused to create some of the worker's topics: said in one line, with the
+    setting to change when the replication factor is what it refused."""
+
+    def __init__(self, refused: list[tuple[str, str]], replication_factor: int) -> None:
+        topic, reason = refused[0]
+        more = f" (and {len(refused) - 1} more topics)" if len(refused) > 1 else ""
+        hint = ""
+        if "replication" in reason.lower():
+            hint = (
+                f"; WARROOM_REPLICATION_FACTOR is {replication_factor}, more than the brokers "
+                "that hold replicas: set it to their number (1 for `warroom kafka start`)"
+            )
+        super().__init__(f"the broker refused to create {topic}{more}: {reason}{hint}")
+
+
+def refusals(response: Any) -> list[tuple[str, str]]:
+    """The topics a ``CreateTopics`` response refused, with the broker's reason, leaving out
+    those that exist already (another worker created them first).
+
+    >>> class R:
+    ...     topic_errors = [("a", 0, None), ("b", 36, "exists"), ("c", 38, "Replication factor: 3")]
+    >>> refusals(R())
+    [('c', 'Replication factor: 3')]
+    """
+    found = []
+    for entry in getattr(response, "topic_errors", None) or []:
+        topic, code = entry[0], entry[1]
+        if code in (0, TopicAlreadyExistsError.errno):
+            continue
+        message = entry[2] if len(entry) > 2 and entry[2] else f"Kafka error {code}"
+        found.append((str(topic), str(message)))
+    return found
+
+
 async def ensure_topics(settings: Settings, extra: Sequence[NewTopic] = ()) -> list[str]:
     """Create every warroom topic that does not exist yet, with ``settings.partitions``
     (also the detector checkpoint topic, which needs one partition per points partition), and
@@ -222,7 +257,9 @@ async def ensure_topics(settings: Settings, extra: Sequence[NewTopic] = ()) -> l
         ] + [t for t in extra if t.name not in existing]
         if wanted:
             with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics(wanted)
+                refused = refusals(await admin.create_topics(wanted))
+                if refused:
+                    raise TopicsRefused(refused, settings.replication_factor)
             log.info("created topics: %s", ", ".join(t.name for t in wanted))
             if await _until_led(admin, {t.name: t.num_partitions for t in wanted}):
                 ENSURED.update(t.name for t in wanted)

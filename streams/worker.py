@@ -12,7 +12,7 @@ from streams.faust_lifecycle import PromptWorker
 from streams.http.server import WebServer
 from streams.settings import Settings, api_token_problem
 from streams.tables import TableDirInUse, mark_clean_stop, prepare_table_dir
-from streams.topics import ensure_topics, faust_topics, skip_declared
+from streams.topics import TopicsRefused, ensure_topics, faust_topics, skip_declared
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,8 @@ def run_worker(settings: Settings) -> None:
     try:
         loop.run_until_complete(ensure_topics(settings, faust_topics(pipeline.app)))
         skip_declared()
+    except TopicsRefused as exc:
+        raise ConfigError(str(exc)) from None
     except KafkaConnectionError:
         raise ConfigError(
             f"no Kafka broker answered at {settings.bootstrap_servers} "

@@ -16,7 +16,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from schemas import Catalog
 from streams.app import build
 from streams.settings import Settings, TopicNames
-from streams.topics import ensure_topics, faust_topics
+from streams.topics import TopicsRefused, ensure_topics, faust_topics
 from tests.harness import RunningWorker, partitions_of
 
 pytestmark = pytest.mark.broker
@@ -114,3 +114,17 @@ def test_a_worker_leaves_the_topics_it_created_to_nobody_else(
     log = worker.log_text()
     assert "worker ready" in log
     assert "Creating topic" not in log, [line for line in log.splitlines() if "Creating" in line]
+
+
+async def test_a_replication_factor_the_broker_cannot_hold_is_refused_in_one_line(
+    kafka_bootstrap: str,
+) -> None:
+    # One broker cannot hold three replicas: the worker says so at once, naming the setting,
+    # instead of waiting for leaders that never come and failing later with a traceback.
+    settings = _settings(kafka_bootstrap).model_copy(update={"replication_factor": 3})
+    with pytest.raises(TopicsRefused) as refused:
+        await ensure_topics(settings)
+    said = str(refused.value)
+    assert "\n" not in said
+    assert "WARROOM_REPLICATION_FACTOR is 3" in said and "warroom kafka start" in said, said
+    assert said.startswith(f"the broker refused to create {settings.app_id}."), said
