@@ -112,8 +112,11 @@ def slack_problem(
     if not timestamp or not signature:
         return "X-Slack-Signature and X-Slack-Request-Timestamp are required"
     try:
-        sent = int(timestamp)
+        # Slack sends epoch seconds (10 digits); a longer number is not one, however valid.
+        sent = int(timestamp) if len(timestamp) <= 20 else None
     except ValueError:
+        sent = None
+    if sent is None:
         return "X-Slack-Request-Timestamp: not a number of seconds"
     if abs(now_s - sent) > SLACK_MAX_AGE_S:
         return (

@@ -147,7 +147,8 @@ def delivery_failed(page: Page, detail: str | None, at: datetime) -> Command:
         routing_key=page.routing_key,
         actor="warroom",
         issued_at=at,
-        text=(detail or "undeliverable")[:1000],
+        # A destination's own words: cut first, and a lone surrogate cannot be encoded as UTF-8.
+        text=(detail or "undeliverable")[:1000].encode("utf-8", "replace").decode("utf-8"),
         person=page.recipient,
         page=page.dedup_key,
         step=page.step,

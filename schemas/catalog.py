@@ -42,6 +42,8 @@ WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun"
 """Weekday names in ``datetime.weekday()`` order (Monday is 0)."""
 
 MIN_ESCALATION_DELAY_S = 60.0
+#: The longest delay an escalation step or pass may have: a week without an acknowledgement.
+MAX_ESCALATION_DELAY_S = 7 * 86400.0
 """Policy steps after the first wait at least this long: nobody escalates in under a minute."""
 
 INLINE_POLICY_PREFIX = "team:"
@@ -134,7 +136,7 @@ class Person(_Config):
 class EscalationStep(_Config):
     """Who is paged at this step, and how long after the previous one (a team's inline form)."""
 
-    delay_s: float = Field(default=0.0, ge=0.0)
+    delay_s: float = Field(default=0.0, ge=0.0, le=MAX_ESCALATION_DELAY_S)
     targets: tuple[Name, ...] = Field(min_length=1)
 
 
@@ -246,7 +248,7 @@ class PolicyStep(_Config):
     """One escalation step: paged ``delay_s`` after the previous step (the first: after the
     incident opens), notifying everyone it resolves to, or one of them in turn."""
 
-    delay_s: float = Field(default=0.0, ge=0.0)
+    delay_s: float = Field(default=0.0, ge=0.0, le=MAX_ESCALATION_DELAY_S)
     targets: tuple[Target, ...] = Field(min_length=1)
     notify: Literal["all", "round_robin"] = "all"
 
@@ -262,7 +264,9 @@ class EscalationPolicy(_Config):
     description: str = ""
     steps: tuple[PolicyStep, ...] = Field(min_length=1)
     repeat: int = Field(default=0, ge=0, le=9)
-    repeat_delay_s: float | None = Field(default=None, ge=MIN_ESCALATION_DELAY_S)
+    repeat_delay_s: float | None = Field(
+        default=None, ge=MIN_ESCALATION_DELAY_S, le=MAX_ESCALATION_DELAY_S
+    )
 
     @property
     def pass_delay_s(self) -> float:

@@ -76,7 +76,12 @@ class _Links:
         incident_id, action = request.match_info["id"], request.match_info["action"]
         q = request.query
         person, sig, expires_text = q.get("person", ""), q.get("sig", ""), q.get("expires", "")
-        if not person or not sig or not expires_text.isdigit() or len(expires_text) > 12:
+        if (
+            not person
+            or not sig
+            or not (expires_text.isascii() and expires_text.isdigit())
+            or len(expires_text) > 12
+        ):
             raise ApiError(400, "the link is incomplete: it needs person, expires and sig")
         expires = int(expires_text)
         problem = link_problem(

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from mode import Service
 
 from schemas.catalog import Role
@@ -54,6 +55,9 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         if exc.status < 400:
             raise
         return error(exc.status, exc.reason or "error")
+    except (HttpProcessingError, web.RequestPayloadError):
+        # A body aiohttp could not read as sent (a Content-Encoding that does not decode).
+        return error(400, "the request body could not be read as its Content-Encoding says")
     except Exception:
         log.exception("unhandled error serving %s %s", request.method, request.path)
         return error(500, "internal error; see the worker log")
