@@ -426,3 +426,49 @@ async def test_the_worker_is_alive_ready_and_logged_no_unhandled_error(live: Liv
         ln for ln in log.splitlines() if "unhandled error serving" in ln or "Error:" in ln
     ][:20]
     assert "Traceback" not in log, worker.log_tail(120)
+
+
+# --- a catalog with an escalation delay beyond the calendar -------------------------------------
+
+
+async def test_a_far_escalation_delay_is_refused_or_still_opens_and_pages(
+    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """``delay_s: 1e13`` (300,000 years) on the second step: the catalog check passes it today.
+    If the worker starts with it, an alert still opens an incident that pages its first step."""
+    far = {
+        "services": {"svc-far": {"team": "core", "tier": 1}},
+        "teams": {"core": {"escalation": [{"targets": ["ann"]},
+                                          {"targets": ["ann"], "delay_s": 1e13}]}},
+        "people": {"ann": {"contacts": [{"channel": "console"}]}},
+    }  # fmt: skip
+    worker = new_worker(kafka_bootstrap, tmp_path_factory.mktemp("far-delay"), "far-delay", far, {})
+    worker.start()
+    try:
+        live = Live(worker)
+        reply = await post(live, "/api/incidents",
+                           json.dumps({"service": "svc-far", "title": "far delay"}))  # fmt: skip
+        check(reply, "declare with a far delay")
+        assert reply.status == 202, reply
+
+        async def paged() -> list[Any] | None:
+            pages = await read_all(worker.bootstrap, worker.topics.pages)
+            return pages or None
+
+        await eventually(paged, 45, "the first step's page")
+        first = json.loads(reply.body)["incident_id"]
+
+        async def listed() -> bool | None:
+            found = await http(worker, "GET", f"/api/incidents/{first}")
+            return True if found.status == 200 else None
+
+        await eventually(listed, 30, "the incident in the table")
+        # The incident's group must hold it: a second declaration joins the open incident.
+        again = await post(live, "/api/incidents",
+                           json.dumps({"service": "svc-far", "title": "again"}))  # fmt: skip
+        assert again.status == 202, again
+        assert json.loads(again.body)["joined_open_incident"], json.loads(again.body)
+        letters = await read_all(worker.bootstrap, TopicNames.dlq(worker.topics.detections))
+        assert not letters, [d["error"] for d in letters]
+    finally:
+        worker.stop()
