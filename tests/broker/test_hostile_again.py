@@ -223,7 +223,8 @@ async def test_a_signed_but_odd_slack_payload_is_answered(live: Live, payload: A
 
 ODD_BODIES = [
     b"", b"null", b"[]", b"{}", b'{"person": "\\ud800"}', b'{"person": 1e400}',
-    b'{"person": "ann", "extra": 1}', b'{"service": "svc-h", "title": "\\u0000", "severity": "SEV1"}',
+    b'{"person": "ann", "extra": 1}',
+    b'{"service": "svc-h", "title": "\\u0000", "severity": "SEV1"}',
     b'{"service": "svc-h", "title": "t", "severity": "SEV1", "text": "' + b"x" * 200_000 + b'"}',
     b'{"service": "nope", "title": "t", "severity": "SEV1"}',
     b'{"service": "svc-h", "title": "t", "severity": NaN}',
@@ -305,8 +306,13 @@ async def raw_exchange(live: Live, request: bytes) -> bytes:
         b"POST /api/incidents HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
         b"Transfer-Encoding: chunked\r\n\r\n{}",
     ],
-    ids=["request-line-9000", "del-in-header", "header-9000", "negative-length",
-         "length-and-chunked"],
+    ids=[
+        "request-line-9000",
+        "del-in-header",
+        "header-9000",
+        "negative-length",
+        "length-and-chunked",
+    ],
 )
 async def test_requests_the_http_parser_refuses_get_a_json_4xx(
     live: Live, request_bytes: bytes
@@ -383,7 +389,7 @@ async def test_huge_integer_times_on_inbound_topics_are_dead_lettered(live: Live
                 reasons[name] = letter["error"]
     assert not missing, f"not dead-lettered: {missing}; log: {worker.log_tail(40)}"
     # The reason names the field, as for any other bad time; not an OverflowError retried.
-    wrong = {n: r for n, r in reasons.items() if "ts" not in r and "issued_at" not in r
+    wrong = {n: r for n, r in reasons.items() if ("ts" not in r and "issued_at" not in r)
              or "Overflow" in r or "failed 3 times" in r}  # fmt: skip
     assert not wrong, wrong
 
@@ -394,7 +400,7 @@ async def test_huge_integer_times_do_not_stall_a_metrics_partition(live: Live) -
     worker = live.worker
     run = uuid.uuid4().hex[:8]
     key = f"{run}-stall".encode()
-    bad = '{"ts": %s, "service": "svc-h", "metric": "latency_ms", "value": 1}' % HUGE
+    bad = f'{{"ts": {HUGE}, "service": "svc-h", "metric": "latency_ms", "value": 1}}'
     topic = worker.topics.metrics
     started = time.monotonic()
     await produce(worker.bootstrap, topic, [(key, bad.encode())] * 5)
@@ -411,21 +417,6 @@ async def test_huge_integer_times_do_not_stall_a_metrics_partition(live: Live) -
 
 async def _none_left(lettered: Any) -> bool | None:
     return True if await lettered() is None else None
-
-
-# --- afterwards ---------------------------------------------------------------------------------
-
-
-async def test_the_worker_is_alive_ready_and_logged_no_unhandled_error(live: Live) -> None:
-    """Runs last in the module."""
-    worker = live.worker
-    assert worker.proc is not None and worker.proc.poll() is None
-    assert (await http(worker, "GET", "/readyz")).status == 200
-    log = worker.log_text()
-    assert "unhandled error serving" not in log, [
-        ln for ln in log.splitlines() if "unhandled error serving" in ln or "Error:" in ln
-    ][:20]
-    assert "Traceback" not in log, worker.log_tail(120)
 
 
 # --- a catalog with an escalation delay beyond the calendar -------------------------------------
@@ -472,3 +463,51 @@ async def test_a_far_escalation_delay_is_refused_or_still_opens_and_pages(
         assert not letters, [d["error"] for d in letters]
     finally:
         worker.stop()
+
+
+# --- compressed bodies --------------------------------------------------------------------------
+
+
+def _gzip_bomb() -> bytes:
+    import gzip
+
+    return gzip.compress(b'{"text": "' + b"x" * 50_000_000 + b'"}', compresslevel=9)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "body"),
+    [
+        (b"gzip", b"not gzip at all"),
+        (b"deflate", b"\x78\x9c\xff\xff\xff"),
+        (b"br", b"\xff\xff\xff\xff"),
+        (b"zstd", b"\x28\xb5\x2f\xfd\xff"),
+        (b"gzip, gzip", b"x"),
+        (b"compress", b"x"),
+        (b"gzip", None),
+    ],
+    ids=["bad-gzip", "bad-deflate", "bad-brotli", "bad-zstd", "twice", "unknown", "bomb"],
+)
+async def test_odd_compressed_bodies_are_json_4xx(
+    live: Live, incident: str, encoding: bytes, body: bytes | None
+) -> None:
+    raw = _gzip_bomb() if body is None else body
+    path = f"/api/incidents/{incident}/notes"
+    reply = await http(live.worker, "POST", path, [*auth(live), (b"Content-Encoding", encoding)],
+                       raw)  # fmt: skip
+    error = check(reply, f"POST {path} Content-Encoding {encoding!r}")
+    assert 400 <= reply.status < 500, (reply.status, error)
+
+
+# --- afterwards ---------------------------------------------------------------------------------
+
+
+async def test_the_worker_is_alive_ready_and_logged_no_unhandled_error(live: Live) -> None:
+    """Runs last in the module."""
+    worker = live.worker
+    assert worker.proc is not None and worker.proc.poll() is None
+    assert (await http(worker, "GET", "/readyz")).status == 200
+    log = worker.log_text()
+    assert "unhandled error serving" not in log, [
+        ln for ln in log.splitlines() if "unhandled error serving" in ln or "Error:" in ln
+    ][:20]
+    assert "Traceback" not in log, worker.log_tail(120)
