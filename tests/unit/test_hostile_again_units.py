@@ -7,6 +7,7 @@ so pydantic lets it through)."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +19,8 @@ from responders.oncall import escalation_plan, next_due, policy_for
 from schemas import Command, Detection, LogRecord, MetricPoint, Timestamp
 from schemas.catalog import Catalog
 from streams.codec import decode_batchable, decode_one
+from streams.ingest import jsonlogs, otlp, prometheus
+from streams.settings import IngestMappings
 
 HUGE = 10**400
 
@@ -100,3 +103,52 @@ def test_an_ordinary_escalation_delay_plans(delay_s: float) -> None:
     opened = datetime(2026, 1, 1, tzinfo=UTC)
     assert next_due(catalog, found[0], 0, opened) is not None
     assert len(escalation_plan(catalog, "s", opened)) == 2
+
+
+# --- ingest formats: one huge time among valid entries ------------------------------------------
+
+_BIG = "1" + "0" * 400
+_RESOURCE = {"attributes": [{"key": "service.name", "value": {"stringValue": "s"}}]}
+_GOOD_NANOS = "1700000000000000000"
+
+
+def _otlp_metrics(*nanos: str) -> bytes:
+    points = [{"timeUnixNano": n, "asDouble": 1.0} for n in nanos]
+    metric = {"name": "m", "gauge": {"dataPoints": points}}
+    return json.dumps(
+        {"resourceMetrics": [{"resource": _RESOURCE, "scopeMetrics": [{"metrics": [metric]}]}]}
+    ).encode()
+
+
+def _otlp_logs(*nanos: str) -> bytes:
+    records = [{"timeUnixNano": n, "body": {"stringValue": "x"}} for n in nanos]
+    return json.dumps(
+        {"resourceLogs": [{"resource": _RESOURCE, "scopeLogs": [{"logRecords": records}]}]}
+    ).encode()
+
+
+def _prometheus(*stamps: str) -> bytes:
+    entries = ", ".join(
+        f'{{"labels": {{"__name__": "m", "job": "s"}}, "value": "1", "timestamp": {s}}}'
+        for s in stamps
+    )
+    return f"[{entries}]".encode()
+
+
+@pytest.mark.parametrize(
+    ("decode", "raw"),
+    [
+        (lambda raw: otlp.decode_metrics(raw, IngestMappings()),
+         _otlp_metrics(_GOOD_NANOS, _BIG)),
+        (lambda raw: otlp.decode_logs(raw, IngestMappings()), _otlp_logs(_GOOD_NANOS, _BIG)),
+        (lambda raw: prometheus.decode(raw, IngestMappings()), _prometheus("1700000000", _BIG)),
+        (lambda raw: jsonlogs.decode(raw, IngestMappings(), fallback_ts=1.7e9),
+         b'{"time": %s, "service": "s", "msg": "x"}' % _BIG.encode()),
+    ],
+    ids=["otlp-metrics", "otlp-logs", "prometheus", "json-log-time"],
+)  # fmt: skip
+def test_a_huge_time_in_an_ingest_format_is_rejected_not_raised(decode: Any, raw: bytes) -> None:
+    """Raised, it dead-letters the whole export (the valid entries with it) with an
+    ``OverflowError`` instead of the entry's field."""
+    decoded = decode(raw)
+    assert decoded.rejected, decoded
