@@ -498,6 +498,37 @@ async def test_odd_compressed_bodies_are_json_4xx(
     assert 400 <= reply.status < 500, (reply.status, error)
 
 
+# --- huge keys and tombstones on inbound topics ------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["metrics", "logs", "detections", "commands"])
+async def test_a_huge_key_or_a_tombstone_is_dead_lettered_and_the_next_record_processed(
+    live: Live, name: str
+) -> None:
+    """A 900 KB key with bytes that are not JSON (its dead letter, base64, is over the broker's
+    limit unless capped), and a tombstone (no value at all): both reach the dead-letter topic,
+    and the topic is consumed to its end."""
+    worker = live.worker
+    topic = getattr(worker.topics, name)
+    run = uuid.uuid4().hex[:8]
+    big_key = (run + "-big-").encode() + b"k" * 900_000
+    tomb_key = f"{run}-tomb".encode()
+    await produce(worker.bootstrap, topic, [(big_key, b"\xff not json"), (tomb_key, None)])  # type: ignore[list-item]
+
+    async def done() -> bool | None:
+        return True if await consumed_all(worker.bootstrap, worker.group_of(topic), topic) else None
+
+    await eventually(done, 60, f"the worker to consume {name} past a huge key and a tombstone")
+
+    async def lettered() -> set[str] | None:
+        letters = await read_all(worker.bootstrap, TopicNames.dlq(topic))
+        keys = {base64.b64decode(d["key_b64"] or "")[:40] for d in letters}
+        found = {k for k in (big_key[:40], tomb_key) if any(x.startswith(k) for x in keys)}
+        return found if len(found) == 2 else None
+
+    await eventually(lettered, 30, f"both dead letters of {name}")
+
+
 # --- afterwards ---------------------------------------------------------------------------------
 
 

@@ -152,3 +152,24 @@ def test_a_huge_time_in_an_ingest_format_is_rejected_not_raised(decode: Any, raw
     ``OverflowError`` instead of the entry's field."""
     decoded = decode(raw)
     assert decoded.rejected, decoded
+
+
+# --- delivery decisions with a destination's hostile error text ---------------------------------
+
+
+@pytest.mark.parametrize(
+    "detail",
+    ["\ud800 lone surrogate", "\x00\x1b[31mred", "x" * 2_000_000, "", None],
+    ids=["surrogate", "controls", "two-megabytes", "empty", "none"],
+)
+def test_a_destinations_error_text_always_makes_a_delivery_failed_command(
+    detail: str | None,
+) -> None:
+    """The error text comes from the destination (an exception's message, a reply): whatever it
+    holds, the incident is told its page reached nobody, so escalation goes on."""
+    from responders.delivery import delivery_failed
+    from streams.codec import encode
+    from tests.unit.test_delivery_decisions import page
+
+    command = delivery_failed(page(), detail, datetime(2026, 5, 4, 12, 0, tzinfo=UTC))
+    assert command.text and len(encode(command)) < 100_000
