@@ -18,6 +18,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from functools import partial
 from typing import Any
 
 import pytest
@@ -380,7 +381,7 @@ async def test_huge_integer_times_on_inbound_topics_are_dead_lettered(live: Live
             return gone or None
 
         try:
-            await eventually(lambda lettered=lettered: _none_left(lettered), 20, name)
+            await eventually(partial(_none_left, lettered), 20, name)
         except AssertionError:
             missing[name] = await lettered()
         for letter in await read_all(worker.bootstrap, dlq):
@@ -520,7 +521,7 @@ async def test_a_huge_key_or_a_tombstone_is_dead_lettered_and_the_next_record_pr
 
     await eventually(done, 60, f"the worker to consume {name} past a huge key and a tombstone")
 
-    async def lettered() -> set[str] | None:
+    async def lettered() -> set[bytes] | None:
         letters = await read_all(worker.bootstrap, TopicNames.dlq(topic))
         keys = {base64.b64decode(d["key_b64"] or "")[:40] for d in letters}
         found = {k for k in (big_key[:40], tomb_key) if any(x.startswith(k) for x in keys)}
