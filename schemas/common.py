@@ -48,7 +48,13 @@ def _to_utc(value: Any) -> datetime:
     if isinstance(value, bool):
         raise ValueError("timestamp must be epoch seconds or an RFC 3339 string, not a boolean")
     if isinstance(value, int | float):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # an integer no float holds
+            raise ValueError(
+                f"timestamp of {'-' if value < 0 else ''}about 10^{_digits(int(value)) - 1} "
+                "is out of range for epoch seconds"
+            ) from None
         if not math.isfinite(seconds):
             raise ValueError("timestamp must be a finite number of epoch seconds")
         if seconds < 0 or seconds > MAX_EPOCH_S:
@@ -73,6 +79,12 @@ def _to_utc(value: Any) -> datetime:
             raise ValueError("timestamp must be timezone-aware")
         return _in_range(value, value)
     raise ValueError("timestamp must be epoch seconds or an RFC 3339 string")
+
+
+def _digits(value: int) -> int:
+    """How many decimal digits ``abs(value)`` has, roughly (no conversion to text, which is
+    refused past 4300 digits)."""
+    return max(1, int(abs(value).bit_length() * math.log10(2)) + 1)
 
 
 def _in_range(parsed: datetime, given: Any) -> datetime:

@@ -56,13 +56,16 @@ def _load(raw: bytes | None) -> tuple[Any, str | None]:
         return None, f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
     except RecursionError:
         return None, "not JSON: nested too deeply"
+    except ValueError:  # an integer of more digits than Python converts
+        return None, "not JSON: a number with too many digits"
 
 
 def arrival(received_s: float | None, max_future_s: float) -> dict[str, Any] | None:
     """The validation context of a message received at ``received_s`` (epoch seconds): its
     times may be at most ``max_future_s`` ahead of that (``schemas.common.received``). None
-    when the time is unknown (a record without a timestamp has -1): nothing to compare with."""
-    if received_s is None or not math.isfinite(received_s) or received_s <= 0:
+    when the time is unknown (a record without a timestamp has -1, a producer may set one past
+    any calendar): nothing to compare with."""
+    if received_s is None or not 0 < received_s <= MAX_EPOCH_S:  # NaN fails too
         return None
     return received(datetime.fromtimestamp(received_s, tz=UTC), max_future_s)
 

@@ -42,10 +42,10 @@ def load_entries(raw: bytes | None) -> tuple[list[tuple[str, Any]], list[Rejecte
         return [], [Rejected(raw, f"not UTF-8: {exc.reason} at byte {exc.start}")]
     try:
         data = json.loads(text)
-    except json.JSONDecodeError as whole:
+    except ValueError as whole:  # json.JSONDecodeError, or an integer of too many digits
         lines = [line for line in text.splitlines() if line.strip()]
         if len(lines) < 2:
-            return [], [Rejected(raw, f"not JSON: {whole.msg} at column {whole.colno}")]
+            return [], [Rejected(raw, _not_json(whole))]
         entries: list[tuple[str, Any]] = []
         rejected: list[Rejected] = []
         for number, line in enumerate(text.splitlines(), start=1):
@@ -55,6 +55,8 @@ def load_entries(raw: bytes | None) -> tuple[list[tuple[str, Any]], list[Rejecte
                 entries.append((f"line {number}", json.loads(line)))
             except json.JSONDecodeError as exc:
                 rejected.append(Rejected(line.encode(), f"line {number}: not JSON: {exc.msg}"))
+            except ValueError as exc:
+                rejected.append(Rejected(line.encode(), f"line {number}: {_not_json(exc)}"))
             except RecursionError:
                 rejected.append(Rejected(line.encode(), f"line {number}: nested too deeply"))
         return entries, rejected
@@ -103,6 +105,12 @@ def first(record: Mapping[str, Any], paths: tuple[str, ...]) -> tuple[str, Any] 
     return None
 
 
+def _not_json(exc: ValueError) -> str:
+    if isinstance(exc, json.JSONDecodeError):
+        return f"not JSON: {exc.msg} at column {exc.colno}"
+    return "not JSON: a number with too many digits"
+
+
 # Magnitudes past which a number is taken to be milliseconds, microseconds or nanoseconds.
 _MS, _US, _NS = 1e11, 1e14, 1e17
 
@@ -124,7 +132,10 @@ def epoch_seconds(value: Any) -> float | str:
             return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         return str(value)
-    seconds = float(value)
+    try:
+        seconds = float(value)
+    except OverflowError:  # an integer no float holds: infinite, which the schema rejects
+        return math.inf if value > 0 else -math.inf
     if not math.isfinite(seconds):
         return seconds
     magnitude = abs(seconds)
@@ -138,14 +149,26 @@ def epoch_seconds(value: Any) -> float | str:
 
 
 def unix_nano(value: Any) -> float | None:
-    """Epoch seconds from an OTLP ``*UnixNano`` field (a number or a decimal string); None if 0."""
+    """Epoch seconds from an OTLP ``*UnixNano`` field (a number or a decimal string); None if 0.
+    A time no float holds is infinite, which the schema rejects naming the field.
+
+    >>> unix_nano("1700000000000000000"), unix_nano(0), unix_nano(10**400)
+    (1700000000.0, None, inf)
+    """
     if isinstance(value, bool) or value is None:
         return None
     try:
         nanos = int(value)
+    except OverflowError:  # an infinite float
+        return math.inf if value > 0 else None
     except (TypeError, ValueError):
         return None
-    return nanos / 1e9 if nanos > 0 else None
+    if nanos <= 0:
+        return None
+    try:
+        return nanos / 1e9
+    except OverflowError:
+        return math.inf
 
 
 def validate(

@@ -122,6 +122,9 @@ def _request(
         except json.JSONDecodeError as exc:
             rejected.append(Rejected(raw, f"otlp_json: not JSON: {exc.msg} at {exc.colno}"))
             return None
+        except ValueError:  # an integer of more digits than Python converts
+            rejected.append(Rejected(raw, "otlp_json: not JSON: a number with too many digits"))
+            return None
         except RecursionError:
             rejected.append(Rejected(raw, "otlp_json: nested too deeply"))
             return None
@@ -179,7 +182,7 @@ def any_value(value: Any) -> Any:
     if "doubleValue" in value:
         try:
             return float(value["doubleValue"])
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             return value["doubleValue"]
     if "arrayValue" in value:
         values = _field(value["arrayValue"], "values")
@@ -341,7 +344,7 @@ def _percent(q: float) -> str:
 def _number(value: Any) -> float:
     try:
         return float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return math.nan
 
 
@@ -370,7 +373,7 @@ def severity_name(number: Any) -> str | None:
     """
     try:
         n = int(number)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     if not 1 <= n <= 24:
         return None

@@ -14,6 +14,7 @@ Prometheus' non-finite values (``NaN`` staleness markers, ``+Inf``) are rejected
 
 from __future__ import annotations
 
+import math
 from functools import partial
 from typing import Any
 
@@ -46,7 +47,7 @@ def _point(entry: dict[str, Any], mappings: IngestMappings) -> tuple[dict[str, A
         labels_in = {k: v for k, v in entry.items() if k not in _LEGACY}
         # Remote write timestamps are milliseconds since the epoch.
         raw_ts: Any = entry["__timestamp__"]
-        ts: Any = raw_ts / 1000 if isinstance(raw_ts, int | float) else epoch_seconds(raw_ts)
+        ts: Any = _millis(raw_ts) if isinstance(raw_ts, int | float) else epoch_seconds(raw_ts)
         value = entry["__value__"]
         name = labels_in.get("__name__")
     else:
@@ -76,3 +77,11 @@ def _point(entry: dict[str, Any], mappings: IngestMappings) -> tuple[dict[str, A
             return {}, f"value {value!r} is not a number"
     labels = {str(k): scalar_text(v) for k, v in labels_in.items() if k != "__name__"}
     return {"ts": ts, "service": service, "metric": name, "value": value, "labels": labels}, None
+
+
+def _millis(ms: float) -> float:
+    """Epoch seconds from milliseconds; infinite (rejected by the schema) if no float holds it."""
+    try:
+        return ms / 1000
+    except OverflowError:
+        return math.inf if ms > 0 else -math.inf
