@@ -42,6 +42,23 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+
+def _undecodable_body(record: logging.LogRecord) -> bool:
+    """aiohttp reads what is left of a request's body after the answer and logs a traceback when
+    it does not decode as its Content-Encoding says; the API has already answered 400, so that
+    is one warning line, not an error with a traceback."""
+    error = record.exc_info[1] if record.exc_info else None
+    if isinstance(error, web.RequestPayloadError | HttpProcessingError):
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        record.msg, record.args, record.exc_info, record.exc_text = (
+            "a request body did not decode as its Content-Encoding says: %s",
+            (error,),
+            None,
+            None,
+        )
+    return True
+
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -141,6 +158,9 @@ class WebServer(Service):
 
     async def on_start(self) -> None:
         s = self.pipeline.settings
+        server_log = logging.getLogger("aiohttp.server")
+        if _undecodable_body not in server_log.filters:
+            server_log.addFilter(_undecodable_body)
         self._runner = web.AppRunner(self._api.app(), access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, s.web_bind, s.web_port)
