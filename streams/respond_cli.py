@@ -219,7 +219,7 @@ def add_arguments(sub: Any, func: Any) -> None:
     common(declare)
     for name, what in (("ack", "acknowledge an incident"),
                        ("mitigate", "mark an incident's service restored"),
-                       ("resolve", "mark an incident's permanent fix in"),
+                       ("resolve", "mark an incident resolved: its permanent fix is in"),
                        ("reopen", "reopen an incident")):  # fmt: skip
         parser = sub.add_parser(name, help=what)
         parser.add_argument("incident_id", metavar="ID")
