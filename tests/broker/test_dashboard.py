@@ -10,16 +10,20 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.broker.chromium import ARTIFACTS, chromium, until
 from tests.harness import Api, RunningWorker, WebhookServer, eventually, produce
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 pytestmark = pytest.mark.broker
 
@@ -28,6 +32,27 @@ pytestmark = pytest.mark.broker
 def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
     with chromium(tmp_path / "chromium") as driver:
         yield driver
+
+
+def stable(read: Callable[P, T]) -> Callable[P, T]:
+    """``read`` done again at once when a live update re-rendered an element it was reading
+    (the page re-renders its lists whole, so the next try finds the new elements)."""
+
+    def again(*args: P.args, **kwargs: P.kwargs) -> T:
+        for _ in range(49):
+            try:
+                return read(*args, **kwargs)
+            except StaleElementReferenceException:
+                continue
+        return read(*args, **kwargs)
+
+    return again
+
+
+def text_of(browser: webdriver.Chrome, element_id: str) -> tuple[bool, str]:
+    """Whether the element is displayed, and its text, read together."""
+    element = browser.find_element(By.ID, element_id)
+    return element.is_displayed(), str(element.text)
 
 
 async def test_dashboard_shows_a_new_incident_live(
@@ -51,10 +76,17 @@ async def test_dashboard_shows_a_new_incident_live(
         worker.topics.detections,
         [(b"payments-api", json.dumps(detection).encode())],
     )
-    row = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "tr[data-incident]"))
-    assert "payments-api" in row.text and "SEV2" in row.text  # critical, unlisted tier-3 service
+    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "tr[data-incident]"))
+
+    @stable
+    def row_and_since(d: webdriver.Chrome) -> tuple[str, str]:
+        row = d.find_element(By.CSS_SELECTOR, "tr[data-incident]")
+        return str(row.text), str(row.find_element(By.CSS_SELECTOR, "td.since").text)
+
+    row_text, since = row_and_since(browser)
+    assert "payments-api" in row_text and "SEV2" in row_text  # critical, unlisted tier-3 service
     # Impact started about a minute ago, and the page says so.
-    assert row.find_element(By.CSS_SELECTOR, "td.since").text.startswith("1m")
+    assert since.startswith("1m")
     wait.until(lambda d: "opened" in d.find_element(By.ID, "events").text)
     # Not reloaded: the marker set before the incident opened is still there.
     assert browser.execute_script("return window.__loadedOnce") == "yes"
@@ -285,6 +317,7 @@ async def test_after_a_lost_connection_the_dashboard_catches_up(
         }  # fmt: skip
         return service.encode(), json.dumps(body).encode()
 
+    @stable
     def rows(d: webdriver.Chrome) -> dict[str, str]:
         return {
             str(tr.get_attribute("data-incident")): str(tr.text)
@@ -332,6 +365,7 @@ async def test_after_a_lost_connection_the_dashboard_catches_up(
     assert browser.execute_script("return window.__loadedOnce") == "yes"  # not reloaded
 
 
+@stable
 def silences_shown(browser: webdriver.Chrome) -> dict[str, tuple[str, str]]:
     """Silence id -> (state, text) for every entry of the Silences panel."""
     return {
@@ -340,6 +374,7 @@ def silences_shown(browser: webdriver.Chrome) -> dict[str, tuple[str, str]]:
     }
 
 
+@stable
 def muted_badges(browser: webdriver.Chrome) -> dict[str, str]:
     """Incident id -> the text of its "muted" badge, for every muted row."""
     return {
@@ -359,8 +394,7 @@ async def test_silences_show_live_and_mute_their_incident(
     assert code == 200 and listed == {"silences": []}
     browser.get(worker.base_url + "/")
     await until(browser, lambda d: d.find_element(By.ID, "conn").text.strip() == "live", "live")
-    empty = browser.find_element(By.ID, "no-silences")
-    assert empty.is_displayed() and empty.text == "No active or pending silences."
+    assert stable(text_of)(browser, "no-silences") == (True, "No active or pending silences.")
     browser.execute_script("window.__loadedOnce = 'yes';")
 
     # A silence made through the API appears without a reload: matchers, end, creator, comment.
@@ -376,8 +410,8 @@ async def test_silences_show_live_and_mute_their_incident(
     assert shown[0] == "active"
     assert 'service="batch-jobs"' in shown[1] and "until " in shown[1] and "left" in shown[1]
     assert "by ann: nightly reindex" in shown[1] and "maintenance" not in shown[1]
-    assert not browser.find_element(By.ID, "no-silences").is_displayed()
-    assert browser.find_element(By.ID, "silence-count").text == "(1)"
+    assert not stable(text_of)(browser, "no-silences")[0]
+    assert stable(text_of)(browser, "silence-count")[1] == "(1)"
 
     # A maintenance window planned for later is listed as pending from the moment it is made.
     later = datetime.now(tz=UTC) + timedelta(hours=2)
