@@ -390,34 +390,10 @@ class LocalBroker:
         if state is None:
             raise BrokerError(f"no broker is running in {self.home}")
         self.stop()
-        libs = fetch_jars(progress)
-        props = self.home / "server.properties"
-        java = shutil.which("java") or "java"
-        out = (self.home / "logs" / "stdout.log").open("ab")
-        proc = subprocess.Popen(
-            [java, f"-Xmx{self.heap}", "-Xms128m", "-XX:+UseSerialGC",
-             "-XX:TieredStopAtLevel=1", "-Djava.awt.headless=true",
-             f"-Dkafka.logs.dir={self.home / 'logs'}",
-             f"-Dlog4j2.configurationFile={_LOG4J}",
-             "-cp", f"{libs}/*", "kafka.Kafka", str(props)],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )  # fmt: skip
-        out.close()
+        started = time.monotonic()
+        proc = self._launch(self._jvm(fetch_jars(progress)), self.home / "server.properties")
         self._state_file.write_text(json.dumps({**state, "pid": proc.pid}))
-        bootstrap = str(state["bootstrap"])
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise BrokerError(
-                    f"the broker exited with code {proc.returncode}; see {self.home / 'logs'}"
-                )
-            if asyncio.run(metadata_ready(bootstrap, timeout_s=2.0)):
-                progress(f"broker restarted at {bootstrap}")
-                return bootstrap
-            time.sleep(0.2)
-        self.stop()
-        raise BrokerError(f"the broker did not come back within {timeout_s:.0f}s")
+        return self._wait_ready(proc, str(state["bootstrap"]), started, timeout_s, progress)
 
     def kill(self) -> None:
         """SIGKILL the broker (fault tests)."""
