@@ -339,8 +339,9 @@ class Settings(BaseSettings):
         default=0.2,
         ge=0.01,
         le=1.0,
-        description="At most this share of the detect service's time goes to writing "
-        "checkpoints: after one that took d seconds the next waits at least d / share (with "
+        description="Checkpoints are being written at most this share of the time (they are "
+        "written while scoring goes on): after one that took d seconds the next waits at least "
+        "d / share (with "
         "many series changing every second, the checkpoint, not the scoring, would otherwise "
         "set the pace; a crash then replays a little more). The pause is at most 60 s, "
         "whatever the share; from 0.01 to 1.",

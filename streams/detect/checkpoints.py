@@ -10,6 +10,7 @@ import json
 import logging
 import time
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -39,6 +40,20 @@ WATCH_SAVE_S = 60.0
 #: stalled a write for ten minutes must not leave the next fifty minutes without a checkpoint,
 #: all of which a crash would then replay).
 CHECKPOINT_PAUSE_MAX_S = 60.0
+
+
+@dataclass
+class Written:
+    """A checkpoint as taken: its records (partition, key, value; None deletes the key) and
+    their size in bytes, for :meth:`Checkpoints.send`."""
+
+    partitions: list[int]
+    records: list[tuple[int, bytes, bytes | None]] = field(default_factory=list)
+    size: int = 0
+
+    def add(self, partition: int, key: bytes, value: bytes | None) -> None:
+        self.records.append((partition, key, value))
+        self.size += len(value) if value is not None else 0
 
 
 class Checkpoints:
@@ -79,25 +94,35 @@ class Checkpoints:
             self.saved_at.pop(part, None)
             self._watch_saved.pop(part, None)
 
-    async def write(self, banks: Mapping[int, RoutedBanks], final: bool = False) -> None:
-        """Write the changed blocks of ``banks`` (partition -> bank) and their silence watches
-        every ``WATCH_SAVE_S`` (or now if ``final``); return once the broker has them all."""
-        began, written = time.monotonic(), 0
+    def take(self, banks: Mapping[int, RoutedBanks], final: bool = False) -> Written:
+        """The changed blocks of ``banks`` (partition -> bank), and their silence watches every
+        ``WATCH_SAVE_S`` (or now if ``final``), encoded now: the banks may go on changing while
+        :meth:`send` writes them."""
+        out = Written(partitions=sorted(banks))
+        for part in out.partitions:
+            self._take_watch(part, final, out)
+            self._take_bank(part, banks[part], out)
+        return out
+
+    async def send(self, written: Written) -> None:
+        """Write ``written`` (from :meth:`take`); return once the broker has it all."""
+        began = time.monotonic()
         writes: list[asyncio.Future[Any]] = []
-        for part in sorted(banks):
-            written += await self._write_watch(part, final, writes)
-            written += await self._write_bank(part, banks[part], writes)
+        for part, key, value in written.records:
+            writes.append(await self.producer.send(self.topic, value, key=key, partition=part))
+            await faults.reached_after("mid-checkpoint", writes)
         await asyncio.gather(*writes)
         now = time.monotonic()
-        self._paced(now - began, written)
-        for part in banks:
+        self._paced(now - began, written.size)
+        for part in written.partitions:
             self.saved_at[part] = now
 
-    async def _write_bank(
-        self, partition: int, bank: RoutedBanks, writes: list[asyncio.Future[Any]]
-    ) -> int:
-        """Send the bank's changed blocks (their futures added to ``writes``); bytes sent."""
-        written = 0
+    async def write(self, banks: Mapping[int, RoutedBanks], final: bool = False) -> None:
+        """:meth:`take` and :meth:`send`."""
+        await self.send(self.take(banks, final))
+
+    def _take_bank(self, partition: int, bank: RoutedBanks, out: Written) -> None:
+        """Add the bank's changed blocks to ``out``."""
         for block, state in bank.take_dirty_blocks().items():
             value = blocks.encode(state)
             if len(value) > MAX_BLOCK_BYTES:
@@ -106,12 +131,7 @@ class Checkpoints:
                 log.error("detect: block %s of %d bytes not checkpointed", block, len(value))
                 self.p.count("checkpoint_blocks_too_large")
                 continue
-            written += len(value)
-            writes.append(
-                await self.producer.send(self.topic, value, key=block.encode(), partition=partition)
-            )
-            await faults.reached_after("mid-checkpoint", writes)
-        return written
+            out.add(partition, block.encode(), value)
 
     def _paced(self, took_s: float, written: int) -> None:
         """Count a checkpoint and set the pause before the next from what this one cost."""
@@ -120,26 +140,21 @@ class Checkpoints:
         self.p.count("checkpoint_write_ms", round(took_s * 1000))
         self.pause = checkpoint_pause(took_s, self.p.settings.checkpoint_max_share)
 
-    async def _write_watch(
-        self, partition: int, final: bool, writes: list[asyncio.Future[Any]]
-    ) -> int:
-        """Send the partition's silence watch in blocks of at most ``WATCH_BLOCK_BYTES`` of
-        series (tombstones for blocks it no longer needs), if due; bytes sent."""
+    def _take_watch(self, partition: int, final: bool, out: Written) -> None:
+        """Add the partition's silence watch to ``out`` if due, in blocks of at most
+        ``WATCH_BLOCK_BYTES`` of series (tombstones for blocks it no longer needs)."""
         watch = self.silences.watches.get(partition)
         now = time.monotonic()
         if watch is None or (
             not final and now - self._watch_saved.get(partition, 0.0) < WATCH_SAVE_S
         ):
-            return 0
+            return
         self._watch_saved[partition] = now
         values: list[bytes | None] = list(watch_blocks(watch.to_state(), WATCH_BLOCK_BYTES))
-        written = sum(len(v) for v in values if v is not None)
         stale = self._watch_blocks.get(partition, 0) - len(values)
         for i, value in enumerate(values + [None] * stale):
-            key = f"{WATCH_PREFIX}{i}".encode()
-            writes.append(await self.producer.send(self.topic, value, key=key, partition=partition))
+            out.add(partition, f"{WATCH_PREFIX}{i}".encode(), value)
         self._watch_blocks[partition] = len(values)
-        return written
 
     async def restore(self, partition: int) -> RoutedBanks:
         """The bank of ``partition`` as its latest blocks on the checkpoint topic left it; its

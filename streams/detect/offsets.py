@@ -4,7 +4,7 @@ processed and the one committed, which never runs ahead of the partition's check
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
@@ -36,24 +36,31 @@ class Offsets:
             self.read.pop(part, None)
             self.committed.pop(part, None)
 
-    async def commit(self, partitions: Iterable[int]) -> None:
-        """Commit what ``partitions`` have processed (their checkpoint is written)."""
-        offsets = {}
+    def to_commit(self, partitions: Iterable[int]) -> dict[int, int]:
+        """What ``partitions`` have processed and not committed: taken with their checkpoint,
+        committed once it is written (:meth:`commit`)."""
+        out = {}
         for part in partitions:
             read = self.read.get(part)
             if read is not None and read != self.committed.get(part):
-                offsets[TopicPartition(self.topic, part)] = read
+                out[part] = read
+        return out
+
+    async def commit(self, offsets: Mapping[int, int]) -> None:
+        """Commit ``offsets`` (partition -> next offset; :meth:`to_commit`), whose checkpoint
+        is written."""
         if not offsets:
             return
         try:
-            await self.consumer.commit(offsets)
+            await self.consumer.commit(
+                {TopicPartition(self.topic, part): at for part, at in offsets.items()}
+            )
         except KafkaError as exc:
             # The group moved on: the partitions' next owner replays from the last commit,
             # and the checkpoint keeps those replayed points from training twice.
             log.warning("detect: commit failed (%s); the next owner replays from the last", exc)
             return
-        for tp, offset in offsets.items():
-            self.committed[tp.partition] = offset
+        self.committed.update(offsets)
 
     async def seek_committed(self, partition: int) -> None:
         """Read the partition again from its last committed offset."""

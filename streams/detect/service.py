@@ -5,6 +5,12 @@ Per partition, in this order: the batch's detections are acknowledged by the bro
 changed blocks are written (every ``checkpoint_interval_s``, and at once when a policy fired or
 is deciding, so a handover never drops a run in progress); then the partition's offset is
 committed (:mod:`streams.detect.checkpoints`, :mod:`streams.detect.offsets`).
+
+A checkpoint is taken (its blocks encoded, its offsets noted) between two batches, and written
+while the next batches are scored: one at a time, its offsets committed once the broker has all
+of it. Writing a fleet's blocks takes a round trip to the broker per megabyte; scoring does not
+wait for them. A checkpoint that fails to be written leaves the banks ahead of what the topic
+holds, so every partition goes back to its checkpoint and last commit, as when a batch fails.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from aiokafka.errors import ConsumerStoppedError, KafkaError
 from detectors.routing import RoutedBanks
 from detectors.silence import SilenceWatch
 from streams.agents import FirstInput
-from streams.detect.checkpoints import Checkpoints
+from streams.detect.checkpoints import Checkpoints, Written
 from streams.detect.failures import Failures, transient
 from streams.detect.offsets import Offsets
 from streams.detect.scoring import Scorer
@@ -39,6 +45,10 @@ log = logging.getLogger(__name__)
 # fraction of a second.
 MAX_RECORDS = 10000
 FETCH_BYTES_PER_PARTITION = 16 * 1024 * 1024
+
+
+class CheckpointLost(Exception):
+    """A checkpoint written behind the scoring failed: the banks are ahead of the topic."""
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -77,6 +87,12 @@ class Detect(mode.Service):
         self._unrestored: set[int] = set()  # assigned, but their state could not be read yet
         self.failures = Failures(p)
         self._lock = asyncio.Lock()
+        #: The checkpoint being written behind the scoring, and partitions owed one at once
+        #: (a policy fired or is deciding while it was written).
+        self._behind: asyncio.Task[None] | None = None
+        self._owed: set[int] = set()
+        #: A checkpoint written behind failed: every partition must go back before going on.
+        self._stale = False
         self._closing = False
         #: When the current restore of detector state started (None: not restoring).
         self.restoring_since: float | None = None
@@ -87,6 +103,7 @@ class Detect(mode.Service):
         self.processed_by_last_batch = 0
         # aiokafka clients belong to the running loop: made in on_start, with what uses them.
         self._producer: AIOKafkaProducer
+        self._blocks_producer: AIOKafkaProducer  # checkpoints: detections never queue behind
         self._consumer: AIOKafkaConsumer
         self._restorer: AIOKafkaConsumer
         self.silences: Silences
@@ -98,15 +115,17 @@ class Detect(mode.Service):
         s = self.p.settings
         kw = s.kafka_client_kwargs()
         self._producer = AIOKafkaProducer(acks="all", **kw)
+        self._blocks_producer = AIOKafkaProducer(acks="all", **kw)
         self._consumer = _points_consumer(s)
         self._restorer = AIOKafkaConsumer(
             group_id=None, enable_auto_commit=False, auto_offset_reset="earliest", **kw
         )
         self.silences = Silences(self.p, self._producer)
-        self.checkpoints = Checkpoints(self.p, self._producer, self._restorer, self.silences)
+        self.checkpoints = Checkpoints(self.p, self._blocks_producer, self._restorer, self.silences)
         self.progress = Offsets(self._consumer, self.topic)
         self.scorer = Scorer(self.p, self._producer, self.silences)
         await self._producer.start()
+        await self._blocks_producer.start()
         await self._restorer.start()
         await self._consumer.start()
         self._consumer.subscribe([self.topic], listener=_Rebalance(self))
@@ -120,6 +139,7 @@ class Detect(mode.Service):
                 log.exception("detect: final checkpoint failed")
         await self._consumer.stop()
         await self._restorer.stop()
+        await self._blocks_producer.stop()
         await self._producer.stop()
 
     # -- the loop ----------------------------------------------------------------------------
@@ -159,16 +179,49 @@ class Detect(mode.Service):
             await self._rewind_all()
 
     async def _batch(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
-        due = set()
+        if self._behind is not None and self._behind.done():
+            await self._settle()
+        if self._stale:
+            raise CheckpointLost("a checkpoint was not written")
+        due = self._owed
         for tp, records in batch.items():
             if records and await self._partition(tp.partition, records):
                 due.add(tp.partition)
+        if self._behind is not None:
+            self._owed = due  # written once the one being written is
+            return
+        self._owed = set()
         due |= self.checkpoints.due(self.progress.unsaved(), time.monotonic())
-        await self._save(due)
+        banks = {part: self.banks[part] for part in due if part in self.banks}
+        if banks:
+            taken = self.checkpoints.take(banks)
+            self._behind = asyncio.ensure_future(
+                self._written(taken, self.progress.to_commit(banks))
+            )
+
+    async def _written(self, taken: Written, offsets: dict[int, int]) -> None:
+        """Write a checkpoint taken between two batches, then commit its offsets."""
+        await self.checkpoints.send(taken)
+        await self.progress.commit(offsets)
+
+    async def _settle(self) -> None:
+        """Wait for the checkpoint being written behind the scoring, if any; one that failed
+        leaves every partition to go back (``_stale``)."""
+        behind, self._behind = self._behind, None
+        if behind is None:
+            return
+        try:
+            await behind
+        except Exception:
+            log.exception("detect: checkpoint not written; every partition goes back to its last")
+            self.p.count("detect_errors")
+            self._stale = True
 
     async def _rewind_all(self) -> None:
         while not self.should_stop:
             try:
+                await self._settle()
+                self._stale = False
                 for part in list(self.banks):
                     await self._rewind(part)
                 return
@@ -220,6 +273,9 @@ class Detect(mode.Service):
         return await self.scorer.score(partition, self.banks[partition], records)
 
     async def reload(self, partition: int) -> None:
+        await self._settle()
+        if self._stale:
+            raise CheckpointLost("a checkpoint was not written")
         self.banks[partition] = await self.checkpoints.restore(partition)
 
     async def seek_committed(self, partition: int) -> None:
@@ -234,11 +290,15 @@ class Detect(mode.Service):
     async def _save(self, partitions: set[int], final: bool = False) -> None:
         """Write the changed blocks of ``partitions`` (and their silence watches every
         ``WATCH_SAVE_S``, or now if ``final``), then commit what they have processed."""
+        await self._settle()
+        if self._stale:
+            raise CheckpointLost("a checkpoint was not written")
         banks = {part: self.banks[part] for part in partitions if part in self.banks}
         if not banks:
             return
+        offsets = self.progress.to_commit(banks)
         await self.checkpoints.write(banks, final)
-        await self.progress.commit(banks)
+        await self.progress.commit(offsets)
 
     async def _rewind(self, partition: int) -> None:
         """Back to the checkpoint: restored bank, consumer at the last committed offset."""
@@ -254,7 +314,7 @@ class Detect(mode.Service):
             try:
                 await self._save(mine, final=True)
                 committed = self.progress.all_committed(mine)
-            except KafkaError:
+            except (KafkaError, CheckpointLost):
                 log.exception("detect: checkpoint on revocation failed")
                 committed = False
             self._keep(mine, committed)

@@ -1,0 +1,201 @@
+"""``streams.detect.service``: a checkpoint is written behind the scoring, over a fake broker
+(no Kafka). The batches after it are scored while its blocks wait for the broker; its offsets
+(those it was taken at, not later ones) are committed only once every block is acknowledged; a
+partition whose policy is deciding meanwhile is written right after; and a checkpoint that fails
+sends every partition back to its last checkpoint and commit."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+from aiokafka import TopicPartition
+from aiokafka.errors import KafkaTimeoutError
+
+from detectors.routing import RoutedBanks
+from streams.detect.checkpoints import Checkpoints
+from streams.detect.offsets import Offsets
+from streams.detect.service import Detect
+from streams.settings import Settings
+
+TOPIC = "metrics.points.v1"
+
+
+@dataclass
+class Broker:
+    """A producer whose sends are acknowledged when the test says (``ack``) or fail."""
+
+    held: list[asyncio.Future[None]] = field(default_factory=list)
+    sent: list[tuple[int, bytes]] = field(default_factory=list)
+
+    async def send(self, topic: str, value: Any, key: bytes, partition: int) -> Any:
+        self.sent.append((partition, key))
+        ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.held.append(ack)
+        return ack
+
+    def ack(self, error: Exception | None = None) -> None:
+        for ack in self.held:
+            if error is None:
+                ack.set_result(None)
+            else:
+                ack.set_exception(error)
+        self.held.clear()
+
+
+@dataclass
+class Consumer:
+    commits: list[dict[int, int]] = field(default_factory=list)
+    seeks: list[tuple[int, int]] = field(default_factory=list)
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        self.commits.append({tp.partition: at for tp, at in offsets.items()})
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.seeks.append((tp.partition, offset))
+
+    async def committed(self, tp: TopicPartition) -> None:
+        return None
+
+    async def seek_to_beginning(self, tp: TopicPartition) -> None:
+        self.seeks.append((tp.partition, 0))
+
+
+@dataclass
+class Scorer:
+    """Learns one point of a series of its own per record; ``deciding`` partitions say so."""
+
+    deciding: set[int] = field(default_factory=set)
+    scored: list[tuple[int, int]] = field(default_factory=list)
+
+    async def score(self, partition: int, bank: RoutedBanks, records: list[Any]) -> bool:
+        for r in records:
+            self.scored.append((partition, r.offset))
+            bank.observe([f"svc|m{r.offset}"], np.array([1.0]), np.array([1e9 + r.offset]))
+        return partition in self.deciding
+
+
+def record(partition: int, offset: int) -> Any:
+    return SimpleNamespace(topic=TOPIC, partition=partition, offset=offset)
+
+
+def batch(partition: int, *offsets: int) -> dict[TopicPartition, list[Any]]:
+    return {TopicPartition(TOPIC, partition): [record(partition, o) for o in offsets]}
+
+
+async def detect(partitions: tuple[int, ...] = (0,)) -> tuple[Detect, Broker, Consumer, Scorer]:
+    counters: dict[str, int] = {}
+
+    def count(name: str, n: int = 1) -> None:
+        counters[name] = counters.get(name, 0) + n
+
+    settings = Settings(checkpoint_interval_s=0.0)
+    p: Any = SimpleNamespace(settings=settings, counters=counters, count=count)
+    d = Detect(p)
+    broker, consumer, scorer = Broker(), Consumer(), Scorer()
+    silences: Any = SimpleNamespace(watches={}, forget=lambda partitions: None)
+    d.silences = silences
+    d.checkpoints = Checkpoints(p, broker, restorer=None, silences=silences)
+    d.progress = Offsets(consumer, TOPIC)
+    d.scorer = scorer  # type: ignore[assignment]
+    restored: list[int] = []
+
+    async def restore(partition: int) -> RoutedBanks:
+        restored.append(partition)
+        return settings.detector_banks()
+
+    d.checkpoints.restore = restore  # type: ignore[method-assign]
+    d.restored = restored  # type: ignore[attr-defined]
+    for part in partitions:
+        d.banks[part] = settings.detector_banks()
+    return d, broker, consumer, scorer
+
+
+async def settle() -> None:
+    """Let the checkpoint written behind run as far as it can (as the loop's next fetch does)."""
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def scored(d: Detect, records: dict[TopicPartition, list[Any]]) -> None:
+    await d._batch(records)
+    await settle()
+
+
+async def test_batches_are_scored_while_a_checkpoint_waits_and_its_own_offsets_commit() -> None:
+    d, broker, consumer, scorer = await detect()
+    await scored(d, batch(0, 0, 1))
+    assert broker.sent and broker.held, "the checkpoint's blocks were sent"
+    # The broker has not acknowledged them: the next batches are scored all the same.
+    await scored(d, batch(0, 2))
+    await scored(d, batch(0, 3))
+    assert [o for _, o in scorer.scored] == [0, 1, 2, 3]
+    assert consumer.commits == []
+    broker.ack()
+    await settle()
+    # The checkpoint held offsets 0 and 1: offset 2, not 4, is committed.
+    assert consumer.commits == [{0: 2}]
+    await asyncio.sleep(d.checkpoints.pause)  # paced by what the first one took
+    await scored(d, batch(0, 4))
+    assert broker.held, "the next checkpoint is taken once the first is written"
+    broker.ack()
+    await settle()
+    assert consumer.commits == [{0: 2}, {0: 5}]
+
+
+async def test_a_deciding_partition_is_written_as_soon_as_the_one_in_flight_is() -> None:
+    d, broker, consumer, scorer = await detect(partitions=(0, 1))
+    await scored(d, batch(0, 0))
+    first = len(broker.sent)
+    scorer.deciding = {1}
+    await scored(d, batch(1, 0))
+    assert len(broker.sent) == first, "one checkpoint at a time"
+    broker.ack()
+    await settle()
+    scorer.deciding = set()
+    await scored(d, {})
+    assert {part for part, _ in broker.sent[first:]} == {1}
+    broker.ack()
+    await settle()
+    assert consumer.commits == [{0: 1}, {1: 1}]
+
+
+@pytest.mark.parametrize("error", [KafkaTimeoutError(), ValueError("refused")])
+async def test_a_checkpoint_that_fails_sends_every_partition_back(error: Exception) -> None:
+    d, broker, consumer, scorer = await detect(partitions=(0, 1))
+    await scored(d, batch(0, 0, 1) | batch(1, 0))
+    await scored(d, batch(0, 2))
+    broker.ack(error)
+    await settle()
+    await d._handle(batch(0, 3))
+    # Nothing committed; both banks restored from the topic, both partitions read again
+    # from their last commit (none: the beginning), and offset 3 was not scored.
+    assert consumer.commits == []
+    assert sorted(d.restored) == [0, 1]  # type: ignore[attr-defined]
+    assert sorted(consumer.seeks) == [(0, 0), (1, 0)]
+    assert (0, 3) not in scorer.scored
+    assert d.p.counters["detect_errors"] >= 1
+    # And it goes on: the next batch is scored and checkpointed.
+    await scored(d, batch(0, 0))
+    broker.ack()
+    await settle()
+    assert consumer.commits == [{0: 1}]
+
+
+async def test_a_revocation_waits_for_the_checkpoint_in_flight_then_writes_the_rest() -> None:
+    d, broker, consumer, _ = await detect()
+    await scored(d, batch(0, 0))
+    await d._batch(batch(0, 1))  # scored while the first checkpoint waits
+    revoking = asyncio.ensure_future(d.revoked({0}))
+    await settle()
+    assert not revoking.done()
+    broker.ack()  # the first checkpoint
+    await settle()
+    broker.ack()  # the final one, with offset 1
+    await revoking
+    assert consumer.commits == [{0: 1}, {0: 2}]
+    assert 0 in d._kept, "saved and committed: kept for a quick return"
