@@ -314,6 +314,14 @@ class RoutedBanks:
                 out[self._key(k, block)] = state
         return out
 
+    def take_deciding_blocks(self) -> dict[str, dict[str, Any]]:
+        """``SeriesBank.take_deciding_blocks`` of every bank, keyed as ``take_dirty_blocks``."""
+        out: dict[str, dict[str, Any]] = {}
+        for k, bank in enumerate(self.banks):
+            for block, state in bank.take_deciding_blocks().items():
+                out[self._key(k, block)] = state
+        return out
+
     def load_blocks(self, blocks: Mapping[str, Mapping[str, Any]]) -> int:
         """Put checkpointed blocks back in their banks; returns how many are stale."""
         self._forget_numbers()

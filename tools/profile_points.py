@@ -39,7 +39,15 @@ def partitioned(n: int, k: int, batch: int, base: float) -> dict[int, list[bytes
     return out
 
 
-def run(n: int, k: int, batch: int, per_batch: int, interval_s: float, share: float) -> None:
+def run(
+    n: int,
+    k: int,
+    batch: int,
+    per_batch: int,
+    interval_s: float,
+    share: float,
+    deciding_only: bool = True,
+) -> None:
     base = 1.7e9
     parts = partitioned(n, k, batch, base)
     s = Settings()
@@ -55,7 +63,7 @@ def run(n: int, k: int, batch: int, per_batch: int, interval_s: float, share: fl
     clock = time.process_time
     saved_at = dict.fromkeys(parts, clock())
     pause = 0.0
-    written = checkpoints = 0
+    written = checkpoints = urgent_checkpoints = 0
     points = 0
     began = clock()
     cursors = dict.fromkeys(parts, 0)
@@ -90,14 +98,24 @@ def run(n: int, k: int, batch: int, per_batch: int, interval_s: float, share: fl
             at, t_all, x = np.concatenate(rows), np.concatenate(ts), np.concatenate(xs)
             spent["concat"] += clock() - t5
             t6 = clock()
-            bank.observe_rows(at, x, t_all, ends=True)
+            _, fired = bank.observe_rows(at, x, t_all, ends=True)
             t7 = clock()
             watches[p].observe_rows(at, t_all, bank.series, float(t_all.max()), 0.0)
             t8 = clock()
             spent["observe"] += t7 - t6
             spent["watch"] += t8 - t7
             points += len(t_all)
-            if clock() - saved_at[p] >= max(interval_s, pause):
+            # At once when a policy fired or is deciding, as ``detect`` does; else on its pace.
+            urgent = bool(fired) or bank.deciding
+            due = clock() - saved_at[p] >= max(interval_s, pause)
+            if urgent and not due and deciding_only:
+                t9 = clock()
+                for state in bank.take_deciding_blocks().values():
+                    written += len(blocks.encode(state))
+                spent["checkpoint_deciding"] += clock() - t9
+                urgent_checkpoints += 1
+            elif urgent or due:
+                urgent_checkpoints += urgent and not due
                 t9 = clock()
                 for state in bank.take_dirty_blocks().values():
                     written += len(blocks.encode(state))
@@ -115,6 +133,7 @@ def run(n: int, k: int, batch: int, per_batch: int, interval_s: float, share: fl
         "cpu_s": round(total, 3),
         "points_per_cpu_s": round(points / total),
         "checkpoints": checkpoints,
+        "urgent_checkpoints": urgent_checkpoints,
         "checkpoint_bytes": written,
         "stages_s": {k: round(v, 3) for k, v in sorted(spent.items(), key=lambda kv: -kv[1])},
     }
@@ -130,6 +149,11 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=2500, help="records per partition batch")
     parser.add_argument("--interval", type=float, default=1.0, help="checkpoint_interval_s")
     parser.add_argument("--share", type=float, default=0.2, help="checkpoint_max_share")
+    parser.add_argument(
+        "--whole-when-deciding",
+        action="store_true",
+        help="write every changed block when a policy is deciding (as before)",
+    )
     parser.add_argument("--profile", action="store_true", help="cProfile's top functions too")
     a = parser.parse_args()
     if a.profile:
@@ -137,10 +161,18 @@ def main() -> None:
         import pstats
 
         with cProfile.Profile() as profile:
-            run(a.points, a.series, a.batch, a.records, a.interval, a.share)
+            run(
+                a.points,
+                a.series,
+                a.batch,
+                a.records,
+                a.interval,
+                a.share,
+                not a.whole_when_deciding,
+            )
         pstats.Stats(profile).sort_stats("tottime").print_stats(25)
         return
-    run(a.points, a.series, a.batch, a.records, a.interval, a.share)
+    run(a.points, a.series, a.batch, a.records, a.interval, a.share, not a.whole_when_deciding)
 
 
 if __name__ == "__main__":
