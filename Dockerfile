@@ -6,6 +6,7 @@ COPY schemas ./schemas
 COPY detectors ./detectors
 COPY responders ./responders
 COPY streams ./streams
+COPY devtools ./devtools
 RUN pip install --no-cache-dir . && useradd --system warroom && mkdir /data && chown warroom /data
 USER warroom
 EXPOSE 8080

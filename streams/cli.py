@@ -1,6 +1,8 @@
 """The warroom command line: the worker, a local broker, offline tools and benchmarks.
 
-Only the chosen command's modules are imported, so ``warroom --help`` answers at once.
+Only the chosen command's modules are imported, so ``warroom --help`` answers at once. The
+benchmarks, the demo and the local broker are dev tooling (``devtools``), reached only from
+their own commands.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from streams.bench import positive_float, positive_int
+from streams.argtypes import positive_float, positive_int
 
 
 def _settings() -> object:
@@ -45,7 +47,7 @@ def _whatif(args: argparse.Namespace) -> int:
 
 
 def _kafka(args: argparse.Namespace) -> int:
-    from streams.kafka_local import BrokerError, LocalBroker, fetch_jars
+    from devtools.kafka_local import BrokerError, LocalBroker, fetch_jars
 
     broker = LocalBroker(Path(args.home))
     try:
@@ -81,7 +83,7 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from streams.demo import run_demo
+    from devtools.demo import run_demo
 
     return run_demo(duration_s=args.duration)
 
@@ -138,35 +140,35 @@ def _detect(args: argparse.Namespace) -> int:
 
 def _bench(args: argparse.Namespace) -> int:
     if args.bench == "nab":
-        from streams.bench.nab import main as nab_main
+        from devtools.bench.nab import main as nab_main
 
         return nab_main(args)
     if args.bench == "loghub":
-        from streams.bench.loghub import main as loghub_main
+        from devtools.bench.loghub import main as loghub_main
 
         return loghub_main(args)
     if args.bench == "lognoise":
-        from streams.bench.lognoise import main as lognoise_main
+        from devtools.bench.lognoise import main as lognoise_main
 
         return lognoise_main(args)
     if args.bench == "throughput":
-        from streams.bench.throughput import main as throughput_main
+        from devtools.bench.throughput import main as throughput_main
 
         return throughput_main(args)
     if args.bench == "noise":
-        from streams.bench.noise import main as noise_main
+        from devtools.bench.noise import main as noise_main
 
         return noise_main(args)
     if args.bench == "seasonal":
-        from streams.bench.seasonal import main as seasonal_main
+        from devtools.bench.seasonal import main as seasonal_main
 
         return seasonal_main(args)
     if args.bench == "restart":
-        from streams.bench.restart import main as restart_main
+        from devtools.bench.restart import main as restart_main
 
         return restart_main(args)
     if args.bench == "obvious":
-        from streams.bench.obvious import main as obvious_main
+        from devtools.bench.obvious import main as obvious_main
 
         return obvious_main(args)
     print(f"warroom bench: unknown benchmark {args.bench!r}", file=sys.stderr)
@@ -340,11 +342,12 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="benchmarks that print figures")
     bench_sub = bench.add_subparsers(dest="bench", required=True)
-    from streams.bench import add_detector_choice
-
     nab = bench_sub.add_parser("nab", help="NAB score of the metric detectors")
     nab.add_argument("--root", default="../shared/nab", help="NAB corpus (data, labels, config)")
-    add_detector_choice(nab)
+    if wants("bench", "nab"):
+        from devtools.bench import add_detector_choice
+
+        add_detector_choice(nab)
     nab.add_argument(
         "--no-baseline",
         dest="baseline",
@@ -376,7 +379,7 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         "lognoise", help="log detections per million lines of steady generated logs"
     )
     if wants("bench", "lognoise"):
-        from streams.bench.lognoise import add_arguments as lognoise_arguments
+        from devtools.bench.lognoise import add_arguments as lognoise_arguments
 
         lognoise_arguments(lognoise)
     lognoise.set_defaults(func=_bench)
@@ -384,13 +387,13 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         "throughput", help="points/s through the worker against the raw ceiling; latency; memory"
     )
     if wants("bench", "throughput"):
-        from streams.bench.throughput import add_arguments as throughput_arguments
+        from devtools.bench.throughput import add_arguments as throughput_arguments
 
         throughput_arguments(throughput)
     throughput.set_defaults(func=_bench)
     noise = bench_sub.add_parser("noise", help="alerts per million points of pure noise")
     if wants("bench", "noise"):
-        from streams.bench.noise import add_arguments as noise_arguments
+        from devtools.bench.noise import add_arguments as noise_arguments
 
         noise_arguments(noise)
     noise.set_defaults(func=_bench)
@@ -398,7 +401,7 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         "seasonal", help="anomalies only the time of day or week gives away"
     )
     if wants("bench", "seasonal"):
-        from streams.bench.seasonal import add_arguments as seasonal_arguments
+        from devtools.bench.seasonal import add_arguments as seasonal_arguments
 
         seasonal_arguments(seasonal)
     seasonal.set_defaults(func=_bench)
@@ -406,7 +409,7 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         "obvious", help="anomalies nobody would miss on simple series, with an EWMA baseline"
     )
     if wants("bench", "obvious"):
-        from streams.bench.obvious import add_arguments as obvious_arguments
+        from devtools.bench.obvious import add_arguments as obvious_arguments
 
         obvious_arguments(obvious)
     obvious.set_defaults(func=_bench)
@@ -414,7 +417,7 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         "restart", help="seconds until a fresh worker is ready with N incidents in its tables"
     )
     if wants("bench", "restart"):
-        from streams.bench.restart import add_arguments as restart_arguments
+        from devtools.bench.restart import add_arguments as restart_arguments
 
         restart_arguments(restart)
     restart.set_defaults(func=_bench)

@@ -9,10 +9,10 @@ from aiokafka.errors import KafkaConnectionError
 
 from streams.app import ConfigError, build, load_catalog
 from streams.faust_lifecycle import PromptWorker
+from streams.http.server import WebServer
 from streams.settings import Settings, api_token_problem
 from streams.tables import TableDirInUse, mark_clean_stop, prepare_table_dir
 from streams.topics import ensure_topics, faust_topics, skip_declared
-from streams.web import WebServer
 
 log = logging.getLogger(__name__)
 

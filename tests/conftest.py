@@ -3,9 +3,9 @@
 Fixtures:
 
 - ``kafka_bootstrap``: the ``host:port`` of an Apache Kafka broker this session started itself
-  (``streams.kafka_local.LocalBroker``, the code behind ``warroom kafka start``). If it cannot
+  (``devtools.kafka_local.LocalBroker``, the code behind ``warroom kafka start``). If it cannot
   start, tests that use it fail; they never skip.
-- ``kafka_cluster``: a three-node KRaft cluster (:class:`streams.kafka_local.LocalCluster`),
+- ``kafka_cluster``: a three-node KRaft cluster (:class:`devtools.kafka_local.LocalCluster`),
   started once per session by the first test that asks for it; it fails, never skips.
 - ``start_worker(catalog=None, **settings)``: starts ``warroom worker`` as a subprocess with a
   fresh app id, fresh topic names and its own data dir, waits until ``/readyz`` answers, and
@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from streams.kafka_local import LocalBroker, LocalCluster
+from devtools.kafka_local import LocalBroker, LocalCluster
 from tests.harness import STARTED, RunningWorker, WebhookServer, new_worker
 
 LOG_TAIL_LINES = 150

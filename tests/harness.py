@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.kafka_local import free_port
+from devtools.kafka_local import free_port
 from streams.settings import TopicNames
 
 T = TypeVar("T")

@@ -21,7 +21,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from streams.kafka_local import LocalCluster, partition_states
+from devtools.kafka_local import LocalCluster, partition_states
 from tests.broker.test_faults import SERVICES, catalog, points_scenario
 from tests.broker.test_mttr_exactness import batch_aggregates, converged
 from tests.harness import (

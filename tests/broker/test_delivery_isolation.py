@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from streams.kafka_local import free_port
+from devtools.kafka_local import free_port
 from tests.harness import Api, RunningWorker, WebhookServer, eventually, produce, read_all
 
 pytestmark = pytest.mark.broker

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from devtools.kafka_local import LocalBroker, free_port
 from responders.lifecycle import incident_id_for
-from streams.kafka_local import LocalBroker, free_port
 from tests.broker.test_mttr_exactness import batch_aggregates, converged
 from tests.harness import (
     Api,

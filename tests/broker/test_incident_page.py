@@ -145,7 +145,7 @@ async def test_an_incident_run_from_its_page(
         for asset, kind in (("incident.js", "text/javascript"), ("incident.css", "text/css")):
             async with session.get(f"{worker.base_url}/static/{asset}") as response:
                 assert response.status == 200 and response.content_type == kind, asset
-        async with session.get(f"{worker.base_url}/static/../web.py") as response:
+        async with session.get(f"{worker.base_url}/static/../server.py") as response:
             assert response.status == 404
     browser.get(worker.base_url + "/incidents/inc-nope")
     await until(

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from streams.kafka_local import free_port
+from devtools.kafka_local import free_port
 from tests.harness import Api, RunningWorker, WebhookServer, eventually, produce, read_all
 
 pytestmark = pytest.mark.broker

@@ -18,7 +18,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from streams.kafka_local import LocalBroker, SaslSslListener
+from devtools.kafka_local import LocalBroker, SaslSslListener
 from streams.settings import Settings, TopicNames
 from streams.topics import ensure_topics
 from tests.harness import new_worker

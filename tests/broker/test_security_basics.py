@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from streams.kafka_local import free_port
+from devtools.kafka_local import free_port
 from streams.settings import Settings
 from tests.harness import RunningWorker, WebhookServer, consume, eventually, new_worker
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.kafka_local import free_port
+from devtools.kafka_local import free_port
 from tests.harness import RunningWorker, eventually
 
 pytestmark = pytest.mark.broker

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from streams.kafka_local import free_port
+from devtools.kafka_local import free_port
 from tests.harness import Api, RunningWorker, WebhookServer, eventually
 
 pytestmark = pytest.mark.broker

@@ -18,8 +18,8 @@ from pydantic import SecretStr
 from responders.access import link_problem, link_signature
 from responders.correlation import Group
 from streams.app import load_catalog
+from streams.http.server import Api
 from streams.settings import Settings
-from streams.web import Api
 
 TOKEN = "Yx3v9QeLr2mT8kWb1NcZ5pHd7sFg0aJu"
 KEY = "k3Yq9vLr2mT8xWb1NcZ5pHd7sFg0aJuE"

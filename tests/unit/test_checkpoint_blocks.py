@@ -111,8 +111,8 @@ def test_the_default_detector_checkpoints_at_most_1024_bytes_a_series() -> None:
 def test_a_series_with_twenty_labels_checkpoints_at_most_1024_bytes() -> None:
     """Ids as the throughput bench's memory phase makes them (twenty labels, about 380
     characters): written as they are, they came to about 1,300 bytes a series."""
+    from devtools.bench.throughput import series_labels
     from schemas.metrics import series_id
-    from streams.bench.throughput import series_labels
 
     ids = [series_id("svc", f"m{i}", series_labels(i, 20)) for i in range(1024)]
     bank, parts = _full_window_bank(ids)

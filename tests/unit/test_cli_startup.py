@@ -5,19 +5,20 @@ from __future__ import annotations
 
 import json
 import os
+import pkgutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from devtools.kafka_local import free_port
 from streams.cli import parser
-from streams.kafka_local import free_port
 
 HEAVY = ["faust", "numba", "river", "detectors.registry", "aiokafka", "streams.app"]
 
 
-def _imported_after(argv: list[str]) -> set[str]:
+def _imported_after(argv: list[str], watched: list[str] = HEAVY) -> set[str]:
     code = (
         "import json, sys\n"
         "from streams.cli import main\n"
@@ -25,7 +26,7 @@ def _imported_after(argv: list[str]) -> set[str]:
         f"    main({argv!r})\n"
         "except SystemExit:\n"
         "    pass\n"
-        f"print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)), file=sys.stderr)\n"
+        f"print(json.dumps(sorted(m for m in {watched!r} if m in sys.modules)), file=sys.stderr)\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
@@ -40,6 +41,31 @@ def _imported_after(argv: list[str]) -> set[str]:
 )
 def test_help_imports_none_of_the_heavy_modules(argv: list[str]) -> None:
     assert _imported_after(argv) == set()
+
+
+def _dev_tooling() -> list[str]:
+    import devtools
+
+    inside = pkgutil.walk_packages(devtools.__path__, "devtools.")
+    return ["devtools", *sorted(m.name for m in inside)]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--help"], ["worker", "--help"], ["detect", "--help"], ["replay", "--help"]],
+    ids=["top-level", "worker", "detect", "replay"],
+)
+def test_runtime_commands_import_none_of_the_dev_tooling(argv: list[str]) -> None:
+    # Benchmarks, the demo and the local broker live in ``devtools``; the CLI reaches them only
+    # when one of their commands is chosen.
+    assert _imported_after(argv, _dev_tooling()) == set()
+
+
+def test_the_dev_commands_still_answer() -> None:
+    for argv in (["bench", "nab", "--help"], ["demo", "--help"], ["kafka", "--help"]):
+        with pytest.raises(SystemExit) as done:
+            parser(argv).parse_args(argv)
+        assert done.value.code == 0
 
 
 def test_a_worker_does_not_import_river_unless_its_detector_is_used() -> None:

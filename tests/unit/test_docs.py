@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from streams.cli import parser
+from streams.http.server import Api
 from streams.settings import DetectorRuleConfig, IngestMappings, Settings, TopicNames
-from streams.web import Api
 from tools import gen_reference
 from tools.gen_reference import REGENERATE, generated, undescribed_settings
 
@@ -92,8 +92,8 @@ def _routes() -> list[tuple[str, str]]:
 def test_the_routes_are_collected_from_the_application() -> None:
     routes = _routes()
     assert ("GET", "/healthz") in routes
-    assert ("POST", "/api/alerts/alertmanager") in routes  # from streams/alerts_api.py
-    assert ("DELETE", "/api/silences/{id}") in routes  # from streams/silences_api.py
+    assert ("POST", "/api/alerts/alertmanager") in routes  # from streams/http/alerts.py
+    assert ("DELETE", "/api/silences/{id}") in routes  # from streams/http/silences.py
 
 
 def _undocumented(routes: list[tuple[str, str]], page: str) -> list[str]:
@@ -114,10 +114,10 @@ def test_a_route_named_only_in_passing_is_undocumented() -> None:
 
 
 def test_every_incident_action_is_on_the_http_api_page() -> None:
-    from streams.web import _ACTIONS
+    from streams.http.incidents import ACTIONS
 
     page = HTTP_PAGE.read_text(encoding="utf-8")
-    missing = [a for a in _ACTIONS if f"`POST /api/incidents/{{id}}/{a}`" not in page]
+    missing = [a for a in ACTIONS if f"`POST /api/incidents/{{id}}/{a}`" not in page]
     assert missing == [], f"actions missing from docs/http-api.md: {', '.join(missing)}"
 
 

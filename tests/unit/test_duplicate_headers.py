@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from multidict import CIMultiDict
 from pydantic import SecretStr
 
-from streams.web import Api
+from streams.http.server import Api
 from tests.unit.test_action_links import TOKEN, _pipeline
 
 SLACK = "8f742231b10e8888abcd99yyyzzz85a5"

@@ -15,8 +15,8 @@ from pydantic import SecretStr, ValidationError
 from schemas.alerts import PagerDutyEvent
 from schemas.changes import ChangeEventV2
 from streams.app import load_catalog
+from streams.http.server import Api
 from streams.settings import Settings
-from streams.web import Api
 from tests.unit.test_action_links import CATALOG, TOKEN, _Topic
 
 DEEP = json.loads("[" * 500 + "]" * 500)

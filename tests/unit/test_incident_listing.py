@@ -13,9 +13,10 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from schemas import Incident, IncidentStatus
+from streams.http.incidents import instant_key
+from streams.http.server import Api
 from streams.settings import Settings
 from streams.tools import all_incidents, incidents
-from streams.web import Api, _instant_key
 
 BASE = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
@@ -74,7 +75,7 @@ async def test_a_whole_second_sorts_before_the_fractions_within_it() -> None:
     assert rows[0]["opened_at"].endswith(":00Z")
     _, body = await listing(rows, "")
     assert ids(body) == ["inc-2", "inc-1"]
-    assert _instant_key("2026-12-01T12:00:00Z") < _instant_key("2026-12-01T12:00:00.500000Z")
+    assert instant_key("2026-12-01T12:00:00Z") < instant_key("2026-12-01T12:00:00.500000Z")
 
 
 async def test_filters_combine_with_paging() -> None:

@@ -14,18 +14,18 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from streams.http.server import Api
 from streams.notifiers.links import incident_template
 from streams.settings import Settings
-from streams.web import Api
 
 ROOT = Path(__file__).resolve().parents[2]
-STATIC = ROOT / "streams" / "static"
+STATIC = ROOT / "streams" / "http" / "static"
 PAGE = ("incident.html", "incident.js", "incident.css")
 
 
 def test_every_static_file_is_shipped_with_the_package() -> None:
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    globs = pyproject["tool"]["setuptools"]["package-data"]["streams"]
+    globs = pyproject["tool"]["setuptools"]["package-data"]["streams.http"]
     files = [f"static/{p.name}" for p in STATIC.iterdir()]
     assert set(PAGE) <= {Path(f).name for f in files}
     assert [f for f in files if not any(fnmatch(f, g) for g in globs)] == []

@@ -10,9 +10,9 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from aiokafka import TopicPartition
 
+from streams.http.server import Api
 from streams.liveness import Liveness
 from streams.settings import Settings
-from streams.web import Api
 
 TP = ("metrics.points.v1", 0)
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.bench.logfamilies import FAMILIES, generate
-from streams.bench.loghub import Accuracy, accuracy, family_rows, leave_one_out, main, mine_system
+from devtools.bench.logfamilies import FAMILIES, generate
+from devtools.bench.loghub import Accuracy, accuracy, family_rows, leave_one_out, main, mine_system
 
 # truth groups, truth templates, mined groups, mined templates, (GA, PA, FGA, FTA)
 CASES = [

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from streams.bench.logfamilies import FAMILIES
-from streams.bench.lognoise import family_detections, main
+from devtools.bench.logfamilies import FAMILIES
+from devtools.bench.lognoise import family_detections, main
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))

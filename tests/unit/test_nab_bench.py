@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from streams.bench.nab import Series, main, worker_alerts
+from devtools.bench.nab import Series, main, worker_alerts
 
 
 def _corpus(root: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.bench.noise import alerts, default_detectors
+from devtools.bench.noise import alerts, default_detectors
 from streams.cli import main
 
 

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from streams.bench.obvious import (
+from devtools.bench.obvious import (
     KINDS,
     LENGTH,
     RAMP_POINTS,

@@ -18,11 +18,11 @@ from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
 
 from schemas import Catalog
-from streams import oncall_api
 from streams.app import load_catalog
+from streams.http import oncall as oncall_api
+from streams.http.server import Api
 from streams.live_catalog import LiveCatalog
 from streams.settings import Settings
-from streams.web import Api
 
 TOKEN = "Yx3v9QeLr2mT8kWb1NcZ5pHd7sFg0aJu"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, cast
 
 from openapi_spec_validator import validate
 
-from streams.openapi import OPERATIONS, openapi_document
+from streams.http.openapi import OPERATIONS, openapi_document
+from streams.http.server import Api
 from streams.settings import Settings
-from streams.web import Api
 
 if TYPE_CHECKING:
     from streams.pipeline import Pipeline

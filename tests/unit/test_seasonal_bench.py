@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from streams.bench.seasonal import LEARNING_DAYS, SCENARIOS, run, scenario
+from devtools.bench.seasonal import LEARNING_DAYS, SCENARIOS, run, scenario
 from streams.cli import main
 
 

@@ -10,8 +10,8 @@ import faust
 import pytest
 from pydantic import ValidationError
 
+from devtools.kafka_local import _make_keystore
 from streams.app import broker_credentials
-from streams.kafka_local import _make_keystore
 from streams.settings import Settings
 
 SECRET = "s3cret-do-not-print"

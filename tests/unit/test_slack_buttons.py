@@ -9,7 +9,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from multidict import CIMultiDict
 from pydantic import SecretStr
 
-from streams.web import Api
+from streams.http.server import Api
 from tests.unit.test_action_links import _pipeline
 from tests.unit.test_duplicate_headers import BODY, SLACK, _slack
 

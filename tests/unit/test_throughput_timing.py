@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from streams.bench.throughput import (
+from devtools.bench.throughput import (
     BenchError,
     Progress,
     measured_rate,

@@ -22,14 +22,14 @@ from numpy.typing import NDArray
 from detectors import SeriesBank
 from detectors.registry import DETECTORS
 from detectors.vector import OneSeries
-from streams.bench import (
+from devtools.bench import (
     add_detector_choice,
     chosen_detectors,
     detector_label,
     machine,
     machine_line,
-    positive_int,
 )
+from streams.argtypes import positive_int
 
 KINDS = ("gaussian", "student_t5")
 

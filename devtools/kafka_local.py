@@ -1,7 +1,7 @@
 """A local single-node Apache Kafka broker (KRaft) from Maven Central, for development and tests.
 
 ``warroom kafka start|stop|status`` and the test harness both use :class:`LocalBroker`. The jars are
-fetched once with Maven through ``streams/kafka/pom.xml`` into an ignored cache folder and reused.
+fetched once with Maven through ``devtools/kafka/pom.xml`` into an ignored cache folder and reused.
 :class:`LocalCluster` runs three such nodes as one cluster, for the tests that need replication.
 """
 

@@ -25,15 +25,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from detectors import SeriesBank
-from streams.bench import (
+from devtools.bench import (
     add_detector_choice,
     chosen_detectors,
     detector_label,
     machine,
     machine_line,
-    positive_int,
 )
-from streams.bench.noise import default_detectors
+from devtools.bench.noise import default_detectors
+from streams.argtypes import positive_int
 
 SCENARIOS = ("clean", "night_peak", "missing_peak", "weekday_like_weekend")
 STEP_S = 1800
@@ -55,7 +55,9 @@ class Scenario:
 
 def _shape(ts: NDArray[np.float64], weekend: bool) -> NDArray[np.float64]:
     hour = (ts % 86400) / 3600
-    weekday = 8000 * np.exp(-((hour - 9) ** 2) / 6) + 10000 * np.exp(-((hour - 18) ** 2) / 8)
+    weekday: NDArray[np.float64] = 8000 * np.exp(-((hour - 9) ** 2) / 6) + 10000 * np.exp(
+        -((hour - 18) ** 2) / 8
+    )
     return 10000 + (0.6 * weekday - 4000 if weekend else weekday)
 
 

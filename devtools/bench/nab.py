@@ -27,8 +27,8 @@ from detectors.nab import (
     window_rows,
 )
 from detectors.registry import DEFAULT_DETECTOR, DETECTORS, make_batch
+from devtools.bench import chosen_detectors, detector_label, machine, machine_line
 from streams.backtest import parse_time
-from streams.bench import chosen_detectors, detector_label, machine, machine_line
 
 
 @dataclass(frozen=True)

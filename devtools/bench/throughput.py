@@ -49,14 +49,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from detectors.registry import DEFAULT_DETECTOR, make_batch
-from streams.bench import (
-    add_detector_params,
-    detector_params,
-    machine,
-    positive_float,
-    positive_int,
-)
-from streams.kafka_local import LocalBroker, free_port
+from devtools.bench import add_detector_params, detector_params, machine
+from devtools.kafka_local import LocalBroker, free_port
+from streams.argtypes import positive_float, positive_int
 from streams.settings import TopicNames
 
 PARTITIONS = 4
@@ -218,7 +213,7 @@ def measured_rate(progress: list[Progress], expected: int) -> tuple[int, float]:
     >>> measured_rate([Progress(100.0, 0.0, 0)], 10_000)
     Traceback (most recent call last):
     ...
-    streams.bench.throughput.BenchError: only 0 of 10000 points were processed by a finished batch
+    devtools.bench.throughput.BenchError: only 0 of 10000 points were processed by a finished batch
     """
     done = sum(p.processed_by_last_batch for p in progress)
     if done < expected:

@@ -23,28 +23,6 @@ def machine() -> dict[str, Any]:
     return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version()}
 
 
-def positive_int(text: str) -> int:
-    """An argparse type: a count of 1 or more, refused with the value otherwise."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be 1 or more")
-    return value
-
-
-def positive_float(text: str) -> float:
-    """An argparse type: a finite number above 0, refused with the value otherwise."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} must be above 0 and finite")
-    return value
-
-
 def add_detector_choice(parser: argparse.ArgumentParser) -> None:
     """The ``--detector`` (repeatable) and ``--detector-params`` options, read by
     ``chosen_detectors``."""

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from aiohttp import web
 
+from streams.http.common import error
+
 _STATIC = Path(__file__).with_name("static")
 #: What ``/static/{name}`` serves: the incident page's script and style sheet, by name.
 ASSETS = {"incident.js": "text/javascript", "incident.css": "text/css"}
@@ -24,10 +26,6 @@ POLICY = (
 )
 _HEADERS = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
 _PAGE_HEADERS = {**_HEADERS, "Content-Security-Policy": POLICY, "Referrer-Policy": "no-referrer"}
-
-
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
 
 
 def routes() -> list[web.RouteDef]:
@@ -44,7 +42,7 @@ def routes() -> list[web.RouteDef]:
         name = request.match_info["name"]
         kind = ASSETS.get(name)
         if kind is None:
-            return _error(404, f"no static file {name!r}")
+            return error(404, f"no static file {name!r}")
         return web.Response(
             text=(_STATIC / name).read_text(encoding="utf-8"), content_type=kind, headers=_HEADERS
         )

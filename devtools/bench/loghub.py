@@ -22,9 +22,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from detectors.logs import LogSource, MinerConfig, TemplateMiner
+from devtools.bench import machine, machine_line
+from devtools.bench.logfamilies import FAMILIES, generate
 from schemas import LogRecord
-from streams.bench import machine, machine_line
-from streams.bench.logfamilies import FAMILIES, generate
 
 _TRUTH = "_2k.log_structured_corrected.csv"
 _SPACES = re.compile(r"\s+")

@@ -18,11 +18,11 @@ from pydantic import ValidationError
 from responders.access import token_digest
 from schemas import format_errors
 from schemas.auth import TokenCreated, TokenRecord, TokenRequest
-from streams.http_common import ApiError, json_object
-from streams.writes import acknowledged
+from streams.http.common import ApiError, json_object
+from streams.http.writes import acknowledged
 
 if TYPE_CHECKING:
-    from streams.web import Api
+    from streams.http.server import Api
 
 TOKEN_PREFIX = "wrp_"  # noqa: S105 (a prefix, not a secret)
 

@@ -21,11 +21,11 @@ from pydantic import TypeAdapter, ValidationError
 from responders.silences import state
 from schemas import Timestamp, format_errors
 from schemas.silences import Silence
-from streams.http_common import error, json_object
-from streams.writes import acknowledged, write_id
+from streams.http.common import error, json_object
+from streams.http.writes import acknowledged, write_id
 
 if TYPE_CHECKING:
-    from streams.web import Api
+    from streams.http.server import Api
 
 
 _TIME: TypeAdapter[datetime] = TypeAdapter(Timestamp)

@@ -21,12 +21,13 @@ from aiohttp import web
 from responders.access import allows, link_problem
 from responders.correlation import Group
 from schemas import CommandKind, IncidentStatus
-from streams.http_common import ApiError
-from streams.people import Principal
+from streams.http.auth import Principal
+from streams.http.commands import stored_incident, submit
+from streams.http.common import ApiError
 
 if TYPE_CHECKING:
+    from streams.http.server import Api
     from streams.settings import Settings
-    from streams.web import Api
 
 _KINDS = {"acknowledge": CommandKind.ACKNOWLEDGE, "resolve": CommandKind.RESOLVE}
 _DONE = {
@@ -89,7 +90,7 @@ def routes(api: Api) -> list[web.RouteDef]:
 
     async def confirm(request: web.Request) -> web.Response:
         incident_id, action, person, _ = checked(request)
-        incident = api.incident(incident_id)
+        incident = stored_incident(api.p, incident_id)
         if incident is None:
             raise ApiError(404, f"incident {incident_id!r} not found")
         # Relative to the page (its own path), so it works behind a proxy serving a path.
@@ -108,8 +109,8 @@ def routes(api: Api) -> list[web.RouteDef]:
         if used_already(api, incident_id, cmd_id):
             return _used(api, incident_id)
         try:
-            await api.submit(incident_id, _KINDS[action], Principal(person, "responder", person),
-                             {}, cmd_id)  # fmt: skip
+            who = Principal(person, "responder", person)
+            await submit(api.p, incident_id, _KINDS[action], who, {}, cmd_id)
         except ApiError as exc:
             if exc.status != 409 or not done_already(api, incident_id, action):
                 raise
@@ -129,7 +130,7 @@ def lifetime_s(settings: Settings) -> float:
 def used_already(api: Api, incident_id: str, cmd_id: str) -> bool:
     """True when the command a link sends was applied before (say, before a reopen): sending it
     again changes nothing, since the incident's group remembers the ids it applied."""
-    incident = api.incident(incident_id)
+    incident = stored_incident(api.p, incident_id)
     if incident is None:
         return False
     held = api.p.tables.open_incidents.get(incident.routing_key)
@@ -138,7 +139,7 @@ def used_already(api: Api, incident_id: str, cmd_id: str) -> bool:
 
 def done_already(api: Api, incident_id: str, action: str) -> bool:
     """True when the link's action has been done already (by this link or anyone)."""
-    incident = api.incident(incident_id)
+    incident = stored_incident(api.p, incident_id)
     if incident is None:
         return False
     if action == "resolve":
@@ -147,14 +148,14 @@ def done_already(api: Api, incident_id: str, action: str) -> bool:
 
 
 def _nothing_to_do(api: Api, incident_id: str) -> web.Response:
-    incident = api.incident(incident_id)
+    incident = stored_incident(api.p, incident_id)
     status = incident.status.value if incident is not None else "changed"
     said = f"Incident {incident_id} is already {status}; nothing changed."
     return _html(_page("Nothing to do", said))
 
 
 def _used(api: Api, incident_id: str) -> web.Response:
-    incident = api.incident(incident_id)
+    incident = stored_incident(api.p, incident_id)
     status = incident.status.value if incident is not None else "changed"
     said = (
         f"This link was used already; incident {incident_id} is {status} now, and nothing "

@@ -30,14 +30,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from detectors.registry import DEFAULT_DETECTOR, DETECTORS, make_batch
-from streams.bench import (
+from devtools.bench import (
     add_detector_choice,
     chosen_detectors,
     detector_label,
     machine,
     machine_line,
-    positive_int,
 )
+from streams.argtypes import positive_int
 
 Floats = NDArray[np.float64]
 

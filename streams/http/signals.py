@@ -24,11 +24,11 @@ from responders.changes import Unmapped, change_of
 from schemas import Timestamp, format_errors
 from schemas.changes import ChangeEventV2
 from schemas.common import received
-from streams.http_common import ApiError, error, json_object
-from streams.writes import acknowledged, write_id
+from streams.http.common import ApiError, error, json_object
+from streams.http.writes import acknowledged, write_id
 
 if TYPE_CHECKING:
-    from streams.web import Api
+    from streams.http.server import Api
 
 _TIME: TypeAdapter[datetime] = TypeAdapter(Timestamp)
 #: Changes ``GET /api/changes`` lists at most.

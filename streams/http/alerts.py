@@ -25,11 +25,11 @@ from schemas import Command, CommandKind, Detection, format_errors
 from schemas.alerts import AlertmanagerWebhook, PagerDutyAction, PagerDutyEvent
 from schemas.common import received
 from streams.codec import encode
-from streams.http_common import ApiError, json_object
-from streams.writes import acknowledged, idempotency_key, write_id
+from streams.http.common import ApiError, json_object
+from streams.http.writes import acknowledged, idempotency_key, write_id
 
 if TYPE_CHECKING:
-    from streams.web import Api
+    from streams.http.server import Api
 
 
 async def _body(request: web.Request, model: type[BaseModel], context: dict[str, Any]) -> Any:

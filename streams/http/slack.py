@@ -19,12 +19,13 @@ from aiohttp import web
 
 from responders.access import slack_problem
 from schemas import CommandKind
-from streams.action_links import done_already, used_already
-from streams.http_common import ApiError, one_header
-from streams.people import Principal, require
+from streams.http.auth import Principal, require
+from streams.http.commands import stored_incident, submit
+from streams.http.common import ApiError, one_header
+from streams.http.links import done_already, used_already
 
 if TYPE_CHECKING:
-    from streams.web import Api
+    from streams.http.server import Api
 
 _KINDS = {"acknowledge": CommandKind.ACKNOWLEDGE, "resolve": CommandKind.RESOLVE}
 
@@ -72,7 +73,7 @@ def routes(api: Api) -> list[web.RouteDef]:
         if person is None:
             raise ApiError(403, f"Slack user {user} is no person of the catalog (slack_user_id)")
         who = require(Principal(person, p.catalog.people[person].role, person), "responder")
-        incident = api.incident(incident_id)
+        incident = stored_incident(api.p, incident_id)
         if incident is not None and done_already(api, incident_id, action):
             return _reply(f"Nothing changed: {incident_id} is already {incident.status.value}.")
         cmd_id = "slk-" + hashlib.sha256(body).hexdigest()[:20]
@@ -80,7 +81,7 @@ def routes(api: Api) -> list[web.RouteDef]:
             return _reply(f"Nothing changed: this press was recorded already ({incident_id} is "
                           f"{incident.status.value} now).")  # fmt: skip
         try:
-            await api.submit(incident_id, _KINDS[action], who, {}, cmd_id)
+            await submit(api.p, incident_id, _KINDS[action], who, {}, cmd_id)
         except ApiError as exc:
             if exc.status != 409:
                 raise

@@ -30,11 +30,11 @@ from pydantic import TypeAdapter, ValidationError
 from responders.oncall import Shift, escalation_plan, on_call, policy_for, shifts
 from schemas import Catalog, Timestamp, format_errors
 from schemas.live_catalog import ShiftOverride
-from streams.http_common import error, json_object
-from streams.writes import acknowledged, write_id
+from streams.http.common import error, json_object
+from streams.http.writes import acknowledged, write_id
 
 if TYPE_CHECKING:
-    from streams.web import Api
+    from streams.http.server import Api
 
 _TIME: TypeAdapter[datetime] = TypeAdapter(Timestamp)
 #: How far back a feed starts: the shift under way keeps its real start.

@@ -42,9 +42,10 @@ from typing import Any
 import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from devtools.bench import machine, machine_line
+from devtools.kafka_local import LocalBroker, free_port
 from responders.lifecycle import incident_id_for
-from streams.bench import machine, machine_line, positive_int
-from streams.kafka_local import LocalBroker, free_port
+from streams.argtypes import positive_int
 from streams.settings import TopicNames
 
 #: The tables whose rows are keyed by an incident (or a page of it): the ones that grow with N.

@@ -1,6 +1,6 @@
 """``warroom bench lognoise``: log detections raised by a steady stream of ordinary logs.
 
-Each generated family (:mod:`streams.bench.logfamilies`: nginx, kubelet and containerd, a JVM
+Each generated family (:mod:`devtools.bench.logfamilies`: nginx, kubelet and containerd, a JVM
 service, sshd, PostgreSQL, a Kafka broker) is one service logging at a steady rate, its lines
 drawn from the same mix of events all along, at the level each event's text says. Nothing
 happens in such a stream, so every detection is noise; the bench prints them per million lines,
@@ -17,9 +17,10 @@ import time
 from collections import Counter
 
 from detectors.logs import LogSource
+from devtools.bench import machine, machine_line
+from devtools.bench.logfamilies import FAMILIES, generate, level_of
 from schemas import LogRecord
-from streams.bench import machine, machine_line, positive_float, positive_int
-from streams.bench.logfamilies import FAMILIES, generate, level_of
+from streams.argtypes import positive_float, positive_int
 
 START = 1_700_000_000.0
 

@@ -18,7 +18,7 @@ from responders.access import allows, token_digest
 from schemas.auth import TokenRecord
 from schemas.catalog import Catalog, Role
 from schemas.common import Name
-from streams.http_common import ApiError
+from streams.http.common import ApiError
 
 ACTOR_HEADER = "X-Warroom-Actor"
 #: The actor of the shared token's writes that name nobody.

@@ -31,8 +31,8 @@ from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic import ValidationError
 
+from devtools.kafka_local import LocalBroker, free_port
 from schemas import format_errors
-from streams.kafka_local import LocalBroker, free_port
 from streams.settings import Settings, TopicNames
 
 HOME = Path(".warroom/demo")

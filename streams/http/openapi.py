@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from aiohttp import web
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
@@ -160,3 +161,14 @@ def openapi_document() -> dict[str, Any]:
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }
+
+
+def routes() -> list[web.RouteDef]:
+    """``GET /api/openapi.json``; a read, like every read it needs no token (unless reads are
+    private)."""
+
+    async def openapi(request: web.Request) -> web.Response:
+        """This API as an OpenAPI 3.1 document."""
+        return web.json_response(openapi_document())
+
+    return [web.get("/api/openapi.json", openapi)]
