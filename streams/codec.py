@@ -24,7 +24,7 @@ from detectors.routing import NumberedSeries
 from schemas import MetricPoint, format_errors
 from schemas.common import CONTROL, MAX_EPOCH_S, labels_problem, received
 from schemas.metrics import series_id
-from streams.points_scan import Scanned, SeriesNames, scan
+from streams.points_scan import Scanned, SeriesNames, scan, warm_up
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -260,6 +260,13 @@ class PointBatch:
 
 #: What ``decode_points_many`` numbers series ids with, unless it is given a table.
 SERIES_NAMES = SeriesNames()
+
+
+def warm_up_points() -> None:
+    """Load the points path's compiled kernels (a worker's first batch would pay for it)."""
+    warm_up()
+    decode_points_many([b'{"ts":1,"service":"warm-up","metric":"kernels","value":1}'],
+                       names=SeriesNames())  # fmt: skip
 
 
 def decode_points_many(

@@ -38,6 +38,8 @@ _REQUIRED = _TS | _SERVICE | _METRIC | _VALUE
 #: Columns of a point's identity spans: service, metric, labels (start, stop; labels 0, 0
 #: when absent).
 IDENTITY_COLUMNS = 6
+#: The shortest point: ``{"ts":0,"service":"a","metric":"b","value":0}``.
+_SMALLEST = 44
 _EXACT = np.array([10.0**i for i in range(23)], dtype=np.float64)  # 1e0 .. 1e22, all exact
 _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 _FNV_PRIME = np.uint64(0x100000001B3)
@@ -196,8 +198,11 @@ def _point(
     ts: Any, x: Any, slow: Any, ident: Any,
 ) -> int:  # fmt: skip
     """Point ``n`` from the object at ``i`` (just past its ``{`` and the space after it, or at
-    its first field's key when ``i`` is a key); the end of the object, or -1."""
+    its first field's key when ``i`` is a key); the end of the object, or -1. A number that
+    ``float`` must read is appended to ``slow`` (its count in ``slow[0, 0]``)."""
     seen = 0
+    ident[n, 4] = 0
+    ident[n, 5] = 0
     while True:
         a = i
         i = _string(buf, i, end)
@@ -220,9 +225,11 @@ def _point(
                 ts[n] = value
             else:
                 x[n] = value
-            if needs:
-                slow[n, column, 0] = i
-                slow[n, column, 1] = stop
+            if needs:  # read by ``float`` afterwards: which column of which point, where
+                k = slow[0, 0] = slow[0, 0] + 1
+                slow[k, 0] = 2 * n + column
+                slow[k, 1] = i
+                slow[k, 2] = stop
             i = stop
         elif field == _LABELS:
             stop = _labels(buf, i, end)
@@ -260,6 +267,8 @@ def _message(
     if key_end < 0:
         return -1
     if not _is(buf, i + 1, key_end - 1, points_word):
+        if n >= ts.shape[0]:
+            return -1
         i = _point(buf, i, end, n, words, exact, ts, x, slow, ident)
         if i < 0 or _ws(buf, i, end) != end:
             return -1
@@ -301,17 +310,13 @@ def _scan(
     Returns the number of points."""
     n = 0
     for m in range(bounds.shape[0] - 1):
+        held = slow[0, 0]
         got = _message(buf, bounds[m], bounds[m + 1], n, words, points_word, exact,
                        ts, x, slow, ident)  # fmt: skip
         firsts[m] = n
         if got < 0:
-            counts[m] = -1
-            # What this message wrote is overwritten by the next one's points.
-            for j in range(n, min(ts.shape[0], n + 1 + (bounds[m + 1] - bounds[m]) // 16)):
-                slow[j, 0, 0] = -1
-                slow[j, 1, 0] = -1
-                ident[j, 4] = 0
-                ident[j, 5] = 0
+            counts[m] = -1  # what it wrote is overwritten by the next message's points
+            slow[0, 0] = held
         else:
             counts[m] = got - n
             n = got
@@ -345,21 +350,21 @@ def scan(raws: Sequence[bytes | None]) -> Scanned:
     buf = np.frombuffer(data, dtype=np.uint8)
     bounds = np.zeros(len(raws) + 1, dtype=np.intp)
     np.cumsum([len(r or b"") for r in raws], out=bounds[1:])
-    room = len(data) // 16 + len(raws) + 1  # a point takes more than 16 bytes
-    ts = np.zeros(room)
-    x = np.zeros(room)
-    slow = np.full((room, 2, 2), -1, dtype=np.intp)
-    ident = np.zeros((room, IDENTITY_COLUMNS), dtype=np.intp)
+    room = len(data) // _SMALLEST + 1  # no point is shorter
+    ts = np.empty(room)
+    x = np.empty(room)
+    slow = np.empty((2 * room + 1, 3), dtype=np.intp)
+    slow[0, 0] = 0
+    ident = np.empty((room, IDENTITY_COLUMNS), dtype=np.intp)
     firsts = np.zeros(len(raws), dtype=np.intp)
     counts = np.zeros(len(raws), dtype=np.intp)
     last = _scan(buf, bounds, _WORDS, _POINTS_WORD, _EXACT, ts, x, slow, ident, firsts,
                  counts)  # fmt: skip
     ok = counts >= 0
     counts[~ok] = 0
-    ts, x, slow, ident = ts[:last], x[:last], slow[:last], ident[:last]
-    for i, column in zip(*np.nonzero(slow[:, :, 0] >= 0), strict=True):
-        a, b = slow[i, column]
-        (ts if column == 0 else x)[i] = float(data[a:b])
+    ts, x, ident = ts[:last], x[:last], ident[:last]
+    for at, a, b in slow[1 : slow[0, 0] + 1].tolist():
+        (ts if at % 2 == 0 else x)[at // 2] = float(data[a:b])
     return Scanned(buf, ok, firsts, counts, ts, x, ident)
 
 
@@ -543,3 +548,18 @@ class SeriesNames:
         if size > len(self.table):
             old, self.table = self.table, np.zeros((size, 4), dtype=np.uint64)
             _rehash(old, self.table)
+
+
+def warm_up() -> None:
+    """Load (or compile) every kernel here: a worker does it at start, not on live points (a
+    first call takes about a second)."""
+    names = SeriesNames()
+    raws = [b'{"points":[' + b",".join(
+        b'{"ts":1,"service":"warm-up","metric":"m%d","value":0.5,"labels":{"k":"v"}}' % i
+        for i in range(600)
+    ) + b"]}"]  # fmt: skip
+    scanned = scan(raws)
+    points = np.arange(len(scanned.ts))
+    names.learn(scanned, points, [f"warm-up|m{i}|k=v" for i in range(600)])  # grows the table
+    names.find(scanned, points)
+    names.names_of(np.zeros(1, dtype=np.intp))

@@ -68,7 +68,7 @@ from detectors.silence import detection as silence_detection
 from responders.lifecycle import routing_key
 from streams import faults
 from streams.agents import FirstInput
-from streams.codec import PointBatch, decode_points, decode_points_many, encode
+from streams.codec import PointBatch, decode_points, decode_points_many, encode, warm_up_points
 from streams.ingest.publish import batches
 
 if TYPE_CHECKING:
@@ -98,6 +98,7 @@ def attach(p: Pipeline) -> None:
     # A bank's first points compile its kernels (about a second): at start, not on live points.
     for bank in s.detector_banks().banks:
         bank.observe(["warm-up|kernels"], np.zeros(1), np.zeros(1))
+    warm_up_points()
     detect = Detect(p)
     p.detect = detect
 

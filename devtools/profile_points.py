@@ -1,6 +1,6 @@
 """Where the points path's CPU time goes, in process, without a broker.
 
-Runs the throughput bench's workload (``streams.bench.throughput.workload``) through what
+Runs the throughput bench's workload (``devtools.bench.throughput.workload``) through what
 ``detect`` does with each partition's records, stage by stage, and prints the CPU time
 (``time.process_time``) of each stage: decoding (``decode_points_many``), the idle sweep,
 admitting series (``RoutedBanks.admit``), the detectors' domains, scoring and deciding
@@ -8,7 +8,7 @@ admitting series (``RoutedBanks.admit``), the detectors' domains, scoring and de
 ``blocks.encode``, paced as ``detect`` paces them, with the CPU clock standing in for the wall
 clock).
 
-    python -m tools.profile_points --points 2000000 --series 100000 --batch 100
+    python -m devtools.profile_points --points 2000000 --series 100000 --batch 100
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ import numpy as np
 from aiokafka.partitioner import murmur2
 
 from detectors import blocks
+from detectors.routing import RoutedBanks
 from detectors.silence import SilenceParams, SilenceWatch
-from streams.bench.throughput import PARTITIONS, workload
+from devtools.bench.throughput import PARTITIONS, workload
 from streams.codec import decode_points_many
 from streams.settings import Settings
 
@@ -48,6 +49,7 @@ def run(
     share: float,
     deciding_only: bool = True,
 ) -> None:
+    deciding_only = deciding_only and hasattr(RoutedBanks, "take_deciding_blocks")
     base = 1.7e9
     parts = partitioned(n, k, batch, base)
     s = Settings()
