@@ -29,7 +29,7 @@ from devtools.bench.throughput import PARTITIONS, workload
 from streams.codec import decode_points_many
 from streams.settings import Settings
 
-DECODE_MESSAGES = 50
+DECODE_MESSAGES = 50  # as ``streams.agents.detect``; --chunk to try others
 
 
 def partitioned(n: int, k: int, batch: int, base: float) -> dict[int, list[bytes]]:
@@ -48,6 +48,7 @@ def run(
     interval_s: float,
     share: float,
     deciding_only: bool = True,
+    chunk_size: int = DECODE_MESSAGES,
 ) -> None:
     deciding_only = deciding_only and hasattr(RoutedBanks, "take_deciding_blocks")
     base = 1.7e9
@@ -77,8 +78,8 @@ def run(
                 continue
             bank = banks[p]
             rows, ts, xs = [], [], []
-            for i in range(0, len(records), DECODE_MESSAGES):
-                chunk = records[i : i + DECODE_MESSAGES]
+            for i in range(0, len(records), chunk_size):
+                chunk = records[i : i + chunk_size]
                 t0 = clock()
                 decoded = decode_points_many(chunk, [base + 1e6] * len(chunk), 300.0)
                 t1 = clock()
@@ -156,6 +157,7 @@ def main() -> None:
         action="store_true",
         help="write every changed block when a policy is deciding (as before)",
     )
+    parser.add_argument("--chunk", type=int, default=DECODE_MESSAGES, help="messages a decode")
     parser.add_argument("--profile", action="store_true", help="cProfile's top functions too")
     a = parser.parse_args()
     if a.profile:
@@ -174,7 +176,16 @@ def main() -> None:
             )
         pstats.Stats(profile).sort_stats("tottime").print_stats(25)
         return
-    run(a.points, a.series, a.batch, a.records, a.interval, a.share, not a.whole_when_deciding)
+    run(
+        a.points,
+        a.series,
+        a.batch,
+        a.records,
+        a.interval,
+        a.share,
+        not a.whole_when_deciding,
+        a.chunk,
+    )
 
 
 if __name__ == "__main__":

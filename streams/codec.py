@@ -258,6 +258,8 @@ class PointBatch:
     rejected: list[list[Rejected]]
 
 
+#: A message's rejected entries when it has none (shared: read, never changed).
+_NONE_REJECTED: list[Rejected] = []
 #: What ``decode_points_many`` numbers series ids with, unless it is given a table.
 SERIES_NAMES = SeriesNames()
 
@@ -303,7 +305,7 @@ def decode_points_many(
         stops = np.cumsum(counts).tolist()
         spans = list(zip([0, *stops[:-1]], stops, strict=True))
         series = NumberedSeries(table.names_of(numbers), numbers, table.numbering)
-        return PointBatch(series, x, ts, spans, [[] for _ in raws])
+        return PointBatch(series, x, ts, spans, [_NONE_REJECTED] * len(raws))
     rest = np.flatnonzero(~ok).tolist()
     other = _wire_many(
         [raws[m] for m in rest],

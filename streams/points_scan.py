@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numba
 import numpy as np
@@ -346,10 +346,12 @@ class Scanned:
 
 def scan(raws: Sequence[bytes | None]) -> Scanned:
     """The messages' points, for those of the plain shape (see the module docstring)."""
-    data = b"".join(r or b"" for r in raws)
+    # Without a None (a message without a value), the messages as they are: no copy.
+    present = [r or b"" for r in raws] if None in raws else cast("Sequence[bytes]", raws)
+    data = b"".join(present)
     buf = np.frombuffer(data, dtype=np.uint8)
     bounds = np.zeros(len(raws) + 1, dtype=np.intp)
-    np.cumsum([len(r or b"") for r in raws], out=bounds[1:])
+    np.cumsum(np.fromiter(map(len, present), dtype=np.intp, count=len(raws)), out=bounds[1:])
     room = len(data) // _SMALLEST + 1  # no point is shorter
     ts = np.empty(room)
     x = np.empty(room)

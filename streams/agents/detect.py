@@ -20,9 +20,12 @@ partition newly assigned to this worker is rebuilt from that partition of the to
 points are read.
 
 Per partition, in this order: the batch's detections are acknowledged by the broker; then the
-changed blocks are written (every ``checkpoint_interval_s``, and at once when a policy fired or
-is deciding, so a handover never drops a run in progress); then the partition's offset is
-committed. A checkpoint that took ``d`` seconds puts the next timed one at least
+changed blocks are written (every ``checkpoint_interval_s``); then the partition's offset is
+committed. When a policy fired or is deciding, the blocks of its rows are written at once, without
+a commit, so a handover never drops a run in progress (and a fleet's state is not written after
+every batch in which one of its series is busy).
+
+A checkpoint that took ``d`` seconds puts the next timed one at least
 ``d / checkpoint_max_share`` away: with a hundred thousand series changing every second, writing
 them all every second would cost more than scoring them, and the price of a longer pause is
 only a longer replay after a crash. Committed offsets never run ahead of the checkpoint, so after
@@ -224,19 +227,37 @@ class Detect(mode.Service):
                     await self._rewind_all()
 
     async def _batch(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
-        due = set()
+        deciding = set()
         for tp, records in batch.items():
             if records and await self._partition(tp.partition, records):
-                due.add(tp.partition)
+                deciding.add(tp.partition)
         now = time.monotonic()
         interval = max(self.p.settings.checkpoint_interval_s, self._pause)
-        due.update(
+        due = {
             part
             for part, offset in self._read.items()
             if offset != self._committed.get(part)
             and now - self._saved_at.get(part, -1e18) >= interval
-        )
+        }
         await self._save(due)
+        await self._save_deciding(deciding - due)
+
+    async def _save_deciding(self, partitions: set[int]) -> None:
+        """Write at once the blocks of the rows whose policy moved (a run began, an episode is
+        on), without a commit: a new owner restores them and reads the points since the last
+        commit again, theirs as stale. The partition's other changed rows wait for its timed
+        checkpoint, which commits."""
+        writes = []
+        for part in sorted(partitions & set(self.banks)):
+            for block, state in self.banks[part].take_deciding_blocks().items():
+                value = self._block_value(block, state)
+                if value is not None:
+                    key = block.encode()
+                    writes.append(
+                        await self._producer.send(self.blocks_topic, value, key=key, partition=part)
+                    )
+        await asyncio.gather(*writes)
+        self.p.count("checkpoint_deciding_blocks", len(writes))
 
     async def _rewind_all(self) -> None:
         while not self.should_stop:
@@ -543,12 +564,8 @@ class Detect(mode.Service):
             writes += watch_writes
             written += watch_bytes
             for block, state in self.banks[part].take_dirty_blocks().items():
-                value = blocks.encode(state)
-                if len(value) > MAX_BLOCK_BYTES:
-                    # One series whose id alone is this long: written, it would fail every
-                    # time; not written, that series starts afresh after a restore.
-                    log.error("detect: block %s of %d bytes not checkpointed", block, len(value))
-                    self.p.count("checkpoint_blocks_too_large")
+                value = self._block_value(block, state)
+                if value is None:
                     continue
                 written += len(value)
                 writes.append(
@@ -577,6 +594,17 @@ class Detect(mode.Service):
             return
         for tp, offset in offsets.items():
             self._committed[tp.partition] = offset
+
+    def _block_value(self, block: str, state: dict[str, Any]) -> bytes | None:
+        """A block part as written; None (logged and counted) if it is too large to write."""
+        value = blocks.encode(state)
+        if len(value) > MAX_BLOCK_BYTES:
+            # One series whose id alone is this long: written, it would fail every time; not
+            # written, that series starts afresh after a restore.
+            log.error("detect: block %s of %d bytes not checkpointed", block, len(value))
+            self.p.count("checkpoint_blocks_too_large")
+            return None
+        return value
 
     def _paced(self, took_s: float, written: int) -> None:
         """Count a checkpoint and set the pause before the next from what this one cost."""
