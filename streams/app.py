@@ -290,10 +290,10 @@ def build(
     faults.arm(settings.fault_point, settings.data_dir)  # off unless a fault test sets it
     app = _faust_app(settings)
     pipeline = assemble(app, settings, catalog, notifiers)
+    from streams import detect
     from streams.agents import (
         aggregate_mttr,
         deliver_pages,
-        detect,
         ingest_jsonlogs,
         ingest_otlp,
         ingest_prometheus,

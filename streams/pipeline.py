@@ -32,7 +32,7 @@ Table = OwnedTable
 
 class DetectService(Protocol):
     """What the web API and the metrics read of the ``detect`` service
-    (:class:`streams.agents.detect.Detect`)."""
+    (:class:`streams.detect.Detect`)."""
 
     @property
     def restoring_since(self) -> float | None: ...

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pytest
@@ -15,8 +14,8 @@ from detectors.bank import SeriesBank
 from detectors.cardinality import PER_PARTITION, PER_SERVICE, SeriesLimits, refusal
 from detectors.registry import DETECTORS
 from detectors.routing import DetectorRule, RoutedBanks
-from streams.agents.detect import Detect
 from streams.codec import PointBatch, decode_points_many
+from streams.detect.scoring import evict
 from streams.settings import Settings
 
 DAY = 86_400.0
@@ -243,7 +242,7 @@ def test_the_settings_limits_reach_the_banks() -> None:
 
 
 class Counting:
-    """The part of the pipeline ``Detect._evict`` uses: its counters."""
+    """The part of the pipeline ``evict`` uses: its counters."""
 
     def __init__(self) -> None:
         self.counters: dict[str, int] = {}
@@ -262,17 +261,16 @@ def chunk(*points: tuple[str, float]) -> PointBatch:
 
 
 def test_the_worker_evicts_by_event_time_never_past_its_wall_clock() -> None:
-    detect: Any = Detect.__new__(Detect)
-    detect.p = Counting()
+    counting = Counting()
     banks = RoutedBanks("ewma", limits=SeriesLimits(idle_s=DAY, sweep_s=0))
     now = time.time()
     observe(banks, ["api|old", "api|recent"], now - 2 * DAY)
     observe(banks, ["api|recent"], now - 600)
     # A point stamped ten years ahead moves the clock only to the wall clock: the series seen
     # ten minutes ago stays, the one idle for two days goes.
-    detect._evict(banks, chunk(("api|future", now + 10 * 365 * DAY)))
+    evict(counting, banks, chunk(("api|future", now + 10 * 365 * DAY)))
     assert set(banks.index) == {"api|recent"}
-    assert detect.p.counters == {"series_evicted": 1}
+    assert counting.counters == {"series_evicted": 1}
     # A backfill of old points moves nothing.
-    detect._evict(banks, chunk(("api|recent", now - 3 * DAY)))
+    evict(counting, banks, chunk(("api|recent", now - 3 * DAY)))
     assert set(banks.index) == {"api|recent"}

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from detectors import SeriesBank, blocks, vector
 from detectors.cardinality import SeriesLimits
 from detectors.routing import RoutedBanks
-from streams.agents.detect import CHECKPOINT_PAUSE_MAX_S, checkpoint_pause
+from streams.detect.checkpoints import CHECKPOINT_PAUSE_MAX_S, checkpoint_pause
 from streams.settings import Settings
 
 

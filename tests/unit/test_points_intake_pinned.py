@@ -21,7 +21,7 @@ from detectors.cardinality import SeriesLimits
 from detectors.routing import DetectorRule, RoutedBanks
 from streams.codec import decode_points, decode_points_many
 
-CHUNK = 50  # messages per decode (``streams.agents.detect`` takes up to DECODE_BYTES)
+CHUNK = 50  # messages per decode, as ``streams.detect.scoring.DECODE_MESSAGES``
 BASE = 1.7e9
 MAX_FUTURE_S = 300.0
 # Series ids of these shapes (a service with a space inside, a metric with a "|") split more

@@ -134,7 +134,7 @@ WATCH = "d32040b58178831bd8351584ab097f61f12026669719395ce990b27dc20cdb3f"
 
 
 def test_silence_watch_blocks_are_the_json_they_were() -> None:
-    from streams.agents.detect import WATCH_BLOCK_BYTES, watch_blocks
+    from streams.detect.checkpoints import WATCH_BLOCK_BYTES, watch_blocks
 
     state = json.loads(watch_transcript(12)[-1])
     assert len(state["series"]) > 200

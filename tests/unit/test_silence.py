@@ -230,7 +230,7 @@ def test_a_state_of_another_version_starts_afresh() -> None:
 
 
 def test_checkpoint_blocks_are_bounded_by_size() -> None:
-    from streams.agents.detect import watch_blocks
+    from streams.detect.checkpoints import watch_blocks
 
     entries = {f"s{i}|m|" + "x" * 100: [1.0, None, None, 1.0] for i in range(50)}
     entries["huge|m|" + "y" * 5000] = [1.0, None, None]
