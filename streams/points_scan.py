@@ -20,6 +20,7 @@ name's validity depends on (its characters, lengths, labels) is all in its bytes
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -41,6 +42,32 @@ IDENTITY_COLUMNS = 6
 #: The shortest point: ``{"ts":0,"service":"a","metric":"b","value":0}``.
 _SMALLEST = 44
 _EXACT = np.array([10.0**i for i in range(23)], dtype=np.float64)  # 1e0 .. 1e22, all exact
+_FIVES_FIRST, _FIVES_LAST = -342, 308
+
+
+def _fives() -> NDArray[np.uint64]:
+    """5**q for q from ``_FIVES_FIRST`` to ``_FIVES_LAST``, to 128 bits with the top bit set
+    (for q < 0, a reciprocal rounded up), as (high, low) 64-bit halves: fast_float's table."""
+    out = np.zeros((_FIVES_LAST - _FIVES_FIRST + 1, 2), dtype=np.uint64)
+    for q in range(_FIVES_FIRST, _FIVES_LAST + 1):
+        if q < 0:
+            power5 = 5**-q
+            z = power5.bit_length()
+            b = z + 127 if q >= -27 else 2 * z + 2 * 64
+            c = 2**b // power5 + 1
+            while c >= 1 << 128:
+                c //= 2
+        else:
+            c = 5**q
+            while c < 1 << 127:
+                c *= 2
+            while c >= 1 << 128:
+                c //= 2
+        out[q - _FIVES_FIRST] = (c >> 64, c & (2**64 - 1))
+    return out
+
+
+_FIVES = _fives()
 _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 _FNV_PRIME = np.uint64(0x100000001B3)
 
@@ -99,7 +126,7 @@ def _field(buf: Any, a: int, b: int, words: Any) -> int:
 
 
 @numba.njit(cache=True, nogil=True)
-def _number(buf: Any, i: int, end: int, exact: Any) -> tuple[int, float, bool]:
+def _number(buf: Any, i: int, end: int, exact: Any, fives: Any) -> tuple[int, float, bool]:
     """(end, value, whether ``float`` must read it) of the JSON number at ``i``; end -1 if
     there is none."""
     j = i
@@ -156,14 +183,72 @@ def _number(buf: Any, i: int, end: int, exact: Any) -> tuple[int, float, bool]:
     if significant == 0:
         # Zero. msgspec reads the integer -0 as 0.0, and -0.0 (or -0e1) as -0.0.
         return j, (-0.0 if negative and not integral else 0.0), False
-    if significant > 15:
-        return j, 0.0, True
     power = exponent + scale
-    if power < -22 or power > 22:
-        return j, 0.0, True
-    value = float(mantissa)
-    value = value * exact[power] if power >= 0 else value / exact[-power]
+    if significant <= 15 and -22 <= power <= 22:
+        value = float(mantissa)
+        value = value * exact[power] if power >= 0 else value / exact[-power]
+        return j, (-value if negative else value), False
+    if significant > 19:
+        return j, 0.0, True  # the mantissa is not exact: ``float`` reads it
+    value = _eisel_lemire(mantissa, power, fives)
+    if value < 0.0:
+        return j, 0.0, True  # out of the normal range: ``float`` reads it
     return j, (-value if negative else value), False
+
+
+@numba.njit(cache=True, nogil=True)
+def _product(a: Any, b: Any) -> tuple[Any, Any]:
+    """The 128-bit product of two 64-bit integers, as (high, low)."""
+    half = np.uint64(0xFFFFFFFF)
+    thirty_two = np.uint64(32)
+    a_lo, a_hi = a & half, a >> thirty_two
+    b_lo, b_hi = b & half, b >> thirty_two
+    p0, p1, p2, p3 = a_lo * b_lo, a_lo * b_hi, a_hi * b_lo, a_hi * b_hi
+    middle = (p0 >> thirty_two) + (p1 & half) + (p2 & half)
+    low = (middle << thirty_two) | (p0 & half)
+    high = p3 + (p1 >> thirty_two) + (p2 >> thirty_two) + (middle >> thirty_two)
+    return high, low
+
+
+@numba.njit(cache=True, nogil=True)
+def _eisel_lemire(w: Any, q: int, fives: Any) -> float:
+    """``w * 10**q`` correctly rounded (``w`` an exact decimal mantissa below 2**64, not 0),
+    by Eisel and Lemire's algorithm as fast_float implements it; -1.0 when the result is not a
+    normal double (subnormal, or past the largest), which ``float`` reads instead."""
+    if q < _FIVES_FIRST or q > _FIVES_LAST:
+        return -1.0
+    lz = 0
+    top = np.uint64(1) << np.uint64(63)
+    while w & top == 0:
+        w = w << np.uint64(1)
+        lz += 1
+    index = q - _FIVES_FIRST
+    high, low = _product(w, fives[index, 0])
+    mask = np.uint64(0x1FF)
+    if high & mask == mask:
+        second_high, _ = _product(w, fives[index, 1])
+        low2 = low + second_high
+        if second_high > low2:
+            high += np.uint64(1)
+        low = low2
+    upper: Any = np.int64(high >> np.uint64(63))
+    shift = np.uint64(upper + 9)
+    mantissa = high >> shift
+    power2 = (((152170 + 65536) * q) >> 16) + 63 + upper - lz + 1023
+    if power2 <= 0:
+        return -1.0
+    # Exactly halfway between two doubles: to the even one.
+    halfway = low <= np.uint64(1) and -4 <= q <= 23 and mantissa & np.uint64(3) == np.uint64(1)
+    if halfway and (mantissa << shift) == high:
+        mantissa &= ~np.uint64(1)
+    mantissa += mantissa & np.uint64(1)
+    mantissa = mantissa >> np.uint64(1)
+    if mantissa >= np.uint64(2) << np.uint64(52):
+        mantissa = np.uint64(1) << np.uint64(52)
+        power2 += 1
+    if power2 >= 0x7FF:
+        return -1.0
+    return math.ldexp(float(mantissa), power2 - 1075)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -194,7 +279,7 @@ def _labels(buf: Any, i: int, end: int) -> int:
 
 @numba.njit(cache=True, nogil=True)
 def _point(
-    buf: Any, i: int, end: int, n: int, words: Any, exact: Any,
+    buf: Any, i: int, end: int, n: int, words: Any, exact: Any, fives: Any,
     ts: Any, x: Any, slow: Any, ident: Any,
 ) -> int:  # fmt: skip
     """Point ``n`` from the object at ``i`` (just past its ``{`` and the space after it, or at
@@ -217,7 +302,7 @@ def _point(
             return -1
         i = _ws(buf, i + 1, end)
         if field & (_TS | _VALUE):
-            stop, value, needs = _number(buf, i, end, exact)
+            stop, value, needs = _number(buf, i, end, exact, fives)
             if stop < 0:
                 return -1
             column = 0 if field == _TS else 1
@@ -255,7 +340,7 @@ def _point(
 @numba.njit(cache=True, nogil=True)
 def _message(
     buf: Any, start: int, end: int, n: int, words: Any, points_word: Any, exact: Any,
-    ts: Any, x: Any, slow: Any, ident: Any,
+    fives: Any, ts: Any, x: Any, slow: Any, ident: Any,
 ) -> int:  # fmt: skip
     """The points of the message ``buf[start:end]`` from point ``n`` on; how many there are
     after it (the next free point), or -1 if the message is not of the plain shape."""
@@ -269,7 +354,7 @@ def _message(
     if not _is(buf, i + 1, key_end - 1, points_word):
         if n >= ts.shape[0]:
             return -1
-        i = _point(buf, i, end, n, words, exact, ts, x, slow, ident)
+        i = _point(buf, i, end, n, words, exact, fives, ts, x, slow, ident)
         if i < 0 or _ws(buf, i, end) != end:
             return -1
         return n + 1
@@ -284,7 +369,7 @@ def _message(
     while True:
         if n >= ts.shape[0] or i >= end or buf[i] != _LBRACE:
             return -1
-        i = _point(buf, _ws(buf, i + 1, end), end, n, words, exact, ts, x, slow, ident)
+        i = _point(buf, _ws(buf, i + 1, end), end, n, words, exact, fives, ts, x, slow, ident)
         if i < 0:
             return -1
         n += 1
@@ -302,7 +387,7 @@ def _message(
 
 @numba.njit(cache=True, nogil=True)
 def _scan(
-    buf: Any, bounds: Any, words: Any, points_word: Any, exact: Any,
+    buf: Any, bounds: Any, words: Any, points_word: Any, exact: Any, fives: Any,
     ts: Any, x: Any, slow: Any, ident: Any, firsts: Any, counts: Any,
 ) -> int:  # fmt: skip
     """Every message (``buf[bounds[m]:bounds[m + 1]]``); message ``m``'s points are
@@ -311,7 +396,7 @@ def _scan(
     n = 0
     for m in range(bounds.shape[0] - 1):
         held = slow[0, 0]
-        got = _message(buf, bounds[m], bounds[m + 1], n, words, points_word, exact,
+        got = _message(buf, bounds[m], bounds[m + 1], n, words, points_word, exact, fives,
                        ts, x, slow, ident)  # fmt: skip
         firsts[m] = n
         if got < 0:
@@ -360,7 +445,7 @@ def scan(raws: Sequence[bytes | None]) -> Scanned:
     ident = np.empty((room, IDENTITY_COLUMNS), dtype=np.intp)
     firsts = np.zeros(len(raws), dtype=np.intp)
     counts = np.zeros(len(raws), dtype=np.intp)
-    last = _scan(buf, bounds, _WORDS, _POINTS_WORD, _EXACT, ts, x, slow, ident, firsts,
+    last = _scan(buf, bounds, _WORDS, _POINTS_WORD, _EXACT, _FIVES, ts, x, slow, ident, firsts,
                  counts)  # fmt: skip
     ok = counts >= 0
     counts[~ok] = 0

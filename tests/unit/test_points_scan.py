@@ -226,3 +226,29 @@ def test_numbers_of_another_numbering_are_not_taken_for_these() -> None:
     assert a.numbers[0] == b.numbers[0] == 0
     assert bank.admit(a)[0].tolist() != bank.admit(b)[0].tolist()
     assert bank.series(int(bank.admit(a)[0][0])) == "a|x"
+
+
+def test_numbers_of_every_size_read_as_float_reads_them() -> None:
+    # Timestamps as time.time() writes them (17 digits), values of any magnitude, mantissas of
+    # up to 19 digits with exponents at both ends of the range, and past it (read by float).
+    rng = random.Random(11)
+    tokens = []
+    for _ in range(20_000):
+        kind = rng.randrange(5)
+        if kind == 0:
+            tokens.append(repr(1.7e9 + rng.random() * 1e8))
+        elif kind == 1:
+            tokens.append(repr(rng.gauss(0, 1) * 10 ** rng.randint(-300, 300)))
+        elif kind == 2:
+            tokens.append(f"{rng.randint(1, 10**19 - 1)}e{rng.randint(-345, 310)}")
+        elif kind == 3:
+            tokens.append(f"-{rng.randint(1, 10**12)}.{rng.randint(0, 10**7):07d}")
+        else:
+            tokens.append(
+                f"0.{rng.randint(0, 10**5):05d}{rng.randint(1, 10**15)}E-{rng.randint(0, 30)}"
+            )
+    raws = [b'{"ts":1,"service":"a","metric":"b","value":%s}' % t.encode() for t in tokens]
+    got = scan(raws)
+    assert got.ok.all()
+    want = np.array([float(t) for t in tokens])
+    assert got.values.tobytes() == want.tobytes()
