@@ -323,16 +323,22 @@ def _numbered(table: SeriesNames, scanned: Scanned, raws: Sequence[bytes | None]
     owner = np.repeat(np.arange(len(raws)), scanned.counts)
     unknown = np.zeros(len(raws), dtype=np.bool_)
     unknown[owner[numbers < 0]] = True
+    learned: list[NDArray[np.intp]] = []
+    ids: list[str] = []
     for m in np.flatnonzero(unknown).tolist():
         a = int(scanned.firsts[m])
         b = a + int(scanned.counts[m])
         points = _wire_points(raws[m])
-        ids = [] if points is None else _series_ids(points)
-        if points is None or len(points) != b - a or not _valid_names(points, raws[m], ids):
+        mine = [] if points is None else _series_ids(points)
+        if points is None or len(points) != b - a or not _valid_names(points, raws[m], mine):
             scanned.ok[m] = False
             continue
-        table.learn(scanned, np.arange(a, b), ids)
-        numbers[a:b] = table.find(scanned, np.arange(a, b))
+        learned.append(np.arange(a, b))
+        ids += mine
+    if learned:  # learned in one call: a fleet's first points come a series a message
+        at = np.concatenate(learned)
+        table.learn(scanned, at, ids)
+        numbers[at] = table.find(scanned, at)
     return numbers
 
 
