@@ -150,6 +150,8 @@ class SeriesBank:
         self.recent_ts = np.zeros((capacity, self.recent_points))
         self.recent_x = np.zeros((capacity, self.recent_points))
         self.dirty = np.zeros(capacity, dtype=np.bool_)
+        #: Rows whose policy state changed since their block was last written (``deciding``).
+        self.urgent = np.zeros(capacity, dtype=np.bool_)
         #: Rows that hold a series (the others are holes: evicted, or never written).
         self.live = np.zeros(capacity, dtype=np.bool_)
         #: Holes below ``len(ids)``, reused before the bank grows (lowest last).
@@ -174,6 +176,7 @@ class SeriesBank:
         self.recent_ts = np.concatenate([self.recent_ts, pad])
         self.recent_x = np.concatenate([self.recent_x, pad])
         self.dirty = np.concatenate([self.dirty, np.zeros(extra, dtype=np.bool_)])
+        self.urgent = np.concatenate([self.urgent, np.zeros(extra, dtype=np.bool_)])
         self.live = np.concatenate([self.live, np.zeros(extra, dtype=np.bool_)])
         self.capacity += extra
 
@@ -337,6 +340,7 @@ class SeriesBank:
             # Each such row's points in order; a quiet point on an idle policy leaves it idle.
             self.deciding = True
             decide = np.isin(frows, np.unique(frows[candidates]))
+            self.urgent[frows[decide]] = True
             for j in np.flatnonzero(decide).tolist():
                 row, s = int(frows[j]), float(score[j])
                 # The row's state now (an episode may have begun or ended earlier in the batch).
@@ -396,6 +400,7 @@ class SeriesBank:
         hot = (score >= self.policy.threshold) | busy[rows] | (own["run"][rows] > 0)
         decide = np.flatnonzero(hot)
         self.deciding |= len(decide) > 0
+        self.urgent[rows[decide]] = True
         for j in decide:
             row = int(rows[j])
             earlier = partial(self._ring_before_last, row)
@@ -478,11 +483,31 @@ class SeriesBank:
         used = len(self.ids)
         dirty = np.flatnonzero(self.dirty[:used])
         self.dirty[:used] = False
+        self.urgent[:used] = False
         self.deciding = False
+        return self._parts_of(dirty)
+
+    def take_deciding_blocks(self) -> dict[str, dict[str, Any]]:
+        """The block parts that hold a row whose policy state changed since it was last
+        written (the rows ``deciding`` is about), as ``key -> value``; their rows are no
+        longer dirty. The other changed rows wait for ``take_dirty_blocks``: written this way,
+        a run in progress survives a handover without the whole partition's state."""
+        used = len(self.ids)
+        urgent = np.flatnonzero(self.urgent[:used])
+        self.urgent[:used] = False
+        self.deciding = False
+        out = self._parts_of(urgent)
+        for key in out:
+            start = out[key]["start"]
+            self.dirty[start : start + len(out[key]["ids"])] = False
+        return out
+
+    def _parts_of(self, rows: Rows) -> dict[str, dict[str, Any]]:
+        """The parts that hold any of ``rows`` (sorted)."""
         out: dict[str, dict[str, Any]] = {}
-        for block in np.unique(dirty // self.block_rows).tolist():
+        for block in np.unique(rows // self.block_rows).tolist():
             for part, (start, stop) in enumerate(self.parts(block)):
-                lo, hi = np.searchsorted(dirty, [start, stop])
+                lo, hi = np.searchsorted(rows, [start, stop])
                 if hi > lo:
                     out[_part_key(block, part)] = self.part_state(start, stop)
         return out

@@ -73,6 +73,17 @@ def service_metric(series: str) -> tuple[str, str]:
     return service, rest.partition("|")[0]
 
 
+class NumberedSeries(list[str]):
+    """Series ids, each with a number (``numbers[i]`` for ``self[i]``) that stands for the
+    same id wherever it is given with the same ``numbering`` object: ``RoutedBanks.admit``
+    finds their rows by number, in arrays, rather than by id in a dict."""
+
+    def __init__(self, ids: Sequence[str], numbers: NDArray[np.intp], numbering: object) -> None:
+        super().__init__(ids)
+        self.numbers = numbers
+        self.numbering = numbering
+
+
 class RoutedBanks:
     """A bank per rule, then the default bank; the interface of one ``SeriesBank``."""
 
@@ -105,6 +116,16 @@ class RoutedBanks:
         domains = [value_domain(d) or (-math.inf, math.inf) for d in self.detectors]
         self._bounds = np.asarray(domains, dtype=np.float64).T
         self._bounded = bool(np.isfinite(self._bounds).any())
+        self._forget_numbers()
+
+    def _forget_numbers(self, numbering: object = None) -> None:
+        """No series' row known by number (``NumberedSeries``) of ``numbering`` yet."""
+        self._numbering = numbering
+        #: By number: the series' global row (-1: not known) and its row's ``_stamps`` then.
+        self._row_of = np.full(0, -1, dtype=np.intp)
+        self._stamp_of = np.zeros(0, dtype=np.int64)
+        #: By global row: how many times it was given back (a number's row is stale after).
+        self._stamps = np.zeros(0, dtype=np.int64)
 
     @property
     def default(self) -> SeriesBank:
@@ -134,6 +155,41 @@ class RoutedBanks:
         """The global row of each of ``series`` (new series get fresh rows in their bank), and
         the positions of the points of new series refused by a limit, with the refusal (their
         row is -1)."""
+        if isinstance(series, NumberedSeries) and len(series):
+            return self._admit_numbered(series)
+        return self._admit(series)
+
+    def _admit_numbered(self, series: NumberedSeries) -> tuple[Rows, dict[int, Refusal]]:
+        """``admit`` with each series' row found by its number; those not found are admitted
+        by id, in order (the same rows and refusals as admitting them all by id: the others
+        are series already held)."""
+        if series.numbering is not self._numbering:
+            self._forget_numbers(series.numbering)
+        numbers = np.asarray(series.numbers, dtype=np.intp)
+        most = int(numbers.max()) + 1
+        if most > len(self._row_of):
+            grow = max(most, 2 * len(self._row_of)) - len(self._row_of)
+            self._row_of = np.concatenate([self._row_of, np.full(grow, -1, dtype=np.intp)])
+            self._stamp_of = np.concatenate([self._stamp_of, np.zeros(grow, dtype=np.int64)])
+        rows = self._row_of[numbers]
+        found = rows >= 0
+        found[found] = self._stamp_of[numbers[found]] == self._stamps[rows[found]]
+        if found.all():
+            return rows, {}
+        missed = np.flatnonzero(~found)
+        got, refused = self._admit([series[i] for i in missed.tolist()])
+        rows[missed] = got
+        held = got >= 0
+        if held.any():
+            top = int(got.max()) + 1
+            if top > len(self._stamps):
+                grow = max(top, 2 * len(self._stamps)) - len(self._stamps)
+                self._stamps = np.concatenate([self._stamps, np.zeros(grow, dtype=np.int64)])
+            self._row_of[numbers[missed[held]]] = got[held]
+            self._stamp_of[numbers[missed[held]]] = self._stamps[got[held]]
+        return rows, {int(missed[i]): no for i, no in refused.items()}
+
+    def _admit(self, series: Sequence[str]) -> tuple[Rows, dict[int, Refusal]]:
         n = len(series)
         if n > 1:
             try:  # mostly every series is known: all looked up in one call
@@ -189,6 +245,8 @@ class RoutedBanks:
                 found = self.index.get(sid)
                 if found is not None and found % n == k:
                     del self.index[sid]
+                    if found < len(self._stamps):
+                        self._stamps[found] += 1  # its number no longer finds this row
                     self.per_service[service_metric(sid)[0]] -= 1
                     gone.append(sid)
         self.per_service = +self.per_service  # drop the services left without series
@@ -256,8 +314,17 @@ class RoutedBanks:
                 out[self._key(k, block)] = state
         return out
 
+    def take_deciding_blocks(self) -> dict[str, dict[str, Any]]:
+        """``SeriesBank.take_deciding_blocks`` of every bank, keyed as ``take_dirty_blocks``."""
+        out: dict[str, dict[str, Any]] = {}
+        for k, bank in enumerate(self.banks):
+            for block, state in bank.take_deciding_blocks().items():
+                out[self._key(k, block)] = state
+        return out
+
     def load_blocks(self, blocks: Mapping[str, Mapping[str, Any]]) -> int:
         """Put checkpointed blocks back in their banks; returns how many are stale."""
+        self._forget_numbers()
         by_name = {r.name: k for k, r in enumerate(self.rules)}
         per_bank: list[dict[str, Mapping[str, Any]]] = [{} for _ in self.banks]
         stale = 0

@@ -20,9 +20,11 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ValidationError
 
+from detectors.routing import NumberedSeries
 from schemas import MetricPoint, format_errors
 from schemas.common import CONTROL, MAX_EPOCH_S, labels_problem, received
 from schemas.metrics import series_id
+from streams.points_scan import Scanned, SeriesNames, scan, warm_up
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -259,15 +261,137 @@ class PointBatch:
     rejected: list[list[Rejected]]
 
 
+#: A message's rejected entries when it has none (shared: read, never changed).
+_NONE_REJECTED: list[Rejected] = []
+#: What ``decode_points_many`` numbers series ids with, unless it is given a table.
+SERIES_NAMES = SeriesNames()
+
+
+def warm_up_points() -> None:
+    """Load the points path's compiled kernels (a worker's first batch would pay for it)."""
+    warm_up()
+    decode_points_many([b'{"ts":1,"service":"warm-up","metric":"kernels","value":1}'],
+                       names=SeriesNames())  # fmt: skip
+
+
 def decode_points_many(
     raws: Sequence[bytes | None],
     received_s: Sequence[float] | None = None,
     max_future_s: float = math.inf,
+    names: SeriesNames | None = None,
 ) -> PointBatch:
     """``decode_points`` for many messages, with the same results: the columns are built and
     checked once for all of them (a message's points are most of a worker's work, and numpy's
     fixed cost per call is large against a hundred points). ``received_s[m]``: when message
-    ``m`` was received, as in ``decode_points``."""
+    ``m`` was received, as in ``decode_points``.
+
+    Messages of the plain shape are read from their bytes by ``streams.points_scan``, and
+    their series found by their bytes in ``names``; the others the msgspec way, or the model
+    way. The batch's ``series`` are ``NumberedSeries``: each id with its number in ``names``.
+    """
+    table = SERIES_NAMES if names is None else names
+    table.prune()
+    scanned = scan(raws)
+    numbers = _numbered(table, scanned, raws)
+    ok = scanned.ok.copy()
+    message = np.repeat(np.arange(len(raws)), scanned.counts)
+    valid = _valid_numbers(scanned.ts, scanned.values)
+    if received_s is not None and len(valid):
+        arrived = np.asarray(received_s, dtype=np.float64)
+        limit = np.where(arrived > 0, arrived + max_future_s, np.inf)  # -1: unknown
+        valid &= scanned.ts <= limit[message]
+    ok[message[~valid]] = False  # those messages go the model way
+    keep = ok[message]
+    ts, x, numbers = scanned.ts[keep], scanned.values[keep], numbers[keep]
+    counts = scanned.counts[ok]
+    if ok.all():
+        stops = np.cumsum(counts).tolist()
+        spans = list(zip([0, *stops[:-1]], stops, strict=True))
+        series = NumberedSeries(table.names_of(numbers), numbers, table.numbering)
+        return PointBatch(series, x, ts, spans, [_NONE_REJECTED] * len(raws))
+    rest = np.flatnonzero(~ok).tolist()
+    other = _wire_many(
+        [raws[m] for m in rest],
+        None if received_s is None else [received_s[m] for m in rest],
+        max_future_s,
+    )
+    return _merged(table, ok, (numbers, x, ts, counts), other)
+
+
+def _numbered(table: SeriesNames, scanned: Scanned, raws: Sequence[bytes | None]) -> Any:
+    """The number of each scanned point's series id (-1 where unknown); a message with a
+    series not known yet is decoded the msgspec way, and its series learned if its names
+    are valid; if they are not, it is no longer ``ok`` (it goes that way)."""
+    numbers = table.find(scanned, np.arange(len(scanned.ts)))
+    owner = np.repeat(np.arange(len(raws)), scanned.counts)
+    unknown = np.zeros(len(raws), dtype=np.bool_)
+    unknown[owner[numbers < 0]] = True
+    learned: list[NDArray[np.intp]] = []
+    ids: list[str] = []
+    for m in np.flatnonzero(unknown).tolist():
+        a = int(scanned.firsts[m])
+        b = a + int(scanned.counts[m])
+        points = _wire_points(raws[m])
+        mine = [] if points is None else _series_ids(points)
+        if points is None or len(points) != b - a or not _valid_names(points, raws[m], mine):
+            scanned.ok[m] = False
+            continue
+        learned.append(np.arange(a, b))
+        ids += mine
+    if learned:  # learned in one call: a fleet's first points come a series a message
+        at = np.concatenate(learned)
+        table.learn(scanned, at, ids)
+        numbers[at] = table.find(scanned, at)
+    return numbers
+
+
+def _merged(
+    table: SeriesNames,
+    ok: NDArray[np.bool_],
+    scanned: tuple[NDArray[np.intp], NDArray[np.float64], NDArray[np.float64], NDArray[np.intp]],
+    other: PointBatch,
+) -> PointBatch:
+    """The scanned messages' columns (those ``ok``) and the others' (``other``, in order)
+    pieced together in message order."""
+    numbers, x, ts, counts = scanned
+    stops = np.cumsum(counts).tolist()
+    starts = [0, *stops[:-1]]
+    other_numbers = np.array([table.number(sid) for sid in other.series], dtype=np.intp)
+    pieces: list[tuple[Any, Any, Any]] = []
+    spans: list[tuple[int, int]] = []
+    rejected: list[list[Rejected]] = []
+    at, mine, theirs = 0, 0, 0
+    for taken in ok.tolist():
+        if taken:
+            a, b = starts[mine], stops[mine]
+            mine += 1
+            pieces.append((numbers[a:b], x[a:b], ts[a:b]))
+            rejected.append([])
+        else:
+            a, b = other.spans[theirs]
+            pieces.append((other_numbers[a:b], other.values[a:b], other.ts[a:b]))
+            rejected.append(other.rejected[theirs])
+            theirs += 1
+        spans.append((at, at + b - a))
+        at += b - a
+    all_numbers = np.concatenate([p[0] for p in pieces]) if pieces else np.zeros(0, np.intp)
+    series = NumberedSeries(table.names_of(all_numbers), all_numbers, table.numbering)
+    return PointBatch(
+        series,
+        np.concatenate([p[1] for p in pieces]) if pieces else np.zeros(0),
+        np.concatenate([p[2] for p in pieces]) if pieces else np.zeros(0),
+        spans,
+        rejected,
+    )
+
+
+def _wire_many(
+    raws: Sequence[bytes | None],
+    received_s: Sequence[float] | None = None,
+    max_future_s: float = math.inf,
+) -> PointBatch:
+    """``decode_points_many`` the msgspec way (or the model way), for the messages the
+    scanner does not take."""
     every: list[_WirePoint] = []
     starts: list[int] = []
     taken: list[list[_WirePoint] | None] = []

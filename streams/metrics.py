@@ -44,6 +44,8 @@ COUNTERS = {
     "checkpoint_bytes": "Bytes of detector checkpoint parts (and silence watches) written.",
     "checkpoint_write_ms": "Milliseconds spent writing detector checkpoints (encoding, the "
     "broker's acknowledgements), whose share of the time checkpoint_max_share bounds.",
+    "checkpoint_deciding_blocks": "Detector checkpoint block parts written at once, without a "
+    "commit, because a series' policy was deciding (a run began, an episode is on).",
     "checkpoint_blocks_too_large": "Detector checkpoint blocks not written because one series "
     "alone encodes past the record limit (that series starts afresh after a restore).",
     "incidents_opened": "Incidents opened by this worker.",

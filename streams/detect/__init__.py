@@ -20,9 +20,11 @@ partition newly assigned to this worker is rebuilt from that partition of the to
 points are read.
 
 Per partition, in this order: the batch's detections are acknowledged by the broker; then the
-changed blocks are written (every ``checkpoint_interval_s``, and at once when a policy fired or
-is deciding, so a handover never drops a run in progress); then the partition's offset is
-committed. A checkpoint that took ``d`` seconds puts the next timed one at least
+changed blocks are written (every ``checkpoint_interval_s``); then the partition's offset is
+committed. When a policy fired or is deciding, the blocks of its rows are written at once,
+without a commit, so a handover never drops a run in progress.
+
+A checkpoint that took ``d`` seconds puts the next timed one at least
 ``d / checkpoint_max_share`` away: with a hundred thousand series changing every second, writing
 them all every second would cost more than scoring them, and the price of a longer pause is
 only a longer replay after a crash. Committed offsets never run ahead of the checkpoint, so after
@@ -51,6 +53,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from streams.codec import warm_up_points
 from streams.detect.service import Detect
 
 if TYPE_CHECKING:
@@ -64,6 +67,7 @@ def attach(p: Pipeline) -> None:
     # A bank's first points compile its kernels (about a second): at start, not on live points.
     for bank in s.detector_banks().banks:
         bank.observe(["warm-up|kernels"], np.zeros(1), np.zeros(1))
+    warm_up_points()
     detect = Detect(p)
     p.detect = detect
 

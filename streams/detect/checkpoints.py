@@ -47,9 +47,12 @@ class Written:
     """A checkpoint as taken: its records (partition, key, value; None deletes the key) and
     their size in bytes, for :meth:`Checkpoints.send`."""
 
+    #: The partitions checkpointed whole (their offsets committed once it is written).
     partitions: list[int]
     records: list[tuple[int, bytes, bytes | None]] = field(default_factory=list)
     size: int = 0
+    #: Block parts of deciding policies, written without a commit.
+    deciding: int = 0
 
     def add(self, partition: int, key: bytes, value: bytes | None) -> None:
         self.records.append((partition, key, value))
@@ -94,14 +97,24 @@ class Checkpoints:
             self.saved_at.pop(part, None)
             self._watch_saved.pop(part, None)
 
-    def take(self, banks: Mapping[int, RoutedBanks], final: bool = False) -> Written:
+    def take(
+        self,
+        banks: Mapping[int, RoutedBanks],
+        final: bool = False,
+        deciding: Mapping[int, RoutedBanks] | None = None,
+    ) -> Written:
         """The changed blocks of ``banks`` (partition -> bank), and their silence watches every
         ``WATCH_SAVE_S`` (or now if ``final``), encoded now: the banks may go on changing while
-        :meth:`send` writes them."""
+        :meth:`send` writes them. Of the ``deciding`` banks, only the blocks of the rows whose
+        policy moved (a run began, an episode is on; ``take_deciding_blocks``): a new owner
+        restores them and reads the points since the last commit again, theirs as stale, and
+        the other changed rows wait for the partition's timed checkpoint."""
         out = Written(partitions=sorted(banks))
         for part in out.partitions:
             self._take_watch(part, final, out)
-            self._take_bank(part, banks[part], out)
+            self._take_bank(part, banks[part].take_dirty_blocks(), out)
+        for part, bank in sorted((deciding or {}).items()):
+            out.deciding += self._take_bank(part, bank.take_deciding_blocks(), out)
         return out
 
     async def send(self, written: Written) -> None:
@@ -113,6 +126,10 @@ class Checkpoints:
             await faults.reached_after("mid-checkpoint", writes)
         await asyncio.gather(*writes)
         now = time.monotonic()
+        self.p.count("checkpoint_deciding_blocks", written.deciding)
+        if not written.partitions:  # a deciding policy's blocks alone: not paced
+            self.p.count("checkpoint_bytes", written.size)
+            return
         self._paced(now - began, written.size)
         for part in written.partitions:
             self.saved_at[part] = now
@@ -121,17 +138,26 @@ class Checkpoints:
         """:meth:`take` and :meth:`send`."""
         await self.send(self.take(banks, final))
 
-    def _take_bank(self, partition: int, bank: RoutedBanks, out: Written) -> None:
-        """Add the bank's changed blocks to ``out``."""
-        for block, state in bank.take_dirty_blocks().items():
-            value = blocks.encode(state)
-            if len(value) > MAX_BLOCK_BYTES:
-                # One series whose id alone is this long: written, it would fail every
-                # time; not written, that series starts afresh after a restore.
-                log.error("detect: block %s of %d bytes not checkpointed", block, len(value))
-                self.p.count("checkpoint_blocks_too_large")
-                continue
-            out.add(partition, block.encode(), value)
+    def _take_bank(self, partition: int, parts: dict[str, dict[str, Any]], out: Written) -> int:
+        """Add a bank's block ``parts`` (``take_dirty_blocks``) to ``out``; how many."""
+        added = 0
+        for block, state in parts.items():
+            value = self._value(block, state)
+            if value is not None:
+                out.add(partition, block.encode(), value)
+                added += 1
+        return added
+
+    def _value(self, block: str, state: dict[str, Any]) -> bytes | None:
+        """A block part as written; None (logged and counted) if it is too large to write."""
+        value = blocks.encode(state)
+        if len(value) > MAX_BLOCK_BYTES:
+            # One series whose id alone is this long: written, it would fail every time; not
+            # written, that series starts afresh after a restore.
+            log.error("detect: block %s of %d bytes not checkpointed", block, len(value))
+            self.p.count("checkpoint_blocks_too_large")
+            return None
+        return value
 
     def _paced(self, took_s: float, written: int) -> None:
         """Count a checkpoint and set the pause before the next from what this one cost."""

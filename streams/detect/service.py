@@ -2,9 +2,11 @@
 a batch (score, then checkpoint, then commit), and what a rebalance does to its partitions.
 
 Per partition, in this order: the batch's detections are acknowledged by the broker; then the
-changed blocks are written (every ``checkpoint_interval_s``, and at once when a policy fired or
-is deciding, so a handover never drops a run in progress); then the partition's offset is
-committed (:mod:`streams.detect.checkpoints`, :mod:`streams.detect.offsets`).
+changed blocks are written (every ``checkpoint_interval_s``); then the partition's offset is
+committed (:mod:`streams.detect.checkpoints`, :mod:`streams.detect.offsets`). When a policy
+fired or is deciding, the blocks of its rows are written at once, without a commit, so a
+handover never drops a run in progress (and a fleet's whole state is not written after every
+batch in which one of its series is busy).
 
 A checkpoint is taken (its blocks encoded, its offsets noted) between two batches, and written
 while the next batches are scored: one at a time, its offsets committed once the broker has all
@@ -183,18 +185,20 @@ class Detect(mode.Service):
             await self._settle()
         if self._stale:
             raise CheckpointLost("a checkpoint was not written")
-        due = self._owed
+        deciding = self._owed
         for tp, records in batch.items():
             if records and await self._partition(tp.partition, records):
-                due.add(tp.partition)
+                deciding.add(tp.partition)
         if self._behind is not None:
-            self._owed = due  # written once the one being written is
+            self._owed = deciding  # written once the one being written is
             return
         self._owed = set()
-        due |= self.checkpoints.due(self.progress.unsaved(), time.monotonic())
+        due = self.checkpoints.due(self.progress.unsaved(), time.monotonic())
         banks = {part: self.banks[part] for part in due if part in self.banks}
-        if banks:
-            taken = self.checkpoints.take(banks)
+        # A policy that fired or is deciding: the blocks of its rows now, the rest on its pace.
+        busy = {part: self.banks[part] for part in deciding - due if part in self.banks}
+        if banks or busy:
+            taken = self.checkpoints.take(banks, deciding=busy)
             self._behind = asyncio.ensure_future(
                 self._written(taken, self.progress.to_commit(banks))
             )

@@ -226,3 +226,55 @@ def test_detection_id_depends_only_on_series_and_time() -> None:
                      series="api|lat", service="api", metric="lat", labels={}, ts=1.7e9,
                      value=50.0)  # fmt: skip
     assert said.context["why"] == "the value: never seen"
+
+
+def test_a_run_written_by_its_deciding_blocks_alone_survives_a_handover() -> None:
+    # A series starts a run (one hot point of the two the policy needs); only the blocks of
+    # rows whose policy moved are written, not the whole partition. A new owner restores the
+    # last full checkpoint with those blocks over it, replays every point since the full one
+    # (the offsets were committed with it), and fires on the run's next point, as the old owner
+    # would have: no run is dropped, and no point is learned twice.
+    ids = [f"svc|m{i}" for i in range(12)]
+    live = SeriesBank("static_threshold", {"upper": 10.0}, {"for_points": 2})
+    live.block_rows = 4
+
+    def batch(t: float, hot: int | None) -> tuple[list[str], Any, Any]:
+        x = np.array([50.0 if i == hot else 1.0 for i in range(len(ids))])
+        return ids, x, np.full(len(ids), t)
+
+    live.observe(*batch(1.0, None))
+    full = live.take_dirty_blocks()
+    assert len(full) == 3
+    since = [batch(2.0, None), batch(3.0, 9)]  # series 9 starts its run at t=3
+    seen = [live.observe(*b) for b in since]
+    assert not any(fired for _, fired in seen)
+    assert live.deciding
+    deciding = live.take_deciding_blocks()
+    assert sorted(deciding) == ["2"], "only the block of row 9"
+    assert not live.deciding and not live.take_deciding_blocks()
+    new = SeriesBank("static_threshold", {"upper": 10.0}, {"for_points": 2})
+    new.block_rows = 4
+    assert new.load_blocks({**full, **deciding}) == 0
+    replayed = [new.observe(*b) for b in since]
+    assert not any(fired for _, fired in replayed)
+    # Rows 8 to 11 were written with the run: their points since are skipped, not learned
+    # twice; the others are scored again from the full checkpoint.
+    assert replayed[1][0][:8].tolist() == seen[1][0][:8].tolist()
+    assert replayed[1][0][8:].tolist() == [0.0] * 4
+    nxt = batch(4.0, 9)
+    got, want = new.observe(*nxt), live.observe(*nxt)
+    assert [f.index for f in got[1]] == [f.index for f in want[1]] == [9]
+    assert got[0].tolist() == want[0].tolist()
+    # The next full checkpoint writes every row changed since, those written early too.
+    assert len(live.take_dirty_blocks()) == 3
+
+
+def test_deciding_blocks_leave_the_other_changed_blocks_for_the_full_checkpoint() -> None:
+    live = SeriesBank("static_threshold", {"upper": 10.0}, {"for_points": 3})
+    live.block_rows = 4
+    ids = [f"svc|m{i}" for i in range(12)]
+    live.observe(ids, np.ones(12), np.ones(12))
+    live.take_dirty_blocks()
+    live.observe(ids, np.where(np.arange(12) == 1, 50.0, 1.0), np.full(12, 2.0))
+    assert sorted(live.take_deciding_blocks()) == ["0"]
+    assert sorted(live.take_dirty_blocks()) == ["1", "2"]
