@@ -306,7 +306,7 @@ def decode_points_many(
     counts = scanned.counts[ok]
     if ok.all():
         stops = np.cumsum(counts).tolist()
-        spans = list(zip([0, *stops[:-1]], stops, strict=True))
+        spans = list(zip([0, *stops][: len(stops)], stops, strict=True))
         series = NumberedSeries(table.names_of(numbers), numbers, table.numbering)
         return PointBatch(series, x, ts, spans, [_NONE_REJECTED] * len(raws))
     rest = np.flatnonzero(~ok).tolist()
