@@ -80,6 +80,7 @@ class Checkpoints:
         self.pause = 0.0
         self._watch_saved: dict[int, float] = {}  # partition -> when its watch was written
         self._watch_blocks: dict[int, int] = {}  # partition -> blocks its watch took
+        self._reading = asyncio.Lock()
 
     def due(self, unsaved: Iterable[int], now: float) -> set[int]:
         """Those of the ``unsaved`` partitions whose timed checkpoint is due by ``now``."""
@@ -199,7 +200,12 @@ class Checkpoints:
         return bank
 
     async def _read(self, partition: int) -> dict[str, bytes]:
-        """The latest value of each key of the partition's checkpoint blocks."""
+        """The latest value of each key of the partition's checkpoint blocks (one partition at
+        a time: the restorer reads one)."""
+        async with self._reading:
+            return await self._read_one(partition)
+
+    async def _read_one(self, partition: int) -> dict[str, bytes]:
         tp = TopicPartition(self.topic, partition)
         self.restorer.assign([tp])
         await self.restorer.seek_to_beginning(tp)

@@ -116,8 +116,8 @@ class Scorer:
         if not len(cols.ts):
             return False
         try:
-            _, fired = bank.observe_rows(
-                cols.rows, cols.values, cols.ts, ends=p.settings.detect_resolves
+            _, fired = await asyncio.to_thread(
+                bank.observe_rows, cols.rows, cols.values, cols.ts, ends=p.settings.detect_resolves
             )
         except Exception as exc:
             raise BankError(f"{type(exc).__name__}: {exc}") from exc

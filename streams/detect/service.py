@@ -186,9 +186,17 @@ class Detect(mode.Service):
         if self._stale:
             raise CheckpointLost("a checkpoint was not written")
         deciding = self._owed
-        for tp, records in batch.items():
-            if records and await self._partition(tp.partition, records):
-                deciding.add(tp.partition)
+        # The partitions side by side: one's detector runs (compiled, in a thread) while the
+        # next one's records are decoded. Each waits for all before the first failure is raised.
+        work = [(tp.partition, records) for tp, records in batch.items() if records]
+        outcomes = await asyncio.gather(
+            *(self._partition(part, records) for part, records in work), return_exceptions=True
+        )
+        for (part, _), outcome in zip(work, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                raise outcome
+            if outcome:
+                deciding.add(part)
         if self._behind is not None:
             self._owed = deciding  # written once the one being written is
             return

@@ -199,3 +199,44 @@ async def test_a_revocation_waits_for_the_checkpoint_in_flight_then_writes_the_r
     await revoking
     assert consumer.commits == [{0: 1}, {0: 2}]
     assert 0 in d._kept, "saved and committed: kept for a quick return"
+
+
+@dataclass
+class SideBySide(Scorer):
+    """Partition 0 waits until partition 1 has begun (scored one after the other, it never
+    would); partition 1 then fails as ``error`` says."""
+
+    began: asyncio.Event = field(default_factory=asyncio.Event)
+    error: Exception | None = None
+    finished: list[int] = field(default_factory=list)
+
+    async def score(self, partition: int, bank: RoutedBanks, records: list[Any]) -> bool:
+        if partition == 1:
+            self.began.set()
+            await asyncio.sleep(0)
+            if self.error is not None:
+                raise self.error
+        else:
+            await asyncio.wait_for(self.began.wait(), timeout=5)
+        await super().score(partition, bank, records)
+        self.finished.append(partition)
+        return False
+
+
+async def test_partitions_are_scored_side_by_side() -> None:
+    d, broker, consumer, _ = await detect(partitions=(0, 1))
+    d.scorer = scorer = SideBySide()  # type: ignore[assignment]
+    await scored(d, batch(0, 0) | batch(1, 0))
+    assert sorted(scorer.finished) == [0, 1]
+    broker.ack()
+    await settle()
+    assert consumer.commits == [{0: 1, 1: 1}]
+
+
+async def test_a_partition_whose_broker_is_away_fails_the_batch_once_the_others_are_done() -> None:
+    d, broker, consumer, _ = await detect(partitions=(0, 1))
+    d.scorer = scorer = SideBySide(error=KafkaTimeoutError())  # type: ignore[assignment]
+    with pytest.raises(KafkaTimeoutError):
+        await d._batch(batch(0, 0) | batch(1, 0))
+    assert scorer.finished == [0], "partition 0 was not left half-scored"
+    assert broker.sent == [] and consumer.commits == []
