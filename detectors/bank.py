@@ -212,8 +212,11 @@ class SeriesBank:
         for row, sid in zip(rows, series, strict=False):
             self.ids[row] = sid
         first = len(self.ids)
-        while self.capacity < first + len(series) - reused:
-            self._reserve(self.capacity + 1)  # grown in the steps one row at a time takes
+        # Grown at once to the capacity one row at a time would reach (a copy, not many).
+        capacity, needed = self.capacity, first + len(series) - reused
+        while capacity < needed:
+            capacity = max(capacity + 1, capacity * 3 // 2)
+        self._reserve(capacity)
         rows += range(first, first + len(series) - reused)
         self.ids += series[reused:]
         index.update(zip(series, rows, strict=True))

@@ -200,6 +200,10 @@ class RoutedBanks:
         get = self.index.get
         rows = np.fromiter(map(get, series, repeat(-1)), dtype=np.intp, count=n)
         new = np.flatnonzero(rows < 0).tolist()
+        if self._admit_all(series, new):
+            for i in new:
+                rows[i] = self.index[series[i]]
+            return rows, {}
         refused: dict[int, Refusal] = {}
         admitted: dict[str, int] = {}  # new series let in by this call -> their bank
         held = len(self.index)
@@ -220,6 +224,22 @@ class RoutedBanks:
             if i not in refused:
                 rows[i] = self.index[series[i]]
         return rows, refused
+
+    def _admit_all(self, series: Sequence[str], new: list[int]) -> bool:
+        """Admit the new series at ``new`` at once, if no limit refuses any of them (what
+        admitting them one after another would do then); False, admitting none, if one would
+        be refused."""
+        unique = dict.fromkeys(series[i] for i in new)
+        services = Counter(sid.partition("|")[0] for sid in unique)
+        limits = self.limits
+        if len(self.index) + len(unique) > limits.per_partition or any(
+            self.per_service[service] + n > limits.per_service for service, n in services.items()
+        ):
+            return False
+        default = len(self.rules)
+        self._add({sid: self.route(sid) if self.rules else default for sid in unique})
+        self.per_service.update(services)
+        return True
 
     def _add(self, admitted: Mapping[str, int]) -> None:
         """Rows for new series in their banks (``admitted``: series -> bank), in order."""

@@ -226,12 +226,36 @@ class SilenceWatch:
         self._service_of = np.concatenate([self._service_of, np.zeros(extra, dtype=np.int64)])
 
     def _slots(self, keys: Sequence[str]) -> NDArray[np.intp]:
+        """The slot of each of ``keys`` (distinct); new keys take free slots, then new ones."""
         get = self._slot.get
         slots = [get(k, -1) for k in keys]
-        for i, s in enumerate(slots):
-            if s < 0:
-                slots[i] = self._new_slot(keys[i])
+        new = [i for i, s in enumerate(slots) if s < 0]
+        free = len(self._free)
+        for i in new[:free]:
+            slots[i] = self._new_slot(keys[i])
+        if len(new) > free:  # a fleet's first points: their slots in one step
+            self._append_slots(keys, new[free:], slots)
         return np.asarray(slots, dtype=np.intp)
+
+    def _append_slots(self, keys: Sequence[str], new: list[int], slots: list[int]) -> None:
+        """New slots after the last for ``keys[i]`` of each ``i`` in ``new`` (into ``slots``),
+        as ``_new_slot`` gives them one after another."""
+        first = len(self._keys)
+        added = [keys[i] for i in new]
+        size = len(self._last)
+        while size < first + len(added):
+            size += max(64, size // 2)
+        if size > len(self._last):
+            self._grow(size - len(self._last))
+        at = range(first, first + len(added))
+        self._keys += added
+        self._slot.update(zip(added, at, strict=True))
+        for i, slot in zip(new, at, strict=True):
+            slots[i] = slot
+        service = self._service
+        self._service_of[first : first + len(added)] = [service(k.partition("|")[0]) for k in added]
+        firing = self._firing
+        self._silent[first : first + len(added)] = [k in firing for k in added]
 
     def _gaps_of(self, slot: int) -> list[float]:
         return self._gaps[slot, : self._ngaps[slot]].tolist()  # type: ignore[no-any-return]

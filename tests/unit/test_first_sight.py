@@ -1,0 +1,70 @@
+"""A fleet's first points are admitted in one step where nothing is refused: the same rows,
+refusals and counts, and the same silence-watch slots, as taking the series one at a time."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from detectors.cardinality import SeriesLimits
+from detectors.routing import DetectorRule, RoutedBanks
+from detectors.silence import SilenceParams, SilenceWatch
+
+
+def fleet(n: int, services: int = 3) -> list[str]:
+    """``n`` series ids over ``services`` services, each named twice in a row (a message's
+    points of one series)."""
+    ids = [f"svc{i % services}|m{i}|k=v" for i in range(n)]
+    return [sid for sid in ids for _ in range(2)]
+
+
+def banks(limits: SeriesLimits, rules: bool = False) -> RoutedBanks:
+    rule = [DetectorRule("odd", "ewma", metrics=("m*1",))] if rules else []
+    return RoutedBanks("ewma", rules=rule, limits=limits)
+
+
+@pytest.mark.parametrize(
+    ("limits", "rules"),
+    [
+        (SeriesLimits(), False),
+        (SeriesLimits(), True),
+        (SeriesLimits(per_partition=700), False),  # exactly the fleet: all in
+        (SeriesLimits(per_partition=699), False),  # one too many: one by one, the last refused
+        (SeriesLimits(per_service=234), True),  # exactly svc0's 234
+        (SeriesLimits(per_service=233), False),
+    ],
+)
+def test_one_step_admission_is_admission_one_at_a_time(limits: SeriesLimits, rules: bool) -> None:
+    ids = fleet(700)
+    together, alone = banks(limits, rules), banks(limits, rules)
+    together.admit(["svc0|early"])
+    alone.admit(["svc0|early"])
+    rows, refused = together.admit(ids)
+    one = [alone.admit([sid]) for sid in ids]
+    assert rows.tolist() == [int(r[0]) for r, _ in one]
+    assert {i: (r.limit, r.reason) for i, r in refused.items()} == {
+        i: (no[0].limit, no[0].reason) for i, (_, no) in enumerate(one) if no
+    }
+    assert together.per_service == alone.per_service
+    assert [b.capacity for b in together.banks] == [b.capacity for b in alone.banks]
+    assert [b.ids for b in together.banks] == [b.ids for b in alone.banks]
+
+
+def test_a_fleets_first_slots_are_those_taken_one_at_a_time() -> None:
+    params = SilenceParams(floor_s=1.0, min_intervals=2, forget_s=100.0)
+    together, alone = SilenceWatch(params), SilenceWatch(params)
+    for w in (together, alone):  # three slots freed, one series firing
+        w.observe([f"old|m{i}" for i in range(5)], np.zeros(5), 0.0, 0.0)
+        w.observe(["old|m0", "old|m4"], np.full(2, 500.0), 500.0, 500.0)
+        w.check(500.0)  # forgets m1 to m3
+        w._firing["svc1|m7|k=v"] = 1.0
+    assert len(together._free) == 3
+    keys = sorted(set(fleet(300)))
+    together.observe(keys, np.full(len(keys), 600.0), 600.0, 600.0)
+    for k in keys:
+        alone.observe([k], np.full(1, 600.0), 600.0, 600.0)
+    assert together.to_state() == alone.to_state()
+    assert together._slot == alone._slot
+    assert len(together._last) == len(alone._last)
+    assert together._service_of.tolist() == alone._service_of.tolist()
+    assert together._silent.tolist() == alone._silent.tolist()
