@@ -10,6 +10,7 @@ from aiokafka.errors import KafkaConnectionError
 from streams.app import ConfigError, build, load_catalog
 from streams.faust_lifecycle import PromptWorker
 from streams.http.server import WebServer
+from streams.lognoise import quiet_client_repeats
 from streams.settings import Settings, api_token_problem
 from streams.tables import TableDirInUse, mark_clean_stop, prepare_table_dir
 from streams.topics import TopicsRefused, ensure_topics, faust_topics, skip_declared
@@ -24,6 +25,7 @@ def run_worker(settings: Settings) -> None:
     if problem is not None:
         raise ConfigError(problem)
     catalog = load_catalog(settings.catalog_path)
+    quiet_client_repeats()
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     quiet = logging.getLogger("aiokafka")
