@@ -47,6 +47,21 @@ log = logging.getLogger(__name__)
 # fraction of a second.
 MAX_RECORDS = 10000
 FETCH_BYTES_PER_PARTITION = 16 * 1024 * 1024
+#: After a checkpoint is lost, the partitions are read again this long after going back, twice
+#: as long after each further one in a row, at most ``CHECKPOINT_RETRY_MAX_S``: a topic that
+#: refuses a block refuses it every time, and the worker must not spin on it.
+CHECKPOINT_RETRY_S = 0.5
+CHECKPOINT_RETRY_MAX_S = 30.0
+
+
+def retry_pause(lost: int) -> float:
+    """How long to wait before reading the partitions again after ``lost`` checkpoints in a
+    row were not written.
+
+    >>> [retry_pause(n) for n in (1, 2, 3)], retry_pause(100)
+    ([0.5, 1.0, 2.0], 30.0)
+    """
+    return min(CHECKPOINT_RETRY_S * 2.0 ** min(lost - 1, 64), CHECKPOINT_RETRY_MAX_S)
 
 
 class CheckpointLost(Exception):
@@ -95,6 +110,9 @@ class Detect(mode.Service):
         self._owed: set[int] = set()
         #: A checkpoint written behind failed: every partition must go back before going on.
         self._stale = False
+        #: Checkpoints lost in a row, and when the partitions are read again after the last.
+        self._lost = 0
+        self._resume_at = 0.0
         self._closing = False
         #: When the current restore of detector state started (None: not restoring).
         self.restoring_since: float | None = None
@@ -149,6 +167,8 @@ class Detect(mode.Service):
     @mode.Service.task
     async def _run(self) -> None:
         while not self.should_stop:
+            if self._lost:  # read again once the pause after the last lost checkpoint is over
+                await asyncio.sleep(max(0.0, self._resume_at - time.monotonic()))
             try:
                 batch = await self._consumer.getmany(timeout_ms=200, max_records=MAX_RECORDS)
             except ConsumerStoppedError:
@@ -224,10 +244,21 @@ class Detect(mode.Service):
             return
         try:
             await behind
-        except Exception:
-            log.exception("detect: checkpoint not written; every partition goes back to its last")
+        except Exception as exc:
+            self._lost += 1
+            pause = retry_pause(self._lost)
+            self._resume_at = time.monotonic() + pause
+            log.error(
+                "detect: checkpoint not written to %s (%s: %s), %d in a row; every partition "
+                "goes back to its last, read again in %.2f s",
+                self.checkpoints.topic, type(exc).__name__, exc, self._lost, pause,
+                exc_info=exc,
+            )  # fmt: skip
             self.p.count("detect_errors")
+            self.p.count("checkpoints_lost")
             self._stale = True
+        else:
+            self._lost = 0
 
     async def _rewind_all(self) -> None:
         while not self.should_stop:

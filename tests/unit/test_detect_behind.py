@@ -7,6 +7,8 @@ sends every partition back to its last checkpoint and commit."""
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -14,9 +16,10 @@ from typing import Any
 import numpy as np
 import pytest
 from aiokafka import TopicPartition
-from aiokafka.errors import KafkaTimeoutError
+from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 
 from detectors.routing import RoutedBanks
+from streams.detect import service
 from streams.detect.checkpoints import Checkpoints
 from streams.detect.offsets import Offsets
 from streams.detect.service import Detect
@@ -240,3 +243,64 @@ async def test_a_partition_whose_broker_is_away_fails_the_batch_once_the_others_
         await d._batch(batch(0, 0) | batch(1, 0))
     assert scorer.finished == [0], "partition 0 was not left half-scored"
     assert broker.sent == [] and consumer.commits == []
+
+
+@dataclass
+class Refusing(Broker):
+    """A broker whose checkpoint topic refuses every block (its ``max.message.bytes`` is below
+    them): each send fails as soon as it is made."""
+
+    def __post_init__(self) -> None:
+        self.refused = 0
+
+    async def send(self, topic: str, value: Any, key: bytes, partition: int) -> Any:
+        self.refused += 1
+        ack = await super().send(topic, value, key, partition)
+        self.held.remove(ack)
+        ack.set_exception(MessageSizeTooLargeError())
+        return ack
+
+
+@dataclass
+class Polled(Consumer):
+    """Hands the same record of partition 0 to every poll, and notes when it was polled."""
+
+    polls: list[float] = field(default_factory=list)
+
+    async def getmany(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, list[Any]]:
+        self.polls.append(time.monotonic())
+        await asyncio.sleep(0)
+        return batch(0, 0)
+
+
+def waits(polls: list[float]) -> list[float]:
+    """The gaps between two polls long enough to be a pause (polls back to back take less
+    than a millisecond here)."""
+    return [b - a for a, b in itertools.pairwise(polls) if b - a >= 0.04]
+
+
+async def test_a_checkpoint_the_topic_refuses_every_time_is_retried_ever_less_often(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A deterministic refusal: read again from the commit, scored, refused again. Nothing is
+    # committed past what the topic holds, and the worker does not spin on it: each failure in
+    # a row waits twice as long before the partitions are read again, and says why.
+    monkeypatch.setattr(service, "CHECKPOINT_RETRY_S", 0.05)
+    d, _, _, _ = await detect()
+    d.checkpoints.producer = refusing = Refusing()
+    d._consumer = d.progress.consumer = consumer = Polled()
+    run = asyncio.ensure_future(d._run(d))  # a mode task, called with its service
+    try:
+        deadline = time.monotonic() + 10
+        while len(waits(consumer.polls)) < 3 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+    finally:
+        run.cancel()
+    assert refusing.refused >= 3 and consumer.commits == []
+    # The poll after each refusal waits 0.05, 0.1, then 0.2 s; the others do not wait.
+    assert [round(w, 2) >= least for w, least in zip(waits(consumer.polls), (0.05, 0.1, 0.2),
+                                                     strict=False)] == [True] * 3  # fmt: skip
+    assert d.p.counters["checkpoints_lost"] >= 3
+    said = [r.getMessage() for r in caplog.records if "not written" in r.getMessage()]
+    assert said and "MessageSizeTooLargeError" in said[-1] and "3 in a row" in said[2]
+    assert d.p.settings.detector_blocks_topic in said[-1]
