@@ -237,28 +237,31 @@ class Detect(mode.Service):
         await self.progress.commit(offsets)
 
     async def _settle(self) -> None:
-        """Wait for the checkpoint being written behind the scoring, if any; one that failed
-        leaves every partition to go back (``_stale``)."""
-        behind, self._behind = self._behind, None
+        """Wait for the checkpoint being written behind the scoring, if any (every caller:
+        partitions going back side by side all wait for it); one that failed leaves every
+        partition to go back (``_stale``)."""
+        behind = self._behind
         if behind is None:
             return
-        try:
-            await behind
-        except Exception as exc:
-            self._lost += 1
-            pause = retry_pause(self._lost)
-            self._resume_at = time.monotonic() + pause
-            log.error(
-                "detect: checkpoint not written to %s (%s: %s), %d in a row; every partition "
-                "goes back to its last, read again in %.2f s",
-                self.checkpoints.topic, type(exc).__name__, exc, self._lost, pause,
-                exc_info=exc,
-            )  # fmt: skip
-            self.p.count("detect_errors")
-            self.p.count("checkpoints_lost")
-            self._stale = True
-        else:
+        await asyncio.wait([behind])
+        if self._behind is not behind:
+            return  # another caller has taken its outcome
+        self._behind = None
+        exc = asyncio.CancelledError() if behind.cancelled() else behind.exception()
+        if exc is None:
             self._lost = 0
+            return
+        self._lost += 1
+        pause = retry_pause(self._lost)
+        self._resume_at = time.monotonic() + pause
+        log.error(
+            "detect: checkpoint not written to %s (%s: %s), %d in a row; every partition "
+            "goes back to its last, read again in %.2f s",
+            self.checkpoints.topic, type(exc).__name__, exc, self._lost, pause, exc_info=exc,
+        )  # fmt: skip
+        self.p.count("detect_errors")
+        self.p.count("checkpoints_lost")
+        self._stale = True
 
     async def _rewind_all(self) -> None:
         while not self.should_stop:

@@ -304,3 +304,34 @@ async def test_a_checkpoint_the_topic_refuses_every_time_is_retried_ever_less_of
     said = [r.getMessage() for r in caplog.records if "not written" in r.getMessage()]
     assert said and "MessageSizeTooLargeError" in said[-1] and "3 in a row" in said[2]
     assert d.p.settings.detector_blocks_topic in said[-1]
+
+
+@dataclass
+class Poisoned(Scorer):
+    """Fails every record of the ``poisoned`` partitions (a bad record, not the broker)."""
+
+    poisoned: set[int] = field(default_factory=set)
+
+    async def score(self, partition: int, bank: RoutedBanks, records: list[Any]) -> bool:
+        if partition in self.poisoned:
+            raise ValueError("a record this bank cannot take")
+        return await super().score(partition, bank, records)
+
+
+async def test_two_partitions_going_back_at_once_both_wait_for_the_checkpoint_in_flight() -> None:
+    # A checkpoint of both partitions waits for the broker; in the next batch both fail on a
+    # bad record and go back to their checkpoints side by side. The second must not read its
+    # blocks back (half of them written, its commit not yet moved) before the broker has them.
+    d, broker, consumer, _ = await detect(partitions=(0, 1))
+    d.scorer = scorer = Poisoned()  # type: ignore[assignment]
+    await scored(d, batch(0, 0, 1) | batch(1, 0, 1))
+    assert broker.held
+    scorer.poisoned = {0, 1}
+    going_back = asyncio.ensure_future(d._batch(batch(0, 2) | batch(1, 2)))
+    await settle()
+    assert d.restored == [], "a bank read back while its checkpoint is being written"  # type: ignore[attr-defined]
+    broker.ack()
+    await going_back
+    assert consumer.commits == [{0: 2, 1: 2}]
+    assert sorted(d.restored) == [0, 1]  # type: ignore[attr-defined]
+    assert sorted(consumer.seeks) == [(0, 2), (1, 2)], "each from the commit just made"
