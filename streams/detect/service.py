@@ -30,6 +30,7 @@ from aiokafka.errors import ConsumerStoppedError, KafkaError
 
 from detectors.routing import RoutedBanks
 from detectors.silence import SilenceWatch
+from streams import faults
 from streams.agents import FirstInput
 from streams.detect.checkpoints import Checkpoints, Written
 from streams.detect.failures import Failures, transient
@@ -235,6 +236,8 @@ class Detect(mode.Service):
         """Write a checkpoint taken between two batches, then commit its offsets."""
         await self.checkpoints.send(taken)
         await self.progress.commit(offsets)
+        if offsets:
+            faults.reached("after-checkpoint-commit")
 
     async def _settle(self) -> None:
         """Wait for the checkpoint being written behind the scoring, if any (every caller:
