@@ -335,3 +335,55 @@ async def test_two_partitions_going_back_at_once_both_wait_for_the_checkpoint_in
     assert consumer.commits == [{0: 2, 1: 2}]
     assert sorted(d.restored) == [0, 1]  # type: ignore[attr-defined]
     assert sorted(consumer.seeks) == [(0, 2), (1, 2)], "each from the commit just made"
+
+
+async def test_a_partition_revoked_with_its_deciding_blocks_owed_is_written_and_committed() -> None:
+    # Partition 1's policy starts deciding while partition 0's checkpoint is in flight: its
+    # blocks are owed. It is revoked before they are written: the revocation waits for the one
+    # in flight, then writes partition 1's blocks and commits its offset; nothing of it is
+    # written afterwards (its next owner has it).
+    d, broker, consumer, scorer = await detect(partitions=(0, 1))
+    await scored(d, batch(0, 0))
+    scorer.deciding = {1}
+    await scored(d, batch(1, 0))
+    assert d._owed == {1}
+    revoking = asyncio.ensure_future(d.revoked({1}))
+    await settle()
+    assert not revoking.done() and consumer.commits == []
+    broker.ack()
+    await settle()
+    broker.ack()
+    await revoking
+    assert consumer.commits == [{0: 1}, {1: 1}]
+    sent = len(broker.sent)
+    assert {part for part, _ in broker.sent} == {0, 1}
+    scorer.deciding = set()
+    await scored(d, {})
+    assert all(part != 1 for part, _ in broker.sent[sent:]), "nothing of a partition given away"
+    broker.ack()
+    await settle()
+    assert 1 not in d.banks and d.progress.unsaved() == []
+
+
+async def test_a_bad_record_in_one_partition_leaves_the_others_scored_and_committed() -> None:
+    # Partition 1 fails on a bad record while partition 0 is scored beside it, a checkpoint of
+    # both in flight: partition 0's records are scored once and its offsets go on; partition 1
+    # goes back to its checkpoint and takes its records one at a time from its last commit.
+    d, broker, consumer, _ = await detect(partitions=(0, 1))
+    d.scorer = scorer = Poisoned()  # type: ignore[assignment]
+    await scored(d, batch(0, 0) | batch(1, 0))
+    scorer.poisoned = {1}
+    handling = asyncio.ensure_future(d._batch(batch(0, 1) | batch(1, 1)))
+    await settle()
+    broker.ack()
+    await handling
+    assert consumer.commits == [{0: 1, 1: 1}]
+    assert d.failures.careful(1) and not d.failures.careful(0)
+    assert consumer.seeks == [(1, 1)]
+    assert d.restored == [1]  # type: ignore[attr-defined]
+    assert [o for p, o in scorer.scored if p == 0] == [0, 1]
+    await asyncio.sleep(d.checkpoints.pause)
+    await scored(d, {})
+    broker.ack()
+    await settle()
+    assert consumer.commits[-1] == {0: 2}, "partition 0 goes on"
