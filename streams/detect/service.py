@@ -254,6 +254,11 @@ class Detect(mode.Service):
         if exc is None:
             self._lost = 0
             return
+        self._lose(exc)
+        self._stale = True
+
+    def _lose(self, exc: BaseException) -> None:
+        """A checkpoint was not written: say why, count it, and put off reading again."""
         self._lost += 1
         pause = retry_pause(self._lost)
         self._resume_at = time.monotonic() + pause
@@ -264,7 +269,6 @@ class Detect(mode.Service):
         )  # fmt: skip
         self.p.count("detect_errors")
         self.p.count("checkpoints_lost")
-        self._stale = True
 
     async def _rewind_all(self) -> None:
         while not self.should_stop:
@@ -346,7 +350,12 @@ class Detect(mode.Service):
         if not banks:
             return
         offsets = self.progress.to_commit(banks)
-        await self.checkpoints.write(banks, final)
+        try:
+            await self.checkpoints.write(banks, final)
+        except Exception as exc:
+            self._lose(exc)
+            raise
+        self._lost = 0
         await self.progress.commit(offsets)
 
     async def _rewind(self, partition: int) -> None:

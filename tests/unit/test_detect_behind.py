@@ -387,3 +387,15 @@ async def test_a_bad_record_in_one_partition_leaves_the_others_scored_and_commit
     broker.ack()
     await settle()
     assert consumer.commits[-1] == {0: 2}, "partition 0 goes on"
+
+
+async def test_a_checkpoint_refused_while_records_go_one_at_a_time_is_counted_and_paced() -> None:
+    # A partition taken one record at a time writes a checkpoint after each, not behind the
+    # scoring: refused there, it is lost all the same, and the worker waits as after any other.
+    d, _, consumer, _ = await detect()
+    d.checkpoints.producer = Refusing()
+    d.failures.begin(0, 5)
+    await d._handle(batch(0, 0, 1))
+    assert consumer.commits == []
+    assert d.p.counters["checkpoints_lost"] == 1
+    assert d._lost == 1 and d._resume_at > time.monotonic()
