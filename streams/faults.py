@@ -13,6 +13,9 @@ point is a call that returns at once. The points:
 - ``mid-checkpoint``: the ``detect`` service, once a block of a checkpoint has reached the broker,
   before the checkpoint's next block (if any) is sent and before the points' offsets are
   committed.
+- ``after-checkpoint-commit``: the ``detect`` service, once the offsets of a checkpoint written
+  behind the scoring are committed (the batches scored since, and their detections, are not
+  covered by it).
 - ``mid-rebalance``: a ready worker inside a rebalance, when Faust has revoked partitions from
   it (its agents drained, the new assignment not yet received).
 """
@@ -28,7 +31,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-POINTS = ("after-events-before-tables", "after-2xx-before-log", "mid-checkpoint", "mid-rebalance")
+POINTS = (
+    "after-events-before-tables",
+    "after-2xx-before-log",
+    "mid-checkpoint",
+    "after-checkpoint-commit",
+    "mid-rebalance",
+)
 #: The file in the data directory where each kill is recorded before it happens.
 MARKER = "fault-points.log"
 
@@ -42,7 +51,7 @@ def parse(spec: str) -> tuple[str, int] | None:
     Traceback (most recent call last):
     ...
     ValueError: unknown fault point 'mid-nowhere' (one of after-events-before-tables, \
-after-2xx-before-log, mid-checkpoint, mid-rebalance)
+after-2xx-before-log, mid-checkpoint, after-checkpoint-commit, mid-rebalance)
     """
     if not spec:
         return None

@@ -46,6 +46,8 @@ COUNTERS = {
     "broker's acknowledgements), whose share of the time checkpoint_max_share bounds.",
     "checkpoint_deciding_blocks": "Detector checkpoint block parts written at once, without a "
     "commit, because a series' policy was deciding (a run began, an episode is on).",
+    "checkpoints_lost": "Detector checkpoints the broker did not take (every partition went "
+    "back to its last; reading again waits longer after each in a row).",
     "checkpoint_blocks_too_large": "Detector checkpoint blocks not written because one series "
     "alone encodes past the record limit (that series starts afresh after a restore).",
     "incidents_opened": "Incidents opened by this worker.",

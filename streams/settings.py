@@ -495,7 +495,7 @@ class Settings(BaseSettings):
         default="",
         description="For fault tests only: <point>[:<nth>] makes the worker SIGKILL itself the "
         "nth time it reaches the point (after-events-before-tables, after-2xx-before-log, "
-        "mid-checkpoint, mid-rebalance); empty: off.",
+        "mid-checkpoint, after-checkpoint-commit, mid-rebalance); empty: off.",
     )
     # Kafka connection security, for Faust and for every plain aiokafka client.
     security_protocol: SecurityProtocol = Field("PLAINTEXT", description="Kafka connections.")

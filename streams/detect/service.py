@@ -30,6 +30,7 @@ from aiokafka.errors import ConsumerStoppedError, KafkaError
 
 from detectors.routing import RoutedBanks
 from detectors.silence import SilenceWatch
+from streams import faults
 from streams.agents import FirstInput
 from streams.detect.checkpoints import Checkpoints, Written
 from streams.detect.failures import Failures, transient
@@ -47,6 +48,21 @@ log = logging.getLogger(__name__)
 # fraction of a second.
 MAX_RECORDS = 10000
 FETCH_BYTES_PER_PARTITION = 16 * 1024 * 1024
+#: After a checkpoint is lost, the partitions are read again this long after going back, twice
+#: as long after each further one in a row, at most ``CHECKPOINT_RETRY_MAX_S``: a topic that
+#: refuses a block refuses it every time, and the worker must not spin on it.
+CHECKPOINT_RETRY_S = 0.5
+CHECKPOINT_RETRY_MAX_S = 30.0
+
+
+def retry_pause(lost: int) -> float:
+    """How long to wait before reading the partitions again after ``lost`` checkpoints in a
+    row were not written.
+
+    >>> [retry_pause(n) for n in (1, 2, 3)], retry_pause(100)
+    ([0.5, 1.0, 2.0], 30.0)
+    """
+    return min(CHECKPOINT_RETRY_S * 2.0 ** min(lost - 1, 64), CHECKPOINT_RETRY_MAX_S)
 
 
 class CheckpointLost(Exception):
@@ -95,6 +111,9 @@ class Detect(mode.Service):
         self._owed: set[int] = set()
         #: A checkpoint written behind failed: every partition must go back before going on.
         self._stale = False
+        #: Checkpoints lost in a row, and when the partitions are read again after the last.
+        self._lost = 0
+        self._resume_at = 0.0
         self._closing = False
         #: When the current restore of detector state started (None: not restoring).
         self.restoring_since: float | None = None
@@ -149,6 +168,8 @@ class Detect(mode.Service):
     @mode.Service.task
     async def _run(self) -> None:
         while not self.should_stop:
+            if self._lost:  # read again once the pause after the last lost checkpoint is over
+                await asyncio.sleep(max(0.0, self._resume_at - time.monotonic()))
             try:
                 batch = await self._consumer.getmany(timeout_ms=200, max_records=MAX_RECORDS)
             except ConsumerStoppedError:
@@ -215,19 +236,39 @@ class Detect(mode.Service):
         """Write a checkpoint taken between two batches, then commit its offsets."""
         await self.checkpoints.send(taken)
         await self.progress.commit(offsets)
+        if offsets:
+            faults.reached("after-checkpoint-commit")
 
     async def _settle(self) -> None:
-        """Wait for the checkpoint being written behind the scoring, if any; one that failed
-        leaves every partition to go back (``_stale``)."""
-        behind, self._behind = self._behind, None
+        """Wait for the checkpoint being written behind the scoring, if any (every caller:
+        partitions going back side by side all wait for it); one that failed leaves every
+        partition to go back (``_stale``)."""
+        behind = self._behind
         if behind is None:
             return
-        try:
-            await behind
-        except Exception:
-            log.exception("detect: checkpoint not written; every partition goes back to its last")
-            self.p.count("detect_errors")
-            self._stale = True
+        await asyncio.wait([behind])
+        if self._behind is not behind:
+            return  # another caller has taken its outcome
+        self._behind = None
+        exc = asyncio.CancelledError() if behind.cancelled() else behind.exception()
+        if exc is None:
+            self._lost = 0
+            return
+        self._lose(exc)
+        self._stale = True
+
+    def _lose(self, exc: BaseException) -> None:
+        """A checkpoint was not written: say why, count it, and put off reading again."""
+        self._lost += 1
+        pause = retry_pause(self._lost)
+        self._resume_at = time.monotonic() + pause
+        log.error(
+            "detect: checkpoint not written to %s (%s: %s), %d in a row; every partition "
+            "goes back to its last, read again in %.2f s",
+            self.checkpoints.topic, type(exc).__name__, exc, self._lost, pause, exc_info=exc,
+        )  # fmt: skip
+        self.p.count("detect_errors")
+        self.p.count("checkpoints_lost")
 
     async def _rewind_all(self) -> None:
         while not self.should_stop:
@@ -309,7 +350,12 @@ class Detect(mode.Service):
         if not banks:
             return
         offsets = self.progress.to_commit(banks)
-        await self.checkpoints.write(banks, final)
+        try:
+            await self.checkpoints.write(banks, final)
+        except Exception as exc:
+            self._lose(exc)
+            raise
+        self._lost = 0
         await self.progress.commit(offsets)
 
     async def _rewind(self, partition: int) -> None:

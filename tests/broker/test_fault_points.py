@@ -302,7 +302,23 @@ def checkpoint_scenario(base: float) -> tuple[dict[str, int], list[list[tuple[by
 async def test_kills_mid_checkpoint_lose_and_duplicate_no_detection_or_page(
     workers: Callable[..., RunningWorker], webhook_server: WebhookServer
 ) -> None:
-    point = "mid-checkpoint"
+    await checkpoint_kills("mid-checkpoint", workers, webhook_server)
+
+
+async def test_kills_after_a_checkpoint_commit_lose_and_duplicate_no_detection_or_page(
+    workers: Callable[..., RunningWorker], webhook_server: WebhookServer
+) -> None:
+    # The checkpoint is written behind the scoring: when its offsets are committed, the batches
+    # scored since have sent their detections, which it does not cover. After the restart they
+    # are scored again from it: the same detections, by id, and none missing.
+    await checkpoint_kills("after-checkpoint-commit", workers, webhook_server)
+
+
+async def checkpoint_kills(
+    point: str, workers: Callable[..., RunningWorker], webhook_server: WebhookServer
+) -> None:
+    """Kill a worker at ``point`` twice while it scores the checkpoint scenario's faults: one
+    detection id per fault, every fault detected, at most a page duplicated per kill."""
     worker = workers(webhook_server.url)
     specs = [f"{point}:1", f"{point}:2"]
     arm(worker, specs[0])

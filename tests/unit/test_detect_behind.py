@@ -7,6 +7,8 @@ sends every partition back to its last checkpoint and commit."""
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -14,9 +16,10 @@ from typing import Any
 import numpy as np
 import pytest
 from aiokafka import TopicPartition
-from aiokafka.errors import KafkaTimeoutError
+from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 
 from detectors.routing import RoutedBanks
+from streams.detect import service
 from streams.detect.checkpoints import Checkpoints
 from streams.detect.offsets import Offsets
 from streams.detect.service import Detect
@@ -240,3 +243,159 @@ async def test_a_partition_whose_broker_is_away_fails_the_batch_once_the_others_
         await d._batch(batch(0, 0) | batch(1, 0))
     assert scorer.finished == [0], "partition 0 was not left half-scored"
     assert broker.sent == [] and consumer.commits == []
+
+
+@dataclass
+class Refusing(Broker):
+    """A broker whose checkpoint topic refuses every block (its ``max.message.bytes`` is below
+    them): each send fails as soon as it is made."""
+
+    def __post_init__(self) -> None:
+        self.refused = 0
+
+    async def send(self, topic: str, value: Any, key: bytes, partition: int) -> Any:
+        self.refused += 1
+        ack = await super().send(topic, value, key, partition)
+        self.held.remove(ack)
+        ack.set_exception(MessageSizeTooLargeError())
+        return ack
+
+
+@dataclass
+class Polled(Consumer):
+    """Hands the same record of partition 0 to every poll, and notes when it was polled."""
+
+    polls: list[float] = field(default_factory=list)
+
+    async def getmany(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, list[Any]]:
+        self.polls.append(time.monotonic())
+        await asyncio.sleep(0)
+        return batch(0, 0)
+
+
+def waits(polls: list[float]) -> list[float]:
+    """The gaps between two polls long enough to be a pause (polls back to back take less
+    than a millisecond here)."""
+    return [b - a for a, b in itertools.pairwise(polls) if b - a >= 0.04]
+
+
+async def test_a_checkpoint_the_topic_refuses_every_time_is_retried_ever_less_often(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A deterministic refusal: read again from the commit, scored, refused again. Nothing is
+    # committed past what the topic holds, and the worker does not spin on it: each failure in
+    # a row waits twice as long before the partitions are read again, and says why.
+    monkeypatch.setattr(service, "CHECKPOINT_RETRY_S", 0.05)
+    d, _, _, _ = await detect()
+    d.checkpoints.producer = refusing = Refusing()
+    d._consumer = d.progress.consumer = consumer = Polled()
+    run = asyncio.ensure_future(d._run(d))  # a mode task, called with its service
+    try:
+        deadline = time.monotonic() + 10
+        while len(waits(consumer.polls)) < 3 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+    finally:
+        run.cancel()
+    assert refusing.refused >= 3 and consumer.commits == []
+    # The poll after each refusal waits 0.05, 0.1, then 0.2 s; the others do not wait.
+    assert [round(w, 2) >= least for w, least in zip(waits(consumer.polls), (0.05, 0.1, 0.2),
+                                                     strict=False)] == [True] * 3  # fmt: skip
+    assert d.p.counters["checkpoints_lost"] >= 3
+    said = [r.getMessage() for r in caplog.records if "not written" in r.getMessage()]
+    assert said and "MessageSizeTooLargeError" in said[-1] and "3 in a row" in said[2]
+    assert d.p.settings.detector_blocks_topic in said[-1]
+
+
+@dataclass
+class Poisoned(Scorer):
+    """Fails every record of the ``poisoned`` partitions (a bad record, not the broker)."""
+
+    poisoned: set[int] = field(default_factory=set)
+
+    async def score(self, partition: int, bank: RoutedBanks, records: list[Any]) -> bool:
+        if partition in self.poisoned:
+            raise ValueError("a record this bank cannot take")
+        return await super().score(partition, bank, records)
+
+
+async def test_two_partitions_going_back_at_once_both_wait_for_the_checkpoint_in_flight() -> None:
+    # A checkpoint of both partitions waits for the broker; in the next batch both fail on a
+    # bad record and go back to their checkpoints side by side. The second must not read its
+    # blocks back (half of them written, its commit not yet moved) before the broker has them.
+    d, broker, consumer, _ = await detect(partitions=(0, 1))
+    d.scorer = scorer = Poisoned()  # type: ignore[assignment]
+    await scored(d, batch(0, 0, 1) | batch(1, 0, 1))
+    assert broker.held
+    scorer.poisoned = {0, 1}
+    going_back = asyncio.ensure_future(d._batch(batch(0, 2) | batch(1, 2)))
+    await settle()
+    assert d.restored == [], "a bank read back while its checkpoint is being written"  # type: ignore[attr-defined]
+    broker.ack()
+    await going_back
+    assert consumer.commits == [{0: 2, 1: 2}]
+    assert sorted(d.restored) == [0, 1]  # type: ignore[attr-defined]
+    assert sorted(consumer.seeks) == [(0, 2), (1, 2)], "each from the commit just made"
+
+
+async def test_a_partition_revoked_with_its_deciding_blocks_owed_is_written_and_committed() -> None:
+    # Partition 1's policy starts deciding while partition 0's checkpoint is in flight: its
+    # blocks are owed. It is revoked before they are written: the revocation waits for the one
+    # in flight, then writes partition 1's blocks and commits its offset; nothing of it is
+    # written afterwards (its next owner has it).
+    d, broker, consumer, scorer = await detect(partitions=(0, 1))
+    await scored(d, batch(0, 0))
+    scorer.deciding = {1}
+    await scored(d, batch(1, 0))
+    assert d._owed == {1}
+    revoking = asyncio.ensure_future(d.revoked({1}))
+    await settle()
+    assert not revoking.done() and consumer.commits == []
+    broker.ack()
+    await settle()
+    broker.ack()
+    await revoking
+    assert consumer.commits == [{0: 1}, {1: 1}]
+    sent = len(broker.sent)
+    assert {part for part, _ in broker.sent} == {0, 1}
+    scorer.deciding = set()
+    await scored(d, {})
+    assert all(part != 1 for part, _ in broker.sent[sent:]), "nothing of a partition given away"
+    broker.ack()
+    await settle()
+    assert 1 not in d.banks and d.progress.unsaved() == []
+
+
+async def test_a_bad_record_in_one_partition_leaves_the_others_scored_and_committed() -> None:
+    # Partition 1 fails on a bad record while partition 0 is scored beside it, a checkpoint of
+    # both in flight: partition 0's records are scored once and its offsets go on; partition 1
+    # goes back to its checkpoint and takes its records one at a time from its last commit.
+    d, broker, consumer, _ = await detect(partitions=(0, 1))
+    d.scorer = scorer = Poisoned()  # type: ignore[assignment]
+    await scored(d, batch(0, 0) | batch(1, 0))
+    scorer.poisoned = {1}
+    handling = asyncio.ensure_future(d._batch(batch(0, 1) | batch(1, 1)))
+    await settle()
+    broker.ack()
+    await handling
+    assert consumer.commits == [{0: 1, 1: 1}]
+    assert d.failures.careful(1) and not d.failures.careful(0)
+    assert consumer.seeks == [(1, 1)]
+    assert d.restored == [1]  # type: ignore[attr-defined]
+    assert [o for p, o in scorer.scored if p == 0] == [0, 1]
+    await asyncio.sleep(d.checkpoints.pause)
+    await scored(d, {})
+    broker.ack()
+    await settle()
+    assert consumer.commits[-1] == {0: 2}, "partition 0 goes on"
+
+
+async def test_a_checkpoint_refused_while_records_go_one_at_a_time_is_counted_and_paced() -> None:
+    # A partition taken one record at a time writes a checkpoint after each, not behind the
+    # scoring: refused there, it is lost all the same, and the worker waits as after any other.
+    d, _, consumer, _ = await detect()
+    d.checkpoints.producer = Refusing()
+    d.failures.begin(0, 5)
+    await d._handle(batch(0, 0, 1))
+    assert consumer.commits == []
+    assert d.p.counters["checkpoints_lost"] == 1
+    assert d._lost == 1 and d._resume_at > time.monotonic()

@@ -3,8 +3,12 @@ refusals and counts, and the same silence-watch slots, as taking the series one 
 
 from __future__ import annotations
 
+import random
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from detectors.cardinality import SeriesLimits
 from detectors.routing import DetectorRule, RoutedBanks
@@ -68,3 +72,31 @@ def test_a_fleets_first_slots_are_those_taken_one_at_a_time() -> None:
     assert len(together._last) == len(alone._last)
     assert together._service_of.tolist() == alone._service_of.tolist()
     assert together._silent.tolist() == alone._silent.tolist()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 30), st.integers(1, 60), st.booleans(), st.integers(0, 2**32 - 1))
+def test_fleets_at_every_limit_after_evictions_are_admitted_as_one_at_a_time(
+    per_service: int, per_partition: int, rules: bool, seed: int
+) -> None:
+    # Batches of new and known series, some named twice, at and around both limits, while idle
+    # series are evicted and their rows and counts freed: all at once where nothing is refused,
+    # one at a time otherwise, always what one at a time gives.
+    limits = SeriesLimits(per_service=per_service, per_partition=per_partition, idle_s=50.0,
+                          sweep_s=1.0)  # fmt: skip
+    together, alone = banks(limits, rules), banks(limits, rules)
+    rng = random.Random(seed)
+    for t in range(30):
+        now = 10.0 * t
+        assert together.evict_idle(now) == alone.evict_idle(now)
+        ids = [f"s{rng.randrange(4)}|m{rng.randrange(40)}" for _ in range(rng.randint(1, 50))]
+        rows, refused = together.admit(ids)
+        one = [alone.admit([sid]) for sid in ids]
+        assert rows.tolist() == [int(r[0]) for r, _ in one]
+        assert {i: (r.limit, r.reason) for i, r in refused.items()} == {
+            i: (no[0].limit, no[0].reason) for i, (_, no) in enumerate(one) if no
+        }
+        assert together.per_service == alone.per_service
+        kept = rows[rows >= 0][: max(1, int((rows >= 0).sum()) // 2)]  # the rest go idle
+        for bank in (together, alone):
+            bank.observe_rows(kept, np.ones(len(kept)), np.full(len(kept), now))
