@@ -218,14 +218,22 @@ class Detect(mode.Service):
 
     async def _settle(self) -> None:
         """Wait for the checkpoint being written behind the scoring, if any; one that failed
-        leaves every partition to go back (``_stale``)."""
-        behind, self._behind = self._behind, None
+        leaves every partition to go back (``_stale``).
+
+        Every caller waits until it is written, not only the first: partitions scored side by
+        side may each checkpoint (taken one record at a time) or go back to their checkpoint,
+        and neither may happen while older blocks of theirs are still on their way."""
+        behind = self._behind
         if behind is None:
             return
-        try:
-            await behind
-        except Exception:
-            log.exception("detect: checkpoint not written; every partition goes back to its last")
+        await asyncio.wait([behind])  # a caller cancelled does not cancel the write
+        if self._behind is not behind:
+            return  # another caller took its outcome
+        self._behind = None
+        failed = asyncio.CancelledError() if behind.cancelled() else behind.exception()
+        if failed is not None:
+            log.error("detect: checkpoint not written; every partition goes back to its last",
+                      exc_info=failed)  # fmt: skip
             self.p.count("detect_errors")
             self._stale = True
 
