@@ -166,6 +166,7 @@ def _number(buf: Any, i: int, end: int, exact: Any, fives: Any) -> tuple[int, fl
                 significant += 1
             j += 1
     exponent = 0
+    huge = False
     if j < end and (buf[j] == 101 or buf[j] == 69):  # e, E
         integral = False
         j += 1
@@ -176,10 +177,16 @@ def _number(buf: Any, i: int, end: int, exact: Any, fives: Any) -> tuple[int, fl
         if j >= end or buf[j] < _ZERO or buf[j] > _NINE:
             return -1, 0.0, False
         while j < end and _ZERO <= buf[j] <= _NINE:
-            if exponent < 100_000:
+            if exponent >= 100_000:
+                # Past any double, unless a fraction's leading zeros as many make up for it:
+                # ``float`` reads it (a seven-digit exponent held as six would read wrong).
+                huge = True
+            else:
                 exponent = exponent * 10 + (buf[j] - _ZERO)
             j += 1
         exponent *= sign
+    if huge and significant > 0:
+        return j, 0.0, True
     if significant == 0:
         # Zero. msgspec reads the integer -0 as 0.0, and -0.0 (or -0e1) as -0.0.
         return j, (-0.0 if negative and not integral else 0.0), False
