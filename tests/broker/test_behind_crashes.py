@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from tests.broker.test_fault_points import arm, kill_in_turn
+from tests.broker.test_fault_points import arm, kill_in_turn, killed_at
 from tests.harness import (
     RunningWorker,
+    consumed_all,
     counters,
     eventually,
     every_input_consumed,
@@ -41,12 +42,20 @@ def scenario(base: float) -> list[bytes]:
         for s, service in enumerate(SERVICES):
             points = [
                 {"ts": base + i, "service": service, "metric": f"m{m}",
-                 "value": 1000.0 if 60 + 20 * s <= i < 100 + 20 * s and m < 2
-                 else 100.0 + rng.gauss(0.0, 3.0)}
+                 "value": 1000.0 if _faulty(s, m, i) else 100.0 + rng.gauss(0.0, 3.0)}
                 for i in range(start, start + 10) for m in range(SERIES)
             ]  # fmt: skip
             out.append(json.dumps({"points": points}).encode())
     return out
+
+
+def _faulty(service: int, metric: int, i: int) -> bool:
+    """Whether point ``i`` of a series is a fault: two of each service's first series for
+    forty points, and its last series (in the partition's second checkpoint block, for the
+    second service a partition holds) for two points at the start of each stage of forty, so
+    that the recent points of its detection are the stage before."""
+    early = metric < 2 and 60 + 20 * service <= i < 100 + 20 * service
+    return early or (metric == SERIES - 1 and i >= 40 and i % 40 < 2)
 
 
 async def produce(bootstrap: str, topic: str, messages: list[bytes]) -> None:
@@ -131,3 +140,58 @@ def _diff(want: set[bytes], got: set[bytes]) -> list[dict[str, tuple[object, obj
         out.append({k: (clean.get(k), other.get(k)) for k in clean.keys() | other.keys()
                     if clean.get(k) != other.get(k)})  # fmt: skip
     return out
+
+
+async def test_kills_while_later_points_are_scored_behind_a_checkpoint_change_no_detection(
+    kafka_bootstrap: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    # The points come a stage at a time, each scored and committed before the next is sent:
+    # the worker dies in a checkpoint taken after some stage, while the next one is scored
+    # (its detections sent), and restarts from the commit before it.
+    made: list[RunningWorker] = []
+
+    def worker() -> RunningWorker:
+        made.append(new_worker(kafka_bootstrap, tmp_path, request.node.name, None,
+                               {"checkpoint_interval_s": 0.0}))  # fmt: skip
+        return made[-1]
+
+    clean, crashed = worker(), worker()
+    messages = scenario(time.time() - 3600)
+    stages = [messages[k : k + 16] for k in range(0, len(messages), 16)]
+    point = "mid-checkpoint"
+    specs = [f"{point}:5", f"{point}:2", f"{point}:7"]
+    try:
+        await asyncio.to_thread(clean.start)
+        await produce(kafka_bootstrap, clean.topics.metrics, messages)
+        await scored_all(clean, 0.0)
+        want = await detections_by_id(clean)
+
+        arm(crashed, specs[0])
+        await asyncio.to_thread(crashed.start)
+        kills = 0
+        for stage in stages:
+            await produce(kafka_bootstrap, crashed.topics.metrics, stage)
+            while await eventually(lambda: _through_or_dead(crashed), 120, "a stage") == "dead":
+                await killed_at(crashed, point, kills, 5)
+                kills += 1
+                armed = kills < len(specs)
+                arm(crashed, specs[kills] if armed else None)
+                await asyncio.to_thread(crashed.start, 90.0, not armed)
+        got = await detections_by_id(crashed)
+    finally:
+        for each in made:
+            await asyncio.to_thread(each.stop)
+    assert kills >= 2, f"only {kills} kills landed in a checkpoint"
+    assert sorted(got) == sorted(want), "the same detections, by id"
+    changed = {i: _diff(want[i], v) for i, v in got.items() if v != want[i]}
+    assert not changed, f"detections written otherwise after a crash: {changed}"
+
+
+async def _through_or_dead(worker: RunningWorker) -> str | None:
+    """ "dead" once the worker has died, "through" once it has committed every point sent."""
+    if worker.proc is not None and worker.proc.poll() is not None:
+        return "dead"
+    topic = worker.topics.metrics
+    return (
+        "through" if await consumed_all(worker.bootstrap, worker.group_of(topic), topic) else None
+    )
