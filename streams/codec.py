@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,7 +24,7 @@ from detectors.routing import NumberedSeries
 from schemas import MetricPoint, format_errors
 from schemas.common import CONTROL, MAX_EPOCH_S, labels_problem, received
 from schemas.metrics import series_id
-from streams.points_scan import Scanned, SeriesNames, scan, warm_up
+from streams.points_scan import Scanned, SeriesNames, long_number, scan, warm_up
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -171,7 +170,6 @@ _POINTS = msgspec.json.Decoder(_WireMessage)
 # msgspec reads a number of some thousands of characters whose exponent and fraction nearly
 # cancel (``0.<10,000 zeros>1e100001``) as another number: such a message goes the model way.
 _LONG_NUMBER_CHARS = 1000
-_LONG_NUMBER = re.compile(rb"[0-9.eE+-]{%d}" % _LONG_NUMBER_CHARS)
 # Series ids (``service|metric``) whose names were found valid: most points belong to a series
 # seen before, and checking its names again costs as much as decoding the point.
 _SEEN_SERIES: set[str] = set()
@@ -224,7 +222,7 @@ def _model_points(raw: bytes | None, context: dict[str, Any] | None = None) -> P
 
 def _wire_points(raw: bytes | None) -> list[_WirePoint] | None:
     """The message's points as msgspec decodes them, if it has the expected shape."""
-    if raw is None or (len(raw) > _LONG_NUMBER_CHARS and _LONG_NUMBER.search(raw)):
+    if raw is None or long_number(raw, _LONG_NUMBER_CHARS):
         return None
     try:
         message = _POINTS.decode(raw)
