@@ -24,7 +24,7 @@ from detectors.routing import NumberedSeries
 from schemas import MetricPoint, format_errors
 from schemas.common import CONTROL, MAX_EPOCH_S, labels_problem, received
 from schemas.metrics import series_id
-from streams.points_scan import Scanned, SeriesNames, scan, warm_up
+from streams.points_scan import Scanned, SeriesNames, long_number, scan, warm_up
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -156,7 +156,9 @@ class _WirePoint(msgspec.Struct, gc=False):
 
 
 class _WireMessage(msgspec.Struct, gc=False):
-    points: list[_WirePoint] | None = None
+    # UNSET when absent: a ``"points": null`` beside a point's fields is no point (the model
+    # refuses the message, ``points`` not being a list).
+    points: list[_WirePoint] | msgspec.UnsetType | None = msgspec.UNSET
     ts: float | datetime | None = None
     service: str | None = None
     metric: str | None = None
@@ -165,6 +167,9 @@ class _WireMessage(msgspec.Struct, gc=False):
 
 
 _POINTS = msgspec.json.Decoder(_WireMessage)
+# msgspec reads a number of some thousands of characters whose exponent and fraction nearly
+# cancel (``0.<10,000 zeros>1e100001``) as another number: such a message goes the model way.
+_LONG_NUMBER_CHARS = 1000
 # Series ids (``service|metric``) whose names were found valid: most points belong to a series
 # seen before, and checking its names again costs as much as decoding the point.
 _SEEN_SERIES: set[str] = set()
@@ -217,7 +222,7 @@ def _model_points(raw: bytes | None, context: dict[str, Any] | None = None) -> P
 
 def _wire_points(raw: bytes | None) -> list[_WirePoint] | None:
     """The message's points as msgspec decodes them, if it has the expected shape."""
-    if raw is None:
+    if raw is None or long_number(raw, _LONG_NUMBER_CHARS):
         return None
     try:
         message = _POINTS.decode(raw)
@@ -225,6 +230,8 @@ def _wire_points(raw: bytes | None) -> list[_WirePoint] | None:
         return None
     points = message.points
     if points is None:
+        return None
+    if points is msgspec.UNSET:
         if message.ts is None or message.service is None or message.metric is None:
             return None
         if message.value is None:

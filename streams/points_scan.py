@@ -166,6 +166,7 @@ def _number(buf: Any, i: int, end: int, exact: Any, fives: Any) -> tuple[int, fl
                 significant += 1
             j += 1
     exponent = 0
+    huge = False
     if j < end and (buf[j] == 101 or buf[j] == 69):  # e, E
         integral = False
         j += 1
@@ -176,10 +177,16 @@ def _number(buf: Any, i: int, end: int, exact: Any, fives: Any) -> tuple[int, fl
         if j >= end or buf[j] < _ZERO or buf[j] > _NINE:
             return -1, 0.0, False
         while j < end and _ZERO <= buf[j] <= _NINE:
-            if exponent < 100_000:
+            if exponent >= 100_000:
+                # Past any double, unless a fraction's leading zeros as many make up for it:
+                # ``float`` reads it (a seven-digit exponent held as six would read wrong).
+                huge = True
+            else:
                 exponent = exponent * 10 + (buf[j] - _ZERO)
             j += 1
         exponent *= sign
+    if huge and significant > 0:
+        return j, 0.0, True
     if significant == 0:
         # Zero. msgspec reads the integer -0 as 0.0, and -0.0 (or -0e1) as -0.0.
         return j, (-0.0 if negative and not integral else 0.0), False
@@ -406,6 +413,32 @@ def _scan(
             counts[m] = got - n
             n = got
     return n
+
+
+@numba.njit(cache=True, nogil=True)
+def _run_of(buf: Any, chars: int) -> bool:
+    """Whether ``buf`` holds ``chars`` characters of a JSON number (digits, ``.eE+-``) in a
+    row."""
+    run = 0
+    for i in range(buf.shape[0]):
+        c = buf[i]
+        if _ZERO <= c <= _NINE or c in (_DOT, _PLUS, _MINUS, 101, 69):  # e, E
+            run += 1
+            if run >= chars:
+                return True
+        else:
+            run = 0
+    return False
+
+
+def long_number(raw: bytes, chars: int) -> bool:
+    """Whether ``raw`` holds ``chars`` characters of a JSON number in a row (a number that
+    long, or text that looks like one), in one compiled pass over its bytes.
+
+    >>> long_number(b'{"value":1.5}', 4), long_number(b'{"value":1.5e-10}', 4)
+    (False, True)
+    """
+    return len(raw) >= chars and bool(_run_of(np.frombuffer(raw, dtype=np.uint8), chars))
 
 
 _WORDS = np.zeros((5, 8), dtype=np.uint8)
@@ -650,3 +683,4 @@ def warm_up() -> None:
     names.learn(scanned, points, [f"warm-up|m{i}|k=v" for i in range(600)])  # grows the table
     names.find(scanned, points)
     names.names_of(np.zeros(1, dtype=np.intp))
+    long_number(raws[0], 4)

@@ -11,8 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from detectors.cardinality import SeriesLimits
-from detectors.routing import DetectorRule, RoutedBanks
+from detectors.routing import DetectorRule, NumberedSeries, RoutedBanks
 from detectors.silence import SilenceParams, SilenceWatch
+from streams.points_scan import SeriesNames
 
 
 def fleet(n: int, services: int = 3) -> list[str]:
@@ -100,3 +101,35 @@ def test_fleets_at_every_limit_after_evictions_are_admitted_as_one_at_a_time(
         kept = rows[rows >= 0][: max(1, int((rows >= 0).sum()) // 2)]  # the rest go idle
         for bank in (together, alone):
             bank.observe_rows(kept, np.ones(len(kept)), np.full(len(kept), now))
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_fleets_at_the_limits_after_evictions_are_admitted_as_one_at_a_time(seed: int) -> None:
+    # Fleets of new series (each named once or twice, some by number) meet limits of a few
+    # dozen series, per service and per partition, while idle series are evicted between
+    # batches: rows, refusals and counts as admitting each point's series one at a time.
+    rng = random.Random(seed)
+    limits = SeriesLimits(per_service=rng.randint(1, 30), per_partition=rng.randint(1, 60),
+                          idle_s=50.0, sweep_s=1.0)  # fmt: skip
+    together, alone = banks(limits, rules=seed % 2 == 0), banks(limits, rules=seed % 2 == 0)
+    names = SeriesNames()
+    for t in range(40):
+        now = 10.0 * t
+        assert together.evict_idle(now) == alone.evict_idle(now)
+        ids = [f"s{rng.randrange(4)}|m{rng.randrange(40)}" for _ in range(rng.randint(0, 50))]
+        ids = [sid for sid in ids for _ in range(rng.randint(1, 2))]
+        numbered = NumberedSeries(
+            ids, np.array([names.number(s) for s in ids], dtype=np.intp), names.numbering
+        )
+        rows, refused = together.admit(numbered if t % 2 else ids)
+        one = [alone.admit([sid]) for sid in ids]
+        assert rows.tolist() == [int(r[0]) for r, _ in one]
+        assert {i: r.reason for i, r in refused.items()} == {
+            i: no[0].reason for i, (_, no) in enumerate(one) if no
+        }
+        assert together.per_service == alone.per_service
+        # Half the series held get a point: the others go idle and are evicted.
+        held = np.flatnonzero(rows >= 0)[: max(1, int((rows >= 0).sum()) // 2)]
+        if (rows >= 0).any():
+            for bank in (together, alone):
+                bank.observe_rows(rows[held], np.ones(len(held)), np.full(len(held), now))

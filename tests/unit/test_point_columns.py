@@ -6,11 +6,13 @@ import json
 from typing import Any
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schemas import MetricPoint
 from streams.codec import decode_batchable, decode_points, decode_points_many
+from streams.points_scan import SeriesNames
 
 
 def _model_way(raw: bytes) -> tuple[list[str], list[float], list[float], list[str]]:
@@ -137,3 +139,59 @@ def test_null_labels_are_rejected_as_the_model_rejects_them() -> None:
     _agree(raw)
     many = decode_points_many([raw])
     assert many.series == ["api|api"] and "labels" in many.rejected[0][0].reason
+
+
+def _reads_as_the_model(raw: bytes) -> None:
+    """``decode_points`` and ``decode_points_many`` (scanner, msgspec or model way, whichever
+    takes it) give the model way's values, times and rejections, to the bit."""
+    _, values, ts, reasons = _model_way(raw)
+    one = decode_points(raw)
+    many = decode_points_many([raw], names=SeriesNames())
+    for got, rejected in ((one, one.rejected), (many, many.rejected[0])):
+        assert got.values.tobytes() == np.array(values, dtype=np.float64).tobytes()
+        assert got.ts.tobytes() == np.array(ts, dtype=np.float64).tobytes()
+        assert [r.reason for r in rejected] == reasons
+
+
+#: Numbers whose fraction's leading zeros and exponent (of up to seven digits) nearly cancel:
+#: tens of kilobytes each, with a plain value (``1.0``, ``10.0``) or one past the largest double.
+LONG_NUMBERS = {
+    "1 after 100005 zeros, e100006": "0." + "0" * 100005 + "1e100006",
+    "1 after 100005 zeros, e100007": "0." + "0" * 100005 + "1e100007",
+    "1 after 100005 zeros, e1000060 (inf)": "0." + "0" * 100005 + "1e1000060",
+    "1 after 10000 zeros, e100001 (inf)": "0." + "0" * 10000 + "1e100001",
+    "1 after 10000 zeros, e10001": "0." + "0" * 10000 + "1e10001",
+    "1 then 6000 zeros, e-6000": "1" + "0" * 6000 + "e-6000",
+}
+
+
+@pytest.mark.parametrize("number", LONG_NUMBERS.values(), ids=LONG_NUMBERS.keys())
+@pytest.mark.parametrize("service", ["api", "\\u0061pi"], ids=["scanned", "escaped"])
+@pytest.mark.parametrize("field", ["value", "ts"])
+def test_a_long_number_reads_as_the_model_reads_it(number: str, service: str, field: str) -> None:
+    # Scanned when the names are plain, decoded by msgspec when one holds an escape.
+    other = "1.5" if field == "ts" else "1700000000"
+    raw = (f'{{"{field}":{number},"service":"{service}","metric":"m",'
+           f'"{"value" if field == "ts" else "ts"}":{other}}}').encode()  # fmt: skip
+    _reads_as_the_model(raw)
+
+
+POINT = '"ts":1700000000,"service":"api","metric":"m","value":1.5'
+BATCH = '[{"ts":1700000000,"service":"api","metric":"b","value":2}]'
+#: A point's fields beside a ``points`` key that is not one non-empty list, or is there twice.
+POINTS_KEY = {
+    "points null, then a point": f'{{"points":null,{POINT}}}',
+    "a point, then points null": f'{{{POINT},"points":null}}',
+    "points empty, then a point": f'{{"points":[],{POINT}}}',
+    "points twice": f'{{"points":{BATCH},"points":[{{{POINT}}}]}}',
+    "points, then points null": f'{{"points":{BATCH},"points":null}}',
+    "points null, then points": f'{{"points":null,"points":{BATCH}}}',
+    "a point and points": f'{{{POINT},"points":{BATCH}}}',
+}
+
+
+@pytest.mark.parametrize("text", POINTS_KEY.values(), ids=POINTS_KEY.keys())
+def test_a_points_key_beside_a_point_reads_as_the_model_reads_it(text: str) -> None:
+    raw = text.encode()
+    _reads_as_the_model(raw)
+    assert list(decode_points(raw).series) == [s.split("/")[0] for s in _model_way(raw)[0]]

@@ -313,3 +313,38 @@ def test_generated_messages_read_as_the_msgspec_and_model_ways_read_them(raws: l
     # Numbers of every length and range, keys in any order or twice, ``points`` twice, escapes
     # in names: the scanner takes what it can and the rest goes the msgspec way, alike.
     _same(list(raws), [RECEIVED] * len(raws))
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    odd=st.integers(2**53, 2**54 - 1).map(lambda m: m | 1),
+    q=st.integers(-4, 23),
+    nudge=st.sampled_from([0, 1, -1]),
+    zeros=st.integers(0, 3),
+    negative=st.booleans(),
+)
+def test_numbers_halfway_between_two_doubles_read_as_float_reads_them(
+    odd: int, q: int, nudge: int, zeros: int, negative: bool
+) -> None:
+    # An odd 54-bit integer is exactly halfway between two doubles (to the even one); written
+    # as digits times a power of ten (q from -4 to 23, where the exact halfway test applies),
+    # then one unit of the last digit either side, and with trailing zeros in the fraction.
+    if q >= 0:
+        digits = odd // 5**q  # odd = digits * 5**q * 2**-q, halfway if exactly divisible
+        text = f"{digits + nudge}e{q}"
+        value = (digits + nudge) * 10**q
+    else:
+        digits = odd * 5**-q
+        text = f"{digits + nudge}e{q}"
+        value = None
+    if digits + nudge <= 0:
+        return
+    mantissa, _, exponent = text.partition("e")
+    tokens = [text, f"{mantissa}.{'0' * zeros}e{exponent}" if zeros else text]
+    if value is not None and value < 10**25:
+        tokens.append(str(value))
+    tokens = [f"-{t}" if negative else t for t in tokens]
+    raws = [b'{"ts":1,"service":"a","metric":"b","value":%s}' % t.encode() for t in tokens]
+    got = scan(raws)
+    assert got.ok.all()
+    assert got.values.tobytes() == np.array([float(t) for t in tokens]).tobytes(), tokens
