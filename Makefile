@@ -42,10 +42,10 @@ test: kafka-jars browser lint docs-build
 test-cluster: kafka-jars
 	$(BIN)/pytest tests/broker/test_cluster.py -m cluster
 
-# The fault suite: SIGKILLs at named crash windows with the default group wait (3 to 4 minutes
+# The fault suite: SIGKILLs at named crash windows with the default group wait (6 to 7 minutes
 # on two cores, so not part of `make test`; docs/operations.md has its table).
 test-faults: kafka-jars
-	$(BIN)/pytest tests/broker/test_fault_points.py -m faults
+	$(BIN)/pytest tests/broker/test_fault_points.py tests/broker/test_behind_crashes.py -m faults
 
 demo: kafka-jars
 	$(BIN)/warroom demo --duration 90
