@@ -160,32 +160,16 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=DECODE_MESSAGES, help="messages a decode")
     parser.add_argument("--profile", action="store_true", help="cProfile's top functions too")
     a = parser.parse_args()
-    if a.profile:
-        import cProfile
-        import pstats
-
-        with cProfile.Profile() as profile:
-            run(
-                a.points,
-                a.series,
-                a.batch,
-                a.records,
-                a.interval,
-                a.share,
-                not a.whole_when_deciding,
-            )
-        pstats.Stats(profile).sort_stats("tottime").print_stats(25)
+    args = (a.points, a.series, a.batch, a.records, a.interval, a.share)
+    if not a.profile:
+        run(*args, not a.whole_when_deciding, a.chunk)
         return
-    run(
-        a.points,
-        a.series,
-        a.batch,
-        a.records,
-        a.interval,
-        a.share,
-        not a.whole_when_deciding,
-        a.chunk,
-    )
+    import cProfile
+    import pstats
+
+    with cProfile.Profile() as profile:
+        run(*args, not a.whole_when_deciding, a.chunk)
+    pstats.Stats(profile).sort_stats("tottime").print_stats(25)
 
 
 if __name__ == "__main__":

@@ -4,11 +4,10 @@ refusals and counts, and the same silence-watch slots, as taking the series one 
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from detectors.cardinality import SeriesLimits
 from detectors.routing import DetectorRule, NumberedSeries, RoutedBanks
@@ -28,6 +27,21 @@ def banks(limits: SeriesLimits, rules: bool = False) -> RoutedBanks:
     return RoutedBanks("ewma", rules=rule, limits=limits)
 
 
+def assert_one_at_a_time(
+    together: RoutedBanks, alone: RoutedBanks, series: list[str], ids: list[str]
+) -> Any:
+    """``together`` admits ``series`` (the ``ids``, maybe numbered) in one call, ``alone`` one
+    at a time: the same rows, refusals and counts; the rows."""
+    rows, refused = together.admit(series)
+    one = [alone.admit([sid]) for sid in ids]
+    assert rows.tolist() == [int(r[0]) for r, _ in one]
+    assert {i: (r.limit, r.reason) for i, r in refused.items()} == {
+        i: (no[0].limit, no[0].reason) for i, (_, no) in enumerate(one) if no
+    }
+    assert together.per_service == alone.per_service
+    return rows
+
+
 @pytest.mark.parametrize(
     ("limits", "rules"),
     [
@@ -44,13 +58,7 @@ def test_one_step_admission_is_admission_one_at_a_time(limits: SeriesLimits, rul
     together, alone = banks(limits, rules), banks(limits, rules)
     together.admit(["svc0|early"])
     alone.admit(["svc0|early"])
-    rows, refused = together.admit(ids)
-    one = [alone.admit([sid]) for sid in ids]
-    assert rows.tolist() == [int(r[0]) for r, _ in one]
-    assert {i: (r.limit, r.reason) for i, r in refused.items()} == {
-        i: (no[0].limit, no[0].reason) for i, (_, no) in enumerate(one) if no
-    }
-    assert together.per_service == alone.per_service
+    assert_one_at_a_time(together, alone, ids, ids)
     assert [b.capacity for b in together.banks] == [b.capacity for b in alone.banks]
     assert [b.ids for b in together.banks] == [b.ids for b in alone.banks]
 
@@ -75,34 +83,6 @@ def test_a_fleets_first_slots_are_those_taken_one_at_a_time() -> None:
     assert together._silent.tolist() == alone._silent.tolist()
 
 
-@settings(max_examples=60, deadline=None)
-@given(st.integers(1, 30), st.integers(1, 60), st.booleans(), st.integers(0, 2**32 - 1))
-def test_fleets_at_every_limit_after_evictions_are_admitted_as_one_at_a_time(
-    per_service: int, per_partition: int, rules: bool, seed: int
-) -> None:
-    # Batches of new and known series, some named twice, at and around both limits, while idle
-    # series are evicted and their rows and counts freed: all at once where nothing is refused,
-    # one at a time otherwise, always what one at a time gives.
-    limits = SeriesLimits(per_service=per_service, per_partition=per_partition, idle_s=50.0,
-                          sweep_s=1.0)  # fmt: skip
-    together, alone = banks(limits, rules), banks(limits, rules)
-    rng = random.Random(seed)
-    for t in range(30):
-        now = 10.0 * t
-        assert together.evict_idle(now) == alone.evict_idle(now)
-        ids = [f"s{rng.randrange(4)}|m{rng.randrange(40)}" for _ in range(rng.randint(1, 50))]
-        rows, refused = together.admit(ids)
-        one = [alone.admit([sid]) for sid in ids]
-        assert rows.tolist() == [int(r[0]) for r, _ in one]
-        assert {i: (r.limit, r.reason) for i, r in refused.items()} == {
-            i: (no[0].limit, no[0].reason) for i, (_, no) in enumerate(one) if no
-        }
-        assert together.per_service == alone.per_service
-        kept = rows[rows >= 0][: max(1, int((rows >= 0).sum()) // 2)]  # the rest go idle
-        for bank in (together, alone):
-            bank.observe_rows(kept, np.ones(len(kept)), np.full(len(kept), now))
-
-
 @pytest.mark.parametrize("seed", range(40))
 def test_fleets_at_the_limits_after_evictions_are_admitted_as_one_at_a_time(seed: int) -> None:
     # Fleets of new series (each named once or twice, some by number) meet limits of a few
@@ -121,13 +101,7 @@ def test_fleets_at_the_limits_after_evictions_are_admitted_as_one_at_a_time(seed
         numbered = NumberedSeries(
             ids, np.array([names.number(s) for s in ids], dtype=np.intp), names.numbering
         )
-        rows, refused = together.admit(numbered if t % 2 else ids)
-        one = [alone.admit([sid]) for sid in ids]
-        assert rows.tolist() == [int(r[0]) for r, _ in one]
-        assert {i: r.reason for i, r in refused.items()} == {
-            i: no[0].reason for i, (_, no) in enumerate(one) if no
-        }
-        assert together.per_service == alone.per_service
+        rows = assert_one_at_a_time(together, alone, numbered if t % 2 else ids, ids)
         # Half the series held get a point: the others go idle and are evicted.
         held = np.flatnonzero(rows >= 0)[: max(1, int((rows >= 0).sum()) // 2)]
         if (rows >= 0).any():
