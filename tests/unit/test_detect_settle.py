@@ -17,29 +17,18 @@ from typing import Any
 from aiokafka import TopicPartition
 
 from detectors.routing import RoutedBanks
+from tests.unit.test_detect_behind import Poisoned as PoisonedPartitions
 from tests.unit.test_detect_behind import Scorer, batch, detect, scored, settle
-
-
-@dataclass
-class Failing(Scorer):
-    """Fails every record of the ``failing`` partitions (a bad record, not the broker)."""
-
-    failing: set[int] = field(default_factory=set)
-
-    async def score(self, partition: int, bank: RoutedBanks, records: list[Any]) -> bool:
-        if partition in self.failing:
-            raise ValueError("a record this bank cannot take")
-        return await super().score(partition, bank, records)
 
 
 async def test_a_partition_going_back_waits_for_the_checkpoint_in_flight() -> None:
     d, broker, consumer, _ = await detect(partitions=(0, 1))
-    d.scorer = scorer = Failing()  # type: ignore[assignment]
+    d.scorer = scorer = PoisonedPartitions()  # type: ignore[assignment]
     await scored(d, batch(0, 0, 1) | batch(1, 0, 1))
     in_flight = len(broker.sent)
     assert in_flight and broker.held
     d.failures.begin(0, 2)  # partition 0: one record at a time, each checkpointed
-    scorer.failing = {1}  # partition 1: goes back to its checkpoint
+    scorer.poisoned = {1}  # partition 1: goes back to its checkpoint
     handling = asyncio.ensure_future(d._batch(batch(0, 2) | batch(1, 2)))
     await settle()
     assert len(broker.sent) == in_flight, "newer blocks sent while older ones are in flight"
