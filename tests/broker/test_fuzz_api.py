@@ -36,8 +36,8 @@ from streams.ingest import jsonlogs, otlp, prometheus
 from streams.settings import IngestMappings, TopicNames
 from tests.harness import (
     RunningWorker,
-    consumed_all,
     eventually,
+    every_input_consumed,
     new_worker,
     produce,
     read_all,
@@ -525,14 +525,7 @@ async def test_fuzzed_bytes_on_every_inbound_topic_are_dead_lettered_or_processe
     for name in INBOUND:
         topic = getattr(worker.topics, name)
 
-        async def done(topic: str = topic) -> bool | None:
-            return (
-                True
-                if await consumed_all(worker.bootstrap, worker.group_of(topic), topic)
-                else None
-            )
-
-        await eventually(done, 60, f"the worker to consume {name}")
+        await every_input_consumed(worker, [topic], 60)
         letters = [
             d
             for d in await read_all(worker.bootstrap, TopicNames.dlq(topic))

@@ -25,7 +25,14 @@ import pytest
 
 from streams.settings import TopicNames
 from tests.broker.test_fuzz_api import Live, Reply, check, http
-from tests.harness import consumed_all, eventually, new_worker, produce, read_all
+from tests.harness import (
+    consumed_all,
+    eventually,
+    every_input_consumed,
+    new_worker,
+    produce,
+    read_all,
+)
 
 pytestmark = pytest.mark.broker
 
@@ -371,14 +378,7 @@ async def test_huge_integer_times_on_inbound_topics_are_dead_lettered(live: Live
     for name, sent in records.items():
         topic = getattr(worker.topics, name)
 
-        async def done(topic: str = topic) -> bool | None:
-            return (
-                True
-                if await consumed_all(worker.bootstrap, worker.group_of(topic), topic)
-                else None
-            )
-
-        await eventually(done, 60, f"the worker to consume {name}")
+        await every_input_consumed(worker, [topic], 60)
         dlq = TopicNames.dlq(topic)
 
         async def lettered(dlq: str = dlq, sent: list[tuple[bytes, bytes]] = sent) -> Any:
